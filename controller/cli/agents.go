@@ -1,0 +1,129 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+func (a *app) agentsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "agents",
+		Short: "List and inspect agents",
+		Args:  noSubcommand,
+		RunE:  missingSubcommand,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the agents the controller knows",
+		Args:    exactArgs(),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(func(c *client) error {
+				var resp *turbulencev1.ListAgentsResponse
+				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
+					resp, err = c.api.ListAgents(ctx, &turbulencev1.ListAgentsRequest{})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return a.printAgents(resp)
+			})
+		}),
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show ID",
+		Short: "Show one agent: facts, capabilities, connection",
+		Args:  exactArgs("ID"),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client) error {
+				var ag *turbulencev1.Agent
+				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
+					ag, err = c.api.GetAgent(ctx, &turbulencev1.GetAgentRequest{Id: args[0]})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return a.printAgent(ag)
+			})
+		}),
+	})
+	return cmd
+}
+
+func (a *app) printAgents(resp *turbulencev1.ListAgentsResponse) error {
+	if a.json() {
+		return writeJSONList(a.stdout, resp, len(resp.GetAgents()))
+	}
+	return agentsTable(a.stdout, a.env.now(), resp.GetAgents())
+}
+
+func (a *app) printAgent(ag *turbulencev1.Agent) error {
+	if a.json() {
+		return writeJSON(a.stdout, ag)
+	}
+	return agentDetail(a.stdout, a.env.now(), ag)
+}
+
+func agentsTable(w io.Writer, now time.Time, agents []*turbulencev1.Agent) error {
+	tw := table(w)
+	row(tw, "ID", "CONNECTED", "LAST SEEN", "HOSTNAME", "OS/ARCH", "CPUS", "MEMORY", "KINDS", "LOCAL HALT", "LABELS")
+	for _, ag := range agents {
+		f := ag.GetFacts()
+		row(tw, ag.GetId(), yesNo(ag.GetConnected()), relative(ag.GetLastSeen(), now),
+			orNone(f.GetHostname()), osArch(f), cpus(f), memory(f),
+			orNone(strings.Join(ag.GetCapabilities().GetFaultKinds(), ",")),
+			yesNo(ag.GetLocallyHalted()), labels(ag.GetLabels()))
+	}
+	return tw.Flush()
+}
+
+func agentDetail(w io.Writer, now time.Time, ag *turbulencev1.Agent) error {
+	f := ag.GetFacts()
+	tw := table(w)
+	row(tw, "ID:", ag.GetId())
+	row(tw, "Connected:", yesNo(ag.GetConnected()))
+	row(tw, "Last seen:", absolute(ag.GetLastSeen(), now))
+	row(tw, "Registered:", absolute(ag.GetRegisteredAt(), now))
+	row(tw, "Halted locally:", yesNo(ag.GetLocallyHalted()))
+	row(tw, "Labels:", labels(ag.GetLabels()))
+	row(tw, "Hostname:", orNone(f.GetHostname()))
+	row(tw, "OS/arch:", osArch(f))
+	row(tw, "Kernel:", orNone(f.GetKernel()))
+	row(tw, "CPUs:", cpus(f))
+	row(tw, "Memory:", memory(f))
+	row(tw, "Agent version:", orNone(f.GetAgentVersion()))
+	row(tw, "Fault kinds:", orNone(strings.Join(ag.GetCapabilities().GetFaultKinds(), ",")))
+	row(tw, "Kernel features:", orNone(strings.Join(ag.GetCapabilities().GetKernelFeatures(), ",")))
+	return tw.Flush()
+}
+
+func osArch(f *turbulencev1.HostFacts) string {
+	if f.GetOs() == "" && f.GetArch() == "" {
+		return none
+	}
+	return fmt.Sprintf("%s/%s", orNone(f.GetOs()), orNone(f.GetArch()))
+}
+
+func cpus(f *turbulencev1.HostFacts) string {
+	if f.GetCpus() == 0 {
+		return none
+	}
+	return strconv.FormatUint(uint64(f.GetCpus()), 10)
+}
+
+func memory(f *turbulencev1.HostFacts) string {
+	if f.GetMemoryBytes() == 0 {
+		return none
+	}
+	return bytesIEC(f.GetMemoryBytes())
+}

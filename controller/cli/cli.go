@@ -1,0 +1,219 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+)
+
+// Defaults of the global flags.
+const (
+	DefaultController = "127.0.0.1:7420"
+	DefaultTimeout    = 10 * time.Second
+)
+
+// Environment variables read when the matching flag is not given.
+const (
+	EnvController = "TURBCTL_CONTROLLER"
+	EnvCA         = "TURBCTL_CA"
+	EnvCert       = "TURBCTL_CERT"
+	EnvKey        = "TURBCTL_KEY"
+)
+
+// env is what turbctl takes from its surroundings; tests replace it.
+type env struct {
+	now       func() time.Time
+	getenv    func(string) string
+	requestID func() string
+	// backoff is the first pause before a retry; it doubles after.
+	backoff time.Duration
+}
+
+func defaultEnv() env {
+	return env{now: time.Now, getenv: os.Getenv, requestID: newRequestID, backoff: 250 * time.Millisecond}
+}
+
+// Main runs turbctl with args (without the program name) and returns the
+// process exit code. SIGINT and SIGTERM cancel the running call.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, defaultEnv(), args, stdout, stderr)
+}
+
+func run(ctx context.Context, e env, args []string, stdout, stderr io.Writer) int {
+	a := &app{env: e, stdout: stdout, stderr: stderr}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return report(stderr, root.ExecuteContext(ctx))
+}
+
+// app holds the global options and the output streams of one run.
+type app struct {
+	env            env
+	stdout, stderr io.Writer
+
+	controller string
+	tls        tlsutil.Files
+	serverName string
+	timeout    time.Duration
+	output     string
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "turbctl",
+		Short: "Drive a Turbulence fault-injection fleet",
+		Long: `turbctl drives a Turbulence fleet through a controller's gRPC API, over
+mutual TLS only: list agents, apply and revert faults, halt and resume the
+whole fleet, and follow the event log.
+
+Global flags fall back to the environment: TURBCTL_CONTROLLER, TURBCTL_CA,
+TURBCTL_CERT, TURBCTL_KEY.
+
+` + exitCodesHelp,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		PersistentPreRunE: a.prepare,
+		Args:              noSubcommand,
+		RunE:              missingSubcommand,
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{err: err, cmd: cmd.CommandPath()}
+	})
+
+	f := root.PersistentFlags()
+	f.StringVar(&a.controller, "controller", DefaultController, "controller address host:port (env "+EnvController+")")
+	f.StringVar(&a.tls.CA, "ca", "", "CA certificate file, PEM (env "+EnvCA+")")
+	f.StringVar(&a.tls.Cert, "cert", "", "client certificate file, PEM (env "+EnvCert+")")
+	f.StringVar(&a.tls.Key, "key", "", "client key file, PEM (env "+EnvKey+")")
+	f.StringVar(&a.serverName, "tls-server-name", "", "name to verify in the controller's certificate (default: the host of --controller)")
+	f.DurationVar(&a.timeout, "timeout", DefaultTimeout, "deadline of each call to the controller")
+	f.StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+
+	root.AddCommand(a.agentsCommand(), a.faultCommand(), a.haltCommand(), a.resumeCommand(),
+		a.statusCommand(), a.eventsCommand())
+	return root
+}
+
+// prepare fills unset global flags from the environment and checks them.
+func (a *app) prepare(cmd *cobra.Command, _ []string) error {
+	if err := a.prepareFlags(cmd); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) && ue.cmd == "" {
+			ue.cmd = cmd.CommandPath()
+		}
+		return err
+	}
+	return nil
+}
+
+func (a *app) prepareFlags(cmd *cobra.Command) error {
+	f := cmd.Flags()
+	for _, fe := range []struct {
+		flag, env string
+		dst       *string
+	}{
+		{"controller", EnvController, &a.controller},
+		{"ca", EnvCA, &a.tls.CA},
+		{"cert", EnvCert, &a.tls.Cert},
+		{"key", EnvKey, &a.tls.Key},
+	} {
+		if !f.Changed(fe.flag) {
+			if v := a.env.getenv(fe.env); v != "" {
+				*fe.dst = v
+			}
+		}
+	}
+	switch a.output {
+	case "table", "json":
+	default:
+		return usagef("-o/--output must be table or json, got %q", a.output)
+	}
+	if a.timeout <= 0 {
+		return usagef("--timeout must be positive, got %s", a.timeout)
+	}
+	if a.controller == "" {
+		return usagef("--controller must not be empty")
+	}
+	return nil
+}
+
+// json reports whether -o json was asked for.
+func (a *app) json() bool { return a.output == "json" }
+
+// runE adapts a command body so that its errors are told apart from
+// cobra's usage errors.
+func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := fn(cmd, args)
+		if err == nil {
+			return nil
+		}
+		var ue *usageError
+		if errors.As(err, &ue) {
+			if ue.cmd == "" {
+				ue.cmd = cmd.CommandPath()
+			}
+			return err
+		}
+		return &runError{err}
+	}
+}
+
+// noSubcommand rejects stray arguments to a command group.
+func noSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{err: fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()), cmd: cmd.CommandPath()}
+	}
+	return nil
+}
+
+// missingSubcommand is the body of a command group run on its own.
+func missingSubcommand(cmd *cobra.Command, _ []string) error {
+	return &usageError{err: fmt.Errorf("%s needs a subcommand", cmd.CommandPath()), cmd: cmd.CommandPath()}
+}
+
+// exactArgs is cobra.ExactArgs with names for the message.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == len(names) {
+			return nil
+		}
+		var err error
+		if len(names) == 0 {
+			err = fmt.Errorf("%s takes no arguments, got %q", cmd.CommandPath(), args)
+		} else {
+			err = fmt.Errorf("%s takes %d argument(s) (%s), got %d", cmd.CommandPath(), len(names), strings.Join(names, " "), len(args))
+		}
+		return &usageError{err: err, cmd: cmd.CommandPath()}
+	}
+}
+
+// newRequestID returns a random UUID (version 4) used as an idempotency
+// key for one mutating command.
+func newRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return fmt.Sprintf("%s-%s-%s-%s-%s", h[0:8], h[8:12], h[12:16], h[16:20], h[20:32])
+}

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// mutationAttempts is how often a mutating call is tried when the
+// controller is unavailable; every attempt carries the same request ID, so
+// the controller applies the request at most once.
+const mutationAttempts = 3
+
+// client is an open connection to one controller.
+type client struct {
+	a    *app
+	conn *grpc.ClientConn
+	api  turbulencev1.ControlServiceClient
+}
+
+// dial opens a mutual-TLS connection to the controller. It does not wait
+// for the connection; the first call does.
+func (a *app) dial() (*client, error) {
+	var missing []string
+	for _, f := range []struct{ flag, env, val string }{
+		{"--ca", EnvCA, a.tls.CA},
+		{"--cert", EnvCert, a.tls.Cert},
+		{"--key", EnvKey, a.tls.Key},
+	} {
+		if f.val == "" {
+			missing = append(missing, f.flag+" ("+f.env+")")
+		}
+	}
+	if len(missing) > 0 {
+		return nil, usagef("no client certificate: turbctl always uses mutual TLS; set %s", strings.Join(missing, ", "))
+	}
+	cfg, err := tlsutil.ClientConfig(a.tls, a.serverName)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS files: %w", err)
+	}
+	conn, err := grpc.NewClient(a.controller, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		return nil, usagef("--controller %q: %v", a.controller, err)
+	}
+	return &client{a: a, conn: conn, api: turbulencev1.NewControlServiceClient(conn)}, nil
+}
+
+// close releases the connection. Its error is of no use to anyone: every
+// call on it has finished.
+func (c *client) close() { _ = c.conn.Close() }
+
+// call runs fn once with the per-call deadline.
+func (c *client) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.a.timeout)
+	defer cancel()
+	return c.wrap(fn(ctx))
+}
+
+// mutate runs a mutating fn that carries requestID, retrying with the
+// same request ID while the controller is unavailable.
+func (c *client) mutate(ctx context.Context, requestID string, fn func(ctx context.Context) error) error {
+	backoff := c.a.env.backoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = c.call(ctx, fn)
+		var re *rpcError
+		if errors.As(err, &re) {
+			re.requestID = requestID
+		}
+		if status.Code(err) != codes.Unavailable || attempt == mutationAttempts {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+// wrap records where a failed call went, for the message.
+func (c *client) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &rpcError{addr: c.a.controller, timeout: c.a.timeout.String(), err: err}
+}
+
+// withClient dials, runs fn and closes the connection.
+func (a *app) withClient(fn func(c *client) error) error {
+	c, err := a.dial()
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return fn(c)
+}

@@ -1,0 +1,43 @@
+// Package cli implements turbctl, the command-line client of the
+// controller's ControlService.
+//
+// turbctl talks to a controller only through the public gRPC API in
+// proto/turbulence/v1, like any other API user: it imports proto/ and
+// internal/ and no other controller package (the rule is enforced by
+// test/deps_test.go). Every connection is mutual TLS; there is no
+// plaintext option. The controller is the authority on what is valid —
+// turbctl checks the obvious flag mistakes first only so that a typo is
+// reported as a usage error naming the flag, before anything is sent.
+//
+// Output is a human table by default (text/tabwriter, durations and times
+// relative to now, e.g. "in 8s", "12s ago") and protojson with -o json:
+// exactly one JSON document per command (an object, or {"agents":[…]}
+// style lists), except `events --follow`, which prints one JSON object per
+// line. JSON uses the canonical proto3 mapping (lowerCamelCase names,
+// RFC 3339 times, durations as "30s").
+//
+// Mutating calls (fault apply, fault revert, halt, resume) carry a request
+// ID generated on the client. The same ID is reused when turbctl retries a
+// call that failed with Unavailable, so a retry after a lost answer does
+// not create a second fault; --request-id lets a script choose the ID and
+// retry on its own.
+//
+// # Exit codes
+//
+// Scripts can rely on these:
+//
+//	0  success
+//	1  internal or unknown error (including unreadable TLS files)
+//	2  usage error: unknown command or flag, missing or extra arguments,
+//	   a flag value turbctl can tell is wrong (e.g. --load 150), missing
+//	   --ca/--cert/--key
+//	3  the controller refused the input as invalid (InvalidArgument); each
+//	   field violation is printed on its own line
+//	4  not found (NotFound): no such agent or fault
+//	5  refused: permission denied, unauthenticated, or a failed
+//	   precondition (the fleet is halted, a policy forbids it)
+//	6  controller unavailable or no answer within --timeout
+//	   (Unavailable, DeadlineExceeded)
+//
+// Errors are printed to stderr as "turbctl: <message>".
+package cli

@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+func (a *app) eventsCommand() *cobra.Command {
+	var (
+		follow bool
+		after  uint64
+		limit  uint32
+	)
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "Print the fleet's event log",
+		Long: `Print the replicated event log, oldest first, from after sequence --after.
+
+With --follow, keep printing new events as they happen until interrupted;
+with -o json each event is then one JSON object per line. If the stream
+breaks after events arrived (e.g. the controller restarts), turbctl
+reconnects from the last sequence it printed for up to --timeout.`,
+		Args: exactArgs(),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(func(c *client) error {
+				if follow {
+					return a.follow(cmd.Context(), c, after)
+				}
+				var resp *turbulencev1.ListEventsResponse
+				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
+					resp, err = c.api.ListEvents(ctx, &turbulencev1.ListEventsRequest{AfterSequence: after, Limit: limit})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSONList(a.stdout, resp, len(resp.GetEvents()))
+				}
+				eventHeader(a.stdout)
+				for _, ev := range resp.GetEvents() {
+					eventRow(a.stdout, ev)
+				}
+				return nil
+			})
+		}),
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events")
+	cmd.Flags().Uint64Var(&after, "after", 0, "print only events with a sequence number above this")
+	cmd.Flags().Uint32Var(&limit, "limit", 0, "at most this many events (without --follow; 0 = the controller's default)")
+	return cmd
+}
+
+// follow streams events until ctx is done (a normal end: exit 0) or the
+// controller ends the stream.
+func (a *app) follow(ctx context.Context, c *client, after uint64) error {
+	if !a.json() {
+		eventHeader(a.stdout)
+	}
+	last, seen := after, false
+	var failingSince time.Time
+	backoff := a.env.backoff
+	for {
+		got, err := a.watch(ctx, c, &last)
+		seen = seen || got
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil:
+			return nil // the controller ended the stream
+		case status.Code(err) != codes.Unavailable || !seen:
+			return c.wrap(err)
+		}
+		if got || failingSince.IsZero() {
+			failingSince, backoff = time.Now(), a.env.backoff
+		}
+		if time.Since(failingSince) > a.timeout {
+			return c.wrap(err)
+		}
+		fmt.Fprintf(a.stderr, "turbctl: event stream lost (%v); reconnecting after sequence %d\n", status.Convert(err).Message(), last)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// watch runs one WatchEvents stream from *last and advances *last with
+// every event printed. It reports whether any event arrived.
+func (a *app) watch(ctx context.Context, c *client, last *uint64) (bool, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.api.WatchEvents(ctx, &turbulencev1.WatchEventsRequest{AfterSequence: *last})
+	if err != nil {
+		return false, err
+	}
+	got := false
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+		got = true
+		if ev.GetSequence() > *last {
+			*last = ev.GetSequence()
+		}
+		if a.json() {
+			if err := writeJSONLine(a.stdout, ev); err != nil {
+				return got, err
+			}
+			continue
+		}
+		eventRow(a.stdout, ev)
+	}
+}
+
+// Events are printed in fixed-width columns rather than through
+// tabwriter, so that --follow can print each line as it arrives.
+const eventFormat = "%-6s  %-20s  %-18s  %-12s  %-12s  %s\n"
+
+func eventHeader(w io.Writer) {
+	fmt.Fprintf(w, eventFormat, "SEQ", "TIME", "TYPE", "AGENT", "FAULT", "MESSAGE")
+}
+
+func eventRow(w io.Writer, ev *turbulencev1.Event) {
+	fmt.Fprintf(w, eventFormat, fmt.Sprint(ev.GetSequence()), stamp(ev.GetTime()), ev.GetType(),
+		orNone(ev.GetAgentId()), orNone(ev.GetFaultId()), cellCleaner.Replace(ev.GetMessage()))
+}

@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Exit codes of turbctl; the package documentation explains each.
+const (
+	ExitOK          = 0
+	ExitError       = 1
+	ExitUsage       = 2
+	ExitInvalid     = 3
+	ExitNotFound    = 4
+	ExitRefused     = 5
+	ExitUnavailable = 6
+)
+
+// exitCodesHelp is the exit-code table shown by `turbctl --help`.
+const exitCodesHelp = `Exit codes:
+  0  success
+  1  internal or unknown error
+  2  usage error (bad command, flag or argument; missing --ca/--cert/--key)
+  3  input refused by the controller as invalid (each field is listed)
+  4  not found (agent or fault)
+  5  refused: permission denied or failed precondition (halted, policy)
+  6  controller unavailable, or no answer within --timeout`
+
+// usageError is a mistake in the command line. It exits with ExitUsage.
+// cmd is the command path, for the hint that points at its help.
+type usageError struct {
+	err error
+	cmd string
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// runError marks an error returned by a command's own work (as opposed to
+// cobra's parsing), so that Main can tell the two apart: anything cobra
+// returns that is not a runError is a usage error.
+type runError struct{ err error }
+
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
+
+// rpcError is a failed call to the controller, with what was asked of
+// whom, for the message.
+type rpcError struct {
+	addr    string
+	timeout string
+	// requestID is the idempotency key of a mutating call, for the hint
+	// on how to retry it safely when its outcome is unknown.
+	requestID string
+	err       error
+}
+
+func (e *rpcError) Error() string { return e.err.Error() }
+func (e *rpcError) Unwrap() error { return e.err }
+
+// report prints err to w as "turbctl: …" lines and returns the exit code.
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(w, "turbctl: %v\n", ue.err)
+		if ue.cmd != "" {
+			fmt.Fprintf(w, "Run '%s --help' for usage.\n", ue.cmd)
+		}
+		return ExitUsage
+	}
+	var re *runError
+	if !errors.As(err, &re) {
+		// cobra's own errors: unknown command or flag, bad flag value,
+		// wrong number of arguments.
+		fmt.Fprintf(w, "turbctl: %v\nRun 'turbctl --help' for usage.\n", err)
+		return ExitUsage
+	}
+	var ce *rpcError
+	if !errors.As(err, &ce) {
+		fmt.Fprintf(w, "turbctl: %v\n", err)
+		return ExitError
+	}
+	return reportRPC(w, ce)
+}
+
+// reportRPC prints a failed controller call and maps its gRPC code to an
+// exit code.
+func reportRPC(w io.Writer, ce *rpcError) int {
+	if errors.Is(ce.err, context.Canceled) {
+		fmt.Fprintln(w, "turbctl: interrupted")
+		return ExitError
+	}
+	st, ok := status.FromError(ce.err)
+	if !ok {
+		fmt.Fprintf(w, "turbctl: %v\n", ce.err)
+		return ExitError
+	}
+	msg := st.Message()
+	switch st.Code() {
+	case codes.InvalidArgument, codes.OutOfRange:
+		lines := violations(st)
+		if len(lines) == 0 {
+			fmt.Fprintf(w, "turbctl: invalid request: %s\n", msg)
+			return ExitInvalid
+		}
+		fmt.Fprintln(w, "turbctl: invalid request:")
+		for _, l := range lines {
+			fmt.Fprintf(w, "turbctl:   %s\n", l)
+		}
+		return ExitInvalid
+	case codes.NotFound:
+		fmt.Fprintf(w, "turbctl: not found: %s\n", msg)
+		return ExitNotFound
+	case codes.PermissionDenied, codes.Unauthenticated:
+		fmt.Fprintf(w, "turbctl: permission denied: %s\n", msg)
+		return ExitRefused
+	case codes.FailedPrecondition:
+		fmt.Fprintf(w, "turbctl: refused: %s\n", msg)
+		for _, l := range violations(st) {
+			fmt.Fprintf(w, "turbctl:   %s\n", l)
+		}
+		return ExitRefused
+	case codes.Unavailable:
+		fmt.Fprintf(w, "turbctl: controller %s unavailable: %s\n", ce.addr, msg)
+		retryHint(w, ce)
+		return ExitUnavailable
+	case codes.DeadlineExceeded:
+		fmt.Fprintf(w, "turbctl: controller %s did not answer within %s (--timeout)\n", ce.addr, ce.timeout)
+		retryHint(w, ce)
+		return ExitUnavailable
+	default:
+		fmt.Fprintf(w, "turbctl: %s: %s\n", strings.ToLower(codeName(st.Code())), msg)
+		return ExitError
+	}
+}
+
+// retryHint tells how to retry a mutating call whose outcome is unknown
+// without doing it twice.
+func retryHint(w io.Writer, ce *rpcError) {
+	if ce.requestID != "" {
+		fmt.Fprintf(w, "turbctl: the request may or may not have been applied; repeat it with --request-id %s to be sure it is applied once\n", ce.requestID)
+	}
+}
+
+// violations lists the field violations of a BadRequest detail and the
+// violations of a PreconditionFailure detail as "field: description".
+func violations(st *status.Status) []string {
+	var out []string
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
+				out = append(out, v.GetField()+": "+v.GetDescription())
+			}
+		case *errdetails.PreconditionFailure:
+			for _, v := range d.GetViolations() {
+				subject := v.GetSubject()
+				if subject == "" {
+					subject = v.GetType()
+				}
+				out = append(out, subject+": "+v.GetDescription())
+			}
+		}
+	}
+	return out
+}
+
+// codeName spells a gRPC code with spaces ("failed precondition").
+func codeName(c codes.Code) string {
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

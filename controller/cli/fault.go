@@ -1,0 +1,238 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+func (a *app) faultCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "fault",
+		Aliases: []string{"faults"},
+		Short:   "Apply, list, inspect and revert faults",
+		Args:    noSubcommand,
+		RunE:    missingSubcommand,
+	}
+	cmd.AddCommand(a.faultApplyCommand(), a.faultListCommand(), a.faultShowCommand(), a.faultRevertCommand())
+	return cmd
+}
+
+func (a *app) faultListCommand() *cobra.Command {
+	var req turbulencev1.ListFaultsRequest
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List faults",
+		Args:    exactArgs(),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(func(c *client) error {
+				var resp *turbulencev1.ListFaultsResponse
+				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
+					resp, err = c.api.ListFaults(ctx, &req)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return a.printFaults(resp)
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&req.AgentId, "agent", "", "only faults on this agent")
+	cmd.Flags().BoolVar(&req.ActiveOnly, "active", false, "only faults that are pending, active or reverting")
+	return cmd
+}
+
+func (a *app) faultShowCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one fault: what was asked and what the agent achieved",
+		Args:  exactArgs("ID"),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			return a.withClient(func(c *client) error {
+				var fault *turbulencev1.Fault
+				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
+					fault, err = c.api.GetFault(ctx, &turbulencev1.GetFaultRequest{Id: args[0]})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return a.printFault(fault)
+			})
+		}),
+	}
+}
+
+func (a *app) faultRevertCommand() *cobra.Command {
+	var requestID string
+	cmd := &cobra.Command{
+		Use:   "revert ID",
+		Short: "Take a fault back before its deadline",
+		Long: `Ask the controller to take a fault back before its deadline. The fault
+moves to REVERTING and then REVERTED once the agent confirms; reverting a
+fault that has already ended returns it unchanged.`,
+		Args: exactArgs("ID"),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if requestID == "" {
+				requestID = a.env.requestID()
+			}
+			req := &turbulencev1.RevertFaultRequest{RequestId: requestID, Id: args[0]}
+			return a.withClient(func(c *client) error {
+				var fault *turbulencev1.Fault
+				err := c.mutate(cmd.Context(), req.GetRequestId(), func(ctx context.Context) (err error) {
+					fault, err = c.api.RevertFault(ctx, req)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return writeJSON(a.stdout, fault)
+				}
+				_, err = fmt.Fprintf(a.stdout, "fault %s: %s\n", fault.GetId(), stateName(fault.GetState()))
+				return err
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key (default: random)")
+	return cmd
+}
+
+func (a *app) printFaults(resp *turbulencev1.ListFaultsResponse) error {
+	if a.json() {
+		return writeJSONList(a.stdout, resp, len(resp.GetFaults()))
+	}
+	return faultsTable(a.stdout, a.env.now(), resp.GetFaults())
+}
+
+func (a *app) printFault(f *turbulencev1.Fault) error {
+	if a.json() {
+		return writeJSON(a.stdout, f)
+	}
+	return faultDetail(a.stdout, a.env.now(), f)
+}
+
+func faultsTable(w io.Writer, now time.Time, faults []*turbulencev1.Fault) error {
+	tw := table(w)
+	row(tw, "ID", "AGENT", "KIND", "STATE", "ASKED", "MEASURED", "CREATED", "ENDS", "REASON")
+	for _, f := range faults {
+		row(tw, f.GetId(), f.GetAgentId(), orNone(faultspec.Kind(f.GetSpec())), stateName(f.GetState()),
+			specSummary(f.GetSpec()), measured(f), relative(f.GetCreatedAt(), now), ends(f, now),
+			orNone(f.GetReason()))
+	}
+	return tw.Flush()
+}
+
+// faultDetail prints a fault as asked (the spec) beside what the agent
+// achieved (its last reported status).
+func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
+	st := f.GetStatus()
+	tw := table(w)
+	row(tw, "ID:", f.GetId())
+	row(tw, "Agent:", f.GetAgentId())
+	row(tw, "Kind:", orNone(faultspec.Kind(f.GetSpec())))
+	row(tw, "State:", stateName(f.GetState()))
+	row(tw, "Created:", absolute(f.GetCreatedAt(), now))
+	row(tw, "Created by:", orNone(f.GetCreatedBy()))
+	row(tw, "Deadline:", absolute(f.GetDeadline(), now))
+	row(tw, "Time left:", timeLeft(f, now))
+	row(tw, "Ended:", absolute(f.GetEndedAt(), now))
+	row(tw, "Reason:", orNone(f.GetReason()))
+	row(tw, "")
+	row(tw, "Asked:")
+	row(tw, "  Duration:", duration(f.GetSpec().GetDuration()))
+	for _, kv := range specFields(f.GetSpec()) {
+		row(tw, "  "+kv[0]+":", kv[1])
+	}
+	row(tw, "")
+	row(tw, "Achieved:")
+	if st == nil {
+		row(tw, "  (no report from the agent)")
+		return tw.Flush()
+	}
+	row(tw, "  Agent state:", stateName(st.GetState()))
+	row(tw, "  Applied:", absolute(st.GetAppliedAt(), now))
+	row(tw, "  Agent deadline:", absolute(st.GetDeadline(), now))
+	if _, ok := f.GetSpec().GetKind().(*turbulencev1.FaultSpec_Cpu); ok || st.GetMeasuredCpuPercent() != 0 {
+		row(tw, "  Measured CPU:", percent(st.GetMeasuredCpuPercent()))
+	}
+	if st.GetResidentBytes() != 0 {
+		row(tw, "  Resident memory:", bytesIEC(st.GetResidentBytes()))
+	}
+	row(tw, "  Worker PID:", pid(st.GetWorkerPid()))
+	row(tw, "  Degraded:", yesNo(st.GetDegraded()))
+	row(tw, "  Agent reason:", orNone(st.GetReason()))
+	return tw.Flush()
+}
+
+// stateName is the state without its enum prefix: "ACTIVE".
+func stateName(s turbulencev1.FaultState) string {
+	return strings.TrimPrefix(s.String(), "FAULT_STATE_")
+}
+
+// live reports whether a fault may still be holding the host.
+func live(s turbulencev1.FaultState) bool {
+	switch s {
+	case turbulencev1.FaultState_FAULT_STATE_PENDING, turbulencev1.FaultState_FAULT_STATE_ACTIVE,
+		turbulencev1.FaultState_FAULT_STATE_REVERTING:
+		return true
+	}
+	return false
+}
+
+// ends says when a fault ends ("in 8s") or ended ("ended 12s ago").
+func ends(f *turbulencev1.Fault, now time.Time) string {
+	if !live(f.GetState()) {
+		if f.GetEndedAt() == nil {
+			return none
+		}
+		return "ended " + relative(f.GetEndedAt(), now)
+	}
+	return relative(f.GetDeadline(), now)
+}
+
+func timeLeft(f *turbulencev1.Fault, now time.Time) string {
+	if !live(f.GetState()) || f.GetDeadline() == nil {
+		return none
+	}
+	left := f.GetDeadline().AsTime().Sub(now)
+	if left <= 0 {
+		return "0s (deadline passed " + human(left) + " ago)"
+	}
+	return human(left)
+}
+
+func measured(f *turbulencev1.Fault) string {
+	st := f.GetStatus()
+	switch {
+	case st.GetMeasuredCpuPercent() != 0:
+		return "cpu " + percent(st.GetMeasuredCpuPercent())
+	case st.GetResidentBytes() != 0:
+		return "rss " + bytesIEC(st.GetResidentBytes())
+	}
+	return none
+}
+
+func percent(p float64) string {
+	if p == 0 {
+		return none
+	}
+	return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+}
+
+func pid(p int32) string {
+	if p == 0 {
+		return none
+	}
+	return strconv.FormatInt(int64(p), 10)
+}

@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+func (a *app) haltCommand() *cobra.Command {
+	var reason, requestID string
+	cmd := &cobra.Command{
+		Use:   "halt",
+		Short: "Kill switch: revert every fault in the fleet and refuse new ones",
+		Long: `Halt the whole fleet (invariant 5): every pending and active fault is
+reverted and new faults are refused until 'turbctl resume'. The flag lives
+in raft, so a new controller leader honours it.`,
+		Args: exactArgs(),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if requestID == "" {
+				requestID = a.env.requestID()
+			}
+			req := &turbulencev1.HaltRequest{RequestId: requestID, Reason: reason}
+			return a.mutateHalt(cmd.Context(), requestID, func(ctx context.Context, c *client) (*turbulencev1.HaltStatus, error) {
+				return c.api.Halt(ctx, req)
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the fleet is halted (recorded and shown by status)")
+	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key (default: random)")
+	return cmd
+}
+
+func (a *app) resumeCommand() *cobra.Command {
+	var requestID string
+	cmd := &cobra.Command{
+		Use:   "resume",
+		Short: "Lift a fleet halt so that faults may be applied again",
+		Args:  exactArgs(),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if requestID == "" {
+				requestID = a.env.requestID()
+			}
+			req := &turbulencev1.ResumeRequest{RequestId: requestID}
+			return a.mutateHalt(cmd.Context(), requestID, func(ctx context.Context, c *client) (*turbulencev1.HaltStatus, error) {
+				return c.api.Resume(ctx, req)
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&requestID, "request-id", "", "idempotency key (default: random)")
+	return cmd
+}
+
+func (a *app) statusCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the fleet is halted",
+		Args:  exactArgs(),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return a.withClient(func(c *client) error {
+				var hs *turbulencev1.HaltStatus
+				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
+					hs, err = c.api.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				return a.printHalt(hs)
+			})
+		}),
+	}
+}
+
+func (a *app) mutateHalt(ctx context.Context, requestID string, fn func(context.Context, *client) (*turbulencev1.HaltStatus, error)) error {
+	return a.withClient(func(c *client) error {
+		var hs *turbulencev1.HaltStatus
+		err := c.mutate(ctx, requestID, func(ctx context.Context) (err error) {
+			hs, err = fn(ctx, c)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		return a.printHalt(hs)
+	})
+}
+
+func (a *app) printHalt(hs *turbulencev1.HaltStatus) error {
+	if a.json() {
+		return writeJSON(a.stdout, hs)
+	}
+	return haltDetail(a.stdout, a.env.now(), hs)
+}
+
+func haltDetail(w io.Writer, now time.Time, hs *turbulencev1.HaltStatus) error {
+	if !hs.GetHalted() {
+		_, err := fmt.Fprintln(w, "fleet: running (not halted)")
+		return err
+	}
+	tw := table(w)
+	row(tw, "Fleet:", "HALTED")
+	row(tw, "Since:", absolute(hs.GetSince(), now))
+	row(tw, "By:", orNone(hs.GetBy()))
+	row(tw, "Reason:", orNone(hs.GetReason()))
+	return tw.Flush()
+}
