@@ -41,33 +41,33 @@ func TestValidate(t *testing.T) {
 		{name: "no kind", spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Second)}, wantFields: []string{"spec.kind"}},
 		{name: "nil spec", spec: nil, wantFields: []string{"spec"}},
 		{
-			name: "pin mismatch",
-			spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{Cores: 2, LoadPercent: 50, PinCpus: []uint32{1}}}},
+			name:       "pin mismatch",
+			spec:       &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{Cores: 2, LoadPercent: 50, PinCpus: []uint32{1}}}},
 			wantFields: []string{"spec.cpu.pin_cpus"},
 		},
 		{
-			name: "pin twice",
-			spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{LoadPercent: 50, PinCpus: []uint32{1, 1}}}},
+			name:       "pin twice",
+			spec:       &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{LoadPercent: 50, PinCpus: []uint32{1, 1}}}},
 			wantFields: []string{"spec.cpu.pin_cpus"}, wantText: "listed twice",
 		},
 		{
-			name: "host utilisation with load",
-			spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{LoadPercent: 50, HostUtilizationPercent: 60}}},
+			name:       "host utilisation with load",
+			spec:       &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{LoadPercent: 50, HostUtilizationPercent: 60}}},
 			wantFields: []string{"spec.cpu.load_percent"},
 		},
 		{
-			name: "memory percent over 100",
-			spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Memory{Memory: &turbulencev1.MemorySpec{Size: &turbulencev1.MemorySpec_PercentOfTotal{PercentOfTotal: 101}}}},
+			name:       "memory percent over 100",
+			spec:       &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Memory{Memory: &turbulencev1.MemorySpec{Size: &turbulencev1.MemorySpec_PercentOfTotal{PercentOfTotal: 101}}}},
 			wantFields: []string{"spec.memory.percent_of_total"},
 		},
 		{
-			name: "disk fill relative path",
-			spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_DiskFill{DiskFill: &turbulencev1.DiskFillSpec{Path: "var/tmp", Size: &turbulencev1.DiskFillSpec_Bytes{Bytes: 1}}}},
+			name:       "disk fill relative path",
+			spec:       &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_DiskFill{DiskFill: &turbulencev1.DiskFillSpec{Path: "var/tmp", Size: &turbulencev1.DiskFillSpec_Bytes{Bytes: 1}}}},
 			wantFields: []string{"spec.disk_fill.path"}, wantText: "absolute",
 		},
 		{
-			name: "disk io without mode",
-			spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_DiskIo{DiskIo: &turbulencev1.DiskIOSpec{Path: "/var/tmp"}}},
+			name:       "disk io without mode",
+			spec:       &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_DiskIo{DiskIo: &turbulencev1.DiskIOSpec{Path: "/var/tmp"}}},
 			wantFields: []string{"spec.disk_io.mode"},
 		},
 		{
@@ -88,8 +88,8 @@ func TestValidate(t *testing.T) {
 			}}},
 		},
 		{
-			name: "partition bad direction",
-			spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Partition{Partition: &turbulencev1.PartitionSpec{Direction: 9}}},
+			name:       "partition bad direction",
+			spec:       &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Partition{Partition: &turbulencev1.PartitionSpec{Direction: 9}}},
 			wantFields: []string{"spec.partition.direction"},
 		},
 	}

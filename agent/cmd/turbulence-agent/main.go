@@ -1,0 +1,147 @@
+// Command turbulence-agent is the Turbulence host agent: it dials the
+// controllers (it opens no listening TCP port), applies the faults they
+// send, and takes every one back at its deadline, when it loses the
+// controllers, on a halt, or when it stops.
+//
+// Usage:
+//
+//	turbulence-agent [run] [--controller host:port]... [--ca F --cert F --key F]
+//	                 [--state-dir DIR] [--label k=v]...
+//
+// Exit codes: 0 stopped cleanly (every fault reverted), 1 runtime error,
+// 2 usage error. A second SIGINT/SIGTERM during shutdown exits at once with
+// the signal's default action; workers die with the agent (PDEATHSIG).
+//
+// `turbulence-agent worker …` is the hidden re-exec target of the agent's
+// own workers (agent/worker); people never run it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/worker"
+)
+
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+func run(args []string, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case worker.Subcommand:
+			return worker.Main(args[1:])
+		case "run":
+			args = args[1:]
+		}
+	}
+	cfg, err := parseRunFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "turbulence-agent: %v\n", err)
+		return exitUsage
+	}
+	if runtime.GOOS != "linux" {
+		fmt.Fprintln(stderr, "turbulence-agent: runs on Linux only")
+		return exitFailure
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg.Logger = logger
+	a, err := agent.New(cfg)
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		// Restore the default action: a second signal kills the agent at
+		// once instead of waiting for the orderly revert (STYLE.md 5.6).
+		stop()
+	}()
+	if err := a.Run(ctx); err != nil {
+		logger.Error("agent failed", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// parseRunFlags reads the run subcommand's flags into an agent.Config.
+func parseRunFlags(args []string, stderr io.Writer) (agent.Config, error) {
+	fs := flag.NewFlagSet("turbulence-agent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		controllers listFlag
+		labels      = labelFlag{}
+		cfg         agent.Config
+	)
+	fs.Var(&controllers, "controller", "controller address host:port (repeatable or comma-separated; default 127.0.0.1:7420)")
+	fs.StringVar(&cfg.TLS.CA, "ca", "/etc/turbulence/agent/ca.crt", "CA certificate (PEM)")
+	fs.StringVar(&cfg.TLS.Cert, "cert", "/etc/turbulence/agent/agent.crt", "agent certificate (PEM); its name is the agent ID")
+	fs.StringVar(&cfg.TLS.Key, "key", "/etc/turbulence/agent/agent.key", "agent key (PEM)")
+	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/turbulence-agent", "directory for the agent's local state")
+	fs.Var(labels, "label", "label k=v sent to the controller (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return agent.Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return agent.Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if len(controllers) == 0 {
+		controllers = listFlag{"127.0.0.1:7420"}
+	}
+	cfg.Controllers = controllers
+	cfg.Labels = labels
+	return cfg, nil
+}
+
+// listFlag is a repeatable flag whose values may also be comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for part := range strings.SplitSeq(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+// labelFlag collects repeatable k=v labels.
+type labelFlag map[string]string
+
+func (l labelFlag) String() string {
+	parts := make([]string, 0, len(l))
+	for k, v := range l {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l labelFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("label %q is not k=v", v)
+	}
+	l[k] = val
+	return nil
+}

@@ -1,0 +1,21 @@
+// Package agent is the composition root of turbulence-agent: it builds the
+// fault manager and its injectors, the lease watchdog and the controller
+// session from a Config, and runs them under one Run(ctx).
+//
+// Shutdown order (invariant 3: stopping the service reverts everything
+// before exit; docs/protocol.md §9), when ctx is done:
+//
+//  1. stop the lease watchdog (everything is reverted next anyway);
+//  2. close the fault manager: new commands are refused and every fault is
+//     reverted with reason "agent stopping"; this returns only once every
+//     worker has been waited for;
+//  3. best effort, one last heartbeat listing the ended faults, then a
+//     half-close so that it is delivered, not cut off (2 s in all);
+//  4. close the session.
+//
+// Workers carry PR_SET_PDEATHSIG, so even a SIGKILLed agent takes its
+// workers with it. Not yet here (later issues): the journal replayed at
+// start-up and the orphan sweep (the rest of invariant 3), the local
+// policy (invariant 4), the operator's unix socket and local halt, the
+// memory, disk and network injectors.
+package agent

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package hostinfo
+
+func kernelRelease() string { return "" }

@@ -1,0 +1,38 @@
+// Package inject applies and reverts faults on this host. It owns the
+// life cycle of every fault the agent holds.
+//
+// An Injector knows one fault kind ("cpu", later "memory", "disk_fill",
+// "network"…) and returns a Handle for each fault it applied. The Manager
+// holds faults by ID and is the only place that decides when a fault ends:
+//
+//   - Invariant 1 (no fault outlives its deadline): Apply arms the revert
+//     timer (time.AfterFunc at the deadline) and registers the fault BEFORE
+//     it calls the injector. If the injector is slow, the deadline still
+//     holds: a revert requested while Apply runs is carried out the moment
+//     Apply returns. The deadline is min(fault.deadline, now+duration).
+//   - Invariant 5 (kill switch): Halt reverts everything and refuses every
+//     later Apply until Resume.
+//   - Invariant 6 (bad input changes nothing): Apply validates the spec with
+//     internal/faultspec before anything is registered, and an Injector that
+//     fails must leave nothing behind; the Manager then forgets the fault.
+//   - Idempotency (STYLE.md 5.3): Apply of a held or ended fault ID answers
+//     its current status; Revert of an unknown or ended one is a no-op.
+//
+// Faults that end — deadline, revert, halt, lease expiry, agent stopping, or
+// a worker that exits by itself — are recorded as REVERTED with a reason
+// and queued until the session reports them (Report / AckEnded).
+//
+// Why the deadline timers live here and not in agent/killswitch: arming the
+// timer and registering the fault must happen under one lock, before the
+// injector runs; splitting them across packages would open exactly the
+// window invariant 1 forbids. The kill switch package holds the lease
+// watchdog, which only needs RevertAll.
+//
+// Concurrency: every Manager method is safe for concurrent use. Injector.Apply
+// and Handle.Revert are called without the Manager's lock held; a Handle
+// must allow Observe concurrently with Revert.
+//
+// Checklist for a new fault kind: faultspec types and validation, policy
+// knobs, an Injector (plus its ops seam and fake), its worker if any,
+// Sweep marks, the capability in hostinfo, tests, docs, changelog.
+package inject

@@ -1,0 +1,134 @@
+package inject
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// fakeInjector records what the Manager asks of it. It implements the
+// "cpu" kind so that specs pass faultspec validation.
+type fakeInjector struct {
+	m *Manager // set after NewManager, to look at the Manager from inside Apply
+
+	mu           sync.Mutex
+	applies      int
+	armedAtApply []bool
+	failWith     error
+	block        chan struct{} // when set, Apply waits for it to close
+	handles      map[string]*fakeHandle
+}
+
+func (f *fakeInjector) Kind() string { return faultspec.KindCPU }
+
+func (f *fakeInjector) Apply(ctx context.Context, fault *turbulencev1.Fault, deadline time.Time) (Handle, error) {
+	armed := f.m.timerArmed(fault.GetId())
+	f.mu.Lock()
+	f.applies++
+	f.armedAtApply = append(f.armedAtApply, armed)
+	block, failWith := f.block, f.failWith
+	f.mu.Unlock()
+	if block != nil {
+		<-block
+	}
+	if failWith != nil {
+		return nil, failWith
+	}
+	h := &fakeHandle{done: make(chan struct{})}
+	f.mu.Lock()
+	if f.handles == nil {
+		f.handles = make(map[string]*fakeHandle)
+	}
+	f.handles[fault.GetId()] = h
+	f.mu.Unlock()
+	return h, nil
+}
+
+func (f *fakeInjector) handle(id string) *fakeHandle {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.handles[id]
+}
+
+func (f *fakeInjector) applyCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applies
+}
+
+// fakeHandle is an applied fake fault.
+type fakeHandle struct {
+	mu      sync.Mutex
+	reverts int
+	done    chan struct{}
+	exitErr error
+	once    sync.Once
+}
+
+func (h *fakeHandle) Revert(context.Context) error {
+	h.mu.Lock()
+	h.reverts++
+	h.mu.Unlock()
+	h.once.Do(func() { close(h.done) })
+	return nil
+}
+
+func (h *fakeHandle) Observe(st *turbulencev1.FaultStatus) { st.WorkerPid = 4242 }
+func (h *fakeHandle) Done() <-chan struct{}                { return h.done }
+
+func (h *fakeHandle) Err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.exitErr
+}
+
+// exit simulates the worker dying by itself.
+func (h *fakeHandle) exit(err error) {
+	h.mu.Lock()
+	h.exitErr = err
+	h.mu.Unlock()
+	h.once.Do(func() { close(h.done) })
+}
+
+func (h *fakeHandle) revertCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.reverts
+}
+
+// timerArmed reports whether fault id is registered with its revert timer.
+func (m *Manager) timerArmed(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.held[id]
+	return ok && e.timer != nil
+}
+
+func newTestManager() (*Manager, *fakeInjector) {
+	inj := &fakeInjector{}
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)), inj)
+	inj.m = m
+	return m, inj
+}
+
+func cpuFault(id string, d time.Duration) *turbulencev1.Fault {
+	return &turbulencev1.Fault{
+		Id: id,
+		Spec: &turbulencev1.FaultSpec{
+			Duration: durationpb.New(d),
+			Kind:     &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{Cores: 1, LoadPercent: 50}},
+		},
+		Deadline: timestamppb.New(time.Now().Add(d)),
+	}
+}
+
+var errBoom = errors.New("boom")

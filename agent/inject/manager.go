@@ -1,0 +1,275 @@
+package inject
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+const (
+	// revertTimeout bounds one Handle.Revert. A worker's Stop needs at most
+	// its SIGTERM grace plus the SIGKILL; ten seconds leaves room.
+	revertTimeout = 10 * time.Second
+	// deadlineTolerance: a worker that exits cleanly this close to its
+	// deadline ended because of it (it keeps its own timer, defence in
+	// depth), not because something went wrong.
+	deadlineTolerance = 250 * time.Millisecond
+	// maxEndedHistory bounds the memory of ended fault IDs kept so that a
+	// repeated ApplyFault does not run an ended fault a second time.
+	maxEndedHistory = 1024
+)
+
+// Manager holds the faults of this agent by ID. See the package doc for
+// the invariants it enforces.
+type Manager struct {
+	log       *slog.Logger
+	injectors map[string]Injector
+
+	mu         sync.Mutex
+	held       map[string]*entry
+	ended      map[string]*turbulencev1.FaultStatus // by ID, bounded by endedFIFO
+	endedFIFO  []string
+	unreported []endedRecord // ended faults not yet acknowledged by a heartbeat
+	seq        uint64
+	halted     bool
+	closed     bool
+
+	watchers sync.WaitGroup // one per applied handle, waiting for Done
+}
+
+// endedRecord is an ended fault waiting to be reported.
+type endedRecord struct {
+	seq    uint64
+	status *turbulencev1.FaultStatus
+}
+
+// entry is one held fault. Fields other than the immutable ones are
+// guarded by Manager.mu.
+type entry struct {
+	id       string
+	kind     string
+	deadline time.Time
+	done     chan struct{} // closed once the fault is fully ended
+
+	timer     *time.Timer
+	handle    Handle // nil while the injector's Apply runs
+	appliedAt time.Time
+	ending    bool
+	reason    string
+}
+
+// NewManager returns a Manager that dispatches to injectors by Kind.
+func NewManager(logger *slog.Logger, injectors ...Injector) *Manager {
+	m := &Manager{
+		log:       logger.With("component", "inject"),
+		injectors: make(map[string]Injector, len(injectors)),
+		held:      make(map[string]*entry),
+		ended:     make(map[string]*turbulencev1.FaultStatus),
+	}
+	for _, in := range injectors {
+		m.injectors[in.Kind()] = in
+	}
+	return m
+}
+
+// Kinds returns the fault kinds this Manager can apply, sorted.
+func (m *Manager) Kinds() []string {
+	return slices.Sorted(maps.Keys(m.injectors))
+}
+
+// Apply applies f and returns its status. Applying a fault ID that is held
+// or has ended is a no-op that returns the current status. A refusal
+// changes nothing and wraps one of the package's Err values or a
+// *faultspec.Error.
+func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulencev1.FaultStatus, error) {
+	id := f.GetId()
+	if id == "" {
+		return nil, fmt.Errorf("%w: fault.id is required", ErrInvalidFault)
+	}
+	// Invariant 6: validate before anything is registered or applied.
+	if err := faultspec.Validate(f.GetSpec()); err != nil {
+		return nil, err
+	}
+	kind := faultspec.Kind(f.GetSpec())
+	inj, ok := m.injectors[kind]
+	if !ok {
+		return nil, fmt.Errorf("%w %q: this agent implements %s", ErrUnsupportedKind, kind, strings.Join(m.Kinds(), ", "))
+	}
+	now := time.Now()
+	deadline := now.Add(f.GetSpec().GetDuration().AsDuration())
+	if d := f.GetDeadline(); d != nil && d.AsTime().Before(deadline) {
+		deadline = d.AsTime()
+	}
+	if !deadline.After(now) {
+		return nil, fmt.Errorf("%w: deadline %s is %s ago", ErrDeadlinePassed, deadline.UTC().Format(time.RFC3339Nano), now.Sub(deadline).Round(time.Millisecond))
+	}
+
+	m.mu.Lock()
+	if e, ok := m.held[id]; ok {
+		m.mu.Unlock()
+		return m.observe(e), nil
+	}
+	if st, ok := m.ended[id]; ok {
+		m.mu.Unlock()
+		return proto.CloneOf(st), nil
+	}
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrStopping
+	}
+	if m.halted {
+		m.mu.Unlock()
+		return nil, ErrHalted
+	}
+	e := &entry{id: id, kind: kind, deadline: deadline, done: make(chan struct{})}
+	// Invariant 1: arm the revert timer before applying. From here on the
+	// fault ends at its deadline whatever Apply below does or how long it
+	// takes.
+	e.timer = time.AfterFunc(deadline.Sub(now), func() { m.end(id, ReasonDeadline) })
+	m.held[id] = e
+	m.mu.Unlock()
+
+	h, err := inj.Apply(ctx, proto.CloneOf(f), deadline)
+
+	m.mu.Lock()
+	if err != nil {
+		// The injector left nothing behind (its contract); forget the fault
+		// so that a corrected retry can apply it.
+		e.timer.Stop()
+		delete(m.held, id)
+		close(e.done)
+		m.mu.Unlock()
+		return nil, fmt.Errorf("apply %s fault: %w", kind, err)
+	}
+	e.handle = h
+	e.appliedAt = time.Now()
+	endNow, reason := e.ending, e.reason
+	m.mu.Unlock()
+
+	m.watchers.Add(1)
+	go m.watch(e, h)
+	m.log.Info("fault applied", "fault_id", id, "kind", kind, "deadline", deadline)
+	if endNow {
+		// A deadline, halt or revert arrived while Apply ran.
+		m.revert(e, reason)
+		return m.endedStatus(id), nil
+	}
+	return m.observe(e), nil
+}
+
+// watch ends the fault when its worker exits by itself.
+func (m *Manager) watch(e *entry, h Handle) {
+	defer m.watchers.Done()
+	select {
+	case <-e.done:
+	case <-h.Done():
+		reason := ReasonWorkerExited + "before its deadline"
+		if err := h.Err(); err != nil {
+			reason = ReasonWorkerExited + err.Error()
+		} else if time.Until(e.deadline) <= deadlineTolerance {
+			reason = ReasonDeadline
+		}
+		m.end(e.id, reason)
+	}
+}
+
+// end starts ending fault id for reason unless it already is ending, and
+// returns a channel closed once it has ended. It blocks while it reverts.
+func (m *Manager) end(id, reason string) <-chan struct{} {
+	m.mu.Lock()
+	e, ok := m.held[id]
+	if !ok {
+		m.mu.Unlock()
+		return closedChan
+	}
+	if e.ending {
+		m.mu.Unlock()
+		return e.done
+	}
+	e.ending, e.reason = true, reason
+	e.timer.Stop()
+	if e.handle == nil {
+		// Apply is still running; it reverts as soon as it returns.
+		m.mu.Unlock()
+		return e.done
+	}
+	m.mu.Unlock()
+	m.revert(e, reason)
+	return e.done
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// revert takes e back, records it as ended and releases its waiters.
+func (m *Manager) revert(e *entry, reason string) {
+	// The revert must run even when the caller's context is gone (an agent
+	// stopping, a session closing): it gets its own bounded context.
+	ctx, cancel := context.WithTimeout(context.Background(), revertTimeout)
+	err := e.handle.Revert(ctx)
+	cancel()
+	st := m.observe(e)
+	st.State = turbulencev1.FaultState_FAULT_STATE_REVERTED
+	st.Reason = reason
+	st.MeasuredCpuPercent = 0
+	if err != nil {
+		// L2: never report "unknown" as clean. The reason carries the error
+		// so that a person sees it; the worker kill is the last resort and
+		// Stop cannot fail short of a kernel error.
+		st.Reason = fmt.Sprintf("%s (revert error: %v)", reason, err)
+		m.log.Error("revert failed", "fault_id", e.id, "kind", e.kind, "err", err)
+	} else {
+		m.log.Info("fault reverted", "fault_id", e.id, "kind", e.kind, "reason", reason)
+	}
+	m.mu.Lock()
+	delete(m.held, e.id)
+	m.recordEndedLocked(st)
+	m.mu.Unlock()
+	close(e.done)
+}
+
+func (m *Manager) recordEndedLocked(st *turbulencev1.FaultStatus) {
+	m.seq++
+	m.unreported = append(m.unreported, endedRecord{seq: m.seq, status: st})
+	m.ended[st.GetFaultId()] = st
+	m.endedFIFO = append(m.endedFIFO, st.GetFaultId())
+	if len(m.endedFIFO) > maxEndedHistory {
+		delete(m.ended, m.endedFIFO[0])
+		m.endedFIFO = m.endedFIFO[1:]
+	}
+}
+
+// observe returns e's status as the agent reports a held fault.
+func (m *Manager) observe(e *entry) *turbulencev1.FaultStatus {
+	m.mu.Lock()
+	st := &turbulencev1.FaultStatus{
+		FaultId:  e.id,
+		State:    turbulencev1.FaultState_FAULT_STATE_ACTIVE,
+		Deadline: timestamppb.New(e.deadline),
+	}
+	h := e.handle
+	if !e.appliedAt.IsZero() {
+		st.AppliedAt = timestamppb.New(e.appliedAt)
+	}
+	m.mu.Unlock()
+	if h != nil {
+		h.Observe(st) // may read /proc: outside the lock
+	}
+	return st
+}
+
+func (m *Manager) endedStatus(id string) *turbulencev1.FaultStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return proto.CloneOf(m.ended[id])
+}

@@ -1,0 +1,92 @@
+package killswitch
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// DefaultTTL is the lease TTL until a controller names one.
+const DefaultTTL = 15 * time.Second
+
+// Reason is the reason faults end with when the lease expires.
+const Reason = "lease expired"
+
+// Reverter ends every fault the agent holds; *inject.Manager is one.
+type Reverter interface {
+	RevertAll(reason string) int
+}
+
+// Lease is the watchdog. The zero value is not usable; call NewLease.
+type Lease struct {
+	log *slog.Logger
+	rev Reverter
+
+	mu      sync.Mutex
+	ttl     time.Duration
+	timer   *time.Timer
+	expired int // how many times the lease expired, for tests and status
+	stopped bool
+}
+
+// NewLease returns a watchdog whose clock starts at once with DefaultTTL:
+// an agent that never reaches a controller still reverts what it holds.
+func NewLease(logger *slog.Logger, rev Reverter) *Lease {
+	l := &Lease{log: logger.With("component", "killswitch"), rev: rev, ttl: DefaultTTL}
+	l.timer = time.AfterFunc(l.ttl, l.expire)
+	return l
+}
+
+// Renew restarts the lease. A positive ttl replaces the current TTL (from
+// Welcome or LeaseRenewal); zero keeps it.
+func (l *Lease) Renew(ttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return
+	}
+	if ttl > 0 {
+		l.ttl = ttl
+	}
+	l.timer.Reset(l.ttl)
+}
+
+// TTL returns the current lease TTL.
+func (l *Lease) TTL() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ttl
+}
+
+// Expired returns how many times the lease expired.
+func (l *Lease) Expired() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expired
+}
+
+// Stop disarms the watchdog for good (agent shutdown reverts everything
+// itself).
+func (l *Lease) Stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = true
+	l.timer.Stop()
+}
+
+// expire runs on the timer's goroutine. The timer is not re-armed: a
+// fault can only be applied on a controller message, which renews.
+func (l *Lease) expire() {
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	l.expired++
+	ttl := l.ttl
+	l.mu.Unlock()
+	// Invariant 2: heard nothing for the TTL, so revert everything held.
+	if n := l.rev.RevertAll(Reason); n > 0 {
+		l.log.Warn("controller lease expired; reverted every fault", "ttl", ttl, "count", n)
+	}
+}

@@ -1,0 +1,304 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/agent/killswitch"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// Defaults of Config.
+const (
+	DefaultBackoffMin        = 100 * time.Millisecond
+	DefaultBackoffMax        = 5 * time.Second
+	DefaultHeartbeatInterval = time.Second
+	DefaultWelcomeTimeout    = 10 * time.Second
+	// KeepaliveInterval is the HTTP/2 ping interval. Controllers must allow
+	// it (keepalive.EnforcementPolicy{MinTime <= 10s}).
+	KeepaliveInterval = 10 * time.Second
+	// minHeartbeatInterval guards against a controller asking for a flood.
+	minHeartbeatInterval = 10 * time.Millisecond
+	// maxRedirectsInARow is the hop limit for Redirect chains without a
+	// Welcome (STYLE.md 5.10: tailscale's loop has none); after it, back off.
+	maxRedirectsInARow = 3
+)
+
+// Config is what a Session needs.
+type Config struct {
+	// Controllers are host:port addresses, dialled in turn.
+	Controllers []string
+	// TLS is the agent's certificate, key and CA.
+	TLS tlsutil.Files
+	// AgentID is the name in the agent's certificate.
+	AgentID string
+	Labels  map[string]string
+	Facts   *turbulencev1.HostFacts
+	Manager *inject.Manager
+	Lease   *killswitch.Lease
+	Logger  *slog.Logger
+
+	// Zero means the default.
+	BackoffMin, BackoffMax time.Duration
+	WelcomeTimeout         time.Duration
+}
+
+// Session is the agent's connection to the controllers.
+type Session struct {
+	cfg   Config
+	log   *slog.Logger
+	creds credentials.TransportCredentials
+	flush chan flushReq
+	// closing stops Run from reconnecting once Close was called.
+	closing atomic.Bool
+	// open is true while a welcomed session runs, so that Flush and Close
+	// do not wait for a session that is not there.
+	open atomic.Bool
+}
+
+// ErrNoSession is returned by Flush and Close when no session is open.
+var ErrNoSession = errors.New("no open controller session")
+
+// flushReq asks the sender for a heartbeat now; final also half-closes the
+// stream and ends the session.
+type flushReq struct {
+	final bool
+	done  chan error
+}
+
+// New checks cfg and loads the TLS material.
+func New(cfg Config) (*Session, error) {
+	if len(cfg.Controllers) == 0 {
+		return nil, errors.New("session: at least one controller address is required")
+	}
+	if cfg.Manager == nil || cfg.Lease == nil || cfg.Logger == nil {
+		return nil, errors.New("session: Manager, Lease and Logger are required")
+	}
+	tc, err := tlsutil.ClientConfig(cfg.TLS, "")
+	if err != nil {
+		return nil, fmt.Errorf("session: TLS: %w", err)
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = DefaultBackoffMin
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	if cfg.WelcomeTimeout <= 0 {
+		cfg.WelcomeTimeout = DefaultWelcomeTimeout
+	}
+	return &Session{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "session"),
+		creds: credentials.NewTLS(tc),
+		flush: make(chan flushReq),
+	}, nil
+}
+
+// Run keeps a session open to the controller leader until ctx is done. It
+// returns nil then; it never gives up before.
+func (s *Session) Run(ctx context.Context) error {
+	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	var (
+		i         int
+		next      string
+		redirects int
+	)
+	for ctx.Err() == nil && !s.closing.Load() {
+		addr := next
+		if addr == "" {
+			addr = s.cfg.Controllers[i%len(s.cfg.Controllers)]
+			i++
+		}
+		next = ""
+		welcomed, redirect, err := s.connect(ctx, addr)
+		if ctx.Err() != nil || s.closing.Load() {
+			return nil
+		}
+		if welcomed {
+			bo.reset()
+			redirects = 0
+		}
+		switch {
+		case redirect != "":
+			s.log.Info("redirected to the leader", "controller", addr, "leader", redirect)
+			next = redirect
+			if redirects++; redirects <= maxRedirectsInARow {
+				continue // dial the leader at once
+			}
+			redirects = 0
+		case err != nil:
+			s.log.Warn("controller session failed", "controller", addr, "err", err)
+		}
+		wait := time.NewTimer(bo.next())
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return nil
+		case <-wait.C:
+		}
+	}
+	return nil
+}
+
+// Flush sends a heartbeat now if a session is open, and returns once it
+// was sent.
+func (s *Session) Flush(ctx context.Context) error {
+	return s.request(ctx, false)
+}
+
+// Close sends one last heartbeat if a session is open, half-closes the
+// stream and waits until the controller has closed its side, so that the
+// heartbeat is delivered rather than cut off by a reset (protocol §9). Run
+// returns after Close without reconnecting. Cancel Run's context after.
+func (s *Session) Close(ctx context.Context) error {
+	s.closing.Store(true)
+	return s.request(ctx, true)
+}
+
+func (s *Session) request(ctx context.Context, final bool) error {
+	if !s.open.Load() {
+		return ErrNoSession
+	}
+	req := flushReq{final: final, done: make(chan error, 1)}
+	select {
+	case s.flush <- req:
+	case <-ctx.Done():
+		return fmt.Errorf("no open session: %w", ctx.Err())
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// redirectError ends a session whose controller named another leader.
+type redirectError struct{ leader string }
+
+func (e *redirectError) Error() string { return "redirected to " + e.leader }
+
+// stream is the client side of Connect.
+type stream = grpc.BidiStreamingClient[turbulencev1.AgentMessage, turbulencev1.ControllerMessage]
+
+// connect runs one session with addr until it fails or ctx is done.
+func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redirect string, err error) {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(s.creds),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveInterval, Timeout: KeepaliveInterval, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return false, "", err
+	}
+	defer func() { _ = conn.Close() }()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := turbulencev1.NewAgentServiceClient(conn).Connect(sctx)
+	if err != nil {
+		return false, "", err
+	}
+	if err := st.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: s.hello()}}); err != nil {
+		return false, "", fmt.Errorf("send hello: %w", err)
+	}
+	// A per-step deadline: a controller that accepts the stream but never
+	// answers must not hold the agent forever.
+	timeout := time.AfterFunc(s.cfg.WelcomeTimeout, cancel)
+	first, err := st.Recv()
+	if !timeout.Stop() {
+		return false, "", fmt.Errorf("no welcome within %s", s.cfg.WelcomeTimeout)
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("wait for welcome: %w", err)
+	}
+	s.cfg.Lease.Renew(0) // any controller message renews (protocol §6)
+	var interval time.Duration
+	switch m := first.GetMsg().(type) {
+	case *turbulencev1.ControllerMessage_Redirect:
+		if m.Redirect.GetLeaderAddress() == "" {
+			return false, "", errors.New("redirect without a leader address (no leader elected?)")
+		}
+		return false, m.Redirect.GetLeaderAddress(), nil
+	case *turbulencev1.ControllerMessage_Welcome:
+		interval = s.welcome(m.Welcome)
+	default:
+		return false, "", fmt.Errorf("expected Welcome, got %T", m)
+	}
+	s.log.Info("session open", "controller", addr, "heartbeat_interval", interval, "lease_ttl", s.cfg.Lease.TTL())
+
+	out := make(chan *turbulencev1.AgentMessage, 64)
+	cmds := make(chan *turbulencev1.ControllerMessage, 64)
+	var (
+		wg       sync.WaitGroup
+		recvErr  error
+		recvDone = make(chan struct{})
+	)
+	wg.Go(func() {
+		defer close(recvDone)
+		recvErr = s.receive(sctx, st, cmds)
+		cancel()
+	})
+	wg.Go(func() { s.handle(sctx, cmds, out) })
+	s.open.Store(true)
+	final, sendErr := s.send(sctx, st, out, interval)
+	s.open.Store(false)
+	if final != nil {
+		// The stream is half-closed: wait for the controller to end it, so
+		// the last heartbeat is read before the connection goes.
+		select {
+		case <-recvDone:
+		case <-sctx.Done():
+		}
+		final.done <- sendErr
+	}
+	cancel()
+	wg.Wait()
+	if re, ok := errors.AsType[*redirectError](recvErr); ok {
+		return true, re.leader, nil
+	}
+	if ctx.Err() != nil {
+		return true, "", nil
+	}
+	return true, "", errors.Join(recvErr, sendErr)
+}
+
+// welcome applies a Welcome and returns the heartbeat interval.
+func (s *Session) welcome(w *turbulencev1.Welcome) time.Duration {
+	if d := w.GetLeaseTtl(); d.IsValid() && d.AsDuration() > 0 {
+		s.cfg.Lease.Renew(d.AsDuration())
+	}
+	interval := DefaultHeartbeatInterval
+	if d := w.GetHeartbeatInterval(); d.IsValid() && d.AsDuration() > 0 {
+		interval = max(d.AsDuration(), minHeartbeatInterval)
+	}
+	// Welcome.halted halts an agent that connects during a fleet halt
+	// (invariant 5); false lifts a halt that ended while we were away.
+	if w.GetHalted() {
+		s.cfg.Manager.Halt()
+	} else {
+		s.cfg.Manager.Resume()
+	}
+	return interval
+}
+
+func (s *Session) hello() *turbulencev1.Hello {
+	return &turbulencev1.Hello{
+		AgentId:       s.cfg.AgentID,
+		Labels:        s.cfg.Labels,
+		Facts:         s.cfg.Facts,
+		Capabilities:  &turbulencev1.Capabilities{FaultKinds: s.cfg.Manager.Kinds()},
+		Faults:        s.cfg.Manager.Held(),
+		LocallyHalted: false, // local halt comes with the operator socket
+	}
+}

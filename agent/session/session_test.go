@@ -1,0 +1,126 @@
+package session
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
+	"github.com/turbulence-sre/turbulence/agent/killswitch"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestBackoff_CappedWithJitter(t *testing.T) {
+	t.Parallel()
+	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	want := []time.Duration{100, 200, 400, 800, 1600, 3200, 5000, 5000}
+	for i, w := range want {
+		w *= time.Millisecond
+		if got := b.next(); got < w/2 || got > w {
+			t.Errorf("wait #%d = %v, want in [%v, %v]", i, got, w/2, w)
+		}
+	}
+	b.reset()
+	if got := b.next(); got > 100*time.Millisecond {
+		t.Errorf("wait after reset = %v, want <= 100ms", got)
+	}
+}
+
+// startSession runs a Session against addrs until the test ends.
+func startSession(t *testing.T, pki tlsutil.DevPKI, addrs ...string) *inject.Manager {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	m := inject.NewManager(log)
+	lease := killswitch.NewLease(log, m)
+	s, err := New(Config{
+		Controllers: addrs,
+		TLS:         pki.Agent,
+		AgentID:     "agent-under-test",
+		Labels:      map[string]string{"rack": "r1"},
+		Facts:       &turbulencev1.HostFacts{Hostname: "h"},
+		Manager:     m,
+		Lease:       lease,
+		Logger:      log,
+		BackoffMin:  10 * time.Millisecond,
+		BackoffMax:  50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		lease.Stop()
+		m.Close(inject.ReasonAgentStopping)
+	})
+	return m
+}
+
+func TestSession_FollowsRedirectToLeader(t *testing.T) {
+	t.Parallel()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "agent-under-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := fakecontroller.Start(t, pki, fakecontroller.Options{})
+	follower := fakecontroller.Start(t, pki, fakecontroller.Options{RedirectTo: leader.Addr})
+	startSession(t, pki, follower.Addr)
+
+	h := follower.WaitHello(10 * time.Second)
+	if h.GetAgentId() != "agent-under-test" || h.GetLabels()["rack"] != "r1" {
+		t.Errorf("Hello to follower = %v", h)
+	}
+	leader.WaitHello(10 * time.Second)
+	leader.WaitFor(10*time.Second, "heartbeat on the leader", func(m *turbulencev1.AgentMessage) bool {
+		return m.GetHeartbeat() != nil
+	})
+	if follower.Sessions() != 0 || leader.Sessions() < 1 {
+		t.Errorf("sessions follower=%d leader=%d, want 0 and >= 1", follower.Sessions(), leader.Sessions())
+	}
+}
+
+func TestSession_ReconnectsToNextAddress(t *testing.T) {
+	t.Parallel()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "agent-under-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := fakecontroller.Start(t, pki, fakecontroller.Options{})
+	// The first address refuses connections; the agent moves on.
+	startSession(t, pki, "127.0.0.1:1", up.Addr)
+	up.WaitHello(10 * time.Second)
+}
+
+func TestSession_WelcomeHaltedHaltsAndResumeLifts(t *testing.T) {
+	t.Parallel()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "agent-under-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fakecontroller.Start(t, pki, fakecontroller.Options{Welcome: &turbulencev1.Welcome{Halted: true}})
+	m := startSession(t, pki, c.Addr)
+	c.WaitHello(10 * time.Second)
+	c.WaitFor(10*time.Second, "heartbeat", func(am *turbulencev1.AgentMessage) bool { return am.GetHeartbeat() != nil })
+	if !m.Halted() {
+		t.Fatalf("agent not halted after Welcome{halted: true}")
+	}
+	c.Send(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Resume{Resume: &turbulencev1.ResumeAgent{}}})
+	deadline := time.Now().Add(10 * time.Second)
+	for m.Halted() {
+		if time.Now().After(deadline) {
+			t.Fatal("ResumeAgent did not lift the halt")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+}

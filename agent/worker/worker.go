@@ -1,0 +1,59 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes of a worker process.
+const (
+	// ExitOK: the deadline was reached or SIGTERM asked the worker to stop.
+	ExitOK = 0
+	// ExitFailure: the worker could not do its job (e.g. pinning failed).
+	ExitFailure = 1
+	// ExitUsage: the argv was refused; nothing was started.
+	ExitUsage = 2
+)
+
+// Subcommand is the argv word of the agent binary that selects worker mode.
+const Subcommand = "worker"
+
+const usage = "usage: worker cpu --fault-id ID --cores N --load PCT --deadline UNIXNANOS [--cpus 0,2]"
+
+// Main runs a worker from its argv (the words after "worker") and returns
+// the process exit code. It writes diagnostics to stderr, which the agent
+// passes through to its own log stream.
+func Main(args []string) int {
+	return run(args, os.Stderr)
+}
+
+func run(args []string, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "cpu":
+		spec, err := ParseCPUArgs(args[1:])
+		if err != nil {
+			fmt.Fprintf(stderr, "turbulence worker cpu: %v\n%s\n", err, usage)
+			return ExitUsage
+		}
+		// SIGTERM is how the agent stops a worker before its deadline; the
+		// handler turns it into a clean return instead of a kill.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		if err := RunCPU(ctx, spec); err != nil {
+			fmt.Fprintf(stderr, "turbulence worker cpu %s: %v\n", spec.FaultID, err)
+			return ExitFailure
+		}
+		return ExitOK
+	default:
+		fmt.Fprintf(stderr, "turbulence worker: unknown kind %q\n%s\n", args[0], usage)
+		return ExitUsage
+	}
+}

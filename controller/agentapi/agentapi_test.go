@@ -1,0 +1,293 @@
+package agentapi_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/turbulence-sre/turbulence/controller"
+	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const wait = 10 * time.Second
+
+func applyCPU(t *testing.T, admin turbulencev1.ControlServiceClient) *turbulencev1.Fault {
+	t.Helper()
+	f, err := admin.ApplyFault(t.Context(), &turbulencev1.ApplyFaultRequest{
+		AgentId: controllertest.AgentName,
+		Spec:    &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute), Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{Cores: 1, LoadPercent: 50}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// waitFault polls GetFault until cond holds and returns the fault.
+func waitFault(t *testing.T, admin turbulencev1.ControlServiceClient, id string, what string, cond func(*turbulencev1.Fault) bool) *turbulencev1.Fault {
+	t.Helper()
+	var f *turbulencev1.Fault
+	controllertest.WaitFor(t, wait, what, func() bool {
+		var err error
+		f, err = admin.GetFault(t.Context(), &turbulencev1.GetFaultRequest{Id: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cond(f)
+	})
+	return f
+}
+
+func inState(st turbulencev1.FaultState) func(*turbulencev1.Fault) bool {
+	return func(f *turbulencev1.Fault) bool { return f.GetState() == st }
+}
+
+func TestConnect_RefusesWrongIdentity(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	t.Run("hello names another agent", func(t *testing.T) {
+		a := srv.OpenAgentStream(t)
+		a.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: &turbulencev1.Hello{AgentId: "someone-else"}}})
+		_, err := a.Recv(wait)
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("err = %v, want PermissionDenied", err)
+		}
+	})
+	t.Run("first message is not a hello", func(t *testing.T) {
+		a := srv.OpenAgentStream(t)
+		a.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: &turbulencev1.Heartbeat{}}})
+		_, err := a.Recv(wait)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("err = %v, want InvalidArgument", err)
+		}
+	})
+	t.Run("admin certificate", func(t *testing.T) {
+		stream, err := turbulencev1.NewAgentServiceClient(srv.Dial(t, srv.PKI.Admin)).Connect(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = stream.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: &turbulencev1.Hello{AgentId: "dev-admin"}}})
+		_, err = stream.Recv()
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("err = %v, want PermissionDenied", err)
+		}
+	})
+	list, err := srv.AdminClient(t).ListAgents(t.Context(), &turbulencev1.ListAgentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetAgents()) != 0 {
+		t.Errorf("refused sessions registered agents: %v", list.GetAgents())
+	}
+}
+
+func TestSession_FaultLifecycle(t *testing.T) {
+	srv := controllertest.NewServer(t, func(c *controller.Config) { c.LeaseTTL = 9 * time.Second; c.HeartbeatInterval = 500 * time.Millisecond })
+	admin := srv.AdminClient(t)
+	agent := srv.ConnectAgent(t, &turbulencev1.Hello{Labels: map[string]string{"zone": "a"}})
+	if got := agent.Welcome.GetLeaseTtl().AsDuration(); got != 9*time.Second {
+		t.Errorf("Welcome lease_ttl = %s, want 9s", got)
+	}
+	if got := agent.Welcome.GetHeartbeatInterval().AsDuration(); got != 500*time.Millisecond {
+		t.Errorf("Welcome heartbeat_interval = %s, want 500ms", got)
+	}
+	a, err := admin.GetAgent(t.Context(), &turbulencev1.GetAgentRequest{Id: controllertest.AgentName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.GetConnected() || a.GetLabels()["zone"] != "a" || a.GetRegisteredAt() == nil {
+		t.Errorf("agent = %v, want connected with labels", a)
+	}
+
+	f := applyCPU(t, admin)
+	apply := agent.Next(t, wait).GetApply()
+	if apply.GetFault().GetId() != f.GetId() || apply.GetCommandId() == "" {
+		t.Fatalf("agent got %v, want ApplyFault for %s", apply, f.GetId())
+	}
+
+	// A successful CommandResult moves the fault to ACTIVE.
+	agent.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
+		CommandId: apply.GetCommandId(), FaultId: f.GetId(), Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE, WorkerPid: 4242},
+	}}})
+	active := waitFault(t, admin, f.GetId(), "fault ACTIVE", inState(turbulencev1.FaultState_FAULT_STATE_ACTIVE))
+	if active.GetStatus().GetWorkerPid() != 4242 {
+		t.Errorf("status = %v, want worker_pid 4242", active.GetStatus())
+	}
+
+	// A heartbeat is answered with a lease renewal, and the held status
+	// is overlaid on reads.
+	agent.Send(t, heartbeat(&turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE, MeasuredCpuPercent: 49.5, WorkerPid: 4242}))
+	m, err := agent.Recv(wait)
+	if err != nil || m.GetLease().GetLeaseTtl().AsDuration() != 9*time.Second {
+		t.Fatalf("answer to heartbeat = %v, %v; want LeaseRenewal 9s", m, err)
+	}
+	waitFault(t, admin, f.GetId(), "measured cpu overlaid", func(f *turbulencev1.Fault) bool { return f.GetStatus().GetMeasuredCpuPercent() == 49.5 })
+
+	// A heartbeat reporting the fault ended records it as REVERTED.
+	agent.Send(t, heartbeat(&turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "deadline"}))
+	done := waitFault(t, admin, f.GetId(), "fault REVERTED", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+	if done.GetReason() != "deadline" || done.GetEndedAt() == nil {
+		t.Errorf("ended fault = %v, want reason deadline and ended_at", done)
+	}
+}
+
+func heartbeat(statuses ...*turbulencev1.FaultStatus) *turbulencev1.AgentMessage {
+	return &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: &turbulencev1.Heartbeat{Faults: statuses}}}
+}
+
+func TestSession_RefusedApplyFails(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	admin := srv.AdminClient(t)
+	agent := srv.ConnectAgent(t, nil)
+	f := applyCPU(t, admin)
+	apply := agent.Next(t, wait).GetApply()
+	agent.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
+		CommandId: apply.GetCommandId(), FaultId: f.GetId(), Ok: false, Error: "policy: cpu load_percent 50 exceeds the host's max_cpu_percent 20",
+	}}})
+	failed := waitFault(t, admin, f.GetId(), "fault FAILED", inState(turbulencev1.FaultState_FAULT_STATE_FAILED))
+	if failed.GetReason() != "policy: cpu load_percent 50 exceeds the host's max_cpu_percent 20" {
+		t.Errorf("reason = %q", failed.GetReason())
+	}
+}
+
+func TestSession_HaltReachesAgents(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	admin := srv.AdminClient(t)
+	agent := srv.ConnectAgent(t, nil)
+	f := applyCPU(t, admin)
+	agent.Next(t, wait) // the apply
+
+	if _, err := admin.Halt(t.Context(), &turbulencev1.HaltRequest{Reason: "latency SLO breached"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := agent.Next(t, wait).GetHalt(); h.GetReason() != "latency SLO breached" {
+		t.Fatalf("agent got %v, want HaltAgent", h)
+	}
+	if got, _ := admin.GetFault(t.Context(), &turbulencev1.GetFaultRequest{Id: f.GetId()}); got.GetState() != turbulencev1.FaultState_FAULT_STATE_REVERTING {
+		t.Errorf("fault state after halt = %s, want REVERTING", got.GetState())
+	}
+	// The agent reports what the halt reverted.
+	agent.Send(t, heartbeat(&turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "halt"}))
+	waitFault(t, admin, f.GetId(), "fault REVERTED", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+
+	// An agent that connects while halted learns it from its Welcome
+	// (the new session replaces the old one).
+	again := srv.ConnectAgent(t, nil)
+	if !again.Welcome.GetHalted() {
+		t.Error("Welcome.halted = false while the fleet is halted")
+	}
+	if _, err := admin.Resume(t.Context(), &turbulencev1.ResumeRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if again.Next(t, wait).GetResume() == nil {
+		t.Error("agent did not get ResumeAgent")
+	}
+}
+
+func TestSession_HelloReconciles(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	admin := srv.AdminClient(t)
+	first := srv.ConnectAgent(t, nil)
+	pending := applyCPU(t, admin)
+	first.Next(t, wait) // apply, never answered
+	active := applyCPU(t, admin)
+	apply := first.Next(t, wait).GetApply()
+	first.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
+		CommandId: apply.GetCommandId(), FaultId: active.GetId(), Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: active.GetId(), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE},
+	}}})
+	waitFault(t, admin, active.GetId(), "fault ACTIVE", inState(turbulencev1.FaultState_FAULT_STATE_ACTIVE))
+
+	// Reconnect holding only a fault the controller never heard of.
+	second := srv.ConnectAgent(t, &turbulencev1.Hello{Faults: []*turbulencev1.FaultStatus{
+		{FaultId: "f-stranger", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE},
+	}})
+	got := map[string]bool{}
+	for range 2 {
+		m := second.Next(t, wait)
+		switch {
+		case m.GetApply() != nil:
+			got["apply "+m.GetApply().GetFault().GetId()] = true
+		case m.GetRevert() != nil:
+			got["revert "+m.GetRevert().GetFaultId()] = true
+		default:
+			t.Errorf("unexpected message %v", m)
+		}
+	}
+	for _, want := range []string{"apply " + pending.GetId(), "revert f-stranger"} {
+		if !got[want] {
+			t.Errorf("after Hello the agent got %v, missing %q", got, want)
+		}
+	}
+	gone := waitFault(t, admin, active.GetId(), "unheld fault REVERTED", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+	if gone.GetReason() != "agent no longer holds it" {
+		t.Errorf("reason = %q, want %q", gone.GetReason(), "agent no longer holds it")
+	}
+	if _, err := first.Recv(wait); status.Code(err) != codes.Aborted {
+		t.Errorf("old session ended with %v, want Aborted (replaced)", err)
+	}
+}
+
+func TestSession_DisconnectShowsInLiveness(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	admin := srv.AdminClient(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := srv.AgentClient(t).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: &turbulencev1.Hello{AgentId: controllertest.AgentName}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
+		t.Fatalf("Recv = %v, %v; want Welcome", m, err)
+	}
+	connected := func() bool {
+		a, err := admin.GetAgent(t.Context(), &turbulencev1.GetAgentRequest{Id: controllertest.AgentName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.GetConnected()
+	}
+	if !connected() {
+		t.Fatal("agent not shown connected")
+	}
+	cancel()
+	controllertest.WaitFor(t, wait, "agent shown disconnected", func() bool { return !connected() })
+}
+
+func TestLeaderLoop_RecordsLeaseExpiry(t *testing.T) {
+	srv := controllertest.NewServer(t, func(c *controller.Config) { c.LeaseTTL = time.Second; c.HeartbeatInterval = 200 * time.Millisecond })
+	admin := srv.AdminClient(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	stream, err := srv.AgentClient(t).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := &turbulencev1.Hello{AgentId: controllertest.AgentName, Capabilities: &turbulencev1.Capabilities{FaultKinds: []string{"cpu"}}}
+	if err := stream.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: hello}}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
+		t.Fatalf("Recv = %v, %v; want Welcome", m, err)
+	}
+	f := applyCPU(t, admin)
+	if m, err := stream.Recv(); err != nil || m.GetApply() == nil {
+		t.Fatalf("Recv = %v, %v; want ApplyFault", m, err)
+	}
+	cancel() // the agent vanishes without a word
+
+	// Lease TTL 1s + 2s grace, checked every second.
+	got := waitFault(t, admin, f.GetId(), "fault recorded REVERTED after lease expiry", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+	if got.GetReason() != "lease expired: agent unreachable" {
+		t.Errorf("reason = %q", got.GetReason())
+	}
+}

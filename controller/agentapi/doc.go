@@ -1,0 +1,27 @@
+// Package agentapi serves AgentService, the agents' side of the
+// controller, as written in docs/protocol.md: one long-lived stream per
+// agent, opened by the agent, kept by the raft leader.
+//
+// The Hub owns every open session and the soft state that is deliberately
+// not replicated (DESIGN.md, controller state): whether an agent is
+// connected, when it was last heard, whether it is halted locally, and the
+// latest status of each fault it holds. Everything an agent reports that
+// changes a fault's recorded state goes through raft (UpdateFault); the
+// soft state is lost on a leader change and rebuilt from the next
+// heartbeats.
+//
+// Concurrency: each session has exactly one goroutine calling Send (a
+// gRPC stream is not safe for concurrent Send) fed by a bounded queue, one
+// goroutine calling Recv, and the handler goroutine that processes what
+// was received in order. Commands from the ControlService (Dispatch*,
+// Broadcast*) only enqueue. An agent that stops reading and lets its
+// queue fill is disconnected rather than allowed to block the controller;
+// when it reconnects, the Hello reconciliation (and Welcome.halted) bring
+// it back in line, so no command is lost for good.
+//
+// The leader loop (RunLeaderLoop) is the controller's half of invariants 1
+// and 2: it records as REVERTED the faults of agents that have been
+// unreachable for longer than their lease (the agent has reverted them by
+// itself by then) and the faults whose deadline passed while their agent
+// was away.
+package agentapi

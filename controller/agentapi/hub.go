@@ -1,0 +1,217 @@
+package agentapi
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/turbulence-sre/turbulence/controller/state"
+	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// Proposer is the part of the raft node the hub needs.
+type Proposer interface {
+	Apply(ctx context.Context, e *raftv1.LogEntry) (any, error)
+	IsLeader() bool
+}
+
+// Config configures a Hub.
+type Config struct {
+	Raft  Proposer
+	State *state.State
+	// LeaseTTL is sent to agents in Welcome and LeaseRenewal (invariant 2).
+	LeaseTTL time.Duration
+	// HeartbeatInterval is sent to agents in Welcome.
+	HeartbeatInterval time.Duration
+	// LeaderGRPCAddr returns the gRPC address of the leader when this
+	// node is not it, or "" when it is not known. May be nil.
+	LeaderGRPCAddr func() string
+	Logger         *slog.Logger
+}
+
+// Defaults from docs/protocol.md.
+const (
+	DefaultLeaseTTL          = 15 * time.Second
+	DefaultHeartbeatInterval = time.Second
+)
+
+// Liveness is the soft state the leader keeps about an agent.
+type Liveness struct {
+	Connected     bool
+	LastSeen      time.Time
+	LocallyHalted bool
+}
+
+// agentSoft is the hub's private per-agent soft state.
+type agentSoft struct {
+	Liveness
+	// disconnectedAt is when the last session ended; zero if it never
+	// connected to this node.
+	disconnectedAt time.Time
+	// held is the latest status of each fault the agent holds, by ID.
+	held map[string]*turbulencev1.FaultStatus
+}
+
+// Hub serves AgentService and dispatches commands to connected agents.
+type Hub struct {
+	turbulencev1.UnimplementedAgentServiceServer
+
+	cfg    Config
+	logger *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session   // by agent ID; at most one per agent
+	agents   map[string]*agentSoft // by agent ID
+	closed   bool                  // set by Close; no new sessions
+}
+
+// New returns a Hub.
+func New(cfg Config) *Hub {
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{
+		cfg:      cfg,
+		logger:   cfg.Logger.With("component", "agentapi"),
+		sessions: make(map[string]*session),
+		agents:   make(map[string]*agentSoft),
+	}
+}
+
+// soft returns the agent's soft state, creating it. Caller holds h.mu.
+func (h *Hub) soft(agentID string) *agentSoft {
+	a, ok := h.agents[agentID]
+	if !ok {
+		a = &agentSoft{held: make(map[string]*turbulencev1.FaultStatus)}
+		h.agents[agentID] = a
+	}
+	return a
+}
+
+// Liveness returns the soft liveness of an agent; ok is false when this
+// node has never heard from it.
+func (h *Hub) Liveness(agentID string) (Liveness, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a, ok := h.agents[agentID]
+	if !ok {
+		return Liveness{}, false
+	}
+	return a.Liveness, true
+}
+
+// HeldStatus returns the latest status an agent reported for a fault it
+// holds.
+func (h *Hub) HeldStatus(agentID, faultID string) (*turbulencev1.FaultStatus, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	a, ok := h.agents[agentID]
+	if !ok {
+		return nil, false
+	}
+	st, ok := a.held[faultID]
+	if !ok {
+		return nil, false
+	}
+	return clone(st), true
+}
+
+// DispatchApply sends ApplyFault to the fault's agent if it is connected.
+// If it is not, the agent gets the fault at its next Hello.
+func (h *Hub) DispatchApply(f *turbulencev1.Fault) {
+	if s := h.session(f.GetAgentId()); s != nil {
+		h.sendApply(s, f)
+	}
+}
+
+// DispatchRevert sends RevertFault to the fault's agent if it is
+// connected; otherwise the next Hello reconciliation sends it.
+func (h *Hub) DispatchRevert(f *turbulencev1.Fault, reason string) {
+	if s := h.session(f.GetAgentId()); s != nil {
+		h.sendRevert(s, f.GetId(), reason)
+	}
+}
+
+// BroadcastHalt sends HaltAgent to every connected agent (invariant 5).
+// Agents that connect later learn it from Welcome.halted.
+func (h *Hub) BroadcastHalt(reason string) {
+	h.broadcast(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Halt{Halt: &turbulencev1.HaltAgent{Reason: reason}}})
+}
+
+// BroadcastResume sends ResumeAgent to every connected agent.
+func (h *Hub) BroadcastResume() {
+	h.broadcast(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Resume{Resume: &turbulencev1.ResumeAgent{}}})
+}
+
+func (h *Hub) broadcast(m *turbulencev1.ControllerMessage) {
+	// Under h.mu so that a session registering concurrently either is in
+	// the map now or reads the new halt flag for its Welcome.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		s.enqueue(m)
+	}
+}
+
+// CloseSessions ends every session, e.g. when this node stops being the
+// leader or shuts down. Agents reconnect and find the leader.
+func (h *Hub) CloseSessions(reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		s.end(status.Error(codes.Unavailable, reason))
+	}
+}
+
+// Close ends every session and refuses new ones, for shutdown.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.CloseSessions("controller is shutting down")
+}
+
+// ConnectedAgents returns how many agents have a session open.
+func (h *Hub) ConnectedAgents() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+func (h *Hub) session(agentID string) *session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[agentID]
+}
+
+func (h *Hub) sendApply(s *session, f *turbulencev1.Fault) {
+	id := newCommandID()
+	h.mu.Lock()
+	s.commands[id] = command{kind: commandApply, faultID: f.GetId()}
+	h.mu.Unlock()
+	s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Apply{Apply: &turbulencev1.ApplyFault{CommandId: id, Fault: f}}})
+}
+
+func (h *Hub) sendRevert(s *session, faultID, reason string) {
+	id := newCommandID()
+	h.mu.Lock()
+	s.commands[id] = command{kind: commandRevert, faultID: faultID}
+	h.mu.Unlock()
+	s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Revert{Revert: &turbulencev1.RevertFault{CommandId: id, FaultId: faultID, Reason: reason}}})
+}
+
+func (h *Hub) leaseRenewal() *turbulencev1.ControllerMessage {
+	return &turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Lease{Lease: &turbulencev1.LeaseRenewal{LeaseTtl: durationpb.New(h.cfg.LeaseTTL)}}}
+}

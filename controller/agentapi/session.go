@@ -1,0 +1,244 @@
+package agentapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// sendQueueSize bounds the commands waiting for one agent. Far more than
+// a healthy agent ever has outstanding; an agent that lets it fill is
+// disconnected (see the package doc).
+const sendQueueSize = 256
+
+// raftWriteTimeout bounds each raft write made on an agent's behalf.
+const raftWriteTimeout = 10 * time.Second
+
+type commandKind int
+
+const (
+	commandApply commandKind = iota + 1
+	commandRevert
+)
+
+// command is a command sent to an agent and not answered yet.
+type command struct {
+	kind    commandKind
+	faultID string
+}
+
+// session is one open Connect stream.
+type session struct {
+	agentID string
+	actor   string // "agent/<id>", recorded on the raft writes it causes
+	out     chan *turbulencev1.ControllerMessage
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	// commands is guarded by Hub.mu.
+	commands map[string]command
+}
+
+// enqueue queues a message for the send goroutine without blocking.
+func (s *session) enqueue(m *turbulencev1.ControllerMessage) {
+	select {
+	case <-s.ctx.Done():
+	case s.out <- m:
+	default:
+		s.end(status.Error(codes.ResourceExhausted, "agent is not reading its session; closing it"))
+	}
+}
+
+// end closes the session with a status the agent will see.
+func (s *session) end(cause error) { s.cancel(cause) }
+
+var errReplaced = status.Error(codes.Aborted, "replaced by a newer session of the same agent")
+
+// Connect is the agent's session (docs/protocol.md).
+func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage, turbulencev1.ControllerMessage]) error {
+	ctx := stream.Context()
+	id, err := tlsutil.PeerIdentity(ctx)
+	if err != nil {
+		return status.Errorf(codes.PermissionDenied, "agent session: %v", err)
+	}
+	if id.Role != tlsutil.RoleAgent {
+		return status.Errorf(codes.PermissionDenied, "agent session: certificate %s is not an agent certificate", id)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "agent session: the first message must be a Hello")
+	}
+	if hello.GetAgentId() != id.Name {
+		return status.Errorf(codes.PermissionDenied, "agent session: hello.agent_id %q does not match the certificate's agent name %q", hello.GetAgentId(), id.Name)
+	}
+	if !h.cfg.Raft.IsLeader() {
+		return h.redirect(stream)
+	}
+	logger := h.logger.With("agent_id", id.Name)
+
+	regCtx, cancelReg := context.WithTimeout(ctx, raftWriteTimeout)
+	_, err = h.cfg.Raft.Apply(regCtx, &raftv1.LogEntry{
+		Actor: id.String(),
+		Cmd: &raftv1.LogEntry_RegisterAgent{RegisterAgent: &raftv1.RegisterAgent{Agent: &turbulencev1.Agent{
+			Id:           id.Name,
+			Labels:       hello.GetLabels(),
+			Facts:        hello.GetFacts(),
+			Capabilities: hello.GetCapabilities(),
+		}}},
+	})
+	cancelReg()
+	if err != nil {
+		logger.Warn("cannot register agent", "error", err)
+		return status.Errorf(codes.Unavailable, "register agent %q: %v", id.Name, err)
+	}
+
+	sctx, cancel := context.WithCancelCause(ctx)
+	s := &session{
+		agentID:  id.Name,
+		actor:    id.String(),
+		out:      make(chan *turbulencev1.ControllerMessage, sendQueueSize),
+		ctx:      sctx,
+		cancel:   cancel,
+		commands: make(map[string]command),
+	}
+	sendDone := make(chan struct{})
+	go func() {
+		defer close(sendDone)
+		sendLoop(s, stream)
+	}()
+	// Deferred in reverse: end the session, wait for the send goroutine
+	// (no Send after the handler returns), then forget the session.
+	defer h.unregister(s)
+	defer func() { <-sendDone }()
+	defer cancel(nil)
+
+	if err := h.register(s, hello.GetLocallyHalted()); err != nil {
+		return err
+	}
+	logger.Info("agent connected", "held_faults", len(hello.GetFaults()))
+	h.reconcileHello(sctx, s, hello)
+
+	msgs := make(chan *turbulencev1.AgentMessage)
+	recvErr := make(chan error, 1)
+	// Recv runs on its own goroutine so that ending the session (replaced,
+	// leadership lost) does not wait for the agent's next message. It
+	// returns once the handler has returned and gRPC cancels the stream.
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-sctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-sctx.Done():
+			cause := context.Cause(sctx)
+			if _, ok := status.FromError(cause); ok && cause != nil {
+				logger.Info("agent session ended by controller", "reason", cause)
+				return cause
+			}
+			return status.FromContextError(ctx.Err()).Err()
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				logger.Info("agent closed its session")
+				return nil
+			}
+			logger.Info("agent session lost", "error", err)
+			return err
+		case m := <-msgs:
+			h.handle(sctx, s, m)
+		}
+	}
+}
+
+// redirect answers a Connect on a node that is not the leader.
+func (h *Hub) redirect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage, turbulencev1.ControllerMessage]) error {
+	var leader string
+	if h.cfg.LeaderGRPCAddr != nil {
+		leader = h.cfg.LeaderGRPCAddr()
+	}
+	if leader == "" {
+		return status.Error(codes.Unavailable, "this controller is not the leader and no leader is known; retry")
+	}
+	return stream.Send(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Redirect{Redirect: &turbulencev1.Redirect{LeaderAddress: leader}}})
+}
+
+func sendLoop(s *session, stream grpc.BidiStreamingServer[turbulencev1.AgentMessage, turbulencev1.ControllerMessage]) {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case m := <-s.out:
+			if err := stream.Send(m); err != nil {
+				s.end(err)
+				return
+			}
+		}
+	}
+}
+
+// register makes s the agent's session and queues the Welcome. Both
+// happen under h.mu so that Welcome is the first message on the stream and
+// a concurrent halt is seen either in Welcome.halted or as a HaltAgent
+// broadcast, never neither (invariant 5).
+func (h *Hub) register(s *session, locallyHalted bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return status.Error(codes.Unavailable, "controller is shutting down")
+	}
+	if old, ok := h.sessions[s.agentID]; ok {
+		old.end(errReplaced)
+	}
+	h.sessions[s.agentID] = s
+	a := h.soft(s.agentID)
+	a.Connected = true
+	a.LastSeen = time.Now()
+	a.LocallyHalted = locallyHalted
+	a.held = make(map[string]*turbulencev1.FaultStatus)
+	s.out <- &turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Welcome{Welcome: &turbulencev1.Welcome{
+		LeaseTtl:          durationpb.New(h.cfg.LeaseTTL),
+		HeartbeatInterval: durationpb.New(h.cfg.HeartbeatInterval),
+		Halted:            h.cfg.State.Halt().GetHalted(),
+	}}}
+	return nil
+}
+
+// unregister forgets s unless a newer session replaced it already.
+func (h *Hub) unregister(s *session) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sessions[s.agentID] != s {
+		return
+	}
+	delete(h.sessions, s.agentID)
+	a := h.soft(s.agentID)
+	a.Connected = false
+	a.disconnectedAt = time.Now()
+	// What the agent holds now is unknown; the lease decides (invariant 2).
+	a.held = make(map[string]*turbulencev1.FaultStatus)
+}
+
+func clone[M proto.Message](m M) M { return proto.Clone(m).(M) }

@@ -1,0 +1,20 @@
+// Package controlapi serves ControlService, the API people and scripts
+// (turbctl) use: agents, faults, halt and resume, and the event log.
+//
+// Writes go through raft; reads come from this node's replicated state,
+// overlaid with the leader's soft state (is the agent connected, what did
+// it last report about a fault it holds).
+//
+// Authorization comes from the caller's verified certificate
+// (tlsutil.PeerIdentity): admin and operator may do everything, viewer
+// may only read, and any of the three may pull the kill switch (Halt),
+// because stopping an experiment must never wait for someone with more
+// rights (invariant 5). Agent and controller certificates are refused.
+//
+// Invariant 6: ApplyFault validates everything it can (the spec with
+// faultspec.Validate, the target agent, its capabilities, the halt flag)
+// before it proposes anything; a refused request leaves no trace in raft.
+//
+// Errors cross the wire through one mapper (errors.go) that matches
+// sentinels with errors.Is/errors.As.
+package controlapi

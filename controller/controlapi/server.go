@@ -1,0 +1,82 @@
+package controlapi
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/turbulence-sre/turbulence/controller/agentapi"
+	"github.com/turbulence-sre/turbulence/controller/state"
+	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// Proposer is the part of the raft node the API needs.
+type Proposer interface {
+	Apply(ctx context.Context, e *raftv1.LogEntry) (any, error)
+}
+
+// Dispatcher tells connected agents what raft has decided, and knows the
+// soft state of their sessions. agentapi.Hub implements it.
+type Dispatcher interface {
+	DispatchApply(f *turbulencev1.Fault)
+	DispatchRevert(f *turbulencev1.Fault, reason string)
+	BroadcastHalt(reason string)
+	BroadcastResume()
+	Liveness(agentID string) (agentapi.Liveness, bool)
+	HeldStatus(agentID, faultID string) (*turbulencev1.FaultStatus, bool)
+}
+
+// DefaultFaultDuration is the duration given to a spec that has none.
+const DefaultFaultDuration = 5 * time.Minute
+
+// Config configures a Server.
+type Config struct {
+	Raft  Proposer
+	State *state.State
+	Hub   Dispatcher
+	// DefaultFaultDuration fills a spec without a duration (invariant 1:
+	// there is no open-ended fault).
+	DefaultFaultDuration time.Duration
+	Logger               *slog.Logger
+}
+
+// Server implements turbulencev1.ControlServiceServer.
+type Server struct {
+	turbulencev1.UnimplementedControlServiceServer
+
+	cfg    Config
+	logger *slog.Logger
+	// stopping is closed by Stop so that long-lived streams (WatchEvents)
+	// end and a graceful server stop does not wait for them.
+	stopping chan struct{}
+}
+
+var _ turbulencev1.ControlServiceServer = (*Server)(nil)
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.DefaultFaultDuration <= 0 {
+		cfg.DefaultFaultDuration = DefaultFaultDuration
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, logger: cfg.Logger.With("component", "controlapi"), stopping: make(chan struct{})}
+}
+
+// Stop ends the open WatchEvents streams. Call it once, at shutdown.
+func (s *Server) Stop() { close(s.stopping) }
+
+// writeTimeout bounds a raft write made for one API call when the caller
+// gave no deadline.
+const writeTimeout = 10 * time.Second
+
+func (s *Server) propose(ctx context.Context, e *raftv1.LogEntry) (any, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, writeTimeout)
+		defer cancel()
+	}
+	return s.cfg.Raft.Apply(ctx, e)
+}

@@ -1,0 +1,285 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/turbulence-sre/turbulence/controller/agentapi"
+	"github.com/turbulence-sre/turbulence/controller/controlapi"
+	"github.com/turbulence-sre/turbulence/controller/fsm"
+	"github.com/turbulence-sre/turbulence/controller/raftnode"
+	"github.com/turbulence-sre/turbulence/controller/state"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+const (
+	// gracefulStopTimeout bounds how long Run waits for calls in flight
+	// before it cuts them.
+	gracefulStopTimeout = 5 * time.Second
+	// barrierTimeout bounds how long a new leader waits for its FSM to
+	// catch up before it acts on the state.
+	barrierTimeout = 30 * time.Second
+)
+
+// Controller is one controller node.
+type Controller struct {
+	cfg    Config
+	logger *slog.Logger
+
+	state   *state.State
+	node    *raftnode.Node
+	hub     *agentapi.Hub
+	api     *controlapi.Server
+	server  *grpc.Server
+	health  *health.Server
+	grpcLis net.Listener
+
+	// leading is true while this node is leader and has caught up.
+	leading atomic.Bool
+	// readyLogged makes "controller ready" appear once.
+	readyLogged bool
+	runOnce     sync.Once
+}
+
+// New opens the raft stores, binds the gRPC and raft listeners (so ":0"
+// works and GRPCAddr is known before Run) and starts raft. Call Run to
+// serve and, eventually, to release everything.
+func New(cfg Config) (*Controller, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("controller config: %w", err)
+	}
+	logger := cfg.Logger.With("node_id", cfg.NodeID)
+	c := &Controller{cfg: cfg, logger: logger, state: state.New()}
+
+	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.GRPCAddr, err)
+	}
+	raftLis, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		_ = grpcLis.Close()
+		return nil, fmt.Errorf("listen on raft address %s: %w", cfg.RaftAddr, err)
+	}
+	server, err := newGRPCServer(cfg.TLS, logger)
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = raftLis.Close()
+		return nil, fmt.Errorf("gRPC TLS: %w", err)
+	}
+	// raftnode owns raftLis from here, on failure too.
+	node, err := raftnode.New(raftnode.Config{
+		NodeID:   cfg.NodeID,
+		DataDir:  cfg.DataDir,
+		Listener: raftLis,
+		TLS:      cfg.TLS,
+		FSM:      fsm.New(c.state, logger.With("component", "fsm")),
+		Logger:   logger,
+	})
+	if err != nil {
+		_ = grpcLis.Close()
+		return nil, err
+	}
+	c.node, c.grpcLis, c.server = node, grpcLis, server
+	c.hub = agentapi.New(agentapi.Config{
+		Raft:              node,
+		State:             c.state,
+		LeaseTTL:          cfg.LeaseTTL,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		// Followers do not know the leader's gRPC address yet (it is not
+		// in raft's configuration); agents get Unavailable and retry.
+		LeaderGRPCAddr: nil,
+		Logger:         logger,
+	})
+	c.api = controlapi.New(controlapi.Config{
+		Raft:                 node,
+		State:                c.state,
+		Hub:                  c.hub,
+		DefaultFaultDuration: cfg.DefaultFaultDuration,
+		Logger:               logger,
+	})
+	c.health = health.NewServer()
+	c.setServing(false)
+	turbulencev1.RegisterControlServiceServer(server, c.api)
+	turbulencev1.RegisterAgentServiceServer(server, c.hub)
+	healthpb.RegisterHealthServer(server, c.health)
+	reflection.Register(server)
+	return c, nil
+}
+
+// GRPCAddr is the address the gRPC server is bound to.
+func (c *Controller) GRPCAddr() string { return c.grpcLis.Addr().String() }
+
+// RaftAddr is the address raft is bound to.
+func (c *Controller) RaftAddr() string { return c.node.Addr() }
+
+// IsLeader reports whether this node leads and has caught up with the log.
+func (c *Controller) IsLeader() bool { return c.leading.Load() }
+
+// LastRaftIndex is the index of the last entry in this node's raft log.
+// Tests use it to prove that a refused request proposed nothing.
+func (c *Controller) LastRaftIndex() uint64 { return c.node.LastIndex() }
+
+// WaitLeader blocks until this node is the leader and ready to serve, or
+// ctx is done. Leadership is only taken up while Run runs.
+func (c *Controller) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for !c.leading.Load() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for raft leadership: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Run serves until ctx is done, then shuts down in the order written in
+// the package doc and returns. Run may be called once.
+func (c *Controller) Run(ctx context.Context) error {
+	err := errors.New("controller: Run called twice")
+	c.runOnce.Do(func() { err = c.run(ctx) })
+	return err
+}
+
+func (c *Controller) run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- c.server.Serve(c.grpcLis) }()
+
+	leaderCtx, stopLeadership := context.WithCancel(context.Background())
+	leadershipDone := make(chan struct{})
+	go func() {
+		defer close(leadershipDone)
+		c.followLeadership(leaderCtx)
+	}()
+	c.logger.Info("controller started", "grpc_addr", c.GRPCAddr(), "raft_addr", c.RaftAddr())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		runErr = fmt.Errorf("gRPC server: %w", err)
+	}
+	c.logger.Info("controller stopping")
+
+	// 1. Stop accepting API calls.
+	c.setServing(false)
+	c.api.Stop()
+	c.hub.Close()
+	c.gracefulStop()
+	// 2. Stop leader-only loops.
+	stopLeadership()
+	<-leadershipDone
+	// 3 and 4. Close raft, then its stores.
+	if err := c.node.Shutdown(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("shut down raft: %w", err))
+	}
+	c.logger.Info("controller stopped")
+	return runErr
+}
+
+func (c *Controller) gracefulStop() {
+	done := make(chan struct{})
+	go func() {
+		c.server.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(gracefulStopTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		c.logger.Warn("calls still running after graceful stop timeout; cutting them")
+		c.server.Stop()
+		<-done
+	}
+}
+
+// leaderLoop is the running leader-only work of one leadership term.
+type leaderLoop struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (c *Controller) startLeaderLoop(ctx context.Context) *leaderLoop {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &leaderLoop{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		_ = c.hub.RunLeaderLoop(ctx)
+	}()
+	return l
+}
+
+func (l *leaderLoop) stop() {
+	l.cancel()
+	<-l.done
+}
+
+// followLeadership starts the leader-only work when this node becomes
+// leader and stops it when it is not any more, until ctx is done.
+func (c *Controller) followLeadership(ctx context.Context) {
+	var loop *leaderLoop
+	stepDown := func() {
+		c.leading.Store(false)
+		c.setServing(false)
+		if loop != nil {
+			loop.stop()
+			loop = nil
+		}
+	}
+	defer stepDown()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case isLeader := <-c.node.LeaderCh():
+			if !isLeader {
+				c.logger.Warn("lost raft leadership")
+				stepDown()
+				c.hub.CloseSessions("this controller is no longer the leader")
+				continue
+			}
+			// Act only on a state that holds every committed entry.
+			if err := c.node.Barrier(barrierTimeout); err != nil {
+				c.logger.Error("new leader could not catch up; not taking up leadership", "error", err)
+				continue
+			}
+			if loop == nil {
+				loop = c.startLeaderLoop(ctx)
+			}
+			c.leading.Store(true)
+			c.setServing(true)
+			if !c.readyLogged {
+				c.readyLogged = true
+				c.logger.Info("controller ready", "grpc_addr", c.GRPCAddr())
+			} else {
+				c.logger.Info("raft leadership acquired", "grpc_addr", c.GRPCAddr())
+			}
+		}
+	}
+}
+
+// setServing publishes readiness on the health service, overall and per
+// service, so load balancers and grpcurl see the leader.
+func (c *Controller) setServing(serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	for _, svc := range []string{"", turbulencev1.ControlService_ServiceDesc.ServiceName, turbulencev1.AgentService_ServiceDesc.ServiceName} {
+		c.health.SetServingStatus(svc, st)
+	}
+}

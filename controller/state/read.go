@@ -1,0 +1,120 @@
+package state
+
+import (
+	"cmp"
+	"slices"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// Agent returns a copy of one agent.
+func (s *State) Agent(id string) (*turbulencev1.Agent, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.d.agents[id]
+	if !ok {
+		return nil, false
+	}
+	return clone(a), true
+}
+
+// Agents returns copies of every agent, sorted by ID.
+func (s *State) Agents() []*turbulencev1.Agent {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*turbulencev1.Agent, 0, len(s.d.agents))
+	for _, a := range s.d.agents {
+		out = append(out, clone(a))
+	}
+	slices.SortFunc(out, func(a, b *turbulencev1.Agent) int { return cmp.Compare(a.GetId(), b.GetId()) })
+	return out
+}
+
+// Fault returns a copy of one fault.
+func (s *State) Fault(id string) (*turbulencev1.Fault, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f, ok := s.d.faults[id]
+	if !ok {
+		return nil, false
+	}
+	return clone(f), true
+}
+
+// FaultFilter selects faults. The zero value selects all of them.
+type FaultFilter struct {
+	// AgentID, when set, keeps only that agent's faults.
+	AgentID string
+	// ActiveOnly keeps only faults that are not ended.
+	ActiveOnly bool
+}
+
+// Faults returns copies of the faults that match, oldest first.
+func (s *State) Faults(f FaultFilter) []*turbulencev1.Fault {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*turbulencev1.Fault
+	for _, fault := range s.d.faults {
+		if f.AgentID != "" && fault.GetAgentId() != f.AgentID {
+			continue
+		}
+		if f.ActiveOnly && Ended(fault.GetState()) {
+			continue
+		}
+		out = append(out, clone(fault))
+	}
+	slices.SortFunc(out, func(a, b *turbulencev1.Fault) int {
+		if c := a.GetCreatedAt().AsTime().Compare(b.GetCreatedAt().AsTime()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.GetId(), b.GetId())
+	})
+	return out
+}
+
+// Halt returns a copy of the fleet halt status.
+func (s *State) Halt() *turbulencev1.HaltStatus {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return clone(s.d.halt)
+}
+
+// Events returns copies of the events with a sequence number greater than
+// after, oldest first, at most limit of them (0 means no limit).
+func (s *State) Events(after uint64, limit int) []*turbulencev1.Event {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	evs := s.d.events
+	// Sequence numbers are dense within the kept window, so the first
+	// wanted event can be found by binary search.
+	i, _ := slices.BinarySearchFunc(evs, after+1, func(e *turbulencev1.Event, seq uint64) int {
+		return cmp.Compare(e.GetSequence(), seq)
+	})
+	evs = evs[i:]
+	if limit > 0 && len(evs) > limit {
+		evs = evs[:limit]
+	}
+	out := make([]*turbulencev1.Event, len(evs))
+	for j, e := range evs {
+		out[j] = clone(e)
+	}
+	return out
+}
+
+// LastSequence is the sequence number of the latest event, 0 if none.
+func (s *State) LastSequence() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.d.nextSeq - 1
+}
+
+// AppliedResult returns what an already applied request produced.
+func (s *State) AppliedResult(requestID string) (resultID string, ok bool) {
+	if requestID == "" {
+		return "", false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	resultID, ok = s.d.applied[requestID]
+	return resultID, ok
+}

@@ -1,0 +1,119 @@
+package state
+
+import (
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// Meta is what every log entry carries besides its command.
+type Meta struct {
+	// RequestID makes a write idempotent. Empty means "do not remember":
+	// internal writes (agent reports, lease expiry) are idempotent by
+	// their nature and would only push client IDs out of the window.
+	RequestID string
+	// Actor is the identity of the caller, for the record.
+	Actor string
+	// Time is the leader's proposed_at. It is the only clock the state
+	// ever reads.
+	Time time.Time
+}
+
+// data is one complete dataset. Replace swaps a whole new one in.
+type data struct {
+	agents map[string]*turbulencev1.Agent
+	faults map[string]*turbulencev1.Fault
+	halt   *turbulencev1.HaltStatus
+	// events holds at most MaxEvents, oldest first.
+	events []*turbulencev1.Event
+	// nextSeq is the sequence number of the next event; it never goes
+	// back, even when old events are dropped.
+	nextSeq uint64
+	// applied maps request ID to the ID of what it produced; order keeps
+	// insertion order so the oldest can be forgotten.
+	applied      map[string]string
+	appliedOrder []string
+}
+
+func newData() *data {
+	return &data{
+		agents:  make(map[string]*turbulencev1.Agent),
+		faults:  make(map[string]*turbulencev1.Fault),
+		halt:    &turbulencev1.HaltStatus{},
+		nextSeq: 1,
+		applied: make(map[string]string),
+	}
+}
+
+// State is the replicated state of one controller node. The zero value is
+// not usable; call New.
+type State struct {
+	mu      sync.RWMutex
+	d       *data
+	changed chan struct{}
+}
+
+// New returns an empty state.
+func New() *State {
+	return &State{d: newData(), changed: make(chan struct{})}
+}
+
+// Changed returns a channel that is closed at the next change of the
+// state. Take the channel before reading, so a change between the read
+// and the wait is not missed.
+func (s *State) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+// notifyLocked wakes every waiter of Changed. Caller holds the write lock.
+func (s *State) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// appendEventLocked records an event stamped with the entry's time.
+func (d *data) appendEvent(now time.Time, typ, agentID, faultID, msg string) {
+	ev := &turbulencev1.Event{
+		Sequence: d.nextSeq,
+		Time:     timestamppb.New(now),
+		Type:     typ,
+		AgentId:  agentID,
+		FaultId:  faultID,
+		Message:  msg,
+	}
+	d.nextSeq++
+	d.events = append(d.events, ev)
+	if over := len(d.events) - MaxEvents; over > 0 {
+		// Copy down rather than reslice so the dropped events can be
+		// collected.
+		d.events = append(d.events[:0:0], d.events[over:]...)
+	}
+}
+
+// remember records that requestID produced resultID.
+func (d *data) remember(requestID, resultID string) {
+	if requestID == "" {
+		return
+	}
+	if _, ok := d.applied[requestID]; ok {
+		return
+	}
+	d.applied[requestID] = resultID
+	d.appliedOrder = append(d.appliedOrder, requestID)
+	if over := len(d.appliedOrder) - MaxAppliedRequests; over > 0 {
+		for _, id := range d.appliedOrder[:over] {
+			delete(d.applied, id)
+		}
+		d.appliedOrder = append(d.appliedOrder[:0:0], d.appliedOrder[over:]...)
+	}
+}
+
+func clone[M proto.Message](m M) M {
+	return proto.Clone(m).(M)
+}
