@@ -82,16 +82,16 @@ func OpenFile(path string) (*Journal, []Open, error) {
 	}
 	recs, good, err := readFrames(f)
 	if err != nil {
-		f.Close()
+		_ = f.Close() // the error being returned is the one that matters
 		return nil, nil, fmt.Errorf("read journal %s: %w", path, err)
 	}
 	// Cut a torn tail so appends start on a frame boundary.
 	if err := f.Truncate(good); err != nil {
-		f.Close()
+		_ = f.Close() // the error being returned is the one that matters
 		return nil, nil, fmt.Errorf("truncate torn journal tail: %w", err)
 	}
 	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		f.Close()
+		_ = f.Close() // the error being returned is the one that matters
 		return nil, nil, err
 	}
 	j := &Journal{path: path, f: f, open: make(map[string]*Open)}
@@ -190,28 +190,29 @@ func (j *Journal) Compact() error {
 		}
 		for _, r := range recs {
 			if err := writeFrame(w, r); err != nil {
-				f.Close()
+				_ = f.Close() // the error being returned is the one that matters
 				return err
 			}
 		}
 	}
 	if err := w.Flush(); err != nil {
-		f.Close()
+		_ = f.Close() // the error being returned is the one that matters
 		return err
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
+		_ = f.Close() // the error being returned is the one that matters
 		return err
 	}
 	if err := os.Rename(tmp, j.path); err != nil {
-		f.Close()
+		_ = f.Close() // the error being returned is the one that matters
 		return err
 	}
 	if err := syncDir(filepath.Dir(j.path)); err != nil {
-		f.Close()
+		_ = f.Close() // the error being returned is the one that matters
 		return err
 	}
-	j.f.Close()
+	// The old file was replaced by the rename; its close error changes nothing.
+	_ = j.f.Close()
 	j.f = f
 	return nil
 }
@@ -282,6 +283,9 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return err
+	}
+	return d.Close()
 }

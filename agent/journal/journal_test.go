@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,7 +63,7 @@ func TestOpenFile_ReplaysOpenFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
+	t.Cleanup(func() { mustClose(t, j) })
 	if got, want := ids(open), []string{"f2", "f3"}; !slices.Equal(got, want) {
 		t.Fatalf("open faults = %v, want %v", got, want)
 	}
@@ -105,7 +106,7 @@ func TestOpenFile_EveryTruncation(t *testing.T) {
 		if err := j.Append(Record{Op: OpIntent, FaultID: "after", At: t0}); err != nil {
 			t.Fatalf("cut at %d: Append: %v", cut, err)
 		}
-		j.Close()
+		mustClose(t, j)
 		j2, open2, err := OpenFile(path)
 		if err != nil {
 			t.Fatalf("cut at %d: reopen: %v", cut, err)
@@ -113,7 +114,7 @@ func TestOpenFile_EveryTruncation(t *testing.T) {
 		if !slices.Contains(ids(open2), "after") {
 			t.Fatalf("cut at %d: record appended after a torn tail was lost: %v", cut, ids(open2))
 		}
-		j2.Close()
+		mustClose(t, j2)
 	}
 }
 
@@ -129,7 +130,7 @@ func TestOpenFile_CorruptByteStopsReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
+	t.Cleanup(func() { mustClose(t, j) })
 	if got, want := ids(open), []string{"f2"}; !slices.Equal(got, want) {
 		t.Fatalf("open faults = %v, want %v (f3's record is corrupt)", got, want)
 	}
@@ -149,7 +150,7 @@ func TestCompact_KeepsOnlyOpenFaults(t *testing.T) {
 	if err := j.Append(Record{Op: OpReverted, FaultID: "f3", At: t0}); err != nil {
 		t.Fatal(err)
 	}
-	j.Close()
+	mustClose(t, j)
 	after, _ := os.ReadFile(path)
 	if len(after) >= len(before) {
 		t.Errorf("compacted journal is %d bytes, was %d", len(after), len(before))
@@ -158,11 +159,20 @@ func TestCompact_KeepsOnlyOpenFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j2.Close()
+	t.Cleanup(func() { mustClose(t, j2) })
 	if got, want := ids(open), []string{"f2"}; !slices.Equal(got, want) {
 		t.Fatalf("open faults after compaction = %v, want %v", got, want)
 	}
 	if open[0].Undo.WorkerPID != 200 {
 		t.Fatalf("compaction lost the undo data: %+v", open[0])
+	}
+}
+
+// mustClose closes c and fails the test if that fails: a journal that
+// cannot be closed may not have reached the disk.
+func mustClose(t *testing.T, c io.Closer) {
+	t.Helper()
+	if err := c.Close(); err != nil {
+		t.Errorf("close: %v", err)
 	}
 }

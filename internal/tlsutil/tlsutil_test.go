@@ -63,21 +63,23 @@ func readIdentity(t *testing.T, path string) Identity {
 // an in-memory pipe and returns the server-side error.
 func handshake(t *testing.T, server, client *tls.Config) error {
 	t.Helper()
+	// net.Pipe ends never fail to close.
 	c1, c2 := net.Pipe()
-	defer c1.Close()
-	defer c2.Close()
+	defer func() { _, _ = c1.Close(), c2.Close() }()
 	done := make(chan error, 1)
 	go func() {
 		cc := tls.Client(c2, client)
 		done <- cc.Handshake()
 		// Read so the server's post-handshake verdict reaches us.
 		_, _ = cc.Read(make([]byte, 1))
-		cc.Close()
+		_ = cc.Close()
 	}()
 	sc := tls.Server(c1, server)
 	err := sc.Handshake()
-	sc.Close()
-	<-done
+	_ = sc.Close()
+	if cerr := <-done; cerr != nil {
+		t.Logf("client side of the handshake: %v", cerr) // not the verdict under test
+	}
 	return err
 }
 

@@ -199,8 +199,7 @@ func (d *demo) shutdown() {
 			fmt.Printf("  %s exited (%v)\n", filepath.Base(p.Path), exitText(err))
 		case <-time.After(15 * time.Second):
 			_ = p.Process.Kill()
-			<-done
-			fmt.Printf("  %s did not stop in 15s; killed\n", filepath.Base(p.Path))
+			fmt.Printf("  %s did not stop in 15s; killed (%v)\n", filepath.Base(p.Path), exitText(<-done))
 		}
 	}
 }
@@ -247,8 +246,8 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	addr := l.Addr().String()
+	return addr, l.Close()
 }
 
 // waitFor polls f every 100ms until it succeeds or timeout passes.
