@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/turbulence-sre/turbulence/controller/cli"
+)
+
+// BenchmarkCPUFault_ApplyLatencyAndLateness applies one 1 s CPU fault per
+// iteration through turbctl, one after the other, and reports:
+//
+//   - apply latency: from the turbctl call to the moment the agent records
+//     the worker as started (its applied_at), so it covers the CLI, the
+//     raft commit, the dispatch over the agent's stream and the worker's
+//     start;
+//   - deadline lateness: from the fault's deadline to the worker's exit,
+//     observed through a pidfd, so it is the kill switch's own delay.
+//
+// Run it with -benchtime 50x (make bench does) to have 50 samples.
+func BenchmarkCPUFault_ApplyLatencyAndLateness(b *testing.B) {
+	f := startFleet(b)
+	var applyMS, lateMS []float64
+	for b.Loop() {
+		start := time.Now()
+		code, id, stderr := f.turbctl(b, "fault", "apply", "cpu", "--agent", f.agent.ID(),
+			"--cores", "1", "--load", "50", "--duration", "1s")
+		if code != cli.ExitOK {
+			b.Fatalf("turbctl fault apply: exit %d:\n%s", code, stderr)
+		}
+		st := f.held(id)
+		for ; st.GetWorkerPid() == 0 || st.GetAppliedAt() == nil; st = f.held(id) {
+			if time.Since(start) > waitLong {
+				b.Fatalf("fault %s: worker not running after %s", id, waitLong)
+			}
+			time.Sleep(200 * time.Microsecond) // polling the agent's own view, not synchronising
+		}
+		applyMS = append(applyMS, ms(st.GetAppliedAt().AsTime().Sub(start)))
+
+		exited, err := waitExit(int(st.GetWorkerPid()), waitLong)
+		if err != nil {
+			b.Fatalf("fault %s: %v", id, err)
+		}
+		lateMS = append(lateMS, ms(exited.Sub(st.GetDeadline().AsTime())))
+	}
+	b.StopTimer()
+	b.ReportMetric(percentile(applyMS, 50), "apply-p50-ms")
+	b.ReportMetric(percentile(applyMS, 99), "apply-p99-ms")
+	b.ReportMetric(percentile(lateMS, 50), "late-p50-ms")
+	b.ReportMetric(percentile(lateMS, 99), "late-p99-ms")
+	b.ReportMetric(percentile(lateMS, 100), "late-max-ms")
+	b.ReportMetric(float64(len(lateMS)), "samples")
+	b.ReportMetric(0, "ns/op") // one op is a whole fault lifetime; its time says nothing
+}
+
+// waitExit blocks until process pid exits and returns when it did, using
+// a pidfd so the moment is the kernel's, not a polling interval's.
+func waitExit(pid int, timeout time.Duration) (time.Time, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer func() { _ = unix.Close(fd) }()
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(timeout.Milliseconds()))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, err
+		}
+		if n == 0 {
+			return time.Time{}, unix.ETIMEDOUT
+		}
+		return time.Now(), nil
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// percentile is the nearest-rank percentile p (0 < p ≤ 100) of xs.
+func percentile(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	rank := int(p/100*float64(len(s)) + 0.5)
+	rank = min(max(rank, 1), len(s))
+	return s[rank-1]
+}

@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/worker"
+	"github.com/turbulence-sre/turbulence/controller/cli"
+	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// TestMain makes the test binary its own worker, as the agent binary is.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == worker.Subcommand {
+		os.Exit(worker.Main(os.Args[2:]))
+	}
+	_ = os.Setenv("GORACE", "atexit_sleep_ms=0") // workers inherit it
+	goleak.VerifyTestMain(m)
+}
+
+// fleet is a running controller, one agent connected to it, and the admin
+// credentials turbctl uses.
+type fleet struct {
+	srv   *controllertest.Server
+	agent *agent.Agent
+	api   turbulencev1.ControlServiceClient
+}
+
+func startFleet(tb testing.TB) *fleet {
+	tb.Helper()
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		tb.Skip("workers and their measurement need Linux /proc")
+	}
+	srv := controllertest.NewServer(tb, nil)
+	a, err := agent.New(agent.Config{
+		Controllers:  []string{srv.Addr},
+		TLS:          srv.PKI.Agent,
+		StateDir:     tb.TempDir(),
+		WorkerBinary: os.Args[0],
+		Logger:       slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BackoffMin:   10 * time.Millisecond,
+		BackoffMax:   200 * time.Millisecond,
+	})
+	if err != nil {
+		tb.Fatalf("agent.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("agent.Run: %v", err)
+		}
+	})
+	f := &fleet{srv: srv, agent: a, api: srv.AdminClient(tb)}
+	controllertest.WaitFor(tb, 15*time.Second, "the agent to connect", func() bool {
+		ag, err := f.api.GetAgent(tb.Context(), &turbulencev1.GetAgentRequest{Id: a.ID()})
+		return err == nil && ag.GetConnected()
+	})
+	return f
+}
+
+// turbctl runs the CLI with the admin certificate and returns its exit
+// code and output.
+func (f *fleet) turbctl(tb testing.TB, args ...string) (code int, stdout, stderr string) {
+	tb.Helper()
+	admin := f.srv.PKI.Admin
+	global := []string{"--controller", f.srv.Addr, "--ca", admin.CA, "--cert", admin.Cert, "--key", admin.Key}
+	var out, errOut bytes.Buffer
+	code = cli.Main(append(global, args...), &out, &errOut)
+	return code, strings.TrimSpace(out.String()), errOut.String()
+}
+
+// held returns the agent's own status of fault id, or nil.
+func (f *fleet) held(id string) *turbulencev1.FaultStatus {
+	for _, st := range f.agent.Faults() {
+		if st.GetFaultId() == id {
+			return st
+		}
+	}
+	return nil
+}
+
+// fault fetches fault id from the controller.
+func (f *fleet) fault(tb testing.TB, id string) *turbulencev1.Fault {
+	tb.Helper()
+	flt, err := f.api.GetFault(tb.Context(), &turbulencev1.GetFaultRequest{Id: id})
+	if err != nil {
+		tb.Fatalf("GetFault %s: %v", id, err)
+	}
+	return flt
+}
+
+// alive reports whether a process with this pid exists (and is not yet
+// reaped).
+func alive(pid int32) bool { return pid > 0 && syscall.Kill(int(pid), 0) == nil }
