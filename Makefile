@@ -30,7 +30,7 @@ test: ## go test -race ./... (privileged tests too when root)
 bench: ## benchmarks with real numbers: apply latency, deadline lateness, CPU and memory accuracy
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 1 $$($(GO) list ./... | grep -v /test/e2e)
 	@# 50 whole fault lifetimes, so the p99 has samples behind it.
-	$(GO) test -run '^$$' -bench . -benchtime 50x -count 1 ./test/e2e | grep -E '^(Benchmark|ok|FAIL|---)'
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 50x -count 1 ./test/e2e | grep -E '^(Benchmark|ok|FAIL|---)'
 
 .PHONY: fuzz
 fuzz: ## a short run of every fuzz target
