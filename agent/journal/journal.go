@@ -80,6 +80,12 @@ func OpenFile(path string) (*Journal, []Open, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open journal %s: %w", path, err)
 	}
+	// One owner at a time: a second agent, or `turbulence-agent cleanup`
+	// while the agent runs, would revert faults the owner still holds.
+	if err := lockFile(f); err != nil {
+		_ = f.Close() // the error being returned is the one that matters
+		return nil, nil, fmt.Errorf("journal %s: %w", path, err)
+	}
 	recs, good, err := readFrames(f)
 	if err != nil {
 		_ = f.Close() // the error being returned is the one that matters
@@ -180,6 +186,12 @@ func (j *Journal) Compact() error {
 	tmp := j.path + ".compact"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
+		return err
+	}
+	// Lock the new file before it takes the journal's name, so the name is
+	// never unlocked.
+	if err := lockFile(f); err != nil {
+		_ = f.Close() // the error being returned is the one that matters
 		return err
 	}
 	w := bufio.NewWriter(f)

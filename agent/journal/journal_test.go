@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -175,4 +176,29 @@ func mustClose(t *testing.T, c io.Closer) {
 	if err := c.Close(); err != nil {
 		t.Errorf("close: %v", err)
 	}
+}
+
+func TestOpenFile_SecondOpenerIsRefused(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "journal")
+	j, _, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenFile(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second OpenFile: err = %v, want ErrLocked", err)
+	}
+	// Compaction replaces the file; the lock must follow the name.
+	if err := j.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenFile(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("OpenFile after Compact: err = %v, want ErrLocked", err)
+	}
+	mustClose(t, j)
+	j2, _, err := OpenFile(path)
+	if err != nil {
+		t.Fatalf("OpenFile after Close: %v", err)
+	}
+	mustClose(t, j2)
 }

@@ -9,19 +9,6 @@ import (
 	"time"
 )
 
-func TestParseStatCPU(t *testing.T) {
-	t.Parallel()
-	// A command name with spaces and a ')' must not shift the fields.
-	line := "4242 (worker (cpu) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 150 25 0 0 20 0 3 0 123 0 0\n"
-	got, err := parseStatCPU([]byte(line))
-	if err != nil || got != 175 {
-		t.Errorf("parseStatCPU = %d, %v, want 175", got, err)
-	}
-	if _, err := parseStatCPU([]byte("4242 (x) S 1")); err == nil {
-		t.Errorf("parseStatCPU(short line) succeeded, want an error")
-	}
-}
-
 func writeStat(t *testing.T, root string, pid string, utime, stime int) {
 	t.Helper()
 	dir := filepath.Join(root, pid)
