@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
@@ -65,13 +67,31 @@ func (in *Injector) Apply(_ context.Context, f *turbulencev1.Fault, deadline tim
 	if err != nil {
 		return nil, err // nothing started
 	}
-	return &handle{proc: p, meter: newMeter(in.procRoot, p.Pid(), ws.Cores, time.Now())}, nil
+	now := time.Now()
+	return &handle{proc: p, meter: newMeter(in.procRoot, p.Pid(), ws.Cores, now), target: float64(ws.LoadPercent), started: now}, nil
 }
+
+const (
+	// SettleTime is how long a CPU fault has to reach its target before a
+	// miss is reported as degraded.
+	SettleTime = 2 * time.Second
+	// DegradedTolerance is how far, in points, the measured load may be
+	// from the target before the fault is reported as degraded.
+	DegradedTolerance = 5.0
+	// minJudgedWindow: a figure over a shorter window is mostly /proc's
+	// 10 ms tick rounding and is not judged.
+	minJudgedWindow = time.Second
+)
 
 // handle is one running CPU worker.
 type handle struct {
-	proc  *worker.Process
-	meter *meter
+	proc    *worker.Process
+	meter   *meter
+	target  float64
+	started time.Time
+
+	mu       sync.Mutex
+	degraded bool // the latest verdict; kept while windows are too short to judge
 }
 
 // Revert stops the worker and waits for it (SIGTERM, then SIGKILL).
@@ -84,8 +104,22 @@ func (h *handle) Observe(st *turbulencev1.FaultStatus) {
 	case <-h.proc.Done():
 		st.MeasuredCpuPercent = 0
 	default:
-		st.MeasuredCpuPercent = h.meter.sample(time.Now())
+		now := time.Now()
+		st.MeasuredCpuPercent = h.meter.sample(now)
+		st.Degraded = h.judge(now, st.MeasuredCpuPercent, h.meter.lastWindow())
 	}
+}
+
+// judge returns whether the fault is degraded: settled, yet measured more
+// than DegradedTolerance points from its target over a window long enough
+// to trust. A fault that misses its target is never a silent success.
+func (h *handle) judge(now time.Time, measured float64, window time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if now.Sub(h.started) >= SettleTime && window >= minJudgedWindow {
+		h.degraded = math.Abs(measured-h.target) > DegradedTolerance
+	}
+	return h.degraded
 }
 
 // Done is closed when the worker exited.

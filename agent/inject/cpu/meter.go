@@ -21,6 +21,7 @@ type meter struct {
 	lastCPU  time.Duration
 	lastWall time.Time
 	last     float64
+	window   time.Duration // the wall time last was computed over
 }
 
 func newMeter(procRoot string, pid, cores int, start time.Time) *meter {
@@ -41,8 +42,15 @@ func (m *meter) sample(now time.Time) float64 {
 		return m.last
 	}
 	m.last = loadPercent(cpu-m.lastCPU, wall, m.cores)
-	m.lastCPU, m.lastWall = cpu, now
+	m.lastCPU, m.lastWall, m.window = cpu, now, wall
 	return m.last
+}
+
+// lastWindow returns the wall time the latest figure was computed over.
+func (m *meter) lastWindow() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.window
 }
 
 // loadPercent is cpu time over wall time, per core, in percent.
