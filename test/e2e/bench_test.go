@@ -23,6 +23,22 @@ import (
 // Run it with -benchtime 50x (make bench does) to have 50 samples.
 func BenchmarkCPUFault_ApplyLatencyAndLateness(b *testing.B) {
 	f := startFleet(b)
+	b.Run("idle", func(b *testing.B) { lifetimes(b, f) })
+	b.Run("saturated", func(b *testing.B) {
+		// Our own fault holds every CPU at 100 %: the kill switch must
+		// still be on time when the host is as busy as we can make it.
+		code, id, stderr := f.turbctl(b, "fault", "apply", "cpu", "--agent", f.agent.ID(),
+			"--cores", "0", "--load", "100", "--duration", "10m")
+		if code != cli.ExitOK {
+			b.Fatalf("turbctl fault apply (saturating): exit %d:\n%s", code, stderr)
+		}
+		defer f.turbctl(b, "fault", "revert", id)
+		lifetimes(b, f)
+	})
+}
+
+// lifetimes runs one fault lifetime per iteration and reports the figures.
+func lifetimes(b *testing.B, f *fleet) {
 	var applyMS, lateMS []float64
 	for b.Loop() {
 		start := time.Now()
