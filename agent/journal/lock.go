@@ -3,8 +3,7 @@ package journal
 import (
 	"errors"
 	"os"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // ErrLocked means another process holds the journal: another agent with
@@ -14,8 +13,8 @@ var ErrLocked = errors.New("in use by another process (is an agent with this sta
 // lockFile takes an exclusive advisory lock on f without waiting. The lock
 // lives as long as the open file, so it dies with the process.
 func lockFile(f *os.File) error {
-	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
+	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return ErrLocked
 	}
 	return err

@@ -20,4 +20,15 @@
 // The CPU worker holds a duty cycle per core with feedback on the thread's
 // own CPU clock, so that competing load on the host does not make the
 // measured load drift below the target (USERS.md C5, R5).
+//
+// The memory worker holds a RESIDENT size, as /proc/<pid>/statm counts it,
+// not a mapping size: it touches pages of one anonymous mapping (never the
+// Go heap) and corrects against its own statm every memoryTick, touching
+// more or releasing with MADV_DONTNEED, so that its own runtime is part of
+// the target and pages the kernel reclaimed are touched again. It sets
+// oom_score_adj 1000 before it maps anything (memory.go has the details).
+//
+// Every worker takes an optional --nice N, applied by the worker itself to
+// its whole process group before it starts work (nice_linux.go says why
+// not by the agent after start).
 package worker

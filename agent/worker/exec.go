@@ -12,14 +12,20 @@ import (
 // StopGrace is how long Stop waits after SIGTERM before it sends SIGKILL.
 const StopGrace = 2 * time.Second
 
-// Command returns the command that runs spec as a worker of binary (the
+// Command returns the command that runs job as a worker of binary (the
 // agent's own executable). The argv is fixed — binary, "worker", then
-// spec.Args() — and no shell is involved (USERS.md L9). The process gets
+// job.Args() — and no shell is involved (USERS.md L9). The process gets
 // its own process group and, on Linux, PR_SET_PDEATHSIG=SIGKILL.
-func Command(binary string, spec Spec) *exec.Cmd {
+//
+// A nice level travels in the argv (--nice, Spec.Nice / MemorySpec.Nice)
+// and the worker applies it to its own process group before it does any
+// work: Linux nice values are per thread, and by the time the agent could
+// call setpriority on the child pid the Go runtime of the child has
+// already started threads that a PRIO_PROCESS call would miss.
+func Command(binary string, job Job) *exec.Cmd {
 	// exec.Command (not CommandContext): cancelling a request context must
 	// never kill a worker by accident; only Stop and the deadline do.
-	cmd := exec.Command(binary, append([]string{Subcommand}, spec.Args()...)...)
+	cmd := exec.Command(binary, append([]string{Subcommand}, job.Args()...)...)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Stdin = nil
 	cmd.Stdout = nil
@@ -37,13 +43,13 @@ type Process struct {
 	err  error // Wait's result; read only after done is closed
 }
 
-// Start validates spec and starts it as a worker of binary. Nothing is
-// started when spec is invalid (invariant 6).
-func Start(binary string, spec Spec) (*Process, error) {
-	if err := spec.Validate(time.Now()); err != nil {
+// Start validates job and starts it as a worker of binary. Nothing is
+// started when job is invalid (invariant 6).
+func Start(binary string, job Job) (*Process, error) {
+	if err := job.Validate(time.Now()); err != nil {
 		return nil, fmt.Errorf("invalid worker spec: %w", err)
 	}
-	cmd := Command(binary, spec)
+	cmd := Command(binary, job)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start worker %s: %w", binary, err)
 	}

@@ -22,6 +22,20 @@ const MaxFaultIDLen = 128
 // the worker checking it.
 const deadlineSlack = time.Minute
 
+// Job is the work of one worker, of any kind: Args is its fixed argv after
+// "worker" (the kind word first), and Validate is the check the worker runs
+// again on that argv. Start refuses a Job that does not validate.
+type Job interface {
+	Args() []string
+	Validate(now time.Time) error
+}
+
+// Nice levels a worker accepts for --nice, as setpriority(2) defines them.
+const (
+	MinNice = -20
+	MaxNice = 19
+)
+
 // Spec is everything a CPU worker needs. It is turned into a fixed argv by
 // Args and read back by ParseCPUArgs; the two must round-trip.
 type Spec struct {
@@ -37,32 +51,21 @@ type Spec struct {
 	Deadline time.Time
 	// CPUs optionally pins thread i to CPUs[i]; its length must be Cores.
 	CPUs []int
+	// Nice is the scheduling priority of every thread of the worker, set
+	// by the worker itself before it starts its work (see applyNice). 0,
+	// the default, leaves the inherited priority and adds no argv words.
+	Nice int
 }
 
 // Validate checks every field and returns all problems at once. now is a
 // parameter so the check is a pure function of its inputs.
 func (s Spec) Validate(now time.Time) error {
-	var errs []error
-	switch {
-	case s.FaultID == "":
-		errs = append(errs, errors.New("--fault-id is required"))
-	case len(s.FaultID) > MaxFaultIDLen:
-		errs = append(errs, fmt.Errorf("--fault-id must be at most %d bytes", MaxFaultIDLen))
-	case strings.ContainsFunc(s.FaultID, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		errs = append(errs, errors.New("--fault-id must not contain spaces or control characters"))
-	}
+	errs := validateCommon(s.FaultID, s.Deadline, s.Nice, now)
 	if s.Cores < 1 || s.Cores > faultspec.MaxCores {
 		errs = append(errs, fmt.Errorf("--cores must be between 1 and %d, got %d", faultspec.MaxCores, s.Cores))
 	}
 	if s.LoadPercent < 1 || s.LoadPercent > 100 {
 		errs = append(errs, fmt.Errorf("--load must be between 1 and 100, got %d", s.LoadPercent))
-	}
-	// Invariant 1 (defence in depth): no deadline, no worker.
-	switch {
-	case s.Deadline.IsZero() || s.Deadline.UnixNano() <= 0:
-		errs = append(errs, errors.New("--deadline is required (unix nanoseconds)"))
-	case s.Deadline.After(now.Add(faultspec.MaxDuration + deadlineSlack)):
-		errs = append(errs, fmt.Errorf("--deadline is more than %s away", faultspec.MaxDuration))
 	}
 	if len(s.CPUs) > 0 {
 		if len(s.CPUs) != s.Cores {
@@ -97,7 +100,41 @@ func (s Spec) Args() []string {
 		}
 		args = append(args, "--cpus", strings.Join(parts, ","))
 	}
-	return args
+	return appendNice(args, s.Nice)
+}
+
+// validateCommon checks the flags every worker kind shares and returns the
+// problems found, in argv order.
+func validateCommon(faultID string, deadline time.Time, nice int, now time.Time) []error {
+	var errs []error
+	switch {
+	case faultID == "":
+		errs = append(errs, errors.New("--fault-id is required"))
+	case len(faultID) > MaxFaultIDLen:
+		errs = append(errs, fmt.Errorf("--fault-id must be at most %d bytes", MaxFaultIDLen))
+	case strings.ContainsFunc(faultID, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		errs = append(errs, errors.New("--fault-id must not contain spaces or control characters"))
+	}
+	// Invariant 1 (defence in depth): no deadline, no worker.
+	switch {
+	case deadline.IsZero() || deadline.UnixNano() <= 0:
+		errs = append(errs, errors.New("--deadline is required (unix nanoseconds)"))
+	case deadline.After(now.Add(faultspec.MaxDuration + deadlineSlack)):
+		errs = append(errs, fmt.Errorf("--deadline is more than %s away", faultspec.MaxDuration))
+	}
+	if nice < MinNice || nice > MaxNice {
+		errs = append(errs, fmt.Errorf("--nice must be between %d and %d, got %d", MinNice, MaxNice, nice))
+	}
+	return errs
+}
+
+// appendNice adds --nice to args unless it is 0, so that a worker started
+// without a nice level keeps the argv it always had.
+func appendNice(args []string, nice int) []string {
+	if nice == 0 {
+		return args
+	}
+	return append(args, "--nice", strconv.Itoa(nice))
 }
 
 // ParseCPUArgs reads a Spec from the words after "worker cpu" and
@@ -115,6 +152,7 @@ func ParseCPUArgs(args []string) (Spec, error) {
 	fs.IntVar(&s.LoadPercent, "load", 0, "load per thread in percent")
 	fs.Int64Var(&deadline, "deadline", 0, "unix nanoseconds at which to exit")
 	fs.StringVar(&cpus, "cpus", "", "comma-separated CPU list to pin threads to")
+	fs.IntVar(&s.Nice, "nice", 0, "nice level of every worker thread")
 	if err := fs.Parse(args); err != nil {
 		return Spec{}, err
 	}
@@ -135,6 +173,91 @@ func ParseCPUArgs(args []string) (Spec, error) {
 	}
 	if err := s.Validate(time.Now()); err != nil {
 		return Spec{}, err
+	}
+	return s, nil
+}
+
+// MaxMemoryBytes bounds --bytes: far above any host the agent runs on, low
+// enough that arithmetic on it cannot overflow.
+const MaxMemoryBytes = 1 << 50
+
+// MemorySpec is everything a memory worker needs. Args and
+// ParseMemoryArgs must round-trip, like Spec's.
+type MemorySpec struct {
+	// FaultID marks the worker's argv for the sweep (USERS.md L3).
+	FaultID string
+	// Bytes is the resident size the whole worker process holds, as the
+	// kernel counts it in /proc/<pid>/statm: the worker's own runtime is
+	// part of it, not added on top. The caller resolves "% of total".
+	Bytes uint64
+	// Deadline is when the worker exits by itself. Required.
+	Deadline time.Time
+	// Ramp is the time over which the resident size grows linearly from
+	// the worker's start-up size to Bytes; 0 means at once.
+	Ramp time.Duration
+	// Mlock asks for the held pages to be locked in memory. A refusal by
+	// the kernel (EPERM, ENOMEM: RLIMIT_MEMLOCK) is reported on stderr and
+	// the worker holds the memory unlocked.
+	Mlock bool
+	// Nice is as in Spec.
+	Nice int
+}
+
+// Validate checks every field and returns all problems at once.
+func (s MemorySpec) Validate(now time.Time) error {
+	errs := validateCommon(s.FaultID, s.Deadline, s.Nice, now)
+	if s.Bytes == 0 || s.Bytes > MaxMemoryBytes {
+		errs = append(errs, fmt.Errorf("--bytes must be between 1 and %d, got %d", uint64(MaxMemoryBytes), s.Bytes))
+	}
+	if s.Ramp < 0 || s.Ramp > faultspec.MaxDuration {
+		errs = append(errs, fmt.Errorf("--ramp must be between 0s and %s, got %s", faultspec.MaxDuration, s.Ramp))
+	}
+	return errors.Join(errs...)
+}
+
+// Args returns the worker argv for s, starting with the kind word.
+func (s MemorySpec) Args() []string {
+	args := []string{
+		"memory",
+		"--fault-id", s.FaultID,
+		"--bytes", strconv.FormatUint(s.Bytes, 10),
+		"--deadline", strconv.FormatInt(s.Deadline.UnixNano(), 10),
+	}
+	if s.Ramp > 0 {
+		args = append(args, "--ramp", s.Ramp.String())
+	}
+	if s.Mlock {
+		args = append(args, "--mlock")
+	}
+	return appendNice(args, s.Nice)
+}
+
+// ParseMemoryArgs reads a MemorySpec from the words after "worker memory"
+// and validates it. Unknown flags and positional arguments are errors.
+func ParseMemoryArgs(args []string) (MemorySpec, error) {
+	fs := flag.NewFlagSet("worker memory", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		s        MemorySpec
+		deadline int64
+	)
+	fs.StringVar(&s.FaultID, "fault-id", "", "fault ID (marks the process)")
+	fs.Uint64Var(&s.Bytes, "bytes", 0, "resident size to hold, in bytes")
+	fs.Int64Var(&deadline, "deadline", 0, "unix nanoseconds at which to exit")
+	fs.DurationVar(&s.Ramp, "ramp", 0, "time over which to grow to --bytes")
+	fs.BoolVar(&s.Mlock, "mlock", false, "lock the held pages in memory")
+	fs.IntVar(&s.Nice, "nice", 0, "nice level of every worker thread")
+	if err := fs.Parse(args); err != nil {
+		return MemorySpec{}, err
+	}
+	if fs.NArg() > 0 {
+		return MemorySpec{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if deadline > 0 {
+		s.Deadline = time.Unix(0, deadline)
+	}
+	if err := s.Validate(time.Now()); err != nil {
+		return MemorySpec{}, err
 	}
 	return s, nil
 }

@@ -12,7 +12,7 @@ import (
 
 func TestParseCPUArgs_RoundTrip(t *testing.T) {
 	t.Parallel()
-	want := Spec{FaultID: "f-1", Cores: 2, LoadPercent: 40, Deadline: time.Unix(0, time.Now().Add(time.Minute).UnixNano()), CPUs: []int{0, 2}}
+	want := Spec{FaultID: "f-1", Cores: 2, LoadPercent: 40, Deadline: time.Unix(0, time.Now().Add(time.Minute).UnixNano()), CPUs: []int{0, 2}, Nice: 3}
 	got, err := ParseCPUArgs(want.Args()[1:])
 	if err != nil {
 		t.Fatalf("ParseCPUArgs(%q) = %v", want.Args(), err)
@@ -32,7 +32,7 @@ func TestMain_RefusesBadArgv(t *testing.T) {
 		want string // substring of stderr
 	}{
 		{"no kind", nil, "usage"},
-		{"unknown kind", []string{"memory"}, "unknown kind"},
+		{"unknown kind", []string{"bogus"}, "unknown kind"},
 		{"missing deadline", []string{"cpu", "--fault-id", "f", "--cores", "1", "--load", "50"}, "--deadline is required"},
 		{"zero deadline", []string{"cpu", "--fault-id", "f", "--cores", "1", "--load", "50", "--deadline", "0"}, "--deadline is required"},
 		{"deadline too far", []string{"cpu", "--fault-id", "f", "--cores", "1", "--load", "50", "--deadline", tooFar}, "more than"},

@@ -22,7 +22,8 @@ const (
 // Subcommand is the argv word of the agent binary that selects worker mode.
 const Subcommand = "worker"
 
-const usage = "usage: worker cpu --fault-id ID --cores N --load PCT --deadline UNIXNANOS [--cpus 0,2]"
+const usage = `usage: worker cpu --fault-id ID --cores N --load PCT --deadline UNIXNANOS [--cpus 0,2] [--nice N]
+       worker memory --fault-id ID --bytes N --deadline UNIXNANOS [--ramp DURATION] [--mlock] [--nice N]`
 
 // Main runs a worker from its argv (the words after "worker") and returns
 // the process exit code. It writes diagnostics to stderr, which the agent
@@ -36,24 +37,48 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, usage)
 		return ExitUsage
 	}
-	switch args[0] {
+	kind := args[0]
+	var (
+		faultID string
+		nice    int
+		work    func(ctx context.Context) error
+	)
+	switch kind {
 	case "cpu":
 		spec, err := ParseCPUArgs(args[1:])
 		if err != nil {
 			fmt.Fprintf(stderr, "turbulence worker cpu: %v\n%s\n", err, usage)
 			return ExitUsage
 		}
-		// SIGTERM is how the agent stops a worker before its deadline; the
-		// handler turns it into a clean return instead of a kill.
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		defer stop()
-		if err := RunCPU(ctx, spec); err != nil {
-			fmt.Fprintf(stderr, "turbulence worker cpu %s: %v\n", spec.FaultID, err)
-			return ExitFailure
+		faultID, nice = spec.FaultID, spec.Nice
+		work = func(ctx context.Context) error { return RunCPU(ctx, spec) }
+	case "memory":
+		spec, err := ParseMemoryArgs(args[1:])
+		if err != nil {
+			fmt.Fprintf(stderr, "turbulence worker memory: %v\n%s\n", err, usage)
+			return ExitUsage
 		}
-		return ExitOK
+		faultID, nice = spec.FaultID, spec.Nice
+		work = func(ctx context.Context) error { return RunMemory(ctx, spec, stderr) }
 	default:
-		fmt.Fprintf(stderr, "turbulence worker: unknown kind %q\n%s\n", args[0], usage)
+		fmt.Fprintf(stderr, "turbulence worker: unknown kind %q\n%s\n", kind, usage)
 		return ExitUsage
 	}
+	// SIGTERM is how the agent stops a worker before its deadline; the
+	// handler turns it into a clean return instead of a kill.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if nice != 0 {
+		// Before the work starts, so that not one period of load runs at
+		// the wrong priority.
+		if err := applyNice(nice); err != nil {
+			fmt.Fprintf(stderr, "turbulence worker %s %s: %v\n", kind, faultID, err)
+			return ExitFailure
+		}
+	}
+	if err := work(ctx); err != nil {
+		fmt.Fprintf(stderr, "turbulence worker %s %s: %v\n", kind, faultID, err)
+		return ExitFailure
+	}
+	return ExitOK
 }

@@ -166,8 +166,8 @@ func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
 	if _, ok := f.GetSpec().GetKind().(*turbulencev1.FaultSpec_Cpu); ok || st.GetMeasuredCpuPercent() != 0 {
 		row(tw, "  Measured CPU:", percent(st.GetMeasuredCpuPercent()))
 	}
-	if st.GetResidentBytes() != 0 {
-		row(tw, "  Resident memory:", bytesIEC(st.GetResidentBytes()))
+	if _, ok := f.GetSpec().GetKind().(*turbulencev1.FaultSpec_Memory); ok || st.GetResidentBytes() != 0 {
+		row(tw, "  Resident memory:", resident(f.GetSpec().GetMemory(), st.GetResidentBytes()))
 	}
 	row(tw, "  Worker PID:", pid(st.GetWorkerPid()))
 	row(tw, "  Degraded:", yesNo(st.GetDegraded()))

@@ -31,7 +31,7 @@ type applyKind struct {
 }
 
 // applyKinds lists the kinds wired into the CLI.
-var applyKinds = []applyKind{cpuKind}
+var applyKinds = []applyKind{cpuKind, memoryKind}
 
 func (a *app) faultApplyCommand() *cobra.Command {
 	cmd := &cobra.Command{
