@@ -3,8 +3,10 @@ package worker
 import (
 	"cmp"
 	"context"
+	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,19 +22,33 @@ func RunCPU(ctx context.Context, spec Spec) error {
 	// deadline whatever the agent does.
 	ctx, cancel := context.WithDeadline(ctx, spec.Deadline)
 	defer cancel()
-	load := float64(spec.LoadPercent) / 100
+	duty := new(dutyCycle)
+	duty.set(float64(spec.LoadPercent) / 100)
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
 		first error
 	)
+	if spec.HostUtilPercent > 0 {
+		// The threads start at the target and the controller corrects
+		// the duty cycle for whatever else runs on the host.
+		duty.set(float64(spec.HostUtilPercent) / 100)
+		wg.Go(func() {
+			if err := holdHost(ctx, duty, spec.Cores, float64(spec.HostUtilPercent)/100); err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+				cancel()
+			}
+		})
+	}
 	for i := range spec.Cores {
 		cpu := -1
 		if len(spec.CPUs) > 0 {
 			cpu = spec.CPUs[i]
 		}
 		wg.Go(func() {
-			if err := burn(ctx, cpu, load); err != nil {
+			if err := burn(ctx, cpu, duty); err != nil {
 				mu.Lock()
 				first = cmp.Or(first, err)
 				mu.Unlock()
@@ -45,7 +61,9 @@ func RunCPU(ctx context.Context, spec Spec) error {
 }
 
 // burn runs the duty cycle on one OS thread. cpu < 0 means no pinning.
-func burn(ctx context.Context, cpu int, load float64) error {
+// The duty cycle may change while it runs (host-utilisation mode); the
+// thread's CPU time then tracks the integral of it.
+func burn(ctx context.Context, cpu int, duty *dutyCycle) error {
 	// The thread's own CPU clock only measures this goroutine's work if the
 	// goroutine never moves to another thread.
 	runtime.LockOSThread()
@@ -63,16 +81,23 @@ func burn(ctx context.Context, cpu int, load float64) error {
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	last := time.Now()
+	prevLoad := duty.get()
+	var target time.Duration // the CPU time owed so far
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for ctx.Err() == nil {
 		periodStart := time.Now()
+		// The period just ended is owed at the load that held during it.
+		target += time.Duration(prevLoad * float64(periodStart.Sub(last)))
+		last = periodStart
+		load := duty.get()
+		prevLoad = load
 		used, err := threadCPUTime()
 		if err != nil {
 			return err
 		}
-		budget := nextBudget(load, periodStart.Sub(start), used-cpu0)
+		budget := budgetFor(load, target, used-cpu0)
 		if err := spin(ctx, used, budget, periodStart.Add(dutyPeriod)); err != nil {
 			return err
 		}
@@ -125,11 +150,24 @@ func spin(ctx context.Context, cpuStart, budget time.Duration, periodEnd time.Ti
 // is clamped to one period so that a long stall (a suspended VM, a stopped
 // process) is not paid back as a long burst at 100 %.
 func nextBudget(load float64, wall, used time.Duration) time.Duration {
+	return budgetFor(load, time.Duration(load*float64(wall)), used)
+}
+
+// budgetFor is nextBudget for a load that may have changed over time:
+// target is the CPU time owed so far (the integral of the load).
+func budgetFor(load float64, target, used time.Duration) time.Duration {
 	if load <= 0 {
 		return 0
 	}
 	base := time.Duration(load * float64(dutyPeriod))
-	debt := time.Duration(load*float64(wall)) - used
+	debt := target - used
 	debt = min(max(debt, -dutyPeriod), dutyPeriod)
 	return min(max(base+debt, 0), dutyPeriod)
 }
+
+// dutyCycle is the load the burning threads hold, 0..1, shared with the
+// host-utilisation controller.
+type dutyCycle struct{ bits atomic.Uint64 }
+
+func (d *dutyCycle) get() float64  { return math.Float64frombits(d.bits.Load()) }
+func (d *dutyCycle) set(v float64) { d.bits.Store(math.Float64bits(v)) }

@@ -45,8 +45,13 @@ type Spec struct {
 	// Cores is the number of busy threads, each holding LoadPercent of one
 	// CPU. The caller resolves "all cores" before building a Spec.
 	Cores int
-	// LoadPercent is the duty cycle of every thread, 1..100.
+	// LoadPercent is the duty cycle of every thread, 1..100. Exclusive
+	// with HostUtilPercent.
 	LoadPercent int
+	// HostUtilPercent, when set, replaces LoadPercent: the threads adjust
+	// their common duty cycle so that the whole host's CPU utilisation, as
+	// /proc/stat counts it, holds this percentage whatever else runs.
+	HostUtilPercent int
 	// Deadline is when the worker exits by itself. Required.
 	Deadline time.Time
 	// CPUs optionally pins thread i to CPUs[i]; its length must be Cores.
@@ -64,7 +69,14 @@ func (s Spec) Validate(now time.Time) error {
 	if s.Cores < 1 || s.Cores > faultspec.MaxCores {
 		errs = append(errs, fmt.Errorf("--cores must be between 1 and %d, got %d", faultspec.MaxCores, s.Cores))
 	}
-	if s.LoadPercent < 1 || s.LoadPercent > 100 {
+	switch {
+	case s.HostUtilPercent != 0 && s.LoadPercent != 0:
+		errs = append(errs, errors.New("--load and --host-util exclude each other"))
+	case s.HostUtilPercent != 0:
+		if s.HostUtilPercent < 1 || s.HostUtilPercent > 100 {
+			errs = append(errs, fmt.Errorf("--host-util must be between 1 and 100, got %d", s.HostUtilPercent))
+		}
+	case s.LoadPercent < 1 || s.LoadPercent > 100:
 		errs = append(errs, fmt.Errorf("--load must be between 1 and 100, got %d", s.LoadPercent))
 	}
 	if len(s.CPUs) > 0 {
@@ -90,9 +102,13 @@ func (s Spec) Args() []string {
 		"cpu",
 		"--fault-id", s.FaultID,
 		"--cores", strconv.Itoa(s.Cores),
-		"--load", strconv.Itoa(s.LoadPercent),
-		"--deadline", strconv.FormatInt(s.Deadline.UnixNano(), 10),
 	}
+	if s.HostUtilPercent != 0 {
+		args = append(args, "--host-util", strconv.Itoa(s.HostUtilPercent))
+	} else {
+		args = append(args, "--load", strconv.Itoa(s.LoadPercent))
+	}
+	args = append(args, "--deadline", strconv.FormatInt(s.Deadline.UnixNano(), 10))
 	if len(s.CPUs) > 0 {
 		parts := make([]string, len(s.CPUs))
 		for i, c := range s.CPUs {
@@ -150,6 +166,7 @@ func ParseCPUArgs(args []string) (Spec, error) {
 	fs.StringVar(&s.FaultID, "fault-id", "", "fault ID (marks the process)")
 	fs.IntVar(&s.Cores, "cores", 0, "number of busy threads")
 	fs.IntVar(&s.LoadPercent, "load", 0, "load per thread in percent")
+	fs.IntVar(&s.HostUtilPercent, "host-util", 0, "whole-host CPU utilisation to hold, in percent")
 	fs.Int64Var(&deadline, "deadline", 0, "unix nanoseconds at which to exit")
 	fs.StringVar(&cpus, "cpus", "", "comma-separated CPU list to pin threads to")
 	fs.IntVar(&s.Nice, "nice", 0, "nice level of every worker thread")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/internal/procfs"
 	"github.com/turbulence-sre/turbulence/agent/worker"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
 const (
@@ -126,4 +127,47 @@ func report(b *testing.B, target int, achieved float64) {
 	}
 	b.ReportMetric(achieved, "load-%")
 	b.ReportMetric(math.Abs(achieved-float64(target)), "err-points")
+}
+
+// BenchmarkCPUHostUtilization measures host-utilisation mode: the whole
+// host's CPU, as /proc/stat counts it, held at 30/60/90 %, with the host
+// otherwise quiet and with a process keeping one core busy (which the
+// worker must leave room for). Reported over 3 s after a 2 s settle.
+func BenchmarkCPUHostUtilization(b *testing.B) {
+	for _, contended := range []bool{false, true} {
+		cond := "quiet"
+		if contended {
+			cond = "one-core-busy"
+		}
+		targets := []int{30, 60, 90}
+		if contended {
+			// The busy core alone is 100/ncpu % of the host: only targets
+			// above it can be reached.
+			targets = []int{60, 75, 90}
+		}
+		for _, target := range targets {
+			b.Run(fmt.Sprintf("%s/%d%%", cond, target), func(b *testing.B) {
+				if contended {
+					startCompetitor(b)
+				}
+				in := New(os.Args[0], "/proc")
+				h, err := in.Apply(b.Context(), cpuFault("bench-host", &turbulencev1.CPUSpec{HostUtilizationPercent: uint32(target)}, time.Minute), time.Now().Add(time.Minute))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer func() { _ = h.Revert(context.Background()) }()
+				time.Sleep(accuracySettle) // the settle time under test, not synchronisation
+				before, err := procfs.ReadCPUTimes("/proc")
+				if err != nil {
+					b.Fatal(err)
+				}
+				time.Sleep(accuracyWindow) // the measurement window
+				after, err := procfs.ReadCPUTimes("/proc")
+				if err != nil {
+					b.Fatal(err)
+				}
+				report(b, target, 100*float64(after.Busy-before.Busy)/float64(after.Total-before.Total))
+			})
+		}
+	}
 }

@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -15,21 +14,28 @@ import (
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// ErrHostUtilization refuses host_utilization_percent, which is not
-// implemented yet.
-var ErrHostUtilization = errors.New("spec.cpu.host_utilization_percent is not supported by this agent yet; use cores and load_percent")
-
 // Injector applies CPU faults by starting workers.
 type Injector struct {
 	binary   string
 	procRoot string
 	numCPU   func() int
+	nice     int
 }
+
+// Option configures an Injector.
+type Option func(*Injector)
+
+// WithNice sets the nice level of the workers (the policy's worker_nice).
+func WithNice(n int) Option { return func(in *Injector) { in.nice = n } }
 
 // New returns a CPU injector that re-executes binary as its worker and
 // reads worker CPU time under procRoot (normally "/proc").
-func New(binary, procRoot string) *Injector {
-	return &Injector{binary: binary, procRoot: procRoot, numCPU: runtime.NumCPU}
+func New(binary, procRoot string, opts ...Option) *Injector {
+	in := &Injector{binary: binary, procRoot: procRoot, numCPU: runtime.NumCPU}
+	for _, o := range opts {
+		o(in)
+	}
+	return in
 }
 
 var _ inject.Injector = (*Injector)(nil)
@@ -44,14 +50,18 @@ func (in *Injector) Apply(_ context.Context, f *turbulencev1.Fault, deadline tim
 	if spec == nil {
 		return nil, fmt.Errorf("fault %s has no cpu spec", f.GetId())
 	}
-	if spec.GetHostUtilizationPercent() > 0 {
-		return nil, ErrHostUtilization
-	}
 	ws := worker.Spec{
-		FaultID:     f.GetId(),
-		Cores:       int(spec.GetCores()),
-		LoadPercent: int(spec.GetLoadPercent()),
-		Deadline:    deadline,
+		FaultID:         f.GetId(),
+		Cores:           int(spec.GetCores()),
+		LoadPercent:     int(spec.GetLoadPercent()),
+		HostUtilPercent: int(spec.GetHostUtilizationPercent()),
+		Deadline:        deadline,
+		Nice:            in.nice,
+	}
+	if ws.HostUtilPercent > 0 {
+		// Host-utilisation mode: the worker needs a thread per CPU to be
+		// able to fill whatever gap the rest of the host leaves.
+		ws.LoadPercent, ws.Cores = 0, 0
 	}
 	for _, c := range spec.GetPinCpus() {
 		ws.CPUs = append(ws.CPUs, int(c))
@@ -68,7 +78,15 @@ func (in *Injector) Apply(_ context.Context, f *turbulencev1.Fault, deadline tim
 		return nil, err // nothing started
 	}
 	now := time.Now()
-	return &handle{proc: p, meter: newMeter(in.procRoot, p.Pid(), ws.Cores, now), target: float64(ws.LoadPercent), started: now}, nil
+	h := &handle{proc: p, target: float64(ws.LoadPercent), started: now}
+	h.meter = newMeter(in.procRoot, p.Pid(), ws.Cores, now)
+	if ws.HostUtilPercent > 0 {
+		// What was asked is the whole host's load, so that is what is
+		// measured and judged.
+		h.target = float64(ws.HostUtilPercent)
+		h.meter = newHostMeter(in.procRoot, now)
+	}
+	return h, nil
 }
 
 const (
@@ -86,7 +104,7 @@ const (
 // handle is one running CPU worker.
 type handle struct {
 	proc    *worker.Process
-	meter   *meter
+	meter   sampler
 	target  float64
 	started time.Time
 

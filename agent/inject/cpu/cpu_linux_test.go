@@ -1,10 +1,12 @@
 package cpu
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/agent/internal/procfs"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -57,11 +60,28 @@ func TestInjector_AppliesWorkerAndReverts(t *testing.T) {
 	}
 }
 
-func TestInjector_RefusesHostUtilization(t *testing.T) {
+func TestInjector_HostUtilizationStartsWorkerPerCPU(t *testing.T) {
 	t.Parallel()
-	in := New(os.Args[0], "/proc")
-	_, err := in.Apply(t.Context(), cpuFault("f", &turbulencev1.CPUSpec{HostUtilizationPercent: 50}, time.Minute), time.Now().Add(time.Minute))
-	if !errors.Is(err, ErrHostUtilization) {
-		t.Errorf("Apply(host_utilization_percent) = %v, want ErrHostUtilization", err)
+	in := New(os.Args[0], "/proc", WithNice(5))
+	in.numCPU = func() int { return 2 }
+	h, err := in.Apply(t.Context(), cpuFault("f-host", &turbulencev1.CPUSpec{HostUtilizationPercent: 20}, time.Minute), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatalf("Apply(host_utilization_percent): %v", err)
+	}
+	defer func() { _ = h.Revert(context.Background()) }()
+	var st turbulencev1.FaultStatus
+	h.Observe(&st)
+	args, err := procfs.Cmdline("/proc", int(st.GetWorkerPid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(args, " ")
+	for _, want := range []string{"--cores 2", "--host-util 20", "--nice 5"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("worker argv %q lacks %q", joined, want)
+		}
+	}
+	if strings.Contains(joined, "--load") {
+		t.Errorf("worker argv %q has --load in host-utilisation mode", joined)
 	}
 }

@@ -3,7 +3,18 @@ package cpu
 import (
 	"sync"
 	"time"
+
+	"github.com/turbulence-sre/turbulence/agent/internal/procfs"
 )
+
+// sampler measures a fault's CPU load: its worker's (meter) or the whole
+// host's (hostMeter).
+type sampler interface {
+	// sample returns the load since the previous reading, in percent.
+	sample(now time.Time) float64
+	// lastWindow is the wall time the latest figure covers.
+	lastWindow() time.Duration
+}
 
 // minSampleWindow is the shortest interval a measurement is computed over;
 // /proc counts CPU time in 10 ms ticks, so shorter windows are mostly
@@ -59,4 +70,44 @@ func loadPercent(cpu, wall time.Duration, cores int) float64 {
 		return 0
 	}
 	return 100 * float64(cpu) / float64(wall) / float64(cores)
+}
+
+// hostMeter measures the whole host's CPU utilisation from /proc/stat, in
+// percent of all online CPUs.
+type hostMeter struct {
+	procRoot string
+
+	mu       sync.Mutex
+	prev     procfs.CPUTimes
+	lastWall time.Time
+	last     float64
+	window   time.Duration
+}
+
+func newHostMeter(procRoot string, start time.Time) *hostMeter {
+	m := &hostMeter{procRoot: procRoot, lastWall: start}
+	m.prev, _ = procfs.ReadCPUTimes(procRoot) // a failed read leaves zero: the first window then reads 0
+	return m
+}
+
+func (m *hostMeter) sample(now time.Time) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now.Sub(m.lastWall) < minSampleWindow {
+		return m.last
+	}
+	cur, err := procfs.ReadCPUTimes(m.procRoot)
+	if err != nil || cur.Total <= m.prev.Total || m.prev.Total == 0 {
+		m.prev = cur
+		return 0
+	}
+	m.last = 100 * float64(cur.Busy-m.prev.Busy) / float64(cur.Total-m.prev.Total)
+	m.window, m.lastWall, m.prev = now.Sub(m.lastWall), now, cur
+	return m.last
+}
+
+func (m *hostMeter) lastWindow() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.window
 }

@@ -111,3 +111,61 @@ func PIDs(procRoot string) ([]int, error) {
 	}
 	return pids, nil
 }
+
+// CPUTimes is the host-wide CPU time from the first line of /proc/stat,
+// in USER_HZ ticks summed over every CPU.
+type CPUTimes struct {
+	// Busy is all time not idle and not waiting for I/O.
+	Busy uint64
+	// Total is all time, busy or not.
+	Total uint64
+	// CPUs is how many per-CPU lines follow: the online CPUs.
+	CPUs int
+}
+
+// ReadCPUTimes reads <procRoot>/stat.
+func ReadCPUTimes(procRoot string) (CPUTimes, error) {
+	data, err := os.ReadFile(filepath.Join(procRoot, "stat"))
+	if err != nil {
+		return CPUTimes{}, err
+	}
+	return ParseCPUTimes(data)
+}
+
+// ParseCPUTimes parses the contents of /proc/stat.
+func ParseCPUTimes(data []byte) (CPUTimes, error) {
+	var ct CPUTimes
+	found := false
+	for line := range bytes.SplitSeq(data, []byte{'\n'}) {
+		f := bytes.Fields(line)
+		if len(f) == 0 || !bytes.HasPrefix(f[0], []byte("cpu")) {
+			continue
+		}
+		if len(f[0]) > 3 {
+			ct.CPUs++
+			continue
+		}
+		// cpu user nice system idle iowait irq softirq steal [guest guest_nice]
+		// guest time is already counted in user and nice.
+		if len(f) < 9 {
+			return CPUTimes{}, fmt.Errorf("/proc/stat cpu line has %d fields", len(f))
+		}
+		var v [8]uint64
+		for i := range v {
+			n, err := strconv.ParseUint(string(f[i+1]), 10, 64)
+			if err != nil {
+				return CPUTimes{}, fmt.Errorf("/proc/stat cpu field %d: %w", i+1, err)
+			}
+			v[i] = n
+		}
+		for _, n := range v {
+			ct.Total += n
+		}
+		ct.Busy = ct.Total - v[3] - v[4]
+		found = true
+	}
+	if !found {
+		return CPUTimes{}, fmt.Errorf("/proc/stat has no cpu line")
+	}
+	return ct, nil
+}

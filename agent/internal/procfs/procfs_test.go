@@ -47,3 +47,21 @@ func TestReadSelf(t *testing.T) {
 		t.Errorf("PIDs does not list self (%d): %v", pid, err)
 	}
 }
+
+func TestParseCPUTimes(t *testing.T) {
+	data := "cpu  100 20 30 400 50 6 7 8 0 0\ncpu0 50 10 15 200 25 3 3 4 0 0\ncpu1 50 10 15 200 25 3 4 4 0 0\nintr 1 2 3\n"
+	ct, err := ParseCPUTimes([]byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := CPUTimes{Busy: 100 + 20 + 30 + 6 + 7 + 8, Total: 621, CPUs: 2}
+	if ct != want {
+		t.Errorf("ParseCPUTimes = %+v, want %+v", ct, want)
+	}
+	if _, err := ParseCPUTimes([]byte("intr 1\n")); err == nil {
+		t.Error("ParseCPUTimes without a cpu line succeeded")
+	}
+	if _, err := ParseCPUTimes([]byte("cpu 1 2 x 4 5 6 7 8\n")); err == nil {
+		t.Error("ParseCPUTimes with a bad number succeeded")
+	}
+}
