@@ -13,7 +13,9 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/hostinfo"
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/cpu"
+	"github.com/turbulence-sre/turbulence/agent/inject/memory"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
+	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/session"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -32,8 +34,12 @@ type Config struct {
 	// TLS names the agent's CA, certificate and key. The name in the
 	// certificate is the agent ID.
 	TLS tlsutil.Files
-	// StateDir holds the agent's local state (the journal, later).
+	// StateDir holds the agent's local state: the journal (required).
 	StateDir string
+	// PolicyPath is the local policy file; "" reads policy.DefaultPath if
+	// it exists. Policy, when set, is used instead of any file.
+	PolicyPath string
+	Policy     *policy.Policy
 	// Labels are sent in Hello; the controller selects targets by them.
 	Labels map[string]string
 	// WorkerBinary is re-executed in worker mode; default os.Executable().
@@ -42,6 +48,10 @@ type Config struct {
 	Logger *slog.Logger
 	// ProcRoot is where /proc is mounted; default "/proc".
 	ProcRoot string
+	// LocalSocket is the path of the operator's unix socket (status, halt,
+	// resume; agent/localapi); "" means localapi.DefaultPath and
+	// LocalSocketDisabled serves none (tests only).
+	LocalSocket string
 
 	// Session tuning, zero for the defaults (tests shorten them).
 	BackoffMin, BackoffMax time.Duration
@@ -61,6 +71,45 @@ func New(cfg Config) (*Agent, error) {
 	if len(cfg.Controllers) == 0 {
 		return nil, errors.New("at least one controller address is required")
 	}
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := loadPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	id, err := certIdentity(cfg.TLS.Cert)
+	if err != nil {
+		return nil, err
+	}
+	if id.Role != tlsutil.RoleAgent {
+		return nil, fmt.Errorf("certificate %s is for role %q, want %q", cfg.TLS.Cert, id.Role, tlsutil.RoleAgent)
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("a state directory is required: the journal lives there")
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	a := &Agent{
+		cfg: cfg,
+		id:  id.Name,
+		log: cfg.Logger.With("agent_id", id.Name),
+		manager: inject.NewManager(cfg.Logger,
+			cpu.New(cfg.WorkerBinary, cfg.ProcRoot, cpu.WithNice(pol.WorkerNice)),
+			// The policy's reserve is also kept free of what is available
+			// now, not only of the total: other processes' memory counts.
+			memory.New(cfg.WorkerBinary, cfg.ProcRoot, memory.WithNice(pol.WorkerNice), memory.WithReserve(uint64(pol.Memory.ReserveBytes))),
+		),
+	}
+	facts := hostinfo.Facts(cfg.ProcRoot, Version)
+	a.manager.UsePolicy(pol, policy.Host{TotalMemoryBytes: facts.GetMemoryBytes(), CPUs: facts.GetCpus()})
+	return a, nil
+}
+
+// withDefaults fills in cfg's defaults: logger, /proc, the worker binary.
+func withDefaults(cfg Config) (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -70,28 +119,26 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.WorkerBinary == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return nil, fmt.Errorf("find own executable for workers: %w", err)
+			return cfg, fmt.Errorf("find own executable for workers: %w", err)
 		}
 		cfg.WorkerBinary = exe
 	}
-	id, err := certIdentity(cfg.TLS.Cert)
-	if err != nil {
-		return nil, err
-	}
-	if id.Role != tlsutil.RoleAgent {
-		return nil, fmt.Errorf("certificate %s is for role %q, want %q", cfg.TLS.Cert, id.Role, tlsutil.RoleAgent)
-	}
-	if cfg.StateDir != "" {
-		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-			return nil, fmt.Errorf("state directory: %w", err)
+	return cfg, nil
+}
+
+// loadPolicy returns cfg.Policy, or the file at cfg.PolicyPath, or the
+// file at policy.DefaultPath if it exists, or the defaults.
+func loadPolicy(cfg Config) (policy.Policy, error) {
+	if cfg.Policy != nil {
+		if err := cfg.Policy.Validate(); err != nil {
+			return policy.Policy{}, fmt.Errorf("agent policy: %w", err)
 		}
+		return *cfg.Policy, nil
 	}
-	return &Agent{
-		cfg:     cfg,
-		id:      id.Name,
-		log:     cfg.Logger.With("agent_id", id.Name),
-		manager: inject.NewManager(cfg.Logger, cpu.New(cfg.WorkerBinary, cfg.ProcRoot)),
-	}, nil
+	if cfg.PolicyPath != "" {
+		return policy.Load(cfg.PolicyPath, false)
+	}
+	return policy.Load(policy.DefaultPath, true)
 }
 
 // ID returns the agent ID: the name in its certificate.
@@ -102,9 +149,27 @@ func (a *Agent) ID() string { return a.id }
 func (a *Agent) Faults() []*turbulencev1.FaultStatus { return a.manager.Faults() }
 
 // Run keeps a session with the controllers until ctx is done, then reverts
-// every fault and returns once every worker has been waited for. It
-// returns an error only if the session could not be set up.
+// every fault and returns once every worker has been waited for. It first
+// takes back what an earlier run left (the journal, then the sweep). It
+// returns an error only if the journal or the session could not be set up.
 func (a *Agent) Run(ctx context.Context) error {
+	// Invariant 4: before anything new is applied, take back whatever an
+	// earlier run left, and record every fault from here on.
+	j, rec, err := recoverHost(a.log, a.cfg.StateDir, a.cfg.ProcRoot, a.cfg.WorkerBinary)
+	if j == nil {
+		return err
+	}
+	if err != nil {
+		a.log.Error("start-up recovery incomplete; the journal keeps what is left for the next start", "err", err)
+	}
+	defer func() {
+		if err := j.Close(); err != nil {
+			a.log.Error("close journal", "err", err)
+		}
+	}()
+	a.manager.UseJournal(j, a.cfg.ProcRoot)
+	a.manager.RecordRecovered(rec.Reverted)
+
 	lease := killswitch.NewLease(a.log, a.manager)
 	sess, err := session.New(session.Config{
 		Controllers: a.cfg.Controllers,
@@ -122,6 +187,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		lease.Stop()
 		return err
 	}
+	// Invariant 5: the local kill switch is served before the first dial
+	// and needs no controller; an agent that cannot serve it does not run.
+	stopLocal, err := a.startLocal(sess)
+	if err != nil {
+		lease.Stop()
+		return err
+	}
+	defer stopLocal()
 	a.log.Info("agent starting", "controllers", a.cfg.Controllers, "worker", a.cfg.WorkerBinary)
 
 	// The session outlives ctx on purpose: it must still be open for the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == worker.Subcommand {
 		os.Exit(worker.Main(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == agentSubprocess {
+		os.Exit(runAgentSubprocess()) // recover_test.go
 	}
 	_ = os.Setenv("GORACE", "atexit_sleep_ms=0") // workers inherit it
 	goleak.VerifyTestMain(m)
@@ -61,6 +65,7 @@ func startAgent(t *testing.T, opts fakecontroller.Options) *testAgent {
 		StateDir:     t.TempDir(),
 		Labels:       map[string]string{"env": "test"},
 		WorkerBinary: os.Args[0],
+		LocalSocket:  filepath.Join(t.TempDir(), "run", "agent.sock"),
 		Logger:       slogFor(t),
 		BackoffMin:   10 * time.Millisecond,
 		BackoffMax:   100 * time.Millisecond,
@@ -143,8 +148,8 @@ func TestAgent_AppliesFaultAndRevertsAtDeadline(t *testing.T) {
 	if hello.GetAgentId() != "test-agent" {
 		t.Errorf("Hello.agent_id = %q, want the certificate name %q", hello.GetAgentId(), "test-agent")
 	}
-	if !slices.Equal(hello.GetCapabilities().GetFaultKinds(), []string{"cpu"}) {
-		t.Errorf("Hello.capabilities.fault_kinds = %q, want [cpu]", hello.GetCapabilities().GetFaultKinds())
+	if !slices.Equal(hello.GetCapabilities().GetFaultKinds(), []string{"cpu", "memory"}) {
+		t.Errorf("Hello.capabilities.fault_kinds = %q, want [cpu memory]", hello.GetCapabilities().GetFaultKinds())
 	}
 	if f := hello.GetFacts(); f.GetCpus() == 0 || f.GetOs() == "" || f.GetHostname() == "" || f.GetMemoryBytes() == 0 {
 		t.Errorf("Hello.facts = %v, want them filled", f)

@@ -11,11 +11,20 @@
 //     worker has been waited for;
 //  3. best effort, one last heartbeat listing the ended faults, then a
 //     half-close so that it is delivered, not cut off (2 s in all);
-//  4. close the session.
+//  4. close the session;
+//  5. stop the local socket (agent/localapi) and remove it: it answers
+//     status and halt until the very end.
+//
+// The local socket is bound before the first dial to a controller and needs
+// none: `turbulence-agent halt` on the host reverts every fault and refuses
+// new ones until `turbulence-agent resume` (invariant 5, local.go). An agent
+// that cannot bind it (another agent serves it, an unsafe directory) does
+// not run. The local halt is recorded in the state directory
+// (LocalHaltFile) before anything is reverted and restored at start, so a
+// crashed and restarted agent is still halted.
 //
 // Workers carry PR_SET_PDEATHSIG, so even a SIGKILLed agent takes its
 // workers with it. Not yet here (later issues): the journal replayed at
 // start-up and the orphan sweep (the rest of invariant 3), the local
-// policy (invariant 4), the operator's unix socket and local halt, the
-// memory, disk and network injectors.
+// policy (invariant 4), the memory, disk and network injectors.
 package agent

@@ -11,7 +11,10 @@
 //     holds: a revert requested while Apply runs is carried out the moment
 //     Apply returns. The deadline is min(fault.deadline, now+duration).
 //   - Invariant 5 (kill switch): Halt reverts everything and refuses every
-//     later Apply until Resume.
+//     later Apply until Resume (the fleet halt, from the controller);
+//     HaltLocally does the same until ResumeLocally (the host's operator,
+//     over agent/localapi). The two are separate flags so that neither side
+//     can lift the other's halt.
 //   - Invariant 6 (bad input changes nothing): Apply validates the spec with
 //     internal/faultspec before anything is registered, and an Injector that
 //     fails must leave nothing behind; the Manager then forgets the fault.

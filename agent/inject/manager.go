@@ -42,8 +42,10 @@ type Manager struct {
 	endedFIFO  []string
 	unreported []endedRecord // ended faults not yet acknowledged by a heartbeat
 	seq        uint64
-	halted     bool
+	halted     bool       // fleet halt (HaltAgent / Welcome.halted)
+	local      *LocalHalt // local halt (turbulence-agent halt); see localhalt.go
 	closed     bool
+	guard      guard // local policy and journal; guard.go
 
 	watchers sync.WaitGroup // one per applied handle, waiting for Done
 }
@@ -124,13 +126,15 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 		m.mu.Unlock()
 		return proto.CloneOf(st), nil
 	}
-	if m.closed {
+	// Invariant 5: refused while stopping or halted, fleet or local.
+	if err := m.refusalLocked(); err != nil {
 		m.mu.Unlock()
-		return nil, ErrStopping
+		return nil, err
 	}
-	if m.halted {
+	// The host's own policy has the last word on what runs here.
+	if err := m.admitLocked(f.GetSpec(), now); err != nil {
 		m.mu.Unlock()
-		return nil, ErrHalted
+		return nil, err
 	}
 	e := &entry{id: id, kind: kind, deadline: deadline, done: make(chan struct{})}
 	// Invariant 1: arm the revert timer before applying. From here on the
@@ -140,7 +144,17 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 	m.held[id] = e
 	m.mu.Unlock()
 
+	// Invariant 4: the fault is on disk before it is on the host.
+	if err := m.journalIntent(f, e); err != nil {
+		m.forget(e)
+		return nil, err
+	}
 	h, err := inj.Apply(ctx, proto.CloneOf(f), deadline)
+	if err != nil {
+		m.journalEnded(id) // the injector left nothing behind
+	} else {
+		m.journalApplied(e, h)
+	}
 
 	m.mu.Lock()
 	if err != nil {
@@ -209,6 +223,15 @@ func (m *Manager) end(id, reason string) <-chan struct{} {
 	return e.done
 }
 
+// forget drops e, registered but never applied, so a retry can apply it.
+func (m *Manager) forget(e *entry) {
+	m.mu.Lock()
+	e.timer.Stop()
+	delete(m.held, e.id)
+	m.mu.Unlock()
+	close(e.done)
+}
+
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // revert takes e back, records it as ended and releases its waiters.
@@ -229,6 +252,7 @@ func (m *Manager) revert(e *entry, reason string) {
 		st.Reason = fmt.Sprintf("%s (revert error: %v)", reason, err)
 		m.log.Error("revert failed", "fault_id", e.id, "kind", e.kind, "err", err)
 	} else {
+		m.journalEnded(e.id)
 		m.log.Info("fault reverted", "fault_id", e.id, "kind", e.kind, "reason", reason)
 	}
 	m.mu.Lock()

@@ -64,7 +64,8 @@ func (m *Manager) RevertAll(reason string) int {
 }
 
 // Halt reverts every fault (reason "halt") and refuses new ones until
-// Resume (invariant 5).
+// Resume (invariant 5). It is the fleet halt, ordered by the controller; a
+// local halt (HaltLocally) is a separate flag that Resume leaves alone.
 func (m *Manager) Halt() {
 	m.mu.Lock()
 	m.halted = true
@@ -72,7 +73,7 @@ func (m *Manager) Halt() {
 	m.RevertAll(ReasonHalt)
 }
 
-// Resume lifts a Halt.
+// Resume lifts a Halt, not a local halt.
 func (m *Manager) Resume() {
 	m.mu.Lock()
 	m.halted = false

@@ -140,9 +140,11 @@ func (s *Session) send(ctx context.Context, st stream, out <-chan *turbulencev1.
 
 func (s *Session) heartbeat(st stream) error {
 	held, ended, mark := s.cfg.Manager.Report()
+	// Invariant 5: every heartbeat says whether the host's operator halted
+	// the agent, so the fleet view shows it while it lasts.
 	hb := &turbulencev1.Heartbeat{
 		Faults:        append(held, ended...),
-		LocallyHalted: false,
+		LocallyHalted: s.cfg.Manager.LocallyHalted(),
 		SentAt:        timestamppb.Now(),
 	}
 	if err := st.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: hb}}); err != nil {

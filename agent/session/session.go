@@ -65,6 +65,9 @@ type Session struct {
 	// open is true while a welcomed session runs, so that Flush and Close
 	// do not wait for a session that is not there.
 	open atomic.Bool
+	// controller is the address of the controller of the open session,
+	// for the local status command; nil when none is open.
+	controller atomic.Pointer[string]
 }
 
 // ErrNoSession is returned by Flush and Close when no session is open.
@@ -150,6 +153,15 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Controller returns the address of the controller this agent has an open
+// session with, or "" when it has none.
+func (s *Session) Controller() string {
+	if p := s.controller.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Flush sends a heartbeat now if a session is open, and returns once it
@@ -250,9 +262,11 @@ func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redi
 		cancel()
 	})
 	wg.Go(func() { s.handle(sctx, cmds, out) })
+	s.controller.Store(&addr)
 	s.open.Store(true)
 	final, sendErr := s.send(sctx, st, out, interval)
 	s.open.Store(false)
+	s.controller.Store(nil)
 	if final != nil {
 		// The stream is half-closed: wait for the controller to end it, so
 		// the last heartbeat is read before the connection goes.
@@ -293,12 +307,14 @@ func (s *Session) welcome(w *turbulencev1.Welcome) time.Duration {
 }
 
 func (s *Session) hello() *turbulencev1.Hello {
+	// A local halt ordered while no controller was reachable reaches the
+	// fleet view with the first message of the next session (invariant 5).
 	return &turbulencev1.Hello{
 		AgentId:       s.cfg.AgentID,
 		Labels:        s.cfg.Labels,
 		Facts:         s.cfg.Facts,
 		Capabilities:  &turbulencev1.Capabilities{FaultKinds: s.cfg.Manager.Kinds()},
 		Faults:        s.cfg.Manager.Held(),
-		LocallyHalted: false, // local halt comes with the operator socket
+		LocallyHalted: s.cfg.Manager.LocallyHalted(),
 	}
 }

@@ -94,7 +94,7 @@ func agentDetail(w io.Writer, now time.Time, ag *turbulencev1.Agent) error {
 	row(tw, "Connected:", yesNo(ag.GetConnected()))
 	row(tw, "Last seen:", absolute(ag.GetLastSeen(), now))
 	row(tw, "Registered:", absolute(ag.GetRegisteredAt(), now))
-	row(tw, "Halted locally:", yesNo(ag.GetLocallyHalted()))
+	row(tw, "Halted locally:", localHalt(ag))
 	row(tw, "Labels:", labels(ag.GetLabels()))
 	row(tw, "Hostname:", orNone(f.GetHostname()))
 	row(tw, "OS/arch:", osArch(f))
@@ -105,6 +105,20 @@ func agentDetail(w io.Writer, now time.Time, ag *turbulencev1.Agent) error {
 	row(tw, "Fault kinds:", orNone(strings.Join(ag.GetCapabilities().GetFaultKinds(), ",")))
 	row(tw, "Kernel features:", orNone(strings.Join(ag.GetCapabilities().GetKernelFeatures(), ",")))
 	return tw.Flush()
+}
+
+// localHalt says whether the host's operator halted the agent
+// (`turbulence-agent halt`, invariant 5), and where it can be lifted: not
+// by turbctl resume, only on the host itself.
+func localHalt(ag *turbulencev1.Agent) string {
+	if !ag.GetLocallyHalted() {
+		return "no"
+	}
+	host := ag.GetFacts().GetHostname()
+	if host == "" {
+		host = "the host"
+	}
+	return "yes (faults refused; lift it on " + host + " with turbulence-agent resume)"
 }
 
 func osArch(f *turbulencev1.HostFacts) string {

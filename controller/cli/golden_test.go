@@ -108,6 +108,7 @@ func TestGolden(t *testing.T) {
 	}{
 		{"agents_ls", func(a *app) error { return a.printAgents(goldenAgents()) }},
 		{"agents_show", func(a *app) error { return a.printAgent(goldenAgents().GetAgents()[0]) }},
+		{"agents_show_halted_locally", func(a *app) error { return a.printAgent(goldenAgents().GetAgents()[1]) }},
 		{"fault_ls", func(a *app) error { return a.printFaults(faults) }},
 		{"fault_ls_empty", func(a *app) error { return a.printFaults(&turbulencev1.ListFaultsResponse{}) }},
 		{"fault_show_active", func(a *app) error { return a.printFault(faults.GetFaults()[0]) }},

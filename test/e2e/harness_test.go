@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,6 +47,7 @@ func startFleet(tb testing.TB) *fleet {
 		Controllers:  []string{srv.Addr},
 		TLS:          srv.PKI.Agent,
 		StateDir:     tb.TempDir(),
+		LocalSocket:  filepath.Join(tb.TempDir(), "run", "agent.sock"),
 		WorkerBinary: os.Args[0],
 		Logger:       slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		BackoffMin:   10 * time.Millisecond,

@@ -6,7 +6,16 @@
 // Usage:
 //
 //	turbulence-agent [run] [--controller host:port]... [--ca F --cert F --key F]
-//	                 [--state-dir DIR] [--label k=v]...
+//	                 [--state-dir DIR] [--policy FILE] [--label k=v]...
+//	turbulence-agent cleanup [--state-dir DIR]
+//	turbulence-agent status [-o text|json] [--socket PATH]
+//	turbulence-agent halt [--reason TEXT] [--socket PATH]
+//	turbulence-agent resume [--socket PATH]
+//
+// status, halt and resume talk to the running agent over its root-only
+// unix socket (default /run/turbulence-agent/agent.sock) and need no
+// controller: halt reverts every fault on this host at once and refuses new
+// ones until resume, whatever the controller says (invariant 5).
 //
 // Exit codes: 0 stopped cleanly (every fault reverted), 1 runtime error,
 // 2 usage error. A second SIGINT/SIGTERM during shutdown exits at once with
@@ -30,8 +39,13 @@ import (
 	"syscall"
 
 	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/localapi"
+	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/worker"
 )
+
+// defaultStateDir is where the packaged agent keeps its journal.
+const defaultStateDir = "/var/lib/turbulence-agent"
 
 const (
 	exitOK      = 0
@@ -46,8 +60,12 @@ func run(args []string, stderr io.Writer) int {
 		switch args[0] {
 		case worker.Subcommand:
 			return worker.Main(args[1:])
+		case "cleanup":
+			return runCleanup(args[1:], os.Stdout, stderr)
 		case "run":
 			args = args[1:]
+		case "status", "halt", "resume":
+			return runLocal(args[0], args[1:], os.Stdout, stderr)
 		}
 	}
 	cfg, err := parseRunFlags(args, stderr)
@@ -64,6 +82,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = logger
+	lowerOwnOOMScore(logger)
 	a, err := agent.New(cfg)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
@@ -96,8 +115,10 @@ func parseRunFlags(args []string, stderr io.Writer) (agent.Config, error) {
 	fs.StringVar(&cfg.TLS.CA, "ca", "/etc/turbulence/agent/ca.crt", "CA certificate (PEM)")
 	fs.StringVar(&cfg.TLS.Cert, "cert", "/etc/turbulence/agent/agent.crt", "agent certificate (PEM); its name is the agent ID")
 	fs.StringVar(&cfg.TLS.Key, "key", "/etc/turbulence/agent/agent.key", "agent key (PEM)")
-	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/turbulence-agent", "directory for the agent's local state")
+	fs.StringVar(&cfg.StateDir, "state-dir", defaultStateDir, "directory for the agent's local state (its journal)")
+	fs.StringVar(&cfg.PolicyPath, "policy", "", "local policy file (default "+policy.DefaultPath+" if it exists, else the built-in defaults)")
 	fs.Var(labels, "label", "label k=v sent to the controller (repeatable)")
+	fs.StringVar(&cfg.LocalSocket, "socket", localapi.DefaultPath, "the operator's local unix socket (status, halt, resume)")
 	if err := fs.Parse(args); err != nil {
 		return agent.Config{}, err
 	}

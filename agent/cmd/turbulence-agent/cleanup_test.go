@@ -1,0 +1,47 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/journal"
+)
+
+func TestCleanup_RevertsOpenFaultsOnceAndRefusesWhileLocked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, agent.JournalFile)
+	j, _, err := journal.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(journal.Record{Op: journal.OpIntent, FaultID: "f-left", Kind: "cpu", At: time.Now(), Deadline: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+
+	// While the journal's owner lives, cleanup must not touch its faults.
+	var out, errOut bytes.Buffer
+	if code := runCleanup([]string{"--state-dir", dir}, &out, &errOut); code != exitFailure || !strings.Contains(errOut.String(), "in use") {
+		t.Errorf("cleanup while locked: exit %d, stderr %q; want %d and 'in use'", code, errOut.String(), exitFailure)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out.Reset()
+	errOut.Reset()
+	if code := runCleanup([]string{"--state-dir", dir}, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "reverted fault f-left") {
+		t.Errorf("cleanup: exit %d, stdout %q, stderr %q; want f-left reverted", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := runCleanup([]string{"--state-dir", dir}, &out, &errOut); code != exitOK || strings.TrimSpace(out.String()) != "nothing to clean up" {
+		t.Errorf("second cleanup: exit %d, stdout %q; want nothing to clean up", code, out.String())
+	}
+	if code := runCleanup([]string{"--state-dir", dir, "extra"}, &out, &errOut); code != exitUsage {
+		t.Errorf("cleanup with an extra argument: exit %d, want %d", code, exitUsage)
+	}
+}

@@ -1,0 +1,133 @@
+package inject
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/turbulence-sre/turbulence/agent/internal/procfs"
+	"github.com/turbulence-sre/turbulence/agent/journal"
+	"github.com/turbulence-sre/turbulence/agent/policy"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// guard is what stands between a fault the controller sent and the host:
+// the local policy and the journal. Both are optional so that unit tests
+// of the Manager's timing need neither; the agent always sets both.
+type guard struct {
+	policy   *policy.Policy
+	host     policy.Host
+	rate     *policy.RateLimiter
+	journal  *journal.Journal
+	procRoot string
+}
+
+// UsePolicy makes Apply refuse what p does not allow on a host described
+// by host (its ActiveFaults is filled in at each Apply). Call it before the
+// first Apply.
+func (m *Manager) UsePolicy(p policy.Policy, host policy.Host) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.guard.policy = &p
+	m.guard.host = host
+	m.guard.rate = policy.NewRateLimiter(p.MaxNewFaultsPerMinute)
+}
+
+// UseJournal makes the Manager record every fault in j before applying it
+// and after taking it back, with worker identities read under procRoot.
+// Call it before the first Apply, after the journal's open faults have been
+// reverted (agent start-up does both).
+func (m *Manager) UseJournal(j *journal.Journal, procRoot string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.guard.journal = j
+	m.guard.procRoot = procRoot
+}
+
+// admitLocked applies the local policy to a new fault. Caller holds m.mu.
+// A refusal is a *policy.Refusal naming the rule and the limit.
+func (m *Manager) admitLocked(spec *turbulencev1.FaultSpec, now time.Time) error {
+	g := &m.guard
+	if g.policy == nil {
+		return nil
+	}
+	host := g.host
+	host.ActiveFaults = len(m.held)
+	if err := g.policy.Check(spec, host); err != nil {
+		return err
+	}
+	// Last, so that a fault refused for another reason does not use up
+	// the rate.
+	return g.rate.Allow(now)
+}
+
+// journalIntent records e before its injector runs (invariant 4: a fault
+// is on disk before it is on the host). A fault that cannot be recorded
+// is not applied: after a crash nothing would know to take it back.
+func (m *Manager) journalIntent(f *turbulencev1.Fault, e *entry) error {
+	j := m.journalOrNil()
+	if j == nil {
+		return nil
+	}
+	raw, err := proto.Marshal(f)
+	if err != nil {
+		return err
+	}
+	err = j.Append(journal.Record{Op: journal.OpIntent, FaultID: e.id, Kind: e.kind, At: time.Now(), Deadline: e.deadline, Fault: raw})
+	if err != nil {
+		return fmt.Errorf("record the fault in the journal before applying it: %w", err)
+	}
+	return nil
+}
+
+// journalApplied records how to take e back without the agent's memory:
+// its worker's PID and start time. A failure is logged, not fatal: the
+// intent is on disk and the sweep finds the worker by its marks.
+func (m *Manager) journalApplied(e *entry, h Handle) {
+	j := m.journalOrNil()
+	if j == nil {
+		return
+	}
+	var st turbulencev1.FaultStatus
+	h.Observe(&st)
+	undo := journal.Undo{WorkerPID: int(st.GetWorkerPid())}
+	if undo.WorkerPID > 0 {
+		if ps, err := procfs.ReadStat(m.guard.procRoot, undo.WorkerPID); err == nil {
+			undo.WorkerStartTicks = ps.StartTicks
+		}
+	}
+	if err := j.Append(journal.Record{Op: journal.OpApplied, FaultID: e.id, Kind: e.kind, At: time.Now(), Undo: undo}); err != nil {
+		m.log.Error("journal: applied record lost; the start-up sweep still finds the worker", "fault_id", e.id, "err", err)
+	}
+}
+
+// journalEnded closes fault id in the journal once nothing of it is left.
+func (m *Manager) journalEnded(id string) {
+	j := m.journalOrNil()
+	if j == nil {
+		return
+	}
+	if err := j.Append(journal.Record{Op: journal.OpReverted, FaultID: id, At: time.Now()}); err != nil {
+		// Harmless for the host: replay reverts a fault that is already
+		// gone (the worker's start time no longer matches).
+		m.log.Error("journal: reverted record lost", "fault_id", id, "err", err)
+	}
+}
+
+func (m *Manager) journalOrNil() *journal.Journal {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.guard.journal
+}
+
+// RecordRecovered reports faults that start-up recovery took back (from
+// the journal of an earlier run) as ended, so that the next heartbeat
+// tells the controller.
+func (m *Manager) RecordRecovered(sts []*turbulencev1.FaultStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range sts {
+		m.recordEndedLocked(proto.CloneOf(st))
+	}
+}

@@ -1,0 +1,106 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/turbulence-sre/turbulence/agent/journal"
+	"github.com/turbulence-sre/turbulence/agent/sweep"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// JournalFile is the journal's name inside the state directory.
+const JournalFile = "journal"
+
+// ReasonRecovered is the end reason of a fault an earlier run of the agent
+// held and this one took back at start-up.
+const ReasonRecovered = "agent restarted: reverted at start-up"
+
+// Recovery is what start-up recovery (or `turbulence-agent cleanup`) took
+// back.
+type Recovery struct {
+	// Reverted lists the faults the journal named as open, now ended.
+	Reverted []*turbulencev1.FaultStatus
+	// SweptWorkers are orphan workers the journal did not name.
+	SweptWorkers []sweep.Worker
+}
+
+// recoverHost opens the journal in stateDir and takes back everything an
+// earlier run left (invariant 4): first every fault the journal lists as
+// open, by its recorded worker, then anything else that carries the
+// agent's marks. It returns the journal, locked and compacted, for the
+// agent to keep recording in. A fault it could not take back stays open in
+// the journal, so the next start tries again, and is returned as an error
+// alongside the journal.
+func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.Journal, Recovery, error) {
+	var rec Recovery
+	if stateDir == "" {
+		return nil, rec, errors.New("a state directory is required: the journal lives there")
+	}
+	j, open, err := journal.OpenFile(filepath.Join(stateDir, JournalFile))
+	if err != nil {
+		return nil, rec, err
+	}
+	var errs []error
+	for _, o := range open {
+		id := o.Intent.FaultID
+		if o.Undo.WorkerPID > 0 {
+			err := sweep.KillWorker(procRoot, o.Undo.WorkerPID, o.Undo.WorkerStartTicks)
+			if err != nil && !errors.Is(err, sweep.ErrNotThatProcess) {
+				errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
+				continue
+			}
+		}
+		// An intent without an applied record may have a worker the
+		// journal never heard of: the sweep below finds it by its marks.
+		if err := j.Append(journal.Record{Op: journal.OpReverted, FaultID: id, At: time.Now()}); err != nil {
+			errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
+			continue
+		}
+		log.Warn("reverted a fault left by an earlier run", "fault_id", id, "kind", o.Intent.Kind, "worker_pid", o.Undo.WorkerPID)
+		st := &turbulencev1.FaultStatus{FaultId: id, State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: ReasonRecovered}
+		if !o.Intent.Deadline.IsZero() {
+			st.Deadline = timestamppb.New(o.Intent.Deadline)
+		}
+		rec.Reverted = append(rec.Reverted, st)
+	}
+
+	swept, err := sweep.Workers(procRoot, binary, os.Getpid())
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sweep workers: %w", err))
+	}
+	for _, w := range swept {
+		log.Warn("killed an orphan worker", "pid", w.PID, "fault_id", w.FaultID)
+	}
+	rec.SweptWorkers = swept
+
+	if err := j.Compact(); err != nil {
+		errs = append(errs, fmt.Errorf("compact journal: %w", err))
+	}
+	return j, rec, errors.Join(errs...)
+}
+
+// Cleanup takes back everything an agent with cfg's state directory and
+// binary left behind, as start-up does, without starting an agent: it is
+// `turbulence-agent cleanup`, run by systemd after the agent stops
+// (ExecStopPost). It is idempotent, and refuses with journal.ErrLocked
+// while an agent holds the state directory.
+func Cleanup(cfg Config) (Recovery, error) {
+	cfg, err := withDefaults(cfg)
+	if err != nil {
+		return Recovery{}, err
+	}
+	j, rec, err := recoverHost(cfg.Logger, cfg.StateDir, cfg.ProcRoot, cfg.WorkerBinary)
+	if j != nil {
+		if cerr := j.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}
+	return rec, err
+}
