@@ -39,10 +39,13 @@ type env struct {
 	requestID func() string
 	// backoff is the first pause before a retry; it doubles after.
 	backoff time.Duration
+	// poll is the pause between two reads while waiting for an agent's
+	// verdict on a fault (fault apply --wait); 0 means 1 ms (tests).
+	poll time.Duration
 }
 
 func defaultEnv() env {
-	return env{now: time.Now, getenv: os.Getenv, requestID: newRequestID, backoff: 250 * time.Millisecond}
+	return env{now: time.Now, getenv: os.Getenv, requestID: newRequestID, backoff: 250 * time.Millisecond, poll: 100 * time.Millisecond}
 }
 
 // Main runs turbctl with args (without the program name) and returns the

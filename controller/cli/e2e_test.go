@@ -39,6 +39,9 @@ type fakeControl struct {
 	applyErrs []error // answered in order, one per ApplyFault call; nil = success
 	faults    map[string]*turbulencev1.Fault
 	events    []*turbulencev1.Event
+	// refuseWith, when set, is the reason the agent refuses every applied
+	// fault (the fault reads back FAILED).
+	refuseWith string
 }
 
 func (f *fakeControl) ApplyFault(_ context.Context, req *turbulencev1.ApplyFaultRequest) (*turbulencev1.Fault, error) {
@@ -51,6 +54,16 @@ func (f *fakeControl) ApplyFault(_ context.Context, req *turbulencev1.ApplyFault
 		if err != nil {
 			return nil, err
 		}
+	}
+	// The agent's verdict, as --wait will read it: applied, unless the
+	// test set a refusal.
+	applied := &turbulencev1.Fault{Id: "f-42", AgentId: req.GetAgentId(), Spec: req.GetSpec(),
+		State: turbulencev1.FaultState_FAULT_STATE_ACTIVE}
+	if f.refuseWith != "" {
+		applied.State, applied.Reason = turbulencev1.FaultState_FAULT_STATE_FAILED, f.refuseWith
+	}
+	if _, ok := f.faults[applied.GetId()]; !ok {
+		f.faults[applied.GetId()] = applied
 	}
 	return &turbulencev1.Fault{Id: "f-42", AgentId: req.GetAgentId(), Spec: req.GetSpec(),
 		State: turbulencev1.FaultState_FAULT_STATE_PENDING}, nil

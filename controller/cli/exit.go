@@ -55,6 +55,17 @@ type runError struct{ err error }
 func (e *runError) Error() string { return e.err.Error() }
 func (e *runError) Unwrap() error { return e.err }
 
+// faultFailedError is a fault the controller recorded but its agent did
+// not apply: its policy, a local halt or the host refused it. It exits
+// with ExitRefused.
+type faultFailedError struct {
+	id, agent, reason string
+}
+
+func (e *faultFailedError) Error() string {
+	return fmt.Sprintf("agent %s did not apply fault %s: %s", e.agent, e.id, e.reason)
+}
+
 // rpcError is a failed call to the controller, with what was asked of
 // whom, for the message.
 type rpcError struct {
@@ -88,6 +99,11 @@ func report(w io.Writer, err error) int {
 		// wrong number of arguments.
 		fmt.Fprintf(w, "turbctl: %v\nRun 'turbctl --help' for usage.\n", err)
 		return ExitUsage
+	}
+	var fe *faultFailedError
+	if errors.As(err, &fe) {
+		fmt.Fprintf(w, "turbctl: refused: %v\n", fe)
+		return ExitRefused
 	}
 	var ce *rpcError
 	if !errors.As(err, &ce) {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,9 +54,11 @@ achieved.`,
 
 func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 	var (
-		agentID   string
-		requestID string
-		dur       time.Duration
+		agentID     string
+		requestID   string
+		dur         time.Duration
+		wait        bool
+		waitTimeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   k.name,
@@ -67,6 +70,8 @@ func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 	f.StringVar(&agentID, "agent", "", "ID of the target agent (required)")
 	f.DurationVar(&dur, "duration", 0, fmt.Sprintf("how long the fault lives, %s..%s (default: the controller's default)", faultspec.MinDuration, faultspec.MaxDuration))
 	f.StringVar(&requestID, "request-id", "", "idempotency key; a repeat with the same key returns the first fault (default: random)")
+	f.BoolVar(&wait, "wait", true, "wait for the agent to apply or refuse the fault; --wait=false returns once it is recorded")
+	f.DurationVar(&waitTimeout, "wait-timeout", 15*time.Second, "how long --wait waits for the agent's verdict")
 	build := k.bind(cmd)
 
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
@@ -79,6 +84,9 @@ func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 				return usagef("--duration must be between %s and %s, got %s", faultspec.MinDuration, faultspec.MaxDuration, dur)
 			}
 			spec.Duration = durationpb.New(dur)
+		}
+		if wait && waitTimeout <= 0 {
+			return usagef("--wait-timeout must be positive, got %s", waitTimeout)
 		}
 		if err := build(spec); err != nil {
 			return err
@@ -99,11 +107,24 @@ func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if a.json() {
-				return writeJSON(a.stdout, fault)
+			if wait {
+				if fault, err = a.awaitVerdict(cmd.Context(), c, fault, waitTimeout); err != nil {
+					return err
+				}
 			}
-			_, err = fmt.Fprintln(a.stdout, fault.GetId())
-			return err
+			if a.json() {
+				err = writeJSON(a.stdout, fault)
+			} else {
+				_, err = fmt.Fprintln(a.stdout, fault.GetId())
+			}
+			if err != nil {
+				return err
+			}
+			if fault.GetState() == turbulencev1.FaultState_FAULT_STATE_FAILED {
+				// The ID is printed all the same, for `turbctl fault show`.
+				return &faultFailedError{id: fault.GetId(), agent: fault.GetAgentId(), reason: fault.GetReason()}
+			}
+			return nil
 		})
 	})
 	return cmd
@@ -132,4 +153,37 @@ func checkSpec(spec *turbulencev1.FaultSpec) error {
 		return usagef("invalid fault: %v", err)
 	}
 	return nil
+}
+
+// awaitVerdict reads fault f until its agent has applied it (or already
+// taken it back) or refused it, so that a refusal by the agent's policy
+// reaches the person who asked as an error, not as a PENDING fault that
+// fails later. After timeout it warns and returns the fault as it is: it
+// stays recorded and the agent applies it when it connects.
+func (a *app) awaitVerdict(ctx context.Context, c *client, f *turbulencev1.Fault, timeout time.Duration) (*turbulencev1.Fault, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	interval := cmp.Or(a.env.poll, time.Millisecond)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for f.GetState() == turbulencev1.FaultState_FAULT_STATE_PENDING {
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			fmt.Fprintf(a.stderr, "turbctl: fault %s is still pending after %s: is agent %s connected? (turbctl agents ls)\n", f.GetId(), timeout, f.GetAgentId())
+			return f, nil
+		case <-tick.C:
+		}
+		id := f.GetId()
+		err := c.call(ctx, func(ctx context.Context) (err error) {
+			f, err = c.api.GetFault(ctx, &turbulencev1.GetFaultRequest{Id: id})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/controller/cli"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -125,5 +127,30 @@ func TestApply_UnknownAgentRecordsNothing(t *testing.T) {
 	list, err := f.api.ListFaults(t.Context(), &turbulencev1.ListFaultsRequest{})
 	if err != nil || len(list.GetFaults()) != 0 {
 		t.Errorf("ListFaults = %v, %v; want none", list.GetFaults(), err)
+	}
+}
+
+// The host's policy has the last word, and its refusal reaches the person
+// at turbctl naming the rule and the limit.
+func TestApply_PolicyRefusalReachesTurbctl(t *testing.T) {
+	f := startFleet(t, func(c *agent.Config) {
+		p := policy.Default()
+		p.CPU.MaxLoadPercent = 40
+		c.Policy = &p
+	})
+	code, out, stderr := f.turbctl(t, "fault", "apply", "cpu", "--agent", f.agent.ID(), "--cores", "1", "--load", "50", "--duration", "30s")
+	if code != cli.ExitRefused {
+		t.Fatalf("exit %d, want %d (refused); stderr:\n%s", code, cli.ExitRefused, stderr)
+	}
+	for _, want := range []string{"cpu.max_load_percent", "40 %"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not name %q:\n%s", want, stderr)
+		}
+	}
+	if flt := f.fault(t, out); flt.GetState() != turbulencev1.FaultState_FAULT_STATE_FAILED {
+		t.Errorf("fault %s state = %v, want FAILED", out, flt.GetState())
+	}
+	if held := f.agent.Faults(); len(held) != 0 {
+		t.Errorf("agent holds %v after a refusal", held)
 	}
 }

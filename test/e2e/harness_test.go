@@ -37,13 +37,15 @@ type fleet struct {
 	api   turbulencev1.ControlServiceClient
 }
 
-func startFleet(tb testing.TB) *fleet {
+// startFleet starts a controller and an agent; configure, if given, may
+// change the agent's configuration first.
+func startFleet(tb testing.TB, configure ...func(*agent.Config)) *fleet {
 	tb.Helper()
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		tb.Skip("workers and their measurement need Linux /proc")
 	}
 	srv := controllertest.NewServer(tb, nil)
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		Controllers:  []string{srv.Addr},
 		TLS:          srv.PKI.Agent,
 		StateDir:     tb.TempDir(),
@@ -52,7 +54,11 @@ func startFleet(tb testing.TB) *fleet {
 		Logger:       slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		BackoffMin:   10 * time.Millisecond,
 		BackoffMax:   200 * time.Millisecond,
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		tb.Fatalf("agent.New: %v", err)
 	}
