@@ -63,6 +63,7 @@ type Agent struct {
 	id      string
 	log     *slog.Logger
 	manager *inject.Manager
+	policy  policy.Policy // as enforced, with the controllers protected
 }
 
 // New checks cfg, reads the agent ID from the certificate and builds the
@@ -104,6 +105,8 @@ func New(cfg Config) (*Agent, error) {
 		),
 	}
 	facts := hostinfo.Facts(cfg.ProcRoot, Version)
+	pol = a.protectControllers(pol)
+	a.policy = pol
 	a.manager.UsePolicy(pol, policy.Host{TotalMemoryBytes: facts.GetMemoryBytes(), CPUs: facts.GetCpus()})
 	return a, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
 	"github.com/turbulence-sre/turbulence/agent/journal"
+	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
 // agentSubprocess is argv[1] that makes the test binary run an agent (see
@@ -202,5 +205,30 @@ func TestNew_RefusesMissingStateDirAndBadPolicy(t *testing.T) {
 	cfg.PolicyPath = filepath.Join(t.TempDir(), "missing.yaml")
 	if _, err := New(cfg); err == nil {
 		t.Errorf("New with an explicit policy file that does not exist succeeded")
+	}
+}
+
+func TestNew_ProtectsTheControllersAddresses(t *testing.T) {
+	t.Parallel()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Controllers: []string{"198.18.0.7:7420", "[2001:db8::7]:7420", "localhost:7420"}, TLS: pki.Agent,
+		StateDir: t.TempDir(), WorkerBinary: "/bin/false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"198.18.0.7/32", "2001:db8::7/128", "127.0.0.1/32"} {
+		if !slices.Contains(a.policy.Network.ProtectedCIDRs, want) {
+			t.Errorf("protected CIDRs %v lack the controller address %s", a.policy.Network.ProtectedCIDRs, want)
+		}
+	}
+	// A partition aimed at a controller is refused by the policy.
+	spec := &turbulencev1.FaultSpec{Kind: &turbulencev1.FaultSpec_Partition{Partition: &turbulencev1.PartitionSpec{
+		Target: &turbulencev1.TrafficTarget{Cidrs: []string{"198.18.0.0/24"}}}}}
+	var r *policy.Refusal
+	if err := a.policy.Check(spec, policy.Host{}); !errors.As(err, &r) || r.Rule != "network.protected_cidrs" {
+		t.Errorf("partition of the controllers' subnet: %v, want refused by network.protected_cidrs", err)
 	}
 }
