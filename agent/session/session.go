@@ -88,7 +88,9 @@ func New(cfg Config) (*Session, error) {
 	if cfg.Manager == nil || cfg.Lease == nil || cfg.Logger == nil {
 		return nil, errors.New("session: Manager, Lease and Logger are required")
 	}
-	tc, err := tlsutil.ClientConfig(cfg.TLS, "")
+	// The certificate is re-read when its files change (rotation without
+	// a restart) and an expiry within 14 days is logged.
+	tc, err := tlsutil.ClientConfig(cfg.TLS, "", tlsutil.WithLogger(cfg.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("session: TLS: %w", err)
 	}

@@ -111,6 +111,7 @@ TURBCTL_CERT, TURBCTL_KEY.
 
 	root.AddCommand(a.agentsCommand(), a.faultCommand(), a.haltCommand(), a.resumeCommand(),
 		a.statusCommand(), a.eventsCommand())
+	root.AddCommand(a.tlsCommand())
 	return root
 }
 

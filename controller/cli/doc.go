@@ -8,6 +8,8 @@
 // plaintext option. The controller is the authority on what is valid —
 // turbctl checks the obvious flag mistakes first only so that a typo is
 // reported as a usage error naming the flag, before anything is sent.
+// The exception is `turbctl tls`, which makes the fleet CA and
+// certificates offline (internal/tlsutil) and never dials a controller.
 //
 // Output is a human table by default (text/tabwriter, durations and times
 // relative to now, e.g. "in 8s", "12s ago") and protojson with -o json:

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -53,9 +54,24 @@ func ParseByteSize(s string) (ByteSize, error) {
 			break
 		}
 	}
+	// Whole numbers are parsed exactly: through a float64, sizes above
+	// 2^53 would be rounded, and above 2^64 the conversion wraps, so a
+	// huge safety floor could silently become a small one (found by
+	// FuzzDecodeStrict).
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		m := uint64(mult)
+		if m != 0 && n > math.MaxUint64/m {
+			return 0, fmt.Errorf("%q is above the largest byte size, %dB", s, uint64(math.MaxUint64))
+		}
+		return ByteSize(n * m), nil
+	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v < 0 {
+	if err != nil || v < 0 || math.IsNaN(v) {
 		return 0, fmt.Errorf("%q is not a byte size like 512MiB", s)
+	}
+	// 2^64 is exactly representable; anything at or above it overflows.
+	if v*mult >= math.MaxUint64 {
+		return 0, fmt.Errorf("%q is above the largest byte size, %dB", s, uint64(math.MaxUint64))
 	}
 	return ByteSize(v * mult), nil
 }

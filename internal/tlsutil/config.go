@@ -32,32 +32,25 @@ func (f Files) load() (*x509.CertPool, tls.Certificate, error) {
 }
 
 // ServerConfig is a TLS 1.3 server configuration that requires and
-// verifies a client certificate signed by the CA.
-func ServerConfig(f Files) (*tls.Config, error) {
-	pool, pair, err := f.load()
+// verifies a client certificate signed by the CA. The files are
+// re-read when they change (Reloader), so a rotated certificate is
+// served from the next handshake on without a restart.
+func ServerConfig(f Files, opts ...Option) (*tls.Config, error) {
+	r, err := NewReloader(f, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{pair},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-	}, nil
+	return r.ServerConfig(), nil
 }
 
 // ClientConfig is a TLS 1.3 client configuration that presents the
-// party's certificate and verifies the server against the CA. serverName
-// may be empty, in which case the dialled host name is used.
-func ClientConfig(f Files, serverName string) (*tls.Config, error) {
-	pool, pair, err := f.load()
+// party's certificate (re-read when its files change) and verifies the
+// server against the CA. serverName may be empty, in which case the
+// dialled host name is used.
+func ClientConfig(f Files, serverName string, opts ...Option) (*tls.Config, error) {
+	r, err := NewReloader(f, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{pair},
-		RootCAs:      pool,
-		ServerName:   serverName,
-	}, nil
+	return r.ClientConfig(serverName), nil
 }

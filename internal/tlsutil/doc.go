@@ -7,4 +7,16 @@
 // spiffe://turbulence/<role>/<name>. There is no plaintext path: all
 // listeners and dialers take a Files triple (CA, certificate, key) and
 // require TLS 1.3 with a client certificate signed by the CA.
+//
+// Certificates rotate without restarts: ServerConfig and ClientConfig are
+// backed by a Reloader, which compares the files with those it loaded at
+// every handshake and reads them again when they change. A set that does
+// not load (a certificate replaced before its key) is logged and the
+// previous pair stays in use; a certificate within 14 days of expiry is
+// logged as a warning, once a day. The CA pools are read at start only.
+//
+// CreateCADir, LoadCADir and CA.IssueChecked back `turbctl tls`: names
+// are validated (ValidateName), unknown roles refused naming the allowed
+// ones, keys written 0600, and nothing existing is overwritten, since a
+// replaced CA locks the whole fleet out.
 package tlsutil

@@ -88,6 +88,11 @@ type Leaf struct {
 	DNSNames []string
 	IPs      []net.IP
 	Validity time.Duration
+	// NotBefore, when not zero, starts the validity there and ends it
+	// Validity later, instead of from a minute ago (the minute absorbs
+	// clock skew) to Validity from now. Tests use it to make
+	// certificates that have already expired.
+	NotBefore time.Time
 }
 
 // Issue signs a certificate for leaf and returns it and its key as PEM.
@@ -102,11 +107,15 @@ func (ca *CA) Issue(leaf Leaf) (certPEM, keyPEM []byte, err error) {
 		return nil, nil, err
 	}
 	now := time.Now()
+	notBefore, notAfter := now.Add(-time.Minute), now.Add(leaf.Validity)
+	if !leaf.NotBefore.IsZero() {
+		notBefore, notAfter = leaf.NotBefore, leaf.NotBefore.Add(leaf.Validity)
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: leaf.Identity.Name, OrganizationalUnit: []string{leaf.Identity.Role}},
-		NotBefore:    now.Add(-time.Minute),
-		NotAfter:     now.Add(leaf.Validity),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:         nil,

@@ -121,6 +121,7 @@ func TestServerConfig_RequiresClientCertFromCA(t *testing.T) {
 	// No client certificate at all.
 	none := good.Clone()
 	none.Certificates = nil
+	none.GetClientCertificate = nil
 	if err := handshake(t, srv, none); err == nil {
 		t.Fatal("handshake without a client certificate succeeded")
 	}
