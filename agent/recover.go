@@ -50,12 +50,9 @@ func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.
 	var errs []error
 	for _, o := range open {
 		id := o.Intent.FaultID
-		if o.Undo.WorkerPID > 0 {
-			err := sweep.KillWorker(procRoot, o.Undo.WorkerPID, o.Undo.WorkerStartTicks)
-			if err != nil && !errors.Is(err, sweep.ErrNotThatProcess) {
-				errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
-				continue
-			}
+		if err := undoRecorded(procRoot, o.Undo); err != nil {
+			errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
+			continue
 		}
 		// An intent without an applied record may have a worker the
 		// journal never heard of: the sweep below finds it by its marks.
@@ -84,6 +81,18 @@ func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.
 		errs = append(errs, fmt.Errorf("compact journal: %w", err))
 	}
 	return j, rec, errors.Join(errs...)
+}
+
+// undoRecorded takes back one fault from what its journal records say,
+// kind by kind. Each step is idempotent: a thing already gone is success.
+func undoRecorded(procRoot string, u journal.Undo) error {
+	if u.WorkerPID > 0 {
+		err := sweep.KillWorker(procRoot, u.WorkerPID, u.WorkerStartTicks)
+		if err != nil && !errors.Is(err, sweep.ErrNotThatProcess) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Cleanup takes back everything an agent with cfg's state directory and

@@ -89,9 +89,15 @@ func (m *Manager) journalApplied(e *entry, h Handle) {
 	if j == nil {
 		return
 	}
-	var st turbulencev1.FaultStatus
-	h.Observe(&st)
-	undo := journal.Undo{WorkerPID: int(st.GetWorkerPid())}
+	var undo journal.Undo
+	if u, ok := h.(Undoer); ok {
+		undo = u.Undo()
+	}
+	if undo.WorkerPID == 0 {
+		var st turbulencev1.FaultStatus
+		h.Observe(&st)
+		undo.WorkerPID = int(st.GetWorkerPid())
+	}
 	if undo.WorkerPID > 0 {
 		if ps, err := procfs.ReadStat(m.guard.procRoot, undo.WorkerPID); err == nil {
 			undo.WorkerStartTicks = ps.StartTicks
@@ -100,6 +106,14 @@ func (m *Manager) journalApplied(e *entry, h Handle) {
 	if err := j.Append(journal.Record{Op: journal.OpApplied, FaultID: e.id, Kind: e.kind, At: time.Now(), Undo: undo}); err != nil {
 		m.log.Error("journal: applied record lost; the start-up sweep still finds the worker", "fault_id", e.id, "err", err)
 	}
+}
+
+// Undoer is implemented by handles whose revert needs more than killing a
+// worker (a fill file to remove, a qdisc tree to restore, an nftables table
+// to delete): Undo returns what start-up recovery needs to take the fault
+// back with no other memory of it. It is recorded right after the apply.
+type Undoer interface {
+	Undo() journal.Undo
 }
 
 // journalEnded closes fault id in the journal once nothing of it is left.
