@@ -109,7 +109,8 @@ func (d *demo) run(ctx context.Context, load uint32, dur time.Duration) error {
 	step("Starting a local agent (it dials the controller; it listens on no port)")
 	if err := d.start("agent.log", "turbulence-agent", "run", "--controller", grpcAddr,
 		"--ca", filepath.Join(tlsDir, "ca.crt"), "--cert", filepath.Join(tlsDir, "agent.crt"), "--key", filepath.Join(tlsDir, "agent.key"),
-		"--state-dir", filepath.Join(d.dir, "agent"), "--label", "env=demo"); err != nil {
+		"--state-dir", filepath.Join(d.dir, "agent"), "--socket", filepath.Join(d.dir, "run", "agent.sock"),
+		"--label", "env=demo"); err != nil {
 		return err
 	}
 	var agentID string
