@@ -2,12 +2,17 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/controlapi"
+	"github.com/turbulence-sre/turbulence/controller/forward"
+	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
@@ -34,6 +39,29 @@ type Config struct {
 	DefaultFaultDuration time.Duration
 	// Logger receives every log line, raft's included.
 	Logger *slog.Logger
+
+	// Cluster formation (see the package doc). With none of these set, a
+	// node without raft state bootstraps a one-node cluster (dev mode).
+
+	// Bootstrap, with Peers, makes a node without raft state bootstrap the
+	// cluster of Peers (which must name this node). Give every initial
+	// node the same list; a node with raft state never bootstraps.
+	Bootstrap bool
+	// Peers is the initial cluster of an explicit bootstrap.
+	Peers []raftnode.Peer
+	// Join lists gRPC addresses of existing controllers. A node without
+	// raft state asks them, in turn, until the leader adds it; a node with
+	// raft state ignores Join and rejoins from its log.
+	Join []string
+	// AdvertiseGRPCAddr is the gRPC address other controllers, turbctl and
+	// agents use to reach this node; default: the bound GRPCAddr.
+	AdvertiseGRPCAddr string
+	// HoldTimeout bounds how long a write waits for a leader during an
+	// election before it is refused (controller/forward).
+	HoldTimeout time.Duration
+	// RaftTune, when set, adjusts raft's timing; tests use it to make
+	// elections fast. Production leaves it nil (raft's defaults).
+	RaftTune func(*raft.Config)
 }
 
 // DefaultConfig returns a complete configuration for a single local node.
@@ -69,6 +97,29 @@ func (c Config) validate() error {
 	if c.LeaseTTL > 0 && c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))
 	}
+	switch {
+	case c.Bootstrap && len(c.Join) > 0:
+		errs = append(errs, errors.New("bootstrap and join exclude each other: bootstrap the first nodes, join the later ones"))
+	case c.Bootstrap && len(c.Peers) == 0:
+		errs = append(errs, errors.New("bootstrap needs peers (id=raft-addr/grpc-addr, this node included)"))
+	case !c.Bootstrap && len(c.Peers) > 0:
+		errs = append(errs, errors.New("peers are only used with bootstrap"))
+	}
+	seen := make(map[string]bool)
+	self := false
+	for i, p := range c.Peers {
+		switch {
+		case p.ID == "" || p.Address.Raft == "" || p.Address.GRPC == "":
+			errs = append(errs, fmt.Errorf("peer %d: id, raft address and gRPC address are required", i+1))
+		case seen[p.ID]:
+			errs = append(errs, fmt.Errorf("peer %d: id %q given twice", i+1, p.ID))
+		}
+		seen[p.ID] = true
+		self = self || p.ID == c.NodeID
+	}
+	if c.Bootstrap && len(c.Peers) > 0 && !self {
+		errs = append(errs, fmt.Errorf("peers: this node's ID %q is not among the %d peers", c.NodeID, len(c.Peers)))
+	}
 	return errors.Join(errs...)
 }
 
@@ -86,6 +137,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
+	}
+	if c.HoldTimeout <= 0 {
+		c.HoldTimeout = forward.DefaultHoldTimeout
 	}
 	return c
 }

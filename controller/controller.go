@@ -16,10 +16,13 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
+	"github.com/turbulence-sre/turbulence/controller/clusterapi"
 	"github.com/turbulence-sre/turbulence/controller/controlapi"
+	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/controller/fsm"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/controller/state"
+	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -41,6 +44,7 @@ type Controller struct {
 	node    *raftnode.Node
 	hub     *agentapi.Hub
 	api     *controlapi.Server
+	fwd     *forward.Forwarder
 	server  *grpc.Server
 	health  *health.Server
 	grpcLis net.Listener
@@ -72,11 +76,13 @@ func New(cfg Config) (*Controller, error) {
 		_ = grpcLis.Close()
 		return nil, fmt.Errorf("listen on raft address %s: %w", cfg.RaftAddr, err)
 	}
-	server, err := newGRPCServer(cfg.TLS, logger)
-	if err != nil {
-		_ = grpcLis.Close()
-		_ = raftLis.Close()
-		return nil, fmt.Errorf("gRPC TLS: %w", err)
+	advertise := cfg.AdvertiseGRPCAddr
+	if advertise == "" {
+		advertise = grpcLis.Addr().String()
+	}
+	var peers []raftnode.Peer
+	if cfg.Bootstrap {
+		peers = cfg.Peers
 	}
 	// raftnode owns raftLis from here, on failure too.
 	node, err := raftnode.New(raftnode.Config{
@@ -86,21 +92,60 @@ func New(cfg Config) (*Controller, error) {
 		TLS:      cfg.TLS,
 		FSM:      fsm.New(c.state, logger.With("component", "fsm")),
 		Logger:   logger,
+		GRPCAddr: advertise,
+		Peers:    peers,
+		Join:     len(cfg.Join) > 0,
+		Tune:     cfg.RaftTune,
 	})
 	if err != nil {
 		_ = grpcLis.Close()
 		return nil, err
 	}
-	c.node, c.grpcLis, c.server = node, grpcLis, server
+	fwd, err := forward.New(forward.Config{
+		Handle: node,
+		TLS:    cfg.TLS,
+		Services: []string{
+			turbulencev1.ControlService_ServiceDesc.ServiceName,
+			turbulencev1.ClusterService_ServiceDesc.ServiceName,
+		},
+		HoldTimeout: cfg.HoldTimeout,
+		Logger:      logger,
+	})
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = node.Shutdown()
+		return nil, err
+	}
+	server, err := newGRPCServer(cfg.TLS, logger,
+		// Rate limits before forwarding: the node the caller reached
+		// counts its writes (controlapi/ratelimit.go; halt exempt).
+		controlapi.NewRateLimiter(0, 0).Unary(), fwd.Unary())
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = node.Shutdown()
+		fwd.Close()
+		return nil, fmt.Errorf("gRPC TLS: %w", err)
+	}
+	c.node, c.grpcLis, c.server, c.fwd = node, grpcLis, server, fwd
 	c.hub = agentapi.New(agentapi.Config{
-		Raft:              node,
+		// Agent sessions are leader-only work: accepted once this node
+		// leads and has passed its barrier (c.leading), not merely when
+		// raft calls it leader.
+		Raft:              leaderGate{node: node, leading: &c.leading},
 		State:             c.state,
 		LeaseTTL:          cfg.LeaseTTL,
 		HeartbeatInterval: cfg.HeartbeatInterval,
-		// Followers do not know the leader's gRPC address yet (it is not
-		// in raft's configuration); agents get Unavailable and retry.
-		LeaderGRPCAddr: nil,
-		Logger:         logger,
+		// A follower answers an agent's Hello with a Redirect to the
+		// leader's gRPC address, which raft carries (raftnode.Address).
+		LeaderGRPCAddr: func() string {
+			// Raft names this node before its barrier: the agent is told
+			// to retry, not redirected to where it already is.
+			if addr := node.LeaderGRPCAddr(); addr != advertise {
+				return addr
+			}
+			return ""
+		},
+		Logger: logger,
 	})
 	c.api = controlapi.New(controlapi.Config{
 		Raft:                 node,
@@ -111,8 +156,12 @@ func New(cfg Config) (*Controller, error) {
 	})
 	c.health = health.NewServer()
 	c.setServing(false)
+	for _, svc := range []string{turbulencev1.ControlService_ServiceDesc.ServiceName, turbulencev1.ClusterService_ServiceDesc.ServiceName} {
+		c.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	turbulencev1.RegisterControlServiceServer(server, c.api)
 	turbulencev1.RegisterAgentServiceServer(server, c.hub)
+	turbulencev1.RegisterClusterServiceServer(server, clusterapi.New(node))
 	healthpb.RegisterHealthServer(server, c.health)
 	reflection.Register(server)
 	return c, nil
@@ -126,6 +175,24 @@ func (c *Controller) RaftAddr() string { return c.node.Addr() }
 
 // IsLeader reports whether this node leads and has caught up with the log.
 func (c *Controller) IsLeader() bool { return c.leading.Load() }
+
+// NodeID is this node's raft server ID.
+func (c *Controller) NodeID() string { return c.cfg.NodeID }
+
+// RaftLeader reports whether raft considers this node the leader now;
+// unlike IsLeader it does not wait for the post-election barrier.
+func (c *Controller) RaftLeader() bool { return c.node.IsLeader() }
+
+// LeaderID is the raft server ID of the leader this node knows of, "" if
+// none.
+func (c *Controller) LeaderID() string { return c.node.LeaderID() }
+
+// Servers is the raft configuration as this node knows it.
+func (c *Controller) Servers() ([]raftnode.Server, error) { return c.node.Servers() }
+
+// ConnectedAgents is how many agents hold a session with this node (only
+// the leader keeps sessions).
+func (c *Controller) ConnectedAgents() int { return c.hub.ConnectedAgents() }
 
 // LastRaftIndex is the index of the last entry in this node's raft log.
 // Tests use it to prove that a refused request proposed nothing.
@@ -164,6 +231,21 @@ func (c *Controller) run(ctx context.Context) error {
 		defer close(leadershipDone)
 		c.followLeadership(leaderCtx)
 	}()
+	// Every node answers reads and forwards writes (controller/forward),
+	// so the control and cluster services serve on followers too; the
+	// overall status and AgentService follow leadership.
+	for _, svc := range []string{turbulencev1.ControlService_ServiceDesc.ServiceName, turbulencev1.ClusterService_ServiceDesc.ServiceName} {
+		c.health.SetServingStatus(svc, healthpb.HealthCheckResponse_SERVING)
+	}
+	joinDone := make(chan struct{})
+	go func() {
+		defer close(joinDone)
+		// A node with raft state is a member already: it rejoins by
+		// itself, from its log, and never asks again.
+		if len(c.cfg.Join) > 0 && !c.node.HadState() {
+			c.joinLoop(leaderCtx)
+		}
+	}()
 	c.logger.Info("controller started", "grpc_addr", c.GRPCAddr(), "raft_addr", c.RaftAddr())
 
 	var runErr error
@@ -176,12 +258,17 @@ func (c *Controller) run(ctx context.Context) error {
 
 	// 1. Stop accepting API calls.
 	c.setServing(false)
+	for _, svc := range []string{turbulencev1.ControlService_ServiceDesc.ServiceName, turbulencev1.ClusterService_ServiceDesc.ServiceName} {
+		c.health.SetServingStatus(svc, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	c.api.Stop()
 	c.hub.Close()
 	c.gracefulStop()
-	// 2. Stop leader-only loops.
+	c.fwd.Close()
+	// 2. Stop leader-only loops (and a join still being asked for).
 	stopLeadership()
 	<-leadershipDone
+	<-joinDone
 	// 3 and 4. Close raft, then its stores.
 	if err := c.node.Shutdown(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("shut down raft: %w", err))
@@ -206,6 +293,20 @@ func (c *Controller) gracefulStop() {
 		<-done
 	}
 }
+
+// leaderGate is the raft node as the agent hub sees it: a leader only
+// once the leader-only work may start (after the barrier), so that no
+// agent session acts on a state that lacks committed entries.
+type leaderGate struct {
+	node    *raftnode.Node
+	leading *atomic.Bool
+}
+
+func (g leaderGate) Apply(ctx context.Context, e *raftv1.LogEntry) (any, error) {
+	return g.node.Apply(ctx, e)
+}
+
+func (g leaderGate) IsLeader() bool { return g.leading.Load() && g.node.IsLeader() }
 
 // leaderLoop is the running leader-only work of one leadership term.
 type leaderLoop struct {
@@ -279,7 +380,7 @@ func (c *Controller) setServing(serving bool) {
 	if serving {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
-	for _, svc := range []string{"", turbulencev1.ControlService_ServiceDesc.ServiceName, turbulencev1.AgentService_ServiceDesc.ServiceName} {
+	for _, svc := range []string{"", turbulencev1.AgentService_ServiceDesc.ServiceName} {
 		c.health.SetServingStatus(svc, st)
 	}
 }

@@ -20,8 +20,11 @@ const maxMessageSize = 4 << 20
 
 // newGRPCServer builds the gRPC server with mutual TLS, size limits,
 // keepalive settings for agents' long-lived streams and panic recovery.
-func newGRPCServer(files tlsutil.Files, logger *slog.Logger) (*grpc.Server, error) {
-	tlsCfg, err := tlsutil.ServerConfig(files)
+// unary interceptors run after recovery, in order (write forwarding).
+func newGRPCServer(files tlsutil.Files, logger *slog.Logger, unary ...grpc.UnaryServerInterceptor) (*grpc.Server, error) {
+	// Reloads the certificate files when they change, and warns in the
+	// logs before they expire (tlsutil.Reloader).
+	tlsCfg, err := tlsutil.ServerConfig(files, tlsutil.WithLogger(logger))
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +36,7 @@ func newGRPCServer(files tlsutil.Files, logger *slog.Logger) (*grpc.Server, erro
 		// quickly; permit that (with margin) even without active calls.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(recoverUnary(logger)),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recoverUnary(logger)}, unary...)...),
 		grpc.ChainStreamInterceptor(recoverStream(logger)),
 	), nil
 }

@@ -18,8 +18,11 @@ func (s *Session) receive(ctx context.Context, st stream, cmds chan<- *turbulenc
 		if err != nil {
 			return fmt.Errorf("receive: %w", err)
 		}
-		// Invariant 2: any message from the controller renews the lease.
-		s.cfg.Lease.Renew(0)
+		// Invariant 2: any message from the leader renews the lease; a
+		// Redirect is a follower's and renews nothing.
+		if _, redirect := msg.GetMsg().(*turbulencev1.ControllerMessage_Redirect); !redirect {
+			s.cfg.Lease.Renew(0)
+		}
 		switch m := msg.GetMsg().(type) {
 		case *turbulencev1.ControllerMessage_Lease:
 			if d := m.Lease.GetLeaseTtl(); d.IsValid() && d.AsDuration() > 0 {

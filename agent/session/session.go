@@ -236,15 +236,18 @@ func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redi
 	if err != nil {
 		return false, "", fmt.Errorf("wait for welcome: %w", err)
 	}
-	s.cfg.Lease.Renew(0) // any controller message renews (protocol §6)
 	var interval time.Duration
 	switch m := first.GetMsg().(type) {
 	case *turbulencev1.ControllerMessage_Redirect:
+		// Invariant 2: a Redirect comes from a follower, which renews no
+		// lease; an agent bounced between followers while the leader is
+		// out of its reach must still revert at lease expiry (protocol §6).
 		if m.Redirect.GetLeaderAddress() == "" {
 			return false, "", errors.New("redirect without a leader address (no leader elected?)")
 		}
 		return false, m.Redirect.GetLeaderAddress(), nil
 	case *turbulencev1.ControllerMessage_Welcome:
+		s.cfg.Lease.Renew(0) // any leader message renews (protocol §6)
 		interval = s.welcome(m.Welcome)
 	default:
 		return false, "", fmt.Errorf("expected Welcome, got %T", m)

@@ -111,7 +111,9 @@ TURBCTL_CERT, TURBCTL_KEY.
 
 	root.AddCommand(a.agentsCommand(), a.faultCommand(), a.haltCommand(), a.resumeCommand(),
 		a.statusCommand(), a.eventsCommand())
+	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.tlsCommand())
+	root.AddCommand(a.clusterCommand())
 	return root
 }
 

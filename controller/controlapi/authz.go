@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
@@ -43,9 +44,11 @@ func allowed(role string, p permission) bool {
 	return false
 }
 
-// authorize returns the caller's identity if it holds p.
+// authorize returns the caller's identity if it holds p. The caller of a
+// call a follower forwarded is the original one (forward.CallerIdentity),
+// not the follower.
 func authorize(ctx context.Context, p permission) (tlsutil.Identity, error) {
-	id, err := tlsutil.PeerIdentity(ctx)
+	id, err := forward.CallerIdentity(ctx)
 	if err != nil {
 		return tlsutil.Identity{}, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}

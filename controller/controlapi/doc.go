@@ -17,4 +17,11 @@
 //
 // Errors cross the wire through one mapper (errors.go) that matches
 // sentinels with errors.Is/errors.As.
+//
+// Audit (audit.go): every write goes through propose, which puts an Audit
+// (action, one-line summary) in the same raft entry as the command, so a
+// write and its audit record commit together or not at all. ListAudit
+// reads the log, newest first, for any human role. Rate limits
+// (ratelimit.go): a token bucket per caller identity on every write but
+// Halt (invariant 5).
 package controlapi

@@ -78,5 +78,6 @@ func (s *Server) propose(ctx context.Context, e *raftv1.LogEntry) (any, error) {
 		ctx, cancel = context.WithTimeout(ctx, writeTimeout)
 		defer cancel()
 	}
-	return s.cfg.Raft.Apply(ctx, e)
+	// Every write carries its audit record in the same entry (audit.go).
+	return s.cfg.Raft.Apply(ctx, withAudit(e))
 }

@@ -11,7 +11,10 @@
 // apply an entry must stop rather than silently diverge from the others.
 // Business rejections (unknown agent, fleet halted, bad transition) are not
 // failures: they are returned as the entry's response, an error value, and
-// the state is unchanged.
+// the state is unchanged, except for the audit log: an entry that
+// carries an Audit (every entry proposed for a ControlService call) gets
+// its audit record in the same Apply, applied or rejected, so the record
+// and the write are one raft entry and commit together.
 //
 // Snapshot format: a length-delimited SnapshotHeader (format version)
 // followed by length-delimited SnapshotRecords (protodelim), in the order

@@ -47,6 +47,11 @@ func New(st *state.State, logger *slog.Logger) *FSM {
 			h := e.GetSetHalt()
 			return st.ApplySetHalt(m, h.GetHalted(), h.GetReason())
 		},
+		// RecordAudit has no effect of its own: the audit record that
+		// Apply appends for every audited entry is the whole point.
+		reflect.TypeFor[*raftv1.LogEntry_RecordAudit](): func(state.Meta, *raftv1.LogEntry) (any, error) {
+			return nil, nil
+		},
 	}
 	return f
 }
@@ -69,7 +74,9 @@ func DecodeEntry(data []byte) (*raftv1.LogEntry, error) {
 
 // Apply applies one committed entry. The response is the resulting
 // message (*turbulencev1.Fault, *turbulencev1.Agent,
-// *turbulencev1.HaltStatus) or an error for a rejected command.
+// *turbulencev1.HaltStatus, *turbulencev1.AuditEntry for RecordAudit) or
+// an error for a rejected command. An entry that carries an Audit gets
+// its audit record whether the command was applied or rejected.
 func (f *FSM) Apply(l *raft.Log) any {
 	e, err := DecodeEntry(l.Data)
 	if err != nil {
@@ -87,6 +94,16 @@ func (f *FSM) Apply(l *raft.Log) any {
 		m.Time = e.GetProposedAt().AsTime()
 	}
 	resp, err := h(m, e)
+	if a := e.GetAudit(); a != nil {
+		// Same entry, same Apply: the write and its audit record commit
+		// together, so a write whose record cannot be committed fails
+		// with it (DESIGN.md, controller state: "an audit log of every
+		// mutating call with the caller's identity").
+		rec := f.state.ApplyAudit(m, state.AuditRecord{Action: a.GetAction(), Summary: a.GetSummary()}, err)
+		if resp == nil && err == nil {
+			resp = rec
+		}
+	}
 	if err != nil {
 		f.logger.Debug("entry rejected", "index", l.Index, "request_id", m.RequestID, "error", err)
 		return err

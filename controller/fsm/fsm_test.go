@@ -164,7 +164,8 @@ func fullFSM(t *testing.T) *FSM {
 		createEntry("r2", "f2", "a2"),
 		updateEntry("f1", turbulencev1.FaultState_FAULT_STATE_ACTIVE, ""),
 		updateEntry("f2", turbulencev1.FaultState_FAULT_STATE_FAILED, "agent refused"),
-		haltEntry(true, "game day over"),
+		audited(haltEntry(true, "game day over"), "fleet.halt", "halt the fleet: game day over"),
+		audited(&raftv1.LogEntry{Cmd: &raftv1.LogEntry_RecordAudit{RecordAudit: &raftv1.RecordAudit{}}}, "cluster.join", "join c2"),
 	)
 	for i, r := range resp {
 		if err, ok := r.(error); ok {
@@ -194,7 +195,7 @@ func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
 	for _, r := range want {
 		seen[string(r.ProtoReflect().WhichOneof(r.ProtoReflect().Descriptor().Oneofs().Get(0)).Name())] = true
 	}
-	for _, kind := range []string{"agent", "fault", "halt", "event", "applied_request", "counters"} {
+	for _, kind := range []string{"agent", "fault", "halt", "event", "applied_request", "counters", "audit"} {
 		if !seen[kind] {
 			t.Errorf("test state has no %s record; the round trip does not cover it", kind)
 		}
@@ -210,6 +211,14 @@ func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
 	}
 	if src.State().LastSequence() != dst.State().LastSequence() {
 		t.Errorf("last sequence %d after restore, want %d", dst.State().LastSequence(), src.State().LastSequence())
+	}
+	// The audit log keeps counting too.
+	resp = applyAll(t, dst, audited(haltEntry(false, ""), "fleet.resume", "resume the fleet"))
+	if _, ok := resp[0].(error); ok {
+		t.Fatalf("resume after restore: %v", resp[0])
+	}
+	if got := dst.State().Audit(state.AuditFilter{Limit: 1}); len(got) != 1 || got[0].GetSequence() != 3 {
+		t.Errorf("audit after restore = %v, want sequence 3 on top", got)
 	}
 }
 
@@ -248,3 +257,46 @@ type memSink struct {
 func (s *memSink) ID() string    { return "mem" }
 func (s *memSink) Cancel() error { s.cancelled = true; return nil }
 func (s *memSink) Close() error  { return nil }
+
+// audited adds an Audit to an entry, as controlapi does for every
+// ControlService write.
+func audited(e *raftv1.LogEntry, action, summary string) *raftv1.LogEntry {
+	e.Audit = &raftv1.Audit{Action: action, Summary: summary}
+	if e.RequestId == "" {
+		e.RequestId = "req-" + action
+	}
+	return e
+}
+
+func TestFSM_AuditRecordedWithTheWrite(t *testing.T) {
+	t.Parallel()
+	f := New(state.New(), nil)
+	create := audited(createEntry("r1", "f1", "a1"), "fault.apply", "apply cpu fault f1 to agent a1")
+	resp := applyAll(t, f,
+		registerEntry("a1"), // internal write: no audit
+		create,
+		audited(createEntry("r2", "f2", "nobody"), "fault.apply", "apply cpu fault f2 to agent nobody"),
+		audited(&raftv1.LogEntry{Actor: "admin/root", Cmd: &raftv1.LogEntry_RecordAudit{RecordAudit: &raftv1.RecordAudit{}}}, "cluster.remove", "remove c3"),
+	)
+	if _, ok := resp[1].(*turbulencev1.Fault); !ok {
+		t.Fatalf("create response = %v", resp[1])
+	}
+	if _, ok := resp[2].(error); !ok {
+		t.Fatalf("create for an unknown agent = %v, want a rejection", resp[2])
+	}
+	if a, ok := resp[3].(*turbulencev1.AuditEntry); !ok || a.GetAction() != "cluster.remove" {
+		t.Fatalf("record audit response = %v, want the audit entry", resp[3])
+	}
+	got := f.State().Audit(state.AuditFilter{})
+	// makeLog stamps index i with t0+i seconds: the time is the
+	// proposer's, carried in the entry.
+	want := []*turbulencev1.AuditEntry{
+		{Sequence: 3, Time: timestamppb.New(t0.Add(4 * time.Second)), Actor: "admin/root", RequestId: "req-cluster.remove", Action: "cluster.remove", Summary: "remove c3"},
+		{Sequence: 2, Time: timestamppb.New(t0.Add(3 * time.Second)), Actor: "admin/test", RequestId: "r2", Action: "fault.apply", Summary: "apply cpu fault f2 to agent nobody",
+			Error: `agent_id: agent "nobody" is not registered`},
+		{Sequence: 1, Time: timestamppb.New(t0.Add(2 * time.Second)), Actor: "admin/test", RequestId: "r1", Action: "fault.apply", Summary: "apply cpu fault f1 to agent a1"},
+	}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("audit log (-want +got):\n%s", diff)
+	}
+}

@@ -5,11 +5,18 @@
 // address. Only peers whose certificate carries the controller role may
 // speak raft to this node.
 //
-// A node bootstraps a single-node cluster when its data directory holds no
-// raft state yet (raft.HasExistingState); a restarted node recovers its
-// log and snapshots instead. Joining further nodes and forwarding writes
-// from followers are later work; the seams for them are LeaderAddr and the
-// ErrNotLeader error of Apply.
+// Bootstrap happens only when the data directory holds no raft state yet
+// (raft.HasExistingState): with an explicit peer list (every initial node
+// may be given the same one; raft accepts identical bootstraps), as a
+// single-node cluster when no cluster flags are given, or not at all for
+// a node that will be added with AddVoter (--join). A restarted node
+// recovers its log and snapshots and rejoins by itself; it never
+// bootstraps twice.
+//
+// A server's raft address is the composite "raft-addr/grpc-addr"
+// (Address): raft treats it as opaque, the stream layer dials the raft
+// part, and every node learns the leader's gRPC address from raft itself,
+// for write forwarding (controller/forward) and agent redirects.
 //
 // Raft logs through hclog; a small adapter sends those records to the
 // controller's slog logger so there is one log stream.

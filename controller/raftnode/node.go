@@ -60,20 +60,44 @@ type Config struct {
 	FSM raft.FSM
 	// Logger receives raft's own logs.
 	Logger *slog.Logger
+	// GRPCAddr is this node's gRPC API address as other nodes, turbctl
+	// and agents reach it. It is advertised inside the raft address (see
+	// Address) so that followers can forward writes and redirect agents.
+	GRPCAddr string
+	// Peers, when set, is the whole initial cluster (this node included)
+	// of an explicit bootstrap. Every node may be given the same list:
+	// bootstrapping several servers with an identical configuration is
+	// safe in raft. Ignored when the node has raft state.
+	Peers []Peer
+	// Join, when true, means a node without raft state waits to be added
+	// by the leader instead of bootstrapping anything.
+	Join bool
 	// Tune, when set, adjusts the raft configuration before use.
 	Tune func(*raft.Config)
+}
+
+// Peer is one server of an explicit bootstrap.
+type Peer struct {
+	ID      string
+	Address Address
 }
 
 // Node is one raft member.
 type Node struct {
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
+	stream *tlsStreamLayer
 	bolt   *raftboltdb.BoltStore
+	id     string
 	logger *slog.Logger
+	// existing is whether the data directory held raft state at start.
+	existing bool
 }
 
 // New opens the stores, starts raft and, if the data directory holds no
-// raft state, bootstraps a single-node cluster with this node as voter.
+// raft state, bootstraps: with Peers when given, as a single-node cluster
+// when neither Peers nor Join is set, and not at all with Join. A node
+// with raft state never bootstraps: it rejoins its cluster from its log.
 func New(cfg Config) (n *Node, err error) {
 	if cfg.NodeID == "" || cfg.DataDir == "" || cfg.Listener == nil || cfg.FSM == nil {
 		return nil, errors.New("raftnode: NodeID, DataDir, Listener and FSM are required")
@@ -111,7 +135,7 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft snapshot store: %w", err)
 	}
-	stream, err := newTLSStreamLayer(cfg.Listener, cfg.TLS)
+	stream, err := newTLSStreamLayer(cfg.Listener, cfg.TLS, cfg.GRPCAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +145,7 @@ func New(cfg Config) (n *Node, err error) {
 		Timeout: transportTimeout,
 		Logger:  hlog.Named("transport"),
 	})
-	closers = append(closers, trans.Close)
+	closers = append(closers, trans.Close, func() error { stream.closeAll(); return nil })
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -141,17 +165,49 @@ func New(cfg Config) (n *Node, err error) {
 	if !existing {
 		// Bootstrap only a brand-new node: bootstrapping one that has
 		// state would fork it from its cluster.
-		boot := raft.Configuration{Servers: []raft.Server{{
-			Suffrage: raft.Voter,
-			ID:       rc.LocalID,
-			Address:  trans.LocalAddr(),
-		}}}
-		if err := r.BootstrapCluster(boot).Error(); err != nil {
-			return nil, fmt.Errorf("bootstrap raft cluster: %w", err)
+		if err := bootstrap(r, rc.LocalID, trans.LocalAddr(), cfg, logger); err != nil {
+			return nil, err
 		}
-		logger.Info("bootstrapped single-node raft cluster", "raft_addr", trans.LocalAddr())
+	} else {
+		logger.Info("recovered raft state; rejoining the cluster from the log", "raft_addr", trans.LocalAddr())
 	}
-	return &Node{raft: r, trans: trans, bolt: bolt, logger: logger}, nil
+	return &Node{raft: r, trans: trans, stream: stream, bolt: bolt, id: cfg.NodeID, logger: logger, existing: existing}, nil
+}
+
+// bootstrap writes the initial configuration of a brand-new node.
+func bootstrap(r *raft.Raft, self raft.ServerID, selfAddr raft.ServerAddress, cfg Config, logger *slog.Logger) error {
+	switch {
+	case cfg.Join:
+		logger.Info("no raft state: waiting to be added to a cluster", "raft_addr", selfAddr)
+		return nil
+	case len(cfg.Peers) == 0:
+		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: self, Address: selfAddr}}}
+		if err := r.BootstrapCluster(boot).Error(); err != nil {
+			return fmt.Errorf("bootstrap raft cluster: %w", err)
+		}
+		logger.Info("bootstrapped single-node raft cluster", "raft_addr", selfAddr)
+		return nil
+	}
+	boot := raft.Configuration{}
+	found := false
+	for _, p := range cfg.Peers {
+		addr := raft.ServerAddress(p.Address.String())
+		if raft.ServerID(p.ID) == self {
+			found = true
+			// Our own entry must match what the transport advertises, or
+			// the others would dial an address nobody listens on.
+			addr = selfAddr
+		}
+		boot.Servers = append(boot.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: addr})
+	}
+	if !found {
+		return fmt.Errorf("bootstrap peers: this node's ID %q is not among the %d peers", self, len(cfg.Peers))
+	}
+	if err := r.BootstrapCluster(boot).Error(); err != nil {
+		return fmt.Errorf("bootstrap raft cluster of %d servers: %w", len(boot.Servers), err)
+	}
+	logger.Info("bootstrapped raft cluster", "servers", len(boot.Servers), "raft_addr", selfAddr)
+	return nil
 }
 
 // Apply proposes an entry and waits until it is committed and applied on
@@ -211,11 +267,31 @@ func (n *Node) Barrier(timeout time.Duration) error {
 // LeaderAddr is the raft address of the current leader, "" if unknown.
 func (n *Node) LeaderAddr() string {
 	addr, _ := n.raft.LeaderWithID()
-	return string(addr)
+	return addressOf(addr).Raft
 }
 
+// LeaderGRPCAddr is the gRPC address of the current leader, "" if no
+// leader is known or it advertised none.
+func (n *Node) LeaderGRPCAddr() string {
+	addr, _ := n.raft.LeaderWithID()
+	return addressOf(addr).GRPC
+}
+
+// LeaderID is the server ID of the current leader, "" if unknown.
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// ID is this node's raft server ID.
+func (n *Node) ID() string { return n.id }
+
+// HadState reports whether the data directory held raft state when the
+// node started; such a node never bootstraps nor needs to join.
+func (n *Node) HadState() bool { return n.existing }
+
 // Addr is the node's own raft address.
-func (n *Node) Addr() string { return string(n.trans.LocalAddr()) }
+func (n *Node) Addr() string { return addressOf(n.trans.LocalAddr()).Raft }
 
 // LastIndex is the index of the last entry in the node's log.
 func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
@@ -224,6 +300,7 @@ func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
 // then closes the log store. Call it once.
 func (n *Node) Shutdown() error {
 	err := n.raft.Shutdown().Error()
+	n.stream.closeAll()
 	if cerr := n.bolt.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close raft log store: %w", cerr)
 	}

@@ -9,15 +9,15 @@ import (
 
 // Records returns the whole state as snapshot records, in a fixed order:
 // counters, halt status, agents and faults by ID, events oldest first,
-// applied requests oldest first. The records are copies; the snapshot can
+// applied requests oldest first, audit records oldest first. The records are copies; the snapshot can
 // be written while new entries are applied.
 func (s *State) Records() []*raftv1.SnapshotRecord {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	d := s.d
-	out := make([]*raftv1.SnapshotRecord, 0, 2+len(d.agents)+len(d.faults)+len(d.events)+len(d.appliedOrder))
+	out := make([]*raftv1.SnapshotRecord, 0, 2+len(d.agents)+len(d.faults)+len(d.events)+len(d.appliedOrder)+len(d.audit))
 	out = append(out,
-		&raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Counters{Counters: &raftv1.Counters{NextEventSequence: d.nextSeq}}},
+		&raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Counters{Counters: &raftv1.Counters{NextEventSequence: d.nextSeq, NextAuditSequence: d.nextAuditSeq}}},
 		&raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Halt{Halt: clone(d.halt)}},
 	)
 	for _, id := range sortedKeys(d.agents) {
@@ -34,6 +34,9 @@ func (s *State) Records() []*raftv1.SnapshotRecord {
 			AppliedRequest: &raftv1.AppliedRequest{RequestId: id, ResultId: d.applied[id]},
 		}})
 	}
+	for _, a := range d.audit {
+		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Audit{Audit: clone(a)}})
+	}
 	return out
 }
 
@@ -48,6 +51,7 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 		switch rec := r.GetRecord().(type) {
 		case *raftv1.SnapshotRecord_Counters:
 			d.nextSeq = rec.Counters.GetNextEventSequence()
+			d.nextAuditSeq = rec.Counters.GetNextAuditSequence()
 			sawCounters = true
 		case *raftv1.SnapshotRecord_Halt:
 			d.halt = clone(rec.Halt)
@@ -68,6 +72,10 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 			d.events = append(d.events, clone(rec.Event))
 		case *raftv1.SnapshotRecord_AppliedRequest:
 			d.remember(rec.AppliedRequest.GetRequestId(), rec.AppliedRequest.GetResultId())
+		case *raftv1.SnapshotRecord_Audit:
+			if !d.restoreAudit(rec.Audit) {
+				return fmt.Errorf("snapshot record %d: audit sequence %d out of order", i, rec.Audit.GetSequence())
+			}
 		default:
 			return fmt.Errorf("snapshot record %d: unknown record type", i)
 		}
@@ -83,6 +91,15 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 	}
 	if d.nextSeq == 0 {
 		d.nextSeq = 1
+	}
+	if len(d.audit) > MaxAuditEntries {
+		d.audit = d.audit[len(d.audit)-MaxAuditEntries:]
+	}
+	if n := len(d.audit); n > 0 && d.nextAuditSeq <= d.audit[n-1].GetSequence() {
+		d.nextAuditSeq = d.audit[n-1].GetSequence() + 1
+	}
+	if d.nextAuditSeq == 0 {
+		d.nextAuditSeq = 1
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

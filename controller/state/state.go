@@ -37,15 +37,20 @@ type data struct {
 	// insertion order so the oldest can be forgotten.
 	applied      map[string]string
 	appliedOrder []string
+	// audit holds at most MaxAuditEntries records, oldest first;
+	// nextAuditSeq never goes back, like nextSeq.
+	audit        []*turbulencev1.AuditEntry
+	nextAuditSeq uint64
 }
 
 func newData() *data {
 	return &data{
-		agents:  make(map[string]*turbulencev1.Agent),
-		faults:  make(map[string]*turbulencev1.Fault),
-		halt:    &turbulencev1.HaltStatus{},
-		nextSeq: 1,
-		applied: make(map[string]string),
+		agents:       make(map[string]*turbulencev1.Agent),
+		faults:       make(map[string]*turbulencev1.Fault),
+		halt:         &turbulencev1.HaltStatus{},
+		nextSeq:      1,
+		nextAuditSeq: 1,
+		applied:      make(map[string]string),
 	}
 }
 

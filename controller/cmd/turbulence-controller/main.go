@@ -2,6 +2,16 @@
 // raft-replicated record of agents, faults and the fleet halt flag, the
 // ControlService for turbctl and the AgentService the agents dial.
 //
+// Cluster formation: a node with no raft state and no cluster flags
+// bootstraps a one-node cluster (dev mode). For 3 or 5 nodes, start each
+// initial node with the same
+//
+//	--bootstrap --peer c1=10.0.0.1:7421/10.0.0.1:7420,c2=…,c3=…
+//
+// (the address is raft-addr/grpc-addr), or start one and --join the others
+// to it. A node that has raft state never bootstraps and never joins: it
+// rejoins its cluster from its log, whatever the flags say.
+//
 // Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the
 // controller fails, 2 on a usage error.
 package main
@@ -16,10 +26,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/turbulence-sre/turbulence/controller"
+	"github.com/turbulence-sre/turbulence/controller/forward"
+	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
@@ -53,6 +66,22 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "agents revert every fault after hearing nothing for this long")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often agents report")
 	fs.DurationVar(&cfg.DefaultFaultDuration, "default-duration", cfg.DefaultFaultDuration, "duration of a fault whose spec has none")
+	fs.StringVar(&cfg.AdvertiseGRPCAddr, "advertise-grpc-addr", "", "gRPC address other controllers and agents use for this node (default: --grpc-addr)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap the cluster of --peer when this node has no raft state (give every initial node the same --peer list); never bootstraps twice")
+	fs.Func("peer", "initial cluster member id=raft-addr/grpc-addr, this node included; repeat or separate with commas (with --bootstrap)", func(v string) error {
+		peers, err := parsePeers(v)
+		cfg.Peers = append(cfg.Peers, peers...)
+		return err
+	})
+	fs.Func("join", "gRPC address of an existing controller to ask for membership when this node has no raft state; repeat or separate with commas", func(v string) error {
+		for a := range strings.SplitSeq(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+		return nil
+	})
+	fs.DurationVar(&cfg.HoldTimeout, "hold-timeout", forward.DefaultHoldTimeout, "how long a write waits for a leader during an election before it is refused")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -107,6 +136,30 @@ func warnIfNotLeader(ctx context.Context, c *controller.Controller, logger *slog
 	if err := c.WaitLeader(wctx); err != nil && ctx.Err() == nil {
 		logger.Warn("not the raft leader after 30s; is this node part of a cluster without quorum?")
 	}
+}
+
+// parsePeers reads "id=raft-addr/grpc-addr[,…]".
+func parsePeers(v string) ([]raftnode.Peer, error) {
+	var out []raftnode.Peer
+	for p := range strings.SplitSeq(v, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(p, "=")
+		if !ok || id == "" {
+			return nil, fmt.Errorf("peer %q: want id=raft-addr/grpc-addr", p)
+		}
+		a, err := raftnode.ParseAddress(addr)
+		if err != nil {
+			return nil, fmt.Errorf("peer %q: %w", p, err)
+		}
+		if a.GRPC == "" {
+			return nil, fmt.Errorf("peer %q: the gRPC address is required (id=raft-addr/grpc-addr): followers forward writes and redirect agents to it", p)
+		}
+		out = append(out, raftnode.Peer{ID: id, Address: a})
+	}
+	return out, nil
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

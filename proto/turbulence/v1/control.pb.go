@@ -933,6 +933,221 @@ func (x *ListEventsResponse) GetEvents() []*Event {
 	return nil
 }
 
+// AuditEntry is one record of the replicated audit log: a mutating call,
+// who made it, when (the proposing controller's clock), and how it ended.
+type AuditEntry struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	// The caller's identity, "role/name" from its certificate.
+	Actor     string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Machine-readable verb: "fault.apply", "fault.revert", "fleet.halt"…
+	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// One line for people.
+	Summary string `protobuf:"bytes,6,opt,name=summary,proto3" json:"summary,omitempty"`
+	// Empty when the write was applied; the refusal otherwise.
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AuditEntry) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type ListAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only entries by this actor ("role/name"), when set.
+	Actor string `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Only entries at or after since / before until, when set.
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	// At most this many entries; 0 means the server's default (100). The
+	// maximum is 1000.
+	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditRequest) Reset() {
+	*x = ListAuditRequest{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditRequest) ProtoMessage() {}
+
+func (x *ListAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditRequest) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListAuditRequest) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListAuditRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ListAuditRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListAuditResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Entries       []*AuditEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditResponse) Reset() {
+	*x = ListAuditResponse{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditResponse) ProtoMessage() {}
+
+func (x *ListAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditResponse) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListAuditResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 var File_turbulence_v1_control_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_control_proto_rawDesc = "" +
@@ -999,7 +1214,24 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\x0eafter_sequence\x18\x01 \x01(\x04R\rafterSequence\x12\x14\n" +
 	"\x05limit\x18\x02 \x01(\rR\x05limit\"B\n" +
 	"\x12ListEventsResponse\x12,\n" +
-	"\x06events\x18\x01 \x03(\v2\x14.turbulence.v1.EventR\x06events2\xb8\x06\n" +
+	"\x06events\x18\x01 \x03(\v2\x14.turbulence.v1.EventR\x06events\"\xd5\x01\n" +
+	"\n" +
+	"AuditEntry\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12\x18\n" +
+	"\asummary\x18\x06 \x01(\tR\asummary\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"\xa2\x01\n" +
+	"\x10ListAuditRequest\x12\x14\n" +
+	"\x05actor\x18\x01 \x01(\tR\x05actor\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"H\n" +
+	"\x11ListAuditResponse\x123\n" +
+	"\aentries\x18\x01 \x03(\v2\x19.turbulence.v1.AuditEntryR\aentries2\x88\a\n" +
 	"\x0eControlService\x12Q\n" +
 	"\n" +
 	"ListAgents\x12 .turbulence.v1.ListAgentsRequest\x1a!.turbulence.v1.ListAgentsResponse\x12@\n" +
@@ -1015,7 +1247,8 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\rGetHaltStatus\x12#.turbulence.v1.GetHaltStatusRequest\x1a\x19.turbulence.v1.HaltStatus\x12H\n" +
 	"\vWatchEvents\x12!.turbulence.v1.WatchEventsRequest\x1a\x14.turbulence.v1.Event0\x01\x12Q\n" +
 	"\n" +
-	"ListEvents\x12 .turbulence.v1.ListEventsRequest\x1a!.turbulence.v1.ListEventsResponseBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
+	"ListEvents\x12 .turbulence.v1.ListEventsRequest\x1a!.turbulence.v1.ListEventsResponse\x12N\n" +
+	"\tListAudit\x12\x1f.turbulence.v1.ListAuditRequest\x1a .turbulence.v1.ListAuditResponseBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
 
 var (
 	file_turbulence_v1_control_proto_rawDescOnce sync.Once
@@ -1029,7 +1262,7 @@ func file_turbulence_v1_control_proto_rawDescGZIP() []byte {
 	return file_turbulence_v1_control_proto_rawDescData
 }
 
-var file_turbulence_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_turbulence_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_turbulence_v1_control_proto_goTypes = []any{
 	(*Agent)(nil),                 // 0: turbulence.v1.Agent
 	(*ListAgentsRequest)(nil),     // 1: turbulence.v1.ListAgentsRequest
@@ -1048,52 +1281,61 @@ var file_turbulence_v1_control_proto_goTypes = []any{
 	(*WatchEventsRequest)(nil),    // 14: turbulence.v1.WatchEventsRequest
 	(*ListEventsRequest)(nil),     // 15: turbulence.v1.ListEventsRequest
 	(*ListEventsResponse)(nil),    // 16: turbulence.v1.ListEventsResponse
-	nil,                           // 17: turbulence.v1.Agent.LabelsEntry
-	(*HostFacts)(nil),             // 18: turbulence.v1.HostFacts
-	(*Capabilities)(nil),          // 19: turbulence.v1.Capabilities
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*FaultSpec)(nil),             // 21: turbulence.v1.FaultSpec
-	(*Fault)(nil),                 // 22: turbulence.v1.Fault
+	(*AuditEntry)(nil),            // 17: turbulence.v1.AuditEntry
+	(*ListAuditRequest)(nil),      // 18: turbulence.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),     // 19: turbulence.v1.ListAuditResponse
+	nil,                           // 20: turbulence.v1.Agent.LabelsEntry
+	(*HostFacts)(nil),             // 21: turbulence.v1.HostFacts
+	(*Capabilities)(nil),          // 22: turbulence.v1.Capabilities
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*FaultSpec)(nil),             // 24: turbulence.v1.FaultSpec
+	(*Fault)(nil),                 // 25: turbulence.v1.Fault
 }
 var file_turbulence_v1_control_proto_depIdxs = []int32{
-	17, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
-	18, // 1: turbulence.v1.Agent.facts:type_name -> turbulence.v1.HostFacts
-	19, // 2: turbulence.v1.Agent.capabilities:type_name -> turbulence.v1.Capabilities
-	20, // 3: turbulence.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	20, // 4: turbulence.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
+	20, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
+	21, // 1: turbulence.v1.Agent.facts:type_name -> turbulence.v1.HostFacts
+	22, // 2: turbulence.v1.Agent.capabilities:type_name -> turbulence.v1.Capabilities
+	23, // 3: turbulence.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	23, // 4: turbulence.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
 	0,  // 5: turbulence.v1.ListAgentsResponse.agents:type_name -> turbulence.v1.Agent
-	21, // 6: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
-	22, // 7: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
-	20, // 8: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
-	20, // 9: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
+	24, // 6: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
+	25, // 7: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
+	23, // 8: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
+	23, // 9: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
 	13, // 10: turbulence.v1.ListEventsResponse.events:type_name -> turbulence.v1.Event
-	1,  // 11: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
-	3,  // 12: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
-	4,  // 13: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
-	5,  // 14: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
-	7,  // 15: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
-	8,  // 16: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
-	9,  // 17: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
-	10, // 18: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
-	11, // 19: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
-	14, // 20: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
-	15, // 21: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
-	2,  // 22: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
-	0,  // 23: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
-	22, // 24: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
-	6,  // 25: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
-	22, // 26: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
-	22, // 27: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
-	12, // 28: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
-	12, // 29: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
-	12, // 30: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
-	13, // 31: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
-	16, // 32: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
-	22, // [22:33] is the sub-list for method output_type
-	11, // [11:22] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	23, // 11: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	23, // 12: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	23, // 13: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
+	17, // 14: turbulence.v1.ListAuditResponse.entries:type_name -> turbulence.v1.AuditEntry
+	1,  // 15: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
+	3,  // 16: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
+	4,  // 17: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
+	5,  // 18: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
+	7,  // 19: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
+	8,  // 20: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
+	9,  // 21: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
+	10, // 22: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
+	11, // 23: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
+	14, // 24: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
+	15, // 25: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
+	18, // 26: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
+	2,  // 27: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
+	0,  // 28: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
+	25, // 29: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
+	6,  // 30: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
+	25, // 31: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
+	25, // 32: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
+	12, // 33: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
+	12, // 34: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
+	12, // 35: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
+	13, // 36: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
+	16, // 37: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
+	19, // 38: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
+	27, // [27:39] is the sub-list for method output_type
+	15, // [15:27] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_control_proto_init() }
@@ -1109,7 +1351,7 @@ func file_turbulence_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_v1_control_proto_rawDesc), len(file_turbulence_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,7 @@ const (
 	ControlService_GetHaltStatus_FullMethodName = "/turbulence.v1.ControlService/GetHaltStatus"
 	ControlService_WatchEvents_FullMethodName   = "/turbulence.v1.ControlService/WatchEvents"
 	ControlService_ListEvents_FullMethodName    = "/turbulence.v1.ControlService/ListEvents"
+	ControlService_ListAudit_FullMethodName     = "/turbulence.v1.ControlService/ListAudit"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -55,6 +56,9 @@ type ControlServiceClient interface {
 	// WatchEvents streams the event log, from after_sequence on, then follows.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	ListEvents(ctx context.Context, in *ListEventsRequest, opts ...grpc.CallOption) (*ListEventsResponse, error)
+	// ListAudit returns the replicated audit log of mutating calls, newest
+	// first. Any human role may read it.
+	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
 }
 
 type controlServiceClient struct {
@@ -184,6 +188,16 @@ func (c *controlServiceClient) ListEvents(ctx context.Context, in *ListEventsReq
 	return out, nil
 }
 
+func (c *controlServiceClient) ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditResponse)
+	err := c.cc.Invoke(ctx, ControlService_ListAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -205,6 +219,9 @@ type ControlServiceServer interface {
 	// WatchEvents streams the event log, from after_sequence on, then follows.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[Event]) error
 	ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error)
+	// ListAudit returns the replicated audit log of mutating calls, newest
+	// first. Any human role may read it.
+	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -247,6 +264,9 @@ func (UnimplementedControlServiceServer) WatchEvents(*WatchEventsRequest, grpc.S
 }
 func (UnimplementedControlServiceServer) ListEvents(context.Context, *ListEventsRequest) (*ListEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListEvents not implemented")
+}
+func (UnimplementedControlServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -460,6 +480,24 @@ func _ControlService_ListEvents_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_ListAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ListAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ListAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ListAudit(ctx, req.(*ListAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -506,6 +544,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListEvents",
 			Handler:    _ControlService_ListEvents_Handler,
+		},
+		{
+			MethodName: "ListAudit",
+			Handler:    _ControlService_ListAudit_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -36,12 +36,19 @@ type LogEntry struct {
 	ProposedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=proposed_at,json=proposedAt,proto3" json:"proposed_at,omitempty"`
 	// Identity of the caller, for the record.
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Audit, when set, makes the FSM append an audit record for this entry
+	// in the same Apply as the command itself: the write and its audit
+	// record commit together or not at all. Every entry proposed for a
+	// ControlService call carries it; internal writes (agent reports,
+	// lease expiry) do not.
+	Audit *Audit `protobuf:"bytes,4,opt,name=audit,proto3" json:"audit,omitempty"`
 	// Types that are valid to be assigned to Cmd:
 	//
 	//	*LogEntry_RegisterAgent
 	//	*LogEntry_CreateFault
 	//	*LogEntry_UpdateFault
 	//	*LogEntry_SetHalt
+	//	*LogEntry_RecordAudit
 	Cmd           isLogEntry_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -98,6 +105,13 @@ func (x *LogEntry) GetActor() string {
 	return ""
 }
 
+func (x *LogEntry) GetAudit() *Audit {
+	if x != nil {
+		return x.Audit
+	}
+	return nil
+}
+
 func (x *LogEntry) GetCmd() isLogEntry_Cmd {
 	if x != nil {
 		return x.Cmd
@@ -141,6 +155,15 @@ func (x *LogEntry) GetSetHalt() *SetHalt {
 	return nil
 }
 
+func (x *LogEntry) GetRecordAudit() *RecordAudit {
+	if x != nil {
+		if x, ok := x.Cmd.(*LogEntry_RecordAudit); ok {
+			return x.RecordAudit
+		}
+	}
+	return nil
+}
+
 type isLogEntry_Cmd interface {
 	isLogEntry_Cmd()
 }
@@ -161,6 +184,10 @@ type LogEntry_SetHalt struct {
 	SetHalt *SetHalt `protobuf:"bytes,13,opt,name=set_halt,json=setHalt,proto3,oneof"`
 }
 
+type LogEntry_RecordAudit struct {
+	RecordAudit *RecordAudit `protobuf:"bytes,14,opt,name=record_audit,json=recordAudit,proto3,oneof"`
+}
+
 func (*LogEntry_RegisterAgent) isLogEntry_Cmd() {}
 
 func (*LogEntry_CreateFault) isLogEntry_Cmd() {}
@@ -168,6 +195,102 @@ func (*LogEntry_CreateFault) isLogEntry_Cmd() {}
 func (*LogEntry_UpdateFault) isLogEntry_Cmd() {}
 
 func (*LogEntry_SetHalt) isLogEntry_Cmd() {}
+
+func (*LogEntry_RecordAudit) isLogEntry_Cmd() {}
+
+// Audit is what the proposer says about a mutating call. Who and when come
+// from the entry (actor, proposed_at, request_id).
+type Audit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Machine-readable verb: "fault.apply", "fault.revert", "fleet.halt"…
+	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	// One line for people.
+	Summary       string `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Audit) Reset() {
+	*x = Audit{}
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Audit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Audit) ProtoMessage() {}
+
+func (x *Audit) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Audit.ProtoReflect.Descriptor instead.
+func (*Audit) Descriptor() ([]byte, []int) {
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Audit) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Audit) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+// RecordAudit changes nothing but the audit log. It records mutating calls
+// whose effect is not an FSM command (raft membership changes).
+type RecordAudit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordAudit) Reset() {
+	*x = RecordAudit{}
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordAudit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordAudit) ProtoMessage() {}
+
+func (x *RecordAudit) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordAudit.ProtoReflect.Descriptor instead.
+func (*RecordAudit) Descriptor() ([]byte, []int) {
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{2}
+}
 
 // RegisterAgent records (or updates) an agent's identity and facts.
 type RegisterAgent struct {
@@ -179,7 +302,7 @@ type RegisterAgent struct {
 
 func (x *RegisterAgent) Reset() {
 	*x = RegisterAgent{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[1]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +314,7 @@ func (x *RegisterAgent) String() string {
 func (*RegisterAgent) ProtoMessage() {}
 
 func (x *RegisterAgent) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[1]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +327,7 @@ func (x *RegisterAgent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgent.ProtoReflect.Descriptor instead.
 func (*RegisterAgent) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{1}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RegisterAgent) GetAgent() *v1.Agent {
@@ -224,7 +347,7 @@ type CreateFault struct {
 
 func (x *CreateFault) Reset() {
 	*x = CreateFault{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[2]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -236,7 +359,7 @@ func (x *CreateFault) String() string {
 func (*CreateFault) ProtoMessage() {}
 
 func (x *CreateFault) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[2]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -249,7 +372,7 @@ func (x *CreateFault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFault.ProtoReflect.Descriptor instead.
 func (*CreateFault) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{2}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateFault) GetFault() *v1.Fault {
@@ -272,7 +395,7 @@ type UpdateFault struct {
 
 func (x *UpdateFault) Reset() {
 	*x = UpdateFault{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[3]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +407,7 @@ func (x *UpdateFault) String() string {
 func (*UpdateFault) ProtoMessage() {}
 
 func (x *UpdateFault) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[3]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +420,7 @@ func (x *UpdateFault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFault.ProtoReflect.Descriptor instead.
 func (*UpdateFault) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{3}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *UpdateFault) GetFaultId() string {
@@ -340,7 +463,7 @@ type SetHalt struct {
 
 func (x *SetHalt) Reset() {
 	*x = SetHalt{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[4]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -352,7 +475,7 @@ func (x *SetHalt) String() string {
 func (*SetHalt) ProtoMessage() {}
 
 func (x *SetHalt) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[4]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -365,7 +488,7 @@ func (x *SetHalt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHalt.ProtoReflect.Descriptor instead.
 func (*SetHalt) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{4}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SetHalt) GetHalted() bool {
@@ -392,7 +515,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[5]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +527,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[5]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,7 +540,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{5}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SnapshotHeader) GetFormatVersion() uint32 {
@@ -439,6 +562,7 @@ type SnapshotRecord struct {
 	//	*SnapshotRecord_Event
 	//	*SnapshotRecord_AppliedRequest
 	//	*SnapshotRecord_Counters
+	//	*SnapshotRecord_Audit
 	Record        isSnapshotRecord_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -446,7 +570,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +582,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +595,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{6}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -535,6 +659,15 @@ func (x *SnapshotRecord) GetCounters() *Counters {
 	return nil
 }
 
+func (x *SnapshotRecord) GetAudit() *v1.AuditEntry {
+	if x != nil {
+		if x, ok := x.Record.(*SnapshotRecord_Audit); ok {
+			return x.Audit
+		}
+	}
+	return nil
+}
+
 type isSnapshotRecord_Record interface {
 	isSnapshotRecord_Record()
 }
@@ -563,6 +696,10 @@ type SnapshotRecord_Counters struct {
 	Counters *Counters `protobuf:"bytes,6,opt,name=counters,proto3,oneof"`
 }
 
+type SnapshotRecord_Audit struct {
+	Audit *v1.AuditEntry `protobuf:"bytes,7,opt,name=audit,proto3,oneof"`
+}
+
 func (*SnapshotRecord_Agent) isSnapshotRecord_Record() {}
 
 func (*SnapshotRecord_Fault) isSnapshotRecord_Record() {}
@@ -575,6 +712,8 @@ func (*SnapshotRecord_AppliedRequest) isSnapshotRecord_Record() {}
 
 func (*SnapshotRecord_Counters) isSnapshotRecord_Record() {}
 
+func (*SnapshotRecord_Audit) isSnapshotRecord_Record() {}
+
 // AppliedRequest remembers a request ID and what it produced.
 type AppliedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -586,7 +725,7 @@ type AppliedRequest struct {
 
 func (x *AppliedRequest) Reset() {
 	*x = AppliedRequest{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +737,7 @@ func (x *AppliedRequest) String() string {
 func (*AppliedRequest) ProtoMessage() {}
 
 func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +750,7 @@ func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedRequest.ProtoReflect.Descriptor instead.
 func (*AppliedRequest) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{7}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AppliedRequest) GetRequestId() string {
@@ -632,13 +771,14 @@ func (x *AppliedRequest) GetResultId() string {
 type Counters struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	NextEventSequence uint64                 `protobuf:"varint,1,opt,name=next_event_sequence,json=nextEventSequence,proto3" json:"next_event_sequence,omitempty"`
+	NextAuditSequence uint64                 `protobuf:"varint,2,opt,name=next_audit_sequence,json=nextAuditSequence,proto3" json:"next_audit_sequence,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +790,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +803,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Counters) GetNextEventSequence() uint64 {
@@ -673,23 +813,36 @@ func (x *Counters) GetNextEventSequence() uint64 {
 	return 0
 }
 
+func (x *Counters) GetNextAuditSequence() uint64 {
+	if x != nil {
+		return x.NextAuditSequence
+	}
+	return 0
+}
+
 var File_turbulence_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x19turbulence/v1/fault.proto\"\x95\x03\n" +
+	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x19turbulence/v1/fault.proto\"\x8c\x04\n" +
 	"\bLogEntry\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12;\n" +
 	"\vproposed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"proposedAt\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\x12J\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12/\n" +
+	"\x05audit\x18\x04 \x01(\v2\x19.turbulence.raft.v1.AuditR\x05audit\x12J\n" +
 	"\x0eregister_agent\x18\n" +
 	" \x01(\v2!.turbulence.raft.v1.RegisterAgentH\x00R\rregisterAgent\x12D\n" +
 	"\fcreate_fault\x18\v \x01(\v2\x1f.turbulence.raft.v1.CreateFaultH\x00R\vcreateFault\x12D\n" +
 	"\fupdate_fault\x18\f \x01(\v2\x1f.turbulence.raft.v1.UpdateFaultH\x00R\vupdateFault\x128\n" +
-	"\bset_halt\x18\r \x01(\v2\x1b.turbulence.raft.v1.SetHaltH\x00R\asetHaltB\x05\n" +
-	"\x03cmd\";\n" +
+	"\bset_halt\x18\r \x01(\v2\x1b.turbulence.raft.v1.SetHaltH\x00R\asetHalt\x12D\n" +
+	"\frecord_audit\x18\x0e \x01(\v2\x1f.turbulence.raft.v1.RecordAuditH\x00R\vrecordAuditB\x05\n" +
+	"\x03cmd\"9\n" +
+	"\x05Audit\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
+	"\asummary\x18\x02 \x01(\tR\asummary\"\r\n" +
+	"\vRecordAudit\";\n" +
 	"\rRegisterAgent\x12*\n" +
 	"\x05agent\x18\x01 \x01(\v2\x14.turbulence.v1.AgentR\x05agent\"9\n" +
 	"\vCreateFault\x12*\n" +
@@ -703,21 +856,23 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\x06halted\x18\x01 \x01(\bR\x06halted\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
 	"\x0eSnapshotHeader\x12%\n" +
-	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\"\xe0\x02\n" +
+	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\"\x93\x03\n" +
 	"\x0eSnapshotRecord\x12,\n" +
 	"\x05agent\x18\x01 \x01(\v2\x14.turbulence.v1.AgentH\x00R\x05agent\x12,\n" +
 	"\x05fault\x18\x02 \x01(\v2\x14.turbulence.v1.FaultH\x00R\x05fault\x12/\n" +
 	"\x04halt\x18\x03 \x01(\v2\x19.turbulence.v1.HaltStatusH\x00R\x04halt\x12,\n" +
 	"\x05event\x18\x04 \x01(\v2\x14.turbulence.v1.EventH\x00R\x05event\x12M\n" +
 	"\x0fapplied_request\x18\x05 \x01(\v2\".turbulence.raft.v1.AppliedRequestH\x00R\x0eappliedRequest\x12:\n" +
-	"\bcounters\x18\x06 \x01(\v2\x1c.turbulence.raft.v1.CountersH\x00R\bcountersB\b\n" +
+	"\bcounters\x18\x06 \x01(\v2\x1c.turbulence.raft.v1.CountersH\x00R\bcounters\x121\n" +
+	"\x05audit\x18\a \x01(\v2\x19.turbulence.v1.AuditEntryH\x00R\x05auditB\b\n" +
 	"\x06record\"L\n" +
 	"\x0eAppliedRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1b\n" +
-	"\tresult_id\x18\x02 \x01(\tR\bresultId\":\n" +
+	"\tresult_id\x18\x02 \x01(\tR\bresultId\"j\n" +
 	"\bCounters\x12.\n" +
-	"\x13next_event_sequence\x18\x01 \x01(\x04R\x11nextEventSequenceBFZDgithub.com/turbulence-sre/turbulence/proto/turbulence/raft/v1;raftv1b\x06proto3"
+	"\x13next_event_sequence\x18\x01 \x01(\x04R\x11nextEventSequence\x12.\n" +
+	"\x13next_audit_sequence\x18\x02 \x01(\x04R\x11nextAuditSequenceBFZDgithub.com/turbulence-sre/turbulence/proto/turbulence/raft/v1;raftv1b\x06proto3"
 
 var (
 	file_turbulence_raft_v1_raft_proto_rawDescOnce sync.Once
@@ -731,46 +886,52 @@ func file_turbulence_raft_v1_raft_proto_rawDescGZIP() []byte {
 	return file_turbulence_raft_v1_raft_proto_rawDescData
 }
 
-var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*LogEntry)(nil),              // 0: turbulence.raft.v1.LogEntry
-	(*RegisterAgent)(nil),         // 1: turbulence.raft.v1.RegisterAgent
-	(*CreateFault)(nil),           // 2: turbulence.raft.v1.CreateFault
-	(*UpdateFault)(nil),           // 3: turbulence.raft.v1.UpdateFault
-	(*SetHalt)(nil),               // 4: turbulence.raft.v1.SetHalt
-	(*SnapshotHeader)(nil),        // 5: turbulence.raft.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 6: turbulence.raft.v1.SnapshotRecord
-	(*AppliedRequest)(nil),        // 7: turbulence.raft.v1.AppliedRequest
-	(*Counters)(nil),              // 8: turbulence.raft.v1.Counters
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 10: turbulence.v1.Agent
-	(*v1.Fault)(nil),              // 11: turbulence.v1.Fault
-	(v1.FaultState)(0),            // 12: turbulence.v1.FaultState
-	(*v1.FaultStatus)(nil),        // 13: turbulence.v1.FaultStatus
-	(*v1.HaltStatus)(nil),         // 14: turbulence.v1.HaltStatus
-	(*v1.Event)(nil),              // 15: turbulence.v1.Event
+	(*Audit)(nil),                 // 1: turbulence.raft.v1.Audit
+	(*RecordAudit)(nil),           // 2: turbulence.raft.v1.RecordAudit
+	(*RegisterAgent)(nil),         // 3: turbulence.raft.v1.RegisterAgent
+	(*CreateFault)(nil),           // 4: turbulence.raft.v1.CreateFault
+	(*UpdateFault)(nil),           // 5: turbulence.raft.v1.UpdateFault
+	(*SetHalt)(nil),               // 6: turbulence.raft.v1.SetHalt
+	(*SnapshotHeader)(nil),        // 7: turbulence.raft.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 8: turbulence.raft.v1.SnapshotRecord
+	(*AppliedRequest)(nil),        // 9: turbulence.raft.v1.AppliedRequest
+	(*Counters)(nil),              // 10: turbulence.raft.v1.Counters
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 12: turbulence.v1.Agent
+	(*v1.Fault)(nil),              // 13: turbulence.v1.Fault
+	(v1.FaultState)(0),            // 14: turbulence.v1.FaultState
+	(*v1.FaultStatus)(nil),        // 15: turbulence.v1.FaultStatus
+	(*v1.HaltStatus)(nil),         // 16: turbulence.v1.HaltStatus
+	(*v1.Event)(nil),              // 17: turbulence.v1.Event
+	(*v1.AuditEntry)(nil),         // 18: turbulence.v1.AuditEntry
 }
 var file_turbulence_raft_v1_raft_proto_depIdxs = []int32{
-	9,  // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
-	1,  // 1: turbulence.raft.v1.LogEntry.register_agent:type_name -> turbulence.raft.v1.RegisterAgent
-	2,  // 2: turbulence.raft.v1.LogEntry.create_fault:type_name -> turbulence.raft.v1.CreateFault
-	3,  // 3: turbulence.raft.v1.LogEntry.update_fault:type_name -> turbulence.raft.v1.UpdateFault
-	4,  // 4: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
-	10, // 5: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
-	11, // 6: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
-	12, // 7: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
-	13, // 8: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
-	10, // 9: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
-	11, // 10: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
-	14, // 11: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
-	15, // 12: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
-	7,  // 13: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
-	8,  // 14: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	11, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
+	1,  // 1: turbulence.raft.v1.LogEntry.audit:type_name -> turbulence.raft.v1.Audit
+	3,  // 2: turbulence.raft.v1.LogEntry.register_agent:type_name -> turbulence.raft.v1.RegisterAgent
+	4,  // 3: turbulence.raft.v1.LogEntry.create_fault:type_name -> turbulence.raft.v1.CreateFault
+	5,  // 4: turbulence.raft.v1.LogEntry.update_fault:type_name -> turbulence.raft.v1.UpdateFault
+	6,  // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
+	2,  // 6: turbulence.raft.v1.LogEntry.record_audit:type_name -> turbulence.raft.v1.RecordAudit
+	12, // 7: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
+	13, // 8: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
+	14, // 9: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
+	15, // 10: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
+	12, // 11: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
+	13, // 12: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
+	16, // 13: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
+	17, // 14: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
+	9,  // 15: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
+	10, // 16: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
+	18, // 17: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_raft_v1_raft_proto_init() }
@@ -783,14 +944,16 @@ func file_turbulence_raft_v1_raft_proto_init() {
 		(*LogEntry_CreateFault)(nil),
 		(*LogEntry_UpdateFault)(nil),
 		(*LogEntry_SetHalt)(nil),
+		(*LogEntry_RecordAudit)(nil),
 	}
-	file_turbulence_raft_v1_raft_proto_msgTypes[6].OneofWrappers = []any{
+	file_turbulence_raft_v1_raft_proto_msgTypes[8].OneofWrappers = []any{
 		(*SnapshotRecord_Agent)(nil),
 		(*SnapshotRecord_Fault)(nil),
 		(*SnapshotRecord_Halt)(nil),
 		(*SnapshotRecord_Event)(nil),
 		(*SnapshotRecord_AppliedRequest)(nil),
 		(*SnapshotRecord_Counters)(nil),
+		(*SnapshotRecord_Audit)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -798,7 +961,7 @@ func file_turbulence_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_raft_v1_raft_proto_rawDesc), len(file_turbulence_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

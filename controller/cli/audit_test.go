@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+func goldenAudit() *turbulencev1.ListAuditResponse {
+	return &turbulencev1.ListAuditResponse{Entries: []*turbulencev1.AuditEntry{
+		{Sequence: 4, Time: ts(-10 * time.Second), Actor: "admin/alice", RequestId: "3f1c-resume", Action: "fleet.resume", Summary: "resume the fleet"},
+		{Sequence: 3, Time: ts(-2 * time.Minute), Actor: "viewer/carol", RequestId: "r-5e2a", Action: "fleet.halt", Summary: "halt the fleet: SLO burn on checkout"},
+		{Sequence: 2, Time: ts(-3 * time.Minute), Actor: "operator/bob", RequestId: "9b0d-apply", Action: "fault.apply",
+			Summary: "apply cpu fault f-0002 to agent db-2 for 1h30m0s", Error: "fleet halted by viewer/carol: SLO burn on checkout"},
+		{Sequence: 1, Time: ts(-1 * time.Hour), Actor: "admin/alice", RequestId: "7c44-apply", Action: "fault.apply", Summary: "apply cpu fault f-0001 to agent web-1 for 30s"},
+	}}
+}
+
+// TestGoldenAudit renders `turbctl audit ls` output. Regenerate with:
+// go test ./controller/cli -run TestGoldenAudit -update
+func TestGoldenAudit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		resp *turbulencev1.ListAuditResponse
+	}{
+		{"audit_ls", goldenAudit()},
+		{"audit_ls_empty", &turbulencev1.ListAuditResponse{}},
+	} {
+		for _, format := range []string{"table", "json"} {
+			t.Run(tc.name+"/"+format, func(t *testing.T) {
+				t.Parallel()
+				var out bytes.Buffer
+				a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: format}
+				if err := a.printAudit(tc.resp); err != nil {
+					t.Fatal(err)
+				}
+				ext := map[string]string{"table": ".txt", "json": ".json"}[format]
+				checkGolden(t, filepath.Join("testdata", tc.name+ext), out.Bytes())
+			})
+		}
+	}
+}
+
+// auditFake answers ListAudit and records the request.
+type auditFake struct {
+	turbulencev1.UnimplementedControlServiceServer
+	mu  sync.Mutex
+	got []*turbulencev1.ListAuditRequest
+}
+
+func (f *auditFake) ListAudit(_ context.Context, req *turbulencev1.ListAuditRequest) (*turbulencev1.ListAuditResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, req)
+	return goldenAudit(), nil
+}
+
+func TestAuditLs_FlagsBecomeTheQuery(t *testing.T) {
+	t.Parallel()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := tlsutil.ServerConfig(pki.Controller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &auditFake{}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)))
+	turbulencev1.RegisterControlServiceServer(srv, fake)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	environ := map[string]string{EnvController: lis.Addr().String(), EnvCA: pki.Admin.CA, EnvCert: pki.Admin.Cert, EnvKey: pki.Admin.Key}
+
+	r := runCLI(t, environ, "audit", "ls", "--actor", "viewer/carol", "--since", "24h", "--until", "2026-03-01T11:00:00Z", "--limit", "20")
+	r.check(t, ExitOK)
+	want := &turbulencev1.ListAuditRequest{
+		Actor: "viewer/carol",
+		Since: timestamppb.New(goldenNow.Add(-24 * time.Hour)),
+		Until: timestamppb.New(time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)),
+		Limit: 20,
+	}
+	fake.mu.Lock()
+	got := fake.got
+	fake.mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("ListAudit calls = %d, want 1", len(got))
+	}
+	if diff := cmp.Diff(want, got[0], protocmp.Transform()); diff != "" {
+		t.Errorf("ListAudit request (-want +got):\n%s", diff)
+	}
+	if !bytes.Contains([]byte(r.stdout), []byte("halt the fleet: SLO burn on checkout")) {
+		t.Errorf("stdout lacks the halt record:\n%s", r.stdout)
+	}
+
+	bad := runCLI(t, environ, "audit", "ls", "--since", "yesterday")
+	bad.check(t, ExitUsage, `--since must be an RFC 3339 time`)
+}

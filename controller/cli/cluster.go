@@ -1,0 +1,121 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// clusterCommand is `turbctl cluster ls | join | remove`: the raft
+// membership of the controller cluster.
+func (a *app) clusterCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "List, add and remove controller nodes",
+		Long: `The controller cluster's raft membership. Any node answers: ls is read
+from the node asked; join and remove are forwarded to the leader.
+ls needs the viewer role or more; join and remove need the admin role.`,
+		Args: noSubcommand,
+		RunE: missingSubcommand,
+	}
+	cmd.AddCommand(a.clusterLsCommand(), a.clusterJoinCommand(), a.clusterRemoveCommand())
+	return cmd
+}
+
+func (a *app) clusterLsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List the controller nodes and show the leader",
+		Args:  exactArgs(),
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			return a.clusterCall(cmd.Context(), false, func(ctx context.Context, cs turbulencev1.ClusterServiceClient) (*turbulencev1.ListServersResponse, error) {
+				return cs.ListServers(ctx, &turbulencev1.ListServersRequest{})
+			})
+		}),
+	}
+}
+
+func (a *app) clusterJoinCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "join ID RAFT-ADDR GRPC-ADDR",
+		Short: "Add a controller node as a voter",
+		Long: `Add a controller as a raft voter. The new node is started with no data
+(normally with --join, which makes this call by itself); this command is
+for adding it by hand. A stale member with the same ID or raft address is
+replaced.`,
+		Args: exactArgs("ID", "RAFT-ADDR", "GRPC-ADDR"),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			req := &turbulencev1.JoinRequest{Id: args[0], RaftAddress: args[1], GrpcAddress: args[2]}
+			return a.clusterCall(cmd.Context(), true, func(ctx context.Context, cs turbulencev1.ClusterServiceClient) (*turbulencev1.ListServersResponse, error) {
+				return cs.Join(ctx, req)
+			})
+		}),
+	}
+}
+
+func (a *app) clusterRemoveCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a controller node from the cluster",
+		Long: `Remove a controller from the raft configuration, e.g. a dead node that
+will not come back. A removal is not retried: check with 'cluster ls'.`,
+		Args: exactArgs("ID"),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			req := &turbulencev1.RemoveServerRequest{Id: args[0]}
+			return a.clusterCall(cmd.Context(), false, func(ctx context.Context, cs turbulencev1.ClusterServiceClient) (*turbulencev1.ListServersResponse, error) {
+				return cs.RemoveServer(ctx, req)
+			})
+		}),
+	}
+}
+
+// clusterCall runs fn and prints the membership it returns. retry makes
+// an Unavailable answer be tried again (join is idempotent; a removal is
+// an operator action and is not retried).
+func (a *app) clusterCall(ctx context.Context, retry bool, fn func(context.Context, turbulencev1.ClusterServiceClient) (*turbulencev1.ListServersResponse, error)) error {
+	return a.withClient(func(c *client) error {
+		cs := turbulencev1.NewClusterServiceClient(c.conn)
+		var resp *turbulencev1.ListServersResponse
+		call := func(ctx context.Context) (err error) {
+			resp, err = fn(ctx, cs)
+			return err
+		}
+		var err error
+		if retry {
+			err = c.mutate(ctx, "", call)
+		} else {
+			err = c.call(ctx, call)
+		}
+		if err != nil {
+			return err
+		}
+		return a.printServers(resp)
+	})
+}
+
+func (a *app) printServers(resp *turbulencev1.ListServersResponse) error {
+	if a.json() {
+		return writeJSONList(a.stdout, resp, len(resp.GetServers()))
+	}
+	w := table(a.stdout)
+	row(w, "ID", "LEADER", "SUFFRAGE", "RAFT", "GRPC")
+	for _, s := range resp.GetServers() {
+		leader := ""
+		if s.GetLeader() {
+			leader = "*"
+		}
+		row(w, s.GetId(), orNone(leader), s.GetSuffrage(), s.GetRaftAddress(), orNone(s.GetGrpcAddress()))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if resp.GetAnsweredBy() != "" {
+		_, err := fmt.Fprintf(a.stdout, "(answered by %s)\n", strings.TrimSpace(resp.GetAnsweredBy()))
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package controllertest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/turbulence-sre/turbulence/controller"
+	"github.com/turbulence-sre/turbulence/controller/raftnode"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// FastRaft makes elections take a few hundred milliseconds instead of
+// seconds, so cluster tests start and fail over quickly. The ratios keep
+// raft's own constraints (lease timeout at most the heartbeat timeout).
+// Much shorter timeouts make a loaded, small machine (-race, two CPUs, a
+// reconnecting fleet) miss its own leader lease and flap.
+func FastRaft(c *raft.Config) {
+	c.HeartbeatTimeout = 300 * time.Millisecond
+	c.ElectionTimeout = 300 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
+	c.CommitTimeout = 10 * time.Millisecond
+}
+
+// Cluster is an in-process controller cluster on loopback with real raft
+// over mutual TLS, real boltdb stores and one shared dev PKI.
+type Cluster struct {
+	// Nodes are the controllers, Nodes[i] named "c<i+1>".
+	Nodes []*Node
+	// PKI is shared by every node (one controller certificate for all).
+	PKI tlsutil.DevPKI
+
+	t         testing.TB
+	configure func(i int, cfg *controller.Config)
+}
+
+// Node is one controller of a Cluster. Its embedded Server gives the
+// usual clients (AdminClient, ConnectAgent, …) aimed at this node.
+type Node struct {
+	*Server
+	// Index is the node's position in Cluster.Nodes.
+	Index int
+
+	mu      sync.Mutex
+	stop    func() error // cancels Run and waits; nil when not running
+	running bool
+}
+
+// NewCluster starts n controllers that bootstrap one raft cluster
+// explicitly (every node is given the same peer list, as with
+// --bootstrap --peer), waits for a leader and stops every node in
+// t.Cleanup. configure, if not nil, may change each node's configuration.
+func NewCluster(t testing.TB, n int, configure func(i int, cfg *controller.Config)) *Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	pki, err := tlsutil.EnsureDevPKI(filepath.Join(dir, "tls"), AgentName)
+	if err != nil {
+		t.Fatalf("dev PKI: %v", err)
+	}
+	c := &Cluster{PKI: pki, t: t, configure: configure}
+	// Addresses must be known before bootstrap: reserve loopback ports.
+	peers := make([]raftnode.Peer, n)
+	for i := range n {
+		peers[i] = raftnode.Peer{ID: fmt.Sprintf("c%d", i+1), Address: raftnode.Address{Raft: freeAddr(t), GRPC: freeAddr(t)}}
+	}
+	for i := range n {
+		cfg := controller.DefaultConfig()
+		cfg.NodeID = peers[i].ID
+		cfg.DataDir = filepath.Join(dir, cfg.NodeID)
+		cfg.GRPCAddr = peers[i].Address.GRPC
+		cfg.RaftAddr = peers[i].Address.Raft
+		cfg.TLS = pki.Controller
+		cfg.Bootstrap = true
+		cfg.Peers = peers
+		cfg.RaftTune = FastRaft
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.NodeID)
+		if configure != nil {
+			configure(i, &cfg)
+		}
+		node := &Node{Server: &Server{Config: cfg, PKI: pki}, Index: i}
+		c.Nodes = append(c.Nodes, node)
+	}
+	t.Cleanup(func() {
+		for _, nd := range c.Nodes {
+			if err := nd.Stop(); err != nil {
+				t.Errorf("controller %s: Run: %v", nd.Config.NodeID, err)
+			}
+		}
+	})
+	for _, nd := range c.Nodes {
+		nd.start(t)
+	}
+	c.WaitLeader(t, startTimeout)
+	return c
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago. Bootstrap needs every node's address before any node starts.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("reserve a loopback port: %v", err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatalf("release port: %v", err)
+	}
+	return addr
+}
+
+// AddNode starts one more controller that joins the cluster through the
+// given nodes' gRPC addresses (as with --join), and returns it.
+func (c *Cluster) AddNode(t testing.TB, via ...*Node) *Node {
+	t.Helper()
+	i := len(c.Nodes)
+	cfg := c.Nodes[0].Config
+	cfg.NodeID = fmt.Sprintf("c%d", i+1)
+	cfg.DataDir = filepath.Join(filepath.Dir(cfg.DataDir), cfg.NodeID)
+	cfg.GRPCAddr, cfg.RaftAddr = freeAddr(t), freeAddr(t)
+	cfg.Bootstrap, cfg.Peers, cfg.Join = false, nil, nil
+	for _, v := range via {
+		cfg.Join = append(cfg.Join, v.Addr)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.NodeID)
+	if c.configure != nil {
+		c.configure(i, &cfg)
+	}
+	nd := &Node{Server: &Server{Config: cfg, PKI: c.PKI}, Index: i}
+	c.Nodes = append(c.Nodes, nd)
+	nd.start(t)
+	return nd
+}
+
+// start builds and runs the node's controller on its configured
+// addresses and data directory.
+func (n *Node) start(t testing.TB) {
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.running {
+		t.Fatalf("controller %s is running already", n.Config.NodeID)
+	}
+	ctl, err := controller.New(n.Config)
+	if err != nil {
+		t.Fatalf("controller.New %s: %v", n.Config.NodeID, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- ctl.Run(ctx) }()
+	n.Controller, n.Addr = ctl, ctl.GRPCAddr()
+	n.running = true
+	n.stop = func() error {
+		cancel()
+		return <-runErr
+	}
+}
+
+// Stop shuts the node's controller down (as SIGTERM would) and waits for
+// it. Stopping a stopped node does nothing.
+func (n *Node) Stop() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.running {
+		return nil
+	}
+	n.running = false
+	return n.stop()
+}
+
+// Running reports whether the node's controller runs.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.running
+}
+
+// Restart starts a stopped node again on the same addresses and data
+// directory; it must rejoin the cluster from its raft state.
+func (n *Node) Restart(t testing.TB) {
+	t.Helper()
+	n.start(t)
+}
+
+// Leader returns the running node that leads and has passed its barrier,
+// or nil.
+func (c *Cluster) Leader() *Node {
+	for _, n := range c.Nodes {
+		if n.Running() && n.Controller.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+// WaitLeader waits until a running node leads and returns it.
+func (c *Cluster) WaitLeader(t testing.TB, timeout time.Duration) *Node {
+	t.Helper()
+	var leader *Node
+	WaitFor(t, timeout, "a controller leader", func() bool {
+		leader = c.Leader()
+		return leader != nil
+	})
+	return leader
+}
+
+// Followers returns the running nodes that do not lead.
+func (c *Cluster) Followers() []*Node {
+	var out []*Node
+	for _, n := range c.Nodes {
+		if n.Running() && !n.Controller.IsLeader() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Addrs returns every node's gRPC address, as an agent's --controller
+// list.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Config.GRPCAddr
+	}
+	return out
+}
+
+// ClusterClient is a ClusterService client aimed at this node.
+func (s *Server) ClusterClient(t testing.TB, files tlsutil.Files) turbulencev1.ClusterServiceClient {
+	t.Helper()
+	return turbulencev1.NewClusterServiceClient(s.Dial(t, files))
+}

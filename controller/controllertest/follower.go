@@ -1,0 +1,152 @@
+package controllertest
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// followRetry and followJitter make the pause of a FollowingAgent between
+// failed attempts: jittered like the real agent's backoff, so a fleet does
+// not stampede a new leader in lockstep.
+const (
+	followRetry  = 20 * time.Millisecond
+	followJitter = 200 * time.Millisecond
+)
+
+// FollowingAgent is a light fake agent for fleet-sized tests and
+// benchmarks: like the real agent's session it dials the controllers in
+// turn, follows Redirects to the leader, answers every message with
+// nothing but heartbeats, and reconnects when its session ends. It runs
+// no faults. Start it with StartFollowingAgent; Stop ends it.
+type FollowingAgent struct {
+	id       string
+	addrs    []string
+	creds    credentials.TransportCredentials
+	attached atomic.Pointer[string]
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// StartFollowingAgent starts a fake agent named id (its certificate files
+// must name it) that follows the leader among addrs.
+func StartFollowingAgent(id string, addrs []string, files tlsutil.Files) (*FollowingAgent, error) {
+	tc, err := tlsutil.ClientConfig(files, "")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &FollowingAgent{id: id, addrs: addrs, creds: credentials.NewTLS(tc), cancel: cancel}
+	a.wg.Go(func() { a.run(ctx) })
+	return a, nil
+}
+
+// Attached is the address of the controller that welcomed the agent's
+// current session, "" between sessions.
+func (a *FollowingAgent) Attached() string {
+	if p := a.attached.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Stop ends the agent and waits for it.
+func (a *FollowingAgent) Stop() {
+	a.cancel()
+	a.wg.Wait()
+}
+
+func (a *FollowingAgent) run(ctx context.Context) {
+	next := ""
+	for i := 0; ctx.Err() == nil; {
+		addr := next
+		if addr == "" {
+			addr = a.addrs[i%len(a.addrs)]
+			i++
+		}
+		redirect := a.session(ctx, addr)
+		a.attached.Store(nil)
+		if next = redirect; next != "" {
+			continue
+		}
+		t := time.NewTimer(followRetry + rand.N(followJitter))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// session runs one session and returns a leader address it was
+// redirected to, if any.
+func (a *FollowingAgent) session(ctx context.Context, addr string) string {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(a.creds))
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = conn.Close() }()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := turbulencev1.NewAgentServiceClient(conn).Connect(sctx)
+	if err != nil {
+		return ""
+	}
+	hello := &turbulencev1.Hello{AgentId: a.id, Capabilities: &turbulencev1.Capabilities{FaultKinds: []string{"cpu"}}}
+	if err := st.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: hello}}); err != nil {
+		return ""
+	}
+	first, err := st.Recv()
+	if err != nil {
+		return ""
+	}
+	if r := first.GetRedirect(); r != nil {
+		return r.GetLeaderAddress()
+	}
+	if first.GetWelcome() == nil {
+		return ""
+	}
+	a.attached.Store(&addr)
+	interval := first.GetWelcome().GetHeartbeatInterval().AsDuration()
+	if interval <= 0 {
+		interval = time.Second
+	}
+	// recvDone closes when the stream ends, whatever ended it.
+	recvDone := make(chan struct{})
+	go func() {
+		defer close(recvDone)
+		for {
+			if _, err := st.Recv(); err != nil {
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-recvDone
+			return ""
+		case <-recvDone:
+			// Session lost (leader gone, leadership lost): reconnect.
+			return ""
+		case <-tick.C:
+			hb := &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: &turbulencev1.Heartbeat{}}}
+			if err := st.Send(hb); err != nil {
+				cancel()
+				<-recvDone
+				return ""
+			}
+		}
+	}
+}

@@ -1,0 +1,79 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// Pauses of the join loop: it keeps asking, because the cluster may be in
+// an election or the addresses not up yet, but not so fast that it floods.
+const (
+	joinRetryMin  = 100 * time.Millisecond
+	joinRetryMax  = 5 * time.Second
+	joinCallLimit = 15 * time.Second
+)
+
+// joinLoop asks the controllers in cfg.Join, in turn, to add this node,
+// until one says yes or ctx is done. Any node may be asked: a follower
+// forwards the Join to the leader (controller/forward). The node presents
+// its own controller certificate, which ClusterService accepts for Join.
+func (c *Controller) joinLoop(ctx context.Context) {
+	creds, err := c.joinCreds()
+	if err != nil {
+		c.logger.Error("cannot join: TLS", "error", err)
+		return
+	}
+	req := &turbulencev1.JoinRequest{Id: c.cfg.NodeID, RaftAddress: c.RaftAddr(), GrpcAddress: c.advertisedGRPCAddr()}
+	pause := joinRetryMin
+	for i := 0; ; i++ {
+		addr := c.cfg.Join[i%len(c.cfg.Join)]
+		err := joinOnce(ctx, addr, creds, req)
+		if err == nil {
+			c.logger.Info("joined the controller cluster", "via", addr)
+			return
+		}
+		c.logger.Warn("join attempt failed; retrying", "via", addr, "error", err, "retry_in", pause)
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		pause = min(2*pause, joinRetryMax)
+	}
+}
+
+func joinOnce(ctx context.Context, addr string, creds credentials.TransportCredentials, req *turbulencev1.JoinRequest) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", addr, err)
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(ctx, joinCallLimit)
+	defer cancel()
+	_, err = turbulencev1.NewClusterServiceClient(conn).Join(ctx, req)
+	return err
+}
+
+func (c *Controller) joinCreds() (credentials.TransportCredentials, error) {
+	tc, err := tlsutil.ClientConfig(c.cfg.TLS, "")
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(tc), nil
+}
+
+func (c *Controller) advertisedGRPCAddr() string {
+	if c.cfg.AdvertiseGRPCAddr != "" {
+		return c.cfg.AdvertiseGRPCAddr
+	}
+	return c.GRPCAddr()
+}
