@@ -3,7 +3,6 @@ package controlapi
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/controller/state"
+	"github.com/turbulence-sre/turbulence/internal/errkind"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 )
 
@@ -25,18 +25,8 @@ var (
 	ErrUnauthenticated  = errors.New("unauthenticated")
 )
 
-// reasonError carries a message for people and a sentinel for code.
-type reasonError struct {
-	kind error
-	msg  string
-}
-
-func (e *reasonError) Error() string { return e.msg }
-func (e *reasonError) Unwrap() error { return e.kind }
-
-func errorf(kind error, format string, args ...any) error {
-	return &reasonError{kind: kind, msg: fmt.Sprintf(format, args...)}
-}
+// errorf words a refusal for people and gives it a sentinel for code.
+var errorf = errkind.Errorf
 
 // toStatus turns any error of this service into a gRPC status. It is the
 // only place that chooses codes.

@@ -2,7 +2,8 @@ package state
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/turbulence-sre/turbulence/internal/errkind"
 )
 
 // Sentinel errors of business rejections. The FSM returns them as the
@@ -21,15 +22,5 @@ var (
 	ErrInvalidEntry = errors.New("invalid command")
 )
 
-// reasonError carries a message for people and a sentinel for code.
-type reasonError struct {
-	kind error
-	msg  string
-}
-
-func (e *reasonError) Error() string { return e.msg }
-func (e *reasonError) Unwrap() error { return e.kind }
-
-func errorf(kind error, format string, args ...any) error {
-	return &reasonError{kind: kind, msg: fmt.Sprintf(format, args...)}
-}
+// errorf words a refusal for people and gives it a sentinel for code.
+var errorf = errkind.Errorf
