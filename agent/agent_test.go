@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -58,26 +57,7 @@ func startAgent(t *testing.T, opts fakecontroller.Options) *testAgent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrl := fakecontroller.Start(t, pki, opts)
-	a, err := New(Config{
-		Controllers:  []string{ctrl.Addr},
-		TLS:          pki.Agent,
-		StateDir:     t.TempDir(),
-		Labels:       map[string]string{"env": "test"},
-		WorkerBinary: os.Args[0],
-		LocalSocket:  filepath.Join(t.TempDir(), "run", "agent.sock"),
-		Logger:       slogFor(t),
-		BackoffMin:   10 * time.Millisecond,
-		BackoffMax:   100 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testAgent{Agent: a, ctrl: ctrl, cancel: cancel, done: make(chan error, 1)}
-	go func() { ta.done <- a.Run(ctx) }()
-	t.Cleanup(func() { ta.stop(t) })
-	return ta
+	return startAgentIn(t, pki, fakecontroller.Start(t, pki, opts), t.TempDir())
 }
 
 // stop cancels Run and waits for it; safe to call twice.

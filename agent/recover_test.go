@@ -159,13 +159,14 @@ func TestAgent_PolicyRefusalReachesController(t *testing.T) {
 }
 
 // startAgentIn runs an agent in this process with the given PKI, fake
-// controller and state directory (startAgent makes fresh ones).
+// controller and state directory, and stops it in t.Cleanup.
 func startAgentIn(t *testing.T, pki tlsutil.DevPKI, ctrl *fakecontroller.Server, stateDir string) *testAgent {
 	t.Helper()
 	a, err := New(Config{
 		Controllers:  []string{ctrl.Addr},
 		TLS:          pki.Agent,
 		StateDir:     stateDir,
+		Labels:       map[string]string{"env": "test"},
 		WorkerBinary: os.Args[0],
 		LocalSocket:  filepath.Join(stateDir, "run", "agent.sock"),
 		Logger:       slogFor(t),

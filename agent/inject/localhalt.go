@@ -3,7 +3,6 @@ package inject
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -60,18 +59,9 @@ func (m *Manager) HaltLocally(h LocalHalt) []*turbulencev1.FaultStatus {
 	// Apply that registers after this point is refused, and one that
 	// registered before is in ids (if its injector is still running, end
 	// makes Apply revert it the moment the injector returns).
-	ids := make([]string, 0, len(m.held))
-	for id := range m.held {
-		ids = append(ids, id)
-	}
+	ids := m.heldIDsLocked()
 	m.mu.Unlock()
-
-	// In parallel, as RevertAll: one slow revert must not delay the rest.
-	var wg sync.WaitGroup
-	for _, id := range ids {
-		wg.Go(func() { <-m.end(id, ReasonLocalHalt) })
-	}
-	wg.Wait()
+	m.endAll(ids, ReasonLocalHalt)
 	out := make([]*turbulencev1.FaultStatus, 0, len(ids))
 	for _, id := range ids {
 		// nil when the injector's Apply failed while we waited: nothing was

@@ -45,22 +45,33 @@ func (m *Manager) Revert(ctx context.Context, id, reason string) (*turbulencev1.
 // once each has ended. It returns how many faults it ended.
 func (m *Manager) RevertAll(reason string) int {
 	m.mu.Lock()
+	ids := m.heldIDsLocked()
+	m.mu.Unlock()
+	m.endAll(ids, reason)
+	if len(ids) > 0 {
+		m.log.Warn("reverted every fault", "reason", reason, "count", len(ids))
+	}
+	return len(ids)
+}
+
+// heldIDsLocked lists the held fault IDs. Caller holds m.mu.
+func (m *Manager) heldIDsLocked() []string {
 	ids := make([]string, 0, len(m.held))
 	for id := range m.held {
 		ids = append(ids, id)
 	}
-	m.mu.Unlock()
-	// In parallel: with N workers, N × the SIGTERM grace in sequence could
-	// outlast a systemd stop timeout.
+	return ids
+}
+
+// endAll ends every fault in ids for reason, in parallel, and returns once
+// each has ended. In parallel: with N workers, N × the SIGTERM grace in
+// sequence could outlast a systemd stop timeout.
+func (m *Manager) endAll(ids []string, reason string) {
 	var wg sync.WaitGroup
 	for _, id := range ids {
 		wg.Go(func() { <-m.end(id, reason) })
 	}
 	wg.Wait()
-	if len(ids) > 0 {
-		m.log.Warn("reverted every fault", "reason", reason, "count", len(ids))
-	}
-	return len(ids)
 }
 
 // Halt reverts every fault (reason "halt") and refuses new ones until
