@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,7 @@ func startClusterFleet(t *testing.T) *clusterFleet {
 		Controllers:  c.Addrs(),
 		TLS:          c.PKI.Agent,
 		StateDir:     t.TempDir(),
+		LocalSocket:  filepath.Join(t.TempDir(), "run", "agent.sock"),
 		WorkerBinary: os.Args[0],
 		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 		BackoffMin:   10 * time.Millisecond,
