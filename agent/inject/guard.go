@@ -62,7 +62,7 @@ func (m *Manager) admitLocked(spec *turbulencev1.FaultSpec, now time.Time) error
 	return g.rate.Allow(now)
 }
 
-// journalIntent records e before its injector runs (invariant 4: a fault
+// journalIntent records e before its injector runs (invariant 3: a fault
 // is on disk before it is on the host). A fault that cannot be recorded
 // is not applied: after a crash nothing would know to take it back.
 func (m *Manager) journalIntent(f *turbulencev1.Fault, e *entry) error {

@@ -144,7 +144,7 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 	m.held[id] = e
 	m.mu.Unlock()
 
-	// Invariant 4: the fault is on disk before it is on the host.
+	// Invariant 3: the fault is on disk before it is on the host.
 	if err := m.journalIntent(f, e); err != nil {
 		m.forget(e)
 		return nil, err
