@@ -29,7 +29,10 @@ test: ## go test -race ./... (privileged tests too when root)
 .PHONY: bench
 bench: stress-ng ## benchmarks with real numbers: apply latency, deadline lateness, CPU accuracy vs stress-ng, memory
 	@# One run per case: these benchmarks measure loads and latencies, not ns/op.
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 $$($(GO) list ./... | grep -v /test/e2e) | grep -E '^(Benchmark|ok|FAIL|---|\s+\S+_test.go)'
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 $$($(GO) list ./... | grep -v -e /test/e2e -e '/controller$$') | grep -E '^(Benchmark|ok|FAIL|---|\s+\S+_test.go)'
+	@# The cluster: 20 leader kills with 100 agents; raft writes from 1 and 64 clients.
+	set -o pipefail; $(GO) test -run '^$$' -bench Failover -benchtime 20x -count 1 ./controller | grep -E '^(Benchmark|ok|FAIL)'
+	set -o pipefail; $(GO) test -run '^$$' -bench RaftWrite -benchtime 2000x -count 1 ./controller | grep -E '^(Benchmark|ok|FAIL)'
 	@# 50 whole fault lifetimes, so the p99 has samples behind it.
 	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 50x -count 1 ./test/e2e | grep -E '^(Benchmark|ok|FAIL|---)'
 
