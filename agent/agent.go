@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/hostinfo"
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/cpu"
+	"github.com/turbulence-sre/turbulence/agent/inject/disk"
 	"github.com/turbulence-sre/turbulence/agent/inject/memory"
+	"github.com/turbulence-sre/turbulence/agent/inject/network"
+	"github.com/turbulence-sre/turbulence/agent/inject/partition"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/session"
@@ -52,6 +56,9 @@ type Config struct {
 	// resume; agent/localapi); "" means localapi.DefaultPath and
 	// LocalSocketDisabled serves none (tests only).
 	LocalSocket string
+	// MetricsAddr, host:port, serves Prometheus metrics on GET /metrics
+	// (agent/metrics.go); "" (the default) opens no TCP port at all.
+	MetricsAddr string
 
 	// Session tuning, zero for the defaults (tests shorten them).
 	BackoffMin, BackoffMax time.Duration
@@ -64,6 +71,8 @@ type Agent struct {
 	log     *slog.Logger
 	manager *inject.Manager
 	policy  policy.Policy // as enforced, with the controllers protected
+	// metricsAddr is the bound metrics address once Run serves it.
+	metricsAddr atomic.Pointer[string]
 }
 
 // New checks cfg, reads the agent ID from the certificate and builds the
@@ -102,6 +111,10 @@ func New(cfg Config) (*Agent, error) {
 			// The policy's reserve is also kept free of what is available
 			// now, not only of the total: other processes' memory counts.
 			memory.New(cfg.WorkerBinary, cfg.ProcRoot, memory.WithNice(pol.WorkerNice), memory.WithReserve(uint64(pol.Memory.ReserveBytes))),
+			disk.NewFill(cfg.ProcRoot, MarkOwner(cfg.StateDir), pol),
+			disk.NewIO(cfg.WorkerBinary, cfg.ProcRoot, MarkOwner(cfg.StateDir), pol, disk.WithNice(pol.WorkerNice)),
+			network.New(network.Config{Logger: cfg.Logger, Exclusions: network.ExclusionConfig{Controllers: cfg.Controllers, Protected: pol.Network.ProtectedCIDRs}, ReplaceRootQdisc: pol.Network.ReplaceRootQdisc}),
+			partition.New(partition.Config{Logger: cfg.Logger, Exclusions: network.ExclusionConfig{Controllers: cfg.Controllers, Protected: pol.Network.ProtectedCIDRs}}),
 		),
 	}
 	facts := hostinfo.Facts(cfg.ProcRoot, Version)
@@ -156,7 +169,7 @@ func (a *Agent) Faults() []*turbulencev1.FaultStatus { return a.manager.Faults()
 // takes back what an earlier run left (the journal, then the sweep). It
 // returns an error only if the journal or the session could not be set up.
 func (a *Agent) Run(ctx context.Context) error {
-	// Invariant 4: before anything new is applied, take back whatever an
+	// Invariant 3: before anything new is applied, take back whatever an
 	// earlier run left, and record every fault from here on.
 	j, rec, err := recoverHost(a.log, a.cfg.StateDir, a.cfg.ProcRoot, a.cfg.WorkerBinary)
 	if j == nil {
@@ -180,11 +193,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		AgentID:     a.id,
 		Labels:      a.cfg.Labels,
 		Facts:       hostinfo.Facts(a.cfg.ProcRoot, Version),
-		Manager:     a.manager,
-		Lease:       lease,
-		Logger:      a.log,
-		BackoffMin:  a.cfg.BackoffMin,
-		BackoffMax:  a.cfg.BackoffMax,
+		// Probed once per start: modules are loaded at boot, not mid-run.
+		KernelFeatures: hostinfo.KernelFeatures(),
+		Manager:        a.manager,
+		Lease:          lease,
+		Logger:         a.log,
+		BackoffMin:     a.cfg.BackoffMin,
+		BackoffMax:     a.cfg.BackoffMax,
 	})
 	if err != nil {
 		lease.Stop()
@@ -198,6 +213,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopLocal()
+	stopMetrics, err := a.serveMetrics(ctx)
+	if err != nil {
+		lease.Stop()
+		return err
+	}
+	defer stopMetrics() // before stopLocal: both stay up through the revert
 	a.log.Info("agent starting", "controllers", a.cfg.Controllers, "worker", a.cfg.WorkerBinary)
 
 	// The session outlives ctx on purpose: it must still be open for the

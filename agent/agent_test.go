@@ -128,8 +128,10 @@ func TestAgent_AppliesFaultAndRevertsAtDeadline(t *testing.T) {
 	if hello.GetAgentId() != "test-agent" {
 		t.Errorf("Hello.agent_id = %q, want the certificate name %q", hello.GetAgentId(), "test-agent")
 	}
-	if !slices.Equal(hello.GetCapabilities().GetFaultKinds(), []string{"cpu", "memory"}) {
-		t.Errorf("Hello.capabilities.fault_kinds = %q, want [cpu memory]", hello.GetCapabilities().GetFaultKinds())
+	// Kinds are added by their own changes; each must be there, sorted.
+	kinds := hello.GetCapabilities().GetFaultKinds()
+	if !slices.IsSorted(kinds) || !slices.Contains(kinds, "cpu") || !slices.Contains(kinds, "memory") || !slices.Contains(kinds, "disk_fill") || !slices.Contains(kinds, "disk_io") {
+		t.Errorf("Hello.capabilities.fault_kinds = %q, want sorted kinds including cpu, disk_fill, disk_io and memory", kinds)
 	}
 	if f := hello.GetFacts(); f.GetCpus() == 0 || f.GetOs() == "" || f.GetHostname() == "" || f.GetMemoryBytes() == 0 {
 		t.Errorf("Hello.facts = %v, want them filled", f)

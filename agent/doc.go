@@ -12,8 +12,9 @@
 //  3. best effort, one last heartbeat listing the ended faults, then a
 //     half-close so that it is delivered, not cut off (2 s in all);
 //  4. close the session;
-//  5. stop the local socket (agent/localapi) and remove it: it answers
-//     status and halt until the very end.
+//  5. stop the metrics endpoint, if Config.MetricsAddr set one (metrics.go),
+//     then the local socket (agent/localapi) and remove it: both answer
+//     until the very end, so a last scrape sees the faults gone.
 //
 // The local socket is bound before the first dial to a controller and needs
 // none: `turbulence-agent halt` on the host reverts every fault and refuses

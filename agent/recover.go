@@ -10,6 +10,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/agent/inject/network"
+	"github.com/turbulence-sre/turbulence/agent/inject/partition"
 	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/sweep"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -29,10 +31,16 @@ type Recovery struct {
 	Reverted []*turbulencev1.FaultStatus
 	// SweptWorkers are orphan workers the journal did not name.
 	SweptWorkers []sweep.Worker
+	// SweptDirs are marked directories of disk faults (fill and scratch
+	// files) the journal did not name.
+	SweptDirs []string
+	// SweptNetwork are the agent's qdiscs and nftables tables the journal
+	// did not name.
+	SweptNetwork []string
 }
 
 // recoverHost opens the journal in stateDir and takes back everything an
-// earlier run left (invariant 4): first every fault the journal lists as
+// earlier run left (invariant 3): first every fault the journal lists as
 // open, by its recorded worker, then anything else that carries the
 // agent's marks. It returns the journal, locked and compacted, for the
 // agent to keep recording in. A fault it could not take back stays open in
@@ -47,10 +55,11 @@ func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.
 	if err != nil {
 		return nil, rec, err
 	}
+	owner := MarkOwner(stateDir)
 	var errs []error
 	for _, o := range open {
 		id := o.Intent.FaultID
-		if err := undoRecorded(procRoot, o.Undo); err != nil {
+		if err := undoRecorded(procRoot, owner, o.Undo); err != nil {
 			errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
 			continue
 		}
@@ -76,6 +85,26 @@ func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.
 		log.Warn("killed an orphan worker", "pid", w.PID, "fault_id", w.FaultID)
 	}
 	rec.SweptWorkers = swept
+	// After the workers: no orphan I/O worker still writes into a scratch
+	// file being removed.
+	dirs, err := sweep.Files(procRoot, owner)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sweep disk fault files: %w", err))
+	}
+	for _, d := range dirs {
+		log.Warn("removed an orphan disk fault directory", "dir", d)
+	}
+	rec.SweptDirs = dirs
+	// Network marks: the agent's qdiscs and nftables tables that no open
+	// journal record named (invariant 3).
+	nets, err := sweep.Network()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sweep network faults: %w", err))
+	}
+	for _, n := range nets {
+		log.Warn("removed an orphan network fault", "what", n)
+	}
+	rec.SweptNetwork = nets
 
 	if err := j.Compact(); err != nil {
 		errs = append(errs, fmt.Errorf("compact journal: %w", err))
@@ -85,14 +114,34 @@ func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.
 
 // undoRecorded takes back one fault from what its journal records say,
 // kind by kind. Each step is idempotent: a thing already gone is success.
-func undoRecorded(procRoot string, u journal.Undo) error {
+func undoRecorded(procRoot, owner string, u journal.Undo) error {
 	if u.WorkerPID > 0 {
 		err := sweep.KillWorker(procRoot, u.WorkerPID, u.WorkerStartTicks)
 		if err != nil && !errors.Is(err, sweep.ErrNotThatProcess) {
 			return err
 		}
 	}
-	return nil
+	// After the worker, which may still write into its scratch file.
+	for _, d := range u.MarkedDirs {
+		if err := sweep.RemoveMarkedDir(d, owner); err != nil {
+			return err
+		}
+	}
+	// A network fault: the agent's qdiscs off, the original root back.
+	if err := network.Restore(u); err != nil {
+		return err
+	}
+	return partition.Restore(u)
+}
+
+// MarkOwner is the owner written into the marks of this agent's disk fault
+// files: its state directory, made absolute, so that the sweep of one
+// agent never removes another's (agent/sweep.Mark).
+func MarkOwner(stateDir string) string {
+	if abs, err := filepath.Abs(stateDir); err == nil {
+		return abs
+	}
+	return stateDir
 }
 
 // Cleanup takes back everything an agent with cfg's state directory and

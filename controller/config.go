@@ -47,8 +47,18 @@ type Config struct {
 	// cluster of Peers (which must name this node). Give every initial
 	// node the same list; a node with raft state never bootstraps.
 	Bootstrap bool
-	// Peers is the initial cluster of an explicit bootstrap.
+	// Peers is the initial cluster of an explicit bootstrap, or of a
+	// BootstrapExpect bootstrap whose members are all known up front.
 	Peers []raftnode.Peer
+	// BootstrapExpect, when not zero, is the number of servers of the
+	// initial cluster (Consul's and Nomad's bootstrap_expect). Every
+	// initial node is given the same N and either Peers (all N, itself
+	// included: it bootstraps at once) or Join (the gRPC addresses of the
+	// other N-1 nodes, its own optional: it asks each for its ID and raft
+	// address and bootstraps when all N are known and none is in a
+	// cluster yet). A node with raft state never bootstraps; a node that
+	// finds its peers already in a cluster joins it instead.
+	BootstrapExpect int
 	// Join lists gRPC addresses of existing controllers. A node without
 	// raft state asks them, in turn, until the leader adds it; a node with
 	// raft state ignores Join and rejoins from its log.
@@ -62,6 +72,10 @@ type Config struct {
 	// RaftTune, when set, adjusts raft's timing; tests use it to make
 	// elections fast. Production leaves it nil (raft's defaults).
 	RaftTune func(*raft.Config)
+	// MetricsAddr, host:port, is where turbulence-controller serves
+	// Prometheus metrics (RegisterMetrics); "" serves none. New and Run
+	// do not listen on it: the main does, before New (controller/metrics.go).
+	MetricsAddr string
 }
 
 // DefaultConfig returns a complete configuration for a single local node.
@@ -83,6 +97,11 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate reports every problem of the configuration at once, after the
+// defaults New would fill in. turbulence-controller calls it to turn a bad
+// command line into a usage error; New calls it again.
+func (c Config) Validate() error { return c.withDefaults().validate() }
+
 // validate reports every problem of the configuration at once.
 func (c Config) validate() error {
 	var errs []error
@@ -98,12 +117,16 @@ func (c Config) validate() error {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))
 	}
 	switch {
+	case c.Bootstrap && c.BootstrapExpect != 0:
+		errs = append(errs, errors.New("bootstrap and bootstrap-expect exclude each other: give every initial node the same peers with the one, or the same count with the other"))
 	case c.Bootstrap && len(c.Join) > 0:
 		errs = append(errs, errors.New("bootstrap and join exclude each other: bootstrap the first nodes, join the later ones"))
 	case c.Bootstrap && len(c.Peers) == 0:
 		errs = append(errs, errors.New("bootstrap needs peers (id=raft-addr/grpc-addr, this node included)"))
-	case !c.Bootstrap && len(c.Peers) > 0:
-		errs = append(errs, errors.New("peers are only used with bootstrap"))
+	case !c.Bootstrap && c.BootstrapExpect == 0 && len(c.Peers) > 0:
+		errs = append(errs, errors.New("peers are only used with bootstrap or bootstrap-expect"))
+	case c.BootstrapExpect != 0:
+		errs = append(errs, c.validateExpect()...)
 	}
 	seen := make(map[string]bool)
 	self := false
@@ -117,10 +140,34 @@ func (c Config) validate() error {
 		seen[p.ID] = true
 		self = self || p.ID == c.NodeID
 	}
-	if c.Bootstrap && len(c.Peers) > 0 && !self {
+	if (c.Bootstrap || c.BootstrapExpect > 0) && len(c.Peers) > 0 && !self {
 		errs = append(errs, fmt.Errorf("peers: this node's ID %q is not among the %d peers", c.NodeID, len(c.Peers)))
 	}
 	return errors.Join(errs...)
+}
+
+// MaxBootstrapExpect is the largest BootstrapExpect accepted. DESIGN.md
+// runs 3 or 5 voters; past 7 every write waits on more acknowledgements
+// for no gain in the failures the fleet can survive.
+const MaxBootstrapExpect = 7
+
+// validateExpect checks BootstrapExpect against the addresses it needs.
+// The Join list must name the whole initial cluster (the node's own
+// address optional): a node bootstraps only the set its list names, so
+// nodes given the same list can never bootstrap two different clusters.
+func (c Config) validateExpect() []error {
+	n := c.BootstrapExpect
+	switch {
+	case n < 0 || n > MaxBootstrapExpect:
+		return []error{fmt.Errorf("bootstrap-expect %d: must be between 1 and %d (0 turns it off)", n, MaxBootstrapExpect)}
+	case len(c.Peers) > 0 && len(c.Join) > 0:
+		return []error{errors.New("bootstrap-expect takes peers or join, not both: peers when every address is known, join to discover them")}
+	case len(c.Peers) > 0 && len(c.Peers) != n:
+		return []error{fmt.Errorf("bootstrap-expect %d: peers name %d servers; give all %d, this node included", n, len(c.Peers), n)}
+	case len(c.Peers) == 0 && n > 1 && (len(c.Join) < n-1 || len(c.Join) > n):
+		return []error{fmt.Errorf("bootstrap-expect %d: join names %d addresses; give the gRPC addresses of the other %d initial controllers (this node's own may be included, so at most %d)", n, len(c.Join), n-1, n)}
+	}
+	return nil
 }
 
 // withDefaults fills zero durations and a nil logger.

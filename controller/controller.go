@@ -80,8 +80,11 @@ func New(cfg Config) (*Controller, error) {
 	if advertise == "" {
 		advertise = grpcLis.Addr().String()
 	}
+	// Peers are bootstrapped at once by raftnode. With bootstrap-expect
+	// and Join the node waits (as a joining node does) until
+	// expectLoop has found every peer.
 	var peers []raftnode.Peer
-	if cfg.Bootstrap {
+	if cfg.Bootstrap || cfg.BootstrapExpect > 0 {
 		peers = cfg.Peers
 	}
 	// raftnode owns raftLis from here, on failure too.
@@ -102,7 +105,11 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	fwd, err := forward.New(forward.Config{
-		Handle: node,
+		// Writes run here only once this node leads and has passed its
+		// barrier: their checks before proposing (request ID seen, halt
+		// flag, agent registered) read the local state, which on a new
+		// leader lags its log until then.
+		Handle: forwardGate{node: node, leading: &c.leading, self: advertise},
 		TLS:    cfg.TLS,
 		Services: []string{
 			turbulencev1.ControlService_ServiceDesc.ServiceName,
@@ -241,8 +248,12 @@ func (c *Controller) run(ctx context.Context) error {
 	go func() {
 		defer close(joinDone)
 		// A node with raft state is a member already: it rejoins by
-		// itself, from its log, and never asks again.
-		if len(c.cfg.Join) > 0 && !c.node.HadState() {
+		// itself, from its log, and never asks again nor bootstraps.
+		switch {
+		case len(c.cfg.Join) == 0 || c.node.HadState():
+		case c.cfg.BootstrapExpect > 0:
+			c.expectLoop(leaderCtx)
+		default:
 			c.joinLoop(leaderCtx)
 		}
 	}()
@@ -307,6 +318,28 @@ func (g leaderGate) Apply(ctx context.Context, e *raftv1.LogEntry) (any, error) 
 }
 
 func (g leaderGate) IsLeader() bool { return g.leading.Load() && g.node.IsLeader() }
+
+// forwardGate is the raft node as controller/forward sees it: a leader
+// only after the barrier, like leaderGate. Between election and barrier
+// raft names this very node as leader; its address is then hidden, so
+// that the forwarder holds the call (and retries) instead of forwarding
+// it to itself.
+type forwardGate struct {
+	node    *raftnode.Node
+	leading *atomic.Bool
+	self    string
+}
+
+func (g forwardGate) IsLeader() bool { return g.leading.Load() && g.node.IsLeader() }
+
+func (g forwardGate) LeaderGRPCAddr() string {
+	if addr := g.node.LeaderGRPCAddr(); addr != g.self {
+		return addr
+	}
+	return ""
+}
+
+func (g forwardGate) Barrier(timeout time.Duration) error { return g.node.Barrier(timeout) }
 
 // leaderLoop is the running leader-only work of one leadership term.
 type leaderLoop struct {

@@ -290,7 +290,7 @@ func TestSecurity_Limits(t *testing.T) {
 	if limited == nil {
 		t.Fatal("200 writes in a row were never rate limited")
 	}
-	if !strings.Contains(limited.Error(), "at most 20 mutating calls per second (bursts of 40)") {
+	if !strings.Contains(limited.Error(), "at most 20 mutating calls per second, bursts of 40") {
 		t.Errorf("rate limit message %q does not name the limit", limited)
 	}
 	// Invariant 5: the kill switch works for the caller that was just

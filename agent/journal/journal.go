@@ -37,6 +37,20 @@ type Undo struct {
 	// time (field 22 of /proc/<pid>/stat) guards against PID reuse.
 	WorkerPID        int    `json:"worker_pid,omitempty"`
 	WorkerStartTicks uint64 `json:"worker_start_ticks,omitempty"`
+	// MarkedDirs are a disk fault's marked directories (a fill's files, an
+	// I/O load's scratch file): start-up recovery removes them, with their
+	// owner's marks checked (agent/sweep.RemoveMarkedDir).
+	MarkedDirs []string `json:"marked_dirs,omitempty"`
+	// NetInterface, NetQdiscHandles and NetOriginalRoot are a network
+	// fault's: the interface, the qdisc handles the agent added (in its
+	// mark range) and the root qdisc it replaced, as JSON (null for the
+	// kernel's default, which comes back by itself).
+	NetInterface    string          `json:"net_interface,omitempty"`
+	NetQdiscHandles []uint32        `json:"net_qdisc_handles,omitempty"`
+	NetOriginalRoot json.RawMessage `json:"net_original_root,omitempty"`
+	// NFTable is a partition's nftables table (family inet), deleted on
+	// recovery.
+	NFTable string `json:"nft_table,omitempty"`
 }
 
 // Record is one journal entry.

@@ -68,6 +68,11 @@ type Network struct {
 	// ProtectedCIDRs are never targeted; the controllers' addresses are
 	// always added to them by the agent.
 	ProtectedCIDRs []string `json:"protected_cidrs"`
+	// ReplaceRootQdisc lets a network fault replace a root qdisc someone
+	// configured on the interface (the agent puts it back on revert, for
+	// the kinds it can recreate). Off by default: a tuned tree is not
+	// touched (invariant 4).
+	ReplaceRootQdisc bool `json:"replace_root_qdisc"`
 }
 
 // Default is the policy of an agent with no file: every kind allowed,

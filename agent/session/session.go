@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
@@ -45,9 +47,12 @@ type Config struct {
 	AgentID string
 	Labels  map[string]string
 	Facts   *turbulencev1.HostFacts
-	Manager *inject.Manager
-	Lease   *killswitch.Lease
-	Logger  *slog.Logger
+	// KernelFeatures are the kernel's probed features (sch_netem, …),
+	// reported in Hello so the controller can refuse what the host lacks.
+	KernelFeatures []string
+	Manager        *inject.Manager
+	Lease          *killswitch.Lease
+	Logger         *slog.Logger
 
 	// Zero means the default.
 	BackoffMin, BackoffMax time.Duration
@@ -59,6 +64,9 @@ type Session struct {
 	cfg   Config
 	log   *slog.Logger
 	creds credentials.TransportCredentials
+	// cert is the agent's certificate source behind creds; hello reports
+	// its expiry.
+	cert  *tlsutil.Reloader
 	flush chan flushReq
 	// closing stops Run from reconnecting once Close was called.
 	closing atomic.Bool
@@ -90,10 +98,11 @@ func New(cfg Config) (*Session, error) {
 	}
 	// The certificate is re-read when its files change (rotation without
 	// a restart) and an expiry within 14 days is logged.
-	tc, err := tlsutil.ClientConfig(cfg.TLS, "", tlsutil.WithLogger(cfg.Logger))
+	cert, err := tlsutil.NewReloader(cfg.TLS, tlsutil.WithLogger(cfg.Logger))
 	if err != nil {
 		return nil, fmt.Errorf("session: TLS: %w", err)
 	}
+	tc := cert.ClientConfig("")
 	if cfg.BackoffMin <= 0 {
 		cfg.BackoffMin = DefaultBackoffMin
 	}
@@ -107,6 +116,7 @@ func New(cfg Config) (*Session, error) {
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "session"),
 		creds: credentials.NewTLS(tc),
+		cert:  cert,
 		flush: make(chan flushReq),
 	}, nil
 }
@@ -312,13 +322,21 @@ func (s *Session) welcome(w *turbulencev1.Welcome) time.Duration {
 }
 
 func (s *Session) hello() *turbulencev1.Hello {
+	// The certificate's expiry, as of the handshake that opened this
+	// session, so that `turbctl agents show` warns before the agent is
+	// locked out (the controller checks it against the certificate).
+	facts := &turbulencev1.HostFacts{}
+	if s.cfg.Facts != nil {
+		facts = proto.CloneOf(s.cfg.Facts)
+	}
+	facts.CertNotAfter = timestamppb.New(s.cert.NotAfter())
 	// A local halt ordered while no controller was reachable reaches the
 	// fleet view with the first message of the next session (invariant 5).
 	return &turbulencev1.Hello{
 		AgentId:       s.cfg.AgentID,
 		Labels:        s.cfg.Labels,
-		Facts:         s.cfg.Facts,
-		Capabilities:  &turbulencev1.Capabilities{FaultKinds: s.cfg.Manager.Kinds()},
+		Facts:         facts,
+		Capabilities:  &turbulencev1.Capabilities{FaultKinds: s.cfg.Manager.Kinds(), KernelFeatures: s.cfg.KernelFeatures},
 		Faults:        s.cfg.Manager.Held(),
 		LocallyHalted: s.cfg.Manager.LocallyHalted(),
 	}

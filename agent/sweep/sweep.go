@@ -1,7 +1,7 @@
 // Package sweep takes back what the agent's faults leave on a host when
 // nothing else remembers them: at every start and in `turbulence-agent
 // cleanup`, after the journal's own faults are reverted, it looks for the
-// agent's marks and removes them (invariant 4: a restart leaves nothing
+// agent's marks and removes them (invariant 3: a restart leaves nothing
 // behind, even if the journal lost a record).
 //
 // Marks, by kind of leftover:
@@ -10,10 +10,13 @@
 //     live agent's workers are its children; anything else is an orphan of
 //     an agent that died, since workers never outlive their agent by design
 //     (PR_SET_PDEATHSIG) but a kernel may still leave one behind.
+//   - network faults: root qdiscs whose handle major is in the agent's
+//     range 0x7400–0x74ff (agent/inject/network), and inet nftables tables
+//     named "turbulence-…" (agent/inject/partition); see Network.
 //
-// Qdisc handles, the agent's nftables table and fill files join this list
-// with the network and disk faults. Every sweep is idempotent: running it
-// twice, or on a clean host, removes nothing the second time.
+// Fill files join this list with the disk faults. Every sweep is
+// idempotent: running it twice, or on a clean host, removes nothing the
+// second time.
 package sweep
 
 import (

@@ -23,7 +23,8 @@ const (
 const Subcommand = "worker"
 
 const usage = `usage: worker cpu --fault-id ID --cores N --load PCT --deadline UNIXNANOS [--cpus 0,2] [--nice N]
-       worker memory --fault-id ID --bytes N --deadline UNIXNANOS [--ramp DURATION] [--mlock] [--nice N]`
+       worker memory --fault-id ID --bytes N --deadline UNIXNANOS [--ramp DURATION] [--mlock] [--nice N]
+       worker disk-io --fault-id ID --file PATH --file-bytes N --mode read|write|mixed --block-size N --workers N --deadline UNIXNANOS [--bytes-per-second N] [--iops N] [--direct] [--nice N]`
 
 // Main runs a worker from its argv (the words after "worker") and returns
 // the process exit code. It writes diagnostics to stderr, which the agent
@@ -60,6 +61,14 @@ func run(args []string, stderr io.Writer) int {
 		}
 		faultID, nice = spec.FaultID, spec.Nice
 		work = func(ctx context.Context) error { return RunMemory(ctx, spec, stderr) }
+	case "disk-io":
+		spec, err := ParseDiskIOArgs(args[1:])
+		if err != nil {
+			fmt.Fprintf(stderr, "turbulence worker disk-io: %v\n%s\n", err, usage)
+			return ExitUsage
+		}
+		faultID, nice = spec.FaultID, spec.Nice
+		work = func(ctx context.Context) error { return RunDiskIO(ctx, spec) }
 	default:
 		fmt.Fprintf(stderr, "turbulence worker: unknown kind %q\n%s\n", kind, usage)
 		return ExitUsage

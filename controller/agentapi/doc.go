@@ -19,6 +19,13 @@
 // when it reconnects, the Hello reconciliation (and Welcome.halted) bring
 // it back in line, so no command is lost for good.
 //
+// A Hello that reaches a node which is not the leader is answered with a
+// Redirect to the leader. During an election (no leader known) it is held
+// for up to a few seconds and answered as soon as one is (await.go), so
+// the fleet re-attaches when the election ends rather than when each
+// agent's backoff next fires; a Redirect renews no lease, so holding never
+// keeps a fault alive without a leader (invariant 2).
+//
 // The leader loop (RunLeaderLoop) is the controller's half of invariants 1
 // and 2: it records as REVERTED the faults of agents that have been
 // unreachable for longer than their lease (the agent has reverted them by

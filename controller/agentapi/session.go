@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
@@ -62,6 +63,24 @@ func (s *session) enqueue(m *turbulencev1.ControllerMessage) {
 // end closes the session with a status the agent will see.
 func (s *session) end(cause error) { s.cancel(cause) }
 
+// verifiedFacts is the agent's facts with cert_not_after taken from the
+// certificate this session was verified with, not from the agent's word:
+// turbctl's expiry warning must hold even for an agent that reports
+// nothing or the wrong date (an old agent, a clock far off).
+func verifiedFacts(ctx context.Context, facts *turbulencev1.HostFacts) *turbulencev1.HostFacts {
+	cert, err := tlsutil.PeerCertificate(ctx)
+	if err != nil {
+		return facts
+	}
+	if facts == nil {
+		facts = &turbulencev1.HostFacts{}
+	} else {
+		facts = proto.CloneOf(facts)
+	}
+	facts.CertNotAfter = timestamppb.New(cert.NotAfter)
+	return facts
+}
+
 var errReplaced = status.Error(codes.Aborted, "replaced by a newer session of the same agent")
 
 // Connect is the agent's session (docs/protocol.md).
@@ -85,7 +104,9 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 	if hello.GetAgentId() != id.Name {
 		return status.Errorf(codes.PermissionDenied, "agent session: hello.agent_id %q does not match the certificate's agent name %q", hello.GetAgentId(), id.Name)
 	}
-	if !h.cfg.Raft.IsLeader() {
+	// During an election the Hello is held until a leader exists
+	// (await.go), not refused into the agent's backoff.
+	if !h.awaitLeader(ctx) {
 		return h.redirect(stream)
 	}
 	logger := h.logger.With("agent_id", id.Name)
@@ -96,7 +117,7 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 		Cmd: &raftv1.LogEntry_RegisterAgent{RegisterAgent: &raftv1.RegisterAgent{Agent: &turbulencev1.Agent{
 			Id:           id.Name,
 			Labels:       hello.GetLabels(),
-			Facts:        hello.GetFacts(),
+			Facts:        verifiedFacts(ctx, hello.GetFacts()),
 			Capabilities: hello.GetCapabilities(),
 		}}},
 	})

@@ -102,6 +102,7 @@ func agentDetail(w io.Writer, now time.Time, ag *turbulencev1.Agent) error {
 	row(tw, "CPUs:", cpus(f))
 	row(tw, "Memory:", memory(f))
 	row(tw, "Agent version:", orNone(f.GetAgentVersion()))
+	row(tw, "Cert expires:", certExpiry(f.GetCertNotAfter(), now))
 	row(tw, "Fault kinds:", orNone(strings.Join(ag.GetCapabilities().GetFaultKinds(), ",")))
 	row(tw, "Kernel features:", orNone(strings.Join(ag.GetCapabilities().GetKernelFeatures(), ",")))
 	return tw.Flush()

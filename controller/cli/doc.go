@@ -40,6 +40,12 @@
 //	   precondition (the fleet is halted, a policy forbids it)
 //	6  controller unavailable or no answer within --timeout
 //	   (Unavailable, DeadlineExceeded)
+//	7  rate limited (ResourceExhausted with a QuotaFailure detail): the
+//	   caller made more mutating calls than its per-identity limit on
+//	   that controller node allows; nothing was applied, and the same
+//	   command passes after the pause printed. Halt is never limited. A
+//	   ResourceExhausted without that detail (a message over the gRPC
+//	   size limit) exits 3, as invalid input.
 //
 // Errors are printed to stderr as "turbctl: <message>".
 package cli

@@ -21,6 +21,11 @@ const (
 	ExitNotFound    = 4
 	ExitRefused     = 5
 	ExitUnavailable = 6
+	// ExitRateLimited is its own code, not ExitRefused: a refusal (5) is
+	// final until someone changes a role or the halt flag, while a rate
+	// limit says "nothing was applied, the same command will pass after
+	// a pause" — a script retries the one and must not retry the other.
+	ExitRateLimited = 7
 )
 
 // exitCodesHelp is the exit-code table shown by `turbctl --help`.
@@ -31,7 +36,8 @@ const exitCodesHelp = `Exit codes:
   3  input refused by the controller as invalid (each field is listed)
   4  not found (agent or fault)
   5  refused: permission denied or failed precondition (halted, policy)
-  6  controller unavailable, or no answer within --timeout`
+  6  controller unavailable, or no answer within --timeout
+  7  rate limited: nothing was applied; repeat after the pause shown`
 
 // usageError is a mistake in the command line. It exits with ExitUsage.
 // cmd is the command path, for the hint that points at its help.
@@ -150,6 +156,8 @@ func reportRPC(w io.Writer, ce *rpcError) int {
 			fmt.Fprintf(w, "turbctl:   %s\n", l)
 		}
 		return ExitRefused
+	case codes.ResourceExhausted:
+		return reportExhausted(w, ce, st)
 	case codes.Unavailable:
 		fmt.Fprintf(w, "turbctl: controller %s unavailable: %s\n", ce.addr, msg)
 		retryHint(w, ce)
@@ -162,6 +170,38 @@ func reportRPC(w io.Writer, ce *rpcError) int {
 		fmt.Fprintf(w, "turbctl: %s: %s\n", strings.ToLower(codeName(st.Code())), msg)
 		return ExitError
 	}
+}
+
+// reportExhausted tells a rate-limit refusal, which the controller marks
+// with a QuotaFailure detail naming the limit (controlapi.RateLimiter),
+// from gRPC's own ResourceExhausted for a message over the size limit.
+// The limiter refuses before anything is proposed, so the first is safe
+// to repeat as it is; the second will fail the same way again.
+func reportExhausted(w io.Writer, ce *rpcError, st *status.Status) int {
+	var quota *errdetails.QuotaFailure
+	var retry *errdetails.RetryInfo
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.QuotaFailure:
+			quota = d
+		case *errdetails.RetryInfo:
+			retry = d
+		}
+	}
+	if quota == nil {
+		fmt.Fprintf(w, "turbctl: over a size limit: %s\n", st.Message())
+		return ExitInvalid
+	}
+	fmt.Fprintf(w, "turbctl: rate limited by controller %s: nothing was applied\n", ce.addr)
+	for _, v := range quota.GetViolations() {
+		fmt.Fprintf(w, "turbctl:   %s: %s\n", v.GetSubject(), v.GetDescription())
+	}
+	after := "a moment"
+	if d := retry.GetRetryDelay(); d != nil && d.AsDuration() > 0 {
+		after = d.AsDuration().String()
+	}
+	fmt.Fprintf(w, "turbctl: repeat the command after %s; turbctl halt is never rate limited\n", after)
+	return ExitRateLimited
 }
 
 // retryHint tells how to retry a mutating call whose outcome is unknown

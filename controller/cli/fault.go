@@ -169,6 +169,8 @@ func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
 	if _, ok := f.GetSpec().GetKind().(*turbulencev1.FaultSpec_Memory); ok || st.GetResidentBytes() != 0 {
 		row(tw, "  Resident memory:", resident(f.GetSpec().GetMemory(), st.GetResidentBytes()))
 	}
+	diskRows(tw, f.GetSpec(), st.GetDisk())
+	networkRows(tw, f.GetSpec(), st)
 	row(tw, "  Worker PID:", pid(st.GetWorkerPid()))
 	row(tw, "  Degraded:", yesNo(st.GetDegraded()))
 	row(tw, "  Agent reason:", orNone(st.GetReason()))
@@ -219,6 +221,8 @@ func measured(f *turbulencev1.Fault) string {
 		return "cpu " + percent(st.GetMeasuredCpuPercent())
 	case st.GetResidentBytes() != 0:
 		return "rss " + bytesIEC(st.GetResidentBytes())
+	case diskMeasured(st.GetDisk()) != "":
+		return diskMeasured(st.GetDisk())
 	}
 	return none
 }

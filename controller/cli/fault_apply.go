@@ -32,7 +32,7 @@ type applyKind struct {
 }
 
 // applyKinds lists the kinds wired into the CLI.
-var applyKinds = []applyKind{cpuKind, memoryKind}
+var applyKinds = []applyKind{cpuKind, memoryKind, diskFillKind, diskIOKind, networkKind, partitionKind}
 
 func (a *app) faultApplyCommand() *cobra.Command {
 	cmd := &cobra.Command{

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/peer"
 
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -58,19 +60,26 @@ func (a *app) resumeCommand() *cobra.Command {
 func (a *app) statusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show whether the fleet is halted",
-		Args:  exactArgs(),
+		Short: "Show whether the fleet is halted, and the controller's certificate expiry",
+		Long: `Show whether the fleet is halted. In table output, a last line names the
+controller that answered and when its certificate expires, with a warning
+within 14 days of it (-o json prints the halt status alone).`,
+		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(func(c *client) error {
 				var hs *turbulencev1.HaltStatus
+				var p peer.Peer
 				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
-					hs, err = c.api.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+					hs, err = c.api.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{}, grpc.Peer(&p))
 					return err
 				})
 				if err != nil {
 					return err
 				}
-				return a.printHalt(hs)
+				if err := a.printHalt(hs); err != nil || a.json() {
+					return err
+				}
+				return controllerCertLine(a.stdout, a.env.now(), a.controller, serverCertificate(&p))
 			})
 		}),
 	}

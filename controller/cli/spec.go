@@ -37,6 +37,9 @@ func specFields(spec *turbulencev1.FaultSpec) [][2]string {
 			{"Mode", strings.ToLower(strings.TrimPrefix(d.GetMode().String(), "DISK_IO_MODE_"))},
 			{"Bandwidth", rate(d.GetBytesPerSecond())},
 			{"IOPS", unbounded(uint64(d.GetIops()))},
+			{"Block size", blockSize(d.GetBlockSizeBytes())},
+			{"Workers", strconv.FormatUint(uint64(max(d.GetWorkers(), 1)), 10)},
+			{"Direct", yesNo(d.GetDirect())},
 		}
 	case *turbulencev1.FaultSpec_Network:
 		n := k.Network
@@ -113,6 +116,14 @@ func rate(bps uint64) string {
 		return "unbounded"
 	}
 	return bytesIEC(bps) + "/s"
+}
+
+// blockSize renders a disk I/O block size; 0 is the agent's default, 4 KiB.
+func blockSize(n uint32) string {
+	if n == 0 {
+		return bytesIEC(4096)
+	}
+	return bytesIEC(uint64(n))
 }
 
 func unbounded(n uint64) string {

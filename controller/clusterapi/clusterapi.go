@@ -2,10 +2,22 @@
 // membership as turbctl sees it (`turbctl cluster ls | join | remove`) and
 // the call a new node started with --join makes to be added.
 //
-// Membership is raft's own configuration, not a record of the FSM, so
-// this package talks to the raft node and never proposes a LogEntry. Join
-// and RemoveServer are writes: controller/forward sends them to the
+// Membership is raft's own configuration, not a record of the FSM: Join
+// and RemoveServer are writes that controller/forward sends to the
 // leader, where raft's AddVoter and RemoveServer run.
+//
+// Audit (audit.go): every membership change is recorded in the replicated
+// audit log with the caller's identity (DESIGN.md, controller state: "an
+// audit log of every mutating call"). A configuration change is a raft
+// configuration entry, not a LogEntry, so its record cannot ride in the
+// same entry as ControlService writes do; instead the record is committed
+// first, through controlapi.ProposeAuditRecord, and the change is refused
+// if the record cannot be committed. The record therefore says what was
+// asked; a change that then fails gets a second record saying so.
+//
+// Bad input (no ID, malformed addresses, removing an unknown server) is
+// refused before anything is proposed and leaves no record (invariant 6),
+// as on ControlService.
 package clusterapi
 
 import (
@@ -16,15 +28,21 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/turbulence-sre/turbulence/controller/controlapi"
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// Membership is the part of the raft node the service needs.
+// Membership is the part of the raft node the service needs: the
+// configuration, and Apply for the audit records.
 type Membership interface {
+	controlapi.Proposer
 	ID() string
+	// Self is this node as a configuration would list it, member or not
+	// (--bootstrap-expect discovery reads it through ListServers).
+	Self() raftnode.Peer
 	Servers() ([]raftnode.Server, error)
 	AddVoter(ctx context.Context, id string, addr raftnode.Address) error
 	RemoveServer(ctx context.Context, id string) error
@@ -70,7 +88,13 @@ func (s *Server) Join(ctx context.Context, req *turbulencev1.JoinRequest) (*turb
 	if len(problems) > 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "join: %v", errors.Join(problems...))
 	}
-	if err := s.raft.AddVoter(ctx, req.GetId(), addr); err != nil {
+	if s.isVoter(req.GetId(), addr) {
+		// A node retrying its join: nothing changes, nothing to record.
+		return s.list()
+	}
+	summary := fmt.Sprintf("add controller %s (raft %s, gRPC %s) as a voter", req.GetId(), addr.Raft, addr.GRPC)
+	err = s.audited(ctx, caller, AuditClusterJoin, summary, func() error { return s.raft.AddVoter(ctx, req.GetId(), addr) })
+	if err != nil {
 		return nil, toStatus(fmt.Errorf("join %s as requested by %s: %w", req.GetId(), caller, err))
 	}
 	return s.list()
@@ -85,7 +109,12 @@ func (s *Server) RemoveServer(ctx context.Context, req *turbulencev1.RemoveServe
 	if req.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "remove: id is required")
 	}
-	if err := s.raft.RemoveServer(ctx, req.GetId()); err != nil {
+	if err := s.checkMember(req.GetId()); err != nil {
+		return nil, toStatus(fmt.Errorf("removal asked by %s: %w", caller, err))
+	}
+	summary := "remove controller " + req.GetId() + " from the cluster"
+	err = s.audited(ctx, caller, AuditClusterRemove, summary, func() error { return s.raft.RemoveServer(ctx, req.GetId()) })
+	if err != nil {
 		return nil, toStatus(fmt.Errorf("removal asked by %s: %w", caller, err))
 	}
 	return s.list()
@@ -96,7 +125,11 @@ func (s *Server) list() (*turbulencev1.ListServersResponse, error) {
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &turbulencev1.ListServersResponse{AnsweredBy: s.raft.ID()}
+	self := s.raft.Self()
+	resp := &turbulencev1.ListServersResponse{
+		AnsweredBy: s.raft.ID(),
+		Self:       &turbulencev1.Server{Id: self.ID, RaftAddress: self.Address.Raft, GrpcAddress: self.Address.GRPC},
+	}
 	for _, sv := range servers {
 		resp.Servers = append(resp.Servers, &turbulencev1.Server{
 			Id:          sv.ID,

@@ -118,8 +118,9 @@ func ProposeAuditRecord(ctx context.Context, p Proposer, caller tlsutil.Identity
 	_, err := p.Apply(ctx, &raftv1.LogEntry{
 		RequestId: requestID,
 		Actor:     caller.String(),
-		Audit:     &raftv1.Audit{Action: action, Summary: summary},
-		Cmd:       &raftv1.LogEntry_RecordAudit{RecordAudit: &raftv1.RecordAudit{}},
+		// The summary may quote request fields: bounded as in withAudit.
+		Audit: &raftv1.Audit{Action: action, Summary: truncate(summary, MaxAuditSummary)},
+		Cmd:   &raftv1.LogEntry_RecordAudit{RecordAudit: &raftv1.RecordAudit{}},
 	})
 	if err != nil {
 		return fmt.Errorf("record audit entry for %s: %w", action, err)

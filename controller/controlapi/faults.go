@@ -56,6 +56,9 @@ func (s *Server) applyFault(ctx context.Context, caller tlsutil.Identity, req *t
 		}
 		return nil, errorf(ErrUnsupportedKind, "agent %q cannot run %s faults: it supports %s", agent.GetId(), kind, supported)
 	}
+	if err := requireFeatures(agent, spec); err != nil {
+		return nil, err
+	}
 	// Invariant 5: no new fault while the fleet is halted.
 	if h := s.cfg.State.Halt(); h.GetHalted() {
 		return nil, haltedError(h)

@@ -2,13 +2,16 @@ package controlapi
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -38,6 +41,10 @@ const maxTrackedIdentities = 10_000
 //
 // A refused call gets ResourceExhausted naming the limit, and nothing is
 // proposed.
+//
+// Each controller node has its own RateLimiter (the buckets are soft
+// state, never replicated), so the limit holds per node: see the package
+// documentation for why that is enough.
 type RateLimiter struct {
 	rate  float64
 	burst float64
@@ -120,11 +127,29 @@ func (l *RateLimiter) check(ctx context.Context, method string) error {
 		return nil
 	}
 	if wait, ok := l.take(id.String()); !ok {
-		return status.Errorf(codes.ResourceExhausted,
-			"rate limit: %s may make at most %g mutating calls per second (bursts of %g); retry in %s (halt is never limited)",
-			id, l.rate, l.burst, wait.Round(time.Millisecond))
+		return l.refusal(id, wait)
 	}
 	return nil
+}
+
+// refusal is the ResourceExhausted status of a limited call. Besides the
+// message it carries a QuotaFailure naming the caller and the limit, and
+// a RetryInfo with the pause, so that turbctl can tell a rate limit from
+// gRPC's own ResourceExhausted (a message over the size limit) and print
+// the limit and the pause (its exit code 7).
+func (l *RateLimiter) refusal(id tlsutil.Identity, wait time.Duration) error {
+	wait = max(wait.Round(time.Millisecond), time.Millisecond)
+	limit := fmt.Sprintf("at most %g mutating calls per second, bursts of %g, per identity on each controller node", l.rate, l.burst)
+	st := status.Newf(codes.ResourceExhausted,
+		"rate limit: %s may make %s; retry in %s (halt is never limited)", id, limit, wait)
+	detailed, err := st.WithDetails(
+		&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{Subject: id.String(), Description: limit}}},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)},
+	)
+	if err != nil {
+		return st.Err()
+	}
+	return detailed.Err()
 }
 
 // take spends one token of key's bucket, or says how long until one is

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -65,8 +66,26 @@ func TestRateLimiter_PerIdentityHaltExempt(t *testing.T) {
 		}
 	}
 	err = call(alice, svc+"ApplyFault")
-	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "at most 20 mutating calls per second (bursts of 40)") {
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "at most 20 mutating calls per second, bursts of 40, per identity on each controller node") {
 		t.Fatalf("call 41 = %v, want ResourceExhausted naming the limit", err)
+	}
+	// turbctl tells a rate limit from an oversized message by these
+	// details (its exit code 7).
+	var quota *errdetails.QuotaFailure
+	var retry *errdetails.RetryInfo
+	for _, d := range status.Convert(err).Details() {
+		switch d := d.(type) {
+		case *errdetails.QuotaFailure:
+			quota = d
+		case *errdetails.RetryInfo:
+			retry = d
+		}
+	}
+	if v := quota.GetViolations(); len(v) != 1 || v[0].GetSubject() != "operator/alice" || !strings.Contains(v[0].GetDescription(), "at most 20") {
+		t.Errorf("QuotaFailure = %v, want one violation for operator/alice naming the limit", quota)
+	}
+	if d := retry.GetRetryDelay().AsDuration(); d <= 0 || d > time.Second {
+		t.Errorf("RetryInfo delay = %v, want a pause in (0, 1s]", d)
 	}
 	// The kill switch, reads, other callers and forwarding controllers
 	// are not held back.

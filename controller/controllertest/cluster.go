@@ -60,6 +60,20 @@ type Node struct {
 // t.Cleanup. configure, if not nil, may change each node's configuration.
 func NewCluster(t testing.TB, n int, configure func(i int, cfg *controller.Config)) *Cluster {
 	t.Helper()
+	c := PrepareCluster(t, n, configure)
+	for _, nd := range c.Nodes {
+		nd.start(t)
+	}
+	c.WaitLeader(t, startTimeout)
+	return c
+}
+
+// PrepareCluster is NewCluster without starting anything: every node is
+// configured (addresses reserved, data directories chosen) and stopped
+// in t.Cleanup, and the test starts each with Node.Start when it wants,
+// for example to prove that bootstrap waits for the last node.
+func PrepareCluster(t testing.TB, n int, configure func(i int, cfg *controller.Config)) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
 	pki, err := tlsutil.EnsureDevPKI(filepath.Join(dir, "tls"), AgentName)
 	if err != nil {
@@ -95,11 +109,25 @@ func NewCluster(t testing.TB, n int, configure func(i int, cfg *controller.Confi
 			}
 		}
 	})
-	for _, nd := range c.Nodes {
-		nd.start(t)
-	}
-	c.WaitLeader(t, startTimeout)
 	return c
+}
+
+// BootstrapExpect returns a configure function for NewCluster and
+// PrepareCluster that forms the cluster as operators do with
+// `--bootstrap-expect n --join <every initial node's gRPC address>`
+// instead of an explicit --bootstrap --peer list. Nodes added later by
+// AddNode (no peers) keep their plain --join.
+func BootstrapExpect(n int) func(i int, cfg *controller.Config) {
+	return func(_ int, cfg *controller.Config) {
+		if len(cfg.Peers) == 0 {
+			return
+		}
+		cfg.Join = nil
+		for _, p := range cfg.Peers {
+			cfg.Join = append(cfg.Join, p.Address.GRPC)
+		}
+		cfg.Bootstrap, cfg.Peers, cfg.BootstrapExpect = false, nil, n
+	}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment
@@ -186,6 +214,13 @@ func (n *Node) Running() bool {
 // Restart starts a stopped node again on the same addresses and data
 // directory; it must rejoin the cluster from its raft state.
 func (n *Node) Restart(t testing.TB) {
+	t.Helper()
+	n.start(t)
+}
+
+// Start starts a node of a PrepareCluster for the first time (or again:
+// it is Restart under the name that reads right for a first start).
+func (n *Node) Start(t testing.TB) {
 	t.Helper()
 	n.start(t)
 }

@@ -7,7 +7,12 @@
 // the ControlService and the ClusterService:
 //
 //   - Reads (methods named Get… or List…) are served locally, from this
-//     node's replicated state, and never forwarded.
+//     node's replicated state, and never forwarded — unless the caller
+//     asks for a consistent read with the metadata MDConsistent: then the
+//     read is routed like a write, and the leader passes a raft barrier
+//     before it answers. Local reads may be stale (a follower lags, and a
+//     new leader's state lags its log until its barrier); consistent
+//     reads are linearizable (controller/linearizability_test.go).
 //   - Every other unary method of those services is a write. On the
 //     leader it runs here; on a follower it is sent to the leader's gRPC
 //     address, which raft itself tells us (raftnode.Address). The whole

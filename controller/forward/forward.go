@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,10 @@ const (
 	MDForwardedFor = "turbulence-forwarded-for"
 	// MDHops counts the forwards a call went through.
 	MDHops = "turbulence-forward-hops"
+	// MDConsistent, set to "true" by a caller, asks for a consistent read:
+	// the read is served by the leader after a barrier instead of from
+	// the local, possibly stale, state of whichever node was reached.
+	MDConsistent = "turbulence-consistent-read"
 )
 
 // Defaults of Config.
@@ -57,6 +62,11 @@ type Handle interface {
 	IsLeader() bool
 	// LeaderGRPCAddr is the leader's gRPC address, "" when unknown.
 	LeaderGRPCAddr() string
+	// Barrier returns once every entry committed before it is applied to
+	// this node's state, and fails if this node is not the leader. Raft
+	// commits the barrier through a quorum, so it also proves that no
+	// newer leader exists: a read after it is linearizable.
+	Barrier(timeout time.Duration) error
 }
 
 // Config configures a Forwarder.
@@ -130,10 +140,13 @@ func (f *Forwarder) Unary() grpc.UnaryServerInterceptor {
 		if err != nil {
 			return nil, err
 		}
-		if !f.isWrite(info.FullMethod) {
-			return handler(ctx, req)
+		switch {
+		case f.isWrite(info.FullMethod):
+			return f.route(ctx, req, info.FullMethod, hops, handler, false)
+		case f.isForwarded(info.FullMethod) && consistentRead(ctx):
+			return f.route(ctx, req, info.FullMethod, hops, handler, true)
 		}
-		return f.write(ctx, req, info.FullMethod, hops, handler)
+		return handler(ctx, req)
 	}
 }
 
@@ -142,33 +155,48 @@ func (f *Forwarder) Unary() grpc.UnaryServerInterceptor {
 // write, so a new mutating RPC is forwarded without anyone remembering to
 // list it.
 func (f *Forwarder) isWrite(fullMethod string) bool {
-	svc, method, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	if !ok {
-		return false
-	}
-	for _, s := range f.cfg.Services {
-		if s == svc {
-			return !strings.HasPrefix(method, "Get") && !strings.HasPrefix(method, "List")
-		}
-	}
-	return false
+	_, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	return f.isForwarded(fullMethod) && !strings.HasPrefix(method, "Get") && !strings.HasPrefix(method, "List")
 }
 
-// write runs a write here on the leader, or forwards it, holding it while
-// no leader is reachable.
-func (f *Forwarder) write(ctx context.Context, req any, method string, hops int, handler grpc.UnaryHandler) (any, error) {
+// isForwarded reports whether a method belongs to a forwarded service.
+func (f *Forwarder) isForwarded(fullMethod string) bool {
+	svc, _, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	return ok && slices.Contains(f.cfg.Services, svc)
+}
+
+// consistentRead reports whether the caller asked for a consistent read.
+func consistentRead(ctx context.Context) bool {
+	v := metadata.ValueFromIncomingContext(ctx, MDConsistent)
+	return len(v) > 0 && v[0] == "true"
+}
+
+// route runs a write, or a consistent read, here on the leader or
+// forwards it, holding it while no leader is reachable. A consistent read
+// passes a barrier on the leader first, so that it sees every write
+// acknowledged before it by any leader (a new leader's state may lag its
+// log until then).
+func (f *Forwarder) route(ctx context.Context, req any, method string, hops int, handler grpc.UnaryHandler, read bool) (any, error) {
 	msg, ok := req.(proto.Message)
 	if !ok {
 		return handler(ctx, req)
 	}
-	// Idempotent retries need a request ID from the first attempt on.
-	fillRequestID(msg)
+	if !read {
+		// Idempotent retries need a request ID from the first attempt on.
+		fillRequestID(msg)
+	}
 	caller, idErr := CallerIdentity(ctx)
 	hold := time.NewTimer(f.cfg.HoldTimeout)
 	defer hold.Stop()
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		if f.cfg.Handle.IsLeader() {
+		if f.cfg.Handle.IsLeader() && read {
+			if err := f.cfg.Handle.Barrier(f.cfg.HoldTimeout); err != nil {
+				lastErr = status.Errorf(codes.Unavailable, "consistent read: barrier: %v", err)
+			} else {
+				return handler(ctx, req)
+			}
+		} else if f.cfg.Handle.IsLeader() {
 			resp, err := handler(ctx, req)
 			// A write that failed because this node stopped leading
 			// mid-call is tried again at the new leader (the request ID
@@ -188,7 +216,7 @@ func (f *Forwarder) write(ctx context.Context, req any, method string, hops int,
 			return handler(ctx, req)
 		}
 		if addr := f.cfg.Handle.LeaderGRPCAddr(); addr != "" {
-			resp, err := f.forward(ctx, addr, method, msg, caller, hops+1)
+			resp, err := f.forward(ctx, addr, method, msg, caller, hops+1, read)
 			if err == nil || status.Code(err) != codes.Unavailable {
 				return resp, err
 			}
@@ -212,7 +240,7 @@ func (f *Forwarder) write(ctx context.Context, req any, method string, hops int,
 }
 
 // forward sends the call to the leader on behalf of caller.
-func (f *Forwarder) forward(ctx context.Context, addr, method string, req proto.Message, caller tlsutil.Identity, hops int) (any, error) {
+func (f *Forwarder) forward(ctx context.Context, addr, method string, req proto.Message, caller tlsutil.Identity, hops int, consistent bool) (any, error) {
 	resp, err := newResponse(method)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -228,7 +256,11 @@ func (f *Forwarder) forward(ctx context.Context, addr, method string, req proto.
 	}
 	// A fresh outgoing context: nothing of the caller's own metadata is
 	// passed on, only what the leader needs to authorise the caller.
-	out := metadata.NewOutgoingContext(ctx, metadata.Pairs(MDForwardedFor, caller.String(), MDHops, strconv.Itoa(hops)))
+	md := metadata.Pairs(MDForwardedFor, caller.String(), MDHops, strconv.Itoa(hops))
+	if consistent {
+		md.Set(MDConsistent, "true")
+	}
+	out := metadata.NewOutgoingContext(ctx, md)
 	if err := conn.Invoke(out, method, req, resp); err != nil {
 		return nil, err
 	}

@@ -9,7 +9,9 @@
 // (raft.HasExistingState): with an explicit peer list (every initial node
 // may be given the same one; raft accepts identical bootstraps), as a
 // single-node cluster when no cluster flags are given, or not at all for
-// a node that will be added with AddVoter (--join). A restarted node
+// a node that will be added with AddVoter (--join) or bootstrapped later
+// with BootstrapServers once its controller has found the other initial
+// nodes (--bootstrap-expect; see DESIGN.md). A restarted node
 // recovers its log and snapshots and rejoins by itself; it never
 // bootstraps twice.
 //

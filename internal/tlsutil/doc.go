@@ -14,6 +14,10 @@
 // not load (a certificate replaced before its key) is logged and the
 // previous pair stays in use; a certificate within 14 days of expiry is
 // logged as a warning, once a day. The CA pools are read at start only.
+// ReloadOnSIGHUP (signal.go) adds the explicit trigger: on SIGHUP every
+// Reloader of the process (a weak registry filled by NewReloader) loads
+// its files at once and the outcome is logged; the daemons' mains start
+// it, which also keeps SIGHUP from killing them.
 //
 // CreateCADir, LoadCADir and CA.IssueChecked back `turbctl tls`: names
 // are validated (ValidateName), unknown roles refused naming the allowed

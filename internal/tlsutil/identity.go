@@ -67,16 +67,27 @@ func IdentityFromCert(cert *x509.Certificate) (Identity, error) {
 // handler. It fails unless the connection is mutual TLS with a verified
 // client chain.
 func PeerIdentity(ctx context.Context) (Identity, error) {
+	cert, err := PeerCertificate(ctx)
+	if err != nil {
+		return Identity{}, err
+	}
+	return IdentityFromCert(cert)
+}
+
+// PeerCertificate returns the caller's verified leaf certificate, for
+// what the identity does not say (its expiry). It fails as PeerIdentity
+// does unless the connection is mutual TLS with a verified client chain.
+func PeerCertificate(ctx context.Context) (*x509.Certificate, error) {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
-		return Identity{}, fmt.Errorf("%w: no peer", ErrNoIdentity)
+		return nil, fmt.Errorf("%w: no peer", ErrNoIdentity)
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok {
-		return Identity{}, fmt.Errorf("%w: connection is not TLS", ErrNoIdentity)
+		return nil, fmt.Errorf("%w: connection is not TLS", ErrNoIdentity)
 	}
 	if len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
-		return Identity{}, fmt.Errorf("%w: client certificate not verified", ErrNoIdentity)
+		return nil, fmt.Errorf("%w: client certificate not verified", ErrNoIdentity)
 	}
-	return IdentityFromCert(info.State.VerifiedChains[0][0])
+	return info.State.VerifiedChains[0][0], nil
 }

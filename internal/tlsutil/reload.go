@@ -81,6 +81,8 @@ func NewReloader(files Files, opts ...Option) (*Reloader, error) {
 		return nil, err
 	}
 	r.checkExpiryLocked()
+	// ReloadOnSIGHUP reaches every Reloader through the registry.
+	register(r)
 	return r, nil
 }
 
@@ -172,17 +174,21 @@ func (r *Reloader) checkExpiryLocked() {
 }
 
 // Reload loads the files now, whether or not they look changed. It is
-// for callers that want an explicit trigger (a SIGHUP handler).
+// for callers that want an explicit trigger (ReloadOnSIGHUP). On error
+// the previous certificate stays in use; the error names the file.
 func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	stamps, err := r.stat()
 	if err != nil {
-		return err
+		return fmt.Errorf("reload %s: %w", r.files.Cert, err)
 	}
+	old := r.leaf
 	if err := r.loadLocked(stamps); err != nil {
-		return err
+		return fmt.Errorf("reload %s: %w", r.files.Cert, err)
 	}
+	r.logger.Info("certificate reloaded", "serial", r.leaf.SerialNumber.Text(16), "previous_serial", old.SerialNumber.Text(16),
+		"not_after", r.leaf.NotAfter.UTC().Format(time.RFC3339))
 	r.warnedAt = time.Time{}
 	r.checkExpiryLocked()
 	return nil

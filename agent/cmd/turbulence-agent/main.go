@@ -1,5 +1,6 @@
 // Command turbulence-agent is the Turbulence host agent: it dials the
-// controllers (it opens no listening TCP port), applies the faults they
+// controllers (it opens no listening TCP port but an optional
+// --metrics-addr), applies the faults they
 // send, and takes every one back at its deadline, when it loses the
 // controllers, on a halt, or when it stops.
 //
@@ -7,6 +8,7 @@
 //
 //	turbulence-agent [run] [--controller host:port]... [--ca F --cert F --key F]
 //	                 [--state-dir DIR] [--policy FILE] [--label k=v]...
+//	                 [--metrics-addr host:port]
 //	turbulence-agent cleanup [--state-dir DIR]
 //	turbulence-agent status [-o text|json] [--socket PATH]
 //	turbulence-agent halt [--reason TEXT] [--socket PATH]
@@ -42,6 +44,8 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/localapi"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/worker"
+	"github.com/turbulence-sre/turbulence/internal/metrics"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
 // defaultStateDir is where the packaged agent keeps its journal.
@@ -89,6 +93,7 @@ func run(args []string, stderr io.Writer) int {
 		return exitFailure
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer tlsutil.ReloadOnSIGHUP(logger)() // SIGHUP reloads the certificate, never kills the agent
 	go func() {
 		<-ctx.Done()
 		// Restore the default action: a second signal kills the agent at
@@ -119,6 +124,7 @@ func parseRunFlags(args []string, stderr io.Writer) (agent.Config, error) {
 	fs.StringVar(&cfg.PolicyPath, "policy", "", "local policy file (default "+policy.DefaultPath+" if it exists, else the built-in defaults)")
 	fs.Var(labels, "label", "label k=v sent to the controller (repeatable)")
 	fs.StringVar(&cfg.LocalSocket, "socket", localapi.DefaultPath, "the operator's local unix socket (status, halt, resume)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off, no TCP port)")
 	if err := fs.Parse(args); err != nil {
 		return agent.Config{}, err
 	}
@@ -127,6 +133,11 @@ func parseRunFlags(args []string, stderr io.Writer) (agent.Config, error) {
 	}
 	if len(controllers) == 0 {
 		controllers = listFlag{"127.0.0.1:7420"}
+	}
+	if cfg.MetricsAddr != "" {
+		if err := metrics.CheckAddr(cfg.MetricsAddr); err != nil {
+			return agent.Config{}, err
+		}
 	}
 	cfg.Controllers = controllers
 	cfg.Labels = labels

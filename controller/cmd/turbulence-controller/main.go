@@ -9,8 +9,22 @@
 //	--bootstrap --peer c1=10.0.0.1:7421/10.0.0.1:7420,c2=…,c3=…
 //
 // (the address is raft-addr/grpc-addr), or start one and --join the others
-// to it. A node that has raft state never bootstraps and never joins: it
-// rejoins its cluster from its log, whatever the flags say.
+// to it, or start every initial node with the same
+//
+//	--bootstrap-expect 3 --join 10.0.0.1:7420,10.0.0.2:7420,10.0.0.3:7420
+//
+// and let them find each other: each asks every --join address who it is
+// and bootstraps when all 3 are known (a node that finds them in a cluster
+// already joins it instead). A node that has raft state never bootstraps
+// and never joins: it rejoins its cluster from its log, whatever the flags
+// say.
+//
+// --metrics-addr host:port serves Prometheus metrics on /metrics
+// (docs/metrics.md); it is off by default.
+//
+// SIGHUP reloads the certificate files at once (they are also reloaded
+// when they change, at the next handshake); rotating the CA needs a
+// restart.
 //
 // Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the
 // controller fails, 2 on a usage error.
@@ -33,6 +47,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller"
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
+	"github.com/turbulence-sre/turbulence/internal/metrics"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
@@ -52,7 +67,61 @@ const devAgentName = "dev-agent"
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
 func run(args []string, stderr io.Writer) int {
-	cfg := controller.DefaultConfig()
+	cfg, dev, code, ok := parseFlags(args, stderr)
+	if !ok {
+		return code
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg.Logger = logger
+
+	if dev {
+		pki, err := tlsutil.EnsureDevPKI(filepath.Join(cfg.DataDir, "tls"), devAgentName)
+		if err != nil {
+			logger.Error("cannot create the dev PKI", "error", err)
+			return exitFailure
+		}
+		cfg.TLS = pki.Controller
+		printDevPKI(stderr, pki)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	defer tlsutil.ReloadOnSIGHUP(logger)() // SIGHUP: reload every certificate now
+	reg := metrics.NewRegistry()
+	if cfg.MetricsAddr != "" { // bound before New: a busy port fails before raft starts
+		metrics.RegisterCertExpiry(reg)
+		ms, err := metrics.Serve(ctx, cfg.MetricsAddr, reg)
+		if err != nil {
+			logger.Error("cannot serve metrics", "error", err)
+			return exitFailure
+		}
+		logger.Info("serving metrics", "addr", ms.Addr())
+		defer func() { stop(); _ = ms.Wait() }()
+	}
+	c, err := controller.New(cfg)
+	if err != nil {
+		logger.Error("cannot start controller", "error", err)
+		return exitFailure
+	}
+	c.RegisterMetrics(reg)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	// "controller ready" is logged by the controller when it leads; here
+	// only a slow start is worth a word.
+	go warnIfNotLeader(ctx, c, logger)
+	if err := <-done; err != nil {
+		logger.Error("controller failed", "error", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// parseFlags reads the command line into a checked controller
+// configuration. ok is false when run must exit with code: exitUsage for
+// a bad command line (every problem of the configuration listed at once,
+// bootstrap-expect against --peer and --join among them), exitOK for -h.
+func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev bool, code int, ok bool) {
+	cfg = controller.DefaultConfig()
 	fs := flag.NewFlagSet("turbulence-controller", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "raft node ID of this controller (stable across restarts)")
@@ -62,13 +131,13 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.TLS.CA, "ca", "", "CA certificate (PEM) that signs every Turbulence certificate")
 	fs.StringVar(&cfg.TLS.Cert, "cert", "", "this controller's certificate (PEM, role controller)")
 	fs.StringVar(&cfg.TLS.Key, "key", "", "this controller's private key (PEM)")
-	dev := fs.Bool("dev", false, "create (or reuse) a throwaway CA and certificates under <data-dir>/tls and use them")
+	devFlag := fs.Bool("dev", false, "create (or reuse) a throwaway CA and certificates under <data-dir>/tls and use them")
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "agents revert every fault after hearing nothing for this long")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often agents report")
 	fs.DurationVar(&cfg.DefaultFaultDuration, "default-duration", cfg.DefaultFaultDuration, "duration of a fault whose spec has none")
 	fs.StringVar(&cfg.AdvertiseGRPCAddr, "advertise-grpc-addr", "", "gRPC address other controllers and agents use for this node (default: --grpc-addr)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap the cluster of --peer when this node has no raft state (give every initial node the same --peer list); never bootstraps twice")
-	fs.Func("peer", "initial cluster member id=raft-addr/grpc-addr, this node included; repeat or separate with commas (with --bootstrap)", func(v string) error {
+	fs.Func("peer", "initial cluster member id=raft-addr/grpc-addr, this node included; repeat or separate with commas (with --bootstrap or --bootstrap-expect)", func(v string) error {
 		peers, err := parsePeers(v)
 		cfg.Peers = append(cfg.Peers, peers...)
 		return err
@@ -81,53 +150,41 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return nil
 	})
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, fmt.Sprintf("bootstrap when this many initial controllers (1-%d) are known, from --peer or by asking every --join address; give every initial node the same count and list; never bootstraps a node with raft state", controller.MaxBootstrapExpect))
 	fs.DurationVar(&cfg.HoldTimeout, "hold-timeout", forward.DefaultHoldTimeout, "how long a write waits for a leader during an election before it is refused")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+			return cfg, false, exitOK, false
 		}
-		return exitUsage
+		return cfg, false, exitUsage, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "turbulence-controller: unexpected arguments: %v\n", fs.Args())
-		return exitUsage
+		return cfg, false, exitUsage, false
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	cfg.Logger = logger
-
-	if *dev {
-		if !flagSet(fs, "data-dir") {
-			cfg.DataDir = devDataDir
-		}
-		pki, err := tlsutil.EnsureDevPKI(filepath.Join(cfg.DataDir, "tls"), devAgentName)
-		if err != nil {
-			logger.Error("cannot create the dev PKI", "error", err)
-			return exitFailure
-		}
-		cfg.TLS = pki.Controller
-		printDevPKI(stderr, pki)
-	} else if cfg.TLS.CA == "" || cfg.TLS.Cert == "" || cfg.TLS.Key == "" {
+	if *devFlag && !flagSet(fs, "data-dir") {
+		cfg.DataDir = devDataDir
+	}
+	if !*devFlag && (cfg.TLS.CA == "" || cfg.TLS.Cert == "" || cfg.TLS.Key == "") {
 		fmt.Fprintln(stderr, "turbulence-controller: --ca, --cert and --key are required (or --dev for a throwaway PKI)")
-		return exitUsage
+		return cfg, false, exitUsage, false
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	c, err := controller.New(cfg)
-	if err != nil {
-		logger.Error("cannot start controller", "error", err)
-		return exitFailure
+	// With --dev the certificates are made later; check the rest now, so
+	// that a bad cluster flag is a usage error before anything is written.
+	check := cfg
+	if *devFlag {
+		check.TLS = tlsutil.Files{CA: "dev", Cert: "dev", Key: "dev"}
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	// "controller ready" is logged by the controller when it leads; here
-	// only a slow start is worth a word.
-	go warnIfNotLeader(ctx, c, logger)
-	if err := <-done; err != nil {
-		logger.Error("controller failed", "error", err)
-		return exitFailure
+	if err := check.Validate(); err != nil {
+		fmt.Fprintf(stderr, "turbulence-controller: %v\n", err)
+		return cfg, false, exitUsage, false
 	}
-	return exitOK
+	if err := metrics.CheckAddr(cfg.MetricsAddr); cfg.MetricsAddr != "" && err != nil {
+		fmt.Fprintf(stderr, "turbulence-controller: %v\n", err)
+		return cfg, false, exitUsage, false
+	}
+	return cfg, *devFlag, exitOK, true
 }
 
 func warnIfNotLeader(ctx context.Context, c *controller.Controller, logger *slog.Logger) {

@@ -28,14 +28,19 @@ const (
 
 // HostFacts describe the host the agent runs on.
 type HostFacts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hostname      string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Os            string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
-	Arch          string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
-	Kernel        string                 `protobuf:"bytes,4,opt,name=kernel,proto3" json:"kernel,omitempty"`
-	Cpus          uint32                 `protobuf:"varint,5,opt,name=cpus,proto3" json:"cpus,omitempty"`
-	MemoryBytes   uint64                 `protobuf:"varint,6,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
-	AgentVersion  string                 `protobuf:"bytes,7,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Hostname     string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Os           string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
+	Arch         string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
+	Kernel       string                 `protobuf:"bytes,4,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	Cpus         uint32                 `protobuf:"varint,5,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	MemoryBytes  uint64                 `protobuf:"varint,6,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	AgentVersion string                 `protobuf:"bytes,7,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// cert_not_after is when the certificate the agent presented on this
+	// session expires. The agent reports it; the controller replaces it with
+	// the NotAfter of the certificate it verified, so it is never a claim.
+	// turbctl agents show warns within 14 days of it.
+	CertNotAfter  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=cert_not_after,json=certNotAfter,proto3" json:"cert_not_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,6 +122,13 @@ func (x *HostFacts) GetAgentVersion() string {
 		return x.AgentVersion
 	}
 	return ""
+}
+
+func (x *HostFacts) GetCertNotAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CertNotAfter
+	}
+	return nil
 }
 
 // Capabilities say which fault kinds and kernel features the agent has.
@@ -1020,7 +1032,7 @@ var File_turbulence_v1_agent_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x19turbulence/v1/agent.proto\x12\rturbulence.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/fault.proto\"\xbf\x01\n" +
+	"\x19turbulence/v1/agent.proto\x12\rturbulence.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/fault.proto\"\x81\x02\n" +
 	"\tHostFacts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -1028,7 +1040,8 @@ const file_turbulence_v1_agent_proto_rawDesc = "" +
 	"\x06kernel\x18\x04 \x01(\tR\x06kernel\x12\x12\n" +
 	"\x04cpus\x18\x05 \x01(\rR\x04cpus\x12!\n" +
 	"\fmemory_bytes\x18\x06 \x01(\x04R\vmemoryBytes\x12#\n" +
-	"\ragent_version\x18\a \x01(\tR\fagentVersion\"X\n" +
+	"\ragent_version\x18\a \x01(\tR\fagentVersion\x12@\n" +
+	"\x0ecert_not_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fcertNotAfter\"X\n" +
 	"\fCapabilities\x12\x1f\n" +
 	"\vfault_kinds\x18\x01 \x03(\tR\n" +
 	"faultKinds\x12'\n" +
@@ -1121,40 +1134,41 @@ var file_turbulence_v1_agent_proto_goTypes = []any{
 	(*ResumeAgent)(nil),           // 12: turbulence.v1.ResumeAgent
 	(*ControllerMessage)(nil),     // 13: turbulence.v1.ControllerMessage
 	nil,                           // 14: turbulence.v1.Hello.LabelsEntry
-	(*FaultStatus)(nil),           // 15: turbulence.v1.FaultStatus
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*FaultStatus)(nil),           // 16: turbulence.v1.FaultStatus
 	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
 	(*Fault)(nil),                 // 18: turbulence.v1.Fault
 }
 var file_turbulence_v1_agent_proto_depIdxs = []int32{
-	14, // 0: turbulence.v1.Hello.labels:type_name -> turbulence.v1.Hello.LabelsEntry
-	0,  // 1: turbulence.v1.Hello.facts:type_name -> turbulence.v1.HostFacts
-	1,  // 2: turbulence.v1.Hello.capabilities:type_name -> turbulence.v1.Capabilities
-	15, // 3: turbulence.v1.Hello.faults:type_name -> turbulence.v1.FaultStatus
-	15, // 4: turbulence.v1.Heartbeat.faults:type_name -> turbulence.v1.FaultStatus
-	16, // 5: turbulence.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	15, // 6: turbulence.v1.CommandResult.status:type_name -> turbulence.v1.FaultStatus
-	2,  // 7: turbulence.v1.AgentMessage.hello:type_name -> turbulence.v1.Hello
-	3,  // 8: turbulence.v1.AgentMessage.heartbeat:type_name -> turbulence.v1.Heartbeat
-	4,  // 9: turbulence.v1.AgentMessage.result:type_name -> turbulence.v1.CommandResult
-	17, // 10: turbulence.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
-	17, // 11: turbulence.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	18, // 12: turbulence.v1.ApplyFault.fault:type_name -> turbulence.v1.Fault
-	17, // 13: turbulence.v1.LeaseRenewal.lease_ttl:type_name -> google.protobuf.Duration
-	6,  // 14: turbulence.v1.ControllerMessage.welcome:type_name -> turbulence.v1.Welcome
-	7,  // 15: turbulence.v1.ControllerMessage.redirect:type_name -> turbulence.v1.Redirect
-	8,  // 16: turbulence.v1.ControllerMessage.apply:type_name -> turbulence.v1.ApplyFault
-	9,  // 17: turbulence.v1.ControllerMessage.revert:type_name -> turbulence.v1.RevertFault
-	10, // 18: turbulence.v1.ControllerMessage.lease:type_name -> turbulence.v1.LeaseRenewal
-	11, // 19: turbulence.v1.ControllerMessage.halt:type_name -> turbulence.v1.HaltAgent
-	12, // 20: turbulence.v1.ControllerMessage.resume:type_name -> turbulence.v1.ResumeAgent
-	5,  // 21: turbulence.v1.AgentService.Connect:input_type -> turbulence.v1.AgentMessage
-	13, // 22: turbulence.v1.AgentService.Connect:output_type -> turbulence.v1.ControllerMessage
-	22, // [22:23] is the sub-list for method output_type
-	21, // [21:22] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	15, // 0: turbulence.v1.HostFacts.cert_not_after:type_name -> google.protobuf.Timestamp
+	14, // 1: turbulence.v1.Hello.labels:type_name -> turbulence.v1.Hello.LabelsEntry
+	0,  // 2: turbulence.v1.Hello.facts:type_name -> turbulence.v1.HostFacts
+	1,  // 3: turbulence.v1.Hello.capabilities:type_name -> turbulence.v1.Capabilities
+	16, // 4: turbulence.v1.Hello.faults:type_name -> turbulence.v1.FaultStatus
+	16, // 5: turbulence.v1.Heartbeat.faults:type_name -> turbulence.v1.FaultStatus
+	15, // 6: turbulence.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	16, // 7: turbulence.v1.CommandResult.status:type_name -> turbulence.v1.FaultStatus
+	2,  // 8: turbulence.v1.AgentMessage.hello:type_name -> turbulence.v1.Hello
+	3,  // 9: turbulence.v1.AgentMessage.heartbeat:type_name -> turbulence.v1.Heartbeat
+	4,  // 10: turbulence.v1.AgentMessage.result:type_name -> turbulence.v1.CommandResult
+	17, // 11: turbulence.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
+	17, // 12: turbulence.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	18, // 13: turbulence.v1.ApplyFault.fault:type_name -> turbulence.v1.Fault
+	17, // 14: turbulence.v1.LeaseRenewal.lease_ttl:type_name -> google.protobuf.Duration
+	6,  // 15: turbulence.v1.ControllerMessage.welcome:type_name -> turbulence.v1.Welcome
+	7,  // 16: turbulence.v1.ControllerMessage.redirect:type_name -> turbulence.v1.Redirect
+	8,  // 17: turbulence.v1.ControllerMessage.apply:type_name -> turbulence.v1.ApplyFault
+	9,  // 18: turbulence.v1.ControllerMessage.revert:type_name -> turbulence.v1.RevertFault
+	10, // 19: turbulence.v1.ControllerMessage.lease:type_name -> turbulence.v1.LeaseRenewal
+	11, // 20: turbulence.v1.ControllerMessage.halt:type_name -> turbulence.v1.HaltAgent
+	12, // 21: turbulence.v1.ControllerMessage.resume:type_name -> turbulence.v1.ResumeAgent
+	5,  // 22: turbulence.v1.AgentService.Connect:input_type -> turbulence.v1.AgentMessage
+	13, // 23: turbulence.v1.AgentService.Connect:output_type -> turbulence.v1.ControllerMessage
+	23, // [23:24] is the sub-list for method output_type
+	22, // [22:23] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_agent_proto_init() }

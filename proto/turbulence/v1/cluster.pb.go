@@ -144,7 +144,12 @@ type ListServersResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Servers []*Server              `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
 	// answered_by is the ID of the node that answered.
-	AnsweredBy    string `protobuf:"bytes,2,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
+	AnsweredBy string `protobuf:"bytes,2,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
+	// self is the answering node as it would appear in a configuration (id,
+	// raft_address, grpc_address), whether or not it is a member yet. Nodes
+	// started with --bootstrap-expect read it to learn each other's raft
+	// addresses; an empty servers list means the node has no raft state.
+	Self          *Server `protobuf:"bytes,3,opt,name=self,proto3" json:"self,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -191,6 +196,13 @@ func (x *ListServersResponse) GetAnsweredBy() string {
 		return x.AnsweredBy
 	}
 	return ""
+}
+
+func (x *ListServersResponse) GetSelf() *Server {
+	if x != nil {
+		return x.Self
+	}
+	return nil
 }
 
 type JoinRequest struct {
@@ -308,11 +320,12 @@ const file_turbulence_v1_cluster_proto_rawDesc = "" +
 	"\fgrpc_address\x18\x03 \x01(\tR\vgrpcAddress\x12\x16\n" +
 	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x1a\n" +
 	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\"\x14\n" +
-	"\x12ListServersRequest\"g\n" +
+	"\x12ListServersRequest\"\x92\x01\n" +
 	"\x13ListServersResponse\x12/\n" +
 	"\aservers\x18\x01 \x03(\v2\x15.turbulence.v1.ServerR\aservers\x12\x1f\n" +
 	"\vanswered_by\x18\x02 \x01(\tR\n" +
-	"answeredBy\"c\n" +
+	"answeredBy\x12)\n" +
+	"\x04self\x18\x03 \x01(\v2\x15.turbulence.v1.ServerR\x04self\"c\n" +
 	"\vJoinRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
@@ -346,17 +359,18 @@ var file_turbulence_v1_cluster_proto_goTypes = []any{
 }
 var file_turbulence_v1_cluster_proto_depIdxs = []int32{
 	0, // 0: turbulence.v1.ListServersResponse.servers:type_name -> turbulence.v1.Server
-	1, // 1: turbulence.v1.ClusterService.ListServers:input_type -> turbulence.v1.ListServersRequest
-	3, // 2: turbulence.v1.ClusterService.Join:input_type -> turbulence.v1.JoinRequest
-	4, // 3: turbulence.v1.ClusterService.RemoveServer:input_type -> turbulence.v1.RemoveServerRequest
-	2, // 4: turbulence.v1.ClusterService.ListServers:output_type -> turbulence.v1.ListServersResponse
-	2, // 5: turbulence.v1.ClusterService.Join:output_type -> turbulence.v1.ListServersResponse
-	2, // 6: turbulence.v1.ClusterService.RemoveServer:output_type -> turbulence.v1.ListServersResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0, // 1: turbulence.v1.ListServersResponse.self:type_name -> turbulence.v1.Server
+	1, // 2: turbulence.v1.ClusterService.ListServers:input_type -> turbulence.v1.ListServersRequest
+	3, // 3: turbulence.v1.ClusterService.Join:input_type -> turbulence.v1.JoinRequest
+	4, // 4: turbulence.v1.ClusterService.RemoveServer:input_type -> turbulence.v1.RemoveServerRequest
+	2, // 5: turbulence.v1.ClusterService.ListServers:output_type -> turbulence.v1.ListServersResponse
+	2, // 6: turbulence.v1.ClusterService.Join:output_type -> turbulence.v1.ListServersResponse
+	2, // 7: turbulence.v1.ClusterService.RemoveServer:output_type -> turbulence.v1.ListServersResponse
+	5, // [5:8] is the sub-list for method output_type
+	2, // [2:5] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_cluster_proto_init() }

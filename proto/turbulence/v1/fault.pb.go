@@ -1322,7 +1322,16 @@ type FaultStatus struct {
 	Deadline  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	AppliedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
 	// The fault applied but did not reach its target within its settle time.
-	Degraded      bool `protobuf:"varint,9,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	Degraded bool `protobuf:"varint,9,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// Network faults and partitions: the traffic the agent kept out of the
+	// fault (the controllers, SSH, DNS to the resolvers, protected CIDRs),
+	// one rule per line, so that `turbctl fault show` says what was spared.
+	Exclusions []string `protobuf:"bytes,10,rep,name=exclusions,proto3" json:"exclusions,omitempty"`
+	// Network faults and partitions: what the kernel counted for the
+	// impaired traffic (qdisc or nftables counters).
+	Network *NetworkStats `protobuf:"bytes,11,opt,name=network,proto3" json:"network,omitempty"`
+	// Disk fills and I/O loads: what the fault holds or achieved.
+	Disk          *DiskStats `protobuf:"bytes,12,opt,name=disk,proto3" json:"disk,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1420,6 +1429,237 @@ func (x *FaultStatus) GetDegraded() bool {
 	return false
 }
 
+func (x *FaultStatus) GetExclusions() []string {
+	if x != nil {
+		return x.Exclusions
+	}
+	return nil
+}
+
+func (x *FaultStatus) GetNetwork() *NetworkStats {
+	if x != nil {
+		return x.Network
+	}
+	return nil
+}
+
+func (x *FaultStatus) GetDisk() *DiskStats {
+	if x != nil {
+		return x.Disk
+	}
+	return nil
+}
+
+// NetworkStats are the kernel's counters for the traffic a network fault or
+// partition touched, read by the agent while the fault runs (proof of
+// effect: what happened, not only what was asked).
+type NetworkStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Packets and bytes that went through the impairment.
+	Packets uint64 `protobuf:"varint,1,opt,name=packets,proto3" json:"packets,omitempty"`
+	Bytes   uint64 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Packets the impairment dropped (netem loss, tbf over limit, partition).
+	Drops uint64 `protobuf:"varint,3,opt,name=drops,proto3" json:"drops,omitempty"`
+	// Packets held back by a rate limit (tbf/htb overlimits).
+	Overlimits    uint64 `protobuf:"varint,4,opt,name=overlimits,proto3" json:"overlimits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NetworkStats) Reset() {
+	*x = NetworkStats{}
+	mi := &file_turbulence_v1_fault_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NetworkStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NetworkStats) ProtoMessage() {}
+
+func (x *NetworkStats) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_fault_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NetworkStats.ProtoReflect.Descriptor instead.
+func (*NetworkStats) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_fault_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *NetworkStats) GetPackets() uint64 {
+	if x != nil {
+		return x.Packets
+	}
+	return 0
+}
+
+func (x *NetworkStats) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *NetworkStats) GetDrops() uint64 {
+	if x != nil {
+		return x.Drops
+	}
+	return 0
+}
+
+func (x *NetworkStats) GetOverlimits() uint64 {
+	if x != nil {
+		return x.Overlimits
+	}
+	return 0
+}
+
+// DiskStats are what a disk fault holds or achieved, measured on the host
+// by the agent (proof of effect: what happened, not only what was asked).
+type DiskStats struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mount point of the target filesystem, as the agent resolved the path.
+	MountPoint string `protobuf:"bytes,1,opt,name=mount_point,json=mountPoint,proto3" json:"mount_point,omitempty"`
+	// Size of the target filesystem and its space available to
+	// unprivileged users (df's Size and Avail), when last measured.
+	FilesystemBytes uint64 `protobuf:"varint,2,opt,name=filesystem_bytes,json=filesystemBytes,proto3" json:"filesystem_bytes,omitempty"`
+	AvailableBytes  uint64 `protobuf:"varint,3,opt,name=available_bytes,json=availableBytes,proto3" json:"available_bytes,omitempty"`
+	// disk_fill: the fill size the agent resolved from the spec (after any
+	// cap), and the bytes its fill files hold (allocated blocks).
+	TargetBytes uint64 `protobuf:"varint,4,opt,name=target_bytes,json=targetBytes,proto3" json:"target_bytes,omitempty"`
+	FilledBytes uint64 `protobuf:"varint,5,opt,name=filled_bytes,json=filledBytes,proto3" json:"filled_bytes,omitempty"`
+	// disk_io: the target and the measured rate, in bytes and operations
+	// per second (reads and writes together). Zero targets are unbounded.
+	TargetBytesPerSecond   float64 `protobuf:"fixed64,6,opt,name=target_bytes_per_second,json=targetBytesPerSecond,proto3" json:"target_bytes_per_second,omitempty"`
+	TargetIops             float64 `protobuf:"fixed64,7,opt,name=target_iops,json=targetIops,proto3" json:"target_iops,omitempty"`
+	MeasuredBytesPerSecond float64 `protobuf:"fixed64,8,opt,name=measured_bytes_per_second,json=measuredBytesPerSecond,proto3" json:"measured_bytes_per_second,omitempty"`
+	MeasuredIops           float64 `protobuf:"fixed64,9,opt,name=measured_iops,json=measuredIops,proto3" json:"measured_iops,omitempty"`
+	// disk_io: direct I/O (O_DIRECT) is in use.
+	Direct bool `protobuf:"varint,10,opt,name=direct,proto3" json:"direct,omitempty"`
+	// Where the agent did other than asked, and why: a fill capped at the
+	// minimum free space, buffered I/O where direct I/O is refused.
+	Notes         []string `protobuf:"bytes,11,rep,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiskStats) Reset() {
+	*x = DiskStats{}
+	mi := &file_turbulence_v1_fault_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskStats) ProtoMessage() {}
+
+func (x *DiskStats) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_fault_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskStats.ProtoReflect.Descriptor instead.
+func (*DiskStats) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_fault_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DiskStats) GetMountPoint() string {
+	if x != nil {
+		return x.MountPoint
+	}
+	return ""
+}
+
+func (x *DiskStats) GetFilesystemBytes() uint64 {
+	if x != nil {
+		return x.FilesystemBytes
+	}
+	return 0
+}
+
+func (x *DiskStats) GetAvailableBytes() uint64 {
+	if x != nil {
+		return x.AvailableBytes
+	}
+	return 0
+}
+
+func (x *DiskStats) GetTargetBytes() uint64 {
+	if x != nil {
+		return x.TargetBytes
+	}
+	return 0
+}
+
+func (x *DiskStats) GetFilledBytes() uint64 {
+	if x != nil {
+		return x.FilledBytes
+	}
+	return 0
+}
+
+func (x *DiskStats) GetTargetBytesPerSecond() float64 {
+	if x != nil {
+		return x.TargetBytesPerSecond
+	}
+	return 0
+}
+
+func (x *DiskStats) GetTargetIops() float64 {
+	if x != nil {
+		return x.TargetIops
+	}
+	return 0
+}
+
+func (x *DiskStats) GetMeasuredBytesPerSecond() float64 {
+	if x != nil {
+		return x.MeasuredBytesPerSecond
+	}
+	return 0
+}
+
+func (x *DiskStats) GetMeasuredIops() float64 {
+	if x != nil {
+		return x.MeasuredIops
+	}
+	return 0
+}
+
+func (x *DiskStats) GetDirect() bool {
+	if x != nil {
+		return x.Direct
+	}
+	return false
+}
+
+func (x *DiskStats) GetNotes() []string {
+	if x != nil {
+		return x.Notes
+	}
+	return nil
+}
+
 var File_turbulence_v1_fault_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_fault_proto_rawDesc = "" +
@@ -1510,7 +1750,7 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	"\n" +
 	"created_by\x18\t \x01(\tR\tcreatedBy\x122\n" +
 	"\x06status\x18\n" +
-	" \x01(\v2\x1a.turbulence.v1.FaultStatusR\x06status\"\xf8\x02\n" +
+	" \x01(\v2\x1a.turbulence.v1.FaultStatusR\x06status\"\xfd\x03\n" +
 	"\vFaultStatus\x12\x19\n" +
 	"\bfault_id\x18\x01 \x01(\tR\afaultId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.turbulence.v1.FaultStateR\x05state\x120\n" +
@@ -1522,7 +1762,35 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	"\bdeadline\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x129\n" +
 	"\n" +
 	"applied_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x12\x1a\n" +
-	"\bdegraded\x18\t \x01(\bR\bdegraded*q\n" +
+	"\bdegraded\x18\t \x01(\bR\bdegraded\x12\x1e\n" +
+	"\n" +
+	"exclusions\x18\n" +
+	" \x03(\tR\n" +
+	"exclusions\x125\n" +
+	"\anetwork\x18\v \x01(\v2\x1b.turbulence.v1.NetworkStatsR\anetwork\x12,\n" +
+	"\x04disk\x18\f \x01(\v2\x18.turbulence.v1.DiskStatsR\x04disk\"t\n" +
+	"\fNetworkStats\x12\x18\n" +
+	"\apackets\x18\x01 \x01(\x04R\apackets\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x14\n" +
+	"\x05drops\x18\x03 \x01(\x04R\x05drops\x12\x1e\n" +
+	"\n" +
+	"overlimits\x18\x04 \x01(\x04R\n" +
+	"overlimits\"\xac\x03\n" +
+	"\tDiskStats\x12\x1f\n" +
+	"\vmount_point\x18\x01 \x01(\tR\n" +
+	"mountPoint\x12)\n" +
+	"\x10filesystem_bytes\x18\x02 \x01(\x04R\x0ffilesystemBytes\x12'\n" +
+	"\x0favailable_bytes\x18\x03 \x01(\x04R\x0eavailableBytes\x12!\n" +
+	"\ftarget_bytes\x18\x04 \x01(\x04R\vtargetBytes\x12!\n" +
+	"\ffilled_bytes\x18\x05 \x01(\x04R\vfilledBytes\x125\n" +
+	"\x17target_bytes_per_second\x18\x06 \x01(\x01R\x14targetBytesPerSecond\x12\x1f\n" +
+	"\vtarget_iops\x18\a \x01(\x01R\n" +
+	"targetIops\x129\n" +
+	"\x19measured_bytes_per_second\x18\b \x01(\x01R\x16measuredBytesPerSecond\x12#\n" +
+	"\rmeasured_iops\x18\t \x01(\x01R\fmeasuredIops\x12\x16\n" +
+	"\x06direct\x18\n" +
+	" \x01(\bR\x06direct\x12\x14\n" +
+	"\x05notes\x18\v \x03(\tR\x05notes*q\n" +
 	"\n" +
 	"DiskIOMode\x12\x1c\n" +
 	"\x18DISK_IO_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -1561,7 +1829,7 @@ func file_turbulence_v1_fault_proto_rawDescGZIP() []byte {
 }
 
 var file_turbulence_v1_fault_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_turbulence_v1_fault_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_turbulence_v1_fault_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_turbulence_v1_fault_proto_goTypes = []any{
 	(DiskIOMode)(0),               // 0: turbulence.v1.DiskIOMode
 	(Direction)(0),                // 1: turbulence.v1.Direction
@@ -1579,22 +1847,24 @@ var file_turbulence_v1_fault_proto_goTypes = []any{
 	(*PartitionSpec)(nil),         // 13: turbulence.v1.PartitionSpec
 	(*Fault)(nil),                 // 14: turbulence.v1.Fault
 	(*FaultStatus)(nil),           // 15: turbulence.v1.FaultStatus
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*NetworkStats)(nil),          // 16: turbulence.v1.NetworkStats
+	(*DiskStats)(nil),             // 17: turbulence.v1.DiskStats
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
 }
 var file_turbulence_v1_fault_proto_depIdxs = []int32{
-	16, // 0: turbulence.v1.FaultSpec.duration:type_name -> google.protobuf.Duration
+	18, // 0: turbulence.v1.FaultSpec.duration:type_name -> google.protobuf.Duration
 	5,  // 1: turbulence.v1.FaultSpec.cpu:type_name -> turbulence.v1.CPUSpec
 	6,  // 2: turbulence.v1.FaultSpec.memory:type_name -> turbulence.v1.MemorySpec
 	7,  // 3: turbulence.v1.FaultSpec.disk_fill:type_name -> turbulence.v1.DiskFillSpec
 	8,  // 4: turbulence.v1.FaultSpec.disk_io:type_name -> turbulence.v1.DiskIOSpec
 	12, // 5: turbulence.v1.FaultSpec.network:type_name -> turbulence.v1.NetworkSpec
 	13, // 6: turbulence.v1.FaultSpec.partition:type_name -> turbulence.v1.PartitionSpec
-	16, // 7: turbulence.v1.MemorySpec.ramp:type_name -> google.protobuf.Duration
+	18, // 7: turbulence.v1.MemorySpec.ramp:type_name -> google.protobuf.Duration
 	0,  // 8: turbulence.v1.DiskIOSpec.mode:type_name -> turbulence.v1.DiskIOMode
 	2,  // 9: turbulence.v1.TrafficTarget.protocol:type_name -> turbulence.v1.Protocol
-	16, // 10: turbulence.v1.NetemSpec.delay:type_name -> google.protobuf.Duration
-	16, // 11: turbulence.v1.NetemSpec.jitter:type_name -> google.protobuf.Duration
+	18, // 10: turbulence.v1.NetemSpec.delay:type_name -> google.protobuf.Duration
+	18, // 11: turbulence.v1.NetemSpec.jitter:type_name -> google.protobuf.Duration
 	1,  // 12: turbulence.v1.NetworkSpec.direction:type_name -> turbulence.v1.Direction
 	10, // 13: turbulence.v1.NetworkSpec.netem:type_name -> turbulence.v1.NetemSpec
 	11, // 14: turbulence.v1.NetworkSpec.bandwidth:type_name -> turbulence.v1.BandwidthSpec
@@ -1603,18 +1873,20 @@ var file_turbulence_v1_fault_proto_depIdxs = []int32{
 	9,  // 17: turbulence.v1.PartitionSpec.target:type_name -> turbulence.v1.TrafficTarget
 	4,  // 18: turbulence.v1.Fault.spec:type_name -> turbulence.v1.FaultSpec
 	3,  // 19: turbulence.v1.Fault.state:type_name -> turbulence.v1.FaultState
-	17, // 20: turbulence.v1.Fault.created_at:type_name -> google.protobuf.Timestamp
-	17, // 21: turbulence.v1.Fault.deadline:type_name -> google.protobuf.Timestamp
-	17, // 22: turbulence.v1.Fault.ended_at:type_name -> google.protobuf.Timestamp
+	19, // 20: turbulence.v1.Fault.created_at:type_name -> google.protobuf.Timestamp
+	19, // 21: turbulence.v1.Fault.deadline:type_name -> google.protobuf.Timestamp
+	19, // 22: turbulence.v1.Fault.ended_at:type_name -> google.protobuf.Timestamp
 	15, // 23: turbulence.v1.Fault.status:type_name -> turbulence.v1.FaultStatus
 	3,  // 24: turbulence.v1.FaultStatus.state:type_name -> turbulence.v1.FaultState
-	17, // 25: turbulence.v1.FaultStatus.deadline:type_name -> google.protobuf.Timestamp
-	17, // 26: turbulence.v1.FaultStatus.applied_at:type_name -> google.protobuf.Timestamp
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	19, // 25: turbulence.v1.FaultStatus.deadline:type_name -> google.protobuf.Timestamp
+	19, // 26: turbulence.v1.FaultStatus.applied_at:type_name -> google.protobuf.Timestamp
+	16, // 27: turbulence.v1.FaultStatus.network:type_name -> turbulence.v1.NetworkStats
+	17, // 28: turbulence.v1.FaultStatus.disk:type_name -> turbulence.v1.DiskStats
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_fault_proto_init() }
@@ -1645,7 +1917,7 @@ func file_turbulence_v1_fault_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_v1_fault_proto_rawDesc), len(file_turbulence_v1_fault_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

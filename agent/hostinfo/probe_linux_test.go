@@ -1,0 +1,22 @@
+package hostinfo
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/turbulence-sre/turbulence/internal/testutil"
+)
+
+// TestPrivilegedKernelFeatures checks the probe against what this CI
+// kernel is known to have (DEPENDENCIES.md): htb, tbf, u32, ingress,
+// nftables; netem and prio only where the kernel has them.
+func TestPrivilegedKernelFeatures(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	got := KernelFeatures()
+	t.Logf("kernel features: %q", got)
+	for _, want := range []string{FeatureHtb, FeatureTbf, FeatureU32, FeatureIngress, FeatureNftables} {
+		if !slices.Contains(got, want) {
+			t.Errorf("KernelFeatures() = %q, lacks %s", got, want)
+		}
+	}
+}

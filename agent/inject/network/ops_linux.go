@@ -1,0 +1,206 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+)
+
+// dumpRetries bounds the retries of a netlink dump the kernel interrupted
+// (the interface changed during it), as DEPENDENCIES.md asks.
+const dumpRetries = 5
+
+// netlinkOps is ops over one netlink handle: the host's (hostOps, in the
+// calling thread's network namespace) or one at a namespace (tests).
+type netlinkOps struct {
+	h *netlink.Handle
+}
+
+func hostOps() ops {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return errOps{err: fmt.Errorf("open netlink: %w", err)}
+	}
+	return netlinkOps{h: h}
+}
+
+func closeOps(o ops) {
+	if n, ok := o.(netlinkOps); ok {
+		n.h.Close()
+	}
+}
+
+// NewWithHandle returns an injector working through h (a handle made with
+// netlink.NewHandleAt in a test's namespace).
+func NewWithHandle(cfg Config, h *netlink.Handle) *Injector {
+	return newWithOps(cfg, netlinkOps{h: h})
+}
+
+func (o netlinkOps) link(name string) (netlink.Link, error) {
+	l, err := o.h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("%w %q on this host", ErrNoInterface, name)
+		}
+		return nil, fmt.Errorf("look up interface %q: %w", name, err)
+	}
+	return l, nil
+}
+
+func (o netlinkOps) Qdiscs(name string) ([]Qdisc, error) {
+	l, err := o.link(name)
+	if err != nil {
+		return nil, err
+	}
+	var qs []netlink.Qdisc
+	for range dumpRetries {
+		qs, err = o.h.QdiscList(l)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list qdiscs of %s: %w", name, err)
+	}
+	out := make([]Qdisc, 0, len(qs))
+	for _, q := range qs {
+		out = append(out, fromNetlink(name, q))
+	}
+	return out, nil
+}
+
+func fromNetlink(link string, q netlink.Qdisc) Qdisc {
+	a := q.Attrs()
+	out := Qdisc{Link: link, Kind: q.Type(), Handle: a.Handle, Parent: a.Parent}
+	switch v := q.(type) {
+	case *netlink.Tbf:
+		out.Tbf = &Tbf{RateBytes: v.Rate, Burst: netlink.Xmitsize(v.Rate, v.Buffer), Limit: v.Limit}
+	case *netlink.FqCodel:
+		out.FqCodel = &FqCodel{Target: usec(v.Target), Interval: usec(v.Interval), Limit: v.Limit, Flows: v.Flows, Quantum: v.Quantum, ECN: v.ECN != 0}
+	}
+	if s := a.Statistics; s != nil {
+		if s.Basic != nil {
+			out.Stats.Packets, out.Stats.Bytes = uint64(s.Basic.Packets), s.Basic.Bytes
+		}
+		if s.Queue != nil {
+			out.Stats.Drops, out.Stats.Overlimits = uint64(s.Queue.Drops), uint64(s.Queue.Overlimits)
+		}
+	}
+	return out
+}
+
+func (o netlinkOps) ReplaceQdisc(q Qdisc) error {
+	l, err := o.link(q.Link)
+	if err != nil {
+		return err
+	}
+	attrs := netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: q.Handle, Parent: q.Parent}
+	var nq netlink.Qdisc
+	switch q.Kind {
+	case "htb":
+		// Defcls 0: what no filter classifies goes through htb's direct
+		// queue, untouched.
+		h := netlink.NewHtb(attrs)
+		h.Defcls = 0
+		nq = h
+	case "netem":
+		n := q.Netem
+		nq = netlink.NewNetem(attrs, netlink.NetemQdiscAttrs{
+			Latency:     uint32(n.Delay.Microseconds()),
+			Jitter:      uint32(n.Jitter.Microseconds()),
+			DelayCorr:   float32(n.DelayCorr),
+			Loss:        float32(n.Loss),
+			LossCorr:    float32(n.LossCorr),
+			Duplicate:   float32(n.Duplicate),
+			CorruptProb: float32(n.Corrupt),
+			ReorderProb: float32(n.Reorder),
+			Gap:         n.Gap,
+			Rate64:      n.RateBytes,
+			Limit:       n.Limit,
+		})
+	case "tbf":
+		t := q.Tbf
+		nq = &netlink.Tbf{QdiscAttrs: attrs, Rate: t.RateBytes, Limit: t.Limit, Buffer: netlink.Xmittime(t.RateBytes, t.Burst)}
+	case "fq_codel":
+		f := q.FqCodel
+		ecn := uint32(0)
+		if f.ECN {
+			ecn = 1
+		}
+		nq = &netlink.FqCodel{QdiscAttrs: attrs, Target: uint32(f.Target.Microseconds()), Interval: uint32(f.Interval.Microseconds()),
+			Limit: f.Limit, Flows: f.Flows, Quantum: f.Quantum, ECN: ecn}
+	default:
+		return fmt.Errorf("qdisc kind %q is not one the agent creates", q.Kind)
+	}
+	return o.h.QdiscReplace(nq)
+}
+
+func (o netlinkOps) DeleteQdisc(q Qdisc) error {
+	l, err := o.link(q.Link)
+	if err != nil {
+		return err
+	}
+	return o.h.QdiscDel(&netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: q.Handle, Parent: q.Parent},
+		QdiscType:  q.Kind,
+	})
+}
+
+func (o netlinkOps) AddClass(c Class) error {
+	l, err := o.link(c.Link)
+	if err != nil {
+		return err
+	}
+	cl := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: l.Attrs().Index, Handle: c.Handle, Parent: c.Parent},
+		netlink.HtbClassAttrs{Rate: c.RateBytes, Ceil: c.RateBytes})
+	return o.h.ClassAdd(cl)
+}
+
+func (o netlinkOps) AddFilter(f Filter) error {
+	l, err := o.link(f.Link)
+	if err != nil {
+		return err
+	}
+	sel := &netlink.TcU32Sel{Flags: nl.TC_U32_TERMINAL}
+	for _, k := range f.Keys {
+		// Host order here: netlink converts Mask and Val to network order.
+		sel.Keys = append(sel.Keys, netlink.TcU32Key{Off: k.Off, Mask: k.Mask, Val: k.Val})
+	}
+	sel.Nkeys = uint8(len(sel.Keys))
+	return o.h.FilterAdd(&netlink.U32{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: l.Attrs().Index, Parent: f.Parent, Priority: f.Priority, Protocol: f.Protocol},
+		ClassId:     f.FlowID,
+		Sel:         sel,
+	})
+}
+
+func (o netlinkOps) Links() ([]string, error) {
+	var ls []netlink.Link
+	var err error
+	for range dumpRetries {
+		ls, err = o.h.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.Attrs().Name)
+	}
+	return out, nil
+}
+
+func usec(v uint32) time.Duration {
+	if v == math.MaxUint32 {
+		return 0
+	}
+	return time.Duration(v) * time.Microsecond
+}

@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/agent/inject/network"
+	"github.com/turbulence-sre/turbulence/agent/inject/partition"
+	"github.com/turbulence-sre/turbulence/agent/journal"
+	"github.com/turbulence-sre/turbulence/agent/sweep"
+	"github.com/turbulence-sre/turbulence/internal/testutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// applyNetworkFaults puts a bandwidth fault on A's veth and a partition in
+// A, as a crashed agent would have left them, and returns their handles.
+func applyNetworkFaults(t *testing.T, p *testutil.NSPair) []inject.Handle {
+	t.Helper()
+	ex := network.ExclusionConfig{Controllers: []string{"198.18.0.9:7443"}, ResolvConf: filepath.Join(t.TempDir(), "none")}
+	nf := &turbulencev1.Fault{Id: "f-net", Spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute),
+		Kind: &turbulencev1.FaultSpec_Network{Network: &turbulencev1.NetworkSpec{Interface: p.LinkA, Bandwidth: &turbulencev1.BandwidthSpec{RateBytesPerSecond: 1000}}}}}
+	pf := &turbulencev1.Fault{Id: "f-part", Spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute),
+		Kind: &turbulencev1.FaultSpec_Partition{Partition: &turbulencev1.PartitionSpec{Target: &turbulencev1.TrafficTarget{Cidrs: []string{"198.18.0.2/32"}}}}}}
+	nh, err := network.NewWithHandle(network.Config{Exclusions: ex}, p.HA).Apply(t.Context(), nf, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatalf("apply network fault: %v", err)
+	}
+	ph, err := partition.NewInNetNS(partition.Config{Exclusions: ex}, int(p.A)).Apply(t.Context(), pf, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatalf("apply partition: %v", err)
+	}
+	return []inject.Handle{nh, ph}
+}
+
+// agentMarks lists what of the agent is left in A: its root qdisc, its
+// tables.
+func agentMarks(t *testing.T, p *testutil.NSPair) []string {
+	t.Helper()
+	var out []string
+	l, err := p.HA.LinkByName(p.LinkA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := p.HA.QdiscList(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if network.IsAgentHandle(q.Attrs().Handle) {
+			out = append(out, "qdisc "+netlink.HandleStr(q.Attrs().Handle))
+		}
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(int(p.A)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range ts {
+		out = append(out, "table "+tb.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestPrivilegedRecover_JournalTakesBackNetworkFaults(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	p := testutil.NewNSPair(t, 0)
+	stateDir := t.TempDir()
+	j, _, err := journal.OpenFile(filepath.Join(stateDir, JournalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The crash: both faults journaled as applied, never reverted.
+	for i, h := range applyNetworkFaults(t, p) {
+		id := []string{"f-net", "f-part"}[i]
+		kind := []string{"network", "partition"}[i]
+		for _, r := range []journal.Record{
+			{Op: journal.OpIntent, FaultID: id, Kind: kind, At: time.Now(), Deadline: time.Now().Add(time.Minute)},
+			{Op: journal.OpApplied, FaultID: id, Kind: kind, At: time.Now(), Undo: h.(inject.Undoer).Undo()},
+		} {
+			if err := j.Append(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := agentMarks(t, p); len(got) != 3 {
+		t.Fatalf("before recovery: marks = %q, want the root, the tbf and a table", got)
+	}
+	exe, _ := os.Executable()
+	var rec Recovery
+	testutil.InNS(t, p.A, func() {
+		var j2 *journal.Journal
+		j2, rec, err = recoverHost(slog.New(slog.DiscardHandler), stateDir, "/proc", exe)
+		if j2 != nil {
+			_ = j2.Close()
+		}
+	})
+	if err != nil {
+		t.Fatalf("recoverHost: %v", err)
+	}
+	if len(rec.Reverted) != 2 {
+		t.Errorf("recovered %d faults, want 2", len(rec.Reverted))
+	}
+	if len(rec.SweptNetwork) != 0 {
+		t.Errorf("swept %q, want nothing left for the sweep after the journal", rec.SweptNetwork)
+	}
+	if got := agentMarks(t, p); len(got) != 0 {
+		t.Errorf("after recovery: marks = %q, want none", got)
+	}
+}
+
+func TestPrivilegedSweep_RemovesNetworkMarksWithoutJournal(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	p := testutil.NewNSPair(t, 0)
+	applyNetworkFaults(t, p)
+	var removed, again []string
+	var err, err2 error
+	testutil.InNS(t, p.A, func() {
+		removed, err = sweep.Network()
+		again, err2 = sweep.Network()
+	})
+	if err != nil || err2 != nil {
+		t.Fatalf("sweep.Network: %v, then %v", err, err2)
+	}
+	want := []string{"qdisc 7400:0 dev " + p.LinkA, "table inet " + partition.TableName("f-part")}
+	if !slices.Equal(removed, want) {
+		t.Errorf("swept %q, want %q", removed, want)
+	}
+	if len(again) != 0 {
+		t.Errorf("second sweep removed %q, want nothing (idempotent)", again)
+	}
+	if got := agentMarks(t, p); len(got) != 0 {
+		t.Errorf("after the sweep: marks = %q, want none", got)
+	}
+}

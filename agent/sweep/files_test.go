@@ -1,0 +1,104 @@
+package sweep
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// fakeMounts writes a mountinfo fixture listing the given mount points
+// and returns its proc root.
+func fakeMounts(t *testing.T, points ...string) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "self"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var info string
+	for i, p := range points {
+		info += fmt.Sprintf("%d 1 0:%d / %s rw,relatime shared:1 - ext4 /dev/vdb rw\n", 100+i, 50+i, p)
+	}
+	info += "200 1 0:99 / /proc rw - proc proc rw\n"
+	if err := os.WriteFile(filepath.Join(root, "self", "mountinfo"), []byte(info), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestFiles_RemovesOwnMarkedDirsOnly(t *testing.T) {
+	t.Parallel()
+	mnt := t.TempDir()
+	mine, err := CreateMarkedDir(mnt, Mark{Prefix: FillDirPrefix, FaultID: "f-1", Owner: "/var/lib/turbulence"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mine, "fill"), make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := CreateMarkedDir(mnt, Mark{Prefix: IODirPrefix, FaultID: "f-2", Owner: "/other/agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Looks like ours by name, but holds files and no marker: never touched.
+	unmarked := filepath.Join(mnt, FillDirPrefix+"f-3")
+	if err := os.Mkdir(unmarked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(unmarked, "precious"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A crash between mkdir and the marker: an empty directory is removed.
+	torn := filepath.Join(mnt, IODirPrefix+"f-4")
+	if err := os.Mkdir(torn, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	proc := fakeMounts(t, mnt, filepath.Join(mnt, "not-mounted-anymore"))
+
+	removed, err := Files(proc, "/var/lib/turbulence")
+	if err != nil {
+		t.Fatalf("Files: %v", err)
+	}
+	slices.Sort(removed)
+	if want := []string{mine, torn}; !slices.Equal(removed, want) {
+		t.Errorf("removed %v, want %v", removed, want)
+	}
+	for _, d := range []string{theirs, unmarked} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was touched: %v", d, err)
+		}
+	}
+	// Idempotent.
+	if again, err := Files(proc, "/var/lib/turbulence"); err != nil || len(again) != 0 {
+		t.Errorf("second sweep = %v, %v; want nothing", again, err)
+	}
+}
+
+func TestRemoveMarkedDir_RefusesOthersAndIsIdempotent(t *testing.T) {
+	t.Parallel()
+	mnt := t.TempDir()
+	d, err := CreateMarkedDir(mnt, Mark{Prefix: FillDirPrefix, FaultID: "../../etc", Owner: "/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(d) != mnt {
+		t.Fatalf("fault ID escaped the mount root: %s", d)
+	}
+	if _, err := CreateMarkedDir(mnt, Mark{Prefix: FillDirPrefix, FaultID: "../../etc", Owner: "/a"}); err == nil {
+		t.Error("a second directory for the same fault was made")
+	}
+	if err := RemoveMarkedDir(d, "/b"); !errors.Is(err, ErrNotOurs) {
+		t.Errorf("remove by another owner: %v, want ErrNotOurs", err)
+	}
+	if err := RemoveMarkedDir(d, "/a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveMarkedDir(d, "/a"); err != nil {
+		t.Errorf("second remove: %v, want nil", err)
+	}
+	if err := RemoveMarkedDir(mnt, "/a"); !errors.Is(err, ErrNotOurs) {
+		t.Errorf("remove of an unmarked directory: %v, want ErrNotOurs", err)
+	}
+}

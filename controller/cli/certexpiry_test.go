@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// TestGoldenCertExpiry: `agents show` prints the agent certificate's
+// expiry, with a warning within 14 days and a louder one once expired;
+// `status` ends with the answering controller's certificate expiry.
+func TestGoldenCertExpiry(t *testing.T) {
+	t.Parallel()
+	agentWith := func(left time.Duration) *turbulencev1.Agent {
+		ag := proto.CloneOf(goldenAgents().GetAgents()[0])
+		ag.Facts.CertNotAfter = ts(left)
+		return ag
+	}
+	controllerCert := func(left time.Duration) *x509.Certificate {
+		id := tlsutil.Identity{Role: tlsutil.RoleController, Name: "c1"}
+		return &x509.Certificate{NotAfter: goldenNow.Add(left), URIs: []*url.URL{id.URI()}}
+	}
+	tests := []struct {
+		name  string
+		print func(a *app) error
+	}{
+		{"agents_show_cert_ok", func(a *app) error { return a.printAgent(agentWith(300 * 24 * time.Hour)) }},
+		{"agents_show_cert_expiring", func(a *app) error { return a.printAgent(agentWith(5*24*time.Hour + 3*time.Hour)) }},
+		{"agents_show_cert_expired", func(a *app) error { return a.printAgent(agentWith(-2 * time.Hour)) }},
+		{"status_controller_cert_expiring", func(a *app) error {
+			return controllerCertLine(a.stdout, goldenNow, "10.0.0.1:7420", controllerCert(13*24*time.Hour))
+		}},
+		{"status_controller_cert_ok", func(a *app) error {
+			return controllerCertLine(a.stdout, goldenNow, "10.0.0.1:7420", controllerCert(90*24*time.Hour))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: "table"}
+			if err := tt.print(a); err != nil {
+				t.Fatalf("print: %v", err)
+			}
+			checkGolden(t, filepath.Join("testdata", tt.name+".txt"), out.Bytes())
+		})
+	}
+}
+
+// TestStatus_ShowsControllerCertificate: the line comes from the real
+// handshake with the controller (here the fake's dev certificate).
+func TestStatus_ShowsControllerCertificate(t *testing.T) {
+	t.Parallel()
+	h := startFake(t)
+	r := runCLI(t, h.environ(), "status")
+	r.check(t, ExitOK)
+	if !strings.Contains(r.stdout, "controller controller/") || !strings.Contains(r.stdout, "certificate expires 20") {
+		t.Errorf("status output lacks the controller certificate line:\n%s", r.stdout)
+	}
+	r = runCLI(t, h.environ(), "status", "-o", "json")
+	if strings.Contains(r.stdout, "certificate") {
+		t.Errorf("status -o json changed shape:\n%s", r.stdout)
+	}
+}
+
+// GetHaltStatus answers `turbctl status` on the fake: not halted.
+func (f *fakeControl) GetHaltStatus(context.Context, *turbulencev1.GetHaltStatusRequest) (*turbulencev1.HaltStatus, error) {
+	return &turbulencev1.HaltStatus{}, nil
+}

@@ -1,0 +1,69 @@
+package controlapi
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// Kernel feature names as agents report them (agent/hostinfo; not
+// imported: the controller and the agent share only proto/ and internal/).
+const (
+	featureNetem    = "sch_netem"
+	featurePrio     = "sch_prio"
+	featureTbf      = "sch_tbf"
+	featureHtb      = "sch_htb"
+	featureU32      = "cls_u32"
+	featureIFB      = "ifb"
+	featureNftables = "nftables"
+)
+
+// requireFeatures refuses a network fault or partition that needs a kernel
+// feature the agent did not report, naming the feature, so the person
+// learns what to load instead of seeing the agent fail (invariant 6: the
+// refusal changes nothing).
+func requireFeatures(agent *turbulencev1.Agent, spec *turbulencev1.FaultSpec) error {
+	have := agent.GetCapabilities().GetKernelFeatures()
+	var need [][]string // each entry: any one of these will do
+	switch k := spec.GetKind().(type) {
+	case *turbulencev1.FaultSpec_Network:
+		// Targeting needs a classful root and u32: the exclusions of the
+		// controllers, SSH and DNS always use them.
+		need = append(need, []string{featurePrio, featureHtb}, []string{featureU32})
+		if k.Network.GetNetem() != nil {
+			need = append(need, []string{featureNetem})
+		}
+		if k.Network.GetBandwidth() != nil {
+			need = append(need, []string{featureTbf})
+		}
+		switch k.Network.GetDirection() {
+		case turbulencev1.Direction_DIRECTION_INGRESS, turbulencev1.Direction_DIRECTION_BOTH:
+			need = append(need, []string{featureIFB})
+		}
+	case *turbulencev1.FaultSpec_Partition:
+		need = append(need, []string{featureNftables})
+	}
+	for _, anyOf := range need {
+		if !slices.ContainsFunc(anyOf, func(f string) bool { return slices.Contains(have, f) }) {
+			return errorf(ErrUnsupportedKind, "%s is not available on host %s: load the module (the agent reports kernel features: %s)",
+				strings.Join(anyOf, " or "), hostName(agent), orNone(have))
+		}
+	}
+	return nil
+}
+
+func hostName(a *turbulencev1.Agent) string {
+	if h := a.GetFacts().GetHostname(); h != "" {
+		return fmt.Sprintf("%s (agent %s)", h, a.GetId())
+	}
+	return a.GetId()
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,601 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/turbulence-sre/turbulence/controller/forward"
+	"github.com/turbulence-sre/turbulence/internal/testutil"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// The test network: one namespace per controller, each with eth0 on a
+// veth whose other end is a port of the bridge br0 in a hub namespace.
+// The test's own clients dial from the hub (198.18.1.254). Nothing is
+// added to the host's namespace. Addresses: 198.18.0.0/15 only.
+const (
+	subnet   = "198.18.1."
+	hubIP    = subnet + "254"
+	grpcPort = "7420"
+	raftPort = "7421"
+	// agentName is the agent the faults are written for.
+	agentName = "chaos-agent"
+	// Bounds with raft's production timings (1 s heartbeat and election
+	// timeouts: the binary has no test tuning): an election takes 1–3 s.
+	electionLimit = 15 * time.Second
+	startLimit    = 60 * time.Second
+	// callLimit bounds one client call; a write held by a leaderless
+	// node is refused after the 5 s hold time, well within it.
+	callLimit = 15 * time.Second
+)
+
+// procNode is one turbulence-controller process in its own namespace.
+type procNode struct {
+	id, ip  string
+	ns      netns.NsHandle
+	dataDir string
+	tls     tlsutil.Files
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+func (n *procNode) grpcAddr() string { return n.ip + ":" + grpcPort }
+
+func (n *procNode) running() bool {
+	if n.exited == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// procCluster is three controller processes and the hub the test's
+// clients live in.
+type procCluster struct {
+	t     *testing.T
+	bin   string
+	pki   tlsutil.DevPKI
+	hub   netns.NsHandle
+	nodes []*procNode
+	conns map[string]*grpc.ClientConn // by node ID, admin certificate
+}
+
+// TestPrivilegedControllerCluster_KillAndPartition runs three controller
+// processes, formed with --bootstrap-expect, and hurts them: SIGKILL the
+// leader (a new leader within seconds, writes continue, the killed node
+// rejoins from its data), then cut the leader off from the other two with
+// nftables inside its namespace (the minority stops accepting writes, the
+// majority elects and carries on, nothing the minority was asked lands).
+// Every acknowledged write is there at the end, once, on every node.
+func TestPrivilegedControllerCluster_KillAndPartition(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	c := newProcCluster(t, 3)
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	leader := c.waitLeader(c.nodes, startLimit)
+	t.Logf("cluster formed by bootstrap-expect; leader %s", leader.id)
+	c.registerAgent(leader)
+
+	var acked []string // fault IDs, in order
+	write := func(via *procNode, req string) {
+		t.Helper()
+		id, err := c.applyFault(via, req)
+		if err != nil {
+			t.Fatalf("write %s via %s: %v", req, via.id, err)
+		}
+		acked = append(acked, id)
+	}
+	for i := range 5 {
+		write(c.nodes[i%3], fmt.Sprintf("before-kill-%d", i))
+	}
+
+	// kill -9 the leader.
+	killed := leader
+	start := time.Now()
+	c.kill(killed)
+	survivors := c.others(killed)
+	leader = c.waitLeader(survivors, electionLimit)
+	elected := time.Since(start)
+	write(survivors[0], "after-kill-0") // through either survivor: forwarded if need be
+	firstWrite := time.Since(start)
+	t.Logf("SIGKILL %s: %s leads after %s; first write acknowledged after %s", killed.id, leader.id, elected.Round(time.Millisecond), firstWrite.Round(time.Millisecond))
+	for i := 1; i < 5; i++ {
+		write(survivors[i%2], fmt.Sprintf("after-kill-%d", i))
+	}
+	// The killed node comes back with its data: it rejoins, it does not
+	// bootstrap, and it catches up.
+	c.start(killed)
+	c.waitHolds(killed, acked)
+
+	// Partition the leader from the other two.
+	leader = c.waitLeader(c.nodes, electionLimit)
+	minority, majority := leader, c.others(leader)
+	heal := c.partition(minority, majority)
+	start = time.Now()
+	newLeader := c.waitLeader(majority, electionLimit)
+	t.Logf("partitioned %s: %s leads the majority after %s", minority.id, newLeader.id, time.Since(start).Round(time.Millisecond))
+	for i := range 5 {
+		write(majority[i%2], fmt.Sprintf("majority-%d", i))
+	}
+	// The minority refuses: held for the hold time, then Unavailable.
+	refusedAt := time.Now()
+	if id, err := c.applyFault(minority, "minority-0"); status.Code(err) != codes.Unavailable {
+		t.Fatalf("write via the partitioned %s = %q, %v; want Unavailable", minority.id, id, err)
+	} else {
+		t.Logf("write via the partitioned %s refused after %s: %v", minority.id, time.Since(refusedAt).Round(time.Millisecond), err)
+	}
+	if ok, who := c.claimsLeadership(minority); ok {
+		t.Errorf("partitioned %s still claims leadership (%s)", minority.id, who)
+	}
+
+	heal()
+	t.Logf("partition healed")
+	c.waitLeader(c.nodes, electionLimit)
+	write(minority, "after-heal-0")
+	for _, n := range c.nodes {
+		c.waitHolds(n, acked)
+	}
+}
+
+func newProcCluster(t *testing.T, n int) *procCluster {
+	t.Helper()
+	c := &procCluster{t: t, bin: buildController(t), conns: map[string]*grpc.ClientConn{}}
+	dir := t.TempDir()
+	var err error
+	if c.pki, err = tlsutil.EnsureDevPKI(filepath.Join(dir, "tls"), agentName); err != nil {
+		t.Fatalf("dev PKI: %v", err)
+	}
+	ca, err := tlsutil.LoadCA(c.pki.Controller.CA, filepath.Join(c.pki.Dir, "ca.key"))
+	if err != nil {
+		t.Fatalf("load CA: %v", err)
+	}
+
+	c.hub = testutil.NewNS(t)
+	hh, err := netlink.NewHandleAt(c.hub)
+	if err != nil {
+		t.Fatalf("netlink in hub: %v", err)
+	}
+	t.Cleanup(hh.Close)
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+	if err := hh.LinkAdd(br); err != nil {
+		t.Fatalf("add bridge: %v", err)
+	}
+	linkUp(t, hh, "br0", hubIP+"/24")
+	brLink, err := hh.LinkByName("br0")
+	if err != nil {
+		t.Fatalf("bridge: %v", err)
+	}
+
+	for i := 1; i <= n; i++ {
+		nd := &procNode{id: fmt.Sprintf("c%d", i), ip: fmt.Sprintf("%s%d", subnet, i), dataDir: filepath.Join(dir, fmt.Sprintf("c%d", i))}
+		nd.logPath = nd.dataDir + ".log"
+		nd.ns = testutil.NewNS(t)
+		port := fmt.Sprintf("vc%d", i)
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: port}, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(nd.ns))}
+		if err := hh.LinkAdd(veth); err != nil {
+			t.Fatalf("add veth for %s: %v", nd.id, err)
+		}
+		portLink, err := hh.LinkByName(port)
+		if err == nil {
+			err = hh.LinkSetMaster(portLink, brLink)
+		}
+		if err != nil {
+			t.Fatalf("attach %s to br0: %v", port, err)
+		}
+		linkUp(t, hh, port, "")
+		h, err := netlink.NewHandleAt(nd.ns)
+		if err != nil {
+			t.Fatalf("netlink in %s: %v", nd.id, err)
+		}
+		linkUp(t, h, "eth0", nd.ip+"/24")
+		h.Close()
+		// Each controller's certificate names its own address, which
+		// raft peers and clients verify.
+		certDir := filepath.Join(dir, "tls", nd.id)
+		if err := os.MkdirAll(certDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		nd.tls, err = ca.IssueFiles(certDir, nd.id, c.pki.Controller.CA, tlsutil.Leaf{
+			Identity: tlsutil.Identity{Role: tlsutil.RoleController, Name: nd.id},
+			IPs:      []net.IP{net.ParseIP(nd.ip)},
+			Validity: time.Hour,
+		})
+		if err != nil {
+			t.Fatalf("certificate for %s: %v", nd.id, err)
+		}
+		c.nodes = append(c.nodes, nd)
+	}
+	t.Cleanup(func() {
+		for _, conn := range c.conns {
+			_ = conn.Close()
+		}
+		for _, n := range c.nodes {
+			c.stop(n)
+		}
+		if t.Failed() {
+			for _, n := range c.nodes {
+				if b, err := os.ReadFile(n.logPath); err == nil {
+					const tail = 16 << 10
+					t.Logf("log of %s (last %d KiB):\n%s", n.id, tail>>10, b[max(0, len(b)-tail):])
+				}
+			}
+		}
+	})
+	return c
+}
+
+// buildController builds turbulence-controller from this checkout.
+func buildController(t *testing.T) string {
+	t.Helper()
+	// go test puts its own GOROOT/bin first in PATH.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build the controller: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "turbulence-controller")
+	cmd := exec.Command(goBin, "build", "-o", out, "./controller/cmd/turbulence-controller")
+	cmd.Dir = filepath.Join("..", "..") // the module root, from test/chaos
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build turbulence-controller: %v\n%s", err, b)
+	}
+	return out
+}
+
+func linkUp(t *testing.T, h *netlink.Handle, name, cidr string) {
+	t.Helper()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatalf("link %s: %v", name, err)
+	}
+	if cidr != "" {
+		addr, err := netlink.ParseAddr(cidr)
+		if err != nil {
+			t.Fatalf("address %s: %v", cidr, err)
+		}
+		if err := h.AddrAdd(l, addr); err != nil {
+			t.Fatalf("add %s to %s: %v", cidr, name, err)
+		}
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		t.Fatalf("set %s up: %v", name, err)
+	}
+}
+
+// start runs the node's controller inside its namespace: the process is
+// forked from a thread that has entered the namespace, so it is born
+// there. The same flags serve the first start and every restart: a node
+// with raft state ignores --bootstrap-expect and --join.
+func (c *procCluster) start(n *procNode) {
+	c.t.Helper()
+	var join []string
+	for _, o := range c.nodes {
+		join = append(join, o.grpcAddr())
+	}
+	log, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(c.bin,
+		"--node-id", n.id, "--data-dir", n.dataDir,
+		"--grpc-addr", n.grpcAddr(), "--raft-addr", n.ip+":"+raftPort,
+		"--ca", n.tls.CA, "--cert", n.tls.Cert, "--key", n.tls.Key,
+		"--bootstrap-expect", "3", "--join", strings.Join(join, ","))
+	cmd.Stdout, cmd.Stderr = log, log
+	// If the test binary dies, its controllers die with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	testutil.InNS(c.t, n.ns, func() { err = cmd.Start() })
+	if err != nil {
+		_ = log.Close()
+		c.t.Fatalf("start %s: %v", n.id, err)
+	}
+	n.cmd, n.exited = cmd, make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		_ = log.Close()
+		close(n.exited)
+	}()
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (c *procCluster) kill(n *procNode) {
+	c.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		c.t.Fatalf("kill %s: %v", n.id, err)
+	}
+	<-n.exited
+}
+
+// stop ends a running node with SIGTERM, then SIGKILL if it lingers.
+func (c *procCluster) stop(n *procNode) {
+	if !n.running() {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(15 * time.Second):
+		c.t.Errorf("%s ignored SIGTERM for 15 s; killing it", n.id)
+		_ = n.cmd.Process.Signal(syscall.SIGKILL)
+		<-n.exited
+	}
+}
+
+func (c *procCluster) others(n *procNode) []*procNode {
+	var out []*procNode
+	for _, o := range c.nodes {
+		if o != n {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// conn is a client connection from the hub to n with the admin
+// certificate.
+func (c *procCluster) conn(n *procNode) *grpc.ClientConn {
+	c.t.Helper()
+	if conn, ok := c.conns[n.id]; ok {
+		return conn
+	}
+	conn := c.dial(n, c.pki.Admin)
+	c.conns[n.id] = conn
+	return conn
+}
+
+func (c *procCluster) dial(n *procNode, files tlsutil.Files) *grpc.ClientConn {
+	c.t.Helper()
+	tc, err := tlsutil.ClientConfig(files, "")
+	if err != nil {
+		c.t.Fatalf("client TLS: %v", err)
+	}
+	conn, err := grpc.NewClient(n.grpcAddr(), grpc.WithTransportCredentials(credentials.NewTLS(tc)), grpc.WithContextDialer(dialIn(c.hub)))
+	if err != nil {
+		c.t.Fatalf("dial %s: %v", n.id, err)
+	}
+	return conn
+}
+
+// dialIn returns a gRPC dialer whose sockets are made inside ns: the
+// connect runs on a thread that has entered ns, and a socket stays in
+// the namespace it was made in.
+func dialIn(ns netns.NsHandle) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		type result struct {
+			conn net.Conn
+			err  error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			runtime.LockOSThread()
+			orig, err := netns.Get()
+			if err != nil {
+				runtime.UnlockOSThread()
+				ch <- result{err: err}
+				return
+			}
+			defer func() { _ = orig.Close() }()
+			if err := netns.Set(ns); err != nil {
+				runtime.UnlockOSThread()
+				ch <- result{err: err}
+				return
+			}
+			conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+			if netns.Set(orig) == nil {
+				runtime.UnlockOSThread()
+			} // else the thread, stuck in ns, ends with this goroutine
+			ch <- result{conn, err}
+		}()
+		r := <-ch
+		return r.conn, r.err
+	}
+}
+
+// claimsLeadership reports whether n says it is the leader.
+func (c *procCluster) claimsLeadership(n *procNode) (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := turbulencev1.NewClusterServiceClient(c.conn(n)).ListServers(ctx, &turbulencev1.ListServersRequest{})
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, s := range resp.GetServers() {
+		if s.GetLeader() {
+			return s.GetId() == n.id, "leader per " + n.id + ": " + s.GetId()
+		}
+	}
+	return false, "no leader known to " + n.id
+}
+
+// waitLeader waits until one of among says it leads and the others that
+// run agree, and returns it.
+func (c *procCluster) waitLeader(among []*procNode, limit time.Duration) *procNode {
+	c.t.Helper()
+	var leader *procNode
+	waitFor(c.t, limit, "a leader among "+ids(among), func() bool {
+		leader = nil
+		for _, n := range among {
+			if ok, _ := c.claimsLeadership(n); ok && n.running() {
+				leader = n
+			}
+		}
+		if leader == nil {
+			return false
+		}
+		// A consistent read through the leader proves it holds a quorum.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ctx = metadata.AppendToOutgoingContext(ctx, forward.MDConsistent, "true")
+		_, err := turbulencev1.NewControlServiceClient(c.conn(leader)).GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+		return err == nil
+	})
+	return leader
+}
+
+func ids(nodes []*procNode) string {
+	var s []string
+	for _, n := range nodes {
+		s = append(s, n.id)
+	}
+	return strings.Join(s, ",")
+}
+
+// registerAgent opens and ends one agent session, which records the agent
+// (and its cpu capability) in raft; faults can then be written for it.
+func (c *procCluster) registerAgent(leader *procNode) {
+	c.t.Helper()
+	conn := c.dial(leader, c.pki.Agent)
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), callLimit)
+	defer cancel()
+	stream, err := turbulencev1.NewAgentServiceClient(conn).Connect(ctx)
+	if err != nil {
+		c.t.Fatalf("agent stream: %v", err)
+	}
+	hello := &turbulencev1.Hello{AgentId: agentName, Capabilities: &turbulencev1.Capabilities{FaultKinds: []string{"cpu"}}}
+	if err := stream.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: hello}}); err != nil {
+		c.t.Fatalf("agent hello: %v", err)
+	}
+	if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
+		c.t.Fatalf("agent welcome = %v, %v", m, err)
+	}
+}
+
+// applyFault writes one fault through n with request ID req and returns
+// its ID. The caller decides what an error means.
+func (c *procCluster) applyFault(n *procNode, req string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), callLimit)
+	defer cancel()
+	f, err := turbulencev1.NewControlServiceClient(c.conn(n)).ApplyFault(ctx, &turbulencev1.ApplyFaultRequest{
+		RequestId: req,
+		AgentId:   agentName,
+		Spec: &turbulencev1.FaultSpec{
+			Duration: durationpb.New(time.Hour),
+			Kind:     &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{Cores: 1, LoadPercent: 10}},
+		},
+	})
+	return f.GetId(), err
+}
+
+// waitHolds waits until n's own (local) state holds exactly the faults
+// in want: nothing acknowledged lost, nothing else added.
+func (c *procCluster) waitHolds(n *procNode, want []string) {
+	c.t.Helper()
+	var got []string
+	var lastErr error
+	ok := poll(30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		l, err := turbulencev1.NewControlServiceClient(c.conn(n)).ListFaults(ctx, &turbulencev1.ListFaultsRequest{})
+		if lastErr = err; err != nil {
+			return false
+		}
+		got = got[:0]
+		for _, f := range l.GetFaults() {
+			got = append(got, f.GetId())
+		}
+		return len(got) >= len(want)
+	})
+	if !ok {
+		c.t.Fatalf("%s holds %d faults, want %d (last error %v)", n.id, len(got), len(want), lastErr)
+	}
+	have := map[string]bool{}
+	for _, id := range got {
+		have[id] = true
+	}
+	for _, id := range want {
+		if !have[id] {
+			c.t.Errorf("%s lost acknowledged fault %s", n.id, id)
+		}
+	}
+	if len(got) != len(want) {
+		c.t.Errorf("%s holds %d faults, want exactly the %d acknowledged: a refused or retried write landed", n.id, len(got), len(want))
+	}
+}
+
+// partition drops, inside minority's namespace, every packet to or from
+// the majority's addresses, with one nftables table; the returned func
+// deletes it. The hub stays reachable, so the test can still ask the
+// minority.
+func (c *procCluster) partition(minority *procNode, majority []*procNode) (heal func()) {
+	c.t.Helper()
+	conn, err := nftables.New(nftables.WithNetNSFd(int(minority.ns)))
+	if err != nil {
+		c.t.Fatalf("nftables in %s: %v", minority.id, err)
+	}
+	table := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "turbulence-chaos"})
+	accept := nftables.ChainPolicyAccept
+	for _, hook := range []struct {
+		name   string
+		hook   *nftables.ChainHook
+		offset uint32 // saddr on the way in, daddr on the way out
+	}{{"input", nftables.ChainHookInput, 12}, {"output", nftables.ChainHookOutput, 16}} {
+		chain := conn.AddChain(&nftables.Chain{Name: hook.name, Table: table, Type: nftables.ChainTypeFilter,
+			Hooknum: hook.hook, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+		for _, peer := range majority {
+			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: hook.offset, Len: 4},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: net.ParseIP(peer.ip).To4()},
+				&expr.Verdict{Kind: expr.VerdictDrop},
+			}})
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		c.t.Fatalf("install the partition in %s: %v", minority.id, err)
+	}
+	return func() {
+		c.t.Helper()
+		conn.DelTable(table)
+		if err := conn.Flush(); err != nil {
+			c.t.Fatalf("heal the partition in %s: %v", minority.id, err)
+		}
+	}
+}
+
+// poll calls cond every 100 ms until it holds or limit passes.
+func poll(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		<-t.C
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(limit, cond) {
+		t.Fatalf("timed out after %s waiting for %s", limit, what)
+	}
+}
