@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/turbulence-sre/turbulence/agent/inject/network"
 	"github.com/turbulence-sre/turbulence/agent/inject/partition"
@@ -22,7 +23,7 @@ import (
 func Network() ([]string, error) {
 	var removed []string
 	var errs []error
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}

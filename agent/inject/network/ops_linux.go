@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // dumpRetries bounds the retries of a netlink dump the kernel interrupted
@@ -21,7 +22,7 @@ type netlinkOps struct {
 }
 
 func hostOps() ops {
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return errOps{err: fmt.Errorf("open netlink: %w", err)}
 	}

@@ -1,0 +1,278 @@
+package vmlab_test
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/turbulence-sre/turbulence/internal/testutil"
+	"github.com/turbulence-sre/turbulence/test/vmlab"
+)
+
+// The lab's addresses, all from 198.18.0.0/15 (the benchmarking range:
+// nothing real lives there).
+const (
+	peerCIDR  = "198.18.0.1/24" // on the bridge, in the test's namespace
+	peerEcho  = "198.18.0.1:7007"
+	guestCIDR = "198.18.0.2/24"
+)
+
+// Figures the lab applies and checks.
+const (
+	delayMS     = 100
+	rttSamples  = 15
+	lossPercent = 30
+	lossPackets = 500
+	// bootBudget bounds the whole VM, boot to power-off: on tcg the kernel
+	// boots in about 4 s and the guest's measurements take a few more;
+	// the rest is margin for a loaded CI machine.
+	bootBudget = 3 * time.Minute
+)
+
+func TestVMLab_Netem(t *testing.T) {
+	testutil.RequirePrivileged(t)
+	ensureTools(t)
+	root := moduleRoot(t)
+	cache := filepath.Join(root, "build", "vmlab")
+	start := time.Now()
+	k := prepareKernel(t, cache)
+	t.Logf("kernel %s ready in %.1f s", k.version, time.Since(start).Seconds())
+
+	start = time.Now()
+	initrd := buildInitramfs(t, root, k)
+	t.Logf("guest and initramfs built in %.1f s", time.Since(start).Seconds())
+	res := boot(t, k, initrd)
+	t.Logf("kernel %s: baseline RTT %.2f ms, with %d ms netem delay %.2f ms (+%.2f), after revert %.2f ms; apply %.2f ms, revert %.2f ms",
+		res.Kernel, res.BaselineMS, delayMS, res.DelayedMS, res.DelayedMS-res.BaselineMS, res.RevertedMS, res.ApplyMS, res.RevertMS)
+	if res.LossSent > 0 {
+		t.Logf("loss %d %%: %d of %d echoes answered (%.1f %% lost)", lossPercent, res.LossReceived, res.LossSent,
+			100*float64(res.LossSent-res.LossReceived)/float64(res.LossSent))
+	}
+	if res.Error != "" {
+		t.Fatalf("guest: %s", res.Error)
+	}
+
+	// The delay: what netem added on top of the baseline, within 10 % or
+	// 2 ms of what was asked (whichever is looser).
+	added := res.DelayedMS - res.BaselineMS
+	if tol := math.Max(0.1*delayMS, 2); math.Abs(added-delayMS) > tol {
+		t.Errorf("a %d ms netem delay added %.2f ms to the RTT (baseline %.2f ms), want within %.0f ms", delayMS, added, res.BaselineMS, tol)
+	}
+	// After revert the RTT is back to the baseline's order: tcg's own RTT
+	// is a few ms, far below the 100 ms a leftover delay would add.
+	if res.RevertedMS >= 10 {
+		t.Errorf("RTT after revert = %.2f ms, want < 10 ms (baseline %.2f ms)", res.RevertedMS, res.BaselineMS)
+	}
+	// The injector's tree (agent/inject/network's doc), in netlink.HandleStr's
+	// spelling: htb root 7400:, netem 7401: under the impaired class 7400:1.
+	wantDuring := []string{"htb 7400:0 root", "netem 7401:0 7400:1"}
+	if !slices.Equal(res.QdiscsDelay, wantDuring) {
+		t.Errorf("qdiscs under the delay fault = %q, want %q", res.QdiscsDelay, wantDuring)
+	}
+	if len(res.QdiscsBefore) == 0 || !slices.Equal(res.QdiscsAfter, res.QdiscsBefore) {
+		t.Errorf("qdiscs after revert = %q, want the original %q", res.QdiscsAfter, res.QdiscsBefore)
+	}
+	if !slices.Equal(res.QdiscsAfterLoss, res.QdiscsBefore) {
+		t.Errorf("qdiscs after the loss fault's revert = %q, want the original %q", res.QdiscsAfterLoss, res.QdiscsBefore)
+	}
+
+	// The loss: the lost fraction within 4 standard deviations of a
+	// binomial(n, p) — a false alarm about once in 16 000 runs — so a
+	// wrong rate (or none) fails and chance does not.
+	n, p := float64(res.LossSent), lossPercent/100.0
+	lost := n - float64(res.LossReceived)
+	if bound := 4 * math.Sqrt(n*p*(1-p)); res.LossSent < 400 || math.Abs(lost-n*p) > bound {
+		t.Errorf("%d %% netem loss lost %.0f of %.0f echoes, want %.0f ± %.0f over at least 400", lossPercent, lost, n, n*p, bound)
+	}
+}
+
+// buildInitramfs writes the guest's initramfs into a temporary directory:
+// the guest binary is rebuilt every run (Go's build cache makes that
+// cheap), so it never lags behind the injector it tests.
+func buildInitramfs(t *testing.T, root string, k kernel) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "init")
+	buildGuest(t, root, bin)
+	guest, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kos, err := moduleFiles(k, guestModules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := vmlab.Config{Interface: "eth0", GuestCIDR: guestCIDR, Peer: peerEcho, DelayMS: delayMS, RTTSamples: rttSamples,
+		LossPercent: lossPercent, LossPackets: lossPackets}
+	for _, ko := range kos {
+		cfg.Modules = append(cfg.Modules, filepath.Join("/lib/modules", k.version, ko))
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := initramfsEntries(k, guest, raw, kos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "initramfs.cpio.gz")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gzip at its fastest: on tcg, inflating costs the guest less than
+	// qemu's copying 12 MB more into it (about 3 s less per boot here).
+	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCpio(zw, entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// boot makes the lab's network (a namespace with a bridge holding the
+// peer address, a tap for the VM and a UDP echo), runs qemu in it and
+// returns the guest's Result from the serial console.
+func boot(t *testing.T, k kernel, initrd string) vmlab.Result {
+	t.Helper()
+	ns := testutil.NewNS(t)
+	var echo net.PacketConn
+	var setupErr error
+	// Everything happens on a thread inside ns: /dev/net/tun creates the
+	// tap in the caller's namespace, not a netlink handle's, and qemu
+	// finds tap0 by name from the namespace it starts in.
+	testutil.InNS(t, ns, func() { echo, setupErr = labNetwork() })
+	if setupErr != nil {
+		t.Fatalf("lab network: %v", setupErr)
+	}
+	t.Cleanup(func() { _ = echo.Close() })
+	go serveEcho(echo)
+
+	ctx, cancel := context.WithTimeout(t.Context(), bootBudget)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64",
+		"-accel", "tcg", "-m", "512", "-smp", "1", "-nographic", "-no-reboot",
+		"-kernel", k.vmlinuz(), "-initrd", initrd,
+		"-append", "console=ttyS0 panic=-1 quiet",
+		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=n0")
+	cmd.WaitDelay = 5 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	console, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	testutil.InNS(t, ns, func() { err = cmd.Start() })
+	if err != nil {
+		t.Fatalf("start qemu: %v", err)
+	}
+	// Read the console until the result line; the guest powers off right
+	// after it, which ends qemu and the stream. The context's deadline
+	// ends a guest that hangs.
+	var res vmlab.Result
+	found := false
+	var tail []string
+	sc := bufio.NewScanner(console)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if rest, ok := strings.CutPrefix(line, vmlab.ResultPrefix); ok && !found {
+			if err := json.Unmarshal([]byte(rest), &res); err != nil {
+				t.Errorf("guest result %q: %v", rest, err)
+			}
+			found = true
+			t.Logf("guest result after %.1f s: %s", time.Since(start).Seconds(), rest)
+			continue
+		}
+		tail = append(tail, line)
+		if len(tail) > 40 {
+			tail = tail[1:]
+		}
+	}
+	werr := cmd.Wait()
+	t.Logf("qemu ran %.1f s", time.Since(start).Seconds())
+	if !found {
+		t.Fatalf("the guest printed no %q line (qemu: %v, context: %v)\nconsole tail:\n%s\nqemu stderr:\n%s",
+			strings.TrimSpace(vmlab.ResultPrefix), werr, ctx.Err(), strings.Join(tail, "\n"), stderr.String())
+	}
+	if werr != nil {
+		t.Errorf("qemu after the guest's result: %v\n%s", werr, stderr.String())
+	}
+	return res
+}
+
+// labNetwork runs inside the lab's namespace: bridge br0 with the peer
+// address, tap0 enslaved to it, and the UDP echo socket bound on the peer
+// address (it stays in this namespace when served from elsewhere).
+func labNetwork() (net.PacketConn, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
+	if err := h.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("add bridge: %w", err)
+	}
+	addr, err := netlink.ParseAddr(peerCIDR)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.AddrAdd(br, addr); err != nil {
+		return nil, fmt.Errorf("address the bridge: %w", err)
+	}
+	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "tap0"}, Mode: netlink.TUNTAP_MODE_TAP}
+	if err := h.LinkAdd(tap); err != nil {
+		return nil, fmt.Errorf("add tap: %w", err)
+	}
+	// The tap stays (persistent) but its queue must be free for qemu,
+	// which attaches to it by name: a single-queue tap takes one opener.
+	for _, f := range tap.Fds {
+		_ = f.Close()
+	}
+	for _, step := range []func() error{
+		func() error { return h.LinkSetMaster(tap, br) },
+		func() error { return h.LinkSetUp(tap) },
+		func() error { return h.LinkSetUp(br) },
+	} {
+		if err := step(); err != nil {
+			return nil, fmt.Errorf("bridge tap0: %w", err)
+		}
+	}
+	return net.ListenPacket("udp", peerEcho)
+}
+
+// serveEcho answers every datagram with itself until c is closed.
+func serveEcho(c net.PacketConn) {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = c.WriteTo(buf[:n], from)
+	}
+}
