@@ -6,6 +6,8 @@ BIN   := bin
 TOOLS := build/tools
 GOLANGCI_VERSION := v2.15.0
 PROTO_FILES := $(wildcard proto/turbulence/v1/*.proto proto/turbulence/raft/v1/*.proto)
+# How long `make fuzz` runs each target; `make test` runs each for 2s.
+FUZZTIME ?= 10s
 # Privileged tests run when root; in CI (CI=true) a privileged test that
 # would skip fails instead.
 TEST_ENV := $(if $(CI),TURBULENCE_REQUIRE_PRIVILEGED=1,)
@@ -23,8 +25,9 @@ demo: build ## one-node controller + local agent in a temp dir: apply, measure a
 	$(GO) run ./test/demo -bin $(BIN)
 
 .PHONY: test
-test: ## go test -race ./... (privileged tests too when root)
+test: ## go test -race ./... (privileged tests too when root), then a short run of every fuzz target
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 .PHONY: bench
 bench: stress-ng ## benchmarks with real numbers: apply latency, deadline lateness, CPU accuracy vs stress-ng, memory
@@ -40,7 +43,7 @@ bench: stress-ng ## benchmarks with real numbers: apply latency, deadline latene
 fuzz: ## a short run of every fuzz target
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 10s $$pkg || exit 1; \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
 
