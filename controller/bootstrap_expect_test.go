@@ -192,3 +192,30 @@ func TestCluster_BootstrapExpectLateNodeJoinsInsteadOfBootstrapping(t *testing.T
 		t.Errorf("late node bootstrapped %d times, want 0", n)
 	}
 }
+
+// Two controllers that claim the same node ID would make one server of
+// two machines: discovery refuses to bootstrap and says why, once.
+func TestCluster_BootstrapExpectRefusesADuplicateNodeID(t *testing.T) {
+	counters := make([]*logCounter, 2)
+	expect := controllertest.BootstrapExpect(2)
+	c := controllertest.PrepareCluster(t, 2, func(i int, cfg *controller.Config) {
+		expect(i, cfg)
+		cfg.NodeID = "same"
+		counters[i] = newLogCounter(cfg.Logger.Handler())
+		cfg.Logger = slog.New(counters[i])
+	})
+	for _, nd := range c.Nodes {
+		nd.Start(t)
+	}
+	controllertest.WaitFor(t, 10*time.Second, "both nodes to refuse", func() bool {
+		return counters[0].count("not bootstrapping") > 0 && counters[1].count("not bootstrapping") > 0
+	})
+	for i, l := range counters {
+		if n := l.count(bootstrapped); n != 0 {
+			t.Errorf("node %d bootstrapped %d times with a duplicate ID", i, n)
+		}
+		if n := l.count("not bootstrapping"); n != 1 {
+			t.Errorf("node %d logged the refusal %d times, want once", i, n)
+		}
+	}
+}

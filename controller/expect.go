@@ -59,7 +59,7 @@ func (c *Controller) expectLoop(ctx context.Context) {
 	}
 	want := c.cfg.BootstrapExpect
 	pause := expectRetryMin
-	lastKnown := -1
+	lastKnown, lastProblem := -1, ""
 	for {
 		if servers, err := c.node.Servers(); err == nil && len(servers) > 0 {
 			c.logger.Info("raft state arrived from a peer; member of the cluster", "servers", len(servers))
@@ -72,7 +72,12 @@ func (c *Controller) expectLoop(ctx context.Context) {
 			c.joinLoop(ctx)
 			return
 		case d.problem != nil:
-			c.logger.Error("not bootstrapping", "error", d.problem)
+			// Once per distinct problem: it needs an operator, and
+			// repeating it every round would bury everything else.
+			if msg := d.problem.Error(); msg != lastProblem {
+				lastProblem = msg
+				c.logger.Error("not bootstrapping", "error", d.problem)
+			}
 		case d.answered == len(c.cfg.Join) && len(d.peers) == want:
 			peers := make([]raftnode.Peer, 0, len(d.peers))
 			for _, p := range d.peers {

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,19 +134,52 @@ func BootstrapExpect(n int) func(i int, cfg *controller.Config) {
 	}
 }
 
+// Ports for freeAddr are drawn below the kernel's ephemeral range
+// (Linux: 32768–60999 by default), from fixedPortMin up.
+const (
+	fixedPortMin     = 20000
+	defaultEphemeral = 32768
+)
+
 // freeAddr returns a loopback address with a port that was free a moment
-// ago. Bootstrap needs every node's address before any node starts.
+// ago. Bootstrap needs every node's address before any node starts, so
+// the port is released and bound again later. It is drawn at random
+// below the ephemeral range: a port from ":0" would come from that range,
+// where any outgoing connection on the machine (an agent's, another test
+// package's) may take it as its source port in between, and the node's
+// bind then fails with "address already in use".
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	top := ephemeralStart()
+	for range 200 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(fixedPortMin+rand.IntN(top-fixedPortMin)))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // taken; draw again
+		}
+		if err := l.Close(); err != nil {
+			t.Fatalf("release port: %v", err)
+		}
+		return addr
+	}
+	t.Fatalf("no free loopback port between %d and %d after 200 draws", fixedPortMin, top)
+	return ""
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
-		t.Fatalf("reserve a loopback port: %v", err)
+		return defaultEphemeral
 	}
-	addr := l.Addr().String()
-	if err := l.Close(); err != nil {
-		t.Fatalf("release port: %v", err)
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return defaultEphemeral
 	}
-	return addr
+	if n, err := strconv.Atoi(f[0]); err == nil && n > fixedPortMin+1000 {
+		return n
+	}
+	return defaultEphemeral
 }
 
 // AddNode starts one more controller that joins the cluster through the

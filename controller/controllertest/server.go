@@ -18,6 +18,9 @@ import (
 // AgentName is the agent ID in the PKI's agent certificate.
 const AgentName = "test-agent"
 
+// issuedValidity is the lifetime of certificates made by IssueCert.
+const issuedValidity = 30 * 24 * time.Hour
+
 // startTimeout bounds how long NewServer waits for leadership.
 const startTimeout = 30 * time.Second
 
@@ -83,7 +86,9 @@ func (s *Server) IssueCert(t testing.TB, id tlsutil.Identity) tlsutil.Files {
 	if err != nil {
 		t.Fatalf("load dev CA: %v", err)
 	}
-	files, err := ca.IssueFiles(t.TempDir(), id.Role+"-"+id.Name, s.PKI.Controller.CA, tlsutil.Leaf{Identity: id, Validity: time.Hour})
+	// Longer than tlsutil.ExpiryWarning: a test certificate must not make
+	// every client log "expires soon" (which also garbles bench output).
+	files, err := ca.IssueFiles(t.TempDir(), id.Role+"-"+id.Name, s.PKI.Controller.CA, tlsutil.Leaf{Identity: id, Validity: issuedValidity})
 	if err != nil {
 		t.Fatalf("issue %s certificate: %v", id, err)
 	}
