@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,13 +22,15 @@ import (
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// applyNetworkFaults puts a bandwidth fault on A's veth and a partition in
-// A, as a crashed agent would have left them, and returns their handles.
+// applyNetworkFaults puts a bandwidth fault (both directions: a root on
+// A's veth, an ifb with its ingress redirect) and a partition in A, as a
+// crashed agent would have left them, and returns their handles.
 func applyNetworkFaults(t *testing.T, p *testutil.NSPair) []inject.Handle {
 	t.Helper()
 	ex := network.ExclusionConfig{Controllers: []string{"198.18.0.9:7443"}, ResolvConf: filepath.Join(t.TempDir(), "none")}
 	nf := &turbulencev1.Fault{Id: "f-net", Spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute),
-		Kind: &turbulencev1.FaultSpec_Network{Network: &turbulencev1.NetworkSpec{Interface: p.LinkA, Bandwidth: &turbulencev1.BandwidthSpec{RateBytesPerSecond: 1000}}}}}
+		Kind: &turbulencev1.FaultSpec_Network{Network: &turbulencev1.NetworkSpec{Interface: p.LinkA, Direction: turbulencev1.Direction_DIRECTION_BOTH,
+			Bandwidth: &turbulencev1.BandwidthSpec{RateBytesPerSecond: 1000}}}}}
 	pf := &turbulencev1.Fault{Id: "f-part", Spec: &turbulencev1.FaultSpec{Duration: durationpb.New(time.Minute),
 		Kind: &turbulencev1.FaultSpec_Partition{Partition: &turbulencev1.PartitionSpec{Target: &turbulencev1.TrafficTarget{Cidrs: []string{"198.18.0.2/32"}}}}}}
 	nh, err := network.NewWithHandle(network.Config{Exclusions: ex}, p.HA).Apply(t.Context(), nf, time.Now().Add(time.Minute))
@@ -41,22 +44,40 @@ func applyNetworkFaults(t *testing.T, p *testutil.NSPair) []inject.Handle {
 	return []inject.Handle{nh, ph}
 }
 
-// agentMarks lists what of the agent is left in A: its root qdisc, its
-// tables.
+// agentMarks lists what of the agent is left in A: its qdiscs (on the
+// veth and the ifb), its ifb, its ingress redirect, its tables.
 func agentMarks(t *testing.T, p *testutil.NSPair) []string {
 	t.Helper()
 	var out []string
-	l, err := p.HA.LinkByName(p.LinkA)
+	ls, err := p.HA.LinkList()
 	if err != nil {
 		t.Fatal(err)
 	}
-	qs, err := p.HA.QdiscList(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range qs {
-		if network.IsAgentHandle(q.Attrs().Handle) {
-			out = append(out, "qdisc "+netlink.HandleStr(q.Attrs().Handle))
+	for _, l := range ls {
+		if strings.HasPrefix(l.Attrs().Name, network.IFBPrefix) {
+			out = append(out, "link "+l.Attrs().Name)
+		}
+		qs, err := p.HA.QdiscList(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range qs {
+			if network.IsAgentHandle(q.Attrs().Handle) {
+				out = append(out, "qdisc "+netlink.HandleStr(q.Attrs().Handle)+" dev "+l.Attrs().Name)
+			}
+			if q.Attrs().Parent != netlink.HANDLE_INGRESS {
+				continue
+			}
+			fs, err := p.HA.FilterList(l, q.Attrs().Handle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range fs {
+				if network.IsAgentPrio(f.Attrs().Priority) {
+					out = append(out, "ingress redirect dev "+l.Attrs().Name)
+					break
+				}
+			}
 		}
 	}
 	c, err := nftables.New(nftables.WithNetNSFd(int(p.A)))
@@ -98,8 +119,8 @@ func TestPrivilegedRecover_JournalTakesBackNetworkFaults(t *testing.T) {
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := agentMarks(t, p); len(got) != 3 {
-		t.Fatalf("before recovery: marks = %q, want the root, the tbf and a table", got)
+	if got := agentMarks(t, p); len(got) != 7 {
+		t.Fatalf("before recovery: marks = %q, want the root and the tbf on the veth and the ifb, the ifb, its redirect and a table", got)
 	}
 	exe, _ := os.Executable()
 	var rec Recovery
@@ -137,7 +158,7 @@ func TestPrivilegedSweep_RemovesNetworkMarksWithoutJournal(t *testing.T) {
 	if err != nil || err2 != nil {
 		t.Fatalf("sweep.Network: %v, then %v", err, err2)
 	}
-	want := []string{"qdisc 7400:0 dev " + p.LinkA, "table inet " + partition.TableName("f-part")}
+	want := []string{"qdisc 7400:0 dev " + p.LinkA, "qdisc ingress ffff: dev " + p.LinkA, "link ifb " + network.IFBName("f-net"), "table inet " + partition.TableName("f-part")}
 	if !slices.Equal(removed, want) {
 		t.Errorf("swept %q, want %q", removed, want)
 	}

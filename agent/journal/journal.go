@@ -48,6 +48,11 @@ type Undo struct {
 	NetInterface    string          `json:"net_interface,omitempty"`
 	NetQdiscHandles []uint32        `json:"net_qdisc_handles,omitempty"`
 	NetOriginalRoot json.RawMessage `json:"net_original_root,omitempty"`
+	// NetIFB is the ifb device an ingress network fault created (its
+	// redirect sits on NetInterface's ingress qdisc); NetNoEgress says the
+	// fault left NetInterface's root alone (ingress only).
+	NetIFB      string `json:"net_ifb,omitempty"`
+	NetNoEgress bool   `json:"net_no_egress,omitempty"`
 	// NFTable is a partition's nftables table (family inet), deleted on
 	// recovery.
 	NFTable string `json:"nft_table,omitempty"`

@@ -3,6 +3,7 @@ package sweep
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -14,9 +15,14 @@ import (
 )
 
 // Network removes, in the calling thread's network namespace, every root
-// qdisc whose handle is in the agent's range (network.HandleMajorMin…Max)
-// and every inet nftables table named partition.TablePrefix…, and returns
-// what it removed ("qdisc 7400: dev eth0", "table inet turbulence-f-1").
+// qdisc whose handle is in the agent's range (network.HandleMajorMin…Max),
+// the agent's ingress redirects (ingress filters whose priority is in
+// network.IngressPrioMin…Max: the kernel names every ingress qdisc ffff:,
+// so the filters carry the mark), every ifb device named
+// network.IFBPrefix… and every inet nftables table named
+// partition.TablePrefix…, and returns what it removed ("qdisc 7400: dev
+// eth0", "qdisc ingress ffff: dev eth0", "link ifb tifb0123abcd", "table
+// inet turbulence-f-1").
 // Deleting the agent's root brings the kernel's default root back; a root
 // the agent replaced under policy is restored from the journal, not here:
 // without it nothing knows what was there.
@@ -32,23 +38,46 @@ func Network() ([]string, error) {
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		errs = append(errs, fmt.Errorf("list interfaces: %w", err))
 	}
+	var ifbs []netlink.Link
 	for _, l := range links {
+		name := l.Attrs().Name
+		if l.Type() == "ifb" && strings.HasPrefix(name, network.IFBPrefix) {
+			ifbs = append(ifbs, l) // deleted below, with its qdiscs
+			continue
+		}
 		qs, err := h.QdiscList(l)
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			errs = append(errs, fmt.Errorf("list qdiscs of %s: %w", l.Attrs().Name, err))
+			errs = append(errs, fmt.Errorf("list qdiscs of %s: %w", name, err))
 			continue
 		}
 		for _, q := range qs {
 			a := q.Attrs()
+			if a.Parent == netlink.HANDLE_INGRESS {
+				// The redirect goes before the ifb it points at.
+				what, err := sweepIngress(h, l, q)
+				if err != nil {
+					errs = append(errs, err)
+				} else if what != "" {
+					removed = append(removed, what)
+				}
+				continue
+			}
 			if a.Parent != netlink.HANDLE_ROOT || !network.IsAgentHandle(a.Handle) {
 				continue
 			}
 			if err := h.QdiscDel(q); err != nil {
-				errs = append(errs, fmt.Errorf("delete qdisc %s on %s: %w", netlink.HandleStr(a.Handle), l.Attrs().Name, err))
+				errs = append(errs, fmt.Errorf("delete qdisc %s on %s: %w", netlink.HandleStr(a.Handle), name, err))
 				continue
 			}
-			removed = append(removed, fmt.Sprintf("qdisc %s dev %s", netlink.HandleStr(a.Handle), l.Attrs().Name))
+			removed = append(removed, fmt.Sprintf("qdisc %s dev %s", netlink.HandleStr(a.Handle), name))
 		}
+	}
+	for _, l := range ifbs {
+		if err := h.LinkDel(l); err != nil {
+			errs = append(errs, fmt.Errorf("delete ifb device %s: %w", l.Attrs().Name, err))
+			continue
+		}
+		removed = append(removed, "link ifb "+l.Attrs().Name)
 	}
 	c, err := nftables.New()
 	if err != nil {
@@ -76,4 +105,43 @@ func Network() ([]string, error) {
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// sweepIngress removes the agent's filters from l's ingress qdisc q, and q
+// itself when nothing else is on it; "" when none of it is the agent's.
+func sweepIngress(h *netlink.Handle, l netlink.Link, q netlink.Qdisc) (string, error) {
+	name := l.Attrs().Name
+	fs, err := h.FilterList(l, q.Attrs().Handle)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return "", fmt.Errorf("list ingress filters of %s: %w", name, err)
+	}
+	type key struct{ prio, proto uint16 }
+	var mine []key
+	others := false
+	for _, f := range fs {
+		a := f.Attrs()
+		k := key{a.Priority, a.Protocol}
+		switch {
+		case !network.IsAgentPrio(a.Priority):
+			others = true
+		case !slices.Contains(mine, k):
+			mine = append(mine, k)
+		}
+	}
+	if len(mine) == 0 {
+		return "", nil
+	}
+	if !others {
+		if err := h.QdiscDel(q); err != nil {
+			return "", fmt.Errorf("delete the ingress qdisc of %s: %w", name, err)
+		}
+		return "qdisc ingress ffff: dev " + name, nil
+	}
+	for _, k := range mine {
+		if err := h.FilterDel(&netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: l.Attrs().Index,
+			Parent: q.Attrs().Handle, Priority: k.prio, Protocol: k.proto}}); err != nil {
+			return "", fmt.Errorf("delete the agent's ingress filters (prio %#x) on %s: %w", k.prio, name, err)
+		}
+	}
+	return "ingress filters dev " + name, nil
 }

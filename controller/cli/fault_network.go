@@ -118,7 +118,7 @@ func bindNetwork(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 	)
 	f := cmd.Flags()
 	f.StringVar(&iface, "interface", "", "interface to impair (required)")
-	f.StringVar(&direction, "direction", "egress", "egress (ingress needs ifb: not yet)")
+	f.StringVar(&direction, "direction", "egress", "egress, ingress (through an ifb device on the agent) or both")
 	f.DurationVar(&delay, "delay", 0, "added delay, e.g. 100ms")
 	f.DurationVar(&jitter, "jitter", 0, "delay jitter")
 	f.Float64Var(&delayCorr, "delay-correlation", 0, "delay correlation, percent")
@@ -142,8 +142,10 @@ func bindNetwork(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 			ns.Direction = turbulencev1.Direction_DIRECTION_EGRESS
 		case "ingress", "in":
 			ns.Direction = turbulencev1.Direction_DIRECTION_INGRESS
+		case "both":
+			ns.Direction = turbulencev1.Direction_DIRECTION_BOTH
 		default:
-			return usagef("--direction: %q is not egress or ingress", direction)
+			return usagef("--direction: %q is not egress, ingress or both", direction)
 		}
 		for name, v := range map[string]float64{"delay-correlation": delayCorr, "loss": loss, "loss-correlation": lossCorr, "duplicate": dup, "corrupt": corrupt, "reorder": reorder} {
 			if v < 0 || v > 100 {

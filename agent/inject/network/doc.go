@@ -1,7 +1,8 @@
 // Package network is the network fault injector: netem impairments (delay,
 // jitter, correlation, loss, duplicate, corrupt, reorder, rate) and tbf
-// bandwidth limits on one named interface, egress, through netlink — never
-// by shelling out to tc (DESIGN.md, fault catalogue).
+// bandwidth limits on one named interface, egress, ingress or both,
+// through netlink — never by shelling out to tc (DESIGN.md, fault
+// catalogue).
 //
 // # What the injector owns
 //
@@ -41,7 +42,33 @@
 //     the first netlink call, and a partial apply is rolled back by deleting
 //     the agent's root.
 //
-// Ingress (through an ifb device) is not implemented yet and is refused
-// with a clear error. netem values read back from the kernel are not
-// trusted (DEPENDENCIES.md): the journal holds what was applied.
+// # Ingress
+//
+// Direction ingress (or both) goes through an ifb device the agent
+// creates, named IFBPrefix and 8 hex digits of the fault id ("tifb…", its
+// mark on links, recorded in the journal's Undo.NetIFB):
+//
+//	ifb tifb0123abcd                      same htb + impairment tree as
+//	                                      above on its egress; targets
+//	                                      matched by SOURCE address
+//	qdisc ingress ffff: dev eth0          the kernel names it ffff: always,
+//	                                      so the agent's mark is the
+//	                                      priority of its filters
+//	filter u32 parent ffff: prio 0x7401,2 exclusions by source (a DNS
+//	                                      answer by source port 53): a
+//	                                      classid, no action — passed on,
+//	                                      never redirected (no act_gact
+//	                                      needed)
+//	filter u32 parent ffff: prio 0x7410,1 everything else IPv4/IPv6 →
+//	                                      mirred egress redirect to the ifb
+//
+// An interface whose ingress hook already has a qdisc (ingress, clsact) is
+// refused: the agent does not share it. Ingress alone leaves the
+// interface's root alone. Revert (and start-up recovery, from the
+// journal) deletes the ingress qdisc — or only the agent's filters if
+// someone added others — before the ifb; the sweep finds both by their
+// marks.
+//
+// netem values read back from the kernel are not trusted
+// (DEPENDENCIES.md): the journal holds what was applied.
 package network

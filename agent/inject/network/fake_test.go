@@ -78,10 +78,63 @@ func (f *fakeOps) DeleteQdisc(q Qdisc) error {
 	if err := f.mutate(); err != nil {
 		return err
 	}
-	if q.Parent == HandleRoot { // the kernel reattaches its default
-		f.dropLink(q.Link)
+	switch q.Parent {
+	case HandleRoot: // the kernel reattaches its default
+		f.qdiscs = slices.DeleteFunc(f.qdiscs, func(x Qdisc) bool { return x.Link == q.Link && x.Parent != HandleIngress })
+		f.classes = slices.DeleteFunc(f.classes, func(x Class) bool { return x.Link == q.Link })
+		f.filters = slices.DeleteFunc(f.filters, func(x Filter) bool { return x.Link == q.Link && x.Parent != IngressHandle })
 		f.qdiscs = append(f.qdiscs, Qdisc{Link: q.Link, Kind: "noqueue", Parent: HandleRoot})
+	case HandleIngress:
+		f.qdiscs = slices.DeleteFunc(f.qdiscs, func(x Qdisc) bool { return x.Link == q.Link && x.Parent == HandleIngress })
+		f.filters = slices.DeleteFunc(f.filters, func(x Filter) bool { return x.Link == q.Link && x.Parent == IngressHandle })
 	}
+	return nil
+}
+
+func (f *fakeOps) Filters(link string, parent uint32) ([]Filter, error) {
+	if err := f.has(link); err != nil {
+		return nil, err
+	}
+	var out []Filter
+	for _, x := range f.filters {
+		if x.Link == link && x.Parent == parent {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeOps) DeleteFilters(link string, parent uint32, prio, proto uint16) error {
+	if err := f.mutate(); err != nil {
+		return err
+	}
+	f.filters = slices.DeleteFunc(f.filters, func(x Filter) bool {
+		return x.Link == link && x.Parent == parent && x.Priority == prio && x.Protocol == proto
+	})
+	return nil
+}
+
+func (f *fakeOps) AddIFB(name string) error {
+	if err := f.mutate(); err != nil {
+		return err
+	}
+	if slices.Contains(f.links, name) {
+		return fmt.Errorf("create ifb device %s: file exists", name)
+	}
+	f.links = append(f.links, name)
+	f.qdiscs = append(f.qdiscs, Qdisc{Link: name, Kind: "noqueue", Parent: HandleRoot})
+	return nil
+}
+
+func (f *fakeOps) DeleteLink(name string) error {
+	if err := f.has(name); err != nil {
+		return err
+	}
+	if err := f.mutate(); err != nil {
+		return err
+	}
+	f.links = slices.DeleteFunc(f.links, func(l string) bool { return l == name })
+	f.dropLink(name)
 	return nil
 }
 
@@ -106,6 +159,9 @@ func (f *fakeOps) Links() ([]string, error) { return f.links, nil }
 // lines renders the state canonically, sorted.
 func (f *fakeOps) lines() []string {
 	var out []string
+	for _, l := range f.links {
+		out = append(out, "link "+l)
+	}
 	for _, q := range f.qdiscs {
 		out = append(out, q.String())
 	}

@@ -2,10 +2,13 @@ package network
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -62,11 +65,6 @@ func (in *Injector) Apply(ctx context.Context, f *turbulencev1.Fault, _ time.Tim
 	if spec == nil {
 		return nil, fmt.Errorf("fault %s has no network spec", f.GetId())
 	}
-	switch spec.GetDirection() {
-	case turbulencev1.Direction_DIRECTION_INGRESS, turbulencev1.Direction_DIRECTION_BOTH:
-		return nil, fmt.Errorf("spec.network.direction: %s needs an ifb device, which this agent does not build yet; use egress: %w",
-			spec.GetDirection(), errors.ErrUnsupported)
-	}
 	link := spec.GetInterface()
 	if err := in.claim(link, f.GetId()); err != nil {
 		return nil, err
@@ -80,35 +78,100 @@ func (in *Injector) Apply(ctx context.Context, f *turbulencev1.Fault, _ time.Tim
 }
 
 func (in *Injector) apply(ctx context.Context, id, link string, spec *turbulencev1.NetworkSpec) (*handle, error) {
+	dir := spec.GetDirection()
+	egress := dir != turbulencev1.Direction_DIRECTION_INGRESS
+	ingress := dir == turbulencev1.Direction_DIRECTION_INGRESS || dir == turbulencev1.Direction_DIRECTION_BOTH
 	qs, err := in.ops.Qdiscs(link)
 	if err != nil {
 		return nil, fmt.Errorf("spec.network.interface: %w", err)
 	}
-	original, err := in.checkRoot(link, qs)
-	if err != nil {
-		return nil, err
+	st := undoState{link: link, noEgress: !egress}
+	if egress {
+		if st.original, err = in.checkRoot(link, qs); err != nil {
+			return nil, err
+		}
+	}
+	if ingress {
+		st.ifb = IFBName(id)
+		if err := in.checkIngress(link, st.ifb, qs); err != nil {
+			return nil, err
+		}
 	}
 	excl, err := in.cfg.Exclusions.Exclusions(ctx, spec.GetTarget())
 	if err != nil {
 		return nil, err
 	}
-	d, err := Plan(link, spec, excl)
-	if err != nil {
-		return nil, err
+	var d Desired
+	if egress {
+		if d, err = Plan(link, spec, excl); err != nil {
+			return nil, err
+		}
 	}
-	if err := in.install(d); err != nil {
-		if rerr := restore(in.ops, link, original); rerr != nil {
+	var ip IngressPlan
+	if ingress {
+		if ip, err = PlanIngress(link, st.ifb, spec, excl); err != nil {
+			return nil, err
+		}
+	}
+	err = nil
+	if egress {
+		err = in.install(d)
+	}
+	if err == nil && ingress {
+		err = in.installIngress(ip)
+	}
+	if err != nil {
+		if rerr := restore(in.ops, st); rerr != nil {
 			in.cfg.Logger.Error("roll back a partial network fault", "fault_id", id, "interface", link, "err", rerr)
 			return nil, errors.Join(err, fmt.Errorf("roll back: %w", rerr))
 		}
 		return nil, err
 	}
-	in.cfg.Logger.Info("network fault applied", "fault_id", id, "interface", link, "qdiscs", len(d.Qdiscs), "filters", len(d.Filters))
-	h := &handle{ops: in.ops, in: in, id: id, link: link, original: original, exclusions: Describe(excl)}
-	for _, q := range d.Qdiscs {
-		h.handles = append(h.handles, q.Handle)
+	in.cfg.Logger.Info("network fault applied", "fault_id", id, "interface", link, "direction", dir.String(), "ifb", st.ifb,
+		"qdiscs", len(d.Qdiscs)+len(ip.Tree.Qdiscs), "filters", len(d.Filters)+len(ip.Tree.Filters)+len(ip.Filters))
+	h := &handle{ops: in.ops, in: in, id: id, st: st, exclusions: Describe(excl)}
+	for _, q := range append(d.Qdiscs, ip.Tree.Qdiscs...) {
+		if !slices.Contains(h.handles, q.Handle) {
+			h.handles = append(h.handles, q.Handle)
+		}
 	}
 	return h, nil
+}
+
+// IFBName is the ifb device of fault id: the agent's prefix and 8 hex
+// digits of a hash of the id (an interface name has at most 15 bytes).
+func IFBName(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return IFBPrefix + hex.EncodeToString(sum[:4])
+}
+
+// checkIngress refuses an ingress fault on a link whose ingress hook is
+// already in use (the agent does not share it), or whose ifb name is
+// taken (a leftover the sweep removes).
+func (in *Injector) checkIngress(link, ifb string, qs []Qdisc) error {
+	for _, q := range qs {
+		if q.Parent != HandleIngress {
+			continue
+		}
+		fs, err := in.ops.Filters(link, q.Handle)
+		if err != nil {
+			return err
+		}
+		for _, f := range fs {
+			if IsAgentPrio(f.Priority) {
+				return fmt.Errorf("interface %s already has a Turbulence ingress redirect that no fault of this agent holds: run `turbulence-agent cleanup`", link)
+			}
+		}
+		return fmt.Errorf("interface %s already has an %s qdisc: the agent does not share the ingress hook, so it refuses an ingress fault there", link, q.Kind)
+	}
+	_, err := in.ops.Qdiscs(ifb)
+	switch {
+	case err == nil:
+		return fmt.Errorf("ifb device %s already exists, left by an earlier run: run `turbulence-agent cleanup`", ifb)
+	case !errors.Is(err, ErrNoInterface):
+		return err
+	}
+	return nil
 }
 
 // checkRoot decides whether link's root may be replaced, and returns the
@@ -167,10 +230,57 @@ func (in *Injector) install(d Desired) error {
 	return nil
 }
 
+// installIngress creates the ifb and its tree, then the ingress qdisc on
+// the link with its exclusions and, last, the redirects: no packet is
+// redirected before the ifb can carry it.
+func (in *Injector) installIngress(p IngressPlan) error {
+	if err := in.ops.AddIFB(p.IFB); err != nil {
+		return err
+	}
+	if err := in.install(p.Tree); err != nil {
+		return err
+	}
+	if err := in.ops.ReplaceQdisc(p.Qdisc); err != nil {
+		return fmt.Errorf("add %s: %w", p.Qdisc, err)
+	}
+	for _, f := range p.Filters {
+		if err := in.ops.AddFilter(f); err != nil {
+			return fmt.Errorf("add %s (%s): %w", f, f.Why, err)
+		}
+	}
+	return nil
+}
+
+// undoState is what taking a fault back needs, as the journal records it.
+type undoState struct {
+	link string
+	// original is the root to put back (nil: the kernel's default).
+	original *Qdisc
+	// noEgress: the fault left link's root alone (ingress only).
+	noEgress bool
+	// ifb is the agent's ifb device ("" for egress only).
+	ifb string
+}
+
 // restore takes the agent's tree off link and puts original back (nil: the
-// kernel's default comes back by itself). A link that is gone has nothing
-// left to restore.
-func restore(o ops, link string, original *Qdisc) error {
+// kernel's default comes back by itself), then the ingress redirect and
+// the ifb. A link that is gone has nothing left to restore.
+func restore(o ops, st undoState) error {
+	var errs []error
+	if !st.noEgress {
+		errs = append(errs, restoreRoot(o, st.link, st.original))
+	}
+	if st.ifb != "" {
+		// The redirect goes before the ifb it points at.
+		errs = append(errs, removeIngress(o, st.link))
+		if err := o.DeleteLink(st.ifb); err != nil && !errors.Is(err, ErrNoInterface) {
+			errs = append(errs, fmt.Errorf("delete ifb device %s: %w", st.ifb, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func restoreRoot(o ops, link string, original *Qdisc) error {
 	qs, err := o.Qdiscs(link)
 	if errors.Is(err, ErrNoInterface) {
 		return nil
@@ -190,6 +300,56 @@ func restore(o ops, link string, original *Qdisc) error {
 		q.Link = link
 		if err := o.ReplaceQdisc(q); err != nil {
 			return fmt.Errorf("put back %s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// removeIngress takes the agent's filters (marked by their priority) off
+// link's ingress qdisc, and the qdisc with them when nothing else is on it
+// (the agent created it: it refuses a link whose ingress hook is in use,
+// so an empty one is what a partial apply left).
+func removeIngress(o ops, link string) error {
+	qs, err := o.Qdiscs(link)
+	if errors.Is(err, ErrNoInterface) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, q := range qs {
+		if q.Parent != HandleIngress {
+			continue
+		}
+		fs, err := o.Filters(link, q.Handle)
+		if err != nil {
+			return err
+		}
+		type key struct{ prio, proto uint16 }
+		var mine []key
+		others := false
+		for _, f := range fs {
+			k := key{f.Priority, f.Protocol}
+			switch {
+			case !IsAgentPrio(f.Priority):
+				others = true
+			case !slices.Contains(mine, k):
+				mine = append(mine, k)
+			}
+		}
+		if len(mine) == 0 && others {
+			return nil // not the agent's
+		}
+		if !others {
+			if err := o.DeleteQdisc(q); err != nil {
+				return fmt.Errorf("delete %s: %w", q, err)
+			}
+			return nil
+		}
+		for _, k := range mine {
+			if err := o.DeleteFilters(link, q.Handle, k.prio, k.proto); err != nil {
+				return fmt.Errorf("delete the agent's ingress filters (prio %#x) on %s: %w", k.prio, link, err)
+			}
 		}
 	}
 	return nil
@@ -217,8 +377,8 @@ func (in *Injector) release(link, id string) {
 type handle struct {
 	ops        ops
 	in         *Injector
-	id, link   string
-	original   *Qdisc
+	id         string
+	st         undoState
 	exclusions []string
 	handles    []uint32
 
@@ -235,34 +395,47 @@ func (h *handle) Revert(context.Context) error {
 	if h.reverted {
 		return nil
 	}
-	if err := restore(h.ops, h.link, h.original); err != nil {
-		return fmt.Errorf("revert network fault on %s: %w", h.link, err)
+	if err := restore(h.ops, h.st); err != nil {
+		return fmt.Errorf("revert network fault on %s: %w", h.st.link, err)
 	}
 	h.reverted = true
-	h.in.release(h.link, h.id)
+	h.in.release(h.st.link, h.id)
 	return nil
 }
 
 // Observe reports the exclusions and the impairment's kernel counters
-// (proof of effect: what happened, not only what was asked).
+// (proof of effect: what happened, not only what was asked), summed over
+// the link's egress and the ifb's.
 func (h *handle) Observe(st *turbulencev1.FaultStatus) {
 	st.Exclusions = h.exclusions
-	qs, err := h.ops.Qdiscs(h.link)
-	if err != nil {
-		return
+	var devs []string
+	if !h.st.noEgress {
+		devs = append(devs, h.st.link)
+	}
+	if h.st.ifb != "" {
+		devs = append(devs, h.st.ifb)
 	}
 	var ns turbulencev1.NetworkStats
 	seen := false
-	for _, q := range qs {
-		if q.Handle != NetemHandle && q.Handle != TbfHandle {
+	for _, dev := range devs {
+		qs, err := h.ops.Qdiscs(dev)
+		if err != nil {
 			continue
 		}
-		if !seen { // the first impairment saw every packet
-			ns.Packets, ns.Bytes = q.Stats.Packets, q.Stats.Bytes
+		first := true
+		for _, q := range qs {
+			if q.Handle != NetemHandle && q.Handle != TbfHandle {
+				continue
+			}
+			if first { // the first impairment saw every packet
+				ns.Packets += q.Stats.Packets
+				ns.Bytes += q.Stats.Bytes
+				first = false
+			}
 			seen = true
+			ns.Drops += q.Stats.Drops
+			ns.Overlimits += q.Stats.Overlimits
 		}
-		ns.Drops += q.Stats.Drops
-		ns.Overlimits += q.Stats.Overlimits
 	}
 	if seen {
 		st.Network = &ns
@@ -276,11 +449,11 @@ func (*handle) Done() <-chan struct{} { return nil }
 func (*handle) Err() error { return nil }
 
 // Undo records what start-up recovery needs: the interface, the agent's
-// handles and the original root to put back (invariant 3).
+// handles, the original root to put back and the ifb (invariant 3).
 func (h *handle) Undo() journal.Undo {
-	u := journal.Undo{NetInterface: h.link, NetQdiscHandles: h.handles}
-	if h.original != nil {
-		if raw, err := json.Marshal(h.original); err == nil {
+	u := journal.Undo{NetInterface: h.st.link, NetQdiscHandles: h.handles, NetIFB: h.st.ifb, NetNoEgress: h.st.noEgress}
+	if h.st.original != nil {
+		if raw, err := json.Marshal(h.st.original); err == nil {
 			u.NetOriginalRoot = raw
 		}
 	}
@@ -303,5 +476,5 @@ func Restore(u journal.Undo) error {
 	}
 	o := hostOps()
 	defer closeOps(o)
-	return restore(o, u.NetInterface, original)
+	return restore(o, undoState{link: u.NetInterface, original: original, noEgress: u.NetNoEgress, ifb: u.NetIFB})
 }

@@ -82,11 +82,8 @@ func TestInjector_RefusesBeforeTouchingAnything(t *testing.T) {
 		want string
 	}{
 		{"unknown interface", netemFault("f-1", "eth9", nil), `spec.network.interface: no such interface "eth9"`},
-		{"ingress", func() *turbulencev1.Fault {
-			f := netemFault("f-1", "eth0", nil)
-			f.Spec.GetNetwork().Direction = turbulencev1.Direction_DIRECTION_INGRESS
-			return f
-		}(), "spec.network.direction: DIRECTION_INGRESS needs an ifb device"},
+		{"ingress too many filters", withDirection(netemFault("f-1", "eth0", &turbulencev1.TrafficTarget{Cidrs: manyCIDRs(200), Ports: []uint32{1, 2, 3}}),
+			turbulencev1.Direction_DIRECTION_INGRESS), "over 1024 u32 filters"},
 		{"too many filters", netemFault("f-1", "eth0", &turbulencev1.TrafficTarget{Cidrs: manyCIDRs(200), Ports: []uint32{1, 2, 3}}), "over 1024 u32 filters"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,5 +166,137 @@ func TestInjector_UnresolvableControllerRefuses(t *testing.T) {
 	_, err := in.Apply(t.Context(), netemFault("f-1", "eth0", nil), time.Now().Add(time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "cannot exclude controller controller.invalid:7443") {
 		t.Errorf("Apply = %v, want a refusal naming the controller", err)
+	}
+}
+
+func withDirection(f *turbulencev1.Fault, d turbulencev1.Direction) *turbulencev1.Fault {
+	f.Spec.GetNetwork().Direction = d
+	return f
+}
+
+func TestInjector_IngressThroughIFB(t *testing.T) {
+	t.Parallel()
+	fk := newFake("eth0")
+	before := fk.lines()
+	in := newWithOps(Config{Exclusions: unitExclusions(t)}, fk)
+	f := withDirection(netemFault("f-1", "eth0", &turbulencev1.TrafficTarget{Cidrs: []string{"10.1.2.0/24"}, Ports: []uint32{443}, Protocol: turbulencev1.Protocol_PROTOCOL_TCP}),
+		turbulencev1.Direction_DIRECTION_BOTH)
+	h, err := in.Apply(t.Context(), f, time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	ifb := IFBName("f-1")
+	if !strings.HasPrefix(ifb, IFBPrefix) || len(ifb) > 15 {
+		t.Errorf("IFBName = %q, want the prefix %q and at most 15 bytes", ifb, IFBPrefix)
+	}
+	got := fk.lines()
+	for _, want := range []string{
+		"link " + ifb,
+		// egress, as before
+		"qdisc htb 7400: dev eth0 root",
+		"filter u32 dev eth0 parent 7400: prio 10 ip match 0a010200/ffffff00 at 16 match 00060000/00ff0000 at 8 match 05000000/0f000000 at 0 match 000001bb/0000ffff at 20 flowid 7400:1",
+		// ingress: the same tree on the ifb, the target matched by source
+		"qdisc htb 7400: dev " + ifb + " root",
+		"qdisc tbf 7402: dev " + ifb + " parent 7401:1 rate 125000B/s burst 3028 limit 12500",
+		"filter u32 dev " + ifb + " parent 7400: prio 10 ip match 0a010200/ffffff00 at 12 match 00060000/00ff0000 at 8 match 05000000/0f000000 at 0 match 000001bb/0000ffff at 20 flowid 7400:1",
+		// the link's ingress: exclusions by source pass, the rest goes to the ifb
+		"qdisc ingress ffff: dev eth0 ingress",
+		"filter u32 dev eth0 parent ffff: prio 29697 ip match c6120009/ffffffff at 12 pass",
+		"filter u32 dev eth0 parent ffff: prio 29697 ip match c6120035/ffffffff at 12 match 00110000/00ff0000 at 8 match 05000000/0f000000 at 0 match 00350000/ffff0000 at 20 pass",
+		"filter u32 dev eth0 parent ffff: prio 29712 ip match 00000000/00000000 at 0 action mirred egress redirect dev " + ifb,
+		"filter u32 dev eth0 parent ffff: prio 29713 ipv6 match 00000000/00000000 at 0 action mirred egress redirect dev " + ifb,
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("state lacks %q; state:\n%s", want, strings.Join(got, "\n"))
+		}
+	}
+	u := h.(*handle).Undo()
+	if u.NetIFB != ifb || u.NetNoEgress || u.NetInterface != "eth0" {
+		t.Errorf("Undo = %+v, want the ifb %s and egress on eth0", u, ifb)
+	}
+	if err := h.Revert(t.Context()); err != nil {
+		t.Fatalf("Revert: %v", err)
+	}
+	if diff := cmp.Diff(before, fk.lines()); diff != "" {
+		t.Errorf("state after revert (-before +after):\n%s", diff)
+	}
+}
+
+func TestInjector_IngressOnlyLeavesTheRootAlone(t *testing.T) {
+	t.Parallel()
+	fk := newFake("eth0")
+	fk.qdiscs[0] = Qdisc{Link: "eth0", Kind: "tbf", Handle: 0x8001 << 16, Parent: HandleRoot, Tbf: &Tbf{RateBytes: 1000, Burst: 3028, Limit: 6056}}
+	before := fk.lines()
+	in := newWithOps(Config{Exclusions: unitExclusions(t)}, fk) // no replace_root_qdisc: not needed
+	h, err := in.Apply(t.Context(), withDirection(netemFault("f-1", "eth0", nil), turbulencev1.Direction_DIRECTION_INGRESS), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if !slices.Contains(fk.lines(), "qdisc tbf 8001: dev eth0 root rate 1000B/s burst 3028 limit 6056") {
+		t.Errorf("the operator's root is gone: %q", fk.lines())
+	}
+	if u := h.(*handle).Undo(); !u.NetNoEgress {
+		t.Errorf("Undo = %+v, want NetNoEgress", u)
+	}
+	if err := h.Revert(t.Context()); err != nil {
+		t.Fatalf("Revert: %v", err)
+	}
+	if diff := cmp.Diff(before, fk.lines()); diff != "" {
+		t.Errorf("state after revert (-before +after):\n%s", diff)
+	}
+}
+
+func TestInjector_IngressRefusesAUsedHook(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		filter Filter
+		want   string
+	}{
+		{"someone's", Filter{Link: "eth0", Parent: IngressHandle, Priority: 1, Protocol: ethPIPv4}, "already has an ingress qdisc"},
+		{"a leftover of the agent", Filter{Link: "eth0", Parent: IngressHandle, Priority: prioIngressRedirectV4, Protocol: ethPIPv4}, "turbulence-agent cleanup"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fk := newFake("eth0")
+			fk.qdiscs = append(fk.qdiscs, Qdisc{Link: "eth0", Kind: "ingress", Handle: IngressHandle, Parent: HandleIngress})
+			fk.filters = append(fk.filters, tc.filter)
+			before := fk.lines()
+			in := newWithOps(Config{Exclusions: unitExclusions(t)}, fk)
+			_, err := in.Apply(t.Context(), withDirection(netemFault("f-1", "eth0", nil), turbulencev1.Direction_DIRECTION_INGRESS), time.Now().Add(time.Minute))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Apply = %v, want an error containing %q", err, tc.want)
+			}
+			if fk.calls != 0 || !slices.Equal(before, fk.lines()) {
+				t.Errorf("%d kernel changes after a refusal, want 0", fk.calls)
+			}
+		})
+	}
+}
+
+// TestInjector_PartialIngressApplyIsRolledBack: as
+// TestInjector_PartialApplyIsRolledBack, for both directions at once.
+func TestInjector_PartialIngressApplyIsRolledBack(t *testing.T) {
+	t.Parallel()
+	for n := 1; ; n++ {
+		fk := newFake("eth0")
+		before := fk.lines()
+		fk.failAt = n
+		in := newWithOps(Config{Exclusions: unitExclusions(t)}, fk)
+		f := withDirection(netemFault("f-1", "eth0", &turbulencev1.TrafficTarget{Cidrs: []string{"10.0.0.0/8"}}), turbulencev1.Direction_DIRECTION_BOTH)
+		h, err := in.Apply(context.Background(), f, time.Now().Add(time.Minute))
+		if err == nil {
+			_ = h.Revert(t.Context())
+			if n == 1 {
+				t.Fatal("no call failed")
+			}
+			return
+		}
+		if !errors.Is(err, errInjected) {
+			t.Fatalf("call %d: Apply = %v, want the injected failure", n, err)
+		}
+		if diff := cmp.Diff(before, fk.lines()); diff != "" {
+			t.Errorf("call %d failed: state left (-before +after):\n%s", n, diff)
+		}
 	}
 }

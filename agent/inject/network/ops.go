@@ -20,7 +20,33 @@ const (
 	TbfHandle   = (HandleMajorMin + 2) << 16
 	// HandleRoot is the kernel's TC_H_ROOT: the parent of a root qdisc.
 	HandleRoot = 0xffffffff
+	// HandleIngress is the kernel's TC_H_INGRESS, the parent of an ingress
+	// (or clsact) qdisc, and IngressHandle the handle the kernel gives
+	// every ingress qdisc (ffff:) whatever was asked: the agent's mark on
+	// ingress is therefore the priority of its filters (IsAgentPrio).
+	HandleIngress = 0xfffffff1
+	IngressHandle = 0xffff0000
 )
+
+// IFBPrefix starts the name of every ifb device the agent creates (its
+// mark on links): "tifb" and 8 hex digits of the fault's id.
+const IFBPrefix = "tifb"
+
+// Filter priorities on an ingress qdisc, in the agent's mark range
+// [IngressPrioMin, IngressPrioMax]: exclusions (passed, never redirected)
+// are looked at before the redirects to the ifb.
+const (
+	IngressPrioMin        = 0x7400
+	IngressPrioMax        = 0x74ff
+	prioIngressExcludeV4  = 0x7401
+	prioIngressExcludeV6  = 0x7402
+	prioIngressRedirectV4 = 0x7410
+	prioIngressRedirectV6 = 0x7411
+)
+
+// IsAgentPrio reports whether an ingress filter priority carries the
+// agent's mark.
+func IsAgentPrio(p uint16) bool { return p >= IngressPrioMin && p <= IngressPrioMax }
 
 // Ethernet protocol numbers of u32 filters.
 const (
@@ -118,6 +144,12 @@ type Filter struct {
 	Protocol uint16
 	FlowID   uint32
 	Keys     []U32Key
+	// Pass, on an ingress qdisc, lets matching packets through without
+	// classifying them further: an exclusion, never redirected.
+	Pass bool
+	// RedirectTo, on an ingress qdisc, names the device matching packets
+	// are redirected to (mirred egress redirect): the agent's ifb.
+	RedirectTo string
 	// Why is what the filter is for, shown in the fault's status.
 	Why string
 }
@@ -135,15 +167,28 @@ type ops interface {
 	AddFilter(Filter) error
 	// Links lists every interface's name (the sweep).
 	Links() ([]string, error)
+	// Filters lists the filters at parent on link (Parent, Priority and
+	// Protocol are what is read back).
+	Filters(link string, parent uint32) ([]Filter, error)
+	// DeleteFilters deletes every filter of priority prio and protocol
+	// proto at parent on link.
+	DeleteFilters(link string, parent uint32, prio, proto uint16) error
+	// AddIFB creates the ifb device name and sets it up.
+	AddIFB(name string) error
+	// DeleteLink deletes the device name (ErrNoInterface if it is gone).
+	DeleteLink(name string) error
 }
 
 // String renders a qdisc as one canonical line, like tc.
 func (q Qdisc) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "qdisc %s %s dev %s ", q.Kind, fmtHandle(q.Handle), q.Link)
-	if q.Parent == HandleRoot {
+	switch q.Parent {
+	case HandleRoot:
 		b.WriteString("root")
-	} else {
+	case HandleIngress:
+		b.WriteString("ingress")
+	default:
 		fmt.Fprintf(&b, "parent %s", fmtHandle(q.Parent))
 	}
 	if n := q.Netem; n != nil {
@@ -172,7 +217,14 @@ func (f Filter) String() string {
 	for _, k := range f.Keys {
 		fmt.Fprintf(&b, " match %08x/%08x at %d", k.Val, k.Mask, k.Off)
 	}
-	fmt.Fprintf(&b, " flowid %s", fmtHandle(f.FlowID))
+	switch {
+	case f.Pass:
+		b.WriteString(" pass")
+	case f.RedirectTo != "":
+		fmt.Fprintf(&b, " action mirred egress redirect dev %s", f.RedirectTo)
+	default:
+		fmt.Fprintf(&b, " flowid %s", fmtHandle(f.FlowID))
+	}
 	return b.String()
 }
 

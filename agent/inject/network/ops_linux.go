@@ -127,6 +127,10 @@ func (o netlinkOps) ReplaceQdisc(q Qdisc) error {
 	case "tbf":
 		t := q.Tbf
 		nq = &netlink.Tbf{QdiscAttrs: attrs, Rate: t.RateBytes, Limit: t.Limit, Buffer: netlink.Xmittime(t.RateBytes, t.Burst)}
+	case "ingress":
+		// The kernel names every ingress qdisc ffff: whatever is asked.
+		attrs.Handle, attrs.Parent = IngressHandle, HandleIngress
+		nq = &netlink.Ingress{QdiscAttrs: attrs}
 	case "fq_codel":
 		f := q.FqCodel
 		ecn := uint32(0)
@@ -173,11 +177,85 @@ func (o netlinkOps) AddFilter(f Filter) error {
 		sel.Keys = append(sel.Keys, netlink.TcU32Key{Off: k.Off, Mask: k.Mask, Val: k.Val})
 	}
 	sel.Nkeys = uint8(len(sel.Keys))
-	return o.h.FilterAdd(&netlink.U32{
+	u := &netlink.U32{
 		FilterAttrs: netlink.FilterAttrs{LinkIndex: l.Attrs().Index, Parent: f.Parent, Priority: f.Priority, Protocol: f.Protocol},
 		ClassId:     f.FlowID,
 		Sel:         sel,
-	})
+	}
+	switch {
+	case f.Pass:
+		// A classid and no action: on the ingress hook a classified
+		// packet goes on (TC_ACT_OK, tc_index 0) and u32 stops at the
+		// first match. Not gact ok: many kernels (this CI's) have no
+		// act_gact.
+		u.ClassId = RootHandle
+	case f.RedirectTo != "":
+		to, err := o.link(f.RedirectTo)
+		if err != nil {
+			return err
+		}
+		u.ClassId = 0
+		u.Actions = []netlink.Action{netlink.NewMirredAction(to.Attrs().Index)}
+	}
+	return o.h.FilterAdd(u)
+}
+
+func (o netlinkOps) Filters(name string, parent uint32) ([]Filter, error) {
+	l, err := o.link(name)
+	if err != nil {
+		return nil, err
+	}
+	var fs []netlink.Filter
+	for range dumpRetries {
+		fs, err = o.h.FilterList(l, parent)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list filters of %s: %w", name, err)
+	}
+	out := make([]Filter, 0, len(fs))
+	for _, f := range fs {
+		a := f.Attrs()
+		out = append(out, Filter{Link: name, Parent: a.Parent, Priority: a.Priority, Protocol: a.Protocol})
+	}
+	return out, nil
+}
+
+func (o netlinkOps) DeleteFilters(name string, parent uint32, prio, proto uint16) error {
+	l, err := o.link(name)
+	if err != nil {
+		return err
+	}
+	return o.h.FilterDel(&netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: l.Attrs().Index, Parent: parent, Priority: prio, Protocol: proto}})
+}
+
+// ifbQueueLen is the ifb's transmit queue: htb sizes its direct queue (the
+// untouched traffic's) from it, and ifb's default of 32 packets would drop
+// untouched traffic under load.
+const ifbQueueLen = 1000
+
+func (o netlinkOps) AddIFB(name string) error {
+	if err := o.h.LinkAdd(&netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: ifbQueueLen}}); err != nil {
+		return fmt.Errorf("create ifb device %s: %w", name, err)
+	}
+	l, err := o.link(name)
+	if err == nil {
+		err = o.h.LinkSetUp(l)
+	}
+	if err != nil {
+		return fmt.Errorf("set ifb device %s up: %w", name, err)
+	}
+	return nil
+}
+
+func (o netlinkOps) DeleteLink(name string) error {
+	l, err := o.link(name)
+	if err != nil {
+		return err
+	}
+	return o.h.LinkDel(l)
 }
 
 func (o netlinkOps) Links() ([]string, error) {

@@ -58,9 +58,63 @@ func (d Desired) Lines() []string {
 	return out
 }
 
-// Plan turns a validated spec into the qdisc tree and filters for link,
-// with exclusions steered around the impairment. It is pure: no kernel.
+// Plan turns a validated spec into the qdisc tree and filters for link's
+// egress, with exclusions steered around the impairment. It is pure: no
+// kernel.
 func Plan(link string, spec *turbulencev1.NetworkSpec, excl []Exclusion) (Desired, error) {
+	d := impairTree(link, spec)
+	for _, e := range excl {
+		d.Filters = append(d.Filters, exclusionFilters(link, e, false)...)
+	}
+	targets, err := targetFilters(link, spec.GetTarget(), false)
+	if err != nil {
+		return Desired{}, err
+	}
+	d.Filters = append(d.Filters, targets...)
+	if len(d.Filters) > MaxFilters {
+		return Desired{}, fmt.Errorf("spec.network.target: needs %d u32 filters, over the limit of %d: list fewer CIDRs or ports", len(d.Filters), MaxFilters)
+	}
+	return d, nil
+}
+
+// IngressPlan is what an ingress fault puts on the host: the ifb device,
+// the impairment tree on the ifb's egress (targets matched by source, as
+// packets arrive from the peer), and on link an ingress qdisc whose
+// filters pass the exclusions untouched and redirect every other IPv4 and
+// IPv6 packet to the ifb.
+type IngressPlan struct {
+	IFB  string
+	Tree Desired
+	// Qdisc is the ingress qdisc on link; Filters go on it, in order.
+	Qdisc   Qdisc
+	Filters []Filter
+}
+
+// PlanIngress is Plan for the ingress side, through the ifb device ifb.
+// Pure: no kernel.
+func PlanIngress(link, ifb string, spec *turbulencev1.NetworkSpec, excl []Exclusion) (IngressPlan, error) {
+	p := IngressPlan{IFB: ifb, Tree: impairTree(ifb, spec),
+		Qdisc: Qdisc{Link: link, Kind: "ingress", Handle: IngressHandle, Parent: HandleIngress}}
+	for _, e := range excl {
+		p.Filters = append(p.Filters, exclusionFilters(link, e, true)...)
+	}
+	for _, f := range []family{v4, v6} {
+		p.Filters = append(p.Filters, Filter{Link: link, Parent: IngressHandle, Priority: f.prioRedirect, Protocol: f.eth,
+			Keys: []U32Key{{}}, RedirectTo: ifb, Why: "redirect to " + ifb})
+	}
+	targets, err := targetFilters(ifb, spec.GetTarget(), true)
+	if err != nil {
+		return IngressPlan{}, err
+	}
+	p.Tree.Filters = targets
+	if n := len(p.Filters) + len(targets); n > MaxFilters {
+		return IngressPlan{}, fmt.Errorf("spec.network.target: needs %d u32 filters, over the limit of %d: list fewer CIDRs or ports", n, MaxFilters)
+	}
+	return p, nil
+}
+
+// impairTree is the htb root, its impaired class and the impairment on link.
+func impairTree(link string, spec *turbulencev1.NetworkSpec) Desired {
 	var d Desired
 	d.Qdiscs = append(d.Qdiscs, Qdisc{Link: link, Kind: "htb", Handle: RootHandle, Parent: HandleRoot})
 	d.Classes = append(d.Classes, Class{Link: link, Handle: ImpairedClass, Parent: RootHandle, RateBytes: passRateBytes})
@@ -72,18 +126,7 @@ func Plan(link string, spec *turbulencev1.NetworkSpec, excl []Exclusion) (Desire
 	if b := spec.GetBandwidth(); b != nil {
 		d.Qdiscs = append(d.Qdiscs, Qdisc{Link: link, Kind: "tbf", Handle: TbfHandle, Parent: parent, Tbf: tbfOf(b)})
 	}
-	for _, e := range excl {
-		d.Filters = append(d.Filters, exclusionFilters(link, e)...)
-	}
-	targets, err := targetFilters(link, spec.GetTarget())
-	if err != nil {
-		return Desired{}, err
-	}
-	d.Filters = append(d.Filters, targets...)
-	if len(d.Filters) > MaxFilters {
-		return Desired{}, fmt.Errorf("spec.network.target: needs %d u32 filters, over the limit of %d: list fewer CIDRs or ports", len(d.Filters), MaxFilters)
-	}
-	return d, nil
+	return d
 }
 
 func netemOf(n *turbulencev1.NetemSpec) *Netem {
@@ -122,7 +165,10 @@ func tbfOf(b *turbulencev1.BandwidthSpec) *Tbf {
 type family struct {
 	eth                     uint16
 	prioExclude, prioTarget uint16
-	src, dst, ports         int32
+	// prioIngressExclude and prioRedirect are the priorities of its
+	// filters on an ingress qdisc.
+	prioIngressExclude, prioRedirect uint16
+	src, dst, ports                  int32
 	// protoKey matches the transport protocol.
 	protoKey func(p uint8) U32Key
 	// fixedHeader, if set, must also match for ports to be where we look:
@@ -132,12 +178,14 @@ type family struct {
 }
 
 var (
-	v4 = family{eth: ethPIPv4, prioExclude: prioExcludeV4, prioTarget: prioTargetV4, src: 12, dst: 16, ports: 20,
+	v4 = family{eth: ethPIPv4, prioExclude: prioExcludeV4, prioTarget: prioTargetV4,
+		prioIngressExclude: prioIngressExcludeV4, prioRedirect: prioIngressRedirectV4, src: 12, dst: 16, ports: 20,
 		protoKey:    func(p uint8) U32Key { return U32Key{Off: 8, Mask: 0x00ff0000, Val: uint32(p) << 16} },
 		fixedHeader: &U32Key{Off: 0, Mask: 0x0f000000, Val: 0x05000000}, icmp: ipProtoICMP}
 	// IPv6 ports are looked for right after the fixed header: packets
 	// with extension headers are not matched by port (documented limit).
-	v6 = family{eth: ethPIPv6, prioExclude: prioExcludeV6, prioTarget: prioTargetV6, src: 8, dst: 24, ports: 40,
+	v6 = family{eth: ethPIPv6, prioExclude: prioExcludeV6, prioTarget: prioTargetV6,
+		prioIngressExclude: prioIngressExcludeV6, prioRedirect: prioIngressRedirectV6, src: 8, dst: 24, ports: 40,
 		protoKey: func(p uint8) U32Key { return U32Key{Off: 4, Mask: 0x0000ff00, Val: uint32(p) << 8} }, icmp: ipProtoICMPv6}
 )
 
@@ -168,28 +216,46 @@ func newFilter(link string, f family, prio uint16, flow uint32, why string, keys
 	return Filter{Link: link, Parent: RootHandle, Priority: prio, Protocol: f.eth, FlowID: flow, Keys: keys, Why: why}
 }
 
-// exclusionFilters steers e's traffic to the root's own handle, which htb
-// sends through its direct queue, untouched.
-func exclusionFilters(link string, e Exclusion) []Filter {
+// exclusionFilters steers e's traffic around the impairment. On egress
+// (ingress false) it goes to the root's own handle, which htb sends
+// through its direct queue, untouched; e's prefix is the destination and
+// its port the destination port (and the source one with BothPorts). On
+// ingress the filters sit on link's ingress qdisc and pass e's traffic
+// (never redirected to the ifb); the prefix is the source, and so is the
+// port (a DNS answer comes from port 53), the destination one too with
+// BothPorts.
+func exclusionFilters(link string, e Exclusion, ingress bool) []Filter {
 	fams := []family{v4, v6}
 	if e.Prefix.IsValid() {
 		fams = []family{familyOf(e.Prefix)}
+	}
+	filter := func(f family, keys []U32Key) Filter {
+		if ingress {
+			x := newFilter(link, f, f.prioIngressExclude, 0, e.Why, keys)
+			x.Parent, x.Pass = IngressHandle, true
+			return x
+		}
+		return newFilter(link, f, f.prioExclude, RootHandle, e.Why, keys)
 	}
 	var out []Filter
 	for _, f := range fams {
 		var addr []U32Key
 		if e.Prefix.IsValid() {
-			addr = prefixKeys(e.Prefix, f.dst)
+			off := f.dst
+			if ingress {
+				off = f.src
+			}
+			addr = prefixKeys(e.Prefix, off)
 		}
 		if e.Port == 0 {
-			out = append(out, newFilter(link, f, f.prioExclude, RootHandle, e.Why, addr))
+			out = append(out, filter(f, addr))
 			continue
 		}
 		for _, proto := range []uint8{ipProtoTCP, ipProtoUDP} {
 			keys := append(slices.Clone(addr), f.protoKey(proto))
-			out = append(out, newFilter(link, f, f.prioExclude, RootHandle, e.Why, append(keys, f.portKey(e.Port, false)...)))
+			out = append(out, filter(f, append(keys, f.portKey(e.Port, ingress)...)))
 			if e.BothPorts {
-				out = append(out, newFilter(link, f, f.prioExclude, RootHandle, e.Why, append(slices.Clone(keys), f.portKey(e.Port, true)...)))
+				out = append(out, filter(f, append(slices.Clone(keys), f.portKey(e.Port, !ingress)...)))
 			}
 		}
 	}
@@ -197,9 +263,10 @@ func exclusionFilters(link string, e Exclusion) []Filter {
 }
 
 // targetFilters steers the target's traffic (egress: CIDRs are
-// destinations; a port is the remote end's or ours, so both are matched)
-// to the impaired class. An empty target impairs everything.
-func targetFilters(link string, t *turbulencev1.TrafficTarget) ([]Filter, error) {
+// destinations, ingress: sources — the peer's end either way; a port is
+// the remote end's or ours, so both are matched) to the impaired class. An
+// empty target impairs everything.
+func targetFilters(link string, t *turbulencev1.TrafficTarget, ingress bool) ([]Filter, error) {
 	var prefixes []netip.Prefix
 	for _, s := range t.GetCidrs() {
 		p, err := netip.ParsePrefix(s)
@@ -240,7 +307,11 @@ func targetFilters(link string, t *turbulencev1.TrafficTarget) ([]Filter, error)
 	for _, s := range sels {
 		var base []U32Key
 		if s.prefix != nil {
-			base = prefixKeys(*s.prefix, s.f.dst)
+			off := s.f.dst
+			if ingress {
+				off = s.f.src
+			}
+			base = prefixKeys(*s.prefix, off)
 		}
 		for _, proto := range protos {
 			keys := slices.Clone(base)
