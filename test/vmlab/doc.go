@@ -13,12 +13,20 @@
 //     modules with finit_module and runs the product's own network
 //     injector) and an initramfs holding it, the modules it needs and a
 //     Config;
-//   - makes a network namespace with a bridge (198.18.0.1/24, the peer) and
-//     a tap device, serves a UDP echo on the bridge address, and boots the
-//     kernel under qemu (-accel tcg: KVM hangs on these machines) inside
-//     that namespace;
+//   - makes a network namespace with a bridge (198.18.0.1/24, the peer, and
+//     198.18.0.2/24, a neighbour no fault targets) and a tap device, serves
+//     a UDP echo on both bridge addresses, and boots the kernel under qemu
+//     (-accel tcg: KVM hangs on these machines) inside that namespace; the
+//     guest is 198.18.0.10;
 //   - reads the serial console until the guest prints its Result, and
-//     checks the measured delay, loss and the restored qdisc tree.
+//     checks, each phase a fault of its own in the one boot: delay, loss,
+//     jitter (mean and interquartile range), duplicate and corrupt
+//     (binomial bounds), rate as netem rate and as a tbf bandwidth limit
+//     (throughput within 10 %), targeting (only the targeted /32 is
+//     delayed, its neighbour on the same bridge is not), a fault applied
+//     through inject.Manager that must be gone at its deadline with no
+//     revert asked, and the original qdisc tree after every phase. The
+//     test logs configured against measured as a table.
 //
 // Without root the test skips, without its prerequisites (qemu, apt with a
 // network) it skips too — unless TURBULENCE_REQUIRE_PRIVILEGED=1, where

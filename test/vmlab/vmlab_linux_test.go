@@ -25,9 +25,12 @@ import (
 // The lab's addresses, all from 198.18.0.0/15 (the benchmarking range:
 // nothing real lives there).
 const (
-	peerCIDR  = "198.18.0.1/24" // on the bridge, in the test's namespace
-	peerEcho  = "198.18.0.1:7007"
-	guestCIDR = "198.18.0.2/24"
+	peerCIDR = "198.18.0.1/24" // on the bridge, in the test's namespace
+	peerEcho = "198.18.0.1:7007"
+	// peer2 is a second address on the same bridge that no fault targets.
+	peer2CIDR = "198.18.0.2/24"
+	peer2Echo = "198.18.0.2:7007"
+	guestCIDR = "198.18.0.10/24"
 )
 
 // Figures the lab applies and checks.
@@ -36,6 +39,25 @@ const (
 	rttSamples  = 15
 	lossPercent = 30
 	lossPackets = 500
+	// Jitter: netem without a distribution table draws the delay uniformly
+	// from [delay-jitter, delay+jitter], whose interquartile range is the
+	// jitter itself.
+	jitterDelayMS = 50
+	jitterMS      = 20
+	jitterPackets = 300
+	// Duplicate and corrupt, each over statPackets echoes of payloadBytes:
+	// large, so that almost every bit netem flips lands under the IP or
+	// UDP checksum (only a flip in the source MAC, 6 bytes of 1066, goes
+	// unseen).
+	duplicatePercent = 20
+	corruptPercent   = 20
+	statPackets      = 600
+	payloadBytes     = 1024
+	// Rate: 2 Mbit/s, as netem rate and as a tbf bandwidth limit.
+	rateBits    = 2_000_000
+	ratePackets = 600
+	// deadlineMS: the shortest fault faultspec allows.
+	deadlineMS = 1000
 	// bootBudget bounds the whole VM, boot to power-off: on tcg the kernel
 	// boots in about 4 s and the guest's measurements take a few more;
 	// the rest is margin for a loaded CI machine.
@@ -61,6 +83,7 @@ func TestVMLab_Netem(t *testing.T) {
 		t.Logf("loss %d %%: %d of %d echoes answered (%.1f %% lost)", lossPercent, res.LossReceived, res.LossSent,
 			100*float64(res.LossSent-res.LossReceived)/float64(res.LossSent))
 	}
+	logPhases(t, res)
 	if res.Error != "" {
 		t.Fatalf("guest: %s", res.Error)
 	}
@@ -97,6 +120,7 @@ func TestVMLab_Netem(t *testing.T) {
 	if bound := 4 * math.Sqrt(n*p*(1-p)); res.LossSent < 400 || math.Abs(lost-n*p) > bound {
 		t.Errorf("%d %% netem loss lost %.0f of %.0f echoes, want %.0f ± %.0f over at least 400", lossPercent, lost, n, n*p, bound)
 	}
+	checkPhases(t, res)
 }
 
 // buildInitramfs writes the guest's initramfs into a temporary directory:
@@ -116,7 +140,12 @@ func buildInitramfs(t *testing.T, root string, k kernel) string {
 		t.Fatal(err)
 	}
 	cfg := vmlab.Config{Interface: "eth0", GuestCIDR: guestCIDR, Peer: peerEcho, DelayMS: delayMS, RTTSamples: rttSamples,
-		LossPercent: lossPercent, LossPackets: lossPackets}
+		LossPercent: lossPercent, LossPackets: lossPackets,
+		Peer2:         peer2Echo,
+		JitterDelayMS: jitterDelayMS, JitterMS: jitterMS, JitterPackets: jitterPackets,
+		DuplicatePercent: duplicatePercent, CorruptPercent: corruptPercent, StatPackets: statPackets, PayloadBytes: payloadBytes,
+		RateBitsPerSecond: rateBits, RatePackets: ratePackets,
+		DeadlineMS: deadlineMS}
 	for _, ko := range kos {
 		cfg.Modules = append(cfg.Modules, filepath.Join("/lib/modules", k.version, ko))
 	}
@@ -157,17 +186,18 @@ func buildInitramfs(t *testing.T, root string, k kernel) string {
 func boot(t *testing.T, k kernel, initrd string) vmlab.Result {
 	t.Helper()
 	ns := testutil.NewNS(t)
-	var echo net.PacketConn
+	var echo, echo2 net.PacketConn
 	var setupErr error
 	// Everything happens on a thread inside ns: /dev/net/tun creates the
 	// tap in the caller's namespace, not a netlink handle's, and qemu
 	// finds tap0 by name from the namespace it starts in.
-	testutil.InNS(t, ns, func() { echo, setupErr = labNetwork() })
+	testutil.InNS(t, ns, func() { echo, echo2, setupErr = labNetwork() })
 	if setupErr != nil {
 		t.Fatalf("lab network: %v", setupErr)
 	}
-	t.Cleanup(func() { _ = echo.Close() })
+	t.Cleanup(func() { _ = echo.Close(); _ = echo2.Close() })
 	go serveEcho(echo)
+	go serveEcho(echo2)
 
 	ctx, cancel := context.WithTimeout(t.Context(), bootBudget)
 	defer cancel()
@@ -225,28 +255,44 @@ func boot(t *testing.T, k kernel, initrd string) vmlab.Result {
 }
 
 // labNetwork runs inside the lab's namespace: bridge br0 with the peer
-// address, tap0 enslaved to it, and the UDP echo socket bound on the peer
-// address (it stays in this namespace when served from elsewhere).
-func labNetwork() (net.PacketConn, error) {
+// addresses, tap0 enslaved to it, and a UDP echo socket bound on each peer
+// address (they stay in this namespace when served from elsewhere).
+func labNetwork() (echo, echo2 net.PacketConn, err error) {
+	if err := bridgeAndTap(); err != nil {
+		return nil, nil, err
+	}
+	if echo, err = net.ListenPacket("udp", peerEcho); err != nil {
+		return nil, nil, err
+	}
+	if echo2, err = net.ListenPacket("udp", peer2Echo); err != nil {
+		_ = echo.Close()
+		return nil, nil, err
+	}
+	return echo, echo2, nil
+}
+
+func bridgeAndTap() error {
 	h, err := netlink.NewHandle()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer h.Close()
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}
 	if err := h.LinkAdd(br); err != nil {
-		return nil, fmt.Errorf("add bridge: %w", err)
+		return fmt.Errorf("add bridge: %w", err)
 	}
-	addr, err := netlink.ParseAddr(peerCIDR)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.AddrAdd(br, addr); err != nil {
-		return nil, fmt.Errorf("address the bridge: %w", err)
+	for _, cidr := range []string{peerCIDR, peer2CIDR} {
+		addr, err := netlink.ParseAddr(cidr)
+		if err != nil {
+			return err
+		}
+		if err := h.AddrAdd(br, addr); err != nil {
+			return fmt.Errorf("address the bridge with %s: %w", cidr, err)
+		}
 	}
 	tap := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "tap0"}, Mode: netlink.TUNTAP_MODE_TAP}
 	if err := h.LinkAdd(tap); err != nil {
-		return nil, fmt.Errorf("add tap: %w", err)
+		return fmt.Errorf("add tap: %w", err)
 	}
 	// The tap stays (persistent) but its queue must be free for qemu,
 	// which attaches to it by name: a single-queue tap takes one opener.
@@ -259,10 +305,10 @@ func labNetwork() (net.PacketConn, error) {
 		func() error { return h.LinkSetUp(br) },
 	} {
 		if err := step(); err != nil {
-			return nil, fmt.Errorf("bridge tap0: %w", err)
+			return fmt.Errorf("bridge tap0: %w", err)
 		}
 	}
-	return net.ListenPacket("udp", peerEcho)
+	return nil
 }
 
 // serveEcho answers every datagram with itself until c is closed.

@@ -8,16 +8,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/network"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 	"github.com/turbulence-sre/turbulence/test/vmlab"
@@ -138,29 +141,233 @@ func run(res *vmlab.Result) error {
 	}
 
 	mark("delay")
-	if cfg.LossPackets == 0 {
-		return nil
+	if cfg.LossPackets > 0 {
+		start = time.Now()
+		h, err = in.Apply(context.Background(), fault("lab-loss", cfg.Interface, target,
+			&turbulencev1.NetemSpec{LossPercent: cfg.LossPercent}), time.Now().Add(time.Hour))
+		if err != nil {
+			return fmt.Errorf("apply %.0f %% loss: %w", cfg.LossPercent, err)
+		}
+		res.LossApplyMS = ms(time.Since(start))
+		res.LossSent = cfg.LossPackets
+		res.LossReceived, err = e.burst(cfg.LossPackets)
+		start = time.Now()
+		if rerr := h.Revert(context.Background()); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		res.LossRevertMS = ms(time.Since(start))
+		if err != nil {
+			return err
+		}
+		if res.QdiscsAfterLoss, err = qdiscTree(link); err != nil {
+			return err
+		}
+		mark("loss")
 	}
-	start = time.Now()
-	h, err = in.Apply(context.Background(), fault("lab-loss", cfg.Interface, target,
-		&turbulencev1.NetemSpec{LossPercent: cfg.LossPercent}), time.Now().Add(time.Hour))
+	l := &lab{cfg: cfg, res: res, in: in, link: link, target: target, e: e, mark: mark}
+	return l.more(conn)
+}
+
+// lab carries what the phases after delay and loss share.
+type lab struct {
+	cfg    vmlab.Config
+	res    *vmlab.Result
+	in     *network.Injector
+	link   netlink.Link
+	target string
+	e      *echoer
+	mark   func(string)
+}
+
+// more runs the phases after delay and loss, each its own fault, applied
+// and taken back in turn: jitter, duplicate, corrupt, rate (netem, then
+// tbf), targeting, and a fault the Manager ends at its deadline.
+func (l *lab) more(conn *net.UDPConn) error {
+	cfg, res := l.cfg, l.res
+	res.QdiscsAfterPhase = map[string][]string{}
+	size := max(cfg.PayloadBytes, 64)
+	if cfg.JitterPackets > 0 {
+		// The jitter's baseline, measured the same way (paced, kernel
+		// receive timestamps) with no fault on.
+		p, err := l.e.probe(probeOpts{n: 50, pace: 4 * time.Millisecond, size: 64, tail: 300 * time.Millisecond, rtts: true})
+		if err != nil {
+			return fmt.Errorf("jitter baseline: %w", err)
+		}
+		res.JitterBaseline = &p
+		n := &turbulencev1.NetemSpec{
+			Delay:  durationpb.New(time.Duration(cfg.JitterDelayMS) * time.Millisecond),
+			Jitter: durationpb.New(time.Duration(cfg.JitterMS) * time.Millisecond),
+		}
+		if err := l.phase("jitter", n, nil, func() error {
+			p, err := l.e.probe(probeOpts{n: cfg.JitterPackets, pace: 4 * time.Millisecond, size: 64, tail: time.Second, rtts: true})
+			res.Jitter = &p
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if cfg.StatPackets > 0 {
+		stat := func(dst **vmlab.Probe) func() error {
+			return func() error {
+				p, err := l.e.probe(probeOpts{n: cfg.StatPackets, pace: 2 * time.Millisecond, size: size, tail: 500 * time.Millisecond})
+				*dst = &p
+				return err
+			}
+		}
+		if err := l.phase("duplicate", &turbulencev1.NetemSpec{DuplicatePercent: cfg.DuplicatePercent}, nil, stat(&res.Duplicate)); err != nil {
+			return err
+		}
+		if err := l.phase("corrupt", &turbulencev1.NetemSpec{CorruptPercent: cfg.CorruptPercent}, nil, stat(&res.Corrupt)); err != nil {
+			return err
+		}
+	}
+	if cfg.RatePackets > 0 {
+		bytesPerSec := cfg.RateBitsPerSecond / 8
+		wire := size + 8 + 20 + 14 // UDP, IPv4, Ethernet: what the qdiscs count
+		// Offer 1.25 times the rate, so the qdisc, not the sender, sets the
+		// pace of what gets through.
+		pace := time.Duration(float64(wire*8) / (1.25 * float64(cfg.RateBitsPerSecond)) * float64(time.Second))
+		for _, kind := range []string{"netem", "tbf"} {
+			var n *turbulencev1.NetemSpec
+			var b *turbulencev1.BandwidthSpec
+			if kind == "netem" {
+				n = &turbulencev1.NetemSpec{RateBytesPerSecond: bytesPerSec}
+			} else {
+				// A bucket of 100 ms of the rate, not the injector's default
+				// 10 ms: on tcg the host stalls the vCPU now and then, and a
+				// small bucket turns each stall into lost throughput
+				// (netem's rate clock catches up by itself).
+				b = &turbulencev1.BandwidthSpec{RateBytesPerSecond: bytesPerSec, BurstBytes: uint32(bytesPerSec / 10)}
+			}
+			rr := vmlab.RateResult{Kind: kind, WireLen: wire}
+			err := l.phase("rate-"+kind, n, b, func() error {
+				var err error
+				if rr.Qdiscs, err = qdiscTree(l.link); err != nil {
+					return err
+				}
+				rr.Probe, err = l.e.probe(probeOpts{n: cfg.RatePackets, pace: pace, size: size, tail: 1500 * time.Millisecond, spanSkip: 500 * time.Millisecond})
+				return err
+			})
+			res.Rate = append(res.Rate, rr)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if cfg.Peer2 != "" {
+		if err := l.targeting(); err != nil {
+			return err
+		}
+	}
+	if cfg.DeadlineMS > 0 {
+		return l.deadline()
+	}
+	return nil
+}
+
+// phase applies one fault toward the peer, runs during, takes the fault
+// back and records the tree left behind.
+func (l *lab) phase(name string, n *turbulencev1.NetemSpec, b *turbulencev1.BandwidthSpec, during func() error) error {
+	f := fault("lab-"+name, l.cfg.Interface, l.target, n)
+	f.GetSpec().GetNetwork().Bandwidth = b
+	h, err := l.in.Apply(context.Background(), f, time.Now().Add(time.Hour))
 	if err != nil {
-		return fmt.Errorf("apply %.0f %% loss: %w", cfg.LossPercent, err)
+		return fmt.Errorf("apply the %s fault: %w", name, err)
 	}
-	res.LossApplyMS = ms(time.Since(start))
-	res.LossSent = cfg.LossPackets
-	res.LossReceived, err = e.burst(cfg.LossPackets)
-	start = time.Now()
+	err = during()
 	if rerr := h.Revert(context.Background()); rerr != nil {
-		return errors.Join(err, rerr)
+		return errors.Join(err, fmt.Errorf("revert the %s fault: %w", name, rerr))
 	}
-	res.LossRevertMS = ms(time.Since(start))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	tree, err := qdiscTree(l.link)
+	l.res.QdiscsAfterPhase[name] = tree
+	l.mark(name)
+	return err
+}
+
+// targeting delays only the peer's /32 and measures both the peer and
+// Peer2, an address on the same bridge, through the same interface.
+func (l *lab) targeting() error {
+	cfg, res := l.cfg, l.res
+	p2, err := net.ResolveUDPAddr("udp", cfg.Peer2)
 	if err != nil {
 		return err
 	}
-	res.QdiscsAfterLoss, err = qdiscTree(link)
-	mark("loss")
-	return err
+	c2, err := net.DialUDP("udp", nil, p2)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c2.Close() }()
+	e2 := &echoer{c: c2}
+	if _, err := e2.rtt(5); err != nil {
+		return fmt.Errorf("warm-up echo to %s: %w", cfg.Peer2, err)
+	}
+	if res.Peer2BaselineMS, err = e2.rtt(cfg.RTTSamples); err != nil {
+		return fmt.Errorf("peer2 baseline: %w", err)
+	}
+	n := &turbulencev1.NetemSpec{Delay: durationpb.New(time.Duration(cfg.DelayMS) * time.Millisecond)}
+	return l.phase("targeting", n, nil, func() error {
+		var err error
+		if res.UntargetedMS, err = e2.rtt(cfg.RTTSamples); err != nil {
+			return fmt.Errorf("untargeted peer: %w", err)
+		}
+		if res.TargetedMS, err = l.e.rtt(cfg.RTTSamples); err != nil {
+			return fmt.Errorf("targeted peer: %w", err)
+		}
+		return nil
+	})
+}
+
+// deadline applies a delay through inject.Manager with a short duration
+// and asks for no revert: the Manager's own timer must take it back.
+func (l *lab) deadline() error {
+	cfg, res := l.cfg, l.res
+	m := inject.NewManager(slog.New(slog.DiscardHandler), l.in)
+	defer m.Close("lab done")
+	f := fault("lab-deadline", cfg.Interface, l.target,
+		&turbulencev1.NetemSpec{Delay: durationpb.New(time.Duration(cfg.DelayMS) * time.Millisecond)})
+	f.Spec.Duration = durationpb.New(time.Duration(cfg.DeadlineMS) * time.Millisecond)
+	start := time.Now()
+	if _, err := m.Apply(context.Background(), f); err != nil {
+		return fmt.Errorf("apply through the Manager: %w", err)
+	}
+	var err error
+	if res.DeadlineQdiscs, err = qdiscTree(l.link); err != nil {
+		return err
+	}
+	if res.DeadlineDelayedMS, err = l.e.rtt(3); err != nil {
+		return fmt.Errorf("under the deadline fault: %w", err)
+	}
+	limit := time.Duration(cfg.DeadlineMS)*time.Millisecond + 10*time.Second
+	for time.Since(start) < limit {
+		tree, err := qdiscTree(l.link)
+		if err != nil {
+			return err
+		}
+		if slices.Equal(tree, res.QdiscsBefore) {
+			res.DeadlineGoneMS = ms(time.Since(start))
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	res.QdiscsAfterPhase["deadline"], err = qdiscTree(l.link)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	// The fault has ended (or is ending): Revert returns what the Manager
+	// recorded, and reverts nothing itself if the timer did.
+	st, err := m.Revert(ctx, f.GetId(), "lab: after the deadline")
+	if err != nil {
+		return err
+	}
+	res.DeadlineReason = st.GetReason()
+	res.DeadlineHeld = len(m.Held())
+	l.mark("deadline")
+	return nil
 }
 
 func fault(id, link, target string, n *turbulencev1.NetemSpec) *turbulencev1.Fault {
@@ -316,6 +523,166 @@ func (e *echoer) burst(n int) (int, error) {
 	}
 	_ = e.c.SetReadDeadline(time.Now().Add(echoTimeout))
 	return <-got, nil
+}
+
+type probeOpts struct {
+	n    int           // echoes to send
+	pace time.Duration // between sends, on an absolute schedule
+	size int           // datagram payload, at least 8
+	tail time.Duration // how long answers may still come after the last send
+	rtts bool          // keep each RTT
+	// spanSkip: the throughput window starts this long after the first
+	// answer.
+	spanSkip time.Duration
+}
+
+// setTimestamps asks the kernel to timestamp every datagram c receives.
+func setTimestamps(c *net.UDPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// rxTimestamp finds SCM_TIMESTAMPNS in oob, as wall-clock ns.
+func rxTimestamp(oob []byte) (int64, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			return sec*1e9 + nsec, true
+		}
+	}
+	return 0, false
+}
+
+// probe sends o.n numbered echoes of o.size bytes (the number, then a
+// pattern derived from it) o.pace apart and sorts the answers: right and
+// first, duplicate, or wrong. Answers to earlier probes are ignored.
+func (e *echoer) probe(o probeOpts) (vmlab.Probe, error) {
+	size := max(o.size, 8)
+	first := e.seq + 1
+	// Times are wall-clock ns: an answer's is the kernel's receive
+	// timestamp (SO_TIMESTAMPNS), so the guest's own scheduling on its one
+	// tcg vCPU does not count toward the RTT.
+	sent := make([]atomic.Int64, o.n)
+	kernelTS := setTimestamps(e.c) == nil
+	var (
+		answered, dups, bad int
+		rtts                = make([]float64, o.n)
+		arrivals            []int64
+	)
+	done := make(chan struct{})
+	_ = e.c.SetReadDeadline(time.Time{})
+	go func() {
+		defer close(done)
+		counts := make([]int, o.n)
+		buf := make([]byte, size+64)
+		oob := make([]byte, 128)
+		for {
+			k, oobn, _, _, err := e.c.ReadMsgUDP(buf, oob)
+			if err != nil { // the deadline set after the last send
+				return
+			}
+			now := time.Now().UnixNano()
+			if kernelTS {
+				if ts, ok := rxTimestamp(oob[:oobn]); ok {
+					now = ts
+				}
+			}
+			if k < 8 {
+				bad++
+				continue
+			}
+			s := binary.BigEndian.Uint64(buf[:8])
+			if s < first && k == size { // late answer to an earlier probe
+				continue
+			}
+			if k != size || s >= first+uint64(o.n) || !patternOK(buf[:k], s) {
+				bad++
+				continue
+			}
+			i := s - first
+			counts[i]++
+			if counts[i] > 1 {
+				dups++
+				continue
+			}
+			answered++
+			rtts[i] = ms(time.Duration(now - sent[i].Load()))
+			arrivals = append(arrivals, now)
+		}
+	}()
+	msg := make([]byte, size)
+	start := time.Now()
+	next := start
+	var werr error
+	var late time.Duration
+	for i := range o.n {
+		e.seq++
+		fill(msg, e.seq)
+		if d := time.Until(next); d > 0 {
+			time.Sleep(d)
+		} else {
+			late = max(late, -d)
+		}
+		next = next.Add(o.pace)
+		sent[i].Store(time.Now().UnixNano())
+		if _, err := e.c.Write(msg); err != nil && !errors.Is(err, unix.ENOBUFS) {
+			werr = err
+			break
+		}
+	}
+	p := vmlab.Probe{Sent: o.n, SendMS: ms(time.Since(start)), MaxLateMS: ms(late), KernelTimestamps: kernelTS}
+	_ = e.c.SetReadDeadline(time.Now().Add(o.tail))
+	<-done
+	_ = e.c.SetReadDeadline(time.Time{})
+	p.Answered, p.Duplicates, p.Bad = answered, dups, bad
+	if o.rtts {
+		for _, r := range rtts {
+			if r > 0 { // answered
+				p.RTTs = append(p.RTTs, float64(int(r*100))/100)
+			}
+		}
+	}
+	// The throughput window starts spanSkip after the first answer, once
+	// a token bucket's initial burst is spent.
+	if len(arrivals) > 1 {
+		i := 0
+		for i < len(arrivals)-1 && arrivals[i]-arrivals[0] < int64(o.spanSkip) {
+			i++
+		}
+		p.SpanMS = ms(time.Duration(arrivals[len(arrivals)-1] - arrivals[i]))
+		p.SpanAnswers = len(arrivals) - 1 - i
+	}
+	return p, werr
+}
+
+func fill(msg []byte, seq uint64) {
+	binary.BigEndian.PutUint64(msg[:8], seq)
+	for j := 8; j < len(msg); j++ {
+		msg[j] = byte(seq*31 + uint64(j))
+	}
+}
+
+func patternOK(msg []byte, seq uint64) bool {
+	for j := 8; j < len(msg); j++ {
+		if msg[j] != byte(seq*31+uint64(j)) {
+			return false
+		}
+	}
+	return true
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
