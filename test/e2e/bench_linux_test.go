@@ -7,6 +7,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/controller/cli"
 )
 
@@ -22,7 +24,13 @@ import (
 //
 // Run it with -benchtime 50x (make bench does) to have 50 samples.
 func BenchmarkCPUFault_ApplyLatencyAndLateness(b *testing.B) {
-	f := startFleet(b)
+	// 50 lifetimes per case are more new faults a minute than the default
+	// policy allows (60): raise that limit for this agent only.
+	f := startFleet(b, func(c *agent.Config) {
+		p := policy.Default()
+		p.MaxNewFaultsPerMinute = 1000
+		c.Policy = &p
+	})
 	b.Run("idle", func(b *testing.B) { lifetimes(b, f) })
 	b.Run("saturated", func(b *testing.B) {
 		// Our own fault holds every CPU at 100 %: the kill switch must
