@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
 	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/policy"
@@ -231,5 +233,22 @@ func TestNew_ProtectsTheControllersAddresses(t *testing.T) {
 	var r *policy.Refusal
 	if err := a.policy.Check(spec, policy.Host{}); !errors.As(err, &r) || r.Rule != "network.protected_cidrs" {
 		t.Errorf("partition of the controllers' subnet: %v, want refused by network.protected_cidrs", err)
+	}
+}
+
+// A fault that ends is reported at once, not at the next heartbeat: here
+// the next one is an hour away, so only the immediate report can arrive.
+func TestAgent_EndedFaultReportedAtOnce(t *testing.T) {
+	ta := startAgent(t, fakecontroller.Options{Welcome: &turbulencev1.Welcome{
+		HeartbeatInterval: durationpb.New(time.Hour),
+		LeaseTtl:          durationpb.New(time.Hour),
+	}})
+	ta.ctrl.WaitHello(waitLong)
+	res := ta.apply(t, "c1", cpuFault("f-short", 10, 1500*time.Millisecond))
+	if !res.GetOk() {
+		t.Fatalf("apply = %v", res)
+	}
+	if ended := ta.waitEnded(t, "f-short"); ended.GetReason() != "deadline" {
+		t.Errorf("reason = %q, want deadline", ended.GetReason())
 	}
 }

@@ -48,6 +48,10 @@ type Manager struct {
 	guard      guard // local policy and journal; guard.go
 
 	watchers sync.WaitGroup // one per applied handle, waiting for Done
+
+	// endedSignal gets a value, without blocking, whenever a fault ends,
+	// so that the session reports it at once instead of at the next beat.
+	endedSignal chan struct{}
 }
 
 // endedRecord is an ended fault waiting to be reported.
@@ -78,6 +82,8 @@ func NewManager(logger *slog.Logger, injectors ...Injector) *Manager {
 		injectors: make(map[string]Injector, len(injectors)),
 		held:      make(map[string]*entry),
 		ended:     make(map[string]*turbulencev1.FaultStatus),
+
+		endedSignal: make(chan struct{}, 1),
 	}
 	for _, in := range injectors {
 		m.injectors[in.Kind()] = in
@@ -263,6 +269,10 @@ func (m *Manager) revert(e *entry, reason string) {
 }
 
 func (m *Manager) recordEndedLocked(st *turbulencev1.FaultStatus) {
+	select {
+	case m.endedSignal <- struct{}{}:
+	default: // a report is already due
+	}
 	m.seq++
 	m.unreported = append(m.unreported, endedRecord{seq: m.seq, status: st})
 	m.ended[st.GetFaultId()] = st
@@ -272,6 +282,10 @@ func (m *Manager) recordEndedLocked(st *turbulencev1.FaultStatus) {
 		m.endedFIFO = m.endedFIFO[1:]
 	}
 }
+
+// Ended returns a channel that receives a value after one or more faults
+// ended, so that a heartbeat can report them at once.
+func (m *Manager) Ended() <-chan struct{} { return m.endedSignal }
 
 // observe returns e's status as the agent reports a held fault.
 func (m *Manager) observe(e *entry) *turbulencev1.FaultStatus {

@@ -125,6 +125,12 @@ func (s *Session) send(ctx context.Context, st stream, out <-chan *turbulencev1.
 			if err := s.heartbeat(st); err != nil {
 				return nil, err
 			}
+		case <-s.cfg.Manager.Ended():
+			// A fault ended: the fleet view learns it now, not a beat
+			// later.
+			if err := s.heartbeat(st); err != nil {
+				return nil, err
+			}
 		case req := <-s.flush:
 			err := s.heartbeat(st)
 			if req.final {
