@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -98,7 +99,12 @@ func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.
 	// Network marks: the agent's qdiscs and nftables tables that no open
 	// journal record named (invariant 3).
 	nets, err := sweep.Network()
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.EPERM):
+		// Without CAP_NET_ADMIN this agent could not have made a qdisc or
+		// an nftables table either, so there is nothing of ours to find.
+		log.Debug("network sweep skipped: no permission to list qdiscs or nftables tables", "err", err)
+	case err != nil:
 		errs = append(errs, fmt.Errorf("sweep network faults: %w", err))
 	}
 	for _, n := range nets {
