@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,7 +153,14 @@ func freeAddr(t testing.TB) string {
 	t.Helper()
 	top := ephemeralStart()
 	for range 200 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(fixedPortMin+rand.IntN(top-fixedPortMin)))
+		port := fixedPortMin + rand.IntN(top-fixedPortMin)
+		// Test packages run in parallel processes that all draw from this
+		// range: a lock file held for the test's life keeps another
+		// process from handing out the same port before our node binds it.
+		if !reservePort(t, port) {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			continue // taken; draw again
@@ -164,6 +172,26 @@ func freeAddr(t testing.TB) string {
 	}
 	t.Fatalf("no free loopback port between %d and %d after 200 draws", fixedPortMin, top)
 	return ""
+}
+
+// reservePort takes an exclusive lock on a per-port file shared by every
+// test process on the machine, held until t ends. It reports false when
+// another process holds it.
+func reservePort(t testing.TB, port int) bool {
+	dir := filepath.Join(os.TempDir(), "turbulence-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true // no shared directory: fall back to the bind check alone
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close() // held by another test process: draw again
+		return false
+	}
+	t.Cleanup(func() { _ = f.Close() }) // closing releases the lock
+	return true
 }
 
 // ephemeralStart is the first port of the kernel's ephemeral range.
