@@ -3,7 +3,6 @@ package sweep
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/google/nftables"
@@ -54,7 +53,7 @@ func Network() ([]string, error) {
 			a := q.Attrs()
 			if a.Parent == netlink.HANDLE_INGRESS {
 				// The redirect goes before the ifb it points at.
-				what, err := sweepIngress(h, l, q)
+				what, err := network.SweepIngress(h, name)
 				if err != nil {
 					errs = append(errs, err)
 				} else if what != "" {
@@ -105,43 +104,4 @@ func Network() ([]string, error) {
 		}
 	}
 	return removed, errors.Join(errs...)
-}
-
-// sweepIngress removes the agent's filters from l's ingress qdisc q, and q
-// itself when nothing else is on it; "" when none of it is the agent's.
-func sweepIngress(h *netlink.Handle, l netlink.Link, q netlink.Qdisc) (string, error) {
-	name := l.Attrs().Name
-	fs, err := h.FilterList(l, q.Attrs().Handle)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return "", fmt.Errorf("list ingress filters of %s: %w", name, err)
-	}
-	type key struct{ prio, proto uint16 }
-	var mine []key
-	others := false
-	for _, f := range fs {
-		a := f.Attrs()
-		k := key{a.Priority, a.Protocol}
-		switch {
-		case !network.IsAgentPrio(a.Priority):
-			others = true
-		case !slices.Contains(mine, k):
-			mine = append(mine, k)
-		}
-	}
-	if len(mine) == 0 {
-		return "", nil
-	}
-	if !others {
-		if err := h.QdiscDel(q); err != nil {
-			return "", fmt.Errorf("delete the ingress qdisc of %s: %w", name, err)
-		}
-		return "qdisc ingress ffff: dev " + name, nil
-	}
-	for _, k := range mine {
-		if err := h.FilterDel(&netlink.U32{FilterAttrs: netlink.FilterAttrs{LinkIndex: l.Attrs().Index,
-			Parent: q.Attrs().Handle, Priority: k.prio, Protocol: k.proto}}); err != nil {
-			return "", fmt.Errorf("delete the agent's ingress filters (prio %#x) on %s: %w", k.prio, name, err)
-		}
-	}
-	return "ingress filters dev " + name, nil
 }

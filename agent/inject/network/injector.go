@@ -272,7 +272,8 @@ func restore(o ops, st undoState) error {
 	}
 	if st.ifb != "" {
 		// The redirect goes before the ifb it points at.
-		errs = append(errs, removeIngress(o, st.link))
+		_, err := removeIngress(o, st.link, true)
+		errs = append(errs, err)
 		if err := o.DeleteLink(st.ifb); err != nil && !errors.Is(err, ErrNoInterface) {
 			errs = append(errs, fmt.Errorf("delete ifb device %s: %w", st.ifb, err))
 		}
@@ -306,16 +307,18 @@ func restoreRoot(o ops, link string, original *Qdisc) error {
 }
 
 // removeIngress takes the agent's filters (marked by their priority) off
-// link's ingress qdisc, and the qdisc with them when nothing else is on it
-// (the agent created it: it refuses a link whose ingress hook is in use,
-// so an empty one is what a partial apply left).
-func removeIngress(o ops, link string) error {
+// link's ingress qdisc, and the qdisc with them when nothing else is on it.
+// It returns what it removed, "" for nothing. deleteEmpty also removes an
+// ingress qdisc with no filters at all: a revert knows the agent made it
+// (it refuses a link whose ingress hook is in use, so an empty one is what
+// a partial apply left), while a sweep cannot tell and leaves it.
+func removeIngress(o ops, link string, deleteEmpty bool) (string, error) {
 	qs, err := o.Qdiscs(link)
 	if errors.Is(err, ErrNoInterface) {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, q := range qs {
 		if q.Parent != HandleIngress {
@@ -323,7 +326,7 @@ func removeIngress(o ops, link string) error {
 		}
 		fs, err := o.Filters(link, q.Handle)
 		if err != nil {
-			return err
+			return "", err
 		}
 		type key struct{ prio, proto uint16 }
 		var mine []key
@@ -337,22 +340,23 @@ func removeIngress(o ops, link string) error {
 				mine = append(mine, k)
 			}
 		}
-		if len(mine) == 0 && others {
-			return nil // not the agent's
-		}
-		if !others {
+		switch {
+		case len(mine) == 0 && (others || !deleteEmpty):
+			return "", nil // not the agent's
+		case !others:
 			if err := o.DeleteQdisc(q); err != nil {
-				return fmt.Errorf("delete %s: %w", q, err)
+				return "", fmt.Errorf("delete %s: %w", q, err)
 			}
-			return nil
+			return "qdisc ingress ffff: dev " + link, nil
 		}
 		for _, k := range mine {
 			if err := o.DeleteFilters(link, q.Handle, k.prio, k.proto); err != nil {
-				return fmt.Errorf("delete the agent's ingress filters (prio %#x) on %s: %w", k.prio, link, err)
+				return "", fmt.Errorf("delete the agent's ingress filters (prio %#x) on %s: %w", k.prio, link, err)
 			}
 		}
+		return "ingress filters dev " + link, nil
 	}
-	return nil
+	return "", nil
 }
 
 func (in *Injector) claim(link, id string) error {

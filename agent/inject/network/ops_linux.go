@@ -41,6 +41,14 @@ func NewWithHandle(cfg Config, h *netlink.Handle) *Injector {
 	return newWithOps(cfg, netlinkOps{h: h})
 }
 
+// SweepIngress removes, through h, the agent's redirect filters from
+// link's ingress qdisc, and the qdisc when only they were on it: the
+// start-up sweep's part for ingress faults, the same code as a revert's.
+// It returns what it removed, "" for nothing.
+func SweepIngress(h *netlink.Handle, link string) (string, error) {
+	return removeIngress(netlinkOps{h: h}, link, false)
+}
+
 func (o netlinkOps) link(name string) (netlink.Link, error) {
 	l, err := o.h.LinkByName(name)
 	if err != nil {
