@@ -2,6 +2,8 @@ package worker
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,5 +23,51 @@ func applyNice(nice int) error {
 	if err := unix.Setpriority(unix.PRIO_PGRP, 0, nice); err != nil {
 		return fmt.Errorf("set nice level %d: %w", nice, err)
 	}
-	return nil
+	// A thread the runtime was cloning during that call copied the old
+	// value before it joined the group's list and kept it (seen: one
+	// thread at 0 of seven). Set each thread by its ID until a pass finds
+	// no thread it had not already set: later threads are cloned from
+	// reniced ones and inherit the value.
+	done := map[int]bool{}
+	for range maxNicePasses {
+		tids, err := threadIDs()
+		if err != nil {
+			return fmt.Errorf("set nice level %d: %w", nice, err)
+		}
+		fresh := false
+		for _, tid := range tids {
+			if done[tid] {
+				continue
+			}
+			fresh = true
+			// PRIO_PROCESS with a thread ID addresses that thread alone.
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("set nice level %d of thread %d: %w", nice, tid, err)
+			}
+			done[tid] = true
+		}
+		if !fresh {
+			return nil
+		}
+	}
+	return fmt.Errorf("set nice level %d: threads kept appearing after %d passes", nice, maxNicePasses)
+}
+
+// maxNicePasses bounds applyNice's passes over the thread list; the Go
+// runtime starts a handful of threads at start-up, so two or three suffice.
+const maxNicePasses = 10
+
+// threadIDs lists the IDs of the calling process's threads.
+func threadIDs() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
 }
