@@ -13,6 +13,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == Subcommand {
 		os.Exit(Main(os.Args[2:]))
 	}
+	if len(os.Args) > 2 && os.Args[1] == stuckWorkerArg {
+		runStuckWorker(os.Args[2])
+	}
 	// A -race binary sleeps 1s at exit by default; workers are started and
 	// stopped many times here, and they inherit this environment.
 	_ = os.Setenv("GORACE", "atexit_sleep_ms=0")

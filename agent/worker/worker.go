@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Exit codes of a worker process.
@@ -40,9 +41,10 @@ func run(args []string, stderr io.Writer) int {
 	}
 	kind := args[0]
 	var (
-		faultID string
-		nice    int
-		work    func(ctx context.Context) error
+		faultID  string
+		nice     int
+		deadline time.Time
+		work     func(ctx context.Context) error
 	)
 	switch kind {
 	case "cpu":
@@ -51,7 +53,7 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "turbulence worker cpu: %v\n%s\n", err, usage)
 			return ExitUsage
 		}
-		faultID, nice = spec.FaultID, spec.Nice
+		faultID, nice, deadline = spec.FaultID, spec.Nice, spec.Deadline
 		work = func(ctx context.Context) error { return RunCPU(ctx, spec) }
 	case "memory":
 		spec, err := ParseMemoryArgs(args[1:])
@@ -59,7 +61,7 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "turbulence worker memory: %v\n%s\n", err, usage)
 			return ExitUsage
 		}
-		faultID, nice = spec.FaultID, spec.Nice
+		faultID, nice, deadline = spec.FaultID, spec.Nice, spec.Deadline
 		work = func(ctx context.Context) error { return RunMemory(ctx, spec, stderr) }
 	case "disk-io":
 		spec, err := ParseDiskIOArgs(args[1:])
@@ -67,7 +69,7 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "turbulence worker disk-io: %v\n%s\n", err, usage)
 			return ExitUsage
 		}
-		faultID, nice = spec.FaultID, spec.Nice
+		faultID, nice, deadline = spec.FaultID, spec.Nice, spec.Deadline
 		work = func(ctx context.Context) error { return RunDiskIO(ctx, spec) }
 	default:
 		fmt.Fprintf(stderr, "turbulence worker: unknown kind %q\n%s\n", kind, usage)
@@ -85,6 +87,10 @@ func run(args []string, stderr io.Writer) int {
 			return ExitFailure
 		}
 	}
+	// Invariant 1, defence in depth: from here on the process ends at its
+	// deadline by itself, on the kernel's clock, whatever the work or the
+	// agent does.
+	exitAtDeadline(deadline, ExitOK)
 	if err := work(ctx); err != nil {
 		fmt.Fprintf(stderr, "turbulence worker %s %s: %v\n", kind, faultID, err)
 		return ExitFailure

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package worker
+
+import (
+	"os"
+	"time"
+)
+
+// exitAtDeadline ends the worker process with code at deadline. Workers
+// carry faults on Linux only; elsewhere a runtime timer is close enough.
+func exitAtDeadline(deadline time.Time, code int) {
+	time.AfterFunc(time.Until(deadline), func() { os.Exit(code) })
+}
