@@ -69,6 +69,8 @@ func (f *fakeInjector) applyCount() int {
 type fakeHandle struct {
 	mu      sync.Mutex
 	reverts int
+	// failReverts makes that many reverts fail before one succeeds.
+	failReverts int
 	done    chan struct{}
 	exitErr error
 	once    sync.Once
@@ -77,7 +79,11 @@ type fakeHandle struct {
 func (h *fakeHandle) Revert(context.Context) error {
 	h.mu.Lock()
 	h.reverts++
+	fail := h.reverts <= h.failReverts
 	h.mu.Unlock()
+	if fail {
+		return errRevertBoom
+	}
 	h.once.Do(func() { close(h.done) })
 	return nil
 }
@@ -131,4 +137,15 @@ func cpuFault(id string, d time.Duration) *turbulencev1.Fault {
 	}
 }
 
-var errBoom = errors.New("boom")
+var (
+	errBoom       = errors.New("boom")
+	errRevertBoom = errors.New("qdisc busy")
+)
+
+// failNextReverts makes the next n reverts of handle id fail.
+func (f *fakeInjector) failNextReverts(id string, n int) {
+	h := f.handle(id)
+	h.mu.Lock()
+	h.failReverts = h.reverts + n
+	h.mu.Unlock()
+}

@@ -52,6 +52,10 @@ type Manager struct {
 	// endedSignal gets a value, without blocking, whenever a fault ends,
 	// so that the session reports it at once instead of at the next beat.
 	endedSignal chan struct{}
+
+	// stopRetries is closed by Close: the revert retries stop and leave
+	// what is still stuck to the journal (retry.go).
+	stopRetries chan struct{}
 }
 
 // endedRecord is an ended fault waiting to be reported.
@@ -73,6 +77,10 @@ type entry struct {
 	appliedAt time.Time
 	ending    bool
 	reason    string
+	// revertErr is the last failed revert; while it is set the fault is
+	// still on the host and retryRevert keeps trying (retry.go).
+	revertErr      error
+	revertAttempts int
 }
 
 // NewManager returns a Manager that dispatches to injectors by Kind.
@@ -84,6 +92,7 @@ func NewManager(logger *slog.Logger, injectors ...Injector) *Manager {
 		ended:     make(map[string]*turbulencev1.FaultStatus),
 
 		endedSignal: make(chan struct{}, 1),
+		stopRetries: make(chan struct{}),
 	}
 	for _, in := range injectors {
 		m.injectors[in.Kind()] = in
@@ -183,7 +192,7 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 	if endNow {
 		// A deadline, halt or revert arrived while Apply ran.
 		m.revert(e, reason)
-		return m.endedStatus(id), nil
+		return m.statusOf(e), nil
 	}
 	return m.observe(e), nil
 }
@@ -240,32 +249,53 @@ func (m *Manager) forget(e *entry) {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// revert takes e back, records it as ended and releases its waiters.
+// revert takes e back, records it as ended and releases its waiters. A
+// revert that fails leaves the fault held and REVERTING, and retryRevert
+// goes on trying (retry.go); the waiters are released all the same.
 func (m *Manager) revert(e *entry, reason string) {
+	if err := m.tryRevert(e); err != nil {
+		// L2: never report "unknown" as clean. The fault stays held, so
+		// every heartbeat shows it REVERTING with the error, and its
+		// journal record stays open for cleanup and the next start.
+		m.log.Error("revert failed; retrying", "fault_id", e.id, "kind", e.kind, "err", err)
+		m.watchers.Add(1)
+		go m.retryRevert(e)
+		close(e.done)
+		return
+	}
+	m.finishRevert(e, reason)
+	close(e.done)
+}
+
+// tryRevert runs one bounded revert of e and records its outcome on e.
+func (m *Manager) tryRevert(e *entry) error {
 	// The revert must run even when the caller's context is gone (an agent
 	// stopping, a session closing): it gets its own bounded context.
 	ctx, cancel := context.WithTimeout(context.Background(), revertTimeout)
 	err := e.handle.Revert(ctx)
 	cancel()
+	m.mu.Lock()
+	e.revertAttempts++
+	e.revertErr = err
+	m.mu.Unlock()
+	return err
+}
+
+// finishRevert records e, reverted, as ended: journal, status, held set.
+func (m *Manager) finishRevert(e *entry, reason string) {
+	m.journalEnded(e.id)
 	st := m.observe(e)
 	st.State = turbulencev1.FaultState_FAULT_STATE_REVERTED
 	st.Reason = reason
 	st.MeasuredCpuPercent = 0
-	if err != nil {
-		// L2: never report "unknown" as clean. The reason carries the error
-		// so that a person sees it; the worker kill is the last resort and
-		// Stop cannot fail short of a kernel error.
-		st.Reason = fmt.Sprintf("%s (revert error: %v)", reason, err)
-		m.log.Error("revert failed", "fault_id", e.id, "kind", e.kind, "err", err)
-	} else {
-		m.journalEnded(e.id)
-		m.log.Info("fault reverted", "fault_id", e.id, "kind", e.kind, "reason", reason)
-	}
 	m.mu.Lock()
+	if n := e.revertAttempts; n > 1 {
+		st.Reason = fmt.Sprintf("%s (reverted at attempt %d)", reason, n)
+	}
 	delete(m.held, e.id)
 	m.recordEndedLocked(st)
 	m.mu.Unlock()
-	close(e.done)
+	m.log.Info("fault reverted", "fault_id", e.id, "kind", e.kind, "reason", st.GetReason())
 }
 
 func (m *Manager) recordEndedLocked(st *turbulencev1.FaultStatus) {
@@ -299,11 +329,24 @@ func (m *Manager) observe(e *entry) *turbulencev1.FaultStatus {
 	if !e.appliedAt.IsZero() {
 		st.AppliedAt = timestamppb.New(e.appliedAt)
 	}
+	if e.revertErr != nil {
+		st.State = turbulencev1.FaultState_FAULT_STATE_REVERTING
+		st.Reason = fmt.Sprintf("%s; revert failed %d time(s), retrying: %v", e.reason, e.revertAttempts, e.revertErr)
+	}
 	m.mu.Unlock()
 	if h != nil {
 		h.Observe(st) // may read /proc: outside the lock
 	}
 	return st
+}
+
+// statusOf returns e's status once a revert has run: the ended record, or
+// the held REVERTING status while the revert is being retried.
+func (m *Manager) statusOf(e *entry) *turbulencev1.FaultStatus {
+	if st := m.endedStatus(e.id); st != nil {
+		return st
+	}
+	return m.observe(e)
 }
 
 func (m *Manager) endedStatus(id string) *turbulencev1.FaultStatus {

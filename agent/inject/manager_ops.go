@@ -2,6 +2,7 @@ package inject
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,16 @@ func (m *Manager) Revert(ctx context.Context, id, reason string) (*turbulencev1.
 	}
 	if st := m.endedStatus(id); st != nil {
 		return st, nil
+	}
+	m.mu.Lock()
+	e, stuck := m.held[id]
+	m.mu.Unlock()
+	if stuck {
+		// The revert failed and is being retried: the fault is still on
+		// the host, so this is not a success (the controller keeps it
+		// REVERTING until a heartbeat reports it ended).
+		st := m.observe(e)
+		return st, fmt.Errorf("%w: %s", ErrRevertFailed, st.GetReason())
 	}
 	// Apply failed while we waited: nothing was ever left.
 	return &turbulencev1.FaultStatus{FaultId: id, State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: reason}, nil
@@ -103,9 +114,14 @@ func (m *Manager) Halted() bool {
 // (invariant 3: stopping the service reverts everything before exit).
 func (m *Manager) Close(reason string) {
 	m.mu.Lock()
+	alreadyClosed := m.closed
 	m.closed = true
 	m.mu.Unlock()
 	m.RevertAll(reason)
+	if !alreadyClosed {
+		// What still fails to revert is left to the journal (retry.go).
+		close(m.stopRetries)
+	}
 	// An Apply that was running when closed was set has registered its
 	// fault and reverts it when it returns; RevertAll waited for it.
 	m.watchers.Wait()
