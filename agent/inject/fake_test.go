@@ -71,9 +71,9 @@ type fakeHandle struct {
 	reverts int
 	// failReverts makes that many reverts fail before one succeeds.
 	failReverts int
-	done    chan struct{}
-	exitErr error
-	once    sync.Once
+	done        chan struct{}
+	exitErr     error
+	once        sync.Once
 }
 
 func (h *fakeHandle) Revert(context.Context) error {
