@@ -62,6 +62,10 @@ type Config struct {
 
 	// Session tuning, zero for the defaults (tests shorten them).
 	BackoffMin, BackoffMax time.Duration
+	// RecoveryRetry is the first wait before start-up recovery, when it
+	// was incomplete, runs again; it doubles up to two minutes. Zero means
+	// five seconds (tests shorten it).
+	RecoveryRetry time.Duration
 }
 
 // Agent is a configured agent. Run it once.
@@ -175,9 +179,6 @@ func (a *Agent) Run(ctx context.Context) error {
 	if j == nil {
 		return err
 	}
-	if err != nil {
-		a.log.Error("start-up recovery incomplete; the journal keeps what is left for the next start", "err", err)
-	}
 	defer func() {
 		if err := j.Close(); err != nil {
 			a.log.Error("close journal", "err", err)
@@ -185,6 +186,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	a.manager.UseJournal(j, a.cfg.ProcRoot)
 	a.manager.RecordRecovered(rec.Reverted)
+	if err != nil {
+		// The agent still starts, so that the fleet sees it and its kill
+		// switch runs, but it takes no new fault until what is left is
+		// gone; the journal keeps it for the next start too.
+		a.log.Error("start-up recovery incomplete: new faults are refused until it completes", "err", err)
+		a.manager.SetUnrecovered(err)
+		retryCtx, stopRetry := context.WithCancel(ctx)
+		retried := make(chan struct{})
+		go func() {
+			defer close(retried)
+			a.retryRecovery(retryCtx, j)
+		}()
+		defer func() { stopRetry(); <-retried }()
+	}
 
 	lease := killswitch.NewLease(a.log, a.manager)
 	sess, err := session.New(session.Config{

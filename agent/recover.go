@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,8 +58,59 @@ func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.
 	if err != nil {
 		return nil, rec, err
 	}
-	owner := MarkOwner(stateDir)
-	var errs []error
+	rec, err = takeBack(log, j, open, procRoot, MarkOwner(stateDir), binary)
+	if cerr := j.Compact(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("compact journal: %w", cerr))
+	}
+	return j, rec, err
+}
+
+// Backoff of the recovery retries after an incomplete start-up recovery.
+const (
+	recoveryRetryFirst = 5 * time.Second
+	recoveryRetryMax   = 2 * time.Minute
+)
+
+// retryRecovery runs takeBack again over what the journal still lists as
+// open, with backoff, until nothing is left or ctx ends. Until then the
+// Manager refuses new faults (invariant 3: nothing new is applied on a host
+// that still carries an earlier run's faults), and the refusal says why.
+func (a *Agent) retryRecovery(ctx context.Context, j *journal.Journal) {
+	wait := cmp.Or(a.cfg.RecoveryRetry, recoveryRetryFirst)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		// No fault of this run exists yet (they are refused), so every
+		// open record and every mark belongs to the earlier run.
+		rec, err := takeBack(a.log, j, j.OpenFaults(), a.cfg.ProcRoot, MarkOwner(a.cfg.StateDir), a.cfg.WorkerBinary)
+		// Lift the refusal first: once the controller hears of the
+		// recovered faults, new ones are accepted.
+		a.manager.SetUnrecovered(err)
+		a.manager.RecordRecovered(rec.Reverted)
+		if err == nil {
+			a.log.Info("start-up recovery complete: new faults are accepted")
+			return
+		}
+		a.log.Error("start-up recovery still incomplete; retrying", "err", err, "next_attempt_in", wait)
+		wait = min(2*wait, recoveryRetryMax)
+		timer.Reset(wait)
+	}
+}
+
+// takeBack reverts the open journal records in open, then sweeps whatever
+// else carries the agent's marks: workers, disk fault directories, qdiscs
+// and nftables tables. It records each fault it took back in j. Every step
+// is idempotent, so it can run again over what is still open.
+func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, procRoot, owner, binary string) (Recovery, error) {
+	var (
+		rec  Recovery
+		errs []error
+	)
 	for _, o := range open {
 		id := o.Intent.FaultID
 		if err := undoRecorded(procRoot, owner, o.Undo); err != nil {
@@ -112,10 +165,7 @@ func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.
 	}
 	rec.SweptNetwork = nets
 
-	if err := j.Compact(); err != nil {
-		errs = append(errs, fmt.Errorf("compact journal: %w", err))
-	}
-	return j, rec, errors.Join(errs...)
+	return rec, errors.Join(errs...)
 }
 
 // undoRecorded takes back one fault from what its journal records say,

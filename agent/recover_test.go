@@ -162,9 +162,9 @@ func TestAgent_PolicyRefusalReachesController(t *testing.T) {
 
 // startAgentIn runs an agent in this process with the given PKI, fake
 // controller and state directory, and stops it in t.Cleanup.
-func startAgentIn(t *testing.T, pki tlsutil.DevPKI, ctrl *fakecontroller.Server, stateDir string) *testAgent {
+func startAgentIn(t *testing.T, pki tlsutil.DevPKI, ctrl *fakecontroller.Server, stateDir string, configure ...func(*Config)) *testAgent {
 	t.Helper()
-	a, err := New(Config{
+	cfg := Config{
 		Controllers:  []string{ctrl.Addr},
 		TLS:          pki.Agent,
 		StateDir:     stateDir,
@@ -174,7 +174,11 @@ func startAgentIn(t *testing.T, pki tlsutil.DevPKI, ctrl *fakecontroller.Server,
 		Logger:       slogFor(t),
 		BackoffMin:   10 * time.Millisecond,
 		BackoffMax:   100 * time.Millisecond,
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -133,6 +134,19 @@ func (m *Manager) journalOrNil() *journal.Journal {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.guard.journal
+}
+
+// ErrUnrecovered refuses new faults while start-up recovery has not taken
+// back everything an earlier run of the agent left.
+var ErrUnrecovered = errors.New("start-up recovery is incomplete: new faults are refused until what an earlier run left is taken back")
+
+// SetUnrecovered records why start-up recovery is incomplete (nil once it
+// completed). While it is set, Apply refuses with ErrUnrecovered
+// (invariant 3: nothing new on a host that still carries old faults).
+func (m *Manager) SetUnrecovered(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unrecovered = err
 }
 
 // RecordRecovered reports faults that start-up recovery took back (from

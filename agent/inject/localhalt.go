@@ -125,6 +125,8 @@ func (m *Manager) refusalLocked() error {
 	switch {
 	case m.closed:
 		return ErrStopping
+	case m.unrecovered != nil:
+		return fmt.Errorf("%w: %v", ErrUnrecovered, m.unrecovered)
 	case m.local != nil:
 		return m.local.refusal()
 	case m.halted:

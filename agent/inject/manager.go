@@ -45,7 +45,9 @@ type Manager struct {
 	halted     bool       // fleet halt (HaltAgent / Welcome.halted)
 	local      *LocalHalt // local halt (turbulence-agent halt); see localhalt.go
 	closed     bool
-	guard      guard // local policy and journal; guard.go
+	// unrecovered is why start-up recovery is incomplete; see guard.go.
+	unrecovered error
+	guard       guard // local policy and journal; guard.go
 
 	watchers sync.WaitGroup // one per applied handle, waiting for Done
 
