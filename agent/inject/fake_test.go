@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -26,6 +27,9 @@ type fakeInjector struct {
 	failWith     error
 	block        chan struct{} // when set, Apply waits for it to close
 	handles      map[string]*fakeHandle
+	// undo, when set, makes Apply return handles that are Undoers with
+	// this undo data, as network and partition handles are.
+	undo *journal.Undo
 }
 
 func (f *fakeInjector) Kind() string { return faultspec.KindCPU }
@@ -49,9 +53,21 @@ func (f *fakeInjector) Apply(ctx context.Context, fault *turbulencev1.Fault, dea
 		f.handles = make(map[string]*fakeHandle)
 	}
 	f.handles[fault.GetId()] = h
+	undo := f.undo
 	f.mu.Unlock()
+	if undo != nil {
+		return &fakeUndoHandle{fakeHandle: h, undo: *undo}, nil
+	}
 	return h, nil
 }
+
+// fakeUndoHandle is a fakeHandle with undo data for the journal.
+type fakeUndoHandle struct {
+	*fakeHandle
+	undo journal.Undo
+}
+
+func (h *fakeUndoHandle) Undo() journal.Undo { return h.undo }
 
 func (f *fakeInjector) handle(id string) *fakeHandle {
 	f.mu.Lock()

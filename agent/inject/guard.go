@@ -83,15 +83,19 @@ func (m *Manager) journalIntent(f *turbulencev1.Fault, e *entry) error {
 }
 
 // journalApplied records how to take e back without the agent's memory:
-// its worker's PID and start time. A failure is logged, not fatal: the
-// intent is on disk and the sweep finds the worker by its marks.
-func (m *Manager) journalApplied(e *entry, h Handle) {
+// its worker's PID and start time, and the handle's own undo data. It
+// returns an error only when that record was lost for a handle whose undo
+// data matters (an Undoer: a qdisc tree to restore, a table to delete):
+// a bare worker is found by its marks, but an interface's original root
+// qdisc is known from this record alone.
+func (m *Manager) journalApplied(e *entry, h Handle) error {
 	j := m.journalOrNil()
 	if j == nil {
-		return
+		return nil
 	}
 	var undo journal.Undo
-	if u, ok := h.(Undoer); ok {
+	u, undoer := h.(Undoer)
+	if undoer {
 		undo = u.Undo()
 	}
 	if undo.WorkerPID == 0 {
@@ -104,8 +108,15 @@ func (m *Manager) journalApplied(e *entry, h Handle) {
 			undo.WorkerStartTicks = ps.StartTicks
 		}
 	}
-	if err := j.Append(journal.Record{Op: journal.OpApplied, FaultID: e.id, Kind: e.kind, At: time.Now(), Undo: undo}); err != nil {
+	err := j.Append(journal.Record{Op: journal.OpApplied, FaultID: e.id, Kind: e.kind, At: time.Now(), Undo: undo})
+	switch {
+	case err == nil:
+		return nil
+	case undoer:
+		return fmt.Errorf("record how to revert it in the journal: %w", err)
+	default:
 		m.log.Error("journal: applied record lost; the start-up sweep still finds the worker", "fault_id", e.id, "err", err)
+		return nil
 	}
 }
 

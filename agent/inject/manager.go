@@ -167,10 +167,26 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 		return nil, err
 	}
 	h, err := inj.Apply(ctx, proto.CloneOf(f), deadline)
+	var journalErr error
 	if err != nil {
 		m.journalEnded(id) // the injector left nothing behind
-	} else {
-		m.journalApplied(e, h)
+	} else if journalErr = m.journalApplied(e, h); journalErr != nil {
+		jerr := journalErr
+		// Invariant 3: a fault whose revert data is not on disk could not
+		// be taken back after a crash. Take it back now and refuse it;
+		// if even that fails it is held and its revert retried below.
+		m.log.Error("journal: applied record lost; taking the fault back", "fault_id", id, "err", jerr)
+		rctx, cancel := context.WithTimeout(context.Background(), revertTimeout)
+		rerr := h.Revert(rctx)
+		cancel()
+		if rerr == nil {
+			m.journalEnded(id)
+			err = jerr
+		} else {
+			m.mu.Lock()
+			e.ending, e.reason = true, "not applied: "+jerr.Error()
+			m.mu.Unlock()
+		}
 	}
 
 	m.mu.Lock()
@@ -194,6 +210,9 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 	if endNow {
 		// A deadline, halt or revert arrived while Apply ran.
 		m.revert(e, reason)
+		if journalErr != nil {
+			return m.statusOf(e), fmt.Errorf("apply %s fault: %w", kind, journalErr)
+		}
 		return m.statusOf(e), nil
 	}
 	return m.observe(e), nil

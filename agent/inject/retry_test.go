@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+
+	"github.com/turbulence-sre/turbulence/agent/journal"
 	"time"
 
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -84,4 +86,36 @@ func TestManager_CloseStopsRetriesAndKeepsTheJournalRecord(t *testing.T) {
 			t.Error("journal record of the unreverted fault was closed; cleanup would never retry it")
 		}
 	})
+}
+
+// TestManager_LostUndoRecordTakesTheFaultBack: when the journal cannot
+// record how to revert a fault whose revert needs more than its worker (an
+// interface's original qdisc tree), the fault is taken back at once and
+// refused: after a crash nothing would know how to restore the host.
+func TestManager_LostUndoRecordTakesTheFaultBack(t *testing.T) {
+	t.Parallel()
+	m, inj := newTestManager()
+	defer m.Close(ReasonAgentStopping)
+	j := openJournal(t)
+	m.UseJournal(j, "/proc")
+	// Undo data over the journal's record size limit: the append fails.
+	huge := make([]string, 0, 1<<12)
+	for range cap(huge) {
+		huge = append(huge, strings.Repeat("x", 512))
+	}
+	inj.undo = &journal.Undo{MarkedDirs: huge}
+
+	st, err := m.Apply(t.Context(), cpuFault("f1", time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "record how to revert it in the journal") {
+		t.Fatalf("Apply = %v, %v; want refused because the undo record was lost", st, err)
+	}
+	if got := inj.handle("f1").revertCount(); got != 1 {
+		t.Errorf("reverts = %d, want the fault taken back once", got)
+	}
+	if held := m.Held(); len(held) != 0 {
+		t.Errorf("held after the refusal: %v", held)
+	}
+	if _, open := openFault(j, "f1"); open {
+		t.Error("journal still lists f1 open after it was taken back")
+	}
 }
