@@ -5,10 +5,9 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
-
-	"github.com/turbulence-sre/turbulence/agent/journal"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/agent/journal"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
