@@ -85,6 +85,9 @@ func (b *localBackend) Status(context.Context) localapi.Status {
 		since := h.Since
 		st.LocallyHalted, st.LocalHaltReason, st.LocalHaltSince = true, h.Reason, &since
 	}
+	if err := m.Unrecovered(); err != nil {
+		st.RecoveryIncomplete = err.Error()
+	}
 	kinds := m.HeldKinds()
 	for _, fs := range m.Held() {
 		st.Faults = append(st.Faults, localapi.FaultFromStatus(fs, kinds[fs.GetFaultId()]))

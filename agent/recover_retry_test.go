@@ -9,6 +9,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
 	"github.com/turbulence-sre/turbulence/agent/journal"
+	"github.com/turbulence-sre/turbulence/agent/localapi"
 	"github.com/turbulence-sre/turbulence/agent/sweep"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -64,6 +65,11 @@ func TestAgent_IncompleteRecoveryRefusesFaultsUntilARetryCompletes(t *testing.T)
 		}
 	}
 
+	// The host's operator sees it too.
+	if st := ta.call(t, localapi.Request{Op: localapi.OpStatus}).Status; !strings.Contains(st.RecoveryIncomplete, blocker) {
+		t.Errorf("local status recovery_incomplete = %q, want it to name %s", st.RecoveryIncomplete, blocker)
+	}
+
 	// The operator clears what blocked it; a retry completes recovery.
 	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
@@ -78,5 +84,8 @@ func TestAgent_IncompleteRecoveryRefusesFaultsUntilARetryCompletes(t *testing.T)
 	})
 	if res := ta.apply(t, "c2", cpuFault("f-new", 5, time.Minute)); !res.GetOk() {
 		t.Fatalf("apply after recovery completed = %v, want ok", res)
+	}
+	if st := ta.call(t, localapi.Request{Op: localapi.OpStatus}).Status; st.RecoveryIncomplete != "" {
+		t.Errorf("local status after recovery completed: recovery_incomplete = %q", st.RecoveryIncomplete)
 	}
 }

@@ -160,6 +160,13 @@ func (m *Manager) SetUnrecovered(err error) {
 	m.unrecovered = err
 }
 
+// Unrecovered returns why start-up recovery is incomplete, or nil.
+func (m *Manager) Unrecovered() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unrecovered
+}
+
 // RecordRecovered reports faults that start-up recovery took back (from
 // the journal of an earlier run) as ended, so that the next heartbeat
 // tells the controller.

@@ -58,6 +58,9 @@ type Status struct {
 	LocallyHalted   bool       `json:"locally_halted"`
 	LocalHaltReason string     `json:"local_halt_reason,omitempty"`
 	LocalHaltSince  *time.Time `json:"local_halt_since,omitempty"`
+	// RecoveryIncomplete says what start-up recovery could not yet take
+	// back from an earlier run; while it is set, new faults are refused.
+	RecoveryIncomplete string `json:"recovery_incomplete,omitempty"`
 	// Faults are the faults the agent holds, by ID.
 	Faults []Fault `json:"faults"`
 }

@@ -123,6 +123,9 @@ func printStatus(w io.Writer, st *localapi.Status, now time.Time) {
 		local += ": " + orDefault(st.LocalHaltReason, "no reason given")
 	}
 	fmt.Fprintf(tw, "Local halt:\t%s\n", local)
+	if st.RecoveryIncomplete != "" {
+		fmt.Fprintf(tw, "Recovery:\tINCOMPLETE, new faults refused: %s\n", st.RecoveryIncomplete)
+	}
 	_ = tw.Flush()
 	if len(st.Faults) == 0 {
 		fmt.Fprintln(w, "Faults:      none held")
