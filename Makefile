@@ -17,8 +17,10 @@ help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## build turbulence-agent, turbulence-controller and turbctl into bin/
-	$(GO) build -o $(BIN)/ ./agent/cmd/turbulence-agent ./controller/cmd/turbulence-controller ./controller/cmd/turbctl
+build: ## build turbulence-agent, turbulence-controller and turbctl into bin/ (static)
+	@# Static (no cgo): the agent runs on every host whatever its libc, and
+	@# each worker it re-executes starts without the dynamic loader.
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./agent/cmd/turbulence-agent ./controller/cmd/turbulence-controller ./controller/cmd/turbctl
 
 .PHONY: demo
 demo: build ## one-node controller + local agent in a temp dir: apply, measure and revert a 50 % CPU fault
