@@ -13,11 +13,15 @@
 //     modules with finit_module and runs the product's own network
 //     injector) and an initramfs holding it, the modules it needs and a
 //     Config;
-//   - makes a network namespace with a bridge (198.18.0.1/24, the peer, and
-//     198.18.0.2/24, a neighbour no fault targets) and a tap device, serves
-//     a UDP echo on both bridge addresses, and boots the kernel under qemu
-//     (-accel tcg: KVM hangs on these machines) inside that namespace; the
-//     guest is 198.18.0.10;
+//   - makes a network namespace with a bridge and a tap device, and boots
+//     the kernel under qemu (-accel tcg: KVM hangs on these machines)
+//     inside that namespace; the guest is 198.18.0.10 (and fe80::10). The
+//     bridge holds 198.18.0.1 (the peer: UDP echoes on :7007 and :7008,
+//     and on :7009 a counter of what :7007 received), 198.18.0.2 (a
+//     neighbour: a UDP echo on :7007, TCP echoes on :22 and :2222),
+//     198.18.0.3 (the controller, as the guest agent knows it: a UDP echo
+//     on :7443) and fe80::1 (a UDP echo on :7007; link-local, so that no
+//     routable IPv6 address exists anywhere);
 //   - reads the serial console until the guest prints its Result, and
 //     checks, each phase a fault of its own in the one boot: delay, loss,
 //     jitter (mean and interquartile range), duplicate and corrupt
@@ -25,8 +29,27 @@
 //     (throughput within 10 %), targeting (only the targeted /32 is
 //     delayed, its neighbour on the same bridge is not), a fault applied
 //     through inject.Manager that must be gone at its deadline with no
-//     revert asked, and the original qdisc tree after every phase. The
-//     test logs configured against measured as a table.
+//     revert asked, and the original qdisc tree after every phase;
+//   - then the safety phases (safety_linux_test.go), with the injectors
+//     and policy built as agent.New builds them from a controller address:
+//     100 % loss on the whole interface leaves the controller's echo and
+//     TCP to port 22 untouched and cuts the neighbour; partitions (the
+//     nftables injector) drop exactly their target — the peer's UDP port
+//     out (the peer's counter sees none), in (the peer sees them all, the
+//     answers are dropped), everything both ways but the controller and
+//     SSH, and one IPv6 address — and leave no table behind; a partition
+//     of the controller's /32 is refused by the policy; the guest
+//     re-executed as an agent that applies a delay with a journal is
+//     SIGKILLed under it, and agent.Cleanup (start-up recovery) takes the
+//     fault back from the journal alone, leaving the original tree and an
+//     empty journal; and a configured tbf root is refused without the
+//     policy's replace_root_qdisc and put back exactly, parameters and
+//     all, by the revert and by recovery after a killed agent.
+//
+// The test logs configured against measured as tables. A cut path must
+// lose every echo (netem at 100 % and an nftables drop are deterministic),
+// an untouched one at most 5 %; rates have binomial bounds of 4 standard
+// deviations.
 //
 // Without root the test skips, without its prerequisites (qemu, apt with a
 // network) it skips too — unless TURBULENCE_REQUIRE_PRIVILEGED=1, where

@@ -55,6 +55,47 @@ type Config struct {
 	// DeadlineMS is the duration of a delay fault applied through
 	// inject.Manager, which must take it back by itself. 0 skips it.
 	DeadlineMS int `json:"deadline_ms,omitempty"`
+
+	// Safety configures the phases that prove the safety invariants
+	// (controller link, partition, agent restart, configured root); nil
+	// skips them.
+	Safety *SafetyConfig `json:"safety,omitempty"`
+}
+
+// CrashChildArg is argv[1] of the guest re-executed as the agent that
+// applies a fault and is then killed (the restart phase). The argv is
+// fixed: everything else comes from the Config.
+const CrashChildArg = "vmlab-crash-child"
+
+// SafetyConfig is what the safety phases need from the host's side of the
+// bridge: every address is a UDP echo unless said otherwise.
+type SafetyConfig struct {
+	// Controller stands in for the controller (host:port): the guest's
+	// injectors get it as the agent's controller address, as agent.New
+	// does, and the policy protects its /32, as the agent does.
+	Controller string `json:"controller"`
+	// SSH and NotSSH are TCP echoes on the neighbour address (Peer2's),
+	// on port 22 and on another port: the default SSH exclusion.
+	SSH    string `json:"ssh"`
+	NotSSH string `json:"not_ssh"`
+	// PeerPortB is a second UDP echo on the peer's address, another port.
+	PeerPortB string `json:"peer_port_b"`
+	// Counter answers any datagram with the number of datagrams the peer's
+	// echo (Peer) has received, 8 bytes big-endian: it tells a datagram
+	// dropped on its way out from an answer dropped on its way in.
+	Counter string `json:"counter"`
+	// Peer6 is a UDP echo on the bridge's IPv6 link-local address (with
+	// the guest's zone, "[fe80::1%eth0]:7007") and Guest6CIDR the guest's
+	// own; "" skips the IPv6 partition.
+	Peer6      string `json:"peer6,omitempty"`
+	Guest6CIDR string `json:"guest6_cidr,omitempty"`
+	// Packets is how many echoes one loss measurement sends.
+	Packets int `json:"packets"`
+	// StateDir is the agent's state directory in the guest (the journal).
+	StateDir string `json:"state_dir"`
+	// RootRateBytes is the rate of the tbf root configured before the
+	// configured-root phase; 0 skips it.
+	RootRateBytes uint64 `json:"root_rate_bytes,omitempty"`
 }
 
 // Probe is what a paced stream of echoes saw: each datagram carries its
@@ -165,4 +206,127 @@ type Result struct {
 	DeadlineGoneMS    float64  `json:"deadline_gone_ms,omitempty"`
 	DeadlineReason    string   `json:"deadline_reason,omitempty"`
 	DeadlineHeld      int      `json:"deadline_held"`
+
+	// The safety phases (Config.Safety), each nil until it ran.
+	ControllerLink *ControllerLinkResult `json:"controller_link,omitempty"`
+	Partitions     []PartitionResult     `json:"partitions,omitempty"`
+	// PolicyRefusal is the error the agent's policy gave a partition whose
+	// target includes the controller; TablesAfterRefusal the inet tables
+	// left after it (none).
+	PolicyRefusal      string          `json:"policy_refusal,omitempty"`
+	TablesAfterRefusal []string        `json:"tables_after_refusal,omitempty"`
+	Restart            *RestartResult  `json:"restart,omitempty"`
+	ConfiguredRoot     *ConfiguredRoot `json:"configured_root,omitempty"`
+}
+
+// TCPResult counts TCP connections that opened and echoed a message back.
+type TCPResult struct {
+	Tried int `json:"tried"`
+	OK    int `json:"ok"`
+}
+
+// ControllerLinkResult is a 100 % loss fault on the guest's whole
+// interface, applied through inject.Manager as the agent does.
+type ControllerLinkResult struct {
+	Qdiscs     []string `json:"qdiscs"`
+	Exclusions []string `json:"exclusions"`
+	// Controller: echoes to the controller address; Target: to the
+	// neighbour, which nothing excludes; SSH and NotSSH: TCP echoes to the
+	// neighbour's port 22 and another port, before (Base) and under the
+	// fault.
+	Controller Probe     `json:"controller"`
+	Target     Probe     `json:"target"`
+	SSHBase    TCPResult `json:"ssh_base"`
+	NotSSHBase TCPResult `json:"not_ssh_base"`
+	SSH        TCPResult `json:"ssh"`
+	NotSSH     TCPResult `json:"not_ssh"`
+	// Drops is what netem counted as dropped (the fault's own status).
+	Drops uint64 `json:"drops"`
+	// State and QdiscsAfter: the fault's final state after Manager.Revert
+	// and the tree then.
+	State       string   `json:"state"`
+	QdiscsAfter []string `json:"qdiscs_after"`
+}
+
+// PartitionResult is one partition fault (agent/inject/partition, through
+// inject.Manager).
+type PartitionResult struct {
+	Name      string `json:"name"`
+	Direction string `json:"direction"`
+	// Target is the fault's target, rendered.
+	Target     string   `json:"target"`
+	Exclusions []string `json:"exclusions"`
+	// Tables are the inet nftables tables while the fault ran, and after
+	// its revert.
+	Tables      []string `json:"tables"`
+	TablesAfter []string `json:"tables_after"`
+	// Probes are the loss measurements, by destination name ("peer",
+	// "peer port B", "neighbour", "controller", "ipv6 peer").
+	Probes map[string]Probe `json:"probes"`
+	// PeerReceived is how many of the echoes sent to the peer its echo
+	// received (from Counter); -1 when not measured.
+	PeerReceived int `json:"peer_received"`
+	// SSH and NotSSH: TCP echoes to the neighbour's port 22 and another,
+	// under the fault (the blackhole only).
+	SSH    *TCPResult `json:"ssh,omitempty"`
+	NotSSH *TCPResult `json:"not_ssh,omitempty"`
+	// Drops is what the table's drop rules counted (the fault's status).
+	Drops uint64 `json:"drops"`
+	State string `json:"state"`
+}
+
+// RestartResult is the agent killed with a fault applied and its start-up
+// recovery run afterwards.
+type RestartResult struct {
+	FaultID string `json:"fault_id"`
+	// Qdiscs is the tree while the child held the fault; DelayedMS an RTT
+	// median under it.
+	Qdiscs    []string `json:"qdiscs"`
+	DelayedMS float64  `json:"delayed_ms"`
+	// QdiscsAfterKill is the tree once the child was SIGKILLed (the fault
+	// outlives its agent until recovery); OpenAfterKill the fault IDs the
+	// journal then lists as open.
+	QdiscsAfterKill []string `json:"qdiscs_after_kill"`
+	OpenAfterKill   []string `json:"open_after_kill"`
+	// Reverted are "id: reason" of what agent.Cleanup took back, Swept what
+	// its sweep found without the journal, CleanupMS how long it took and
+	// CleanupError its error; Log is what it logged.
+	Reverted     []string `json:"reverted"`
+	Swept        []string `json:"swept"`
+	CleanupMS    float64  `json:"cleanup_ms"`
+	CleanupError string   `json:"cleanup_error,omitempty"`
+	Log          []string `json:"log,omitempty"`
+	// QdiscsAfter, RevertedMS (an RTT median) and OpenAfter: the host and
+	// the journal after recovery; SecondReverted what a second Cleanup
+	// took back (idempotence).
+	QdiscsAfter    []string `json:"qdiscs_after"`
+	RevertedMS     float64  `json:"reverted_ms"`
+	OpenAfter      []string `json:"open_after"`
+	SecondReverted int      `json:"second_reverted"`
+}
+
+// ConfiguredRoot is a fault on an interface whose root qdisc someone
+// configured (a tbf): refused without the policy's replace_root_qdisc,
+// applied and put back exactly with it.
+type ConfiguredRoot struct {
+	// Root is the configured root as the kernel reports it ("tbf 1:0 root
+	// rate … buffer … limit …"), RootAfter the same after the revert.
+	Root      string `json:"root"`
+	RootAfter string `json:"root_after"`
+	// Refusal is the error without replace_root_qdisc; QdiscsAfterRefusal
+	// the tree then.
+	Refusal            string   `json:"refusal"`
+	QdiscsAfterRefusal []string `json:"qdiscs_after_refusal"`
+	// Qdiscs and DelayedMS: under the fault; QdiscsAfter after its revert;
+	// QdiscsDefault after the lab removed its tbf (the kernel default
+	// again).
+	Qdiscs        []string `json:"qdiscs"`
+	DelayedMS     float64  `json:"delayed_ms"`
+	QdiscsAfter   []string `json:"qdiscs_after"`
+	QdiscsDefault []string `json:"qdiscs_default"`
+	// Restart is the same fault applied by an agent (allowed to replace
+	// the root) that is killed under it, then start-up recovery;
+	// RootAfterRestart the root after that recovery.
+	Restart          *RestartResult `json:"restart,omitempty"`
+	RootAfterRestart string         `json:"root_after_restart,omitempty"`
 }

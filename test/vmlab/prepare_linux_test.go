@@ -34,6 +34,12 @@ var guestModules = []string{
 	// XFRM and NETFILTER are modules on Debian: a real host's kernel
 	// loads them on demand through modprobe, which the guest has not.
 	"xfrm_user", "nfnetlink",
+	// The partition injector's nftables (its expressions — meta, payload,
+	// bitwise, cmp, counter — and the inet family are built into
+	// nf_tables). nf_tables needs libcrc32c, whose init asks the crypto
+	// API for crc32c: a real host's modprobe loads it on demand (a softdep),
+	// the guest loads it first.
+	"crc32c_generic", "nf_tables",
 }
 
 // missing reports a prerequisite the lab cannot have: a failure where
@@ -343,7 +349,8 @@ func writeCpio(w io.Writer, entries []cpioEntry) error {
 }
 
 // initramfsEntries lays out the guest's root: /init, /dev/console (the
-// kernel opens it for init's stdout before anything is mounted), mount
+// kernel opens it for init's stdout before anything is mounted), /dev/null,
+// mount
 // points, the Config and the modules at their /lib/modules paths, parent
 // directories before their contents.
 func initramfsEntries(k kernel, guest []byte, config []byte, kos []string) ([]cpioEntry, error) {
@@ -364,6 +371,9 @@ func initramfsEntries(k kernel, guest []byte, config []byte, kos []string) ([]cp
 	}
 	entries = append(entries,
 		cpioEntry{name: "dev/console", mode: 0o020600, rmajor: 5, rmin: 1},
+		// /dev/null: os/exec gives a child it as stdin (the restart phase
+		// re-executes the guest).
+		cpioEntry{name: "dev/null", mode: 0o020666, rmajor: 1, rmin: 3},
 		cpioEntry{name: "init", mode: exe, data: guest},
 		cpioEntry{name: strings.TrimPrefix(vmlab.ConfigPath, "/"), mode: file, data: config},
 	)

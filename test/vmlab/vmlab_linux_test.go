@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"os"
@@ -13,10 +15,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/turbulence-sre/turbulence/internal/testutil"
 	"github.com/turbulence-sre/turbulence/test/vmlab"
@@ -31,6 +35,24 @@ const (
 	peer2CIDR = "198.18.0.2/24"
 	peer2Echo = "198.18.0.2:7007"
 	guestCIDR = "198.18.0.10/24"
+
+	// The safety phases' addresses: a third bridge address standing in
+	// for the controller, a second port and a counter on the peer's
+	// address, TCP echoes on the neighbour's port 22 (SSH, excluded by
+	// default) and on another port, and an IPv6 echo on a link-local
+	// address of the bridge (no routable IPv6 address anywhere).
+	controllerCIDR = "198.18.0.3/24"
+	controllerEcho = "198.18.0.3:7443"
+	peerPortBEcho  = "198.18.0.1:7008"
+	peerCounter    = "198.18.0.1:7009"
+	sshEcho        = "198.18.0.2:22"
+	notSSHEcho     = "198.18.0.2:2222"
+	peer6CIDR      = "fe80::1/64"
+	peer6Echo      = "[fe80::1%br0]:7007"
+	peer6Guest     = "[fe80::1%eth0]:7007"
+	guest6CIDR     = "fe80::10/64"
+	// stateDir is the guest agent's state directory (the journal).
+	stateDir = "/var/lib/turbulence"
 )
 
 // Figures the lab applies and checks.
@@ -58,6 +80,11 @@ const (
 	ratePackets = 600
 	// deadlineMS: the shortest fault faultspec allows.
 	deadlineMS = 1000
+	// safetyPackets: echoes per loss measurement of the safety phases.
+	safetyPackets = 150
+	// rootRateBytes: the tbf root configured before the configured-root
+	// phase, 100 Mbit/s (nothing the echoes feel).
+	rootRateBytes = 100_000_000 / 8
 	// bootBudget bounds the whole VM, boot to power-off: on tcg the kernel
 	// boots in about 4 s and the guest's measurements take a few more;
 	// the rest is margin for a loaded CI machine.
@@ -84,6 +111,7 @@ func TestVMLab_Netem(t *testing.T) {
 			100*float64(res.LossSent-res.LossReceived)/float64(res.LossSent))
 	}
 	logPhases(t, res)
+	logSafety(t, res)
 	if res.Error != "" {
 		t.Fatalf("guest: %s", res.Error)
 	}
@@ -121,6 +149,7 @@ func TestVMLab_Netem(t *testing.T) {
 		t.Errorf("%d %% netem loss lost %.0f of %.0f echoes, want %.0f ± %.0f over at least 400", lossPercent, lost, n, n*p, bound)
 	}
 	checkPhases(t, res)
+	checkSafety(t, res)
 }
 
 // buildInitramfs writes the guest's initramfs into a temporary directory:
@@ -145,7 +174,10 @@ func buildInitramfs(t *testing.T, root string, k kernel) string {
 		JitterDelayMS: jitterDelayMS, JitterMS: jitterMS, JitterPackets: jitterPackets,
 		DuplicatePercent: duplicatePercent, CorruptPercent: corruptPercent, StatPackets: statPackets, PayloadBytes: payloadBytes,
 		RateBitsPerSecond: rateBits, RatePackets: ratePackets,
-		DeadlineMS: deadlineMS}
+		DeadlineMS: deadlineMS,
+		Safety: &vmlab.SafetyConfig{Controller: controllerEcho, SSH: sshEcho, NotSSH: notSSHEcho,
+			PeerPortB: peerPortBEcho, Counter: peerCounter, Peer6: peer6Guest, Guest6CIDR: guest6CIDR,
+			Packets: safetyPackets, StateDir: stateDir, RootRateBytes: rootRateBytes}}
 	for _, ko := range kos {
 		cfg.Modules = append(cfg.Modules, filepath.Join("/lib/modules", k.version, ko))
 	}
@@ -186,18 +218,17 @@ func buildInitramfs(t *testing.T, root string, k kernel) string {
 func boot(t *testing.T, k kernel, initrd string) vmlab.Result {
 	t.Helper()
 	ns := testutil.NewNS(t)
-	var echo, echo2 net.PacketConn
+	var srv *servers
 	var setupErr error
 	// Everything happens on a thread inside ns: /dev/net/tun creates the
 	// tap in the caller's namespace, not a netlink handle's, and qemu
 	// finds tap0 by name from the namespace it starts in.
-	testutil.InNS(t, ns, func() { echo, echo2, setupErr = labNetwork() })
+	testutil.InNS(t, ns, func() { srv, setupErr = labNetwork() })
 	if setupErr != nil {
 		t.Fatalf("lab network: %v", setupErr)
 	}
-	t.Cleanup(func() { _ = echo.Close(); _ = echo2.Close() })
-	go serveEcho(echo)
-	go serveEcho(echo2)
+	t.Cleanup(srv.close)
+	srv.serve()
 
 	ctx, cancel := context.WithTimeout(t.Context(), bootBudget)
 	defer cancel()
@@ -254,21 +285,74 @@ func boot(t *testing.T, k kernel, initrd string) vmlab.Result {
 	return res
 }
 
+// servers are the host side's sockets, all bound inside the lab's
+// namespace (they stay there when served from elsewhere).
+type servers struct {
+	// echo is the peer's UDP echo; peerCount counts what it received, and
+	// counter tells the guest that count.
+	echo      net.PacketConn
+	peerCount atomic.Uint64
+	counter   net.PacketConn
+	// udp are the other UDP echoes, tcp the TCP ones.
+	udp []net.PacketConn
+	tcp []net.Listener
+}
+
 // labNetwork runs inside the lab's namespace: bridge br0 with the peer
-// addresses, tap0 enslaved to it, and a UDP echo socket bound on each peer
-// address (they stay in this namespace when served from elsewhere).
-func labNetwork() (echo, echo2 net.PacketConn, err error) {
+// addresses, tap0 enslaved to it, and the servers.
+func labNetwork() (_ *servers, err error) {
 	if err := bridgeAndTap(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if echo, err = net.ListenPacket("udp", peerEcho); err != nil {
-		return nil, nil, err
+	s := &servers{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.echo, err = net.ListenPacket("udp", peerEcho); err != nil {
+		return nil, err
 	}
-	if echo2, err = net.ListenPacket("udp", peer2Echo); err != nil {
-		_ = echo.Close()
-		return nil, nil, err
+	if s.counter, err = net.ListenPacket("udp", peerCounter); err != nil {
+		return nil, err
 	}
-	return echo, echo2, nil
+	for _, a := range []string{peer2Echo, controllerEcho, peerPortBEcho, peer6Echo} {
+		c, err := net.ListenPacket("udp", a)
+		if err != nil {
+			return nil, err
+		}
+		s.udp = append(s.udp, c)
+	}
+	for _, a := range []string{sshEcho, notSSHEcho} {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return nil, err
+		}
+		s.tcp = append(s.tcp, l)
+	}
+	return s, nil
+}
+
+func (s *servers) serve() {
+	go serveEcho(s.echo, &s.peerCount)
+	go serveCounter(s.counter, &s.peerCount)
+	for _, c := range s.udp {
+		go serveEcho(c, nil)
+	}
+	for _, l := range s.tcp {
+		go serveTCPEcho(l)
+	}
+}
+
+func (s *servers) close() {
+	for _, c := range append([]net.PacketConn{s.echo, s.counter}, s.udp...) {
+		if c != nil {
+			_ = c.Close()
+		}
+	}
+	for _, l := range s.tcp {
+		_ = l.Close()
+	}
 }
 
 func bridgeAndTap() error {
@@ -281,11 +365,14 @@ func bridgeAndTap() error {
 	if err := h.LinkAdd(br); err != nil {
 		return fmt.Errorf("add bridge: %w", err)
 	}
-	for _, cidr := range []string{peerCIDR, peer2CIDR} {
+	for _, cidr := range []string{peerCIDR, peer2CIDR, controllerCIDR, peer6CIDR} {
 		addr, err := netlink.ParseAddr(cidr)
 		if err != nil {
 			return err
 		}
+		// No duplicate address detection: the IPv6 address is bound at
+		// once, before the bridge has a carrier.
+		addr.Flags = unix.IFA_F_NODAD
 		if err := h.AddrAdd(br, addr); err != nil {
 			return fmt.Errorf("address the bridge with %s: %w", cidr, err)
 		}
@@ -311,14 +398,45 @@ func bridgeAndTap() error {
 	return nil
 }
 
-// serveEcho answers every datagram with itself until c is closed.
-func serveEcho(c net.PacketConn) {
+// serveEcho answers every datagram with itself until c is closed, and
+// counts them in count if it is not nil.
+func serveEcho(c net.PacketConn, count *atomic.Uint64) {
 	buf := make([]byte, 2048)
 	for {
 		n, from, err := c.ReadFrom(buf)
 		if err != nil {
 			return
 		}
+		if count != nil {
+			count.Add(1)
+		}
 		_, _ = c.WriteTo(buf[:n], from)
+	}
+}
+
+// serveCounter answers every datagram with count, 8 bytes big-endian.
+func serveCounter(c net.PacketConn, count *atomic.Uint64) {
+	buf := make([]byte, 64)
+	for {
+		_, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = c.WriteTo(binary.BigEndian.AppendUint64(nil, count.Load()), from)
+	}
+}
+
+// serveTCPEcho echoes what each connection sends until it closes.
+func serveTCPEcho(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer func() { _ = c.Close() }()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.Copy(c, c)
+		}()
 	}
 }

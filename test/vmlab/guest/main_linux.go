@@ -31,6 +31,14 @@ import (
 const echoTimeout = time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == vmlab.CrashChildArg {
+		// The restart phase's agent: it runs until the lab kills it.
+		if err := crashChild(); err != nil {
+			_, _ = os.Stdout.WriteString("error: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		return
+	}
 	var res vmlab.Result
 	if err := run(&res); err != nil {
 		res.Error = err.Error()
@@ -67,13 +75,9 @@ func run(res *vmlab.Result) error {
 	_ = unix.Mount("proc", "/proc", "proc", 0, "")
 	_ = unix.Mount("sysfs", "/sys", "sysfs", 0, "")
 
-	raw, err := os.ReadFile(vmlab.ConfigPath)
+	cfg, err := readConfig()
 	if err != nil {
 		return err
-	}
-	var cfg vmlab.Config
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		return fmt.Errorf("%s: %w", vmlab.ConfigPath, err)
 	}
 	for _, m := range cfg.Modules {
 		if err := loadModule(m); err != nil {
@@ -168,6 +172,18 @@ func run(res *vmlab.Result) error {
 	return l.more(conn)
 }
 
+func readConfig() (vmlab.Config, error) {
+	var cfg vmlab.Config
+	raw, err := os.ReadFile(vmlab.ConfigPath)
+	if err != nil {
+		return cfg, err
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", vmlab.ConfigPath, err)
+	}
+	return cfg, nil
+}
+
 // lab carries what the phases after delay and loss share.
 type lab struct {
 	cfg    vmlab.Config
@@ -181,7 +197,8 @@ type lab struct {
 
 // more runs the phases after delay and loss, each its own fault, applied
 // and taken back in turn: jitter, duplicate, corrupt, rate (netem, then
-// tbf), targeting, and a fault the Manager ends at its deadline.
+// tbf), targeting, a fault the Manager ends at its deadline, then the
+// safety phases (safety_linux.go).
 func (l *lab) more(conn *net.UDPConn) error {
 	cfg, res := l.cfg, l.res
 	res.QdiscsAfterPhase = map[string][]string{}
@@ -260,7 +277,12 @@ func (l *lab) more(conn *net.UDPConn) error {
 		}
 	}
 	if cfg.DeadlineMS > 0 {
-		return l.deadline()
+		if err := l.deadline(); err != nil {
+			return err
+		}
+	}
+	if cfg.Safety != nil {
+		return l.safety()
 	}
 	return nil
 }
@@ -639,7 +661,9 @@ func (e *echoer) probe(o probeOpts) (vmlab.Probe, error) {
 		}
 		next = next.Add(o.pace)
 		sent[i].Store(time.Now().UnixNano())
-		if _, err := e.c.Write(msg); err != nil && !errors.Is(err, unix.ENOBUFS) {
+		// A full queue (ENOBUFS) or a drop in nftables' output hook
+		// (EPERM, the partition) loses the datagram: counted as sent.
+		if _, err := e.c.Write(msg); err != nil && !errors.Is(err, unix.ENOBUFS) && !errors.Is(err, unix.EPERM) {
 			werr = err
 			break
 		}
