@@ -11,5 +11,6 @@ const (
 	FeatureIngress  = "sch_ingress"
 	FeatureU32      = "cls_u32"
 	FeatureIFB      = "ifb"
+	FeatureMirred   = "act_mirred"
 	FeatureNftables = "nftables"
 )

@@ -6,6 +6,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // KernelFeatures probes what the kernel can do for network faults and
@@ -26,14 +27,21 @@ func KernelFeatures() []string {
 	}
 	defer h.Close()
 	var out []string
+	// The ifb first: the mirred probe redirects to it.
+	ifbIndex := 0
+	if h.LinkAdd(&netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: "probeifb"}}) == nil {
+		if l, err := h.LinkByName("probeifb"); err == nil {
+			ifbIndex = l.Attrs().Index
+		}
+	}
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "probe0"}, PeerName: "probe1"}
 	if err := h.LinkAdd(veth); err == nil {
 		l, err := h.LinkByName("probe0")
 		if err == nil {
-			out = append(out, probeQdiscs(h, l.Attrs().Index)...)
+			out = append(out, probeQdiscs(h, l.Attrs().Index, ifbIndex)...)
 		}
 	}
-	if h.LinkAdd(&netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: "probeifb"}}) == nil {
+	if ifbIndex > 0 {
 		out = append(out, FeatureIFB)
 	}
 	if c, err := nftables.New(nftables.WithNetNSFd(int(ns))); err == nil {
@@ -45,7 +53,9 @@ func KernelFeatures() []string {
 	return out
 }
 
-func probeQdiscs(h *netlink.Handle, idx int) []string {
+// probeQdiscs tries each qdisc on link idx; ifbIndex > 0 is an ifb to
+// which the ingress probe redirects, as an ingress fault does.
+func probeQdiscs(h *netlink.Handle, idx, ifbIndex int) []string {
 	root := netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT}
 	try := func(q netlink.Qdisc) bool {
 		if err := h.QdiscReplace(q); err != nil {
@@ -73,8 +83,21 @@ func probeQdiscs(h *netlink.Handle, idx int) []string {
 		}
 		_ = h.QdiscDel(htb)
 	}
-	if try(&netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}}) {
+	ingress := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}}
+	if h.QdiscReplace(ingress) == nil {
 		out = append(out, FeatureIngress)
+		// An ingress fault steers the interface's incoming packets to
+		// its ifb with a mirred redirect: act_mirred must load too.
+		if ifbIndex > 0 {
+			redirect := &netlink.U32{
+				FilterAttrs: netlink.FilterAttrs{LinkIndex: idx, Parent: ingress.Handle, Priority: 1, Protocol: unix.ETH_P_ALL},
+				Actions:     []netlink.Action{netlink.NewMirredAction(ifbIndex)},
+			}
+			if h.FilterAdd(redirect) == nil {
+				out = append(out, FeatureMirred)
+			}
+		}
+		_ = h.QdiscDel(ingress)
 	}
 	return out
 }

@@ -17,6 +17,8 @@ const (
 	featureHtb      = "sch_htb"
 	featureU32      = "cls_u32"
 	featureIFB      = "ifb"
+	featureIngress  = "sch_ingress"
+	featureMirred   = "act_mirred"
 	featureNftables = "nftables"
 )
 
@@ -40,7 +42,9 @@ func requireFeatures(agent *turbulencev1.Agent, spec *turbulencev1.FaultSpec) er
 		}
 		switch k.Network.GetDirection() {
 		case turbulencev1.Direction_DIRECTION_INGRESS, turbulencev1.Direction_DIRECTION_BOTH:
-			need = append(need, []string{featureIFB})
+			// Incoming packets are redirected (act_mirred) from the
+			// interface's ingress qdisc to an ifb, where the fault sits.
+			need = append(need, []string{featureIngress}, []string{featureMirred}, []string{featureIFB})
 		}
 	case *turbulencev1.FaultSpec_Partition:
 		need = append(need, []string{featureNftables})

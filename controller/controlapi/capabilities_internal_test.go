@@ -10,9 +10,11 @@ import (
 
 func TestRequireFeatures(t *testing.T) {
 	t.Parallel()
-	ciKernel := []string{"sch_tbf", "sch_htb", "cls_u32", "sch_ingress", "ifb", "nftables"}
+	ciKernel := []string{"sch_tbf", "sch_htb", "cls_u32", "sch_ingress", "act_mirred", "ifb", "nftables"}
 	netem := &turbulencev1.FaultSpec{Kind: &turbulencev1.FaultSpec_Network{Network: &turbulencev1.NetworkSpec{Interface: "eth0", Netem: &turbulencev1.NetemSpec{}}}}
 	tbf := &turbulencev1.FaultSpec{Kind: &turbulencev1.FaultSpec_Network{Network: &turbulencev1.NetworkSpec{Interface: "eth0", Bandwidth: &turbulencev1.BandwidthSpec{RateBytesPerSecond: 1}}}}
+	ingressTbf := &turbulencev1.FaultSpec{Kind: &turbulencev1.FaultSpec_Network{Network: &turbulencev1.NetworkSpec{Interface: "eth0",
+		Direction: turbulencev1.Direction_DIRECTION_INGRESS, Bandwidth: &turbulencev1.BandwidthSpec{RateBytesPerSecond: 1}}}}
 	part := &turbulencev1.FaultSpec{Kind: &turbulencev1.FaultSpec_Partition{Partition: &turbulencev1.PartitionSpec{}}}
 	for _, tc := range []struct {
 		name     string
@@ -25,6 +27,9 @@ func TestRequireFeatures(t *testing.T) {
 		{"partition without nftables", []string{"sch_htb"}, part, "nftables is not available"},
 		{"targeting without a classful root", []string{"cls_u32", "sch_tbf"}, tbf, "sch_prio or sch_htb is not available"},
 		{"partition", ciKernel, part, ""},
+		{"ingress on the CI kernel", ciKernel, ingressTbf, ""},
+		{"ingress without act_mirred", []string{"sch_tbf", "sch_htb", "cls_u32", "sch_ingress", "ifb"}, ingressTbf, "act_mirred is not available"},
+		{"ingress without an ifb", []string{"sch_tbf", "sch_htb", "cls_u32", "sch_ingress", "act_mirred"}, ingressTbf, "ifb is not available"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
