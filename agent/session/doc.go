@@ -20,7 +20,10 @@
 // yet carried by a heartbeat that was sent (inject.Manager.Report /
 // AckEnded), so an end is reported even across a reconnect.
 //
-// Lost sessions are retried with capped exponential backoff and full
-// jitter (100 ms .. 5 s) so that a fleet does not stampede a new leader.
+// A lost session is followed at once by the next configured controller;
+// only a whole round without a leader waits, with capped exponential
+// backoff and jitter (100 ms .. 5 s) so that a fleet does not stampede a
+// new leader. A Redirect to an address that failed in the same round is
+// not followed (Run says why).
 // Faults are untouched by reconnects; only the lease decides (protocol §6).
 package session

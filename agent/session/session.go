@@ -123,18 +123,30 @@ func New(cfg Config) (*Session, error) {
 
 // Run keeps a session open to the controller leader until ctx is done. It
 // returns nil then; it never gives up before.
+//
+// It goes round the configured controllers, following a follower's
+// Redirect to the leader at once, and backs off only after a whole round
+// found no leader. A Redirect to an address that already failed in this
+// round is not followed: after a leader dies, followers keep naming it
+// until their own election timeout, and an agent that went back to it
+// each time would spend its lease on a dead address (invariant 2: a
+// failover shorter than the lease must revert nothing).
 func (s *Session) Run(ctx context.Context) error {
 	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	n := len(s.cfg.Controllers)
 	var (
-		i         int
-		next      string
-		redirects int
+		i         int                 // next configured address
+		next      string              // a leader to dial at once, from a Redirect
+		redirects int                 // Redirects followed in a row
+		tried     int                 // configured addresses dialled this round
+		failed    = map[string]bool{} // addresses that failed this round
 	)
 	for ctx.Err() == nil && !s.closing.Load() {
 		addr := next
 		if addr == "" {
-			addr = s.cfg.Controllers[i%len(s.cfg.Controllers)]
+			addr = s.cfg.Controllers[i%n]
 			i++
+			tried++
 		}
 		next = ""
 		welcomed, redirect, err := s.connect(ctx, addr)
@@ -142,20 +154,31 @@ func (s *Session) Run(ctx context.Context) error {
 			return nil
 		}
 		if welcomed {
+			// A session ran: whatever ended it, start a fresh round.
 			bo.reset()
-			redirects = 0
+			redirects, tried = 0, 0
+			clear(failed)
 		}
 		switch {
+		case redirect != "" && failed[redirect]:
+			s.log.Info("not following a redirect to a leader that failed moments ago", "controller", addr, "leader", redirect)
 		case redirect != "":
 			s.log.Info("redirected to the leader", "controller", addr, "leader", redirect)
-			next = redirect
 			if redirects++; redirects <= maxRedirectsInARow {
+				next = redirect
 				continue // dial the leader at once
 			}
 			redirects = 0
 		case err != nil:
 			s.log.Warn("controller session failed", "controller", addr, "err", err)
+			failed[addr] = true
 		}
+		if tried < n {
+			continue // the next configured controller at once
+		}
+		// A whole round found no leader: wait before the next.
+		tried = 0
+		clear(failed)
 		wait := time.NewTimer(bo.next())
 		select {
 		case <-ctx.Done():

@@ -37,6 +37,12 @@ func TestBackoff_CappedWithJitter(t *testing.T) {
 // startSession runs a Session against addrs until the test ends.
 func startSession(t *testing.T, pki tlsutil.DevPKI, addrs ...string) *inject.Manager {
 	t.Helper()
+	return startSessionBackoff(t, pki, 10*time.Millisecond, 50*time.Millisecond, addrs...)
+}
+
+// startSessionBackoff is startSession with the given reconnect backoff.
+func startSessionBackoff(t *testing.T, pki tlsutil.DevPKI, backoffMin, backoffMax time.Duration, addrs ...string) *inject.Manager {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	m := inject.NewManager(log)
 	lease := killswitch.NewLease(log, m)
@@ -49,8 +55,8 @@ func startSession(t *testing.T, pki tlsutil.DevPKI, addrs ...string) *inject.Man
 		Manager:     m,
 		Lease:       lease,
 		Logger:      log,
-		BackoffMin:  10 * time.Millisecond,
-		BackoffMax:  50 * time.Millisecond,
+		BackoffMin:  backoffMin,
+		BackoffMax:  backoffMax,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -100,6 +106,32 @@ func TestSession_ReconnectsToNextAddress(t *testing.T) {
 	// The first address refuses connections; the agent moves on.
 	startSession(t, pki, "127.0.0.1:1", up.Addr)
 	up.WaitHello(10 * time.Second)
+}
+
+// TestSession_DeadLeaderNamedByFollowersCostsNoBackoff: after a leader
+// dies, followers keep naming it until their election timeout. The agent
+// must not wait out its backoff on that address: it tries every configured
+// controller in the round and does not follow a redirect to an address
+// that already failed. The backoff here is an hour, so any wait before the
+// live leader is reached would fail the test.
+func TestSession_DeadLeaderNamedByFollowersCostsNoBackoff(t *testing.T) {
+	t.Parallel()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "agent-under-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const deadLeader = "127.0.0.1:1" // refuses connections
+	followerA := fakecontroller.Start(t, pki, fakecontroller.Options{RedirectTo: deadLeader})
+	followerB := fakecontroller.Start(t, pki, fakecontroller.Options{RedirectTo: deadLeader})
+	newLeader := fakecontroller.Start(t, pki, fakecontroller.Options{})
+	startSessionBackoff(t, pki, time.Hour, time.Hour, followerA.Addr, deadLeader, followerB.Addr, newLeader.Addr)
+
+	followerA.WaitHello(10 * time.Second)
+	followerB.WaitHello(10 * time.Second)
+	newLeader.WaitHello(10 * time.Second)
+	newLeader.WaitFor(10*time.Second, "heartbeat on the new leader", func(m *turbulencev1.AgentMessage) bool {
+		return m.GetHeartbeat() != nil
+	})
 }
 
 func TestSession_WelcomeHaltedHaltsAndResumeLifts(t *testing.T) {
