@@ -217,11 +217,11 @@ var rules = []rule{
 		forbidden: func(_ pkg, i imp) bool { return !i.ours && i.path == "os/exec" },
 	},
 	{
-		name: "internal/testutil only from tests",
+		name: "internal/testutil and internal/linearize only from tests",
 		applies: func(p pkg) bool {
-			return nonTest(p) && !under(p.rel, "internal/testutil", "test")
+			return nonTest(p) && !under(p.rel, "internal/testutil", "internal/linearize", "test")
 		},
-		forbidden: func(_ pkg, i imp) bool { return i.ours && under(i.path, "internal/testutil") },
+		forbidden: func(_ pkg, i imp) bool { return i.ours && under(i.path, "internal/testutil", "internal/linearize") },
 	},
 }
 

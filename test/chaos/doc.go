@@ -1,9 +1,61 @@
 // Package chaos is chaos on Turbulence itself (DESIGN.md, testing level
-// 4): real turbulence-controller processes, each in a network namespace
-// the test makes (addresses from 198.18.0.0/15 only), killed with SIGKILL
-// and partitioned with nftables while clients keep writing, with the
-// safety properties checked and the timings reported.
+// 4): real turbulence-controller and turbulence-agent processes, each in
+// a network namespace the test makes (a bridge on 198.18.1.0/24; nothing
+// outside 198.18.0.0/15), hurt while faults run and clients keep writing,
+// with the safety properties checked and the timings reported.
+//
+// The set-up (cluster_linux_test.go, agents_linux_test.go): three
+// controllers formed by --bootstrap-expect, with --lease-ttl 10s and
+// --heartbeat-interval 1s; two agents configured with all three
+// controllers' addresses, with mTLS certificates from the test's CA, a
+// local policy that allows small CPU faults only, and a state directory
+// and local socket of their own; each agent holds a CPU fault of 3 % of
+// one core for 30 minutes, so that only a revert can end it while a test
+// runs. Each fault's worker process is held by a pidfd.
+//
+// TestPrivilegedControllerCluster_KillAndPartition proves, with figures:
+//
+//   - kill -9 of the leader, which holds the agents' sessions: a new
+//     leader within seconds, a write through a survivor acknowledged at
+//     once, both agents re-attached to the new leader (the leader lists
+//     them connected and each agent names it as its controller) well
+//     within the lease TTL; the killed node rejoins from its data and
+//     catches up;
+//   - nftables partition of the leader from the other two, inside its
+//     namespace: the majority elects, the agents follow it, the minority
+//     refuses writes (Unavailable after its hold time) and gives up the
+//     leadership, and nothing it was asked lands;
+//   - zero reverts through both storms (invariant 2: a leader change
+//     shorter than the lease TTL reverts nothing): the controller records
+//     each agent fault ACTIVE (consistent read), the agent holds it with
+//     the very same worker, that worker process is alive (pidfd), and no
+//     revert is recorded anywhere: no fault.reverting, fault.reverted or
+//     fault.failed event, no revert or halt in the audit log, no "fault
+//     reverted" in either agent's log;
+//   - zero lost writes, and a linearizable history: three clients (plus
+//     the test itself) apply faults with fresh request IDs, list every
+//     fault and read single faults, with consistent reads, through random
+//     nodes, retrying each operation to a definite answer with the same
+//     request ID; the client-side history, with call and return times, is
+//     checked with porcupine against internal/linearize.Model (every
+//     acknowledged fault is there afterwards, a retry never makes a second
+//     fault, no read goes back in time); afterwards every node holds
+//     exactly the acknowledged faults. A failed check names the operation
+//     it cannot place and keeps porcupine's visualisation.
+//
+// TestPrivilegedControllerCluster_AllDownAgentsRevert proves invariant 2
+// the other way: with every controller killed at once, each agent reverts
+// its fault by itself within lease TTL + 1 s of the kill (measured to the
+// exit of the worker process, seen on its pidfd, not polled), and not
+// before its lease could have run out; the agent logs the revert with the
+// reason "lease expired" and keeps running, waiting for a controller.
 //
 // The tests are privileged (TestPrivileged…, internal/testutil.
-// RequirePrivileged) and Linux-only; the package has nothing else.
+// RequirePrivileged: skipped without root, failed instead under
+// TURBULENCE_REQUIRE_PRIVILEGED=1) and Linux-only; the package has nothing
+// else. The binaries are built once per run from this checkout. On a
+// failure, every daemon's log is kept in a turbulence-chaos-logs-*
+// directory under the system's temporary directory, and a controller that
+// ignores SIGTERM is sent SIGQUIT first, so that its log holds its
+// goroutines.
 package chaos

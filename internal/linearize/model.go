@@ -1,0 +1,162 @@
+package linearize
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Op is the kind of one operation of a history.
+type Op string
+
+// The operations the model knows.
+const (
+	// OpApply is ApplyFault with a request ID.
+	OpApply Op = "apply"
+	// OpHalt and OpResume are Halt and Resume with a request ID.
+	OpHalt   Op = "halt"
+	OpResume Op = "resume"
+	// OpReadHalt is a consistent GetHaltStatus.
+	OpReadHalt Op = "read-halt"
+	// OpList is a consistent ListFaults of every fault.
+	OpList Op = "list"
+	// OpGet is a consistent GetFault of one fault ID.
+	OpGet Op = "get"
+)
+
+// Input is what a client asked.
+type Input struct {
+	Op Op
+	// Req is the request ID of apply, halt and resume.
+	Req string
+	// FaultID is the fault a get reads.
+	FaultID string
+}
+
+// Output is the definite answer a client got.
+type Output struct {
+	// FaultID is, for apply, the fault made (or found) for the request ID.
+	FaultID string
+	// Refused is, for apply, a refusal because the fleet is halted.
+	Refused bool
+	// Halted is, for halt, resume and read-halt, the flag answered.
+	Halted bool
+	// IDs is, for list, every fault ID, sorted.
+	IDs []string
+	// Found is, for get, whether the fault exists (false: NotFound).
+	Found bool
+}
+
+// state is the model's state. It is immutable: Step copies what it
+// changes.
+type state struct {
+	halted bool
+	faults map[string]string // request ID → fault ID
+	seen   map[string]bool   // halt and resume request IDs applied
+}
+
+// Model is the fault registry as clients see it, as a sequential
+// specification for porcupine.
+var Model = porcupine.Model{
+	Init: func() any { return state{faults: map[string]string{}, seen: map[string]bool{}} },
+	Step: func(st, in, out any) (bool, any) {
+		return step(st.(state), in.(Input), out.(Output))
+	},
+	Equal: func(a, b any) bool {
+		x, y := a.(state), b.(state)
+		return x.halted == y.halted && maps.Equal(x.faults, y.faults) && maps.Equal(x.seen, y.seen)
+	},
+	Hash: func(st any) uint64 {
+		s := st.(state)
+		h := uint64(len(s.faults))<<32 | uint64(len(s.seen))<<1
+		if s.halted {
+			h |= 1
+		}
+		return h
+	},
+	DescribeOperation: func(in, out any) string { return describe(in.(Input), out.(Output)) },
+	DescribeState: func(st any) string {
+		s := st.(state)
+		return fmt.Sprintf("%d faults, halted=%v", len(s.faults), s.halted)
+	},
+	DescribeOperationMetadata: func(md any) string {
+		if md == nil {
+			return ""
+		}
+		return fmt.Sprint(md)
+	},
+}
+
+func step(s state, i Input, o Output) (bool, any) {
+	switch i.Op {
+	case OpApply:
+		// A request ID applied before returns its fault: a retry never
+		// makes a second one.
+		if id, ok := s.faults[i.Req]; ok {
+			return !o.Refused && o.FaultID == id, s
+		}
+		// Invariant 5: no new fault while halted.
+		if s.halted {
+			return o.Refused, s
+		}
+		if o.Refused || o.FaultID == "" || s.holds(o.FaultID) {
+			return false, s
+		}
+		next := s
+		next.faults = maps.Clone(s.faults)
+		next.faults[i.Req] = o.FaultID
+		return true, next
+	case OpHalt, OpResume:
+		// A halt or resume retried after it was applied answers the flag
+		// as it is now (state.ApplySetHalt).
+		if s.seen[i.Req] {
+			return o.Halted == s.halted, s
+		}
+		want := i.Op == OpHalt
+		if o.Halted != want {
+			return false, s
+		}
+		next := s
+		next.halted = want
+		next.seen = maps.Clone(s.seen)
+		next.seen[i.Req] = true
+		return true, next
+	case OpReadHalt:
+		return o.Halted == s.halted, s
+	case OpList:
+		return slices.Equal(o.IDs, slices.Sorted(maps.Values(s.faults))), s
+	case OpGet:
+		return o.Found == s.holds(i.FaultID), s
+	}
+	return false, s
+}
+
+// holds reports whether a fault with this ID was made.
+func (s state) holds(faultID string) bool {
+	for _, id := range s.faults {
+		if id == faultID {
+			return true
+		}
+	}
+	return false
+}
+
+func describe(i Input, o Output) string {
+	switch i.Op {
+	case OpApply:
+		if o.Refused {
+			return fmt.Sprintf("apply(%s) -> refused: halted", i.Req)
+		}
+		return fmt.Sprintf("apply(%s) -> %s", i.Req, o.FaultID)
+	case OpList:
+		return fmt.Sprintf("list() -> %d faults", len(o.IDs))
+	case OpGet:
+		if o.Found {
+			return fmt.Sprintf("get(%s) -> found", i.FaultID)
+		}
+		return fmt.Sprintf("get(%s) -> not found", i.FaultID)
+	}
+	return fmt.Sprintf("%s(%s) -> halted=%v", i.Op, i.Req, o.Halted)
+}
