@@ -22,7 +22,6 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/localapi"
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/internal/linearize"
-	"github.com/turbulence-sre/turbulence/internal/testutil"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -113,32 +112,14 @@ func (c *procCluster) startAgent(a *procAgent) {
 	for _, n := range c.nodes {
 		controllers = append(controllers, n.grpcAddr())
 	}
-	log, err := os.OpenFile(a.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd := exec.Command(c.agentBin, "run",
+	// Its workers die with it too (PDEATHSIG), should the test binary die.
+	a.cmd, a.exited = c.startDaemon(a.name, a.ns, a.logPath, &a.exitErr, c.agentBin, "run",
 		"--controller", strings.Join(controllers, ","),
 		"--ca", a.tls.CA, "--cert", a.tls.Cert, "--key", a.tls.Key,
 		"--state-dir", filepath.Join(a.dir, "state"),
 		"--policy", filepath.Join(a.dir, "policy.yaml"),
 		"--socket", a.socket,
 		"--label", "chaos=true")
-	cmd.Stdout, cmd.Stderr = log, log
-	// If the test binary dies, its agents die with it (and their
-	// workers with them: PDEATHSIG).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	testutil.InNS(c.t, a.ns, func() { err = cmd.Start() })
-	if err != nil {
-		_ = log.Close()
-		c.t.Fatalf("start %s: %v", a.name, err)
-	}
-	a.cmd, a.exited = cmd, make(chan struct{})
-	go func() {
-		a.exitErr = cmd.Wait()
-		_ = log.Close()
-		close(a.exited)
-	}()
 }
 
 // stopAgent ends the agent with SIGTERM, which reverts every fault it

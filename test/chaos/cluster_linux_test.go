@@ -448,30 +448,44 @@ func (c *procCluster) start(n *procNode) {
 	for _, o := range c.nodes {
 		join = append(join, o.grpcAddr())
 	}
-	log, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	args := []string{
+		"--node-id", n.id, "--data-dir", n.dataDir,
+		"--grpc-addr", n.grpcAddr(), "--raft-addr", n.ip + ":" + raftPort,
+		"--ca", n.tls.CA, "--cert", n.tls.Cert, "--key", n.tls.Key,
+		"--bootstrap-expect", "3", "--join", strings.Join(join, ","),
+		"--lease-ttl", leaseTTL.String(), "--heartbeat-interval", heartbeatInterval.String()}
+	n.cmd, n.exited = c.startDaemon(n.id, n.ns, n.logPath, nil, c.bin, args...)
+}
+
+// startDaemon starts bin with args inside ns, forked from a thread that
+// has entered the namespace so that the process is born there, with its
+// output appended to logPath. If the test binary dies, the daemon dies
+// with it (PDEATHSIG). The returned channel is closed once it has exited,
+// after its exit error is stored in *exitErr (when not nil).
+func (c *procCluster) startDaemon(name string, ns netns.NsHandle, logPath string, exitErr *error, bin string, args ...string) (*exec.Cmd, chan struct{}) {
+	c.t.Helper()
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(c.bin,
-		"--node-id", n.id, "--data-dir", n.dataDir,
-		"--grpc-addr", n.grpcAddr(), "--raft-addr", n.ip+":"+raftPort,
-		"--ca", n.tls.CA, "--cert", n.tls.Cert, "--key", n.tls.Key,
-		"--bootstrap-expect", "3", "--join", strings.Join(join, ","),
-		"--lease-ttl", leaseTTL.String(), "--heartbeat-interval", heartbeatInterval.String())
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	// If the test binary dies, its controllers die with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	testutil.InNS(c.t, n.ns, func() { err = cmd.Start() })
+	testutil.InNS(c.t, ns, func() { err = cmd.Start() })
 	if err != nil {
 		_ = log.Close()
-		c.t.Fatalf("start %s: %v", n.id, err)
+		c.t.Fatalf("start %s: %v", name, err)
 	}
-	n.cmd, n.exited = cmd, make(chan struct{})
+	exited := make(chan struct{})
 	go func() {
-		_ = cmd.Wait()
+		werr := cmd.Wait()
+		if exitErr != nil {
+			*exitErr = werr
+		}
 		_ = log.Close()
-		close(n.exited)
+		close(exited)
 	}()
+	return cmd, exited
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
