@@ -20,7 +20,7 @@ func (a *app) agentsCommand() *cobra.Command {
 		Args:  noSubcommand,
 		RunE:  missingSubcommand,
 	}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(a.consistentFlag(&cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List the agents the controller knows",
@@ -38,8 +38,8 @@ func (a *app) agentsCommand() *cobra.Command {
 				return a.printAgents(resp)
 			})
 		}),
-	})
-	cmd.AddCommand(&cobra.Command{
+	}))
+	cmd.AddCommand(a.consistentFlag(&cobra.Command{
 		Use:   "show ID",
 		Short: "Show one agent: facts, capabilities, connection",
 		Args:  exactArgs("ID"),
@@ -56,7 +56,7 @@ func (a *app) agentsCommand() *cobra.Command {
 				return a.printAgent(ag)
 			})
 		}),
-	})
+	}))
 	return cmd
 }
 

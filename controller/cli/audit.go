@@ -64,7 +64,7 @@ duration back from now (90m, 24h). The controller keeps the latest
 	f.StringVar(&since, "since", "", "only records at or after this time (RFC 3339, or a duration ago: 24h)")
 	f.StringVar(&until, "until", "", "only records before this time (RFC 3339, or a duration ago)")
 	f.Uint32Var(&limit, "limit", 0, "at most this many records (0 = the controller's default of 100; at most 1000)")
-	cmd.AddCommand(ls)
+	cmd.AddCommand(a.consistentFlag(ls))
 	return cmd
 }
 

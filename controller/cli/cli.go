@@ -75,6 +75,8 @@ type app struct {
 	serverName string
 	timeout    time.Duration
 	output     string
+	// consistent is --consistent, which only read commands have.
+	consistent bool
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -87,6 +89,12 @@ whole fleet, and follow the event log.
 
 Global flags fall back to the environment: TURBCTL_CONTROLLER, TURBCTL_CA,
 TURBCTL_CERT, TURBCTL_KEY.
+
+Any controller of the cluster answers. Writes are forwarded to the leader.
+Reads (agents ls/show, fault ls/show, audit ls, cluster ls, status,
+events) are served from the replicated state of the controller asked,
+which may lag the leader by a moment; with --consistent a read goes
+through the leader instead and sees every write acknowledged before it.
 
 ` + exitCodesHelp,
 		SilenceErrors:     true,

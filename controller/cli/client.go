@@ -10,7 +10,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/spf13/cobra"
 
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -20,6 +23,22 @@ import (
 // controller is unavailable; every attempt carries the same request ID, so
 // the controller applies the request at most once.
 const mutationAttempts = 3
+
+// mdConsistentRead is the request metadata that asks a controller for a
+// consistent read. It is the controller's forward.MDConsistent; turbctl
+// does not import controller packages (test/deps_test.go), and
+// controller/consistent_read_test.go checks the two agree end to end.
+const mdConsistentRead = "turbulence-consistent-read"
+
+// consistentHelp is the help of --consistent, the same on every read
+// command.
+const consistentHelp = "read through the raft leader, after a barrier, so the answer includes every write acknowledged before it (default: the local state of the controller asked, which may lag the leader by a moment)"
+
+// consistentFlag adds --consistent to a read command and returns it.
+func (a *app) consistentFlag(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().BoolVar(&a.consistent, "consistent", false, consistentHelp)
+	return cmd
+}
 
 // client is an open connection to one controller.
 type client struct {
@@ -63,6 +82,11 @@ func (c *client) close() { _ = c.conn.Close() }
 func (c *client) call(ctx context.Context, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.a.timeout)
 	defer cancel()
+	if c.a.consistent {
+		// The controller routes the read to the leader, which answers
+		// after a raft barrier (controller/forward).
+		ctx = metadata.AppendToOutgoingContext(ctx, mdConsistentRead, "true")
+	}
 	return c.wrap(fn(ctx))
 }
 

@@ -17,7 +17,8 @@ func (a *app) clusterCommand() *cobra.Command {
 		Use:   "cluster",
 		Short: "List, add and remove controller nodes",
 		Long: `The controller cluster's raft membership. Any node answers: ls is read
-from the node asked; join and remove are forwarded to the leader.
+from the node asked (from the leader with --consistent); join and remove
+are forwarded to the leader.
 ls needs the viewer role or more; join and remove need the admin role.`,
 		Args: noSubcommand,
 		RunE: missingSubcommand,
@@ -27,16 +28,19 @@ ls needs the viewer role or more; join and remove need the admin role.`,
 }
 
 func (a *app) clusterLsCommand() *cobra.Command {
-	return &cobra.Command{
+	return a.consistentFlag(&cobra.Command{
 		Use:   "ls",
 		Short: "List the controller nodes and show the leader",
-		Args:  exactArgs(),
+		Long: `List the raft membership as the controller asked knows it, the leader
+marked, and which node answered. With --consistent the leader answers:
+its configuration is the latest, and a follower's may lag it by a moment.`,
+		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.clusterCall(cmd.Context(), false, func(ctx context.Context, cs turbulencev1.ClusterServiceClient) (*turbulencev1.ListServersResponse, error) {
 				return cs.ListServers(ctx, &turbulencev1.ListServersRequest{})
 			})
 		}),
-	}
+	})
 }
 
 func (a *app) clusterJoinCommand() *cobra.Command {

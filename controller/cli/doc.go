@@ -18,6 +18,14 @@
 // line. JSON uses the canonical proto3 mapping (lowerCamelCase names,
 // RFC 3339 times, durations as "30s").
 //
+// Reads are served by the controller asked, from its replicated state,
+// which may lag the leader by a moment. Every read command (agents
+// ls/show, fault ls/show, audit ls, cluster ls, status, events without
+// --follow) takes --consistent, which sends the request metadata
+// turbulence-consistent-read: true; the controller then routes the read
+// to the leader, which answers after a raft barrier, so it sees every
+// write acknowledged before it (controller/forward).
+//
 // Mutating calls (fault apply, fault revert, halt, resume) carry a request
 // ID generated on the client. The same ID is reused when turbctl retries a
 // call that failed with Unavailable, so a retry after a lost answer does

@@ -31,6 +31,9 @@ breaks after events arrived (e.g. the controller restarts), turbctl
 reconnects from the last sequence it printed for up to --timeout.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if follow && a.consistent {
+				return usagef("--consistent and --follow exclude each other: --follow streams from the controller asked; use --consistent for a one-off read")
+			}
 			return a.withClient(func(c *client) error {
 				if follow {
 					return a.follow(cmd.Context(), c, after)
@@ -57,7 +60,7 @@ reconnects from the last sequence it printed for up to --timeout.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events")
 	cmd.Flags().Uint64Var(&after, "after", 0, "print only events with a sequence number above this")
 	cmd.Flags().Uint32Var(&limit, "limit", 0, "at most this many events (without --follow; 0 = the controller's default)")
-	return cmd
+	return a.consistentFlag(cmd)
 }
 
 // follow streams events until ctx is done (a normal end: exit 0) or the

@@ -49,11 +49,11 @@ func (a *app) faultListCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&req.AgentId, "agent", "", "only faults on this agent")
 	cmd.Flags().BoolVar(&req.ActiveOnly, "active", false, "only faults that are pending, active or reverting")
-	return cmd
+	return a.consistentFlag(cmd)
 }
 
 func (a *app) faultShowCommand() *cobra.Command {
-	return &cobra.Command{
+	return a.consistentFlag(&cobra.Command{
 		Use:   "show ID",
 		Short: "Show one fault: what was asked and what the agent achieved",
 		Args:  exactArgs("ID"),
@@ -70,7 +70,7 @@ func (a *app) faultShowCommand() *cobra.Command {
 				return a.printFault(fault)
 			})
 		}),
-	}
+	})
 }
 
 func (a *app) faultRevertCommand() *cobra.Command {

@@ -58,7 +58,7 @@ func (a *app) resumeCommand() *cobra.Command {
 }
 
 func (a *app) statusCommand() *cobra.Command {
-	return &cobra.Command{
+	return a.consistentFlag(&cobra.Command{
 		Use:   "status",
 		Short: "Show whether the fleet is halted, and the controller's certificate expiry",
 		Long: `Show whether the fleet is halted. In table output, a last line names the
@@ -82,7 +82,7 @@ within 14 days of it (-o json prints the halt status alone).`,
 				return controllerCertLine(a.stdout, a.env.now(), a.controller, serverCertificate(&p))
 			})
 		}),
-	}
+	})
 }
 
 func (a *app) mutateHalt(ctx context.Context, requestID string, fn func(context.Context, *client) (*turbulencev1.HaltStatus, error)) error {

@@ -1,0 +1,169 @@
+package cli
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+// readFake answers every read of ControlService and ClusterService with
+// an empty result and records, per method, the consistent-read metadata
+// it was sent ("" when absent).
+type readFake struct {
+	turbulencev1.UnimplementedControlServiceServer
+	turbulencev1.UnimplementedClusterServiceServer
+
+	mu   sync.Mutex
+	seen map[string]string // method name -> metadata value
+}
+
+func (f *readFake) record(ctx context.Context, method string) {
+	v := ""
+	if vs := metadata.ValueFromIncomingContext(ctx, mdConsistentRead); len(vs) > 0 {
+		v = strings.Join(vs, ",")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen[method] = v
+}
+
+func (f *readFake) take() map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.seen
+	f.seen = map[string]string{}
+	return out
+}
+
+func (f *readFake) ListAgents(ctx context.Context, _ *turbulencev1.ListAgentsRequest) (*turbulencev1.ListAgentsResponse, error) {
+	f.record(ctx, "ListAgents")
+	return &turbulencev1.ListAgentsResponse{}, nil
+}
+
+func (f *readFake) GetAgent(ctx context.Context, req *turbulencev1.GetAgentRequest) (*turbulencev1.Agent, error) {
+	f.record(ctx, "GetAgent")
+	return &turbulencev1.Agent{Id: req.GetId()}, nil
+}
+
+func (f *readFake) ListFaults(ctx context.Context, _ *turbulencev1.ListFaultsRequest) (*turbulencev1.ListFaultsResponse, error) {
+	f.record(ctx, "ListFaults")
+	return &turbulencev1.ListFaultsResponse{}, nil
+}
+
+func (f *readFake) GetFault(ctx context.Context, req *turbulencev1.GetFaultRequest) (*turbulencev1.Fault, error) {
+	f.record(ctx, "GetFault")
+	return &turbulencev1.Fault{Id: req.GetId()}, nil
+}
+
+func (f *readFake) ListAudit(ctx context.Context, _ *turbulencev1.ListAuditRequest) (*turbulencev1.ListAuditResponse, error) {
+	f.record(ctx, "ListAudit")
+	return &turbulencev1.ListAuditResponse{}, nil
+}
+
+func (f *readFake) GetHaltStatus(ctx context.Context, _ *turbulencev1.GetHaltStatusRequest) (*turbulencev1.HaltStatus, error) {
+	f.record(ctx, "GetHaltStatus")
+	return &turbulencev1.HaltStatus{}, nil
+}
+
+func (f *readFake) ListEvents(ctx context.Context, _ *turbulencev1.ListEventsRequest) (*turbulencev1.ListEventsResponse, error) {
+	f.record(ctx, "ListEvents")
+	return &turbulencev1.ListEventsResponse{}, nil
+}
+
+func (f *readFake) ListServers(ctx context.Context, _ *turbulencev1.ListServersRequest) (*turbulencev1.ListServersResponse, error) {
+	f.record(ctx, "ListServers")
+	return &turbulencev1.ListServersResponse{}, nil
+}
+
+func startReadFake(t *testing.T) (*readFake, map[string]string) {
+	t.Helper()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := tlsutil.ServerConfig(pki.Controller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &readFake{seen: map[string]string{}}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)))
+	turbulencev1.RegisterControlServiceServer(srv, fake)
+	turbulencev1.RegisterClusterServiceServer(srv, fake)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(lis)
+	}()
+	t.Cleanup(func() {
+		srv.Stop()
+		<-done
+	})
+	h := &harness{addr: lis.Addr().String(), admin: pki.Admin}
+	return fake, h.environ()
+}
+
+// readCommands are every read command and the RPC it makes.
+var readCommands = []struct {
+	args   []string
+	method string
+}{
+	{[]string{"agents", "ls"}, "ListAgents"},
+	{[]string{"agents", "show", "a1"}, "GetAgent"},
+	{[]string{"fault", "ls"}, "ListFaults"},
+	{[]string{"fault", "show", "f-1"}, "GetFault"},
+	{[]string{"audit", "ls"}, "ListAudit"},
+	{[]string{"status"}, "GetHaltStatus"},
+	{[]string{"events"}, "ListEvents"},
+	{[]string{"cluster", "ls"}, "ListServers"},
+}
+
+func TestConsistent_FlagSendsTheMetadataOnEveryRead(t *testing.T) {
+	t.Parallel()
+	fake, environ := startReadFake(t)
+	for _, rc := range readCommands {
+		name := strings.Join(rc.args, " ")
+		runCLI(t, environ, append(rc.args, "-o", "json", "--consistent")...).check(t, ExitOK)
+		if got := fake.take(); got[rc.method] != "true" || len(got) != 1 {
+			t.Errorf("%s --consistent: the controller saw %v, want %s with %s: true", name, got, rc.method, mdConsistentRead)
+		}
+		// Without the flag the read stays local: no metadata at all.
+		runCLI(t, environ, append(rc.args, "-o", "json")...).check(t, ExitOK)
+		if got := fake.take(); got[rc.method] != "" || len(got) != 1 {
+			t.Errorf("%s: the controller saw %v, want %s without %s", name, got, rc.method, mdConsistentRead)
+		}
+	}
+}
+
+func TestConsistent_DocumentedInHelp(t *testing.T) {
+	t.Parallel()
+	for _, rc := range readCommands {
+		r := runCLI(t, nil, append(rc.args, "--help")...)
+		r.check(t, ExitOK)
+		if !strings.Contains(r.stdout, "--consistent") || !strings.Contains(r.stdout, "raft leader") {
+			t.Errorf("%s --help does not document --consistent:\n%s", strings.Join(rc.args, " "), r.stdout)
+		}
+	}
+	// Writes have no such flag: they always go to the leader.
+	r := runCLI(t, nil, "halt", "--consistent")
+	r.check(t, ExitUsage, "--consistent")
+}
+
+func TestConsistent_RefusedWithFollow(t *testing.T) {
+	t.Parallel()
+	_, environ := startReadFake(t)
+	r := runCLI(t, environ, "events", "--follow", "--consistent")
+	r.check(t, ExitUsage, "--consistent", "--follow")
+}
