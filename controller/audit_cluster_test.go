@@ -141,8 +141,8 @@ func TestCluster_EveryAuditEntrySurvivesLeaderFailover(t *testing.T) {
 	}
 	acked["halt-2"] = "fleet.halt"
 
-	if err := old.Stop(); err != nil {
-		t.Fatalf("stop leader: %v", err)
+	if err := old.Crash(); err != nil {
+		t.Fatalf("crash leader: %v", err)
 	}
 	// A write sent during the election is held by the follower and lands
 	// on the new leader; if it is acknowledged, its record must be there.

@@ -161,8 +161,8 @@ func TestCluster_LeaderKilledNewLeaderTakesWrites(t *testing.T) {
 	}
 
 	start := time.Now()
-	if err := old.Stop(); err != nil {
-		t.Fatalf("stop leader: %v", err)
+	if err := old.Crash(); err != nil {
+		t.Fatalf("crash leader: %v", err)
 	}
 	// A write sent at once is held through the election (hold timeout)
 	// and lands on the new leader.
@@ -206,7 +206,7 @@ func TestCluster_HaltJustBeforeLeaderCrashIsHonoured(t *testing.T) {
 		t.Fatal(err)
 	}
 	// …so the leader may die right after it.
-	if err := old.Stop(); err != nil {
+	if err := old.Crash(); err != nil {
 		t.Fatal(err)
 	}
 	nl := c.WaitLeader(t, failoverLimit)

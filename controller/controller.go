@@ -33,6 +33,12 @@ const (
 	// barrierTimeout bounds how long a new leader waits for its FSM to
 	// catch up before it acts on the state.
 	barrierTimeout = 30 * time.Second
+	// leadershipTransferTimeout bounds the hand-over of a leader that
+	// stops gracefully. Raft bounds its own part by one or two
+	// ElectionTimeouts (2 s at its defaults); the rest is the new
+	// leader's first heartbeat. A stop never waits longer than this for
+	// the cluster's sake: past it the others elect by timeout.
+	leadershipTransferTimeout = 3 * time.Second
 )
 
 // Controller is one controller node.
@@ -54,6 +60,9 @@ type Controller struct {
 	// readyLogged makes "controller ready" appear once.
 	readyLogged bool
 	runOnce     sync.Once
+	// skipTransfer, set by SkipLeadershipTransfer, makes the stop of a
+	// leader skip the leadership hand-over.
+	skipTransfer atomic.Bool
 }
 
 // New opens the raft stores, binds the gRPC and raft listeners (so ":0"
@@ -143,11 +152,16 @@ func New(cfg Config) (*Controller, error) {
 		LeaseTTL:          cfg.LeaseTTL,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		// A follower answers an agent's Hello with a Redirect to the
-		// leader's gRPC address, which raft carries (raftnode.Address).
+		// leader's gRPC address, which raft carries (raftnode.Address),
+		// but only to a leader it heard from recently: raft keeps naming
+		// a dead leader until its heartbeat timer fires, and a Redirect
+		// there costs the agent a failed dial and a backoff. Without a
+		// live leader the Hello is held (agentapi/await.go). Invariant 2
+		// is unaffected: a Redirect renews no lease either way.
 		LeaderGRPCAddr: func() string {
 			// Raft names this node before its barrier: the agent is told
 			// to retry, not redirected to where it already is.
-			if addr := node.LeaderGRPCAddr(); addr != advertise {
+			if addr := node.LiveLeaderGRPCAddr(); addr != advertise {
 				return addr
 			}
 			return ""
@@ -267,6 +281,14 @@ func (c *Controller) run(ctx context.Context) error {
 	}
 	c.logger.Info("controller stopping")
 
+	// 0. A leader hands leadership over first, while it still serves:
+	// the cluster has a new leader at once instead of after an election
+	// timeout, writes in flight here are retried there by the forwarder,
+	// and the agents whose sessions end below are redirected to it.
+	// Invariant 2: agents lose their session for a moment only, far
+	// shorter than the lease TTL, so nothing is reverted.
+	c.handOverLeadership()
+
 	// 1. Stop accepting API calls.
 	c.setServing(false)
 	for _, svc := range []string{turbulencev1.ControlService_ServiceDesc.ServiceName, turbulencev1.ClusterService_ServiceDesc.ServiceName} {
@@ -286,6 +308,33 @@ func (c *Controller) run(ctx context.Context) error {
 	}
 	c.logger.Info("controller stopped")
 	return runErr
+}
+
+// SkipLeadershipTransfer makes the next stop of Run skip the leadership
+// hand-over, so that the other nodes find out about this one as if it
+// had crashed: by their heartbeat timeout. Tests use it to stand in for
+// kill -9 in-process (controllertest Node.Crash); a real stop should
+// always hand over.
+func (c *Controller) SkipLeadershipTransfer() { c.skipTransfer.Store(true) }
+
+// handOverLeadership transfers raft leadership to another voter when
+// this node leads, bounded by leadershipTransferTimeout. Errors are
+// logged, never returned: a node with no other voter (a one-node cluster)
+// or a transfer that fails stops all the same.
+func (c *Controller) handOverLeadership() {
+	if c.skipTransfer.Load() || !c.node.IsLeader() {
+		return
+	}
+	start := time.Now()
+	to, err := c.node.TransferLeadership(leadershipTransferTimeout)
+	switch {
+	case errors.Is(err, raftnode.ErrNoOtherVoter):
+		c.logger.Info("no other voter to hand leadership to; stopping")
+	case err != nil:
+		c.logger.Warn("leadership hand-over failed; the other nodes elect a leader after their election timeout", "error", err)
+	default:
+		c.logger.Info("leadership handed over", "new_leader", to, "took", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 func (c *Controller) gracefulStop() {
@@ -332,8 +381,12 @@ type forwardGate struct {
 
 func (g forwardGate) IsLeader() bool { return g.leading.Load() && g.node.IsLeader() }
 
+// LeaderGRPCAddr names only a leader heard from recently (see the hub's
+// LeaderGRPCAddr in New): a write is held and retried rather than sent
+// to a leader that may be dead, where the dial could hang for the whole
+// call timeout (a partition) instead of failing at once.
 func (g forwardGate) LeaderGRPCAddr() string {
-	if addr := g.node.LeaderGRPCAddr(); addr != g.self {
+	if addr := g.node.LiveLeaderGRPCAddr(); addr != g.self {
 		return addr
 	}
 	return ""

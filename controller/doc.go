@@ -5,6 +5,12 @@
 //
 // Shutdown order (Run, after its context is done):
 //
+//  0. a leader hands leadership to another voter (raft's
+//     LeadershipTransfer, bounded by a few seconds) and waits to hear
+//     from the new leader, so the cluster never waits out an election
+//     timeout for a node that stops on purpose; errors (a one-node
+//     cluster has no one to hand over to) are logged, and the stop goes
+//     on;
 //  1. stop accepting API calls: health NOT_SERVING, end the long-lived
 //     streams (agent sessions, WatchEvents), gRPC GracefulStop bounded by
 //     a timeout, then a hard Stop;

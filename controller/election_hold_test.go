@@ -16,9 +16,10 @@ func TestCluster_HelloDuringElectionIsHeldUntilALeaderExists(t *testing.T) {
 	leader := c.Leader()
 	followers := c.Followers()
 	survivor, down := followers[0], followers[1]
-	// Take quorum away: the survivor cannot elect anyone.
+	// Take quorum away: the survivor cannot elect anyone. Crash, not
+	// Stop: a graceful stop would hand leadership around first.
 	for _, n := range []*controllertest.Node{leader, down} {
-		if err := n.Stop(); err != nil {
+		if err := n.Crash(); err != nil {
 			t.Fatal(err)
 		}
 	}

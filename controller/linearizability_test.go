@@ -106,16 +106,22 @@ func TestCluster_HistoryUnderLeaderKillsIsLinearizable(t *testing.T) {
 		until := time.Now().Add(storm)
 		controllertest.WaitFor(t, 2*storm, "the clients to run through a storm period", func() bool { return time.Now().After(until) })
 	}
-	for range kills {
+	for k := range kills {
 		waitStorm()
 		old := c.WaitLeader(t, failoverLimit)
 		stopped := time.Now()
-		if err := old.Stop(); err != nil {
-			t.Errorf("stop leader %s: %v", old.Config.NodeID, err)
+		// Alternate a crash (no hand-over: an election) with a graceful
+		// stop (leadership transferred first): both must lose nothing.
+		how, stop := "crashed", old.Crash
+		if k%2 == 1 {
+			how, stop = "stopped gracefully", old.Stop
+		}
+		if err := stop(); err != nil {
+			t.Errorf("%s leader %s: %v", how, old.Config.NodeID, err)
 		}
 		nl := c.WaitLeader(t, failoverLimit)
-		history.Note("leader "+old.Config.NodeID+" stopped; "+nl.Config.NodeID+" leads", stopped, time.Now())
-		t.Logf("leader %s stopped; %s leads", old.Config.NodeID, nl.Config.NodeID)
+		history.Note("leader "+old.Config.NodeID+" "+how+"; "+nl.Config.NodeID+" leads", stopped, time.Now())
+		t.Logf("leader %s %s; %s leads", old.Config.NodeID, how, nl.Config.NodeID)
 		old.Restart(t)
 	}
 	waitStorm()

@@ -27,6 +27,13 @@ const (
 // or served here if this node is the one elected (once past its barrier).
 // Nothing is renewed while it waits (a Redirect renews no lease,
 // invariant 2), so holding cannot keep a fault alive without a leader.
+//
+// "Known" means heard from recently (Config.LeaderGRPCAddr): after a
+// leader dies, raft on a follower keeps naming it until the follower's
+// heartbeat timer fires. A Redirect there would send the agent to a dead
+// address and into its backoff; the Hello is held instead, like during
+// the election that follows, and redirected once the new leader has
+// been heard from.
 func (h *Hub) awaitLeader(ctx context.Context) bool {
 	if h.cfg.Raft.IsLeader() {
 		return true

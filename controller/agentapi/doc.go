@@ -20,11 +20,19 @@
 // it back in line, so no command is lost for good.
 //
 // A Hello that reaches a node which is not the leader is answered with a
-// Redirect to the leader. During an election (no leader known) it is held
-// for up to a few seconds and answered as soon as one is (await.go), so
-// the fleet re-attaches when the election ends rather than when each
-// agent's backoff next fires; a Redirect renews no lease, so holding never
-// keeps a fault alive without a leader (invariant 2).
+// Redirect to the leader, provided this node heard from that leader
+// within raft's leader lease (a follower keeps naming a dead leader for a
+// heartbeat timeout or two). While no live leader is known — during an
+// election, or while the named leader is silent — the Hello is held for
+// up to a few seconds and answered as soon as one is (await.go), so the
+// fleet re-attaches when the election ends rather than when each agent's
+// backoff next fires; a Redirect renews no lease, so holding never keeps
+// a fault alive without a leader (invariant 2).
+//
+// Sessions and lease renewals are leader-only work: a node that stops
+// leading ends every session, refuses a registration still in flight,
+// and answers a heartbeat that slips in before that by ending the
+// session instead of renewing the lease.
 //
 // The leader loop (RunLeaderLoop) is the controller's half of invariants 1
 // and 2: it records as REVERTED the faults of agents that have been

@@ -30,7 +30,9 @@ type Config struct {
 	// HeartbeatInterval is sent to agents in Welcome.
 	HeartbeatInterval time.Duration
 	// LeaderGRPCAddr returns the gRPC address of the leader when this
-	// node is not it, or "" when it is not known. May be nil.
+	// node is not it, or "" when it is not known — or not heard from
+	// recently: a follower must not send agents to a leader that may be
+	// dead (see await.go). May be nil.
 	LeaderGRPCAddr func() string
 	Logger         *slog.Logger
 }
@@ -166,7 +168,9 @@ func (h *Hub) broadcast(m *turbulencev1.ControllerMessage) {
 }
 
 // CloseSessions ends every session, e.g. when this node stops being the
-// leader or shuts down. Agents reconnect and find the leader.
+// leader or shuts down. Agents reconnect and find the leader. A session
+// registering concurrently is refused by register unless this node still
+// leads (both hold h.mu).
 func (h *Hub) CloseSessions(reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

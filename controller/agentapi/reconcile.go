@@ -5,6 +5,9 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/turbulence-sre/turbulence/controller/state"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -67,6 +70,15 @@ func (h *Hub) reconcileHello(ctx context.Context, s *session, hello *turbulencev
 
 // onHeartbeat records what the agent reports and renews its lease.
 func (h *Hub) onHeartbeat(ctx context.Context, s *session, hb *turbulencev1.Heartbeat) {
+	// Invariant 2: only the leader renews leases. A node that stopped
+	// leading ends its sessions (Controller.followLeadership), but a
+	// heartbeat may arrive before it gets there; it renews nothing and
+	// ends the session itself, so a deposed leader (partitioned from the
+	// quorum, say) can never keep an agent's faults alive.
+	if !h.cfg.Raft.IsLeader() {
+		s.end(status.Error(codes.Unavailable, errNotLeader))
+		return
+	}
 	// Renew first: the lease is the safety mechanism (invariant 2) and
 	// must not wait behind the raft writes below.
 	s.enqueue(h.leaseRenewal())

@@ -83,6 +83,10 @@ func verifiedFacts(ctx context.Context, facts *turbulencev1.HostFacts) *turbulen
 
 var errReplaced = status.Error(codes.Aborted, "replaced by a newer session of the same agent")
 
+// errNotLeader is the message of a session ended or refused because this
+// node does not lead (any more); the agent reconnects and finds the leader.
+const errNotLeader = "this controller is no longer the leader; reconnect to find the new one"
+
 // Connect is the agent's session (docs/protocol.md).
 func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage, turbulencev1.ControllerMessage]) error {
 	ctx := stream.Context()
@@ -229,6 +233,14 @@ func (h *Hub) register(s *session, locallyHalted bool) error {
 	defer h.mu.Unlock()
 	if h.closed {
 		return status.Error(codes.Unavailable, "controller is shutting down")
+	}
+	// Sessions are leader-only work. Checked under h.mu, which
+	// CloseSessions also takes: a node that stopped leading while this
+	// agent's registration was in flight either refuses it here or
+	// closes it there, never keeps it (and renews its lease, invariant 2)
+	// as a follower.
+	if !h.cfg.Raft.IsLeader() {
+		return status.Error(codes.Unavailable, errNotLeader)
 	}
 	if old, ok := h.sessions[s.agentID]; ok {
 		old.end(errReplaced)

@@ -23,14 +23,17 @@ import (
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
+// HeartbeatTimeout is FastRaft's raft heartbeat and election timeout.
+const HeartbeatTimeout = 300 * time.Millisecond
+
 // FastRaft makes elections take a few hundred milliseconds instead of
 // seconds, so cluster tests start and fail over quickly. The ratios keep
 // raft's own constraints (lease timeout at most the heartbeat timeout).
 // Much shorter timeouts make a loaded, small machine (-race, two CPUs, a
 // reconnecting fleet) miss its own leader lease and flap.
 func FastRaft(c *raft.Config) {
-	c.HeartbeatTimeout = 300 * time.Millisecond
-	c.ElectionTimeout = 300 * time.Millisecond
+	c.HeartbeatTimeout = HeartbeatTimeout
+	c.ElectionTimeout = HeartbeatTimeout
 	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	c.CommitTimeout = 10 * time.Millisecond
 }
@@ -257,8 +260,9 @@ func (n *Node) start(t testing.TB) {
 	}
 }
 
-// Stop shuts the node's controller down (as SIGTERM would) and waits for
-// it. Stopping a stopped node does nothing.
+// Stop shuts the node's controller down (as SIGTERM would: a leader
+// hands leadership to another node first) and waits for it. Stopping a
+// stopped node does nothing.
 func (n *Node) Stop() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -267,6 +271,20 @@ func (n *Node) Stop() error {
 	}
 	n.running = false
 	return n.stop()
+}
+
+// Crash stops the node the way the rest of the cluster sees a kill -9:
+// a leader does not hand leadership over, so the others find out by
+// their heartbeat timeout and elect a leader. (In-process, sockets still
+// close cleanly and the stores are flushed, which a real kill does not
+// do.) Use Stop for a graceful stop, as SIGTERM does.
+func (n *Node) Crash() error {
+	n.mu.Lock()
+	if n.running {
+		n.Controller.SkipLeadershipTransfer()
+	}
+	n.mu.Unlock()
+	return n.Stop()
 }
 
 // Running reports whether the node's controller runs.

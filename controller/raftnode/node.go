@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -92,6 +93,12 @@ type Node struct {
 	logger *slog.Logger
 	// existing is whether the data directory held raft state at start.
 	existing bool
+	// contactBound is how recently a follower must have heard from the
+	// leader to name it (LiveLeaderGRPCAddr): raft's LeaderLeaseTimeout.
+	contactBound time.Duration
+	// transfers counts goroutines waiting on a leadership transfer that
+	// outlived its caller's timeout; Shutdown waits for them.
+	transfers sync.WaitGroup
 }
 
 // New opens the stores, starts raft and, if the data directory holds no
@@ -171,7 +178,10 @@ func New(cfg Config) (n *Node, err error) {
 	} else {
 		logger.Info("recovered raft state; rejoining the cluster from the log", "raft_addr", trans.LocalAddr())
 	}
-	return &Node{raft: r, trans: trans, stream: stream, bolt: bolt, id: cfg.NodeID, logger: logger, existing: existing}, nil
+	return &Node{
+		raft: r, trans: trans, stream: stream, bolt: bolt, id: cfg.NodeID, logger: logger, existing: existing,
+		contactBound: rc.LeaderLeaseTimeout,
+	}, nil
 }
 
 // bootstrap writes the initial configuration of a brand-new node.
@@ -277,6 +287,147 @@ func (n *Node) LeaderGRPCAddr() string {
 	return addressOf(addr).GRPC
 }
 
+// LiveLeaderGRPCAddr is LeaderGRPCAddr, but only for a leader this node
+// has reason to believe alive: itself, or a leader it heard from within
+// raft's LeaderLeaseTimeout. Otherwise it is "".
+//
+// Raft on a follower keeps naming the last leader until its own heartbeat
+// timer fires — one to two HeartbeatTimeouts after the last contact —
+// so a leader that died is still named for that long. A live leader
+// contacts every follower ten times per HeartbeatTimeout, and steps down
+// by itself when it cannot reach a quorum for LeaderLeaseTimeout; past
+// that bound without a word, a follower has no evidence left that the
+// leader still leads. Sending an agent or a forwarded write there would
+// only cost it a failed dial and a backoff; callers hold instead and ask
+// again (controller/agentapi await.go, controller/forward).
+func (n *Node) LiveLeaderGRPCAddr() string {
+	if n.IsLeader() {
+		return n.LeaderGRPCAddr()
+	}
+	addr := n.LeaderGRPCAddr()
+	if addr == "" || time.Since(n.raft.LastContact()) > n.contactBound {
+		return ""
+	}
+	return addr
+}
+
+// LastContact is when this node last heard from a leader (raft's
+// LastContact); meaningful on a follower only.
+func (n *Node) LastContact() time.Time { return n.raft.LastContact() }
+
+// ErrNoOtherVoter is the cause of a TransferLeadership that had nobody to
+// hand leadership to (a one-node cluster, or no voter caught up).
+var ErrNoOtherVoter = errors.New("no other voter to take leadership")
+
+// TransferLeadership hands leadership to the most up-to-date other voter
+// (raft's LeadershipTransfer: the target is caught up, then told to start
+// an election at once, which it wins without waiting for an election
+// timeout) and returns the ID of the new leader once this node has heard
+// from it. It gives up after timeout; raft bounds its own part by one or
+// two ElectionTimeouts. On a node that does not lead it does nothing and
+// returns "", nil.
+//
+// A failed transfer leaves this node leading: the caller may go on (a
+// stopping node shuts down and the others elect a leader by timeout).
+func (n *Node) TransferLeadership(timeout time.Duration) (string, error) {
+	if !n.IsLeader() {
+		return "", nil
+	}
+	deadline := time.Now().Add(timeout)
+	f := n.raft.LeadershipTransfer()
+	done := make(chan error, 1)
+	// Raft answers every transfer: at the latest when its leader loop
+	// ends, which Shutdown forces. Shutdown waits for this goroutine.
+	n.transfers.Go(func() { done <- f.Error() })
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			if n.onlyVoter() {
+				return "", fmt.Errorf("leadership transfer: %w", ErrNoOtherVoter)
+			}
+			return "", fmt.Errorf("leadership transfer: %w", err)
+		}
+	case <-t.C:
+		return "", fmt.Errorf("leadership transfer: no answer from raft within the %s transfer timeout", timeout)
+	}
+	// Raft answers once this node has stepped down, which the target's
+	// vote request causes; the target may still be counting votes. Wait
+	// until it has won and told us, so that a caller that stops next
+	// leaves a cluster with a leader (and names it to agents). Raft
+	// answers the same when this node lost leadership for want of a
+	// quorum (the last node of a cluster being stopped): no leader comes
+	// then, so the wait is bounded by two election timeouts as well, far
+	// more than the one round trip a won election takes.
+	wait := min(time.Until(deadline), 2*n.raft.ReloadableConfig().ElectionTimeout)
+	until := time.Now().Add(wait)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if id := n.LeaderID(); id != "" && id != n.id {
+			return id, nil
+		}
+		if time.Now().After(until) {
+			return "", fmt.Errorf("leadership transfer: stepped down, but heard from no new leader within %s (two election timeouts, at most the %s transfer timeout)", wait.Round(time.Millisecond), timeout)
+		}
+		<-tick.C
+	}
+}
+
+// transferDrainTimeout bounds how long Shutdown waits, after raft has
+// stopped, for the goroutines of leadership transfers that outlived
+// their caller's timeout.
+const transferDrainTimeout = time.Second
+
+// waitTransfers waits for TransferLeadership's waiting goroutines. Raft
+// answers a transfer its leader loop took by the time that loop ends, so
+// they are done by now; a transfer raft never took (still queued when
+// raft stopped; possible only if its main loop was stuck past the
+// transfer timeout) is never answered, and its goroutine is abandoned
+// rather than hanging the shutdown.
+func (n *Node) waitTransfers() {
+	done := make(chan struct{})
+	go func() {
+		n.transfers.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(transferDrainTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		n.logger.Warn("a leadership transfer raft never answered is abandoned at shutdown", "waited", transferDrainTimeout)
+	}
+}
+
+// onlyVoter reports whether this node is the only voter it knows of.
+func (n *Node) onlyVoter() bool {
+	servers, err := n.Servers()
+	if err != nil {
+		return false
+	}
+	for _, s := range servers {
+		if s.ID != n.id && s.Suffrage == "voter" {
+			return false
+		}
+	}
+	return true
+}
+
+// ReloadTimeouts changes raft's heartbeat and election timeouts on the
+// running node (raft.ReloadConfig); the other reloadable settings keep
+// their values. Tests use it to make a follower slow, or quick again, to
+// notice a dead leader.
+func (n *Node) ReloadTimeouts(heartbeat, election time.Duration) error {
+	rc := n.raft.ReloadableConfig()
+	rc.HeartbeatTimeout, rc.ElectionTimeout = heartbeat, election
+	if err := n.raft.ReloadConfig(rc); err != nil {
+		return fmt.Errorf("reload raft timeouts (heartbeat %s, election %s): %w", heartbeat, election, err)
+	}
+	return nil
+}
+
 // LeaderID is the server ID of the current leader, "" if unknown.
 func (n *Node) LeaderID() string {
 	_, id := n.raft.LeaderWithID()
@@ -300,6 +451,7 @@ func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
 // then closes the log store. Call it once.
 func (n *Node) Shutdown() error {
 	err := n.raft.Shutdown().Error()
+	n.waitTransfers()
 	n.stream.closeAll()
 	if cerr := n.bolt.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("close raft log store: %w", cerr)
