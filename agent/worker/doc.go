@@ -13,8 +13,9 @@
 //   - refuses to run without a deadline and exits by itself when it is
 //     reached, even if the agent never tells it to (invariant 1, defence in
 //     depth; USERS.md L1, L12 — stress-ng's 24 h default is the counter
-//     example): a thread asleep on the kernel's clock ends the process at
-//     the deadline (deadline_linux.go);
+//     example): a thread asleep on the kernel's clock, at real-time
+//     priority when the worker may, ends the process at the deadline even
+//     on a saturated host (deadline_linux.go);
 //   - exits 0 at its deadline or on SIGTERM, 2 on a usage error, 1 when it
 //     could not do its job.
 //
