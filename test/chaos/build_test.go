@@ -2,43 +2,35 @@ package chaos
 
 import (
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/turbulence-sre/turbulence/internal/testutil"
 )
 
 // binaries are turbulence-controller and turbulence-agent built once from
 // this checkout for every test of the package; TestMain removes them.
 var binaries struct {
-	once sync.Once
-	dir  string
-	out  []byte
-	err  error
+	once  sync.Once
+	dir   string
+	paths []string
 }
 
 // buildBinaries builds both daemons (once) and returns their paths.
 func buildBinaries(t *testing.T) (controller, agent string) {
 	t.Helper()
 	binaries.once.Do(func() {
-		// go test puts its own GOROOT/bin first in PATH.
-		goBin, err := exec.LookPath("go")
+		dir, err := os.MkdirTemp("", "turbulence-chaos-bin-")
 		if err != nil {
-			binaries.err = err
-			return
+			t.Fatal(err)
 		}
-		if binaries.dir, binaries.err = os.MkdirTemp("", "turbulence-chaos-bin-"); binaries.err != nil {
-			return
-		}
-		cmd := exec.Command(goBin, "build", "-o", binaries.dir+string(filepath.Separator),
-			"./controller/cmd/turbulence-controller", "./agent/cmd/turbulence-agent")
-		cmd.Dir = filepath.Join("..", "..") // the module root, from test/chaos
-		binaries.out, binaries.err = cmd.CombinedOutput()
+		binaries.dir = dir
+		binaries.paths = testutil.BuildBinaries(t, dir, "./controller/cmd/turbulence-controller", "./agent/cmd/turbulence-agent")
 	})
-	if binaries.err != nil {
-		t.Fatalf("go build turbulence-controller and turbulence-agent: %v\n%s", binaries.err, binaries.out)
+	if len(binaries.paths) != 2 {
+		t.Fatal("turbulence-controller and turbulence-agent were not built (see the first test's failure)")
 	}
-	return filepath.Join(binaries.dir, "turbulence-controller"), filepath.Join(binaries.dir, "turbulence-agent")
+	return binaries.paths[0], binaries.paths[1]
 }
 
 // removeBinaries deletes what buildBinaries built.

@@ -1,0 +1,38 @@
+package testutil
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// BuildBinaries builds the main packages pkgs ("./agent/cmd/turbulence-agent",
+// …, relative to the module root) into dir as `make build` does: static
+// (CGO_ENABLED=0) and with -trimpath, so that tests run the binaries a host
+// runs. It returns the path of each binary, in the order of pkgs.
+func BuildBinaries(tb testing.TB, dir string, pkgs ...string) []string {
+	tb.Helper()
+	// go test puts its own GOROOT/bin first in PATH.
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		tb.Fatalf("build %s: %v", strings.Join(pkgs, " "), err)
+	}
+	gomod, err := exec.Command(goBin, "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(gomod)) == "" {
+		tb.Fatalf("build %s: find the module root: %v", strings.Join(pkgs, " "), err)
+	}
+	args := append([]string{"build", "-trimpath", "-o", dir + string(filepath.Separator)}, pkgs...)
+	cmd := exec.Command(goBin, args...)
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
+	}
+	paths := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		paths[i] = filepath.Join(dir, filepath.Base(p))
+	}
+	return paths
+}
