@@ -5,7 +5,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/turbulence-sre/turbulence/internal/testutil"
+	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
 )
 
 // binaries are turbulence-controller and turbulence-agent built once from
@@ -25,7 +25,7 @@ func buildBinaries(t *testing.T) (controller, agent string) {
 			t.Fatal(err)
 		}
 		binaries.dir = dir
-		binaries.paths = testutil.BuildBinaries(t, dir, "./controller/cmd/turbulence-controller", "./agent/cmd/turbulence-agent")
+		binaries.paths = testbuild.BuildBinaries(t, dir, "./controller/cmd/turbulence-controller", "./agent/cmd/turbulence-agent")
 	})
 	if len(binaries.paths) != 2 {
 		t.Fatal("turbulence-controller and turbulence-agent were not built (see the first test's failure)")

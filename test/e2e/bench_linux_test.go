@@ -11,7 +11,7 @@ import (
 	"github.com/turbulence-sre/turbulence/agent"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/controller/cli"
-	"github.com/turbulence-sre/turbulence/internal/testutil"
+	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
 )
 
 // BenchmarkCPUFault_ApplyLatencyAndLateness applies one 1 s CPU fault per
@@ -31,7 +31,7 @@ func BenchmarkCPUFault_ApplyLatencyAndLateness(b *testing.B) {
 	// The workers are the agent binary as `make build` makes it, not this
 	// test binary: the lateness includes the worker's exit, and the
 	// kernel's teardown of a process grows with what it has mapped.
-	agentBin := testutil.BuildBinaries(b, b.TempDir(), "./agent/cmd/turbulence-agent")[0]
+	agentBin := testbuild.BuildBinaries(b, b.TempDir(), "./agent/cmd/turbulence-agent")[0]
 	f := startFleet(b, func(c *agent.Config) {
 		p := policy.Default()
 		p.MaxNewFaultsPerMinute = 1000

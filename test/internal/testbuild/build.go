@@ -1,4 +1,6 @@
-package testutil
+// Package testbuild builds the project's daemons for tests that run them as
+// processes (test/chaos, the test/e2e benchmarks).
+package testbuild
 
 import (
 	"os"
