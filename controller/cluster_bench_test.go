@@ -50,8 +50,9 @@ func BenchmarkFailover(b *testing.B) { benchFailover(b, (*controllertest.Node).C
 func BenchmarkFailoverGraceful(b *testing.B) { benchFailover(b, (*controllertest.Node).Stop) }
 
 func benchFailover(b *testing.B, stopLeader func(*controllertest.Node) error) {
+	const leaseTTL = 10 * time.Second
 	c := controllertest.NewCluster(b, 3, func(_ int, cfg *controller.Config) {
-		cfg.LeaseTTL = 10 * time.Second
+		cfg.LeaseTTL = leaseTTL
 		cfg.HeartbeatInterval = time.Second
 		if os.Getenv("BENCH_DEBUG") != "" {
 			cfg.Logger = slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", cfg.NodeID)
@@ -88,6 +89,9 @@ func benchFailover(b *testing.B, stopLeader func(*controllertest.Node) error) {
 
 	var stop, elect, attach []time.Duration
 	flips := 0 // leader changes after the first election of a kill
+	for _, a := range agents {
+		a.ResetLeaseGap()
+	}
 	b.ResetTimer()
 	for range b.N {
 		old := c.WaitLeader(b, 10*time.Second)
@@ -140,6 +144,20 @@ func benchFailover(b *testing.B, stopLeader func(*controllertest.Node) error) {
 		b.StartTimer()
 	}
 	b.StopTimer()
+	// Invariant 2: an agent reverts when it hears from no leader for the
+	// lease TTL. The longest gap any agent saw, over every kill, says
+	// whether a real fleet would have reverted anything.
+	var maxGap time.Duration
+	expired := 0
+	for _, a := range agents {
+		g := a.MaxLeaseGap()
+		maxGap = max(maxGap, g)
+		if g >= leaseTTL {
+			expired++
+		}
+	}
+	b.ReportMetric(float64(maxGap.Milliseconds()), "max-lease-gap-ms")
+	b.ReportMetric(float64(expired), "agents-past-lease")
 	slices.Sort(stop)
 	slices.Sort(elect)
 	slices.Sort(attach)

@@ -34,6 +34,14 @@ type FollowingAgent struct {
 	attached atomic.Pointer[string]
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+
+	// The lease as a real agent keeps it: renewed by every message a
+	// leader sends (protocol §6). maxGap is the longest time between two
+	// renewals since ResetLeaseGap: a real agent with a lease TTL shorter
+	// than it would have reverted its faults.
+	leaseMu   sync.Mutex
+	lastRenew time.Time
+	maxGap    time.Duration
 }
 
 // StartFollowingAgent starts a fake agent named id (its certificate files
@@ -56,6 +64,38 @@ func (a *FollowingAgent) Attached() string {
 		return *p
 	}
 	return ""
+}
+
+// MaxLeaseGap is the longest time the agent went without a lease renewal
+// since it started or since the last ResetLeaseGap, counting the time
+// since the last renewal too.
+func (a *FollowingAgent) MaxLeaseGap() time.Duration {
+	a.leaseMu.Lock()
+	defer a.leaseMu.Unlock()
+	if a.lastRenew.IsZero() {
+		return a.maxGap
+	}
+	return max(a.maxGap, time.Since(a.lastRenew))
+}
+
+// ResetLeaseGap starts a new MaxLeaseGap measurement from now.
+func (a *FollowingAgent) ResetLeaseGap() {
+	a.leaseMu.Lock()
+	defer a.leaseMu.Unlock()
+	a.maxGap = 0
+	if !a.lastRenew.IsZero() {
+		a.lastRenew = time.Now()
+	}
+}
+
+func (a *FollowingAgent) renewed() {
+	now := time.Now()
+	a.leaseMu.Lock()
+	defer a.leaseMu.Unlock()
+	if !a.lastRenew.IsZero() {
+		a.maxGap = max(a.maxGap, now.Sub(a.lastRenew))
+	}
+	a.lastRenew = now
 }
 
 // Stop ends the agent and waits for it.
@@ -115,6 +155,7 @@ func (a *FollowingAgent) session(ctx context.Context, addr string) string {
 		return ""
 	}
 	a.attached.Store(&addr)
+	a.renewed()
 	interval := first.GetWelcome().GetHeartbeatInterval().AsDuration()
 	if interval <= 0 {
 		interval = time.Second
@@ -127,6 +168,7 @@ func (a *FollowingAgent) session(ctx context.Context, addr string) string {
 			if _, err := st.Recv(); err != nil {
 				return
 			}
+			a.renewed() // only a leader holds a welcomed session
 		}
 	}()
 	tick := time.NewTicker(interval)
