@@ -69,8 +69,12 @@ type Config struct {
 	// HoldTimeout bounds how long a write waits for a leader during an
 	// election before it is refused (controller/forward).
 	HoldTimeout time.Duration
-	// RaftTune, when set, adjusts raft's timing; tests use it to make
-	// elections fast. Production leaves it nil (raft's defaults).
+	// RaftElectionTimeout is how long a follower waits without hearing
+	// from the leader before it stands for election; zero means
+	// raftnode.DefaultElectionTimeout (500 ms).
+	RaftElectionTimeout time.Duration
+	// RaftTune, when set, adjusts raft's timing further; tests use it to
+	// make elections fast. Production leaves it nil.
 	RaftTune func(*raft.Config)
 	// MetricsAddr, host:port, is where turbulence-controller serves
 	// Prometheus metrics (RegisterMetrics); "" serves none. New and Run
@@ -115,6 +119,9 @@ func (c Config) validate() error {
 	}
 	if c.LeaseTTL > 0 && c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))
+	}
+	if t := c.RaftElectionTimeout; t != 0 && (t < raftnode.MinElectionTimeout || t > raftnode.MaxElectionTimeout) {
+		errs = append(errs, fmt.Errorf("raft election timeout %s: must be between %s and %s", t, raftnode.MinElectionTimeout, raftnode.MaxElectionTimeout))
 	}
 	switch {
 	case c.Bootstrap && c.BootstrapExpect != 0:

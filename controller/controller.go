@@ -35,7 +35,7 @@ const (
 	barrierTimeout = 30 * time.Second
 	// leadershipTransferTimeout bounds the hand-over of a leader that
 	// stops gracefully. Raft bounds its own part by one or two
-	// ElectionTimeouts (2 s at its defaults); the rest is the new
+	// ElectionTimeouts (1 s at ours); the rest is the new
 	// leader's first heartbeat. A stop never waits longer than this for
 	// the cluster's sake: past it the others elect by timeout.
 	leadershipTransferTimeout = 3 * time.Second
@@ -107,7 +107,9 @@ func New(cfg Config) (*Controller, error) {
 		GRPCAddr: advertise,
 		Peers:    peers,
 		Join:     len(cfg.Join) > 0,
-		Tune:     cfg.RaftTune,
+
+		ElectionTimeout: cfg.RaftElectionTimeout,
+		Tune:            cfg.RaftTune,
 	})
 	if err != nil {
 		_ = grpcLis.Close()

@@ -46,8 +46,8 @@ const (
 	// faults stay in the registry and load no CPU. The real agents
 	// (agents_linux_test.go) hold the faults whose survival is checked.
 	agentName = "chaos-agent"
-	// Bounds with raft's production timings (1 s heartbeat and election
-	// timeouts: the binary has no test tuning): an election takes 1–3 s.
+	// Bounds with the binary's own raft timings (500 ms heartbeat and election
+	// timeouts: the binary has no test tuning): an election takes about 1 s.
 	electionLimit = 15 * time.Second
 	startLimit    = 60 * time.Second
 	// callLimit bounds one client call; a write held by a leaderless

@@ -152,6 +152,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev boo
 	})
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, fmt.Sprintf("bootstrap when this many initial controllers (1-%d) are known, from --peer or by asking every --join address; give every initial node the same count and list; never bootstraps a node with raft state", controller.MaxBootstrapExpect))
 	fs.DurationVar(&cfg.HoldTimeout, "hold-timeout", forward.DefaultHoldTimeout, "how long a write waits for a leader during an election before it is refused")
+	fs.DurationVar(&cfg.RaftElectionTimeout, "raft-election-timeout", raftnode.DefaultElectionTimeout,
+		fmt.Sprintf("how long a follower hears nothing from the leader before it stands for election (%s to %s)", raftnode.MinElectionTimeout, raftnode.MaxElectionTimeout))
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -122,6 +122,8 @@ func TestParseFlags_UsageErrors(t *testing.T) {
 		{"peers without a bootstrap flag", []string{"--node-id", "c1", "--peer", peers3}, "peers are only used with bootstrap or bootstrap-expect"},
 		{"peer without gRPC address", []string{"--bootstrap-expect", "1", "--peer", "c1=10.0.0.1:7421"}, "the gRPC address is required"},
 		{"stray argument", []string{"--bootstrap-expect", "1", "extra"}, "unexpected arguments"},
+		{"election timeout too short", []string{"--bootstrap-expect", "1", "--raft-election-timeout", "50ms"}, "raft election timeout 50ms: must be between 100ms and 10s"},
+		{"election timeout too long", []string{"--bootstrap-expect", "1", "--raft-election-timeout", "1m"}, "raft election timeout 1m0s: must be between 100ms and 10s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
