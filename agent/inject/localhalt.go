@@ -126,7 +126,7 @@ func (m *Manager) refusalLocked() error {
 	case m.closed:
 		return ErrStopping
 	case m.unrecovered != nil:
-		return fmt.Errorf("%w: %v", ErrUnrecovered, m.unrecovered)
+		return fmt.Errorf("%w: %w", ErrUnrecovered, m.unrecovered)
 	case m.local != nil:
 		return m.local.refusal()
 	case m.halted:

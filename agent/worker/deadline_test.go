@@ -44,7 +44,9 @@ func TestExitAtDeadline_EndsAWorkerWhoseWorkHangs(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
-		<-done
+		if err := <-done; err == nil {
+			t.Log("stuck worker exited 0 after the kill")
+		}
 		t.Fatal("stuck worker still running 10 s after starting; its deadline was 300 ms")
 	}
 	if early := time.Until(deadline); early > 0 {

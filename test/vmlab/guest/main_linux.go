@@ -32,12 +32,11 @@ const echoTimeout = time.Second
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == vmlab.CrashChildArg {
-		// The restart phase's agent: it runs until the lab kills it.
-		if err := crashChild(); err != nil {
-			_, _ = os.Stdout.WriteString("error: " + err.Error() + "\n")
-			os.Exit(1)
-		}
-		return
+		// The restart phase's agent: it runs until the lab kills it, and
+		// returns only when it failed.
+		err := crashChild()
+		_, _ = os.Stdout.WriteString("error: " + err.Error() + "\n")
+		os.Exit(1)
 	}
 	var res vmlab.Result
 	if err := run(&res); err != nil {

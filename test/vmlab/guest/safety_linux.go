@@ -487,7 +487,7 @@ func (l *lab) crashAndRecover(r *vmlab.RestartResult, replaceRoot bool) error {
 		if errors.As(err, &ee) && !ee.Exited() { // killed, as meant
 			return nil
 		}
-		return fmt.Errorf("the crash child ended by itself: %v", err)
+		return fmt.Errorf("the crash child ended by itself: %w", err)
 	}
 	line := make(chan string, 1)
 	go func() {
