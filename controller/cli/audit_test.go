@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,11 +10,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -71,24 +68,9 @@ func (f *auditFake) ListAudit(_ context.Context, req *turbulencev1.ListAuditRequ
 
 func TestAuditLs_FlagsBecomeTheQuery(t *testing.T) {
 	t.Parallel()
-	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "a1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := tlsutil.ServerConfig(pki.Controller)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake := &auditFake{}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)))
-	turbulencev1.RegisterControlServiceServer(srv, fake)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	environ := map[string]string{EnvController: lis.Addr().String(), EnvCA: pki.Admin.CA, EnvCert: pki.Admin.Cert, EnvKey: pki.Admin.Key}
+	addr, pki := serveFake(t, func(srv *grpc.Server) { turbulencev1.RegisterControlServiceServer(srv, fake) })
+	environ := (&harness{addr: addr, admin: pki.Admin}).environ()
 
 	r := runCLI(t, environ, "audit", "ls", "--actor", "viewer/carol", "--since", "24h", "--until", "2026-03-01T11:00:00Z", "--limit", "20")
 	r.check(t, ExitOK)

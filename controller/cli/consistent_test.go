@@ -2,16 +2,13 @@ package cli
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 
-	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -86,32 +83,12 @@ func (f *readFake) ListServers(ctx context.Context, _ *turbulencev1.ListServersR
 
 func startReadFake(t *testing.T) (*readFake, map[string]string) {
 	t.Helper()
-	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "a1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := tlsutil.ServerConfig(pki.Controller)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake := &readFake{seen: map[string]string{}}
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)))
-	turbulencev1.RegisterControlServiceServer(srv, fake)
-	turbulencev1.RegisterClusterServiceServer(srv, fake)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
+	addr, pki := serveFake(t, func(srv *grpc.Server) {
+		turbulencev1.RegisterControlServiceServer(srv, fake)
+		turbulencev1.RegisterClusterServiceServer(srv, fake)
 	})
-	h := &harness{addr: lis.Addr().String(), admin: pki.Admin}
+	h := &harness{addr: addr, admin: pki.Admin}
 	return fake, h.environ()
 }
 

@@ -117,6 +117,16 @@ type harness struct {
 
 func startFake(t *testing.T) *harness {
 	t.Helper()
+	fake := &fakeControl{faults: map[string]*turbulencev1.Fault{}}
+	addr, pki := serveFake(t, func(srv *grpc.Server) { turbulencev1.RegisterControlServiceServer(srv, fake) })
+	return &harness{addr: addr, fake: fake, admin: pki.Admin}
+}
+
+// serveFake serves the services register adds on 127.0.0.1 over mutual TLS
+// with a fresh dev PKI, until the test ends, and returns the address and
+// the PKI (its admin certificate is the one turbctl uses).
+func serveFake(t *testing.T, register func(*grpc.Server)) (string, tlsutil.DevPKI) {
+	t.Helper()
 	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "a1")
 	if err != nil {
 		t.Fatal(err)
@@ -129,9 +139,8 @@ func startFake(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := &fakeControl{faults: map[string]*turbulencev1.Fault{}}
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cfg)))
-	turbulencev1.RegisterControlServiceServer(srv, fake)
+	register(srv)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -141,7 +150,7 @@ func startFake(t *testing.T) *harness {
 		srv.Stop()
 		<-done
 	})
-	return &harness{addr: lis.Addr().String(), fake: fake, admin: pki.Admin}
+	return lis.Addr().String(), pki
 }
 
 // environ is the process environment the CLI sees: the admin certificate
