@@ -169,7 +169,15 @@ func New(cfg Config) (n *Node, err error) {
 		Stream:  stream,
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
-		Logger:  hlog.Named("transport"),
+		// No pipelined replication. With it (raft v1.7.3, at most 2 RPCs
+		// in flight) a follower's refusal after a partition heals can
+		// leave the leader's send loop parked on the pipeline forever:
+		// that follower gets no more log entries, and Shutdown waits for
+		// the loop (seen in test/chaos: a healed minority leader never
+		// stopped). Raft documents 1 as turning pipelining off, at
+		// little cost to latency or throughput.
+		MaxRPCsInFlight: 1,
+		Logger:          hlog.Named("transport"),
 	})
 	closers = append(closers, trans.Close, func() error { stream.closeAll(); return nil })
 
