@@ -665,7 +665,10 @@ func (c *procCluster) registerAgent(leader *procNode) {
 func (c *procCluster) applyFault(n *procNode, req string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), callLimit)
 	defer cancel()
-	f, err := turbulencev1.NewControlServiceClient(c.conn(n)).ApplyFault(ctx, ghostFault(req))
+	// WaitForReady: the node is up, but its client connection may still
+	// be backing off from a dial made before it listened; the write waits
+	// for the connection instead of failing with that stale error.
+	f, err := turbulencev1.NewControlServiceClient(c.conn(n)).ApplyFault(ctx, ghostFault(req), grpc.WaitForReady(true))
 	return f.GetId(), err
 }
 
