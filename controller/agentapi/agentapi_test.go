@@ -139,6 +139,36 @@ func TestSession_FaultLifecycle(t *testing.T) {
 	}
 }
 
+// TestSession_AgentRevertFailureIsRecorded: an agent whose own revert
+// failed reports the fault held and REVERTING while it retries; the
+// controller records that in raft (a read must not show a fault on the
+// host as ACTIVE and clean), and the agent's later REVERTED ends it.
+func TestSession_AgentRevertFailureIsRecorded(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	admin := srv.AdminClient(t)
+	agent := srv.ConnectAgent(t, nil)
+	f := applyCPU(t, admin)
+	apply := agent.Next(t, wait).GetApply()
+	agent.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
+		CommandId: apply.GetCommandId(), FaultId: f.GetId(), Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE},
+	}}})
+	waitFault(t, admin, f.GetId(), "fault ACTIVE", inState(turbulencev1.FaultState_FAULT_STATE_ACTIVE))
+
+	const stuck = "deadline; revert failed 1 time(s), retrying: delete qdisc: device or resource busy"
+	agent.Send(t, heartbeat(&turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTING, Reason: stuck}))
+	got := waitFault(t, admin, f.GetId(), "fault REVERTING", inState(turbulencev1.FaultState_FAULT_STATE_REVERTING))
+	if got.GetReason() != stuck {
+		t.Errorf("reason = %q, want the agent's %q", got.GetReason(), stuck)
+	}
+
+	agent.Send(t, heartbeat(&turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "deadline (reverted at attempt 2)"}))
+	done := waitFault(t, admin, f.GetId(), "fault REVERTED", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+	if done.GetReason() != "deadline (reverted at attempt 2)" {
+		t.Errorf("ended reason = %q, want the agent's", done.GetReason())
+	}
+}
+
 func heartbeat(statuses ...*turbulencev1.FaultStatus) *turbulencev1.AgentMessage {
 	return &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: &turbulencev1.Heartbeat{Faults: statuses}}}
 }

@@ -93,8 +93,10 @@ func (h *Hub) onHeartbeat(ctx context.Context, s *session, hb *turbulencev1.Hear
 // recordStatuses applies a list of fault statuses from a Hello or a
 // heartbeat: ended faults are recorded through raft, live ones become the
 // agent's soft "held" set (replacing the previous one, since every report
-// lists all held faults), a held PENDING fault is recorded ACTIVE, and a
-// held fault the controller does not consider live is reverted. It
+// lists all held faults), a held PENDING fault is recorded ACTIVE, a held
+// ACTIVE fault the agent reports REVERTING (its revert failed and is being
+// retried) is recorded REVERTING, and a held fault the controller does not
+// consider live is reverted. It
 // returns the held set.
 func (h *Hub) recordStatuses(ctx context.Context, s *session, statuses []*turbulencev1.FaultStatus) map[string]*turbulencev1.FaultStatus {
 	held := make(map[string]*turbulencev1.FaultStatus)
@@ -120,6 +122,12 @@ func (h *Hub) recordStatuses(ctx context.Context, s *session, statuses []*turbul
 			// The apply result was lost (e.g. in a reconnect); the agent
 			// says it holds the fault, which is what ACTIVE means.
 			h.update(ctx, s.actor, id, stActive, "", st)
+		case f.GetState() == stActive && st.GetState() == stReverting:
+			// The agent's own revert (deadline, lease, halt) failed and
+			// it is retrying (agent/inject/retry.go): the fault is still
+			// on the host. Recorded once, so that every read shows it is
+			// not clean; the agent's REVERTED report ends it.
+			h.update(ctx, s.actor, id, stReverting, st.GetReason(), st)
 		}
 	}
 	return held
