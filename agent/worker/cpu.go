@@ -24,6 +24,10 @@ func RunCPU(ctx context.Context, spec Spec) error {
 	defer cancel()
 	duty := new(dutyCycle)
 	duty.set(float64(spec.LoadPercent) / 100)
+	acct, err := newProcessAccount(spec.Cores)
+	if err != nil {
+		return err
+	}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -43,12 +47,13 @@ func RunCPU(ctx context.Context, spec Spec) error {
 		})
 	}
 	for i := range spec.Cores {
+		share := acct.burner(i)
 		cpu := -1
 		if len(spec.CPUs) > 0 {
 			cpu = spec.CPUs[i]
 		}
 		wg.Go(func() {
-			if err := burn(ctx, cpu, duty); err != nil {
+			if err := burn(ctx, cpu, duty, share); err != nil {
 				mu.Lock()
 				first = cmp.Or(first, err)
 				mu.Unlock()
@@ -62,8 +67,9 @@ func RunCPU(ctx context.Context, spec Spec) error {
 
 // burn runs the duty cycle on one OS thread. cpu < 0 means no pinning.
 // The duty cycle may change while it runs (host-utilisation mode); the
-// thread's CPU time then tracks the integral of it.
-func burn(ctx context.Context, cpu int, duty *dutyCycle) error {
+// thread's CPU time, plus its share of the rest of the process's, then
+// tracks the integral of it.
+func burn(ctx context.Context, cpu int, duty *dutyCycle, share *burnerShare) error {
 	// The thread's own CPU clock only measures this goroutine's work if the
 	// goroutine never moves to another thread.
 	runtime.LockOSThread()
@@ -97,8 +103,12 @@ func burn(ctx context.Context, cpu int, duty *dutyCycle) error {
 		if err != nil {
 			return err
 		}
-		budget := budgetFor(load, target, used-cpu0)
-		if err := spin(ctx, used, budget, periodStart.Add(dutyPeriod)); err != nil {
+		share.publish(used - cpu0)
+		// The worker's other threads (the runtime's sysmon and GC) use CPU
+		// too, and the load asked for is the process's, as top and
+		// /proc/<pid>/stat show it: each burner carries its share.
+		budget := budgetFor(load, target, used-cpu0+share.overhead())
+		if err := spin(ctx, used, budget, periodStart.Add(dutyPeriod), func(now time.Duration) { share.publish(now - cpu0) }); err != nil {
 			return err
 		}
 		if rest := time.Until(periodStart.Add(dutyPeriod)); rest > 0 {
@@ -114,8 +124,9 @@ func burn(ctx context.Context, cpu int, duty *dutyCycle) error {
 }
 
 // spin burns CPU until the thread has used budget more CPU time than it
-// had at cpuStart, the period ends, or ctx is done.
-func spin(ctx context.Context, cpuStart, budget time.Duration, periodEnd time.Time) error {
+// had at cpuStart, the period ends, or ctx is done. Each reading of the
+// thread's CPU clock goes to seen.
+func spin(ctx context.Context, cpuStart, budget time.Duration, periodEnd time.Time, seen func(time.Duration)) error {
 	if budget <= 0 {
 		return nil
 	}
@@ -135,6 +146,7 @@ func spin(ctx context.Context, cpuStart, budget time.Duration, periodEnd time.Ti
 		if err != nil {
 			return err
 		}
+		seen(now)
 		if now-cpuStart >= budget || !time.Now().Before(periodEnd) || ctx.Err() != nil {
 			return nil
 		}
@@ -163,6 +175,55 @@ func budgetFor(load float64, target, used time.Duration) time.Duration {
 	debt := target - used
 	debt = min(max(debt, -dutyPeriod), dutyPeriod)
 	return min(max(base+debt, 0), dutyPeriod)
+}
+
+// processAccount splits the CPU time of the worker's threads that do not
+// burn (the Go runtime's own: sysmon polls often while a goroutine runs
+// for long, about 0.6 % of a core at 90 %) evenly among the burners.
+type processAccount struct {
+	start   time.Duration  // the process's CPU time when the burners started
+	burners []burnerShare // each burner's own CPU time since it started
+}
+
+// burnerShare is one burner's entry in its processAccount.
+type burnerShare struct {
+	acct *processAccount
+	used atomic.Int64 // nanoseconds; published after every clock read
+}
+
+func newProcessAccount(burners int) (*processAccount, error) {
+	start, err := processCPUTime()
+	if err != nil {
+		return nil, err
+	}
+	a := &processAccount{start: start, burners: make([]burnerShare, burners)}
+	for i := range a.burners {
+		a.burners[i].acct = a
+	}
+	return a, nil
+}
+
+func (a *processAccount) burner(i int) *burnerShare { return &a.burners[i] }
+
+// publish records the burner's own CPU time since it started. Burners
+// publish after every clock read, so the sum in overhead lags by one spin
+// block at most.
+func (b *burnerShare) publish(used time.Duration) { b.used.Store(int64(used)) }
+
+// overhead is this burner's share of the process's CPU time that no
+// burner used; 0 when the process clock cannot be read.
+func (b *burnerShare) overhead() time.Duration {
+	now, err := processCPUTime()
+	if err != nil {
+		return 0
+	}
+	rest := now - b.acct.start
+	for i := range b.acct.burners {
+		rest -= time.Duration(b.acct.burners[i].used.Load())
+	}
+	// A burner that has not published since its last block makes the
+	// rest look larger by at most that block; never negative.
+	return max(rest, 0) / time.Duration(len(b.acct.burners))
 }
 
 // dutyCycle is the load the burning threads hold, 0..1, shared with the

@@ -16,6 +16,16 @@ func threadCPUTime() (time.Duration, error) {
 	return time.Duration(ts.Nano()), nil
 }
 
+// processCPUTime returns the CPU time used so far by every thread of the
+// process.
+func processCPUTime() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
+		return 0, fmt.Errorf("read process CPU clock: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
+}
+
 // pin binds the calling OS thread to one CPU.
 func pin(cpu int) error {
 	var set unix.CPUSet

@@ -17,6 +17,10 @@ func threadCPUTime() (time.Duration, error) {
 	return 0, fmt.Errorf("thread CPU clock: %w", errUnsupported)
 }
 
+func processCPUTime() (time.Duration, error) {
+	return 0, fmt.Errorf("process CPU clock: %w", errUnsupported)
+}
+
 func pin(cpu int) error {
 	return fmt.Errorf("pin thread to CPU %d: %w", cpu, errUnsupported)
 }
