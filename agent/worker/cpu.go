@@ -181,7 +181,7 @@ func budgetFor(load float64, target, used time.Duration) time.Duration {
 // burn (the Go runtime's own: sysmon polls often while a goroutine runs
 // for long, about 0.6 % of a core at 90 %) evenly among the burners.
 type processAccount struct {
-	start   time.Duration  // the process's CPU time when the burners started
+	start   time.Duration // the process's CPU time when the burners started
 	burners []burnerShare // each burner's own CPU time since it started
 }
 
