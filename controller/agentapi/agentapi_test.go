@@ -148,11 +148,8 @@ func TestSession_AgentRevertFailureIsRecorded(t *testing.T) {
 	admin := srv.AdminClient(t)
 	agent := srv.ConnectAgent(t, nil)
 	f := applyCPU(t, admin)
-	apply := agent.Next(t, wait).GetApply()
-	agent.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
-		CommandId: apply.GetCommandId(), FaultId: f.GetId(), Ok: true,
-		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE},
-	}}})
+	answerApply(t, agent, f.GetId(), &turbulencev1.CommandResult{Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE}})
 	waitFault(t, admin, f.GetId(), "fault ACTIVE", inState(turbulencev1.FaultState_FAULT_STATE_ACTIVE))
 
 	const stuck = "deadline; revert failed 1 time(s), retrying: delete qdisc: device or resource busy"
@@ -169,6 +166,17 @@ func TestSession_AgentRevertFailureIsRecorded(t *testing.T) {
 	}
 }
 
+// answerApply waits for the ApplyFault of faultID and answers it with res.
+func answerApply(t *testing.T, agent *controllertest.FakeAgent, faultID string, res *turbulencev1.CommandResult) {
+	t.Helper()
+	apply := agent.Next(t, wait).GetApply()
+	if apply.GetFault().GetId() != faultID {
+		t.Fatalf("agent got %v, want ApplyFault for %s", apply, faultID)
+	}
+	res.CommandId, res.FaultId = apply.GetCommandId(), faultID
+	agent.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: res}})
+}
+
 func heartbeat(statuses ...*turbulencev1.FaultStatus) *turbulencev1.AgentMessage {
 	return &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: &turbulencev1.Heartbeat{Faults: statuses}}}
 }
@@ -178,10 +186,7 @@ func TestSession_RefusedApplyFails(t *testing.T) {
 	admin := srv.AdminClient(t)
 	agent := srv.ConnectAgent(t, nil)
 	f := applyCPU(t, admin)
-	apply := agent.Next(t, wait).GetApply()
-	agent.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
-		CommandId: apply.GetCommandId(), FaultId: f.GetId(), Ok: false, Error: "policy: cpu load_percent 50 exceeds the host's max_cpu_percent 20",
-	}}})
+	answerApply(t, agent, f.GetId(), &turbulencev1.CommandResult{Ok: false, Error: "policy: cpu load_percent 50 exceeds the host's max_cpu_percent 20"})
 	failed := waitFault(t, admin, f.GetId(), "fault FAILED", inState(turbulencev1.FaultState_FAULT_STATE_FAILED))
 	if failed.GetReason() != "policy: cpu load_percent 50 exceeds the host's max_cpu_percent 20" {
 		t.Errorf("reason = %q", failed.GetReason())

@@ -268,14 +268,7 @@ func (l *lab) controllerLink() error {
 		r.NotSSH = tcpEchoes(s.NotSSH, 3, 500*time.Millisecond)
 		r.Drops = heldStatus(m, f.GetId()).GetNetwork().GetDrops()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	end, rerr := m.Revert(ctx, f.GetId(), "lab: measured")
-	if rerr != nil {
-		return errors.Join(err, rerr)
-	}
-	r.State = end.GetState().String()
-	if err != nil {
+	if r.State, err = revertMeasured(m, f.GetId(), err); err != nil {
 		return err
 	}
 	if r.QdiscsAfter, err = qdiscTree(l.link); err != nil {
@@ -423,18 +416,24 @@ func (l *lab) partition(m *inject.Manager, r *vmlab.PartitionResult, ph partitio
 	if err == nil {
 		r.Drops = heldStatus(m, f.GetId()).GetNetwork().GetDrops()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	end, rerr := m.Revert(ctx, f.GetId(), "lab: measured")
-	if rerr != nil {
-		return errors.Join(err, rerr)
-	}
-	r.State = end.GetState().String()
-	if err != nil {
+	if r.State, err = revertMeasured(m, f.GetId(), err); err != nil {
 		return err
 	}
 	r.TablesAfter, err = inetTables()
 	return err
+}
+
+// revertMeasured reverts fault id once its measurements are taken, even
+// when measuring failed with measureErr, and returns its final state and
+// either error.
+func revertMeasured(m *inject.Manager, id string, measureErr error) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	end, err := m.Revert(ctx, id, "lab: measured")
+	if err != nil {
+		return "", errors.Join(measureErr, err)
+	}
+	return end.GetState().String(), measureErr
 }
 
 // restartReplaceRoot is the crash child's second argument when its
