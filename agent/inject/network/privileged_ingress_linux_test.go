@@ -234,9 +234,10 @@ func TestPrivilegedNetwork_IngressExclusionsAreNotRedirected(t *testing.T) {
 	}
 }
 
-// measureUDPFlow floods to:9 from the namespace from for warm-up + d +
-// tail and returns the wire rate received in the namespace to during d
-// (see measureUDP).
+// measureUDPFlow floods toAddr, in the namespace to, from the namespace
+// from for warm-up + d + tail and returns the wire rate received during d,
+// after the queue and the first burst settled. Datagrams over a rate
+// limit's queue are dropped, as expected.
 func measureUDPFlow(t testing.TB, from, to netns.NsHandle, toAddr string, d time.Duration) float64 {
 	t.Helper()
 	const warm, tail = 300 * time.Millisecond, 200 * time.Millisecond

@@ -144,41 +144,7 @@ const (
 // the steady state, which is what a rate limit promises.
 func measureUDP(t testing.TB, p *testutil.NSPair, d time.Duration) float64 {
 	t.Helper()
-	const warm, tail = 300 * time.Millisecond, 200 * time.Millisecond
-	var rx, tx net.PacketConn
-	var err error
-	testutil.InNS(t, p.B, func() { rx, err = net.ListenPacket("udp", "198.18.0.2:0") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = rx.Close() }()
-	testutil.InNS(t, p.A, func() { tx, err = net.ListenPacket("udp", ":0") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = tx.Close() }()
-	start := time.Now()
-	from, to := start.Add(warm), start.Add(warm+d)
-	counted := make(chan int)
-	go func() {
-		buf := make([]byte, 2048)
-		n := 0
-		_ = rx.SetReadDeadline(to.Add(tail))
-		for {
-			if _, _, err := rx.ReadFrom(buf); err != nil {
-				counted <- n
-				return
-			}
-			if now := time.Now(); now.After(from) && now.Before(to) {
-				n++
-			}
-		}
-	}()
-	payload := make([]byte, udpPayload)
-	for time.Now().Before(to.Add(tail)) {
-		_, _ = tx.WriteTo(payload, rx.LocalAddr()) // tbf drops what is over its queue: expected
-	}
-	return float64(<-counted*udpWire) / d.Seconds()
+	return measureUDPFlow(t, p.A, p.B, "198.18.0.2", d)
 }
 
 func TestPrivilegedNetwork_TargetingHurtsOnlyTheTarget(t *testing.T) {
