@@ -1,11 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -36,27 +32,8 @@ func (f *clusterFleet) startExtraAgent(t *testing.T, name string) *agent.Agent {
 	t.Helper()
 	leader := f.cluster.Leader()
 	files := leader.IssueCert(t, tlsutil.Identity{Role: tlsutil.RoleAgent, Name: name})
-	a, err := agent.New(agent.Config{
-		Controllers:  f.cluster.Addrs(),
-		TLS:          files,
-		StateDir:     t.TempDir(),
-		LocalSocket:  filepath.Join(t.TempDir(), "run", "agent.sock"),
-		WorkerBinary: os.Args[0],
-		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("agent", name),
-		BackoffMin:   10 * time.Millisecond,
-		BackoffMax:   200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatalf("agent.New %s: %v", name, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent %s Run: %v", name, err)
-		}
+	a := runAgent(t, f.cluster.Addrs(), files, func(c *agent.Config) {
+		c.Logger = c.Logger.With("agent", name)
 	})
 	return a
 }

@@ -3,9 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -41,28 +39,7 @@ func startClusterFleet(t *testing.T) *clusterFleet {
 		cfg.LeaseTTL = failoverLease
 		cfg.HeartbeatInterval = failoverHeartbeat
 	})
-	a, err := agent.New(agent.Config{
-		Controllers:  c.Addrs(),
-		TLS:          c.PKI.Agent,
-		StateDir:     t.TempDir(),
-		LocalSocket:  filepath.Join(t.TempDir(), "run", "agent.sock"),
-		WorkerBinary: os.Args[0],
-		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		BackoffMin:   10 * time.Millisecond,
-		BackoffMax:   200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatalf("agent.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent.Run: %v", err)
-		}
-	})
+	a := runAgent(t, c.Addrs(), c.PKI.Agent)
 	f := &clusterFleet{cluster: c, agent: a}
 	f.waitAttached(t, c.Leader())
 	return f

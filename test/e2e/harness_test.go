@@ -17,6 +17,7 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/controller/cli"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -45,9 +46,25 @@ func startFleet(tb testing.TB, configure ...func(*agent.Config)) *fleet {
 		tb.Skip("workers and their measurement need Linux /proc")
 	}
 	srv := controllertest.NewServer(tb, nil)
+	a := runAgent(tb, []string{srv.Addr}, srv.PKI.Agent, configure...)
+	f := &fleet{srv: srv, agent: a, api: srv.AdminClient(tb)}
+	controllertest.WaitFor(tb, 15*time.Second, "the agent to connect", func() bool {
+		ag, err := f.api.GetAgent(tb.Context(), &turbulencev1.GetAgentRequest{Id: a.ID()})
+		return err == nil && ag.GetConnected()
+	})
+	return f
+}
+
+// runAgent starts a real agent of controllers with the certificate files
+// tls and the e2e defaults (temporary state directory and socket, this
+// test binary as its worker, quick reconnects); configure may change the
+// configuration first. The agent stops, and must stop cleanly, when the
+// test ends.
+func runAgent(tb testing.TB, controllers []string, tls tlsutil.Files, configure ...func(*agent.Config)) *agent.Agent {
+	tb.Helper()
 	cfg := agent.Config{
-		Controllers:  []string{srv.Addr},
-		TLS:          srv.PKI.Agent,
+		Controllers:  controllers,
+		TLS:          tls,
 		StateDir:     tb.TempDir(),
 		LocalSocket:  filepath.Join(tb.TempDir(), "run", "agent.sock"),
 		WorkerBinary: os.Args[0],
@@ -68,15 +85,10 @@ func startFleet(tb testing.TB, configure ...func(*agent.Config)) *fleet {
 	tb.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			tb.Errorf("agent.Run: %v", err)
+			tb.Errorf("agent %s Run: %v", a.ID(), err)
 		}
 	})
-	f := &fleet{srv: srv, agent: a, api: srv.AdminClient(tb)}
-	controllertest.WaitFor(tb, 15*time.Second, "the agent to connect", func() bool {
-		ag, err := f.api.GetAgent(tb.Context(), &turbulencev1.GetAgentRequest{Id: a.ID()})
-		return err == nil && ag.GetConnected()
-	})
-	return f
+	return a
 }
 
 // turbctl runs the CLI with the admin certificate and returns its exit

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -96,29 +94,10 @@ func TestAgent_ListensOnNoTCPPort(t *testing.T) {
 		_ = probe.Close()
 	}
 
-	a, err := agent.New(agent.Config{
-		Controllers:  []string{srv.Addr},
-		TLS:          srv.PKI.Agent,
-		StateDir:     t.TempDir(),
-		WorkerBinary: os.Args[0],
+	a := runAgent(t, []string{srv.Addr}, srv.PKI.Agent, func(c *agent.Config) {
 		// The operator's socket is a unix socket; serve it, to show it is
 		// not TCP.
-		LocalSocket: filepath.Join(sockDir, "agent.sock"),
-		Logger:      slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-		BackoffMin:  10 * time.Millisecond,
-		BackoffMax:  200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatalf("agent.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("agent.Run: %v", err)
-		}
+		c.LocalSocket = filepath.Join(sockDir, "agent.sock")
 	})
 	api := srv.AdminClient(t)
 	controllertest.WaitFor(t, 15*time.Second, "the agent to connect", func() bool {
