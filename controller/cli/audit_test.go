@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -30,26 +29,10 @@ func goldenAudit() *turbulencev1.ListAuditResponse {
 // go test ./controller/cli -run TestGoldenAudit -update
 func TestGoldenAudit(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		resp *turbulencev1.ListAuditResponse
-	}{
-		{"audit_ls", goldenAudit()},
-		{"audit_ls_empty", &turbulencev1.ListAuditResponse{}},
-	} {
-		for _, format := range []string{"table", "json"} {
-			t.Run(tc.name+"/"+format, func(t *testing.T) {
-				t.Parallel()
-				var out bytes.Buffer
-				a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: format}
-				if err := a.printAudit(tc.resp); err != nil {
-					t.Fatal(err)
-				}
-				ext := map[string]string{"table": ".txt", "json": ".json"}[format]
-				checkGolden(t, filepath.Join("testdata", tc.name+ext), out.Bytes())
-			})
-		}
-	}
+	checkGoldens(t, []string{"table", "json"}, []goldenCase{
+		{"audit_ls", func(a *app) error { return a.printAudit(goldenAudit()) }},
+		{"audit_ls_empty", func(a *app) error { return a.printAudit(&turbulencev1.ListAuditResponse{}) }},
+	})
 }
 
 // auditFake answers ListAudit and records the request.

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +28,7 @@ func TestGoldenCertExpiry(t *testing.T) {
 		id := tlsutil.Identity{Role: tlsutil.RoleController, Name: "c1"}
 		return &x509.Certificate{NotAfter: goldenNow.Add(left), URIs: []*url.URL{id.URI()}}
 	}
-	tests := []struct {
-		name  string
-		print func(a *app) error
-	}{
+	checkGoldens(t, []string{"table"}, []goldenCase{
 		{"agents_show_cert_ok", func(a *app) error { return a.printAgent(agentWith(300 * 24 * time.Hour)) }},
 		{"agents_show_cert_expiring", func(a *app) error { return a.printAgent(agentWith(5*24*time.Hour + 3*time.Hour)) }},
 		{"agents_show_cert_expired", func(a *app) error { return a.printAgent(agentWith(-2 * time.Hour)) }},
@@ -43,18 +38,7 @@ func TestGoldenCertExpiry(t *testing.T) {
 		{"status_controller_cert_ok", func(a *app) error {
 			return controllerCertLine(a.stdout, goldenNow, "10.0.0.1:7420", controllerCert(90*24*time.Hour))
 		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			var out bytes.Buffer
-			a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: "table"}
-			if err := tt.print(a); err != nil {
-				t.Fatalf("print: %v", err)
-			}
-			checkGolden(t, filepath.Join("testdata", tt.name+".txt"), out.Bytes())
-		})
-	}
+	})
 }
 
 // TestStatus_ShowsControllerCertificate: the line comes from the real

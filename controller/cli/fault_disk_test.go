@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -47,33 +45,13 @@ func goldenDiskIO() *turbulencev1.Fault {
 // was asked beside what the agent achieved. Regenerate with -update.
 func TestGoldenDisk(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name  string
-		print func(a *app) error
-	}{
+	checkGoldens(t, []string{"table", "json"}, []goldenCase{
 		{"fault_show_disk_fill", func(a *app) error { return a.printFault(goldenDiskFill()) }},
 		{"fault_show_disk_io", func(a *app) error { return a.printFault(goldenDiskIO()) }},
 		{"fault_ls_disk", func(a *app) error {
 			return a.printFaults(&turbulencev1.ListFaultsResponse{Faults: []*turbulencev1.Fault{goldenDiskFill(), goldenDiskIO()}})
 		}},
-	}
-	for _, tt := range tests {
-		for _, format := range []string{"table", "json"} {
-			t.Run(tt.name+"/"+format, func(t *testing.T) {
-				t.Parallel()
-				var out bytes.Buffer
-				a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: format}
-				if err := tt.print(a); err != nil {
-					t.Fatalf("print: %v", err)
-				}
-				ext := ".txt"
-				if format == "json" {
-					ext = ".json"
-				}
-				checkGolden(t, filepath.Join("testdata", tt.name+ext), out.Bytes())
-			})
-		}
-	}
+	})
 }
 
 func TestApplyDisk_SendsSpec(t *testing.T) {

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -39,33 +37,13 @@ func TestGoldenMemory(t *testing.T) {
 	degraded.Spec.GetMemory().Size = &turbulencev1.MemorySpec_PercentOfTotal{PercentOfTotal: 25}
 	degraded.Status.ResidentBytes = 3 << 30
 	degraded.Status.Degraded = true
-	tests := []struct {
-		name  string
-		print func(a *app) error
-	}{
+	checkGoldens(t, []string{"table", "json"}, []goldenCase{
 		{"fault_show_memory", func(a *app) error { return a.printFault(goldenMemoryFault()) }},
 		{"fault_show_memory_degraded", func(a *app) error { return a.printFault(degraded) }},
 		{"fault_ls_memory", func(a *app) error {
 			return a.printFaults(&turbulencev1.ListFaultsResponse{Faults: []*turbulencev1.Fault{goldenMemoryFault()}})
 		}},
-	}
-	for _, tt := range tests {
-		for _, format := range []string{"table", "json"} {
-			t.Run(tt.name+"/"+format, func(t *testing.T) {
-				t.Parallel()
-				var out bytes.Buffer
-				a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: format}
-				if err := tt.print(a); err != nil {
-					t.Fatalf("print: %v", err)
-				}
-				ext := ".txt"
-				if format == "json" {
-					ext = ".json"
-				}
-				checkGolden(t, filepath.Join("testdata", tt.name+ext), out.Bytes())
-			})
-		}
-	}
+	})
 }
 
 func TestApplyMemory_SendsSpecAndPrintsID(t *testing.T) {

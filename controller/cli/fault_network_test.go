@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bytes"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -32,21 +30,9 @@ func goldenNetwork() *turbulencev1.Fault {
 // exclusions and what the kernel counted. Regenerate with -update.
 func TestGoldenNetwork(t *testing.T) {
 	t.Parallel()
-	for _, format := range []string{"table", "json"} {
-		t.Run(format, func(t *testing.T) {
-			t.Parallel()
-			var out bytes.Buffer
-			a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: format}
-			if err := a.printFault(goldenNetwork()); err != nil {
-				t.Fatalf("print: %v", err)
-			}
-			ext := ".txt"
-			if format == "json" {
-				ext = ".json"
-			}
-			checkGolden(t, filepath.Join("testdata", "fault_show_network"+ext), out.Bytes())
-		})
-	}
+	checkGoldens(t, []string{"table", "json"}, []goldenCase{
+		{"fault_show_network", func(a *app) error { return a.printFault(goldenNetwork()) }},
+	})
 }
 
 func TestApplyNetwork_SendsSpec(t *testing.T) {

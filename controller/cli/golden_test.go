@@ -102,10 +102,7 @@ func goldenFaults() *turbulencev1.ListFaultsResponse {
 func TestGolden(t *testing.T) {
 	t.Parallel()
 	faults := goldenFaults()
-	tests := []struct {
-		name  string
-		print func(a *app) error
-	}{
+	checkGoldens(t, []string{"table", "json"}, []goldenCase{
 		{"agents_ls", func(a *app) error { return a.printAgents(goldenAgents()) }},
 		{"agents_show", func(a *app) error { return a.printAgent(goldenAgents().GetAgents()[0]) }},
 		{"agents_show_halted_locally", func(a *app) error { return a.printAgent(goldenAgents().GetAgents()[1]) }},
@@ -117,21 +114,31 @@ func TestGolden(t *testing.T) {
 		{"status_halted", func(a *app) error {
 			return a.printHalt(&turbulencev1.HaltStatus{Halted: true, Reason: "SLO burn on checkout", By: "admin/alice", Since: ts(-90 * time.Second)})
 		}},
-	}
-	for _, tt := range tests {
-		for _, format := range []string{"table", "json"} {
-			t.Run(tt.name+"/"+format, func(t *testing.T) {
+	})
+}
+
+// goldenCase is one printer call whose output is compared, in each format,
+// with testdata/<name>.txt (table) or testdata/<name>.json.
+type goldenCase struct {
+	name  string
+	print func(a *app) error
+}
+
+// checkGoldens renders every case in every format at goldenNow, each in a
+// parallel subtest named <name>/<format>, and compares it with its file.
+func checkGoldens(t *testing.T, formats []string, cases []goldenCase) {
+	t.Helper()
+	for _, c := range cases {
+		for _, format := range formats {
+			t.Run(c.name+"/"+format, func(t *testing.T) {
 				t.Parallel()
 				var out bytes.Buffer
 				a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: format}
-				if err := tt.print(a); err != nil {
+				if err := c.print(a); err != nil {
 					t.Fatalf("print: %v", err)
 				}
-				ext := ".txt"
-				if format == "json" {
-					ext = ".json"
-				}
-				checkGolden(t, filepath.Join("testdata", tt.name+ext), out.Bytes())
+				ext := map[string]string{"table": ".txt", "json": ".json"}[format]
+				checkGolden(t, filepath.Join("testdata", c.name+ext), out.Bytes())
 			})
 		}
 	}
