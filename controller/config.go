@@ -120,8 +120,10 @@ func (c Config) validate() error {
 	if c.LeaseTTL > 0 && c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))
 	}
-	if t := c.RaftElectionTimeout; t != 0 && (t < raftnode.MinElectionTimeout || t > raftnode.MaxElectionTimeout) {
-		errs = append(errs, fmt.Errorf("raft election timeout %s: must be between %s and %s", t, raftnode.MinElectionTimeout, raftnode.MaxElectionTimeout))
+	if t := c.RaftElectionTimeout; t != 0 {
+		if err := raftnode.CheckElectionTimeout(t); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	switch {
 	case c.Bootstrap && c.BootstrapExpect != 0:

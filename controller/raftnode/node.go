@@ -96,6 +96,15 @@ const (
 	MaxElectionTimeout     = 10 * time.Second
 )
 
+// CheckElectionTimeout refuses an election timeout outside its bounds,
+// naming them.
+func CheckElectionTimeout(t time.Duration) error {
+	if t < MinElectionTimeout || t > MaxElectionTimeout {
+		return fmt.Errorf("raft election timeout %s: must be between %s and %s", t, MinElectionTimeout, MaxElectionTimeout)
+	}
+	return nil
+}
+
 // Peer is one server of an explicit bootstrap.
 type Peer struct {
 	ID      string
@@ -188,8 +197,8 @@ func New(cfg Config) (n *Node, err error) {
 	if timeout == 0 {
 		timeout = DefaultElectionTimeout
 	}
-	if timeout < MinElectionTimeout || timeout > MaxElectionTimeout {
-		return nil, fmt.Errorf("raft election timeout %s: must be between %s and %s", timeout, MinElectionTimeout, MaxElectionTimeout)
+	if err := CheckElectionTimeout(timeout); err != nil {
+		return nil, err
 	}
 	rc.HeartbeatTimeout, rc.ElectionTimeout = timeout, timeout
 	// A leader steps down when it has not reached a quorum for this long;
@@ -348,10 +357,6 @@ func (n *Node) LiveLeaderGRPCAddr() string {
 	}
 	return addr
 }
-
-// LastContact is when this node last heard from a leader (raft's
-// LastContact); meaningful on a follower only.
-func (n *Node) LastContact() time.Time { return n.raft.LastContact() }
 
 // ErrNoOtherVoter is the cause of a TransferLeadership that had nobody to
 // hand leadership to (a one-node cluster, or no voter caught up).
