@@ -96,8 +96,8 @@ func (a *Agent) retryRecovery(ctx context.Context, j *journal.Journal) {
 			a.log.Info("start-up recovery complete: new faults are accepted")
 			return
 		}
-		a.log.Error("start-up recovery still incomplete; retrying", "err", err, "next_attempt_in", wait)
 		wait = min(2*wait, recoveryRetryMax)
+		a.log.Error("start-up recovery still incomplete; retrying", "err", err, "next_attempt_in", wait)
 		timer.Reset(wait)
 	}
 }

@@ -41,8 +41,8 @@ func (m *Manager) retryRevert(e *entry) {
 		case <-timer.C:
 		}
 		if err := m.tryRevert(e); err != nil {
-			m.log.Error("revert failed again; retrying", "fault_id", e.id, "kind", e.kind, "err", err, "next_attempt_in", wait)
 			wait = min(2*wait, retryMax)
+			m.log.Error("revert failed again; retrying", "fault_id", e.id, "kind", e.kind, "err", err, "next_attempt_in", wait)
 			timer.Reset(wait)
 			continue
 		}
