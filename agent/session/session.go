@@ -173,12 +173,18 @@ func (s *Session) Run(ctx context.Context) error {
 			s.log.Warn("controller session failed", "controller", addr, "err", err)
 			failed[addr] = true
 		}
-		if tried < n {
+		if tried < n && !welcomed {
 			continue // the next configured controller at once
 		}
-		// A whole round found no leader: wait before the next.
-		tried = 0
-		clear(failed)
+		// A whole round found no leader, or a session just ended: wait
+		// before the next attempt (the shortest wait after a session), so
+		// that a controller that welcomes and drops the agent at once
+		// cannot make it spin. After a session, failed keeps the address
+		// that just failed (a dead leader followers may still name).
+		if !welcomed {
+			tried = 0
+			clear(failed)
+		}
 		wait := time.NewTimer(bo.next())
 		select {
 		case <-ctx.Done():
