@@ -30,6 +30,8 @@ type fakeInjector struct {
 	// undo, when set, makes Apply return handles that are Undoers with
 	// this undo data, as network and partition handles are.
 	undo *journal.Undo
+	// failReverts is the failReverts of every new handle.
+	failReverts int
 }
 
 func (f *fakeInjector) Kind() string { return faultspec.KindCPU }
@@ -47,8 +49,8 @@ func (f *fakeInjector) Apply(ctx context.Context, fault *turbulencev1.Fault, dea
 	if failWith != nil {
 		return nil, failWith
 	}
-	h := &fakeHandle{done: make(chan struct{})}
 	f.mu.Lock()
+	h := &fakeHandle{done: make(chan struct{}), failReverts: f.failReverts}
 	if f.handles == nil {
 		f.handles = make(map[string]*fakeHandle)
 	}

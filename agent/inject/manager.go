@@ -167,14 +167,13 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 		return nil, err
 	}
 	h, err := inj.Apply(ctx, proto.CloneOf(f), deadline)
-	var journalErr error
 	if err != nil {
 		m.journalEnded(id) // the injector left nothing behind
-	} else if journalErr = m.journalApplied(e, h); journalErr != nil {
-		jerr := journalErr
+	} else if jerr := m.journalApplied(e, h); jerr != nil {
 		// Invariant 3: a fault whose revert data is not on disk could not
-		// be taken back after a crash. Take it back now and refuse it;
-		// if even that fails it is held and its revert retried below.
+		// be taken back after a crash. Take it back now and refuse it; if
+		// even that fails, it is on the host: it ends below like a fault
+		// whose deadline came during Apply, and its revert is retried.
 		m.log.Error("journal: applied record lost; taking the fault back", "fault_id", id, "err", jerr)
 		rctx, cancel := context.WithTimeout(context.Background(), revertTimeout)
 		rerr := h.Revert(rctx)
@@ -208,11 +207,11 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 	go m.watch(e, h)
 	m.log.Info("fault applied", "fault_id", id, "kind", kind, "deadline", deadline)
 	if endNow {
-		// A deadline, halt or revert arrived while Apply ran.
+		// A deadline, halt or revert arrived while Apply ran, or the
+		// journal lost the fault's undo data.
+		// Its status says so (REVERTED, or REVERTING while the revert is
+		// retried): the apply happened, and this is what became of it.
 		m.revert(e, reason)
-		if journalErr != nil {
-			return m.statusOf(e), fmt.Errorf("apply %s fault: %w", kind, journalErr)
-		}
 		return m.statusOf(e), nil
 	}
 	return m.observe(e), nil

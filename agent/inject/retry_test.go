@@ -98,11 +98,7 @@ func TestManager_LostUndoRecordTakesTheFaultBack(t *testing.T) {
 	j := openJournal(t)
 	m.UseJournal(j, "/proc")
 	// Undo data over the journal's record size limit: the append fails.
-	huge := make([]string, 0, 1<<12)
-	for range cap(huge) {
-		huge = append(huge, strings.Repeat("x", 512))
-	}
-	inj.undo = &journal.Undo{MarkedDirs: huge}
+	inj.undo = &journal.Undo{MarkedDirs: oversizedDirs()}
 
 	st, err := m.Apply(t.Context(), cpuFault("f1", time.Hour))
 	if err == nil || !strings.Contains(err.Error(), "record how to revert it in the journal") {
@@ -117,4 +113,43 @@ func TestManager_LostUndoRecordTakesTheFaultBack(t *testing.T) {
 	if _, open := openFault(j, "f1"); open {
 		t.Error("journal still lists f1 open after it was taken back")
 	}
+}
+
+// TestManager_LostUndoRecordAndFailedTakeBackIsReportedReverting: when the
+// journal loses a fault's undo data and taking it back fails too, the
+// fault is on the host: Apply reports it REVERTING (not a clean refusal)
+// and the retries end it as REVERTED.
+func TestManager_LostUndoRecordAndFailedTakeBackIsReportedReverting(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		m, inj := newTestManager()
+		defer m.Close(ReasonAgentStopping)
+		m.UseJournal(openJournal(t), "/proc")
+		inj.undo = &journal.Undo{MarkedDirs: oversizedDirs()}
+		inj.failReverts = 2 // the take-back in Apply, then the first revert
+
+		st, err := m.Apply(t.Context(), cpuFault("f1", time.Hour))
+		if err != nil {
+			t.Fatalf("Apply = %v; want the fault reported, not refused: it is still on the host", err)
+		}
+		if st.GetState() != turbulencev1.FaultState_FAULT_STATE_REVERTING || !strings.Contains(st.GetReason(), "record how to revert it in the journal") {
+			t.Errorf("status = %v %q, want REVERTING saying the journal lost it", st.GetState(), st.GetReason())
+		}
+		time.Sleep(retryFirst)
+		synctest.Wait()
+		_, ended, _ := m.Report()
+		if len(ended) != 1 || ended[0].GetState() != turbulencev1.FaultState_FAULT_STATE_REVERTED {
+			t.Fatalf("ended after the retry = %v, want f1 REVERTED", ended)
+		}
+	})
+}
+
+// oversizedDirs is undo data over the journal's record size limit, so that
+// recording it fails.
+func oversizedDirs() []string {
+	dirs := make([]string, 0, 1<<12)
+	for range cap(dirs) {
+		dirs = append(dirs, strings.Repeat("x", 512))
+	}
+	return dirs
 }

@@ -166,6 +166,26 @@ func TestSession_AgentRevertFailureIsRecorded(t *testing.T) {
 	}
 }
 
+// TestSession_ApplyAnsweredWithAnEndRecordsIt: an apply the agent answers
+// ok with a status that already says REVERTING (its take-back failed and
+// is retried) or REVERTED (a deadline during the apply) is recorded as
+// that, never as ACTIVE.
+func TestSession_ApplyAnsweredWithAnEndRecordsIt(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	admin := srv.AdminClient(t)
+	agent := srv.ConnectAgent(t, nil)
+	for _, want := range []turbulencev1.FaultState{turbulencev1.FaultState_FAULT_STATE_REVERTING, turbulencev1.FaultState_FAULT_STATE_REVERTED} {
+		f := applyCPU(t, admin)
+		reason := "not applied: record how to revert it in the journal: disk full"
+		answerApply(t, agent, f.GetId(), &turbulencev1.CommandResult{Ok: true,
+			Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: want, Reason: reason}})
+		got := waitFault(t, admin, f.GetId(), "fault "+want.String(), inState(want))
+		if got.GetReason() != reason {
+			t.Errorf("%s: reason = %q, want the agent's %q", want, got.GetReason(), reason)
+		}
+	}
+}
+
 // answerApply waits for the ApplyFault of faultID and answers it with res.
 func answerApply(t *testing.T, agent *controllertest.FakeAgent, faultID string, res *turbulencev1.CommandResult) {
 	t.Helper()

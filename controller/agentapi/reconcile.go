@@ -173,7 +173,17 @@ func (h *Hub) onResult(ctx context.Context, s *session, r *turbulencev1.CommandR
 	}
 	switch {
 	case kind == commandApply && r.GetOk():
-		h.update(ctx, s.actor, faultID, stActive, "", r.GetStatus())
+		// Applied; the status may already say it ended or is being taken
+		// back (a deadline or halt during the apply, a failed revert that
+		// the agent retries): record what the agent reports.
+		to, reason := stActive, ""
+		switch st := r.GetStatus(); {
+		case state.Ended(st.GetState()):
+			to, reason = stReverted, st.GetReason()
+		case st.GetState() == stReverting:
+			to, reason = stReverting, st.GetReason()
+		}
+		h.update(ctx, s.actor, faultID, to, reason, r.GetStatus())
 	case kind == commandApply && f.GetState() == stReverting:
 		// Refused while a revert was already asked for: nothing was
 		// applied, so it is reverted rather than failed.
