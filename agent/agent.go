@@ -11,13 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/hostinfo"
 	"github.com/turbulence-sre/turbulence/agent/inject"
-	"github.com/turbulence-sre/turbulence/agent/inject/cpu"
-	"github.com/turbulence-sre/turbulence/agent/inject/disk"
-	"github.com/turbulence-sre/turbulence/agent/inject/memory"
-	"github.com/turbulence-sre/turbulence/agent/inject/network"
-	"github.com/turbulence-sre/turbulence/agent/inject/partition"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/session"
@@ -73,10 +69,15 @@ type Agent struct {
 	cfg     Config
 	id      string
 	log     *slog.Logger
+	owner   inject.Owner
+	kinds   []inject.Kind
 	manager *inject.Manager
 	policy  policy.Policy // as enforced, with the controllers protected
 	// metricsAddr is the bound metrics address once Run serves it.
 	metricsAddr atomic.Pointer[string]
+	// foreign lists the marks start-up recovery found and left because
+	// they are not this agent's (invariant 7), for the local status.
+	foreign atomic.Pointer[[]string]
 }
 
 // New checks cfg, reads the agent ID from the certificate and builds the
@@ -106,20 +107,19 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	owner := inject.NewOwner(id.Name, cfg.StateDir)
+	ks := kinds(cfg, owner, pol)
+	injectors := make([]inject.Injector, len(ks))
+	for i, k := range ks {
+		injectors[i] = k
+	}
 	a := &Agent{
-		cfg: cfg,
-		id:  id.Name,
-		log: cfg.Logger.With("agent_id", id.Name),
-		manager: inject.NewManager(cfg.Logger,
-			cpu.New(cfg.WorkerBinary, cfg.ProcRoot, cpu.WithNice(pol.WorkerNice)),
-			// The policy's reserve is also kept free of what is available
-			// now, not only of the total: other processes' memory counts.
-			memory.New(cfg.WorkerBinary, cfg.ProcRoot, memory.WithNice(pol.WorkerNice), memory.WithReserve(uint64(pol.Memory.ReserveBytes))),
-			disk.NewFill(cfg.ProcRoot, MarkOwner(cfg.StateDir), pol),
-			disk.NewIO(cfg.WorkerBinary, cfg.ProcRoot, MarkOwner(cfg.StateDir), pol, disk.WithNice(pol.WorkerNice)),
-			network.New(network.Config{Logger: cfg.Logger, Exclusions: network.ExclusionConfig{Controllers: cfg.Controllers, Protected: pol.Network.ProtectedCIDRs}, ReplaceRootQdisc: pol.Network.ReplaceRootQdisc}),
-			partition.New(partition.Config{Logger: cfg.Logger, Exclusions: network.ExclusionConfig{Controllers: cfg.Controllers, Protected: pol.Network.ProtectedCIDRs}}),
-		),
+		cfg:     cfg,
+		id:      id.Name,
+		log:     cfg.Logger.With("agent_id", id.Name),
+		owner:   owner,
+		kinds:   ks,
+		manager: inject.NewManager(cfg.Logger, injectors...),
 	}
 	facts := hostinfo.Facts(cfg.ProcRoot, Version)
 	pol = a.protectControllers(pol)
@@ -175,16 +175,20 @@ func (a *Agent) Faults() []*turbulencev1.FaultStatus { return a.manager.Faults()
 func (a *Agent) Run(ctx context.Context) error {
 	// Invariant 3: before anything new is applied, take back whatever an
 	// earlier run left, and record every fault from here on.
-	j, rec, err := recoverHost(a.log, a.cfg.StateDir, a.cfg.ProcRoot, a.cfg.WorkerBinary)
+	j, rec, err := recoverHost(a.log, a.cfg, a.owner, a.kinds)
 	if j == nil {
 		return err
 	}
+	a.foreign.Store(&rec.Foreign)
 	defer func() {
 		if err := j.Close(); err != nil {
 			a.log.Error("close journal", "err", err)
 		}
 	}()
-	a.manager.UseJournal(j, a.cfg.ProcRoot)
+	a.manager.UseJournal(j)
+	// Invariant 3: faults without a worker get a guardian that outlives
+	// the agent (agent/guardian).
+	a.manager.UseGuardians(guardian.Starter{Binary: a.cfg.WorkerBinary, StateDir: a.owner.StateDir, Logger: a.log})
 	a.manager.RecordRecovered(rec.Reverted)
 	if err != nil {
 		// The agent still starts, so that the fleet sees it and its kill
@@ -201,7 +205,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer func() { stopRetry(); <-retried }()
 	}
 
-	lease := killswitch.NewLease(a.log, a.manager)
+	// The lease's end is written for the guardians at every renewal.
+	lease := killswitch.NewLease(a.log, a.manager, killswitch.WithExpiryRecorder(func(expiry time.Time) {
+		if err := guardian.WriteLease(a.owner.StateDir, expiry); err != nil {
+			a.log.Warn("lease file for the guardians not written", "err", err)
+		}
+	}))
 	sess, err := session.New(session.Config{
 		Controllers: a.cfg.Controllers,
 		TLS:         a.cfg.TLS,

@@ -8,15 +8,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/turbulence-sre/turbulence/agent/inject/network"
-	"github.com/turbulence-sre/turbulence/agent/inject/partition"
+	"github.com/turbulence-sre/turbulence/agent/guardian"
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/journal"
-	"github.com/turbulence-sre/turbulence/agent/sweep"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -27,38 +26,42 @@ const JournalFile = "journal"
 // held and this one took back at start-up.
 const ReasonRecovered = "agent restarted: reverted at start-up"
 
+// recoverTimeout bounds one fault's recovery.
+const recoverTimeout = time.Minute
+
 // Recovery is what start-up recovery (or `turbulence-agent cleanup`) took
 // back.
 type Recovery struct {
-	// Reverted lists the faults the journal named as open, now ended.
+	// Reverted lists the faults the journal named as open, now ended, with
+	// the reason and time they really ended (their guardian's, when it
+	// took them back first).
 	Reverted []*turbulencev1.FaultStatus
-	// SweptWorkers are orphan workers the journal did not name.
-	SweptWorkers []sweep.Worker
-	// SweptDirs are marked directories of disk faults (fill and scratch
-	// files) the journal did not name.
-	SweptDirs []string
-	// SweptNetwork are the agent's qdiscs and nftables tables the journal
-	// did not name.
-	SweptNetwork []string
+	// Swept are marks of this agent's that no journal record named:
+	// orphan workers and guardians, fill and scratch directories, ifb
+	// devices, nftables tables.
+	Swept []string
+	// Foreign are marks of the same kinds that another agent made, or
+	// that could not be attributed: left alone (invariant 7).
+	Foreign []string
 }
 
 // recoverHost opens the journal in stateDir and takes back everything an
-// earlier run left (invariant 3): first every fault the journal lists as
-// open, by its recorded worker, then anything else that carries the
-// agent's marks. It returns the journal, locked and compacted, for the
-// agent to keep recording in. A fault it could not take back stays open in
-// the journal, so the next start tries again, and is returned as an error
-// alongside the journal.
-func recoverHost(log *slog.Logger, stateDir, procRoot, binary string) (*journal.Journal, Recovery, error) {
+// earlier run left (invariant 3): every fault the journal lists as open,
+// through its kind's Recover, then whatever else carries this owner's
+// marks, through each kind's Sweep. It returns the journal, locked and
+// compacted, for the agent to keep recording in. A fault it could not take
+// back stays open in the journal, so the next start tries again, and is
+// returned as an error alongside the journal.
+func recoverHost(log *slog.Logger, cfg Config, owner inject.Owner, kinds []inject.Kind) (*journal.Journal, Recovery, error) {
 	var rec Recovery
-	if stateDir == "" {
+	if cfg.StateDir == "" {
 		return nil, rec, errors.New("a state directory is required: the journal lives there")
 	}
-	j, open, err := journal.OpenFile(filepath.Join(stateDir, JournalFile))
+	j, open, err := journal.OpenFile(filepath.Join(cfg.StateDir, JournalFile))
 	if err != nil {
 		return nil, rec, err
 	}
-	rec, err = takeBack(log, j, open, procRoot, MarkOwner(stateDir), binary)
+	rec, err = takeBack(log, j, open, cfg, owner, kinds)
 	if cerr := j.Compact(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("compact journal: %w", cerr))
 	}
@@ -86,8 +89,8 @@ func (a *Agent) retryRecovery(ctx context.Context, j *journal.Journal) {
 		case <-timer.C:
 		}
 		// No fault of this run exists yet (they are refused), so every
-		// open record and every mark belongs to the earlier run.
-		rec, err := takeBack(a.log, j, j.OpenFaults(), a.cfg.ProcRoot, MarkOwner(a.cfg.StateDir), a.cfg.WorkerBinary)
+		// open record and every mark of ours belongs to the earlier run.
+		rec, err := takeBack(a.log, j, j.OpenFaults(), a.cfg, a.owner, a.kinds)
 		// Lift the refusal first: once the controller hears of the
 		// recovered faults, new ones are accepted.
 		a.manager.SetUnrecovered(err)
@@ -103,118 +106,137 @@ func (a *Agent) retryRecovery(ctx context.Context, j *journal.Journal) {
 }
 
 // takeBack reverts the open journal records in open, then sweeps whatever
-// else carries the agent's marks: workers, disk fault directories, qdiscs
-// and nftables tables. It records each fault it took back in j. Every step
-// is idempotent, so it can run again over what is still open.
-func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, procRoot, owner, binary string) (Recovery, error) {
+// else carries this owner's marks. It records each fault it took back in
+// j. Every step is idempotent, so it can run again over what is still
+// open.
+func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, cfg Config, owner inject.Owner, kinds []inject.Kind) (Recovery, error) {
 	var (
 		rec  Recovery
 		errs []error
 	)
+	// The earlier run's guardians first: they would otherwise wait for
+	// deadlines that recovery makes moot. A guardian killed mid-revert
+	// leaves its fault's lock free and the revert is done again below.
+	killed, err := guardian.KillOrphans(cfg.ProcRoot, cfg.WorkerBinary, owner.StateDir)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("stop orphan guardians: %w", err))
+	}
+	for _, p := range killed {
+		rec.Swept = append(rec.Swept, fmt.Sprintf("guardian %d (fault %s)", p.PID, p.Flag("--fault-id")))
+	}
+
+	byName := make(map[string]inject.Kind, len(kinds))
+	for _, k := range kinds {
+		byName[k.Kind()] = k
+	}
+	var stillOpen []inject.Recorded
 	for _, o := range open {
 		id := o.Intent.FaultID
-		if err := undoRecorded(procRoot, owner, o.Undo); err != nil {
-			errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
+		r := recorded(o)
+		k, ok := byName[o.Intent.Kind]
+		if !ok {
+			errs = append(errs, fmt.Errorf("fault %s: unknown fault kind %q in the journal", id, o.Intent.Kind))
+			stillOpen = append(stillOpen, r)
 			continue
 		}
-		// An intent without an applied record may have a worker the
-		// journal never heard of: the sweep below finds it by its marks.
+		// Under the fault's lock: if its guardian took it back first, its
+		// outcome is the truth, and the host is left alone.
+		out, _, err := guardian.Revert(owner.StateDir, id, ReasonRecovered, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+			defer cancel()
+			return k.Recover(ctx, r)
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
+			stillOpen = append(stillOpen, r)
+			continue
+		}
 		if err := j.Append(journal.Record{Op: journal.OpReverted, FaultID: id, At: time.Now()}); err != nil {
 			errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
+			stillOpen = append(stillOpen, r)
 			continue
 		}
-		log.Warn("reverted a fault left by an earlier run", "fault_id", id, "kind", o.Intent.Kind, "worker_pid", o.Undo.WorkerPID)
-		st := &turbulencev1.FaultStatus{FaultId: id, State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: ReasonRecovered}
+		if err := guardian.Forget(owner.StateDir, id); err != nil {
+			log.Warn("remove a guardian lock file", "fault_id", id, "err", err)
+		}
+		log.Warn("took back a fault left by an earlier run", "fault_id", id, "kind", o.Intent.Kind, "reason", out.Reason)
+		st := &turbulencev1.FaultStatus{FaultId: id, State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: out.Reason}
 		if !o.Intent.Deadline.IsZero() {
 			st.Deadline = timestamppb.New(o.Intent.Deadline)
 		}
 		rec.Reverted = append(rec.Reverted, st)
 	}
 
-	swept, err := sweep.Workers(procRoot, binary, os.Getpid())
-	if err != nil {
-		errs = append(errs, fmt.Errorf("sweep workers: %w", err))
+	// Then every kind's own marks that no open record names.
+	for _, k := range kinds {
+		s, err := k.Sweep(context.Background(), stillOpen)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sweep %s faults: %w", k.Kind(), err))
+		}
+		for _, m := range s.Removed {
+			log.Warn("removed an orphan mark of this agent's", "kind", k.Kind(), "what", m)
+		}
+		for _, m := range s.Foreign {
+			log.Warn("left a mark that is not this agent's", "kind", k.Kind(), "what", m)
+		}
+		rec.Swept = append(rec.Swept, s.Removed...)
+		rec.Foreign = append(rec.Foreign, s.Foreign...)
 	}
-	for _, w := range swept {
-		log.Warn("killed an orphan worker", "pid", w.PID, "fault_id", w.FaultID)
-	}
-	rec.SweptWorkers = swept
-	// After the workers: no orphan I/O worker still writes into a scratch
-	// file being removed.
-	dirs, err := sweep.Files(procRoot, owner)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("sweep disk fault files: %w", err))
-	}
-	for _, d := range dirs {
-		log.Warn("removed an orphan disk fault directory", "dir", d)
-	}
-	rec.SweptDirs = dirs
-	// Network marks: the agent's qdiscs and nftables tables that no open
-	// journal record named (invariant 3).
-	nets, err := sweep.Network()
-	switch {
-	case errors.Is(err, syscall.EPERM):
-		// Without CAP_NET_ADMIN this agent could not have made a qdisc or
-		// an nftables table either, so there is nothing of ours to find.
-		log.Debug("network sweep skipped: no permission to list qdiscs or nftables tables", "err", err)
-	case err != nil:
-		errs = append(errs, fmt.Errorf("sweep network faults: %w", err))
-	}
-	for _, n := range nets {
-		log.Warn("removed an orphan network fault", "what", n)
-	}
-	rec.SweptNetwork = nets
-
 	return rec, errors.Join(errs...)
 }
 
-// undoRecorded takes back one fault from what its journal records say,
-// kind by kind. Each step is idempotent: a thing already gone is success.
-func undoRecorded(procRoot, owner string, u journal.Undo) error {
-	if u.WorkerPID > 0 {
-		err := sweep.KillWorker(procRoot, u.WorkerPID, u.WorkerStartTicks)
-		if err != nil && !errors.Is(err, sweep.ErrNotThatProcess) {
-			return err
-		}
+// recorded is what the journal knows of o, for its kind's Recover.
+func recorded(o journal.Open) inject.Recorded {
+	r := inject.Recorded{FaultID: o.Intent.FaultID}
+	if o.Applied {
+		r.Undo = o.Undo
 	}
-	// After the worker, which may still write into its scratch file.
-	for _, d := range u.MarkedDirs {
-		if err := sweep.RemoveMarkedDir(d, owner); err != nil {
-			return err
-		}
+	var f turbulencev1.Fault
+	if proto.Unmarshal(o.Intent.Fault, &f) == nil {
+		r.Fault = &f
 	}
-	// A network fault: the agent's qdiscs off, the original root back.
-	if err := network.Restore(u); err != nil {
-		return err
-	}
-	return partition.Restore(u)
-}
-
-// MarkOwner is the owner written into the marks of this agent's disk fault
-// files: its state directory, made absolute, so that the sweep of one
-// agent never removes another's (agent/sweep.Mark).
-func MarkOwner(stateDir string) string {
-	if abs, err := filepath.Abs(stateDir); err == nil {
-		return abs
-	}
-	return stateDir
+	return r
 }
 
 // Cleanup takes back everything an agent with cfg's state directory and
 // binary left behind, as start-up does, without starting an agent: it is
 // `turbulence-agent cleanup`, run by systemd after the agent stops
-// (ExecStopPost). It is idempotent, and refuses with journal.ErrLocked
-// while an agent holds the state directory.
+// (ExecStopPost). It is idempotent, touches only the marks of that state
+// directory (invariant 7), and refuses with journal.ErrLocked while an
+// agent holds the state directory.
 func Cleanup(cfg Config) (Recovery, error) {
 	cfg, err := withDefaults(cfg)
 	if err != nil {
 		return Recovery{}, err
 	}
-	j, rec, err := recoverHost(cfg.Logger, cfg.StateDir, cfg.ProcRoot, cfg.WorkerBinary)
+	if _, err := os.Stat(cfg.StateDir); err != nil {
+		return Recovery{}, fmt.Errorf("state directory: %w", err)
+	}
+	owner := inject.NewOwner("", cfg.StateDir)
+	j, rec, err := recoverHost(cfg.Logger, cfg, owner, kinds(cfg, owner, defaultPolicyForRecovery()))
 	if j != nil {
 		if cerr := j.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
 	}
 	return rec, err
+}
+
+// RecoverGuarded is a guardian's Recoverer (agent/guardian): it takes back
+// one fault of an agent with this state directory and binary through its
+// kind, as start-up recovery would.
+func RecoverGuarded(stateDir, binary string) guardian.Recoverer {
+	return func(ctx context.Context, o journal.Open) error {
+		cfg, err := withDefaults(Config{StateDir: stateDir, WorkerBinary: binary})
+		if err != nil {
+			return err
+		}
+		owner := inject.NewOwner("", stateDir)
+		for _, k := range kinds(cfg, owner, defaultPolicyForRecovery()) {
+			if k.Kind() == o.Intent.Kind {
+				return k.Recover(ctx, recorded(o))
+			}
+		}
+		return fmt.Errorf("unknown fault kind %q", o.Intent.Kind)
+	}
 }

@@ -77,7 +77,7 @@ func TestPrivilegedAgent_SIGKILLMidFill_RestartSweepsFillFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(open) != 1 || len(open[0].Undo.MarkedDirs) != 1 || !strings.HasPrefix(open[0].Undo.MarkedDirs[0], mnt+"/.turbulence-fill-") {
+	if len(open) != 1 || !strings.Contains(string(open[0].Undo), `"marked_dirs":["`+mnt+"/.turbulence-fill-") {
 		t.Fatalf("journal after SIGKILL lists %+v, want the fill's marked directory", open)
 	}
 	if err := j.Close(); err != nil {

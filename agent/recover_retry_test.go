@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/localapi"
 	"github.com/turbulence-sre/turbulence/agent/sweep"
+	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -36,8 +38,8 @@ func TestAgent_IncompleteRecoveryRefusesFaultsUntilARetryCompletes(t *testing.T)
 	}
 	now := time.Now()
 	for _, r := range []journal.Record{
-		{Op: journal.OpIntent, FaultID: "f-old", Kind: "disk-fill", At: now, Deadline: now.Add(time.Hour)},
-		{Op: journal.OpApplied, FaultID: "f-old", Kind: "disk-fill", At: now, Undo: journal.Undo{MarkedDirs: []string{blocker}}},
+		{Op: journal.OpIntent, FaultID: "f-old", Kind: faultspec.KindDiskFill, At: now, Deadline: now.Add(time.Hour)},
+		{Op: journal.OpApplied, FaultID: "f-old", Kind: faultspec.KindDiskFill, At: now, Undo: json.RawMessage(`{"marked_dirs":["` + blocker + `"]}`)},
 	} {
 		if err := j.Append(r); err != nil {
 			t.Fatal(err)

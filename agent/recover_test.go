@@ -113,7 +113,7 @@ func TestAgent_SIGKILLMidFault_WorkerDiesAndRestartRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(open) != 1 || open[0].Intent.FaultID != "f-killed" || open[0].Undo.WorkerPID != int(pid) || open[0].Undo.WorkerStartTicks == 0 {
+	if len(open) != 1 || open[0].Intent.FaultID != "f-killed" || !strings.Contains(string(open[0].Undo), fmt.Sprintf(`"worker_pid":%d,"worker_start_ticks":`, pid)) {
 		t.Fatalf("journal after SIGKILL lists %+v, want f-killed applied by worker %d", open, pid)
 	}
 	if err := j.Close(); err != nil {
@@ -128,7 +128,7 @@ func TestAgent_SIGKILLMidFault_WorkerDiesAndRestartRecovers(t *testing.T) {
 	}
 	restarted.stop(t)
 	rec, err := Cleanup(Config{StateDir: stateDir, WorkerBinary: os.Args[0]})
-	if err != nil || len(rec.Reverted) != 0 || len(rec.SweptWorkers) != 0 {
+	if err != nil || len(rec.Reverted) != 0 || len(rec.Swept) != 0 {
 		t.Errorf("cleanup after recovery = %+v, %v; want nothing left", rec, err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -27,9 +26,9 @@ type fakeInjector struct {
 	failWith     error
 	block        chan struct{} // when set, Apply waits for it to close
 	handles      map[string]*fakeHandle
-	// undo, when set, makes Apply return handles that are Undoers with
-	// this undo data, as network and partition handles are.
-	undo *journal.Undo
+	// undo, when set, makes the injector a guarded kind (as network and
+	// partition are) whose handles carry this undo record.
+	undo []byte
 	// failReverts is the failReverts of every new handle.
 	failReverts int
 }
@@ -50,26 +49,25 @@ func (f *fakeInjector) Apply(ctx context.Context, fault *turbulencev1.Fault, dea
 		return nil, failWith
 	}
 	f.mu.Lock()
-	h := &fakeHandle{done: make(chan struct{}), failReverts: f.failReverts}
+	h := &fakeHandle{done: make(chan struct{}), failReverts: f.failReverts, undo: f.undo}
 	if f.handles == nil {
 		f.handles = make(map[string]*fakeHandle)
 	}
 	f.handles[fault.GetId()] = h
-	undo := f.undo
 	f.mu.Unlock()
-	if undo != nil {
-		return &fakeUndoHandle{fakeHandle: h, undo: *undo}, nil
-	}
 	return h, nil
 }
 
-// fakeUndoHandle is a fakeHandle with undo data for the journal.
-type fakeUndoHandle struct {
-	*fakeHandle
-	undo journal.Undo
+// Guarded is true when the fake plays a kind without a worker.
+func (f *fakeInjector) Guarded() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.undo != nil
 }
 
-func (h *fakeUndoHandle) Undo() journal.Undo { return h.undo }
+func (f *fakeInjector) Recover(context.Context, Recorded) error { return nil }
+
+func (f *fakeInjector) Sweep(context.Context, []Recorded) (Swept, error) { return Swept{}, nil }
 
 func (f *fakeInjector) handle(id string) *fakeHandle {
 	f.mu.Lock()
@@ -92,6 +90,16 @@ type fakeHandle struct {
 	done        chan struct{}
 	exitErr     error
 	once        sync.Once
+	undo        []byte
+}
+
+// Undo is the injector's undo record, or a worker's as the worker kinds
+// write it.
+func (h *fakeHandle) Undo() []byte {
+	if h.undo != nil {
+		return h.undo
+	}
+	return []byte(`{"worker_pid":4242}`)
 }
 
 func (h *fakeHandle) Revert(context.Context) error {

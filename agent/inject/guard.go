@@ -7,7 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/turbulence-sre/turbulence/agent/internal/procfs"
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -21,7 +21,9 @@ type guard struct {
 	host     policy.Host
 	rate     *policy.RateLimiter
 	journal  *journal.Journal
-	procRoot string
+	// guardians starts a guardian for each fault of a guarded kind
+	// (agent/guardian); nil starts none (unit tests).
+	guardians *guardian.Starter
 }
 
 // UsePolicy makes Apply refuse what p does not allow on a host described
@@ -36,14 +38,37 @@ func (m *Manager) UsePolicy(p policy.Policy, host policy.Host) {
 }
 
 // UseJournal makes the Manager record every fault in j before applying it
-// and after taking it back, with worker identities read under procRoot.
-// Call it before the first Apply, after the journal's open faults have been
-// reverted (agent start-up does both).
-func (m *Manager) UseJournal(j *journal.Journal, procRoot string) {
+// and after taking it back. Call it before the first Apply, after the
+// journal's open faults have been reverted (agent start-up does both).
+func (m *Manager) UseJournal(j *journal.Journal) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.guard.journal = j
-	m.guard.procRoot = procRoot
+}
+
+// UseGuardians makes the Manager start a guardian, with s, for every fault
+// of a guarded kind (Kind.Guarded), after its intent is journaled and
+// before it is applied, and revert such faults under the guardian's lock
+// (agent/guardian). It needs UseJournal: a guardian knows its fault from
+// the journal alone. Call it before the first Apply.
+func (m *Manager) UseGuardians(s guardian.Starter) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.guard.guardians = &s
+}
+
+// guarded reports whether faults of inj's kind get a guardian here.
+func (m *Manager) guarded(inj Injector) *guardian.Starter {
+	k, ok := inj.(Kind)
+	if !ok || !k.Guarded() {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.guard.journal == nil {
+		return nil
+	}
+	return m.guard.guardians
 }
 
 // admitLocked applies the local policy to a new fault. Caller holds m.mu.
@@ -83,36 +108,21 @@ func (m *Manager) journalIntent(f *turbulencev1.Fault, e *entry) error {
 }
 
 // journalApplied records how to take e back without the agent's memory:
-// its worker's PID and start time, and the handle's own undo data. It
-// returns an error only when that record was lost for a handle whose undo
-// data matters (an Undoer: a qdisc tree to restore, a table to delete):
-// a bare worker is found by its marks, but an interface's original root
-// qdisc is known from this record alone.
+// the handle's own undo record (its kind encodes it). It returns an error
+// only when that record was lost for a kind whose faults have no worker:
+// a worker is found by its marks, but an interface's original root qdisc
+// is known from this record (or the one the kind wrote before it changed
+// the host) alone.
 func (m *Manager) journalApplied(e *entry, h Handle) error {
 	j := m.journalOrNil()
 	if j == nil {
 		return nil
 	}
-	var undo journal.Undo
-	u, undoer := h.(Undoer)
-	if undoer {
-		undo = u.Undo()
-	}
-	if undo.WorkerPID == 0 {
-		var st turbulencev1.FaultStatus
-		h.Observe(&st)
-		undo.WorkerPID = int(st.GetWorkerPid())
-	}
-	if undo.WorkerPID > 0 {
-		if ps, err := procfs.ReadStat(m.guard.procRoot, undo.WorkerPID); err == nil {
-			undo.WorkerStartTicks = ps.StartTicks
-		}
-	}
-	err := j.Append(journal.Record{Op: journal.OpApplied, FaultID: e.id, Kind: e.kind, At: time.Now(), Undo: undo})
+	err := j.Append(journal.Record{Op: journal.OpApplied, FaultID: e.id, Kind: e.kind, At: time.Now(), Undo: h.Undo()})
 	switch {
 	case err == nil:
 		return nil
-	case undoer:
+	case e.guardedKind:
 		return fmt.Errorf("record how to revert it in the journal: %w", err)
 	default:
 		m.log.Error("journal: applied record lost; the start-up sweep still finds the worker", "fault_id", e.id, "err", err)
@@ -120,12 +130,16 @@ func (m *Manager) journalApplied(e *entry, h Handle) error {
 	}
 }
 
-// Undoer is implemented by handles whose revert needs more than killing a
-// worker (a fill file to remove, a qdisc tree to restore, an nftables table
-// to delete): Undo returns what start-up recovery needs to take the fault
-// back with no other memory of it. It is recorded right after the apply.
-type Undoer interface {
-	Undo() journal.Undo
+// undoRecorder returns the function a kind calls (RecordUndo) to journal
+// its undo record before it changes the host.
+func (m *Manager) undoRecorder(e *entry) func([]byte) error {
+	return func(undo []byte) error {
+		j := m.journalOrNil()
+		if j == nil {
+			return nil
+		}
+		return j.Append(journal.Record{Op: journal.OpApplied, FaultID: e.id, Kind: e.kind, At: time.Now(), Undo: undo})
+	}
 }
 
 // journalEnded closes fault id in the journal once nothing of it is left.

@@ -32,6 +32,18 @@ type Handle interface {
 	// Err says why the fault ended by itself: nil for a clean exit at its
 	// deadline. Valid after Done is closed.
 	Err() error
+	// Undo returns the kind's own record of how to take the fault back
+	// with no other memory of it (its Kind.Recover reads it): a worker's
+	// PID and start time, a marked directory, an interface's original
+	// root qdisc. The Manager journals it right after Apply returns.
+	Undo() []byte
+}
+
+// Releaser is implemented by handles that hold something in the agent's
+// memory (an interface claimed by a fault): Release lets it go without
+// touching the host, when the fault's guardian already took it back.
+type Releaser interface {
+	Release()
 }
 
 // Reasons a fault ended, as reported to the controller (docs/protocol.md §5).

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -83,6 +84,14 @@ type entry struct {
 	// still on the host and retryRevert keeps trying (retry.go).
 	revertErr      error
 	revertAttempts int
+	// guardian guards a fault of a guarded kind (nil otherwise); its
+	// outcome, when the guardian took the fault back before the agent did,
+	// is guardianOutcome.
+	guardian        *guardian.Guardian
+	guardianOutcome *guardian.Outcome
+	// guardedKind: the fault's kind has no worker (Kind.Guarded), so its
+	// undo record is the only way back after a crash.
+	guardedKind bool
 }
 
 // NewManager returns a Manager that dispatches to injectors by Kind.
@@ -154,6 +163,9 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 		return nil, err
 	}
 	e := &entry{id: id, kind: kind, deadline: deadline, done: make(chan struct{})}
+	if k, ok := inj.(Kind); ok {
+		e.guardedKind = k.Guarded()
+	}
 	// Invariant 1: arm the revert timer before applying. From here on the
 	// fault ends at its deadline whatever Apply below does or how long it
 	// takes.
@@ -166,9 +178,21 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 		m.forget(e)
 		return nil, err
 	}
-	h, err := inj.Apply(ctx, proto.CloneOf(f), deadline)
+	// Invariant 3: a fault without a worker gets a guardian before it is
+	// applied, so that it ends even if the agent dies during the apply.
+	if starter := m.guarded(inj); starter != nil {
+		g, err := starter.Start(id)
+		if err != nil {
+			m.journalEnded(id)
+			m.forget(e)
+			return nil, err
+		}
+		e.guardian = g
+	}
+	h, err := inj.Apply(WithUndoRecorder(ctx, m.undoRecorder(e)), proto.CloneOf(f), deadline)
 	if err != nil {
-		m.journalEnded(id) // the injector left nothing behind
+		// The injector left nothing behind: the guardian must not act.
+		m.notApplied(e)
 	} else if jerr := m.journalApplied(e, h); jerr != nil {
 		// Invariant 3: a fault whose revert data is not on disk could not
 		// be taken back after a crash. Take it back now and refuse it; if
@@ -179,7 +203,7 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 		rerr := h.Revert(rctx)
 		cancel()
 		if rerr == nil {
-			m.journalEnded(id)
+			m.notApplied(e)
 			err = jerr
 		} else {
 			m.mu.Lock()
@@ -258,6 +282,29 @@ func (m *Manager) end(id, reason string) <-chan struct{} {
 	return e.done
 }
 
+// notApplied closes e, whose apply left nothing on the host, in the journal
+// and ends its guardian: the outcome goes under the guardian's lock first,
+// so the guardian never acts on a fault that was not applied.
+func (m *Manager) notApplied(e *entry) {
+	if e.guardian != nil {
+		if _, _, err := e.guardian.Revert("not applied", func() error { return nil }); err != nil {
+			m.log.Error("guardian: cannot record that the fault was not applied", "fault_id", e.id, "err", err)
+		}
+	}
+	m.journalEnded(e.id)
+	m.closeGuardian(e)
+}
+
+// closeGuardian ends e's guardian, once e is closed in the journal.
+func (m *Manager) closeGuardian(e *entry) {
+	if e.guardian == nil {
+		return
+	}
+	if err := e.guardian.Close(); err != nil {
+		m.log.Warn("guardian: remove its lock file", "fault_id", e.id, "err", err)
+	}
+}
+
 // forget drops e, registered but never applied, so a retry can apply it.
 func (m *Manager) forget(e *entry) {
 	m.mu.Lock()
@@ -287,12 +334,36 @@ func (m *Manager) revert(e *entry, reason string) {
 	close(e.done)
 }
 
-// tryRevert runs one bounded revert of e and records its outcome on e.
+// tryRevert runs one bounded revert of e and records its outcome on e. A
+// guarded fault is reverted under its guardian's lock: if the guardian
+// took it back first, the host is left alone and the handle only lets go
+// of what it holds in memory.
 func (m *Manager) tryRevert(e *entry) error {
 	// The revert must run even when the caller's context is gone (an agent
 	// stopping, a session closing): it gets its own bounded context.
 	ctx, cancel := context.WithTimeout(context.Background(), revertTimeout)
-	err := e.handle.Revert(ctx)
+	revert := func() error { return e.handle.Revert(ctx) }
+	var err error
+	if e.guardian == nil {
+		err = revert()
+	} else {
+		m.mu.Lock()
+		reason := e.reason
+		m.mu.Unlock()
+		var (
+			o     guardian.Outcome
+			taken bool
+		)
+		o, taken, err = e.guardian.Revert(reason, revert)
+		if err == nil && !taken {
+			if r, ok := e.handle.(Releaser); ok {
+				r.Release()
+			}
+			m.mu.Lock()
+			e.guardianOutcome = &o
+			m.mu.Unlock()
+		}
+	}
 	cancel()
 	m.mu.Lock()
 	e.revertAttempts++
@@ -304,6 +375,7 @@ func (m *Manager) tryRevert(e *entry) error {
 // finishRevert records e, reverted, as ended: journal, status, held set.
 func (m *Manager) finishRevert(e *entry, reason string) {
 	m.journalEnded(e.id)
+	m.closeGuardian(e)
 	st := m.observe(e)
 	st.State = turbulencev1.FaultState_FAULT_STATE_REVERTED
 	st.Reason = reason
@@ -311,6 +383,9 @@ func (m *Manager) finishRevert(e *entry, reason string) {
 	m.mu.Lock()
 	if n := e.revertAttempts; n > 1 {
 		st.Reason = fmt.Sprintf("%s (reverted at attempt %d)", reason, n)
+	}
+	if o := e.guardianOutcome; o != nil {
+		st.Reason = o.Reason
 	}
 	delete(m.held, e.id)
 	m.recordEndedLocked(st)

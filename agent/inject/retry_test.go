@@ -7,7 +7,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/turbulence-sre/turbulence/agent/journal"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -71,7 +70,7 @@ func TestManager_CloseStopsRetriesAndKeepsTheJournalRecord(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, inj := newTestManager()
 		j := openJournal(t)
-		m.UseJournal(j, "/proc")
+		m.UseJournal(j)
 		if _, err := m.Apply(t.Context(), cpuFault("f1", time.Hour)); err != nil {
 			t.Fatalf("Apply: %v", err)
 		}
@@ -96,9 +95,9 @@ func TestManager_LostUndoRecordTakesTheFaultBack(t *testing.T) {
 	m, inj := newTestManager()
 	defer m.Close(ReasonAgentStopping)
 	j := openJournal(t)
-	m.UseJournal(j, "/proc")
+	m.UseJournal(j)
 	// Undo data over the journal's record size limit: the append fails.
-	inj.undo = &journal.Undo{MarkedDirs: oversizedDirs()}
+	inj.undo = oversizedUndo()
 
 	st, err := m.Apply(t.Context(), cpuFault("f1", time.Hour))
 	if err == nil || !strings.Contains(err.Error(), "record how to revert it in the journal") {
@@ -124,8 +123,8 @@ func TestManager_LostUndoRecordAndFailedTakeBackIsReportedReverting(t *testing.T
 	synctest.Test(t, func(t *testing.T) {
 		m, inj := newTestManager()
 		defer m.Close(ReasonAgentStopping)
-		m.UseJournal(openJournal(t), "/proc")
-		inj.undo = &journal.Undo{MarkedDirs: oversizedDirs()}
+		m.UseJournal(openJournal(t))
+		inj.undo = oversizedUndo()
 		inj.failReverts = 2 // the take-back in Apply, then the first revert
 
 		st, err := m.Apply(t.Context(), cpuFault("f1", time.Hour))
@@ -146,10 +145,7 @@ func TestManager_LostUndoRecordAndFailedTakeBackIsReportedReverting(t *testing.T
 
 // oversizedDirs is undo data over the journal's record size limit, so that
 // recording it fails.
-func oversizedDirs() []string {
-	dirs := make([]string, 0, 1<<12)
-	for range cap(dirs) {
-		dirs = append(dirs, strings.Repeat("x", 512))
-	}
-	return dirs
+// oversizedUndo is an undo record over the journal's record size limit.
+func oversizedUndo() []byte {
+	return []byte(`"` + strings.Repeat("x", 2<<20) + `"`)
 }

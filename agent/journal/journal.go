@@ -30,34 +30,6 @@ const maxPayload = 1 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Undo is what the agent needs to take a fault back without any other
-// memory of it. Fields are added per fault kind; all are optional.
-type Undo struct {
-	// WorkerPID and WorkerStartTicks identify a worker process; the start
-	// time (field 22 of /proc/<pid>/stat) guards against PID reuse.
-	WorkerPID        int    `json:"worker_pid,omitempty"`
-	WorkerStartTicks uint64 `json:"worker_start_ticks,omitempty"`
-	// MarkedDirs are a disk fault's marked directories (a fill's files, an
-	// I/O load's scratch file): start-up recovery removes them, with their
-	// owner's marks checked (agent/sweep.RemoveMarkedDir).
-	MarkedDirs []string `json:"marked_dirs,omitempty"`
-	// NetInterface, NetQdiscHandles and NetOriginalRoot are a network
-	// fault's: the interface, the qdisc handles the agent added (in its
-	// mark range) and the root qdisc it replaced, as JSON (null for the
-	// kernel's default, which comes back by itself).
-	NetInterface    string          `json:"net_interface,omitempty"`
-	NetQdiscHandles []uint32        `json:"net_qdisc_handles,omitempty"`
-	NetOriginalRoot json.RawMessage `json:"net_original_root,omitempty"`
-	// NetIFB is the ifb device an ingress network fault created (its
-	// redirect sits on NetInterface's ingress qdisc); NetNoEgress says the
-	// fault left NetInterface's root alone (ingress only).
-	NetIFB      string `json:"net_ifb,omitempty"`
-	NetNoEgress bool   `json:"net_no_egress,omitempty"`
-	// NFTable is a partition's nftables table (family inet), deleted on
-	// recovery.
-	NFTable string `json:"nft_table,omitempty"`
-}
-
 // Record is one journal entry.
 type Record struct {
 	Op      Op        `json:"op"`
@@ -68,15 +40,21 @@ type Record struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 	// Fault is the fault as received, protobuf-encoded (intent records).
 	Fault []byte `json:"fault,omitempty"`
-	Undo  Undo   `json:"undo,omitzero"`
+	// Undo is what the fault's kind needs to take it back with no other
+	// memory of it (applied records). It is opaque here: each kind encodes
+	// and decodes its own (agent/inject.Kind.Recover).
+	Undo json.RawMessage `json:"undo,omitempty"`
 }
 
 // Open is a fault the journal lists as not reverted, with everything
 // recorded about it.
 type Open struct {
-	Intent  Record
+	Intent Record
+	// Applied says an applied record was written: Undo is its kind's undo
+	// record (a kind writes one before it changes the host, and again
+	// once the change is made).
 	Applied bool
-	Undo    Undo
+	Undo    json.RawMessage
 }
 
 // Journal appends records to one file. It is safe for concurrent use.
@@ -120,6 +98,31 @@ func OpenFile(path string) (*Journal, []Open, error) {
 		return nil, nil, err
 	}
 	j := &Journal{path: path, f: f, open: make(map[string]*Open)}
+	return j, j.replay(recs), nil
+}
+
+// ReadFile replays the journal at path without taking its lock or changing
+// it, and returns the faults it lists as open. It is for a reader beside
+// the owner (a fault's guardian, agent/guardian): records are appended
+// whole and fsynced, and a torn or partly written tail is ignored, as
+// OpenFile would cut it.
+func ReadFile(path string) ([]Open, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	recs, _, err := readFrames(f)
+	if err != nil {
+		return nil, err
+	}
+	j := &Journal{open: make(map[string]*Open)}
+	return j.replay(recs), nil
+}
+
+// replay tracks recs in order and returns the faults left open, in the
+// order they were first recorded.
+func (j *Journal) replay(recs []Record) []Open {
 	var order []string
 	for _, r := range recs {
 		if j.track(r) {
@@ -132,7 +135,7 @@ func OpenFile(path string) (*Journal, []Open, error) {
 			out = append(out, *o)
 		}
 	}
-	return j, out, nil
+	return out
 }
 
 // track updates the set of open faults with one record and reports whether

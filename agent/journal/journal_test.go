@@ -1,11 +1,13 @@
 package journal
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -26,9 +28,9 @@ func history(t *testing.T, path string) []byte {
 	}
 	recs := []Record{
 		{Op: OpIntent, FaultID: "f1", Kind: "cpu", At: t0, Deadline: t0.Add(time.Minute), Fault: []byte{1, 2, 3}},
-		{Op: OpApplied, FaultID: "f1", At: t0, Undo: Undo{WorkerPID: 100, WorkerStartTicks: 7}},
+		{Op: OpApplied, FaultID: "f1", At: t0, Undo: json.RawMessage(`{"worker_pid":100,"worker_start_ticks":7}`)},
 		{Op: OpIntent, FaultID: "f2", Kind: "cpu", At: t0, Deadline: t0.Add(time.Minute)},
-		{Op: OpApplied, FaultID: "f2", At: t0, Undo: Undo{WorkerPID: 200, WorkerStartTicks: 9}},
+		{Op: OpApplied, FaultID: "f2", At: t0, Undo: json.RawMessage(`{"worker_pid":200,"worker_start_ticks":9}`)},
 		{Op: OpReverted, FaultID: "f1", At: t0},
 		{Op: OpIntent, FaultID: "f3", Kind: "cpu", At: t0, Deadline: t0.Add(time.Minute)},
 	}
@@ -71,7 +73,7 @@ func TestOpenFile_ReplaysOpenFaults(t *testing.T) {
 	for _, o := range open {
 		switch o.Intent.FaultID {
 		case "f2":
-			if !o.Applied || o.Undo.WorkerPID != 200 || o.Undo.WorkerStartTicks != 9 {
+			if !o.Applied || string(o.Undo) != `{"worker_pid":200,"worker_start_ticks":9}` {
 				t.Errorf("f2 = %+v, want applied with worker 200/9", o)
 			}
 		case "f3":
@@ -164,7 +166,7 @@ func TestCompact_KeepsOnlyOpenFaults(t *testing.T) {
 	if got, want := ids(open), []string{"f2"}; !slices.Equal(got, want) {
 		t.Fatalf("open faults after compaction = %v, want %v", got, want)
 	}
-	if open[0].Undo.WorkerPID != 200 {
+	if !strings.Contains(string(open[0].Undo), `"worker_pid":200`) {
 		t.Fatalf("compaction lost the undo data: %+v", open[0])
 	}
 }

@@ -27,14 +27,38 @@ type Lease struct {
 	timer   *time.Timer
 	expired int // how many times the lease expired, for tests and status
 	stopped bool
+	// record, if set, is told when the lease now runs out, at every
+	// renewal (the agent writes it down for its faults' guardians).
+	record func(expiry time.Time)
+}
+
+// Option configures a Lease.
+type Option func(*Lease)
+
+// WithExpiryRecorder makes the Lease call record with the time it runs out
+// at start and at every renewal, under its lock, so calls are in order.
+func WithExpiryRecorder(record func(expiry time.Time)) Option {
+	return func(l *Lease) { l.record = record }
 }
 
 // NewLease returns a watchdog whose clock starts at once with DefaultTTL:
 // an agent that never reaches a controller still reverts what it holds.
-func NewLease(logger *slog.Logger, rev Reverter) *Lease {
+func NewLease(logger *slog.Logger, rev Reverter, opts ...Option) *Lease {
 	l := &Lease{log: logger.With("component", "killswitch"), rev: rev, ttl: DefaultTTL}
+	for _, o := range opts {
+		o(l)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.timer = time.AfterFunc(l.ttl, l.expire)
+	l.recordLocked()
 	return l
+}
+
+func (l *Lease) recordLocked() {
+	if l.record != nil {
+		l.record(time.Now().Add(l.ttl))
+	}
 }
 
 // Renew restarts the lease. A positive ttl replaces the current TTL (from
@@ -49,6 +73,7 @@ func (l *Lease) Renew(ttl time.Duration) {
 		l.ttl = ttl
 	}
 	l.timer.Reset(l.ttl)
+	l.recordLocked()
 }
 
 // TTL returns the current lease TTL.

@@ -38,6 +38,8 @@ type Mark struct {
 	// two agents on one host (dev mode, tests) never take each other's
 	// files.
 	Owner string
+	// Agent is the owning agent's ID, for people reading the marker.
+	Agent string
 }
 
 // MarkedDirName is the directory name for a fault: prefix, then the fault
@@ -72,7 +74,7 @@ func CreateMarkedDir(parent string, m Mark) (string, error) {
 		_ = os.RemoveAll(dir) // just made by us, and holds at most the marker
 		return "", err
 	}
-	body := fmt.Sprintf("%s\nkind %s\nfault %s\nowner %s\n", markerMagic, m.Prefix, m.FaultID, m.Owner)
+	body := fmt.Sprintf("%s\nkind %s\nfault %s\nowner %s\nagent %s\n", markerMagic, m.Prefix, m.FaultID, m.Owner, m.Agent)
 	f, err := os.OpenFile(filepath.Join(dir, MarkerName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fail(fmt.Errorf("write the marker: %w", err))
@@ -114,6 +116,8 @@ func readMark(dir string) (Mark, error) {
 			m.FaultID = v
 		case "owner":
 			m.Owner = v
+		case "agent":
+			m.Agent = v
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -207,17 +211,19 @@ func syncDir(dir string) error {
 var pseudoFS = []string{"proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs",
 	"securityfs", "pstore", "bpf", "configfs", "fusectl", "hugetlbfs", "autofs", "binfmt_misc", "nsfs", "efivarfs", "rpc_pipefs"}
 
-// Files removes owner's marked directories from the root of every mount
-// the process sees (<procRoot>/self/mountinfo), and returns those it
-// removed. Fill files and I/O scratch files left by a crash are found this
-// way without the journal (invariant 3). It is idempotent; directories of
-// other owners are left alone.
-func Files(procRoot, owner string) ([]string, error) {
+// Files removes owner's directories marked with prefix from the root of
+// every mount the process sees (<procRoot>/self/mountinfo), except those of
+// the faults in keep, and returns those it removed. Fill files and I/O
+// scratch files left by a crash are found this way without the journal
+// (invariant 3). Directories with the prefix that carry another owner's
+// mark, or whose mark cannot be read (another user's, say), are returned
+// as foreign and never touched or counted as errors (invariant 7). It is
+// idempotent.
+func Files(procRoot, owner, prefix string, keep []string) (removed, foreign []string, err error) {
 	mounts, err := procfs.ReadMountInfo(procRoot)
 	if err != nil {
-		return nil, fmt.Errorf("list mounts: %w", err)
+		return nil, nil, fmt.Errorf("list mounts: %w", err)
 	}
-	var removed []string
 	var errs []error
 	seen := map[string]bool{}
 	for _, m := range mounts {
@@ -230,15 +236,29 @@ func Files(procRoot, owner string) ([]string, error) {
 			continue // hidden, unreachable or not ours to read: nothing of ours can be there
 		}
 		for _, e := range entries {
-			if !e.IsDir() || !isMarkedName(e.Name()) {
+			if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) {
 				continue
 			}
 			dir := filepath.Join(m.MountPoint, e.Name())
-			if mk, err := readMark(dir); err == nil && mk.Owner != owner {
-				continue // another agent's
+			mk, err := readMark(dir)
+			switch {
+			case err == nil && mk.Owner != owner:
+				foreign = append(foreign, fmt.Sprintf("%s (owner %s)", dir, mk.Owner))
+				continue
+			case err == nil && slices.Contains(keep, mk.FaultID):
+				continue
+			case err != nil:
+				// Unreadable (another user's), or no marker yet: a crash
+				// between mkdir and the marker leaves an empty directory,
+				// which its own agent's journal names (Recover removes it),
+				// or another agent is making it right now.
+				foreign = append(foreign, fmt.Sprintf("%s (mark unreadable: %v)", dir, err))
+				continue
 			}
 			if err := RemoveMarkedDir(dir, owner); err != nil {
-				if !errors.Is(err, ErrNotOurs) {
+				if errors.Is(err, ErrNotOurs) || errors.Is(err, fs.ErrPermission) {
+					foreign = append(foreign, fmt.Sprintf("%s (%v)", dir, err))
+				} else {
 					errs = append(errs, err)
 				}
 				continue
@@ -246,5 +266,5 @@ func Files(procRoot, owner string) ([]string, error) {
 			removed = append(removed, dir)
 		}
 	}
-	return removed, errors.Join(errs...)
+	return removed, foreign, errors.Join(errs...)
 }

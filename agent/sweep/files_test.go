@@ -50,28 +50,36 @@ func TestFiles_RemovesOwnMarkedDirsOnly(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(unmarked, "precious"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// A crash between mkdir and the marker: an empty directory is removed.
+	// A crash between mkdir and the marker: an empty directory is left to
+	// its own agent's journal (the sweep cannot tell whose it is).
 	torn := filepath.Join(mnt, IODirPrefix+"f-4")
 	if err := os.Mkdir(torn, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	proc := fakeMounts(t, mnt, filepath.Join(mnt, "not-mounted-anymore"))
 
-	removed, err := Files(proc, "/var/lib/turbulence")
-	if err != nil {
-		t.Fatalf("Files: %v", err)
+	var removed, foreign []string
+	for _, prefix := range []string{FillDirPrefix, IODirPrefix} {
+		r, f, err := Files(proc, "/var/lib/turbulence", prefix, nil)
+		if err != nil {
+			t.Fatalf("Files(%s): %v", prefix, err)
+		}
+		removed, foreign = append(removed, r...), append(foreign, f...)
 	}
 	slices.Sort(removed)
-	if want := []string{mine, torn}; !slices.Equal(removed, want) {
+	if want := []string{mine}; !slices.Equal(removed, want) {
 		t.Errorf("removed %v, want %v", removed, want)
 	}
-	for _, d := range []string{theirs, unmarked} {
+	if len(foreign) != 3 {
+		t.Errorf("foreign = %q, want the other owner's, the unmarked and the torn directory", foreign)
+	}
+	for _, d := range []string{theirs, unmarked, torn} {
 		if _, err := os.Stat(d); err != nil {
 			t.Errorf("%s was touched: %v", d, err)
 		}
 	}
 	// Idempotent.
-	if again, err := Files(proc, "/var/lib/turbulence"); err != nil || len(again) != 0 {
+	if again, _, err := Files(proc, "/var/lib/turbulence", FillDirPrefix, nil); err != nil || len(again) != 0 {
 		t.Errorf("second sweep = %v, %v; want nothing", again, err)
 	}
 }

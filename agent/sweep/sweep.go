@@ -1,22 +1,16 @@
-// Package sweep takes back what the agent's faults leave on a host when
-// nothing else remembers them: at every start and in `turbulence-agent
-// cleanup`, after the journal's own faults are reverted, it looks for the
-// agent's marks and removes them (invariant 3: a restart leaves nothing
-// behind, even if the journal lost a record).
+// Package sweep holds the tools every fault kind uses to find and take
+// back its own leftovers when nothing else remembers them (invariants 3 and
+// 7; docs/design.md, "Marks and ownership"): processes run from the agent's
+// binary, and marked directories on the host's filesystems. Each fault
+// kind's Sweep (agent/inject.Kind) calls them with its own marks; the
+// network kinds read their kernel marks themselves.
 //
-// Marks, by kind of leftover:
-//   - worker processes: the agent's own binary run as `… worker KIND
-//     --fault-id ID …` (its fixed argv) whose parent is not this agent. A
-//     live agent's workers are its children; anything else is an orphan of
-//     an agent that died, since workers never outlive their agent by design
-//     (PR_SET_PDEATHSIG) but a kernel may still leave one behind.
-//   - network faults: root qdiscs whose handle major is in the agent's
-//     range 0x7400–0x74ff (agent/inject/network), and inet nftables tables
-//     named "turbulence-…" (agent/inject/partition); see Network.
-//
-// Fill files join this list with the disk faults. Every sweep is
-// idempotent: running it twice, or on a clean host, removes nothing the
-// second time.
+// Every mark names its owner, the agent's state directory, and these tools
+// touch only the marks of the owner they are given: a worker's argv carries
+// --owner DIR, a guardian's --state-dir DIR, a marked directory's marker
+// file an "owner" line. Anything else is reported as foreign and left
+// alone; a mark that cannot be read is foreign too, never an error. Every
+// sweep is idempotent.
 package sweep
 
 import (
@@ -33,29 +27,34 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/internal/procfs"
 )
 
-// workerSubcommand is argv[1] of every worker (agent/worker.Subcommand;
-// not imported, so that the sweep depends on the argv contract only).
-const workerSubcommand = "worker"
-
-// killWait bounds how long KillWorker waits for a killed worker to go.
+// killWait bounds how long KillWorker waits for a killed process to go.
 const killWait = 5 * time.Second
 
-// Worker is a worker process found on the host.
-type Worker struct {
+// Process is a process of the agent's binary found on the host.
+type Process struct {
 	PID        int
 	StartTicks uint64
-	// FaultID is the value of its --fault-id flag.
-	FaultID string
+	// Args is its argv, argv[0] first.
+	Args []string
 }
 
-// OrphanWorkers lists the processes under procRoot that run binary as a
-// worker and whose parent is not self (the calling agent's PID).
-//
-// A worker is recognised by its executable — the same file as binary, or
-// a deleted file of the same name, as after an upgrade replaced the agent
-// under a running worker — and by argv[1] being "worker" with a
-// --fault-id flag.
-func OrphanWorkers(procRoot, binary string, self int) ([]Worker, error) {
+// Flag returns the value that follows the word name ("--owner") in p's
+// argv, or "".
+func (p Process) Flag(name string) string {
+	i := slices.Index(p.Args, name)
+	if i < 0 || i+1 >= len(p.Args) {
+		return ""
+	}
+	return p.Args[i+1]
+}
+
+// Processes lists the live processes under procRoot that run binary and
+// whose parent is not self (the calling agent's PID): orphans, or another
+// agent's children. A process runs binary when its executable is the same
+// file, or a deleted file of the same name (an upgrade replaced the agent
+// under a running process). The caller decides from the argv which are its
+// own; nothing is matched by name alone.
+func Processes(procRoot, binary string, self int) ([]Process, error) {
 	pids, err := procfs.PIDs(procRoot)
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
@@ -64,50 +63,33 @@ func OrphanWorkers(procRoot, binary string, self int) ([]Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent binary: %w", err)
 	}
-	var out []Worker
+	var out []Process
 	for _, pid := range pids {
-		if pid == self {
+		if pid == self || !runs(procRoot, pid, binary, want) {
 			continue
 		}
-		w, ok := workerAt(procRoot, pid, binary, want)
-		if !ok {
+		args, err := procfs.Cmdline(procRoot, pid)
+		if err != nil || len(args) < 2 {
 			continue
 		}
 		st, err := procfs.ReadStat(procRoot, pid)
 		if err != nil || st.PPID == self || st.State == 'Z' {
 			continue // gone, ours, or already dead and waiting for its reaper
 		}
-		w.StartTicks = st.StartTicks
-		out = append(out, w)
+		out = append(out, Process{PID: pid, StartTicks: st.StartTicks, Args: args})
 	}
 	return out, nil
 }
 
-// workerAt reports whether pid runs binary in worker mode.
-func workerAt(procRoot string, pid int, binary string, want fs.FileInfo) (Worker, bool) {
-	args, err := procfs.Cmdline(procRoot, pid)
-	if err != nil || len(args) < 2 || args[1] != workerSubcommand {
-		return Worker{}, false
-	}
-	i := slices.Index(args, "--fault-id")
-	if i < 0 || i+1 >= len(args) {
-		return Worker{}, false
-	}
+// runs reports whether pid's executable is binary.
+func runs(procRoot string, pid int, binary string, want fs.FileInfo) bool {
 	exe := filepath.Join(procRoot, fmt.Sprint(pid), "exe")
-	same := false
-	if fi, err := os.Stat(exe); err == nil {
-		same = os.SameFile(fi, want)
+	if fi, err := os.Stat(exe); err == nil && os.SameFile(fi, want) {
+		return true
 	}
-	if !same {
-		// An upgraded agent: the running worker's file was replaced.
-		target, err := os.Readlink(exe)
-		same = err == nil && strings.HasSuffix(target, " (deleted)") &&
-			filepath.Base(strings.TrimSuffix(target, " (deleted)")) == filepath.Base(binary)
-	}
-	if !same {
-		return Worker{}, false
-	}
-	return Worker{PID: pid, FaultID: args[i+1]}, true
+	target, err := os.Readlink(exe)
+	return err == nil && strings.HasSuffix(target, " (deleted)") &&
+		filepath.Base(strings.TrimSuffix(target, " (deleted)")) == filepath.Base(binary)
 }
 
 // ErrNotThatProcess means the PID now names a different process than the
@@ -153,21 +135,16 @@ func KillWorker(procRoot string, pid int, startTicks uint64) error {
 	}
 }
 
-// Workers kills every orphan worker of binary (see OrphanWorkers) and
-// returns those it killed.
-func Workers(procRoot, binary string, self int) ([]Worker, error) {
-	found, err := OrphanWorkers(procRoot, binary, self)
-	if err != nil {
-		return nil, err
-	}
-	var killed []Worker
+// Kill kills each process in ps (KillWorker) and returns those it killed.
+func Kill(procRoot string, ps []Process) ([]Process, error) {
+	var killed []Process
 	var errs []error
-	for _, w := range found {
-		if err := KillWorker(procRoot, w.PID, w.StartTicks); err != nil {
-			errs = append(errs, fmt.Errorf("worker %d of fault %s: %w", w.PID, w.FaultID, err))
+	for _, p := range ps {
+		if err := KillWorker(procRoot, p.PID, p.StartTicks); err != nil {
+			errs = append(errs, fmt.Errorf("process %d (%s): %w", p.PID, strings.Join(p.Args[1:], " "), err))
 			continue
 		}
-		killed = append(killed, w)
+		killed = append(killed, p)
 	}
 	return killed, errors.Join(errs...)
 }

@@ -48,48 +48,66 @@ func startStray(t *testing.T, faultID string) *exec.Cmd {
 // the test's own children look like orphans of another agent.
 const notUs = -1
 
-func TestOrphanWorkers_FindsStrayWorkerOfThisBinary(t *testing.T) {
+func TestProcesses_FindsStrayProcessOfThisBinary(t *testing.T) {
 	cmd := startStray(t, "f-stray")
-	found, err := OrphanWorkers("/proc", os.Args[0], notUs)
+	found, err := Processes("/proc", os.Args[0], notUs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got *Worker
+	var got *Process
 	for i := range found {
 		if found[i].PID == cmd.Process.Pid {
 			got = &found[i]
 		}
 	}
-	if got == nil || got.FaultID != "f-stray" || got.StartTicks == 0 {
-		t.Fatalf("OrphanWorkers = %+v, want pid %d with fault f-stray", found, cmd.Process.Pid)
+	if got == nil || got.Flag("--fault-id") != "f-stray" || got.StartTicks == 0 {
+		t.Fatalf("Processes = %+v, want pid %d with fault f-stray", found, cmd.Process.Pid)
 	}
 
-	// A live agent's own workers are its children: never swept.
-	mine, err := OrphanWorkers("/proc", os.Args[0], os.Getpid())
+	// A live agent's own workers are its children: never listed.
+	mine, err := Processes("/proc", os.Args[0], os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range mine {
 		if w.PID == cmd.Process.Pid {
-			t.Errorf("OrphanWorkers(self=%d) lists our own child %d", os.Getpid(), w.PID)
+			t.Errorf("Processes(self=%d) lists our own child %d", os.Getpid(), w.PID)
 		}
 	}
 	// Another binary's workers are not ours either.
-	foreign, err := OrphanWorkers("/proc", "/bin/sh", notUs)
+	foreign, err := Processes("/proc", "/bin/sh", notUs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(foreign) != 0 {
-		t.Errorf("OrphanWorkers(/bin/sh) = %+v, want none", foreign)
+	for _, p := range foreign {
+		if p.PID == cmd.Process.Pid {
+			t.Errorf("Processes(/bin/sh) lists the stray %d of another binary", p.PID)
+		}
 	}
 }
 
-func TestWorkers_KillsAndIsIdempotent(t *testing.T) {
+// strays lists the stray processes of this test binary with fault id.
+func strays(t *testing.T, id string) []Process {
+	t.Helper()
+	ps, err := Processes("/proc", os.Args[0], notUs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Process
+	for _, p := range ps {
+		if p.Flag("--fault-id") == id {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestKill_KillsAndIsIdempotent(t *testing.T) {
 	cmd := startStray(t, "f-kill")
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	killed, err := Workers("/proc", os.Args[0], notUs)
+	killed, err := Kill("/proc", strays(t, "f-kill"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +116,7 @@ func TestWorkers_KillsAndIsIdempotent(t *testing.T) {
 		hit = hit || w.PID == cmd.Process.Pid
 	}
 	if !hit {
-		t.Fatalf("Workers killed %+v, not the stray %d", killed, cmd.Process.Pid)
+		t.Fatalf("Kill killed %+v, not the stray %d", killed, cmd.Process.Pid)
 	}
 	select {
 	case err := <-exited:
@@ -109,7 +127,7 @@ func TestWorkers_KillsAndIsIdempotent(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("stray worker still running after the sweep")
 	}
-	again, err := Workers("/proc", os.Args[0], notUs)
+	again, err := Kill("/proc", strays(t, "f-kill"))
 	if err != nil || len(again) != 0 {
 		t.Errorf("second sweep = %+v, %v; want nothing", again, err)
 	}

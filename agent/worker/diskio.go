@@ -50,6 +50,9 @@ const MaxDiskIOFileBytes = 64 << 30
 type DiskIOSpec struct {
 	// FaultID marks the worker's argv for the sweep (USERS.md L3).
 	FaultID string
+	// Owner is the owning agent's state directory, absolute: the sweep of
+	// one agent never kills another's workers (invariant 7).
+	Owner string
 	// File is the scratch file, absolute (see the package comment).
 	File string
 	// FileBytes is the scratch file's size; offsets are drawn within it.
@@ -73,7 +76,7 @@ type DiskIOSpec struct {
 
 // Validate checks every field and returns all problems at once.
 func (s DiskIOSpec) Validate(now time.Time) error {
-	errs := validateCommon(s.FaultID, s.Deadline, s.Nice, now)
+	errs := validateCommon(s.FaultID, s.Owner, s.Deadline, s.Nice, now)
 	switch {
 	case !filepath.IsAbs(s.File) || filepath.Clean(s.File) != s.File:
 		errs = append(errs, fmt.Errorf("--file must be a clean absolute path, got %q", s.File))
@@ -119,13 +122,16 @@ func (s DiskIOSpec) Args() []string {
 	args := []string{
 		"disk-io",
 		"--fault-id", s.FaultID,
+	}
+	args = append(args, ownerArgs(s.Owner)...)
+	args = append(args, []string{
 		"--file", s.File,
 		"--file-bytes", strconv.FormatUint(s.FileBytes, 10),
 		"--mode", s.Mode,
 		"--block-size", strconv.FormatUint(uint64(s.BlockSize), 10),
 		"--workers", strconv.FormatUint(uint64(s.Workers), 10),
 		"--deadline", strconv.FormatInt(s.Deadline.UnixNano(), 10),
-	}
+	}...)
 	if s.BytesPerSecond > 0 {
 		args = append(args, "--bytes-per-second", strconv.FormatUint(s.BytesPerSecond, 10))
 	}
@@ -150,6 +156,7 @@ func ParseDiskIOArgs(args []string) (DiskIOSpec, error) {
 		iops, bs, works uint
 	)
 	fs.StringVar(&s.FaultID, "fault-id", "", "fault ID (marks the process)")
+	fs.StringVar(&s.Owner, "owner", "", "state directory of the owning agent (marks the process)")
 	fs.StringVar(&s.File, "file", "", "scratch file, inside the fault's marked directory")
 	fs.Uint64Var(&s.FileBytes, "file-bytes", 0, "scratch file size")
 	fs.StringVar(&s.Mode, "mode", "", "read, write or mixed")

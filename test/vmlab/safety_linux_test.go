@@ -2,6 +2,7 @@ package vmlab_test
 
 import (
 	"fmt"
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"maps"
 	"math"
 	"slices"
@@ -184,7 +185,7 @@ func checkSafety(t *testing.T, res vmlab.Result) {
 		if !slices.Contains(p.Exclusions, controllerExcl) {
 			t.Errorf("%s: exclusions %q, want %q", what, p.Exclusions, controllerExcl)
 		}
-		if table := partition.TableName("lab-partition-" + p.Name); !slices.Equal(p.Tables, []string{table}) {
+		if table := partition.TableName(inject.Owner{}, "lab-partition-"+p.Name); !slices.Equal(p.Tables, []string{table}) {
 			t.Errorf("%s: inet tables under the fault %q, want [%q]", what, p.Tables, table)
 		}
 		if len(p.TablesAfter) != 0 || p.State != stateReverted {

@@ -9,11 +9,13 @@ import (
 	"os"
 
 	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/journal"
 )
 
 // runCleanup is `turbulence-agent cleanup [--state-dir DIR]`: it takes back
-// everything an agent left behind (the journal's open faults, then orphan
-// workers), as start-up does, and prints what it did. systemd runs it after
+// everything the agent of that state directory left behind (the journal's
+// open faults, then that agent's own orphan marks), as start-up does, and
+// prints what it did. Other agents' marks are listed and left alone. systemd runs it after
 // the agent stops (ExecStopPost), so even a SIGKILLed agent leaves nothing.
 // Idempotent; refused while an agent holds the state directory.
 func runCleanup(args []string, stdout, stderr io.Writer) int {
@@ -37,14 +39,21 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 	for _, st := range rec.Reverted {
 		fmt.Fprintf(stdout, "reverted fault %s (left open by an earlier run)\n", st.GetFaultId())
 	}
-	for _, w := range rec.SweptWorkers {
-		fmt.Fprintf(stdout, "killed orphan worker %d of fault %s\n", w.PID, w.FaultID)
+	for _, m := range rec.Swept {
+		fmt.Fprintf(stdout, "removed %s (left by an earlier run)\n", m)
+	}
+	for _, m := range rec.Foreign {
+		fmt.Fprintf(stdout, "left %s: not this state directory's\n", m)
+	}
+	if errors.Is(err, journal.ErrLocked) {
+		fmt.Fprintf(stderr, "turbulence-agent cleanup: the state directory %s is in use by a running agent: stop it first (its own shutdown reverts every fault)\n", *stateDir)
+		return exitFailure
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "turbulence-agent cleanup: %v\n", err)
 		return exitFailure
 	}
-	if len(rec.Reverted) == 0 && len(rec.SweptWorkers) == 0 {
+	if len(rec.Reverted) == 0 && len(rec.Swept) == 0 {
 		fmt.Fprintln(stdout, "nothing to clean up")
 	}
 	return exitOK

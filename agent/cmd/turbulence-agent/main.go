@@ -23,8 +23,10 @@
 // 2 usage error. A second SIGINT/SIGTERM during shutdown exits at once with
 // the signal's default action; workers die with the agent (PDEATHSIG).
 //
-// `turbulence-agent worker …` is the hidden re-exec target of the agent's
-// own workers (agent/worker); people never run it.
+// `turbulence-agent worker …` and `turbulence-agent guard …` are the hidden
+// re-exec targets of the agent's own workers (agent/worker) and of the
+// guardians of its faults without a worker (agent/guardian); people never
+// run them.
 package main
 
 import (
@@ -41,6 +43,7 @@ import (
 	"syscall"
 
 	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/localapi"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/worker"
@@ -64,6 +67,8 @@ func run(args []string, stderr io.Writer) int {
 		switch args[0] {
 		case worker.Subcommand:
 			return worker.Main(args[1:])
+		case guardian.Subcommand:
+			return runGuardian(args[1:], stderr)
 		case "cleanup":
 			return runCleanup(args[1:], os.Stdout, stderr)
 		case "run":
@@ -105,6 +110,18 @@ func run(args []string, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// runGuardian is `turbulence-agent guard --state-dir DIR --fault-id ID`,
+// started by the agent for each fault without a worker (agent/guardian).
+func runGuardian(args []string, stderr io.Writer) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "turbulence-agent guard: find own executable: %v\n", err)
+		return exitFailure
+	}
+	recoverer := func(stateDir string) guardian.Recoverer { return agent.RecoverGuarded(stateDir, exe) }
+	return guardian.Main(args, os.Stdin, stderr, agent.JournalFile, recoverer)
 }
 
 // parseRunFlags reads the run subcommand's flags into an agent.Config.

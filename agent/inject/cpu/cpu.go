@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/agent/inject/workerkind"
 	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -16,6 +17,8 @@ import (
 
 // Injector applies CPU faults by starting workers.
 type Injector struct {
+	// Lifecycle recovers and sweeps CPU workers (Kind).
+	workerkind.Lifecycle
 	binary   string
 	procRoot string
 	numCPU   func() int
@@ -28,17 +31,22 @@ type Option func(*Injector)
 // WithNice sets the nice level of the workers (the policy's worker_nice).
 func WithNice(n int) Option { return func(in *Injector) { in.nice = n } }
 
+// WithOwner names the agent whose workers these are (invariant 7): its
+// state directory goes into every worker's argv.
+func WithOwner(o inject.Owner) Option { return func(in *Injector) { in.Owner = o } }
+
 // New returns a CPU injector that re-executes binary as its worker and
 // reads worker CPU time under procRoot (normally "/proc").
 func New(binary, procRoot string, opts ...Option) *Injector {
-	in := &Injector{binary: binary, procRoot: procRoot, numCPU: runtime.NumCPU}
+	in := &Injector{binary: binary, procRoot: procRoot, numCPU: runtime.NumCPU,
+		Lifecycle: workerkind.Lifecycle{Word: "cpu", Binary: binary, ProcRoot: procRoot}}
 	for _, o := range opts {
 		o(in)
 	}
 	return in
 }
 
-var _ inject.Injector = (*Injector)(nil)
+var _ inject.Kind = (*Injector)(nil)
 
 // Kind implements inject.Injector.
 func (*Injector) Kind() string { return faultspec.KindCPU }
@@ -52,6 +60,7 @@ func (in *Injector) Apply(_ context.Context, f *turbulencev1.Fault, deadline tim
 	}
 	ws := worker.Spec{
 		FaultID:         f.GetId(),
+		Owner:           in.Owner.StateDir,
 		Cores:           int(spec.GetCores()),
 		LoadPercent:     int(spec.GetLoadPercent()),
 		HostUtilPercent: int(spec.GetHostUtilizationPercent()),
@@ -78,7 +87,7 @@ func (in *Injector) Apply(_ context.Context, f *turbulencev1.Fault, deadline tim
 		return nil, err // nothing started
 	}
 	now := time.Now()
-	h := &handle{proc: p, target: float64(ws.LoadPercent), started: now}
+	h := &handle{life: in.Lifecycle, proc: p, target: float64(ws.LoadPercent), started: now}
 	h.meter = newMeter(in.procRoot, p.Pid(), ws.Cores, now)
 	if ws.HostUtilPercent > 0 {
 		// What was asked is the whole host's load, so that is what is
@@ -103,6 +112,7 @@ const (
 
 // handle is one running CPU worker.
 type handle struct {
+	life    workerkind.Lifecycle
 	proc    *worker.Process
 	meter   sampler
 	target  float64
@@ -114,6 +124,9 @@ type handle struct {
 
 // Revert stops the worker and waits for it (SIGTERM, then SIGKILL).
 func (h *handle) Revert(ctx context.Context) error { return h.proc.Stop(ctx) }
+
+// Undo names the worker for recovery (workerkind.Undo).
+func (h *handle) Undo() []byte { return h.life.Encode(workerkind.Undo{WorkerPID: h.proc.Pid()}) }
 
 // Observe reports the worker's pid and its measured load.
 func (h *handle) Observe(st *turbulencev1.FaultStatus) {

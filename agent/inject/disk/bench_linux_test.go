@@ -3,6 +3,7 @@ package disk
 import (
 	"context"
 	"fmt"
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"os"
 	"strings"
 	"testing"
@@ -37,7 +38,7 @@ func BenchmarkFill(b *testing.B) {
 						mnt = mountTmpfs(b, need, 0)
 					}
 					before := avail(b, mnt).Avail
-					in := NewFill("/proc", b.TempDir(), testPolicy(0, 1))
+					in := NewFill("/proc", inject.NewOwner("", b.TempDir()), testPolicy(0, 1))
 					b.StartTimer()
 					start := time.Now()
 					h, err := in.Apply(context.Background(), fillFault("f-bench", &turbulencev1.DiskFillSpec{Path: mnt, Size: &turbulencev1.DiskFillSpec_Bytes{Bytes: size}}), time.Now().Add(time.Hour))
@@ -95,7 +96,7 @@ func BenchmarkIOAccuracy(b *testing.B) {
 					} else {
 						mnt = mountTmpfs(b, 128<<20, 0)
 					}
-					in := NewIO(selfBinary(b), "/proc", b.TempDir(), testPolicy(0, 5), WithScratchBytes(32<<20))
+					in := NewIO(selfBinary(b), "/proc", inject.NewOwner("", b.TempDir()), testPolicy(0, 5), WithScratchBytes(32<<20))
 					hd, err := in.Apply(context.Background(), ioFault("f-bench", &turbulencev1.DiskIOSpec{Path: mnt,
 						Mode: turbulencev1.DiskIOMode_DISK_IO_MODE_MIXED, Iops: iops, Workers: 2, Direct: fs == "ext4"}), time.Now().Add(time.Minute))
 					if err != nil {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
-	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/sweep"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
@@ -34,7 +33,7 @@ const (
 // FillInjector applies disk_fill faults.
 type FillInjector struct {
 	procRoot string
-	owner    string
+	owner    inject.Owner
 	pol      policy.Policy
 	guardInt time.Duration
 }
@@ -49,10 +48,9 @@ func WithGuardInterval(d time.Duration) FillOption {
 }
 
 // NewFill returns a fill injector that resolves paths with the mount table
-// under procRoot, marks its files as owner's (the agent's state directory,
-// see agent.MarkOwner) and keeps pol's minimum free space and excluded
-// filesystem types.
-func NewFill(procRoot, owner string, pol policy.Policy, opts ...FillOption) *FillInjector {
+// under procRoot, marks its files as owner's (invariant 7) and keeps pol's
+// minimum free space and excluded filesystem types.
+func NewFill(procRoot string, owner inject.Owner, pol policy.Policy, opts ...FillOption) *FillInjector {
 	in := &FillInjector{procRoot: procRoot, owner: owner, pol: pol, guardInt: DefaultGuardInterval}
 	for _, o := range opts {
 		o(in)
@@ -60,7 +58,7 @@ func NewFill(procRoot, owner string, pol policy.Policy, opts ...FillOption) *Fil
 	return in
 }
 
-var _ inject.Injector = (*FillInjector)(nil)
+var _ inject.Kind = (*FillInjector)(nil)
 
 // Kind implements inject.Injector.
 func (*FillInjector) Kind() string { return faultspec.KindDiskFill }
@@ -82,11 +80,17 @@ func (in *FillInjector) Apply(ctx context.Context, f *turbulencev1.Fault, _ time
 	if err != nil {
 		return nil, err
 	}
-	dir, err := sweep.CreateMarkedDir(tg.mountPoint, sweep.Mark{Prefix: sweep.FillDirPrefix, FaultID: f.GetId(), Owner: in.owner})
+	// Invariant 3: the directory is in the journal before it is on disk,
+	// so that recovery and the guardian know it with no other memory.
+	undo := markedDirsUndo(filepath.Join(tg.mountPoint, sweep.MarkedDirName(sweep.FillDirPrefix, f.GetId())))
+	if err := inject.RecordUndo(ctx, undo); err != nil {
+		return nil, err
+	}
+	dir, err := sweep.CreateMarkedDir(tg.mountPoint, in.mark(sweep.FillDirPrefix, f.GetId()))
 	if err != nil {
 		return nil, fmt.Errorf("spec.disk_fill.path: %s: %w", tg.mountPoint, err)
 	}
-	h := &fillHandle{dir: dir, owner: in.owner, tg: tg, plan: plan, stop: make(chan struct{}), stopped: make(chan struct{})}
+	h := &fillHandle{dir: dir, owner: in.owner.StateDir, undo: undo, tg: tg, plan: plan, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if plan.Note != "" {
 		h.notes = append(h.notes, plan.Note)
 	}
@@ -101,6 +105,7 @@ func (in *FillInjector) Apply(ctx context.Context, f *turbulencev1.Fault, _ time
 // fillHandle is one held fill.
 type fillHandle struct {
 	dir, owner string
+	undo       []byte
 	tg         target
 	plan       Plan
 	stop       chan struct{}
@@ -276,5 +281,26 @@ func (*fillHandle) Done() <-chan struct{} { return nil }
 // Err is nil: a fill never ends by itself.
 func (*fillHandle) Err() error { return nil }
 
-// Undo implements inject.Undoer: recovery removes the marked directory.
-func (h *fillHandle) Undo() journal.Undo { return journal.Undo{MarkedDirs: []string{h.dir}} }
+// Undo implements inject.Handle: recovery removes the marked directory.
+func (h *fillHandle) Undo() []byte { return h.undo }
+
+// mark is the marker of a directory of this injector's.
+func (in *FillInjector) mark(prefix, faultID string) sweep.Mark {
+	return sweep.Mark{Prefix: prefix, FaultID: faultID, Owner: in.owner.StateDir, Agent: in.owner.AgentID}
+}
+
+// Guarded implements inject.Kind: a fill has no worker, so a guardian
+// removes it if the agent cannot.
+func (*FillInjector) Guarded() bool { return true }
+
+// Recover implements inject.Kind: it removes the fault's marked directory.
+// With no undo record nothing was made (the record comes first).
+func (in *FillInjector) Recover(_ context.Context, r inject.Recorded) error {
+	return removeRecordedDirs(r, in.owner)
+}
+
+// Sweep implements inject.Kind: this owner's fill directories that no open
+// fault names; other owners' are reported.
+func (in *FillInjector) Sweep(_ context.Context, open []inject.Recorded) (inject.Swept, error) {
+	return sweepDirs(in.procRoot, in.owner, sweep.FillDirPrefix, open)
+}

@@ -104,7 +104,7 @@ func TestFill_RefusesBadTargetsWritingNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := NewFill("/proc", t.TempDir(), tt.pol)
+			in := NewFill("/proc", inject.NewOwner("", t.TempDir()), tt.pol)
 			h, err := in.Apply(context.Background(), fillFault("f-bad", tt.spec), time.Now().Add(time.Minute))
 			if err == nil {
 				revert(t, h)
@@ -124,7 +124,7 @@ func TestFill_RefusesBadTargetsWritingNothing(t *testing.T) {
 
 func TestPrivilegedFill_RefusesReadOnlyFilesystem(t *testing.T) {
 	mnt := mountTmpfs(t, 16<<20, unix.MS_RDONLY)
-	in := NewFill("/proc", t.TempDir(), testPolicy(0, 0))
+	in := NewFill("/proc", inject.NewOwner("", t.TempDir()), testPolicy(0, 0))
 	_, err := in.Apply(context.Background(), fillFault("f-ro", &turbulencev1.DiskFillSpec{Path: mnt, Size: &turbulencev1.DiskFillSpec_Bytes{Bytes: 4096}}), time.Now().Add(time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "read-only filesystem") || !strings.Contains(err.Error(), "spec.disk_fill.path") {
 		t.Fatalf("fill on a read-only tmpfs: %v, want a read-only refusal naming the field", err)
@@ -151,7 +151,7 @@ func TestPrivilegedFill_NinetyPercentAndExactRevert(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := avail(t, mnt)
-			in := NewFill("/proc", t.TempDir(), testPolicy(0, 5), WithGuardInterval(20*time.Millisecond))
+			in := NewFill("/proc", inject.NewOwner("", t.TempDir()), testPolicy(0, 5), WithGuardInterval(20*time.Millisecond))
 			h := applyFill(t, in, fillFault("f-90", &turbulencev1.DiskFillSpec{Path: sub, Size: &turbulencev1.DiskFillSpec_PercentOfFilesystem{PercentOfFilesystem: 90}}))
 			got := avail(t, mnt)
 			used := 100 * (1 - float64(got.Avail)/float64(got.Size))
@@ -189,7 +189,7 @@ func TestPrivilegedFill_NeverPassesTheGuard(t *testing.T) {
 			size := avail(t, mnt).Size
 			pol := testPolicy(0, 20)
 			floor, _ := Floor(pol.Disk, size)
-			in := NewFill("/proc", t.TempDir(), pol, WithGuardInterval(10*time.Millisecond))
+			in := NewFill("/proc", inject.NewOwner("", t.TempDir()), pol, WithGuardInterval(10*time.Millisecond))
 			spec := &turbulencev1.DiskFillSpec{Path: mnt, Size: &turbulencev1.DiskFillSpec_PercentOfFilesystem{PercentOfFilesystem: 95}}
 			if _, err := in.Apply(context.Background(), fillFault("f-95", spec), time.Now().Add(time.Minute)); !errors.Is(err, ErrMinFree) {
 				t.Fatalf("95 %% fill with a 20 %% floor: %v, want ErrMinFree", err)

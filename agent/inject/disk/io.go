@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/agent/inject/workerkind"
 	"github.com/turbulence-sre/turbulence/agent/internal/procfs"
-	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/sweep"
 	"github.com/turbulence-sre/turbulence/agent/worker"
@@ -45,9 +45,11 @@ const (
 
 // IOInjector applies disk_io faults by starting workers.
 type IOInjector struct {
+	// Lifecycle recovers and sweeps disk I/O workers (Kind).
+	workerkind.Lifecycle
 	binary   string
 	procRoot string
-	owner    string
+	owner    inject.Owner
 	pol      policy.Policy
 	nice     int
 	scratch  uint64
@@ -66,15 +68,16 @@ func WithScratchBytes(n uint64) IOOption { return func(in *IOInjector) { in.scra
 // NewIO returns an I/O load injector that re-executes binary as its
 // worker, reads the mount table and the workers' counters under procRoot,
 // marks its scratch files as owner's and keeps pol's disk rules.
-func NewIO(binary, procRoot, owner string, pol policy.Policy, opts ...IOOption) *IOInjector {
-	in := &IOInjector{binary: binary, procRoot: procRoot, owner: owner, pol: pol, scratch: DefaultScratchBytes, now: time.Now}
+func NewIO(binary, procRoot string, owner inject.Owner, pol policy.Policy, opts ...IOOption) *IOInjector {
+	in := &IOInjector{binary: binary, procRoot: procRoot, owner: owner, pol: pol, scratch: DefaultScratchBytes, now: time.Now,
+		Lifecycle: workerkind.Lifecycle{Word: "disk-io", Binary: binary, ProcRoot: procRoot, Owner: owner}}
 	for _, o := range opts {
 		o(in)
 	}
 	return in
 }
 
-var _ inject.Injector = (*IOInjector)(nil)
+var _ inject.Kind = (*IOInjector)(nil)
 
 // Kind implements inject.Injector.
 func (*IOInjector) Kind() string { return faultspec.KindDiskIO }
@@ -88,7 +91,7 @@ func modeWord(m turbulencev1.DiskIOMode) string {
 // checks that the scratch file fits above the minimum free space, makes
 // the marked directory, probes direct I/O and starts the worker, whose
 // own deadline is the fault's (invariant 1).
-func (in *IOInjector) Apply(_ context.Context, f *turbulencev1.Fault, deadline time.Time) (inject.Handle, error) {
+func (in *IOInjector) Apply(ctx context.Context, f *turbulencev1.Fault, deadline time.Time) (inject.Handle, error) {
 	spec := f.GetSpec().GetDiskIo()
 	if spec == nil {
 		return nil, fmt.Errorf("fault %s has no disk_io spec", f.GetId())
@@ -99,6 +102,7 @@ func (in *IOInjector) Apply(_ context.Context, f *turbulencev1.Fault, deadline t
 	}
 	ws := worker.DiskIOSpec{
 		FaultID:        f.GetId(),
+		Owner:          in.owner.StateDir,
 		Mode:           modeWord(spec.GetMode()),
 		BytesPerSecond: spec.GetBytesPerSecond(),
 		IOPS:           spec.GetIops(),
@@ -116,7 +120,12 @@ func (in *IOInjector) Apply(_ context.Context, f *turbulencev1.Fault, deadline t
 		return nil, fmt.Errorf("%w: spec.disk_io.path: the %s scratch file would leave %s available, below the minimum free space of %s (%s)",
 			ErrMinFree, iec(ws.FileBytes), iec(tg.space.Avail-min(tg.space.Avail, ws.FileBytes)), iec(floor), rule)
 	}
-	dir, err := sweep.CreateMarkedDir(tg.mountPoint, sweep.Mark{Prefix: sweep.IODirPrefix, FaultID: f.GetId(), Owner: in.owner})
+	// Invariant 3: the directory is in the journal before it is on disk.
+	dir := filepath.Join(tg.mountPoint, sweep.MarkedDirName(sweep.IODirPrefix, f.GetId()))
+	if err := inject.RecordUndo(ctx, markedDirsUndo(dir)); err != nil {
+		return nil, err
+	}
+	dir, err = sweep.CreateMarkedDir(tg.mountPoint, sweep.Mark{Prefix: sweep.IODirPrefix, FaultID: f.GetId(), Owner: in.owner.StateDir, Agent: in.owner.AgentID})
 	if err != nil {
 		return nil, fmt.Errorf("spec.disk_io.path: %s: %w", tg.mountPoint, err)
 	}
@@ -125,7 +134,7 @@ func (in *IOInjector) Apply(_ context.Context, f *turbulencev1.Fault, deadline t
 	if spec.GetDirect() {
 		ok, err := probeDirect(ws.File, int(ws.BlockSize))
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("spec.disk_io.direct: probe O_DIRECT on %s: %w", tg.mountPoint, err), sweep.RemoveMarkedDir(dir, in.owner))
+			return nil, errors.Join(fmt.Errorf("spec.disk_io.direct: probe O_DIRECT on %s: %w", tg.mountPoint, err), sweep.RemoveMarkedDir(dir, in.owner.StateDir))
 		}
 		ws.Direct = ok
 		if !ok {
@@ -134,10 +143,10 @@ func (in *IOInjector) Apply(_ context.Context, f *turbulencev1.Fault, deadline t
 	}
 	p, err := worker.Start(in.binary, ws)
 	if err != nil {
-		return nil, errors.Join(err, sweep.RemoveMarkedDir(dir, in.owner))
+		return nil, errors.Join(err, sweep.RemoveMarkedDir(dir, in.owner.StateDir))
 	}
 	h := &ioHandle{
-		proc: p, procRoot: in.procRoot, dir: dir, owner: in.owner, mount: tg.mountPoint, now: in.now,
+		life: in.Lifecycle, proc: p, procRoot: in.procRoot, dir: dir, owner: in.owner.StateDir, mount: tg.mountPoint, now: in.now,
 		targetBPS: float64(ws.OpsPerSecond() * float64(ws.BlockSize)), targetIOPS: ws.OpsPerSecond(),
 		direct: ws.Direct, blockSize: uint64(ws.BlockSize), notes: notes, stop: make(chan struct{}), stopped: make(chan struct{}),
 	}
@@ -153,6 +162,7 @@ type ioSample struct {
 
 // ioHandle is one running I/O load.
 type ioHandle struct {
+	life       workerkind.Lifecycle
 	proc       *worker.Process
 	procRoot   string
 	dir, owner string
@@ -287,6 +297,16 @@ func (h *ioHandle) Done() <-chan struct{} { return h.proc.Done() }
 // Err says why the worker exited.
 func (h *ioHandle) Err() error { return h.proc.Err() }
 
-// Undo implements inject.Undoer: recovery kills the worker (its PID is
-// added by the Manager) and removes the marked directory.
-func (h *ioHandle) Undo() journal.Undo { return journal.Undo{MarkedDirs: []string{h.dir}} }
+// Undo implements inject.Handle: recovery kills the worker and removes the
+// marked directory.
+func (h *ioHandle) Undo() []byte {
+	return h.life.Encode(workerkind.Undo{WorkerPID: h.proc.Pid(), MarkedDirs: []string{h.dir}})
+}
+
+// Sweep implements inject.Kind: this owner's orphan I/O workers, then its
+// scratch directories that no open fault names.
+func (in *IOInjector) Sweep(ctx context.Context, open []inject.Recorded) (inject.Swept, error) {
+	w, werr := in.Lifecycle.Sweep(ctx, open)
+	d, derr := sweepDirs(in.procRoot, in.owner, sweep.IODirPrefix, open)
+	return inject.Swept{Removed: append(w.Removed, d.Removed...), Foreign: append(w.Foreign, d.Foreign...)}, errors.Join(werr, derr)
+}

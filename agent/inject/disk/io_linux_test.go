@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"math"
 	"os"
 	"path/filepath"
@@ -70,7 +71,7 @@ func TestPrivilegedIO_ReachesTargetRate(t *testing.T) {
 			}
 			spec := c.spec
 			spec.Path, spec.Mode = mnt, c.mode
-			in := NewIO(selfBinary(t), "/proc", t.TempDir(), testPolicy(0, 5), WithScratchBytes(16<<20))
+			in := NewIO(selfBinary(t), "/proc", inject.NewOwner("", t.TempDir()), testPolicy(0, 5), WithScratchBytes(16<<20))
 			hd, err := in.Apply(context.Background(), ioFault("f-io", spec), time.Now().Add(time.Minute))
 			if err != nil {
 				t.Fatalf("Apply: %v", err)
@@ -113,12 +114,12 @@ func TestPrivilegedIO_ReachesTargetRate(t *testing.T) {
 func TestIO_RefusesScratchBelowFloorAndMissingPath(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	in := NewIO(selfBinary(t), "/proc", t.TempDir(), testPolicy(0, 100))
+	in := NewIO(selfBinary(t), "/proc", inject.NewOwner("", t.TempDir()), testPolicy(0, 100))
 	_, err := in.Apply(context.Background(), ioFault("f-io-bad", &turbulencev1.DiskIOSpec{Path: dir, Mode: turbulencev1.DiskIOMode_DISK_IO_MODE_READ}), time.Now().Add(time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "scratch file") || !strings.Contains(err.Error(), "disk.min_free_percent 100 %") {
 		t.Errorf("I/O load with a 100 %% floor: %v, want a refusal naming the floor", err)
 	}
-	in = NewIO(selfBinary(t), "/proc", t.TempDir(), testPolicy(0, 0))
+	in = NewIO(selfBinary(t), "/proc", inject.NewOwner("", t.TempDir()), testPolicy(0, 0))
 	_, err = in.Apply(context.Background(), ioFault("f-io-bad", &turbulencev1.DiskIOSpec{Path: filepath.Join(dir, "missing"), Mode: turbulencev1.DiskIOMode_DISK_IO_MODE_READ}), time.Now().Add(time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "spec.disk_io.path") || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("I/O load on a missing path: %v, want a refusal naming the field", err)

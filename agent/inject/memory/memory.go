@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/agent/inject/workerkind"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
@@ -37,6 +38,8 @@ var ErrNotEnoughMemory = errors.New("not enough memory")
 
 // Injector applies memory faults by starting workers.
 type Injector struct {
+	// Lifecycle recovers and sweeps memory workers (Kind).
+	workerkind.Lifecycle
 	binary   string
 	procRoot string
 	nice     int
@@ -57,17 +60,22 @@ func WithNice(n int) Option { return func(in *Injector) { in.nice = n } }
 // (default DefaultReserveBytes).
 func WithReserve(bytes uint64) Option { return func(in *Injector) { in.reserve = bytes } }
 
+// WithOwner names the agent whose workers these are (invariant 7): its
+// state directory goes into every worker's argv.
+func WithOwner(o inject.Owner) Option { return func(in *Injector) { in.Owner = o } }
+
 // New returns a memory injector that re-executes binary as its worker and
 // reads meminfo and the workers' statm under procRoot (normally "/proc").
 func New(binary, procRoot string, opts ...Option) *Injector {
-	in := &Injector{binary: binary, procRoot: procRoot, reserve: DefaultReserveBytes, now: time.Now}
+	in := &Injector{binary: binary, procRoot: procRoot, reserve: DefaultReserveBytes, now: time.Now,
+		Lifecycle: workerkind.Lifecycle{Word: "memory", Binary: binary, ProcRoot: procRoot}}
 	for _, o := range opts {
 		o(in)
 	}
 	return in
 }
 
-var _ inject.Injector = (*Injector)(nil)
+var _ inject.Kind = (*Injector)(nil)
 
 // Kind implements inject.Injector.
 func (*Injector) Kind() string { return faultspec.KindMemory }
@@ -87,6 +95,7 @@ func (in *Injector) Apply(_ context.Context, f *turbulencev1.Fault, deadline tim
 	}
 	ws := worker.MemorySpec{
 		FaultID:  f.GetId(),
+		Owner:    in.Owner.StateDir,
 		Bytes:    target,
 		Deadline: deadline,
 		Ramp:     spec.GetRamp().AsDuration(),
@@ -99,6 +108,7 @@ func (in *Injector) Apply(_ context.Context, f *turbulencev1.Fault, deadline tim
 		return nil, err // nothing started
 	}
 	return &handle{
+		life:     in.Lifecycle,
 		proc:     p,
 		procRoot: in.procRoot,
 		target:   target,
@@ -143,6 +153,7 @@ func settleTime(ramp time.Duration, target uint64) time.Duration {
 
 // handle is one running memory worker.
 type handle struct {
+	life     workerkind.Lifecycle
 	proc     *worker.Process
 	procRoot string
 	target   uint64
@@ -153,6 +164,9 @@ type handle struct {
 // Revert stops the worker and waits for it (SIGTERM, then SIGKILL). The
 // worker unmaps its memory as it exits.
 func (h *handle) Revert(ctx context.Context) error { return h.proc.Stop(ctx) }
+
+// Undo names the worker for recovery (workerkind.Undo).
+func (h *handle) Undo() []byte { return h.life.Encode(workerkind.Undo{WorkerPID: h.proc.Pid()}) }
 
 // Observe reports the worker's pid, its resident size and, after the
 // settle time, whether that size misses the target by more than 1 %.

@@ -12,5 +12,6 @@ func (e errOps) AddFilter(Filter) error                             { return e.e
 func (e errOps) Links() ([]string, error)                           { return nil, e.err }
 func (e errOps) Filters(string, uint32) ([]Filter, error)           { return nil, e.err }
 func (e errOps) DeleteFilters(string, uint32, uint16, uint16) error { return e.err }
-func (e errOps) AddIFB(string) error                                { return e.err }
+func (e errOps) AddIFB(string, string) error                        { return e.err }
+func (e errOps) LinkAlias(string) (string, error)                   { return "", e.err }
 func (e errOps) DeleteLink(string) error                            { return e.err }

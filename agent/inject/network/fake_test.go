@@ -17,6 +17,7 @@ type fakeOps struct {
 	filters []Filter
 	calls   int
 	failAt  int
+	aliases map[string]string
 }
 
 var errInjected = errors.New("injected failure")
@@ -114,7 +115,7 @@ func (f *fakeOps) DeleteFilters(link string, parent uint32, prio, proto uint16) 
 	return nil
 }
 
-func (f *fakeOps) AddIFB(name string) error {
+func (f *fakeOps) AddIFB(name, alias string) error {
 	if err := f.mutate(); err != nil {
 		return err
 	}
@@ -122,6 +123,10 @@ func (f *fakeOps) AddIFB(name string) error {
 		return fmt.Errorf("create ifb device %s: file exists", name)
 	}
 	f.links = append(f.links, name)
+	if f.aliases == nil {
+		f.aliases = map[string]string{}
+	}
+	f.aliases[name] = alias
 	f.qdiscs = append(f.qdiscs, Qdisc{Link: name, Kind: "noqueue", Parent: HandleRoot})
 	return nil
 }
@@ -155,6 +160,13 @@ func (f *fakeOps) AddFilter(x Filter) error {
 }
 
 func (f *fakeOps) Links() ([]string, error) { return f.links, nil }
+
+func (f *fakeOps) LinkAlias(name string) (string, error) {
+	if err := f.has(name); err != nil {
+		return "", err
+	}
+	return f.aliases[name], nil
+}
 
 // lines renders the state canonically, sorted.
 func (f *fakeOps) lines() []string {

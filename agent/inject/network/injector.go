@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
-	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -28,6 +26,9 @@ type Config struct {
 	// ReplaceRootQdisc is the policy's network.replace_root_qdisc: whether
 	// a root qdisc someone configured may be replaced (and put back).
 	ReplaceRootQdisc bool
+	// Owner is the agent whose marks these are (invariant 7): it names
+	// the ifb devices (their alias) and scopes recovery and the sweep.
+	Owner inject.Owner
 }
 
 // Injector applies network faults on the host's interfaces.
@@ -41,7 +42,7 @@ type Injector struct {
 	busy map[string]string
 }
 
-var _ inject.Injector = (*Injector)(nil)
+var _ inject.Kind = (*Injector)(nil)
 
 // New returns a network injector working on the host's network namespace
 // through netlink.
@@ -92,7 +93,7 @@ func (in *Injector) apply(ctx context.Context, id, link string, spec *turbulence
 		}
 	}
 	if ingress {
-		st.ifb = IFBName(id)
+		st.ifb = IFBName(in.cfg.Owner, id)
 		if err := in.checkIngress(link, st.ifb, qs); err != nil {
 			return nil, err
 		}
@@ -112,8 +113,20 @@ func (in *Injector) apply(ctx context.Context, id, link string, spec *turbulence
 		if ip, err = PlanIngress(link, st.ifb, spec, excl); err != nil {
 			return nil, err
 		}
+		ip.Alias = ifbAlias(in.cfg.Owner, id, link)
 	}
-	err = nil
+	var handles []uint32
+	for _, q := range append(d.Qdiscs, ip.Tree.Qdiscs...) {
+		if !slices.Contains(handles, q.Handle) {
+			handles = append(handles, q.Handle)
+		}
+	}
+	// Invariant 3: how to take the fault back is on disk before the first
+	// change to the interface; recovery and the guardian need nothing else.
+	undo := encodeUndo(st, handles)
+	if err := inject.RecordUndo(ctx, undo); err != nil {
+		return nil, err
+	}
 	if egress {
 		err = in.install(d)
 	}
@@ -129,19 +142,14 @@ func (in *Injector) apply(ctx context.Context, id, link string, spec *turbulence
 	}
 	in.cfg.Logger.Info("network fault applied", "fault_id", id, "interface", link, "direction", dir.String(), "ifb", st.ifb,
 		"qdiscs", len(d.Qdiscs)+len(ip.Tree.Qdiscs), "filters", len(d.Filters)+len(ip.Tree.Filters)+len(ip.Filters))
-	h := &handle{ops: in.ops, in: in, id: id, st: st, exclusions: Describe(excl)}
-	for _, q := range append(d.Qdiscs, ip.Tree.Qdiscs...) {
-		if !slices.Contains(h.handles, q.Handle) {
-			h.handles = append(h.handles, q.Handle)
-		}
-	}
-	return h, nil
+	return &handle{ops: in.ops, in: in, id: id, st: st, exclusions: Describe(excl), undo: undo}, nil
 }
 
-// IFBName is the ifb device of fault id: the agent's prefix and 8 hex
-// digits of a hash of the id (an interface name has at most 15 bytes).
-func IFBName(id string) string {
-	sum := sha256.Sum256([]byte(id))
+// IFBName is owner's ifb device for fault id: the agent's prefix and 8 hex
+// digits of a hash of the owner and the id (an interface name has at most
+// 15 bytes), so two agents never pick the same name.
+func IFBName(owner inject.Owner, id string) string {
+	sum := sha256.Sum256([]byte(owner.StateDir + "\x00" + id))
 	return IFBPrefix + hex.EncodeToString(sum[:4])
 }
 
@@ -234,7 +242,7 @@ func (in *Injector) install(d Desired) error {
 // the link with its exclusions and, last, the redirects: no packet is
 // redirected before the ifb can carry it.
 func (in *Injector) installIngress(p IngressPlan) error {
-	if err := in.ops.AddIFB(p.IFB); err != nil {
+	if err := in.ops.AddIFB(p.IFB, p.Alias); err != nil {
 		return err
 	}
 	if err := in.install(p.Tree); err != nil {
@@ -384,13 +392,13 @@ type handle struct {
 	id         string
 	st         undoState
 	exclusions []string
-	handles    []uint32
+	undo       []byte
 
 	mu       sync.Mutex
 	reverted bool
 }
 
-var _ inject.Undoer = (*handle)(nil)
+var _ inject.Releaser = (*handle)(nil)
 
 // Revert deletes the agent's root and puts the original back; idempotent.
 func (h *handle) Revert(context.Context) error {
@@ -405,6 +413,15 @@ func (h *handle) Revert(context.Context) error {
 	h.reverted = true
 	h.in.release(h.st.link, h.id)
 	return nil
+}
+
+// Release lets the interface go without touching it: the fault's guardian
+// already took the fault back.
+func (h *handle) Release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reverted = true
+	h.in.release(h.st.link, h.id)
 }
 
 // Observe reports the exclusions and the impairment's kernel counters
@@ -452,33 +469,6 @@ func (*handle) Done() <-chan struct{} { return nil }
 // Err returns nil: see Done.
 func (*handle) Err() error { return nil }
 
-// Undo records what start-up recovery needs: the interface, the agent's
-// handles, the original root to put back and the ifb (invariant 3).
-func (h *handle) Undo() journal.Undo {
-	u := journal.Undo{NetInterface: h.st.link, NetQdiscHandles: h.handles, NetIFB: h.st.ifb, NetNoEgress: h.st.noEgress}
-	if h.st.original != nil {
-		if raw, err := json.Marshal(h.st.original); err == nil {
-			u.NetOriginalRoot = raw
-		}
-	}
-	return u
-}
-
-// Restore takes back a network fault from its journal record alone, in the
-// calling thread's network namespace: start-up recovery (invariant 3).
-// Nothing to do is success.
-func Restore(u journal.Undo) error {
-	if u.NetInterface == "" {
-		return nil
-	}
-	var original *Qdisc
-	if len(u.NetOriginalRoot) > 0 {
-		original = new(Qdisc)
-		if err := json.Unmarshal(u.NetOriginalRoot, original); err != nil {
-			return fmt.Errorf("journal: original root qdisc of %s: %w", u.NetInterface, err)
-		}
-	}
-	o := hostOps()
-	defer closeOps(o)
-	return restore(o, undoState{link: u.NetInterface, original: original, noEgress: u.NetNoEgress, ifb: u.NetIFB})
-}
+// Undo returns the record written before the fault was installed
+// (encodeUndo).
+func (h *handle) Undo() []byte { return h.undo }

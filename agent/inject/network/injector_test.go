@@ -2,7 +2,9 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -185,7 +187,7 @@ func TestInjector_IngressThroughIFB(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	ifb := IFBName("f-1")
+	ifb := IFBName(inject.Owner{}, "f-1")
 	if !strings.HasPrefix(ifb, IFBPrefix) || len(ifb) > 15 {
 		t.Errorf("IFBName = %q, want the prefix %q and at most 15 bytes", ifb, IFBPrefix)
 	}
@@ -210,8 +212,8 @@ func TestInjector_IngressThroughIFB(t *testing.T) {
 			t.Errorf("state lacks %q; state:\n%s", want, strings.Join(got, "\n"))
 		}
 	}
-	u := h.(*handle).Undo()
-	if u.NetIFB != ifb || u.NetNoEgress || u.NetInterface != "eth0" {
+	var u undoRecord
+	if err := json.Unmarshal(h.(*handle).Undo(), &u); err != nil || u.IFB != ifb || u.NoEgress || u.Interface != "eth0" {
 		t.Errorf("Undo = %+v, want the ifb %s and egress on eth0", u, ifb)
 	}
 	if err := h.Revert(t.Context()); err != nil {
@@ -235,8 +237,8 @@ func TestInjector_IngressOnlyLeavesTheRootAlone(t *testing.T) {
 	if !slices.Contains(fk.lines(), "qdisc tbf 8001: dev eth0 root rate 1000B/s burst 3028 limit 6056") {
 		t.Errorf("the operator's root is gone: %q", fk.lines())
 	}
-	if u := h.(*handle).Undo(); !u.NetNoEgress {
-		t.Errorf("Undo = %+v, want NetNoEgress", u)
+	if u := h.(*handle).Undo(); !strings.Contains(string(u), `"net_no_egress":true`) {
+		t.Errorf("Undo = %s, want net_no_egress", u)
 	}
 	if err := h.Revert(t.Context()); err != nil {
 		t.Fatalf("Revert: %v", err)

@@ -173,8 +173,11 @@ type ops interface {
 	// DeleteFilters deletes every filter of priority prio and protocol
 	// proto at parent on link.
 	DeleteFilters(link string, parent uint32, prio, proto uint16) error
-	// AddIFB creates the ifb device name and sets it up.
-	AddIFB(name string) error
+	// AddIFB creates the ifb device name with alias (its owner mark,
+	// IFLA_IFALIAS) and sets it up.
+	AddIFB(name, alias string) error
+	// LinkAlias returns the alias of device name ("" for none).
+	LinkAlias(name string) (string, error)
 	// DeleteLink deletes the device name (ErrNoInterface if it is gone).
 	DeleteLink(name string) error
 }

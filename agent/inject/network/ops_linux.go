@@ -41,14 +41,6 @@ func NewWithHandle(cfg Config, h *netlink.Handle) *Injector {
 	return newWithOps(cfg, netlinkOps{h: h})
 }
 
-// SweepIngress removes, through h, the agent's redirect filters from
-// link's ingress qdisc, and the qdisc when only they were on it: the
-// start-up sweep's part for ingress faults, the same code as a revert's.
-// It returns what it removed, "" for nothing.
-func SweepIngress(h *netlink.Handle, link string) (string, error) {
-	return removeIngress(netlinkOps{h: h}, link, false)
-}
-
 func (o netlinkOps) link(name string) (netlink.Link, error) {
 	l, err := o.h.LinkByName(name)
 	if err != nil {
@@ -244,11 +236,14 @@ func (o netlinkOps) DeleteFilters(name string, parent uint32, prio, proto uint16
 // untouched traffic under load.
 const ifbQueueLen = 1000
 
-func (o netlinkOps) AddIFB(name string) error {
+func (o netlinkOps) AddIFB(name, alias string) error {
 	if err := o.h.LinkAdd(&netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: ifbQueueLen}}); err != nil {
 		return fmt.Errorf("create ifb device %s: %w", name, err)
 	}
 	l, err := o.link(name)
+	if err == nil {
+		err = o.h.LinkSetAlias(l, alias)
+	}
 	if err == nil {
 		err = o.h.LinkSetUp(l)
 	}
@@ -256,6 +251,14 @@ func (o netlinkOps) AddIFB(name string) error {
 		return fmt.Errorf("set ifb device %s up: %w", name, err)
 	}
 	return nil
+}
+
+func (o netlinkOps) LinkAlias(name string) (string, error) {
+	l, err := o.link(name)
+	if err != nil {
+		return "", err
+	}
+	return l.Attrs().Alias, nil
 }
 
 func (o netlinkOps) DeleteLink(name string) error {

@@ -83,7 +83,9 @@ func Plan(link string, spec *turbulencev1.NetworkSpec, excl []Exclusion) (Desire
 // filters pass the exclusions untouched and redirect every other IPv4 and
 // IPv6 packet to the ifb.
 type IngressPlan struct {
-	IFB  string
+	IFB string
+	// Alias is written on the ifb as its owner mark (ifbAlias).
+	Alias string
 	Tree Desired
 	// Qdisc is the ingress qdisc on link; Filters go on it, in order.
 	Qdisc   Qdisc

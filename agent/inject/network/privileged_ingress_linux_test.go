@@ -1,6 +1,7 @@
 package network
 
 import (
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"net"
 	"net/netip"
 	"os"
@@ -61,7 +62,7 @@ func TestPrivilegedNetwork_IngressBandwidthIsMeasuredAndReverted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	ifb := IFBName("f-in")
+	ifb := IFBName(inject.Owner{}, "f-in")
 	if got, want := tree(t, o, p.LinkA), append(slices.Clone(before), "ingress ffff: ffff:fff1"); !slices.Equal(got, sorted(want)) {
 		t.Errorf("qdiscs of %s while applied = %q, want %q (the root untouched)", p.LinkA, got, sorted(want))
 	}
@@ -191,7 +192,7 @@ func TestPrivilegedNetwork_IngressExclusionsAreNotRedirected(t *testing.T) {
 	}
 	defer func() { _ = h.Revert(t.Context()) }()
 	o := netlinkOps{h: p.HA}
-	ifb := IFBName("f-ex")
+	ifb := IFBName(inject.Owner{}, "f-ex")
 	// seen is what reached the ifb at all (its htb root), impaired what
 	// reached the impairment.
 	counts := func() (seen, impaired uint64) {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/network"
-	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -34,6 +33,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Exclusions says what no partition may cut.
 	Exclusions network.ExclusionConfig
+	// Owner is the agent whose tables these are (invariant 7): its tag is
+	// in every table's name.
+	Owner inject.Owner
 }
 
 // Injector applies partitions.
@@ -42,7 +44,7 @@ type Injector struct {
 	tables tables
 }
 
-var _ inject.Injector = (*Injector)(nil)
+var _ inject.Kind = (*Injector)(nil)
 
 // New returns a partition injector working on the host's nftables, in the
 // calling thread's network namespace.
@@ -72,24 +74,28 @@ func (in *Injector) Apply(ctx context.Context, f *turbulencev1.Fault, _ time.Tim
 	if err != nil {
 		return nil, err
 	}
-	name := TableName(f.GetId())
+	name := TableName(in.cfg.Owner, f.GetId())
+	// Invariant 3: the table is in the journal before it is in the kernel.
+	undo := encodeUndo(name)
+	if err := inject.RecordUndo(ctx, undo); err != nil {
+		return nil, err
+	}
 	if err := in.tables.Create(name, rules); err != nil {
 		return nil, fmt.Errorf("create nftables table %s: %w", name, err)
 	}
 	in.cfg.Logger.Info("partition applied", "fault_id", f.GetId(), "table", name, "rules", len(rules))
-	return &handle{tables: in.tables, name: name, exclusions: network.Describe(excl)}, nil
+	return &handle{tables: in.tables, name: name, exclusions: network.Describe(excl), undo: undo}, nil
 }
 
 type handle struct {
 	tables     tables
 	name       string
 	exclusions []string
+	undo       []byte
 
 	mu       sync.Mutex
 	reverted bool
 }
-
-var _ inject.Undoer = (*handle)(nil)
 
 // Revert deletes the table; idempotent.
 func (h *handle) Revert(context.Context) error {
@@ -119,14 +125,5 @@ func (*handle) Done() <-chan struct{} { return nil }
 // Err returns nil.
 func (*handle) Err() error { return nil }
 
-// Undo records the table for start-up recovery (invariant 3).
-func (h *handle) Undo() journal.Undo { return journal.Undo{NFTable: h.name} }
-
-// Restore deletes the table a journal record names, in the calling
-// thread's network namespace: start-up recovery.
-func Restore(u journal.Undo) error {
-	if u.NFTable == "" {
-		return nil
-	}
-	return hostTables().Delete(u.NFTable)
-}
+// Undo returns the record written before the table was made.
+func (h *handle) Undo() []byte { return h.undo }

@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"net/netip"
 	"regexp"
 
@@ -71,11 +72,15 @@ func (r Rule) String() string {
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
 
-// TableName is the agent's table for fault id.
-func TableName(id string) string {
-	n := TablePrefix + unsafeName.ReplaceAllString(id, "_")
+// TableName is owner's table for fault id: the prefix, the owner's tag
+// (its mark: a sweep removes only tables with its own tag), then the id.
+func TableName(owner inject.Owner, id string) string {
+	n := ownerPrefix(owner) + unsafeName.ReplaceAllString(id, "_")
 	return n[:min(len(n), 200)]
 }
+
+// ownerPrefix starts the name of every table of owner's.
+func ownerPrefix(owner inject.Owner) string { return TablePrefix + owner.Tag() + "-" }
 
 // Plan lists the rules of a partition: exclusions first (accept), then the
 // target (drop). It is pure.

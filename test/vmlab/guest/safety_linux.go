@@ -532,7 +532,7 @@ func (l *lab) crashAndRecover(r *vmlab.RestartResult, replaceRoot bool) error {
 	for _, st := range rec.Reverted {
 		r.Reverted = append(r.Reverted, st.GetFaultId()+": "+st.GetReason())
 	}
-	r.Swept = append(r.Swept, rec.SweptNetwork...)
+	r.Swept = append(r.Swept, rec.Swept...)
 	for _, ln := range strings.Split(strings.TrimSpace(logBuf.String()), "\n") {
 		if ln != "" {
 			r.Log = append(r.Log, ln)
@@ -551,7 +551,7 @@ func (l *lab) crashAndRecover(r *vmlab.RestartResult, replaceRoot bool) error {
 	if err != nil {
 		return fmt.Errorf("second cleanup: %w", err)
 	}
-	r.SecondReverted = len(rec2.Reverted) + len(rec2.SweptNetwork)
+	r.SecondReverted = len(rec2.Reverted) + len(rec2.Swept)
 	return nil
 }
 
@@ -597,7 +597,7 @@ func crashChild() error {
 	if err != nil {
 		return err
 	}
-	m.UseJournal(j, "/proc")
+	m.UseJournal(j)
 	peer, err := netip.ParseAddrPort(cfg.Peer)
 	if err != nil {
 		return err

@@ -1,0 +1,49 @@
+package guardian
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// leaseFile is the file in the state directory where the agent keeps the
+// time its controller lease runs out.
+const leaseFile = "lease"
+
+// WriteLease records that the agent's lease runs out at expiry. It is
+// written at every renewal, through a new file renamed into place, so a
+// reader never sees half of it. It is not fsynced: after a crash of the
+// host no fault of the agent is left but disk fills, and the agent's
+// start-up recovery takes those back.
+func WriteLease(stateDir string, expiry time.Time) error {
+	tmp := filepath.Join(stateDir, leaseFile+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(expiry.UnixNano(), 10)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write lease file: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(stateDir, leaseFile)); err != nil {
+		return fmt.Errorf("write lease file: %w", err)
+	}
+	return nil
+}
+
+// ReadLease returns when the agent's lease runs out, and false if the
+// agent never wrote it.
+func ReadLease(stateDir string) (time.Time, bool, error) {
+	data, err := os.ReadFile(filepath.Join(stateDir, leaseFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("lease file: %w", err)
+	}
+	return time.Unix(0, n), true, nil
+}

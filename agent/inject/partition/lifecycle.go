@@ -1,0 +1,77 @@
+package partition
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/turbulence-sre/turbulence/agent/inject"
+)
+
+// undoRecord is a partition's undo record; its JSON name is the one the
+// journal has always used.
+type undoRecord struct {
+	Table string `json:"nft_table,omitempty"`
+}
+
+func encodeUndo(table string) []byte {
+	b, err := json.Marshal(undoRecord{Table: table})
+	if err != nil {
+		panic(err) // a string always encodes
+	}
+	return b
+}
+
+// Guarded implements inject.Kind: a table has no worker, so a guardian
+// deletes it if the agent cannot.
+func (*Injector) Guarded() bool { return true }
+
+// Recover implements inject.Kind: it deletes the recorded table, in the
+// calling thread's network namespace. With no undo record nothing was
+// made (the record comes first).
+func (in *Injector) Recover(_ context.Context, r inject.Recorded) error {
+	if len(r.Undo) == 0 {
+		return nil
+	}
+	var u undoRecord
+	if err := json.Unmarshal(r.Undo, &u); err != nil {
+		return fmt.Errorf("partition %s: undo record: %w", r.FaultID, err)
+	}
+	if u.Table == "" {
+		return nil
+	}
+	return in.tables.Delete(u.Table)
+}
+
+// Sweep implements inject.Kind: it deletes this owner's tables (named with
+// its tag) that no open fault names, and reports other agents' tables.
+func (in *Injector) Sweep(_ context.Context, open []inject.Recorded) (inject.Swept, error) {
+	var out inject.Swept
+	names, err := in.tables.List()
+	if err != nil {
+		return out, fmt.Errorf("list nftables tables: %w", err)
+	}
+	var keep []string
+	for _, r := range open {
+		var u undoRecord
+		if json.Unmarshal(r.Undo, &u) == nil && u.Table != "" {
+			keep = append(keep, u.Table)
+		}
+	}
+	mine := ownerPrefix(in.cfg.Owner)
+	for _, n := range names {
+		switch {
+		case !strings.HasPrefix(n, TablePrefix), slices.Contains(keep, n):
+		case !strings.HasPrefix(n, mine):
+			out.Foreign = append(out.Foreign, "table inet "+n)
+		default:
+			if err := in.tables.Delete(n); err != nil {
+				return out, fmt.Errorf("delete nftables table %s: %w", n, err)
+			}
+			out.Removed = append(out.Removed, "table inet "+n)
+		}
+	}
+	return out, nil
+}
