@@ -17,10 +17,10 @@ import (
 // the local policy and the journal. Both are optional so that unit tests
 // of the Manager's timing need neither; the agent always sets both.
 type guard struct {
-	policy   *policy.Policy
-	host     policy.Host
-	rate     *policy.RateLimiter
-	journal  *journal.Journal
+	policy  *policy.Policy
+	host    policy.Host
+	rate    *policy.RateLimiter
+	journal *journal.Journal
 	// guardians starts a guardian for each fault of a guarded kind
 	// (agent/guardian); nil starts none (unit tests).
 	guardians *guardian.Starter

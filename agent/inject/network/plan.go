@@ -86,7 +86,7 @@ type IngressPlan struct {
 	IFB string
 	// Alias is written on the ifb as its owner mark (ifbAlias).
 	Alias string
-	Tree Desired
+	Tree  Desired
 	// Qdisc is the ingress qdisc on link; Filters go on it, in order.
 	Qdisc   Qdisc
 	Filters []Filter
