@@ -2,7 +2,6 @@ package vmlab_test
 
 import (
 	"fmt"
-	"github.com/turbulence-sre/turbulence/agent/inject"
 	"maps"
 	"math"
 	"slices"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/partition"
 	"github.com/turbulence-sre/turbulence/test/vmlab"
 )

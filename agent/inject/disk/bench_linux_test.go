@@ -3,12 +3,12 @@ package disk
 import (
 	"context"
 	"fmt"
-	"github.com/turbulence-sre/turbulence/agent/inject"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 

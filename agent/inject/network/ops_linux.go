@@ -29,12 +29,6 @@ func hostOps() ops {
 	return netlinkOps{h: h}
 }
 
-func closeOps(o ops) {
-	if n, ok := o.(netlinkOps); ok {
-		n.h.Close()
-	}
-}
-
 // NewWithHandle returns an injector working through h (a handle made with
 // netlink.NewHandleAt in a test's namespace).
 func NewWithHandle(cfg Config, h *netlink.Handle) *Injector {

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"github.com/turbulence-sre/turbulence/agent/inject"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/internal/testutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )

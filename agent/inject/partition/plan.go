@@ -2,10 +2,10 @@ package partition
 
 import (
 	"fmt"
-	"github.com/turbulence-sre/turbulence/agent/inject"
 	"net/netip"
 	"regexp"
 
+	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/network"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
