@@ -16,15 +16,22 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// TestMain makes the test binary its own worker, as the agent binary is.
+// TestMain makes the test binary its own worker and guardian, as the
+// agent binary is.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == worker.Subcommand {
 		os.Exit(worker.Main(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == guardian.Subcommand {
+		os.Exit(guardian.Main(os.Args[2:], os.Stdin, os.Stderr, JournalFile, func(stateDir string) guardian.Recoverer {
+			return RecoverGuarded(stateDir, os.Args[0])
+		}))
 	}
 	if len(os.Args) > 1 && os.Args[1] == agentSubprocess {
 		os.Exit(runAgentSubprocess()) // recover_test.go

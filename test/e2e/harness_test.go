@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/controller/cli"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
@@ -21,10 +22,16 @@ import (
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// TestMain makes the test binary its own worker, as the agent binary is.
+// TestMain makes the test binary its own worker and guardian, as the
+// agent binary is.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == worker.Subcommand {
 		os.Exit(worker.Main(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == guardian.Subcommand {
+		os.Exit(guardian.Main(os.Args[2:], os.Stdin, os.Stderr, agent.JournalFile, func(stateDir string) guardian.Recoverer {
+			return agent.RecoverGuarded(stateDir, os.Args[0])
+		}))
 	}
 	_ = os.Setenv("GORACE", "atexit_sleep_ms=0") // workers inherit it
 	goleak.VerifyTestMain(m)
