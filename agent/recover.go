@@ -177,7 +177,7 @@ func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, cfg Con
 			log.Warn("removed an orphan mark of this agent's", "kind", k.Kind(), "what", m)
 		}
 		for _, m := range s.Foreign {
-			log.Warn("left a mark that is not this agent's", "kind", k.Kind(), "what", m)
+			log.Info("left a mark that is not this agent's", "kind", k.Kind(), "what", m)
 		}
 		rec.Swept = append(rec.Swept, s.Removed...)
 		rec.Foreign = append(rec.Foreign, s.Foreign...)

@@ -71,37 +71,46 @@ type agentFault struct {
 func (c *procCluster) addAgents(n int) []*procAgent {
 	c.t.Helper()
 	var out []*procAgent
-	for i := range n {
-		a := &procAgent{name: fmt.Sprintf("agent-%d", i+1), ip: fmt.Sprintf("%s%d", subnet, agentHost+i)}
-		a.ns = c.plug(fmt.Sprintf("va%d", i+1), a.ip)
-		a.tls = c.issue(a.name, tlsutil.Identity{Role: tlsutil.RoleAgent, Name: a.name})
-		// A short directory of its own: the socket path must fit in
-		// sun_path (108 bytes), which t.TempDir's long names may not.
-		dir, err := os.MkdirTemp("", "tca-")
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		c.t.Cleanup(func() { _ = os.RemoveAll(dir) })
-		a.dir = dir
-		a.socket = filepath.Join(dir, "run", "agent.sock")
-		a.logPath = filepath.Join(c.dir, a.name+".log")
-		if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(agentPolicy), 0o600); err != nil {
-			c.t.Fatal(err)
-		}
-		c.startAgent(a)
-		out = append(out, a)
+	for range n {
+		out = append(out, c.addAgent(agentPolicy, 0))
 	}
+	return out
+}
+
+// addAgent makes one agent with the local policy pol and starts it, in a
+// namespace of its own on the bridge, or in ns when it is not 0 (beside
+// another agent). It is stopped (SIGTERM: every fault reverted) before
+// the controllers at the test's cleanup, if it still runs.
+func (c *procCluster) addAgent(pol string, ns netns.NsHandle) *procAgent {
+	c.t.Helper()
+	c.agents++
+	i := c.agents - 1
+	a := &procAgent{name: fmt.Sprintf("agent-%d", i+1), ip: fmt.Sprintf("%s%d", subnet, agentHost+i), ns: ns}
+	if a.ns == 0 {
+		a.ns = c.plug(fmt.Sprintf("va%d", i+1), a.ip)
+	}
+	a.tls = c.issue(a.name, tlsutil.Identity{Role: tlsutil.RoleAgent, Name: a.name})
+	// A short directory of its own: the socket path must fit in
+	// sun_path (108 bytes), which t.TempDir's long names may not.
+	dir, err := os.MkdirTemp("", "tca-")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	a.dir = dir
+	a.socket = filepath.Join(dir, "run", "agent.sock")
+	a.logPath = filepath.Join(c.dir, a.name+".log")
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(pol), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	c.startAgent(a)
 	c.t.Cleanup(func() {
-		for _, a := range out {
-			c.stopAgent(a)
-		}
+		c.stopAgent(a)
 		if c.t.Failed() {
-			for _, a := range out {
-				logTail(c.t, a.name, a.logPath)
-			}
+			logTail(c.t, a.name, a.logPath)
 		}
 	})
-	return out
+	return a
 }
 
 // startAgent runs the agent inside its namespace (forked from a thread

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,6 +100,7 @@ type procCluster struct {
 	hub      netns.NsHandle
 	nodes    []*procNode
 	conns    map[string]*grpc.ClientConn // by node ID, admin certificate
+	agents   int                         // how many addAgent made
 }
 
 // TestPrivilegedControllerCluster_KillAndPartition runs three controller
@@ -452,7 +454,7 @@ func (c *procCluster) start(n *procNode) {
 		"--node-id", n.id, "--data-dir", n.dataDir,
 		"--grpc-addr", n.grpcAddr(), "--raft-addr", n.ip + ":" + raftPort,
 		"--ca", n.tls.CA, "--cert", n.tls.Cert, "--key", n.tls.Key,
-		"--bootstrap-expect", "3", "--join", strings.Join(join, ","),
+		"--bootstrap-expect", strconv.Itoa(len(c.nodes)), "--join", strings.Join(join, ","),
 		"--lease-ttl", leaseTTL.String(), "--heartbeat-interval", heartbeatInterval.String()}
 	n.cmd, n.exited = c.startDaemon(n.id, n.ns, n.logPath, nil, c.bin, args...)
 }

@@ -50,6 +50,17 @@
 // before its lease could have run out; the agent logs the revert with the
 // reason "lease expired" and keeps running, waiting for a controller.
 //
+// TestPrivilegedAgentKilled_NothingOutlivesItsDeadlineOrLease proves
+// invariants 3 and 7 with one controller and real agents: another state
+// directory's cleanup and a second agent starting in the same namespace
+// leave a live agent's marks alone; an agent holding a fault of every kind
+// (CPU, memory, disk I/O, disk fill, bandwidth, partition) SIGKILLed and
+// never restarted leaves nothing on the host past each deadline + 1 s, and
+// one whose faults are far from their deadline leaves nothing past its
+// lease TTL + 1 s; both sampled from the host itself (pidfds, netlink,
+// nftables, the filesystem), with the time each kind outlived its deadline
+// logged.
+//
 // The tests are privileged (TestPrivileged…, internal/testutil.
 // RequirePrivileged: skipped without root, failed instead under
 // TURBULENCE_REQUIRE_PRIVILEGED=1) and Linux-only; the package has nothing

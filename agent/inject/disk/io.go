@@ -303,6 +303,11 @@ func (h *ioHandle) Undo() []byte {
 	return h.life.Encode(workerkind.Undo{WorkerPID: h.proc.Pid(), MarkedDirs: []string{h.dir}})
 }
 
+// Guarded implements inject.Kind: the worker ends at its deadline and dies
+// with the agent, but its scratch directory does not; a guardian removes it
+// when the agent cannot.
+func (*IOInjector) Guarded() bool { return true }
+
 // Sweep implements inject.Kind: this owner's orphan I/O workers, then its
 // scratch directories that no open fault names.
 func (in *IOInjector) Sweep(ctx context.Context, open []inject.Recorded) (inject.Swept, error) {
