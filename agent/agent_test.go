@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
 	"github.com/turbulence-sre/turbulence/agent/guardian"
+	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
 	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
