@@ -88,6 +88,9 @@ func (b *localBackend) Status(context.Context) localapi.Status {
 	if err := m.Unrecovered(); err != nil {
 		st.RecoveryIncomplete = err.Error()
 	}
+	if f := b.a.foreign.Load(); f != nil {
+		st.ForeignMarks = *f
+	}
 	kinds := m.HeldKinds()
 	for _, fs := range m.Held() {
 		st.Faults = append(st.Faults, localapi.FaultFromStatus(fs, kinds[fs.GetFaultId()]))

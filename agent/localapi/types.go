@@ -61,6 +61,11 @@ type Status struct {
 	// RecoveryIncomplete says what start-up recovery could not yet take
 	// back from an earlier run; while it is set, new faults are refused.
 	RecoveryIncomplete string `json:"recovery_incomplete,omitempty"`
+	// ForeignMarks are marks of fault kinds that start-up recovery found
+	// on the host and left alone because another agent (another state
+	// directory) made them, or because it could not tell whose they are
+	// (invariant 7), one line each.
+	ForeignMarks []string `json:"foreign_marks,omitempty"`
 	// Faults are the faults the agent holds, by ID.
 	Faults []Fault `json:"faults"`
 }

@@ -109,6 +109,17 @@ func TestPrivilegedAgentKilled_NothingOutlivesItsDeadlineOrLease(t *testing.T) {
 	beside := c.addAgent(allKindsPolicy, a.ns)
 	c.waitAttached(leader, []*procAgent{a, beside}, startLimit)
 	checkPresent(t, "after a second agent started in the same namespace", marks)
+	// It says what it left: in its local status, for the host's operator.
+	if st, err := beside.status(); err != nil {
+		t.Errorf("status of the second agent: %v", err)
+	} else {
+		seen := strings.Join(st.ForeignMarks, "\n")
+		for _, want := range []string{"worker", "table inet " + partition.TablePrefix, sweep.FillDirPrefix, "qdisc 7400: dev eth0"} {
+			if !strings.Contains(seen, want) {
+				t.Errorf("the second agent's status does not list the first one's %q as not its own:\n%s", want, seen)
+			}
+		}
+	}
 	c.stopAgent(beside)
 	checkPresent(t, "after the second agent stopped", marks)
 

@@ -126,6 +126,13 @@ func printStatus(w io.Writer, st *localapi.Status, now time.Time) {
 	if st.RecoveryIncomplete != "" {
 		fmt.Fprintf(tw, "Recovery:\tINCOMPLETE, new faults refused: %s\n", st.RecoveryIncomplete)
 	}
+	for i, m := range st.ForeignMarks {
+		label := ""
+		if i == 0 {
+			label = "Not ours:"
+		}
+		fmt.Fprintf(tw, "%s\t%s (left alone)\n", label, m)
+	}
 	_ = tw.Flush()
 	if len(st.Faults) == 0 {
 		fmt.Fprintln(w, "Faults:      none held")
