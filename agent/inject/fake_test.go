@@ -91,6 +91,14 @@ type fakeHandle struct {
 	exitErr     error
 	once        sync.Once
 	undo        []byte
+	released    int
+}
+
+// Release implements Releaser.
+func (h *fakeHandle) Release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.released++
 }
 
 // Undo is the injector's undo record, or a worker's as the worker kinds
