@@ -24,8 +24,11 @@
 // (LocalHaltFile) before anything is reverted and restored at start, so a
 // crashed and restarted agent is still halted.
 //
-// Workers carry PR_SET_PDEATHSIG, so even a SIGKILLed agent takes its
-// workers with it. Not yet here (later issues): the journal replayed at
-// start-up and the orphan sweep (the rest of invariant 3), the local
-// policy (invariant 4), the memory, disk and network injectors.
+// Before anything else, Run takes back what an earlier run left
+// (recover.go: the journal's open faults through their kinds' Recover,
+// then each kind's Sweep of its own marks; invariants 3 and 7), and takes
+// no new fault until that is complete. The fault kinds are registered in
+// kinds.go. Workers carry PR_SET_PDEATHSIG, so even a SIGKILLed agent
+// takes its workers with it; every other fault has a guardian process
+// that outlives the agent (agent/guardian, docs/design.md).
 package agent

@@ -155,7 +155,7 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// MaxBootstrapExpect is the largest BootstrapExpect accepted. DESIGN.md
+// MaxBootstrapExpect is the largest BootstrapExpect accepted. docs/design.md
 // runs 3 or 5 voters; past 7 every write waits on more acknowledgements
 // for no gain in the failures the fleet can survive.
 const MaxBootstrapExpect = 7

@@ -90,7 +90,7 @@ func (c *Controller) expectLoop(ctx context.Context) {
 			c.logger.Error("bootstrap-expect: bootstrap failed; retrying", "error", err)
 		case len(d.peers) != lastKnown:
 			// Info only when the count changes: a node waiting for its
-			// peers must not flood the log (STYLE.md 5.6).
+			// peers must not flood the log (docs/style.md, errors, logging and shutdown).
 			lastKnown = len(d.peers)
 			c.logger.Info("waiting for bootstrap-expect peers", "known", len(d.peers), "expect", want,
 				"answered", d.answered, "asked", len(c.cfg.Join))

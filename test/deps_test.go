@@ -154,7 +154,7 @@ func external(i imp, paths ...string) bool {
 	return !i.ours && under(i.path, paths...)
 }
 
-// rule is one dependency-direction rule of STYLE.md §5.2.
+// rule is one dependency-direction rule of docs/style.md, dependency rules.
 type rule struct {
 	name string
 	// applies selects the importing packages the rule constrains.
@@ -225,7 +225,7 @@ var rules = []rule{
 	},
 }
 
-// TestDependencyRules checks STYLE.md §5.2 over
+// TestDependencyRules checks docs/style.md, dependency rules over
 // `go list -deps -test -json ./...`, on the direct imports of every
 // package of this module and of its test variants.
 func TestDependencyRules(t *testing.T) {

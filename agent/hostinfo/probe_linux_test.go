@@ -8,7 +8,7 @@ import (
 )
 
 // TestPrivilegedKernelFeatures checks the probe against what this CI
-// kernel is known to have (DEPENDENCIES.md): htb, tbf, u32, ingress, ifb
+// kernel is known to have (docs/dependencies.md): htb, tbf, u32, ingress, ifb
 // with the mirred redirect ingress faults use,
 // nftables; netem and prio only where the kernel has them.
 func TestPrivilegedKernelFeatures(t *testing.T) {

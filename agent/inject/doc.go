@@ -1,7 +1,7 @@
 // Package inject applies and reverts faults on this host. It owns the
 // life cycle of every fault the agent holds.
 //
-// An Injector knows one fault kind ("cpu", later "memory", "disk_fill",
+// An Injector knows one fault kind ("cpu", "memory", "disk_fill",
 // "network"…) and returns a Handle for each fault it applied. The Manager
 // holds faults by ID and is the only place that decides when a fault ends:
 //
@@ -18,7 +18,7 @@
 //   - Invariant 6 (bad input changes nothing): Apply validates the spec with
 //     internal/faultspec before anything is registered, and an Injector that
 //     fails must leave nothing behind; the Manager then forgets the fault.
-//   - Idempotency (STYLE.md 5.3): Apply of a held or ended fault ID answers
+//   - Idempotency (docs/style.md, OS-facing code): Apply of a held or ended fault ID answers
 //     its current status; Revert of an unknown or ended one is a no-op.
 //
 // Faults that end — deadline, revert, halt, lease expiry, agent stopping, or
@@ -35,7 +35,14 @@
 // and Handle.Revert are called without the Manager's lock held; a Handle
 // must allow Observe concurrently with Revert.
 //
+// A fault kind implements Kind (kind.go): Apply and its Handle, Recover
+// from its own opaque undo record, Sweep of its own marks, and Guarded. The
+// Manager journals a kind's undo record when the kind asks (RecordUndo,
+// before it changes the host) and after Apply, and starts a guardian for a
+// guarded kind before Apply (agent/guardian).
+//
 // Checklist for a new fault kind: faultspec types and validation, policy
-// knobs, an Injector (plus its ops seam and fake), its worker if any,
-// Sweep marks, the capability in hostinfo, tests, docs, changelog.
+// knobs, a package implementing Kind (plus its ops seam and fake), its
+// worker if any, its marks naming their owner, the registration line in
+// agent/kinds.go, the capability in hostinfo, tests, docs.
 package inject

@@ -2,7 +2,7 @@
 // root-only unix socket that answers `turbulence-agent status`, `halt` and
 // `resume`, and the client those subcommands use.
 //
-// It is kill-switch path 3 (DESIGN.md invariant 5: "On a host,
+// It is kill-switch path 3 (docs/design.md invariant 5: "On a host,
 // `turbulence-agent halt` does the same locally, with no controller"). It
 // therefore depends on nothing but the agent's fault manager, reached
 // through Backend: no controller, no network, no TLS. A halt ordered here
@@ -25,7 +25,7 @@
 //
 // # Who may talk to it
 //
-// Defence in depth, three layers (DESIGN.md: "a local root-only unix
+// Defence in depth, three layers (docs/design.md: "a local root-only unix
 // socket"):
 //
 //  1. the socket's directory is mode 0700 and owned by the agent's user;

@@ -1,6 +1,6 @@
 // Package session is the agent's side of AgentService.Connect: one
 // long-lived, outbound, mutual-TLS gRPC stream to the controller leader
-// (docs/protocol.md). The agent listens on no TCP port (DESIGN.md).
+// (docs/protocol.md). The agent listens on no TCP port (docs/design.md).
 //
 // Run dials each configured controller address in turn, sends Hello and
 // waits for Welcome (or Redirect, which makes the leader's address the next

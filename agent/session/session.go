@@ -33,7 +33,7 @@ const (
 	// minHeartbeatInterval guards against a controller asking for a flood.
 	minHeartbeatInterval = 10 * time.Millisecond
 	// maxRedirectsInARow is the hop limit for Redirect chains without a
-	// Welcome (STYLE.md 5.10: tailscale's loop has none); after it, back off.
+	// Welcome (docs/style.md, loops and retries: tailscale's loop has none); after it, back off.
 	maxRedirectsInARow = 3
 )
 

@@ -156,7 +156,7 @@ func spin(ctx context.Context, cpuStart, budget time.Duration, periodEnd time.Ti
 // nextBudget returns the CPU time to burn in the next period so that the
 // thread's cumulative CPU time tracks load × cumulative wall time.
 //
-// The correction is what makes the load hold under competition (USERS.md
+// The correction is what makes the load hold under competition (docs/users.md
 // C5): when other work steals the CPU, the thread falls behind its target,
 // and the deficit is added to the next period's budget. The carried error
 // is clamped to one period so that a long stall (a suspended VM, a stopped

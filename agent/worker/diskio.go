@@ -48,7 +48,7 @@ const MaxDiskIOFileBytes = 64 << 30
 // DiskIOSpec is everything a disk I/O worker needs. Args and
 // ParseDiskIOArgs must round-trip, like Spec's.
 type DiskIOSpec struct {
-	// FaultID marks the worker's argv for the sweep (USERS.md L3).
+	// FaultID marks the worker's argv for the sweep (docs/users.md L3).
 	FaultID string
 	// Owner is the owning agent's state directory, absolute: the sweep of
 	// one agent never kills another's workers (invariant 7).

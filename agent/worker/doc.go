@@ -6,13 +6,13 @@
 // able to end it by a signal at any time. Each worker
 //
 //   - is started from a FIXED argv built by Command, never through a shell
-//     (USERS.md L9); this is the only package that imports os/exec;
+//     (docs/users.md L9); this is the only package that imports os/exec;
 //   - runs in its own process group, so that Stop reaches every process it
 //     may have started, and carries PR_SET_PDEATHSIG=SIGKILL on Linux, so
-//     that it dies with the agent (invariant 3, DESIGN.md "Workers");
+//     that it dies with the agent (invariant 3, docs/design.md "Workers");
 //   - refuses to run without a deadline and exits by itself when it is
 //     reached, even if the agent never tells it to (invariant 1, defence in
-//     depth; USERS.md L1, L12 — stress-ng's 24 h default is the counter
+//     depth; docs/users.md L1, L12 — stress-ng's 24 h default is the counter
 //     example): a thread asleep on the kernel's clock, at real-time
 //     priority when the worker may, ends the process at the deadline even
 //     on a saturated host (deadline_linux.go);
@@ -21,7 +21,7 @@
 //
 // The CPU worker holds a duty cycle per core with feedback on the thread's
 // own CPU clock, so that competing load on the host does not make the
-// measured load drift below the target (USERS.md C5, R5).
+// measured load drift below the target (docs/users.md C5, R5).
 //
 // The memory worker holds a RESIDENT size, as /proc/<pid>/statm counts it,
 // not a mapping size: it touches pages of one anonymous mapping (never the

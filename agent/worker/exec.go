@@ -14,7 +14,7 @@ const StopGrace = 2 * time.Second
 
 // Command returns the command that runs job as a worker of binary (the
 // agent's own executable). The argv is fixed — binary, "worker", then
-// job.Args() — and no shell is involved (USERS.md L9). The process gets
+// job.Args() — and no shell is involved (docs/users.md L9). The process gets
 // its own process group and, on Linux, PR_SET_PDEATHSIG=SIGKILL.
 //
 // A nice level travels in the argv (--nice, Spec.Nice / MemorySpec.Nice)

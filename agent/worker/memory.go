@@ -7,7 +7,7 @@ import "time"
 // counts as resident for the worker, in /proc/<pid>/statm, the figure the
 // injector reports and the OOM killer weighs. stress-ng's --vm holds
 // virtual memory and lets the kernel decide how much of it is resident
-// (DEPENDENCIES.md); this worker measures and corrects instead:
+// (docs/dependencies.md); this worker measures and corrects instead:
 //
 //   - the memory is one anonymous private mapping (unix.Mmap, never the Go
 //     heap, so that the garbage collector neither scans nor frees it),
@@ -24,7 +24,7 @@ import "time"
 //     to the target over the ramp time;
 //   - oom_score_adj is 1000 from the start, before anything is mapped, so
 //     that under memory pressure the OOM killer takes the worker and not
-//     the agent or the host's services (DESIGN.md "Workers").
+//     the agent or the host's services (docs/design.md "Workers").
 
 // memoryTick is the period of the control loop: short enough that a ramp
 // is a smooth line and a reclaim is answered within a heartbeat, long

@@ -44,7 +44,7 @@ const (
 // Args and read back by ParseCPUArgs; the two must round-trip.
 type Spec struct {
 	// FaultID marks the worker's argv so that a sweep can find orphans
-	// (USERS.md L3).
+	// (docs/users.md L3).
 	FaultID string
 	// Owner is the owning agent's state directory, absolute: the sweep of
 	// one agent never kills another's workers (invariant 7).
@@ -225,7 +225,7 @@ const MaxMemoryBytes = 1 << 50
 // MemorySpec is everything a memory worker needs. Args and
 // ParseMemoryArgs must round-trip, like Spec's.
 type MemorySpec struct {
-	// FaultID marks the worker's argv for the sweep (USERS.md L3).
+	// FaultID marks the worker's argv for the sweep (docs/users.md L3).
 	FaultID string
 	// Owner is the owning agent's state directory, absolute: the sweep of
 	// one agent never kills another's workers (invariant 7).

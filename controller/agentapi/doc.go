@@ -3,7 +3,7 @@
 // agent, opened by the agent, kept by the raft leader.
 //
 // The Hub owns every open session and the soft state that is deliberately
-// not replicated (DESIGN.md, controller state): whether an agent is
+// not replicated (docs/design.md, controller state): whether an agent is
 // connected, when it was last heard, whether it is halted locally, and the
 // latest status of each fault it holds. Everything an agent reports that
 // changes a fault's recorded state goes through raft (UpdateFault); the

@@ -35,7 +35,8 @@ and what the kernel counted (packets, drops).
 
 The agent refuses an interface that already carries a fault, a configured
 root qdisc its policy does not allow replacing, and a kernel without the
-qdisc (this names the module, e.g. sch_netem). Only egress for now.
+qdisc (this names the module, e.g. sch_netem). --direction ingress hurts
+incoming traffic through an ifb device; both hurts each way.
 
 Example:
   turbctl fault apply network --agent web-1 --interface eth0 --delay 100ms --jitter 10ms --loss 1 --cidr 10.0.2.0/24 --duration 5m`,

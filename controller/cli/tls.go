@@ -16,7 +16,7 @@ import (
 // Every Turbulence connection is mutual TLS with an identity in the
 // certificate (spiffe://turbulence/<role>/<name>), so making those
 // certificates must be easy, or people will look for a way around TLS
-// (USERS.md C11).
+// (docs/users.md C11).
 func (a *app) tlsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tls",

@@ -7,7 +7,7 @@
 // leader, where raft's AddVoter and RemoveServer run.
 //
 // Audit (audit.go): every membership change is recorded in the replicated
-// audit log with the caller's identity (DESIGN.md, controller state: "an
+// audit log with the caller's identity (docs/design.md, controller state: "an
 // audit log of every mutating call"). A configuration change is a raft
 // configuration entry, not a LogEntry, so its record cannot ride in the
 // same entry as ControlService writes do; instead the record is committed

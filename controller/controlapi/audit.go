@@ -44,7 +44,7 @@ const (
 // audit record can be traced) and, unless the caller set one already, an
 // Audit describing the command. propose calls it for every write, so no
 // mutating call can reach raft without its audit record, and the record
-// travels in the same entry as the write (USERS.md R1; DESIGN.md
+// travels in the same entry as the write (docs/users.md R1; docs/design.md
 // "an audit log of every mutating call with the caller's identity").
 func withAudit(e *raftv1.LogEntry) *raftv1.LogEntry {
 	e = proto.CloneOf(e)

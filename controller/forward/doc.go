@@ -1,6 +1,6 @@
 // Package forward makes every controller node accept writes: a mutating
 // call that reaches a follower is forwarded, whole, to the leader over
-// gRPC, and answered with the leader's answer (DESIGN.md: "Any node
+// gRPC, and answered with the leader's answer (docs/design.md: "Any node
 // answers reads and forwards writes to the leader").
 //
 // It is one gRPC unary server interceptor (Forwarder.Unary) in front of
@@ -26,7 +26,7 @@
 //   - Hop limit 1: a forwarded call that reaches a node which is not the
 //     leader (any more) is refused with Unavailable rather than forwarded
 //     again, and the first node retries within its hold time. There are
-//     no forwarding loops (STYLE.md 5.10: tailscale's loop has none).
+//     no forwarding loops (docs/style.md, loops and retries: tailscale's loop has none).
 //   - Retries are safe because a write carries a request ID: when the
 //     caller gave none, the first node fills one in before the first
 //     attempt, so a retry after "leadership lost" finds the first attempt's

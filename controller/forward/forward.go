@@ -151,7 +151,7 @@ func (f *Forwarder) Unary() grpc.UnaryServerInterceptor {
 }
 
 // isWrite reports whether a method is a write of a forwarded service.
-// Reads are named Get… or List… (STYLE.md 5.5); everything else is a
+// Reads are named Get… or List… (docs/style.md, API conventions); everything else is a
 // write, so a new mutating RPC is forwarded without anyone remembering to
 // list it.
 func (f *Forwarder) isWrite(fullMethod string) bool {

@@ -4,7 +4,7 @@
 //
 // Dispatch goes through a table built in New, keyed by the type of the
 // entry's command; a new command is one new line there plus a state
-// method (see the "new mutating RPC" checklist in STYLE.md 5.8).
+// method (see the "new mutating RPC" checklist in docs/style.md, tooling and checklists).
 //
 // Failure policy: an entry that cannot be decoded, or that carries no
 // command this binary knows, makes Apply panic. A replica that cannot

@@ -97,7 +97,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if a := e.GetAudit(); a != nil {
 		// Same entry, same Apply: the write and its audit record commit
 		// together, so a write whose record cannot be committed fails
-		// with it (DESIGN.md, controller state: "an audit log of every
+		// with it (docs/design.md, controller state: "an audit log of every
 		// mutating call with the caller's identity").
 		rec := f.state.ApplyAudit(m, state.AuditRecord{Action: a.GetAction(), Summary: a.GetSummary()}, err)
 		if resp == nil && err == nil {

@@ -11,7 +11,7 @@
 // single-node cluster when no cluster flags are given, or not at all for
 // a node that will be added with AddVoter (--join) or bootstrapped later
 // with BootstrapServers once its controller has found the other initial
-// nodes (--bootstrap-expect; see DESIGN.md). A restarted node
+// nodes (--bootstrap-expect; see docs/design.md). A restarted node
 // recovers its log and snapshots and rejoins by itself; it never
 // bootstraps twice.
 //

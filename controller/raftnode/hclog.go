@@ -11,7 +11,7 @@ import (
 
 // newHCLog returns the hclog.Logger raft needs, delivering every record to
 // logger. Raft is the only user of hclog in the controller; this keeps its
-// lines on the same slog sink as everything else (STYLE.md 5.6). It uses
+// lines on the same slog sink as everything else (docs/style.md, errors, logging and shutdown). It uses
 // hclog's intercept logger with a sink rather than a hand-written
 // hclog.Logger, whose StandardLogger method would drag in the std log
 // package.

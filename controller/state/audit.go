@@ -31,7 +31,7 @@ type AuditRecord struct {
 //
 // The FSM calls it in the same Apply as the command, so the write and its
 // record are one raft entry: either both are committed or neither is
-// (USERS.md R1: the kill switch leaves a log entry).
+// (docs/users.md R1: the kill switch leaves a log entry).
 func (s *State) ApplyAudit(m Meta, rec AuditRecord, applyErr error) *turbulencev1.AuditEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()

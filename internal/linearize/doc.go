@@ -22,7 +22,7 @@
 // forward.MDConsistent metadata, which the caller passes as
 // Client.Consistent: this package imports nothing under controller/).
 // Plain reads are served from the local state of whichever node answers
-// and may lag by design (DESIGN.md: "Any node answers reads"), so they are
+// and may lag by design (docs/design.md: "Any node answers reads"), so they are
 // not linearizable and are not modelled.
 //
 // Only tests import this package, like internal/testutil.

@@ -19,7 +19,7 @@
 // gauge that missed an update.
 //
 // The endpoint is optional and off by default: the agent listens on no
-// TCP port unless --metrics-addr is given (DESIGN.md, issue 7; proved by
+// TCP port unless --metrics-addr is given (docs/design.md, issue 7; proved by
 // test/e2e/ports_test.go). It serves plain HTTP with no authentication,
 // as node_exporter does by default, so it should be bound to loopback or
 // a management network: what it tells (fault counts, certificate expiry,

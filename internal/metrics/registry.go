@@ -33,7 +33,7 @@ type Emit func(value float64, labelValues ...string)
 // Registry holds metric families and writes them in the Prometheus text
 // format. It is safe for concurrent use. Registering a family with a bad
 // name or a name already taken panics: names are constants in the code,
-// so that is a programmer error (STYLE.md §5.6), caught by the first test
+// so that is a programmer error (docs/style.md, errors, logging and shutdown), caught by the first test
 // that builds the registry.
 type Registry struct {
 	mu       sync.Mutex

@@ -12,7 +12,7 @@ import (
 )
 
 // NSPair is two network namespaces made by a test, joined by a veth pair,
-// with addresses from 198.18.0.0/15 only (DESIGN.md, testing levels).
+// with addresses from 198.18.0.0/15 only (docs/design.md, testing levels).
 type NSPair struct {
 	A, B   netns.NsHandle
 	HA, HB *netlink.Handle

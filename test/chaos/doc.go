@@ -1,4 +1,4 @@
-// Package chaos is chaos on Turbulence itself (DESIGN.md, testing level
+// Package chaos is chaos on Turbulence itself (docs/design.md, testing level
 // 4): real turbulence-controller and turbulence-agent processes, each in
 // a network namespace the test makes (a bridge on 198.18.1.0/24; nothing
 // outside 198.18.0.0/15), hurt while faults run and clients keep writing,

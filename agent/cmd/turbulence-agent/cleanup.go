@@ -60,7 +60,7 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 }
 
 // lowerOwnOOMScore makes the OOM killer pick anything before the agent
-// (DESIGN.md: the OOM killer takes the worker, not the agent). Memory
+// (docs/design.md: the OOM killer takes the worker, not the agent). Memory
 // workers raise their own score to 1000. Lowering needs root
 // (CAP_SYS_RESOURCE); without it the agent runs on with a warning.
 func lowerOwnOOMScore(log *slog.Logger) {

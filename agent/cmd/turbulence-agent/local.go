@@ -20,7 +20,7 @@ import (
 
 // runLocal is `turbulence-agent status|halt|resume`: op is sent as is to
 // the running agent over its local socket (agent/localapi). No controller
-// is needed: this is the host's own kill switch (DESIGN.md invariant 5).
+// is needed: this is the host's own kill switch (docs/design.md invariant 5).
 // Exit codes: 0 done, 1 failed (including: no agent serves the socket),
 // 2 usage error.
 func runLocal(op string, args []string, stdout, stderr io.Writer) int {

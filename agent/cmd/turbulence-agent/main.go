@@ -102,7 +102,7 @@ func run(args []string, stderr io.Writer) int {
 	go func() {
 		<-ctx.Done()
 		// Restore the default action: a second signal kills the agent at
-		// once instead of waiting for the orderly revert (STYLE.md 5.6).
+		// once instead of waiting for the orderly revert (docs/style.md, errors, logging and shutdown).
 		stop()
 	}()
 	if err := a.Run(ctx); err != nil {

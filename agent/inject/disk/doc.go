@@ -5,9 +5,10 @@
 // mount table resolves it, and keep every file they make in one marked
 // directory at the root of that mount (agent/sweep: a prefix, the fault ID
 // and a marker file naming the owning agent), so that the start-up sweep
-// finds and removes them after a crash with no journal (DESIGN.md
-// invariant 3). The directory is also journaled (journal.Undo.MarkedDirs)
-// through the Handle's Undo.
+// finds and removes them after a crash with no journal (docs/design.md
+// invariants 3 and 7). The directory's path is journaled before it is made
+// (inject.RecordUndo), and both kinds have a guardian that removes it if
+// the agent dies.
 //
 // The minimum free space of the local policy (disk.min_free_bytes and
 // disk.min_free_percent of the filesystem, whichever is larger; invariant

@@ -1,7 +1,7 @@
 // Package network is the network fault injector: netem impairments (delay,
 // jitter, correlation, loss, duplicate, corrupt, reorder, rate) and tbf
 // bandwidth limits on one named interface, egress, ingress or both,
-// through netlink — never by shelling out to tc (DESIGN.md, fault
+// through netlink — never by shelling out to tc (docs/design.md, fault
 // catalogue).
 //
 // # What the injector owns
@@ -70,5 +70,5 @@
 // marks.
 //
 // netem values read back from the kernel are not trusted
-// (DEPENDENCIES.md): the journal holds what was applied.
+// (docs/dependencies.md): the journal holds what was applied.
 package network

@@ -73,7 +73,7 @@ func IsAgentHandle(h uint32) bool {
 var ErrNoInterface = errors.New("no such interface")
 
 // Qdisc is a queueing discipline in Turbulence's own terms, so that the
-// injector, its fake and its tests compile on every OS (STYLE.md 5.3);
+// injector, its fake and its tests compile on every OS (docs/style.md, OS-facing code);
 // only ops_linux.go converts to netlink.
 type Qdisc struct {
 	Link   string `json:"link"`

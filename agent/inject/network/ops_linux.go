@@ -12,7 +12,7 @@ import (
 )
 
 // dumpRetries bounds the retries of a netlink dump the kernel interrupted
-// (the interface changed during it), as DEPENDENCIES.md asks.
+// (the interface changed during it), as docs/dependencies.md asks.
 const dumpRetries = 5
 
 // netlinkOps is ops over one netlink handle: the host's (hostOps, in the

@@ -19,5 +19,5 @@
 // used: google/nftables v0.3.0, the pinned version, always writes the
 // table's flags as 0. The journal and the start-up sweep take a table back
 // after the agent dies; the owner flag needs the later untagged
-// google/nftables commit (DEPENDENCIES.md).
+// google/nftables commit (docs/dependencies.md).
 package partition

@@ -1,4 +1,4 @@
-// Fault specifications for the whole catalogue of DESIGN.md, and the
+// Fault specifications for the whole catalogue of docs/design.md, and the
 // fault records that the controller keeps and the agents report on.
 //
 // Field numbers are append-only; removed fields are reserved.
