@@ -32,6 +32,11 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "turbulence-agent cleanup: unexpected arguments %q\n", fs.Args())
 		return exitUsage
 	}
+	if _, err := os.Stat(*stateDir); errors.Is(err, os.ErrNotExist) {
+		// No agent ever ran with it: no journal and no marks of its owner.
+		fmt.Fprintf(stdout, "nothing to clean up: there is no state directory %s\n", *stateDir)
+		return exitOK
+	}
 	rec, err := agent.Cleanup(agent.Config{
 		StateDir: *stateDir,
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
