@@ -3,9 +3,11 @@ package partition
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
 )
@@ -50,7 +52,12 @@ func (in *Injector) Recover(_ context.Context, r inject.Recorded) error {
 func (in *Injector) Sweep(_ context.Context, open []inject.Recorded) (inject.Swept, error) {
 	var out inject.Swept
 	names, err := in.tables.List()
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.EPERM):
+		// Without CAP_NET_ADMIN this agent could not have made a table
+		// either: nothing of its own can be there.
+		return out, nil
+	case err != nil:
 		return out, fmt.Errorf("list nftables tables: %w", err)
 	}
 	var keep []string
