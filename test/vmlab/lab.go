@@ -62,6 +62,10 @@ type Config struct {
 	Safety *SafetyConfig `json:"safety,omitempty"`
 }
 
+// GuardedChildArg is argv[2] of the crash child when it is the agent that
+// is killed and never restarted: its fault is short and has a guardian.
+const GuardedChildArg = "guarded"
+
 // CrashChildArg is argv[1] of the guest re-executed as the agent that
 // applies a fault and is then killed (the restart phase). The argv is
 // fixed: everything else comes from the Config.
@@ -216,6 +220,7 @@ type Result struct {
 	PolicyRefusal      string          `json:"policy_refusal,omitempty"`
 	TablesAfterRefusal []string        `json:"tables_after_refusal,omitempty"`
 	Restart            *RestartResult  `json:"restart,omitempty"`
+	Guarded            *GuardedResult  `json:"guarded,omitempty"`
 	ConfiguredRoot     *ConfiguredRoot `json:"configured_root,omitempty"`
 }
 
@@ -303,6 +308,28 @@ type RestartResult struct {
 	RevertedMS     float64  `json:"reverted_ms"`
 	OpenAfter      []string `json:"open_after"`
 	SecondReverted int      `json:"second_reverted"`
+}
+
+// GuardedResult is the agent killed and never restarted: a delay whose
+// deadline comes a few seconds after the kill, taken back by its guardian
+// alone.
+type GuardedResult struct {
+	FaultID string `json:"fault_id"`
+	// Qdiscs is the tree under the fault; DelayedMS an RTT median under it.
+	Qdiscs    []string `json:"qdiscs"`
+	DelayedMS float64  `json:"delayed_ms"`
+	// KillBeforeDeadlineMS is how long before the deadline the agent was
+	// killed; GoneAfterDeadlineMS when, relative to the deadline, the
+	// agent's qdiscs were first seen gone (sampled every 5 ms).
+	KillBeforeDeadlineMS float64 `json:"kill_before_deadline_ms"`
+	GoneAfterDeadlineMS  float64 `json:"gone_after_deadline_ms"`
+	// QdiscsAfter and RevertedMS: the tree and an RTT median after.
+	QdiscsAfter []string `json:"qdiscs_after"`
+	RevertedMS  float64  `json:"reverted_ms"`
+	// Reverted is "id: reason" of what a later agent.Cleanup closed in the
+	// journal: the guardian's own outcome.
+	Reverted     []string `json:"reverted"`
+	CleanupError string   `json:"cleanup_error,omitempty"`
 }
 
 // ConfiguredRoot is a fault on an interface whose root qdisc someone

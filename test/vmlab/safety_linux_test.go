@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/partition"
 	"github.com/turbulence-sre/turbulence/test/vmlab"
@@ -116,6 +117,12 @@ func logSafety(t *testing.T, res vmlab.Result) {
 	}
 	if r := res.Restart; r != nil {
 		restartRows("restart", r, res.QdiscsBefore)
+	}
+	if r := res.Guarded; r != nil {
+		row("never restarted: under the child's fault", fmt.Sprintf("+%d ms", delayMS), fmt.Sprintf("%+.2f ms; tree %q", r.DelayedMS-res.BaselineMS, r.Qdiscs))
+		row("never restarted: SIGKILL", "before the deadline", fmt.Sprintf("%.0f ms before it", r.KillBeforeDeadlineMS))
+		row("never restarted: guardian", "gone by deadline + 1 s", fmt.Sprintf("gone %+.1f ms from the deadline; tree %q; RTT %.2f ms", r.GoneAfterDeadlineMS, r.QdiscsAfter, r.RevertedMS))
+		row("never restarted: later cleanup", "the guardian's outcome", fmt.Sprintf("%q; error %q", r.Reverted, r.CleanupError))
 	}
 	if r := res.ConfiguredRoot; r != nil {
 		row("configured root: before", "tbf 1: 100 Mbit/s", r.Root)
@@ -248,6 +255,10 @@ func checkSafety(t *testing.T, res vmlab.Result) {
 		checkRestart(t, "restart", res, r, res.QdiscsBefore)
 	}
 
+	// The agent killed and never restarted: the fault's guardian alone
+	// takes it back, at its deadline, within a second.
+	checkNeverRestarted(t, res)
+
 	// A configured root: refused without replace_root_qdisc, replaced and
 	// put back exactly with it.
 	if r := res.ConfiguredRoot; r == nil {
@@ -290,6 +301,36 @@ func checkSafety(t *testing.T, res vmlab.Result) {
 // checkRestart asserts on an agent killed under its fault and recovered:
 // the fault outlived the process, the journal named it, start-up recovery
 // took it back from the journal alone and left original.
+// checkNeverRestarted checks the phase where the agent is SIGKILLed and
+// never comes back (invariant 3: a guardian takes the fault back at its
+// deadline).
+func checkNeverRestarted(t *testing.T, res vmlab.Result) {
+	t.Helper()
+	r := res.Guarded
+	if r == nil {
+		t.Error("never restarted: the phase did not run")
+		return
+	}
+	wantDuring := []string{"htb 7400:0 root", "netem 7401:0 7400:1"}
+	if !slices.Equal(r.Qdiscs, wantDuring) || math.Abs(r.DelayedMS-res.BaselineMS-delayMS) > math.Max(0.1*delayMS, 2) {
+		t.Errorf("never restarted: under the child's fault qdiscs %q and RTT %.2f ms (baseline %.2f), want %q and +%d ms", r.Qdiscs, r.DelayedMS, res.BaselineMS, wantDuring, delayMS)
+	}
+	if r.KillBeforeDeadlineMS <= 0 {
+		t.Errorf("never restarted: the agent was killed %.0f ms after the deadline, want before it", -r.KillBeforeDeadlineMS)
+	}
+	// Sampled every 5 ms: a delay seen gone more than a sample before the
+	// deadline was taken back early.
+	if r.GoneAfterDeadlineMS < -10 || r.GoneAfterDeadlineMS > 1000 {
+		t.Errorf("never restarted: the delay was gone %+.1f ms from its deadline, want within [0, +1000 ms]", r.GoneAfterDeadlineMS)
+	}
+	if !slices.Equal(r.QdiscsAfter, res.QdiscsBefore) || r.RevertedMS >= 10 {
+		t.Errorf("never restarted: after the guardian qdiscs %q and RTT %.2f ms, want the original %q and < 10 ms", r.QdiscsAfter, r.RevertedMS, res.QdiscsBefore)
+	}
+	if want := r.FaultID + ": " + guardian.ReasonDeadline; !slices.Equal(r.Reverted, []string{want}) || r.CleanupError != "" {
+		t.Errorf("never restarted: a later cleanup closed %q (error %q), want [%q]: the guardian's outcome", r.Reverted, r.CleanupError, want)
+	}
+}
+
 func checkRestart(t *testing.T, what string, res vmlab.Result, r *vmlab.RestartResult, original []string) {
 	t.Helper()
 	wantDuring := []string{"htb 7400:0 root", "netem 7401:0 7400:1"}

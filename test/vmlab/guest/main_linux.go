@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/network"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -31,6 +33,17 @@ import (
 const echoTimeout = time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == guardian.Subcommand {
+		// The guardian of the crash child's fault: the guest binary is
+		// the lab's agent binary.
+		exe, err := os.Executable()
+		if err != nil {
+			os.Exit(1)
+		}
+		os.Exit(guardian.Main(os.Args[2:], os.Stdin, os.Stderr, agent.JournalFile, func(stateDir string) guardian.Recoverer {
+			return agent.RecoverGuarded(stateDir, exe)
+		}))
+	}
 	if len(os.Args) > 1 && os.Args[1] == vmlab.CrashChildArg {
 		// The restart phase's agent: it runs until the lab kills it, and
 		// returns only when it failed.

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/agent"
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/inject/network"
 	"github.com/turbulence-sre/turbulence/agent/inject/partition"
@@ -45,6 +47,14 @@ import (
 // restartFaultID is the fault the crash child applies.
 const restartFaultID = "lab-restart"
 
+// guardedFaultID and guardedFaultLife are the fault of the crash child
+// that is never restarted: short, so that its deadline comes soon after
+// the kill.
+const (
+	guardedFaultID   = "lab-guarded"
+	guardedFaultLife = 6 * time.Second
+)
+
 // safety runs the safety phases, in turn, after the netem ones.
 func (l *lab) safety() error {
 	s := l.cfg.Safety
@@ -59,6 +69,9 @@ func (l *lab) safety() error {
 	}
 	if err := l.restart(); err != nil {
 		return fmt.Errorf("restart: %w", err)
+	}
+	if err := l.neverRestarted(); err != nil {
+		return fmt.Errorf("never restarted: %w", err)
 	}
 	if s.RootRateBytes > 0 {
 		if err := l.configuredRoot(); err != nil {
@@ -460,46 +473,13 @@ func (l *lab) restart() error {
 // and recovers.
 func (l *lab) crashAndRecover(r *vmlab.RestartResult, replaceRoot bool) error {
 	s := l.cfg.Safety
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	args := []string{vmlab.CrashChildArg}
+	var args []string
 	if replaceRoot {
 		args = append(args, restartReplaceRoot)
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	_, kill, err := startCrashChild(args...)
 	if err != nil {
 		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start the crash child: %w", err)
-	}
-	kill := func() error {
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			return err
-		}
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && !ee.Exited() { // killed, as meant
-			return nil
-		}
-		return fmt.Errorf("the crash child ended by itself: %w", err)
-	}
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(out).ReadString('\n')
-		line <- strings.TrimSpace(s)
-	}()
-	select {
-	case got := <-line:
-		if got != "applied" {
-			return errors.Join(fmt.Errorf("the crash child said %q", got), kill())
-		}
-	case <-time.After(30 * time.Second):
-		return errors.Join(errors.New("the crash child did not apply its fault within 30 s"), kill())
 	}
 	if r.Qdiscs, err = qdiscTree(l.link); err != nil {
 		return errors.Join(err, kill())
@@ -555,6 +535,117 @@ func (l *lab) crashAndRecover(r *vmlab.RestartResult, replaceRoot bool) error {
 	return nil
 }
 
+// startCrashChild re-executes the guest as the crash child with args
+// after its fixed first word, waits until it says it applied its fault,
+// and returns the fault's deadline and a function that SIGKILLs it.
+func startCrashChild(args ...string) (time.Time, func() error, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	cmd := exec.Command(exe, append([]string{vmlab.CrashChildArg}, args...)...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return time.Time{}, nil, fmt.Errorf("start the crash child: %w", err)
+	}
+	kill := func() error {
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			return err
+		}
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && !ee.Exited() { // killed, as meant
+			return nil
+		}
+		return fmt.Errorf("the crash child ended by itself: %w", err)
+	}
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(out).ReadString('\n')
+		line <- strings.TrimSpace(s)
+	}()
+	select {
+	case got := <-line:
+		var nanos int64
+		if _, err := fmt.Sscanf(got, "applied %d", &nanos); err != nil {
+			return time.Time{}, nil, errors.Join(fmt.Errorf("the crash child said %q", got), kill())
+		}
+		return time.Unix(0, nanos), kill, nil
+	case <-time.After(30 * time.Second):
+		return time.Time{}, nil, errors.Join(errors.New("the crash child did not apply its fault within 30 s"), kill())
+	}
+}
+
+// neverRestarted is the agent killed and never restarted: the crash child
+// applies a short delay with a guardian, is SIGKILLed a few seconds before
+// its deadline, and nothing but the guardian takes the delay back. The
+// host's qdiscs are sampled every 5 ms from the kill on.
+func (l *lab) neverRestarted() error {
+	s := l.cfg.Safety
+	r := &vmlab.GuardedResult{FaultID: guardedFaultID}
+	l.res.Guarded = r
+	deadline, kill, err := startCrashChild(vmlab.GuardedChildArg)
+	if err != nil {
+		return err
+	}
+	if r.Qdiscs, err = qdiscTree(l.link); err != nil {
+		return errors.Join(err, kill())
+	}
+	if r.DelayedMS, err = l.e.rtt(l.cfg.RTTSamples); err != nil {
+		return errors.Join(fmt.Errorf("under the child's fault: %w", err), kill())
+	}
+	if err := kill(); err != nil {
+		return err
+	}
+	r.KillBeforeDeadlineMS = ms(time.Until(deadline))
+	limit := deadline.Add(30 * time.Second)
+	for {
+		tree, err := qdiscTree(l.link)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		if !slices.ContainsFunc(tree, hasAgentHandle) {
+			r.GoneAfterDeadlineMS = ms(now.Sub(deadline))
+			r.QdiscsAfter = tree
+			break
+		}
+		if now.After(limit) {
+			r.QdiscsAfter = tree
+			return fmt.Errorf("the guardian left the delay on the interface 30 s past its deadline: %q", tree)
+		}
+		time.Sleep(5 * time.Millisecond) // the sampling period of the interface's state
+	}
+	if r.RevertedMS, err = l.e.rtt(l.cfg.RTTSamples); err != nil {
+		return fmt.Errorf("after the guardian: %w", err)
+	}
+	// A later start closes the journal with the guardian's own outcome.
+	rec, cerr := agent.Cleanup(agent.Config{StateDir: s.StateDir, ProcRoot: "/proc"})
+	if cerr != nil {
+		r.CleanupError = cerr.Error()
+	}
+	for _, st := range rec.Reverted {
+		r.Reverted = append(r.Reverted, st.GetFaultId()+": "+st.GetReason())
+	}
+	l.mark("never restarted")
+	return nil
+}
+
+// hasAgentHandle says whether a qdiscTree line ("kind handle parent") is
+// a qdisc of the agent's handle range.
+func hasAgentHandle(line string) bool {
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return false
+	}
+	major, err := strconv.ParseUint(strings.SplitN(f[1], ":", 2)[0], 16, 16)
+	return err == nil && network.IsAgentHandle(uint32(major)<<16)
+}
+
 // openInJournal lists the fault IDs the journal at path holds as open.
 func openInJournal(path string) ([]string, error) {
 	j, open, err := journal.OpenFile(path)
@@ -593,6 +684,7 @@ func crashChild() error {
 		return fmt.Errorf("the journal already lists %d open faults", len(open))
 	}
 	replaceRoot := len(os.Args) > 2 && os.Args[2] == restartReplaceRoot
+	guarded := len(os.Args) > 2 && os.Args[2] == vmlab.GuardedChildArg
 	m, err := agentManager(s.Controller, replaceRoot, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
@@ -604,10 +696,20 @@ func crashChild() error {
 	}
 	f := fault(restartFaultID, cfg.Interface, peer.Addr().String()+"/32",
 		&turbulencev1.NetemSpec{Delay: durationpb.New(time.Duration(cfg.DelayMS) * time.Millisecond)})
-	if _, err := m.Apply(context.Background(), f); err != nil {
+	if guarded {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		m.UseGuardians(guardian.Starter{Binary: exe, StateDir: s.StateDir})
+		f.Id = guardedFaultID
+		f.Spec.Duration = durationpb.New(guardedFaultLife)
+	}
+	st, err := m.Apply(context.Background(), f)
+	if err != nil {
 		return err
 	}
-	if _, err := os.Stdout.WriteString("applied\n"); err != nil {
+	if _, err := fmt.Fprintf(os.Stdout, "applied %d\n", st.GetDeadline().AsTime().UnixNano()); err != nil {
 		return err
 	}
 	select {} // until SIGKILL
