@@ -12,7 +12,7 @@ import (
 
 func TestParseCPUArgs_RoundTrip(t *testing.T) {
 	t.Parallel()
-	want := Spec{FaultID: "f-1", Cores: 2, LoadPercent: 40, Deadline: time.Unix(0, time.Now().Add(time.Minute).UnixNano()), CPUs: []int{0, 2}, Nice: 3}
+	want := Spec{FaultID: "f-1", Owner: "/var/lib/turbulence-agent", Cores: 2, LoadPercent: 40, Deadline: time.Unix(0, time.Now().Add(time.Minute).UnixNano()), CPUs: []int{0, 2}, Nice: 3}
 	got, err := ParseCPUArgs(want.Args()[1:])
 	if err != nil {
 		t.Fatalf("ParseCPUArgs(%q) = %v", want.Args(), err)
@@ -37,6 +37,7 @@ func TestMain_RefusesBadArgv(t *testing.T) {
 		{"zero deadline", []string{"cpu", "--fault-id", "f", "--cores", "1", "--load", "50", "--deadline", "0"}, "--deadline is required"},
 		{"deadline too far", []string{"cpu", "--fault-id", "f", "--cores", "1", "--load", "50", "--deadline", tooFar}, "more than"},
 		{"load 0", []string{"cpu", "--fault-id", "f", "--cores", "1", "--load", "0", "--deadline", future}, "--load must be between 1 and 100"},
+		{"relative owner", []string{"cpu", "--fault-id", "f", "--owner", "state", "--cores", "1", "--load", "5", "--deadline", future}, "--owner must be an absolute path"},
 		{"load 101", []string{"cpu", "--fault-id", "f", "--cores", "1", "--load", "101", "--deadline", future}, "--load must be between 1 and 100, got 101"},
 		{"cores 0", []string{"cpu", "--fault-id", "f", "--cores", "0", "--load", "50", "--deadline", future}, "--cores must be"},
 		{"no fault id", []string{"cpu", "--cores", "1", "--load", "50", "--deadline", future}, "--fault-id is required"},

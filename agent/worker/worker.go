@@ -23,7 +23,8 @@ const (
 // Subcommand is the argv word of the agent binary that selects worker mode.
 const Subcommand = "worker"
 
-const usage = `usage: worker cpu --fault-id ID --cores N --load PCT --deadline UNIXNANOS [--cpus 0,2] [--nice N]
+const usage = `usage: worker KIND --fault-id ID [--owner STATE-DIR] ... (the owner, the agent's state directory, marks the process)
+       worker cpu --fault-id ID --cores N --load PCT --deadline UNIXNANOS [--cpus 0,2] [--nice N]
        worker memory --fault-id ID --bytes N --deadline UNIXNANOS [--ramp DURATION] [--mlock] [--nice N]
        worker disk-io --fault-id ID --file PATH --file-bytes N --mode read|write|mixed --block-size N --workers N --deadline UNIXNANOS [--bytes-per-second N] [--iops N] [--direct] [--nice N]`
 
