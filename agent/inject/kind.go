@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 
@@ -115,4 +116,25 @@ func RecordUndo(ctx context.Context, undo []byte) error {
 		return fmt.Errorf("record how to revert the fault before applying it: %w", err)
 	}
 	return nil
+}
+
+// EncodeUndo is a kind's undo record u as the journal keeps it (JSON).
+func EncodeUndo(u any) []byte {
+	b, err := json.Marshal(u)
+	if err != nil {
+		panic(fmt.Sprintf("encode an undo record: %v", err)) // undo records are plain data
+	}
+	return b
+}
+
+// DecodeUndo reads r's undo record into a T; ok is false when the journal
+// has none (the fault never reached its first undo record).
+func DecodeUndo[T any](r Recorded) (u T, ok bool, err error) {
+	if len(r.Undo) == 0 {
+		return u, false, nil
+	}
+	if err := json.Unmarshal(r.Undo, &u); err != nil {
+		return u, false, fmt.Errorf("fault %s: undo record: %w", r.FaultID, err)
+	}
+	return u, true, nil
 }

@@ -3,7 +3,6 @@ package network
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -25,11 +24,7 @@ type undoRecord struct {
 }
 
 func encodeUndo(st undoState, handles []uint32) []byte {
-	b, err := json.Marshal(undoRecord{Interface: st.link, Handles: handles, OriginalRoot: st.original, IFB: st.ifb, NoEgress: st.noEgress})
-	if err != nil {
-		panic(err) // plain data always encodes
-	}
-	return b
+	return inject.EncodeUndo(undoRecord{Interface: st.link, Handles: handles, OriginalRoot: st.original, IFB: st.ifb, NoEgress: st.noEgress})
 }
 
 // Guarded implements inject.Kind: a qdisc tree has no worker, so a
@@ -41,15 +36,9 @@ func (*Injector) Guarded() bool { return true }
 // redirect and the ifb, in the calling thread's network namespace. With no
 // undo record nothing was changed (the record comes first).
 func (in *Injector) Recover(_ context.Context, r inject.Recorded) error {
-	if len(r.Undo) == 0 {
-		return nil
-	}
-	var u undoRecord
-	if err := json.Unmarshal(r.Undo, &u); err != nil {
-		return fmt.Errorf("network fault %s: undo record: %w", r.FaultID, err)
-	}
-	if u.Interface == "" {
-		return nil
+	u, ok, err := inject.DecodeUndo[undoRecord](r)
+	if err != nil || !ok || u.Interface == "" {
+		return err
 	}
 	return restore(in.ops, undoState{link: u.Interface, original: u.OriginalRoot, noEgress: u.NoEgress, ifb: u.IFB})
 }
@@ -116,8 +105,8 @@ type names struct{ links, ifbs []string }
 func openNames(open []inject.Recorded) names {
 	var n names
 	for _, r := range open {
-		var u undoRecord
-		if json.Unmarshal(r.Undo, &u) != nil {
+		u, _, err := inject.DecodeUndo[undoRecord](r)
+		if err != nil {
 			continue
 		}
 		if u.Interface != "" {

@@ -2,7 +2,6 @@ package partition
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,13 +17,7 @@ type undoRecord struct {
 	Table string `json:"nft_table,omitempty"`
 }
 
-func encodeUndo(table string) []byte {
-	b, err := json.Marshal(undoRecord{Table: table})
-	if err != nil {
-		panic(err) // a string always encodes
-	}
-	return b
-}
+func encodeUndo(table string) []byte { return inject.EncodeUndo(undoRecord{Table: table}) }
 
 // Guarded implements inject.Kind: a table has no worker, so a guardian
 // deletes it if the agent cannot.
@@ -34,15 +27,9 @@ func (*Injector) Guarded() bool { return true }
 // calling thread's network namespace. With no undo record nothing was
 // made (the record comes first).
 func (in *Injector) Recover(_ context.Context, r inject.Recorded) error {
-	if len(r.Undo) == 0 {
-		return nil
-	}
-	var u undoRecord
-	if err := json.Unmarshal(r.Undo, &u); err != nil {
-		return fmt.Errorf("partition %s: undo record: %w", r.FaultID, err)
-	}
-	if u.Table == "" {
-		return nil
+	u, ok, err := inject.DecodeUndo[undoRecord](r)
+	if err != nil || !ok || u.Table == "" {
+		return err
 	}
 	return in.tables.Delete(u.Table)
 }
@@ -62,8 +49,7 @@ func (in *Injector) Sweep(_ context.Context, open []inject.Recorded) (inject.Swe
 	}
 	var keep []string
 	for _, r := range open {
-		var u undoRecord
-		if json.Unmarshal(r.Undo, &u) == nil && u.Table != "" {
+		if u, _, err := inject.DecodeUndo[undoRecord](r); err == nil && u.Table != "" {
 			keep = append(keep, u.Table)
 		}
 	}

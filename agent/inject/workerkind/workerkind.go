@@ -10,7 +10,6 @@ package workerkind
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -51,11 +50,7 @@ func (l Lifecycle) Encode(u Undo) []byte {
 			u.WorkerStartTicks = st.StartTicks
 		}
 	}
-	b, err := json.Marshal(u)
-	if err != nil {
-		panic(err) // a struct of ints and strings always encodes
-	}
-	return b
+	return inject.EncodeUndo(u)
 }
 
 // Guarded implements inject.Kind: workers guard themselves.
@@ -65,11 +60,9 @@ func (Lifecycle) Guarded() bool { return false }
 // no undo record, this owner's worker of the fault, found by its argv) and
 // removes the recorded marked directories.
 func (l Lifecycle) Recover(_ context.Context, r inject.Recorded) error {
-	var u Undo
-	if len(r.Undo) > 0 {
-		if err := json.Unmarshal(r.Undo, &u); err != nil {
-			return fmt.Errorf("%s fault %s: undo record: %w", l.Word, r.FaultID, err)
-		}
+	u, _, err := inject.DecodeUndo[Undo](r)
+	if err != nil {
+		return err
 	}
 	var errs []error
 	if u.WorkerPID > 0 {
