@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -26,7 +26,7 @@ const (
 	// MaxAuditLimit is the largest page a request may ask for.
 	MaxAuditLimit = 1000
 	// maxActorLen bounds the actor filter; identities are role/name.
-	maxActorLen = 256
+	maxActorLen = limits.MaxActor
 )
 
 // Audit actions, as they appear in AuditEntry.action.
@@ -59,22 +59,12 @@ func withAudit(e *raftv1.LogEntry) *raftv1.LogEntry {
 }
 
 // MaxAuditSummary bounds one record's summary, which quotes free text
-// (a halt reason). Halt is exempt from rate limits, so without this bound
-// a caller could grow every node's memory by megabytes per call.
-const MaxAuditSummary = 256
+// (a halt reason): the summary is cut to it, the reason itself is kept in
+// the halt status. The value is internal/limits'.
+const MaxAuditSummary = limits.MaxAuditSummary
 
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
-}
+var truncate = limits.Truncate
 
 // describe is the one-line summary of an entry's command.
 func describe(e *raftv1.LogEntry) *raftv1.Audit {

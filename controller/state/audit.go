@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
+
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -44,7 +46,8 @@ func (s *State) ApplyAudit(m Meta, rec AuditRecord, applyErr error) *turbulencev
 		Summary:   rec.Summary,
 	}
 	if applyErr != nil {
-		e.Error = applyErr.Error()
+		// Bounded like every record field (docs/limits.md).
+		e.Error = limits.Truncate(applyErr.Error(), limits.MaxAuditError)
 	}
 	s.d.nextAuditSeq++
 	s.d.appendAudit(e)

@@ -7,6 +7,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
+
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -90,7 +92,10 @@ func (d *data) appendEvent(now time.Time, typ, agentID, faultID, msg string) {
 		Type:     typ,
 		AgentId:  agentID,
 		FaultId:  faultID,
-		Message:  msg,
+		// The message quotes bounded parts (a reason, an actor); the cut
+		// keeps every event within the bound that pages of events are
+		// sized by (docs/limits.md).
+		Message: limits.Truncate(msg, limits.MaxEventMessage),
 	}
 	d.nextSeq++
 	d.events = append(d.events, ev)
