@@ -19,12 +19,12 @@ import (
 )
 
 // Bounds of ListAudit. The whole log (state.MaxAuditEntries records)
-// would not fit in one gRPC message, so a page is capped.
+// would not fit in one gRPC message, so a page is capped (docs/limits.md).
 const (
 	// DefaultAuditLimit is the page size when the request gives none.
-	DefaultAuditLimit = 100
+	DefaultAuditLimit = limits.DefaultPageAudit
 	// MaxAuditLimit is the largest page a request may ask for.
-	MaxAuditLimit = 1000
+	MaxAuditLimit = limits.MaxPageAudit
 	// maxActorLen bounds the actor filter; identities are role/name.
 	maxActorLen = limits.MaxActor
 )
@@ -128,7 +128,16 @@ func (s *Server) ListAudit(ctx context.Context, req *turbulencev1.ListAuditReque
 	if err != nil {
 		return nil, err
 	}
-	return &turbulencev1.ListAuditResponse{Entries: s.cfg.State.Audit(f)}, nil
+	before, err := parseSeqToken(tokenAudit, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	entries, more := s.cfg.State.AuditPage(f, before)
+	resp := &turbulencev1.ListAuditResponse{Entries: entries}
+	if more {
+		resp.NextPageToken = seqToken(tokenAudit, entries[len(entries)-1].GetSequence())
+	}
+	return resp, nil
 }
 
 // auditFilter checks a ListAudit request and returns its filter, or an
@@ -139,9 +148,13 @@ func auditFilter(req *turbulencev1.ListAuditRequest) (state.AuditFilter, error) 
 	bad := func(field, format string, args ...any) {
 		problems = append(problems, &errdetails.BadRequest_FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
 	}
-	f := state.AuditFilter{Actor: req.GetActor(), Limit: DefaultAuditLimit}
-	if n := req.GetLimit(); n > MaxAuditLimit {
-		bad("limit", "%d is above the maximum of %d", n, MaxAuditLimit)
+	f := state.AuditFilter{Actor: req.GetActor(), Action: req.GetAction(), Limit: DefaultAuditLimit}
+	field, n := "page_size", req.GetPageSize()
+	if n == 0 {
+		field, n = "limit", req.GetLimit()
+	}
+	if n > MaxAuditLimit {
+		bad(field, "%d is above the maximum of %d", n, MaxAuditLimit)
 	} else if n > 0 {
 		f.Limit = int(n)
 	}

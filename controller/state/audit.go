@@ -73,6 +73,8 @@ func (d *data) appendAudit(e *turbulencev1.AuditEntry) {
 type AuditFilter struct {
 	// Actor, when set, keeps only this caller's records.
 	Actor string
+	// Action, when set, keeps only records of this action.
+	Action string
 	// Since and Until, when not zero, keep records with Since <= time <
 	// Until.
 	Since, Until time.Time
@@ -87,17 +89,7 @@ func (s *State) Audit(f AuditFilter) []*turbulencev1.AuditEntry {
 	var out []*turbulencev1.AuditEntry
 	for i := len(s.d.audit) - 1; i >= 0; i-- {
 		e := s.d.audit[i]
-		t := e.GetTime().AsTime()
-		if f.Actor != "" && e.GetActor() != f.Actor {
-			continue
-		}
-		if !f.Until.IsZero() && !t.Before(f.Until) {
-			continue
-		}
-		if !f.Since.IsZero() && t.Before(f.Since) {
-			// Records are in log order and times are the proposers'
-			// clocks, which may step back a little across a leader
-			// change, so keep scanning rather than stop here.
+		if !f.matches(e) {
 			continue
 		}
 		out = append(out, clone(e))
@@ -106,6 +98,22 @@ func (s *State) Audit(f AuditFilter) []*turbulencev1.AuditEntry {
 		}
 	}
 	return out
+}
+
+func (f AuditFilter) matches(e *turbulencev1.AuditEntry) bool {
+	t := e.GetTime().AsTime()
+	switch {
+	case f.Actor != "" && e.GetActor() != f.Actor,
+		f.Action != "" && e.GetAction() != f.Action,
+		!f.Until.IsZero() && !t.Before(f.Until):
+		return false
+	case !f.Since.IsZero() && t.Before(f.Since):
+		// Records are in log order and times are the proposers' clocks,
+		// which may step back a little across a leader change, so the
+		// scan goes on rather than stop here.
+		return false
+	}
+	return true
 }
 
 // restoreAudit checks and installs the audit records of a snapshot.
