@@ -118,7 +118,7 @@ func (a *app) printServers(resp *turbulencev1.ListServersResponse) error {
 		return err
 	}
 	if resp.GetAnsweredBy() != "" {
-		_, err := fmt.Fprintf(a.stdout, "(answered by %s)\n", strings.TrimSpace(resp.GetAnsweredBy()))
+		_, err := fmt.Fprintf(a.stdout, "(answered by %s)\n", cell(strings.TrimSpace(resp.GetAnsweredBy())))
 		return err
 	}
 	return nil

@@ -142,6 +142,6 @@ func eventHeader(w io.Writer) {
 }
 
 func eventRow(w io.Writer, ev *turbulencev1.Event) {
-	fmt.Fprintf(w, eventFormat, fmt.Sprint(ev.GetSequence()), stamp(ev.GetTime()), ev.GetType(),
-		orNone(ev.GetAgentId()), orNone(ev.GetFaultId()), cellCleaner.Replace(ev.GetMessage()))
+	fmt.Fprintf(w, eventFormat, fmt.Sprint(ev.GetSequence()), stamp(ev.GetTime()), cell(ev.GetType()),
+		cell(orNone(ev.GetAgentId())), cell(orNone(ev.GetFaultId())), cell(ev.GetMessage()))
 }

@@ -99,7 +99,7 @@ fault that has already ended returns it unchanged.`,
 				if a.json() {
 					return writeJSON(a.stdout, fault)
 				}
-				_, err = fmt.Fprintf(a.stdout, "fault %s: %s\n", fault.GetId(), stateName(fault.GetState()))
+				_, err = fmt.Fprintf(a.stdout, "fault %s: %s\n", cell(fault.GetId()), stateName(fault.GetState()))
 				return err
 			})
 		}),
