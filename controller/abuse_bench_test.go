@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"context"
 	"runtime"
 	"strconv"
 	"testing"
@@ -56,13 +57,23 @@ func BenchmarkRefusedLabelFlood(b *testing.B) {
 	hello := &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: &turbulencev1.Hello{
 		AgentId: controllertest.AgentName, Labels: map[string]string{"zone": floodText},
 	}}}
+	client := srv.AgentClient(b)
 	floodFigures(b, srv.Config.DataDir, func() {
 		for range 20 {
-			a := srv.OpenAgentStream(b)
-			a.Send(b, hello)
-			if _, err := a.Recv(10 * time.Second); err == nil {
+			// Each reconnect is its own stream, ended once refused, so
+			// that the client keeps nothing between reconnects.
+			ctx, cancel := context.WithTimeout(b.Context(), 10*time.Second)
+			stream, err := client.Connect(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := stream.Send(hello); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := stream.Recv(); err == nil {
 				b.Fatal("a Hello with 4 MB of labels was accepted")
 			}
+			cancel()
 		}
 	})
 }
