@@ -3,6 +3,7 @@ package controlapi
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -12,6 +13,9 @@ import (
 
 	"github.com/turbulence-sre/turbulence/internal/limits"
 )
+
+// ownServices prefixes the full method names of this project's services.
+const ownServices = "/turbulence."
 
 // BoundsUnary is the server interceptor that checks every unary request
 // against its field bounds (internal/limits, docs/limits.md) before
@@ -23,6 +27,12 @@ import (
 // ClusterService alike.
 func BoundsUnary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		// Only this project's services: gRPC's own (health) have their
+		// own small messages, are never stored, and are not ours to
+		// bound; the message cap covers them.
+		if !strings.HasPrefix(info.FullMethod, ownServices) {
+			return handler(ctx, req)
+		}
 		if m, ok := req.(proto.Message); ok {
 			if err := limits.Check(m); err != nil {
 				return nil, boundsStatus(err)
