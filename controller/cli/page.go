@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -70,8 +71,8 @@ func checkBounds(ctx context.Context, method string, req, reply any, cc *grpc.Cl
 }
 
 func boundsError(err error) error {
-	le, ok := err.(*limits.Error)
-	if !ok {
+	var le *limits.Error
+	if !errors.As(err, &le) {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	br := &errdetails.BadRequest{}

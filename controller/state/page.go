@@ -138,11 +138,15 @@ type EventFilter struct {
 }
 
 func (f EventFilter) matches(e *turbulencev1.Event) bool {
-	switch {
-	case f.AgentID != "" && e.GetAgentId() != f.AgentID:
+	if f.AgentID != "" && e.GetAgentId() != f.AgentID {
 		return false
-	case f.Type != "" && e.GetType() != f.Type && !(strings.HasSuffix(f.Type, ".") && strings.HasPrefix(e.GetType(), f.Type)):
-		return false
+	}
+	if f.Type != "" && e.GetType() != f.Type {
+		// "fault." selects the whole family.
+		family := strings.HasSuffix(f.Type, ".") && strings.HasPrefix(e.GetType(), f.Type)
+		if !family {
+			return false
+		}
 	}
 	t := e.GetTime().AsTime()
 	return (f.Since.IsZero() || !t.Before(f.Since)) && (f.Until.IsZero() || t.Before(f.Until))
