@@ -20,6 +20,8 @@ func (a *app) eventsCommand() *cobra.Command {
 		follow bool
 		after  uint64
 		limit  int
+		// Filters of the listing (not of --follow).
+		agentID, eventType string
 	)
 	cmd := &cobra.Command{
 		Use:   "events",
@@ -32,6 +34,9 @@ breaks after events arrived (e.g. the controller restarts), turbctl
 reconnects from the last sequence it printed for up to --timeout.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if follow && (agentID != "" || eventType != "") {
+				return usagef("--agent and --type filter the listing; --follow prints every event")
+			}
 			if follow && a.consistent {
 				return usagef("--consistent and --follow exclude each other: --follow streams from the controller asked; use --consistent for a one-off read")
 			}
@@ -44,7 +49,9 @@ reconnects from the last sequence it printed for up to --timeout.`,
 				}
 				resp := &turbulencev1.ListEventsResponse{}
 				err := c.pages(cmd.Context(), limit, limits.MaxPageEvents, func(ctx context.Context, token string, size uint32) (int, string, error) {
-					page, err := c.api.ListEvents(ctx, &turbulencev1.ListEventsRequest{AfterSequence: after, PageToken: token, PageSize: size})
+					page, err := c.api.ListEvents(ctx, &turbulencev1.ListEventsRequest{
+						AfterSequence: after, PageToken: token, PageSize: size, AgentId: agentID, Type: eventType,
+					})
 					resp.Events = append(resp.Events, page.GetEvents()...)
 					return len(page.GetEvents()), page.GetNextPageToken(), err
 				})
@@ -64,6 +71,8 @@ reconnects from the last sequence it printed for up to --timeout.`,
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events")
 	cmd.Flags().Uint64Var(&after, "after", 0, "print only events with a sequence number above this")
+	cmd.Flags().StringVar(&agentID, "agent", "", "only events about this agent (without --follow)")
+	cmd.Flags().StringVar(&eventType, "type", "", "only events of this type, or of a family ending in a dot: fault. (without --follow)")
 	cmd.Flags().IntVar(&limit, "limit", 0, "stop after this many events (without --follow; 0 = all the controller keeps)")
 	return a.consistentFlag(cmd)
 }

@@ -27,6 +27,17 @@ type pagedControl struct {
 	calls  int
 	sizes  []uint32
 	halted int
+	events []*turbulencev1.ListEventsRequest
+}
+
+func (p *pagedControl) ListEvents(_ context.Context, req *turbulencev1.ListEventsRequest) (*turbulencev1.ListEventsResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events = append(p.events, req)
+	if req.GetPageToken() == "" {
+		return &turbulencev1.ListEventsResponse{Events: []*turbulencev1.Event{{Sequence: 1, Type: "fault.created"}}, NextPageToken: "1"}, nil
+	}
+	return &turbulencev1.ListEventsResponse{Events: []*turbulencev1.Event{{Sequence: 2, Type: "fault.active"}}}, nil
 }
 
 func (p *pagedControl) ListAgents(_ context.Context, req *turbulencev1.ListAgentsRequest) (*turbulencev1.ListAgentsResponse, error) {
@@ -115,4 +126,28 @@ func TestHalt_OversizedReasonNotSent(t *testing.T) {
 	}
 	r = runCLI(t, environ, "halt", "--reason", "bad deploy")
 	r.check(t, ExitOK)
+}
+
+// TestEvents_FiltersAndPages: the filters reach the controller on every
+// page, and every page is printed.
+func TestEvents_FiltersAndPages(t *testing.T) {
+	t.Parallel()
+	p, environ := startPaged(t, 1)
+	r := runCLI(t, environ, "events", "--agent", "web-1", "--type", "fault.", "--after", "0")
+	r.check(t, ExitOK)
+	if !strings.Contains(r.stdout, "fault.created") || !strings.Contains(r.stdout, "fault.active") {
+		t.Errorf("events printed:\n%s\nwant both pages", r.stdout)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.events) != 2 {
+		t.Fatalf("ListEvents calls = %d, want 2 pages", len(p.events))
+	}
+	for _, req := range p.events {
+		if req.GetAgentId() != "web-1" || req.GetType() != "fault." {
+			t.Errorf("ListEvents request %v lacks the filters", req)
+		}
+	}
+	r = runCLI(t, environ, "events", "--follow", "--agent", "web-1")
+	r.check(t, ExitUsage, "--agent and --type filter the listing")
 }
