@@ -2,6 +2,7 @@ package limits
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
@@ -49,44 +50,82 @@ func (e *Error) Error() string {
 // Check walks m and returns an *Error when any field breaks its bound or
 // has none declared, or when m carries more than MaxUnknownBytes of
 // unknown fields. It reads only what is set, so it costs time in
-// proportion to the message, and it allocates only for violations.
+// proportion to the message, and it builds field paths only for the
+// violations it reports (it runs on every agent heartbeat).
 func Check(m proto.Message) error {
 	c := checker{}
-	c.message("", m.ProtoReflect())
+	c.message(m.ProtoReflect())
 	if len(c.violations) == 0 {
 		return nil
 	}
 	return &Error{Violations: c.violations}
 }
 
+// checker walks one message. path is the stack of the current field's
+// path segments, turned into text only for a violation.
 type checker struct {
+	path       []segment
 	violations []Violation
 }
 
-func (c *checker) add(field, format string, args ...any) {
-	if len(c.violations) < maxViolations {
-		c.violations = append(c.violations, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
-	}
+// segment is a field name, a list index (index >= 0) or a map key.
+type segment struct {
+	name  string
+	index int
+	key   *string
 }
 
-func join(prefix string, fd protoreflect.FieldDescriptor) string {
-	if prefix == "" {
-		return string(fd.Name())
-	}
-	return prefix + "." + string(fd.Name())
-}
-
-func (c *checker) message(prefix string, m protoreflect.Message) {
-	if n := len(m.GetUnknown()); n > MaxUnknownBytes {
-		field := prefix
-		if field == "" {
-			field = "(message)"
+func (c *checker) pathString() string {
+	var b strings.Builder
+	for i, sg := range c.path {
+		switch {
+		case sg.key != nil:
+			b.WriteString("[" + strconv.Quote(*sg.key) + "]")
+		case sg.index >= 0:
+			b.WriteString("[" + strconv.Itoa(sg.index) + "]")
+		default:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(sg.name)
 		}
-		c.add(field, "carries %d bytes of unknown fields, above the limit of %d bytes", n, MaxUnknownBytes)
+	}
+	return b.String()
+}
+
+func (c *checker) full() bool { return len(c.violations) >= maxViolations }
+
+func (c *checker) add(format string, args ...any) {
+	if c.full() {
+		return
+	}
+	field := c.pathString()
+	if field == "" {
+		field = "(message)"
+	}
+	c.violations = append(c.violations, Violation{Field: field, Description: fmt.Sprintf(format, args...)})
+}
+
+// enterField, enterIndex and enterKey push a path segment.
+func (c *checker) enterField(fd protoreflect.FieldDescriptor) {
+	c.path = append(c.path, segment{name: string(fd.Name()), index: -1})
+}
+
+func (c *checker) enterIndex(i int) { c.path = append(c.path, segment{index: i}) }
+
+func (c *checker) enterKey(k string) { c.path = append(c.path, segment{index: -1, key: &k}) }
+
+func (c *checker) leave() { c.path = c.path[:len(c.path)-1] }
+
+func (c *checker) message(m protoreflect.Message) {
+	if n := len(m.GetUnknown()); n > MaxUnknownBytes {
+		c.add("carries %d bytes of unknown fields, above the limit of %d bytes", n, MaxUnknownBytes)
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		c.field(join(prefix, fd), fd, v)
-		return len(c.violations) < maxViolations
+		c.enterField(fd)
+		c.field(fd, v)
+		c.leave()
+		return !c.full()
 	})
 }
 
@@ -116,60 +155,74 @@ func textLen(v protoreflect.Value, k protoreflect.Kind) int {
 	return len(v.String())
 }
 
-func (c *checker) field(path string, fd protoreflect.FieldDescriptor, v protoreflect.Value) {
+func (c *checker) field(fd protoreflect.FieldDescriptor, v protoreflect.Value) {
 	b, ok := table[fd.FullName()]
 	if !ok && needsBound(fd) {
-		c.add(path, "has no declared bound (internal/limits), so it is refused")
+		c.add("has no declared bound (internal/limits), so it is refused")
 		return
 	}
 	switch {
 	case fd.IsMap():
-		mp := v.Map()
-		if mp.Len() > b.Max {
-			c.add(path, "has %d entries, above the limit of %d", mp.Len(), b.Max)
-			return
-		}
-		kd, vd := fd.MapKey(), fd.MapValue()
-		mp.Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-			if isText(kd.Kind()) {
-				if n := len(k.String()); n > b.Key {
-					c.add(path, "has a key of %d bytes, above the limit of %d bytes", n, b.Key)
-					return len(c.violations) < maxViolations
-				}
-			}
-			switch {
-			case isText(vd.Kind()):
-				if n := textLen(mv, vd.Kind()); n > b.Value {
-					c.add(fmt.Sprintf("%s[%q]", path, k.String()), "is %d bytes long, above the limit of %d bytes", n, b.Value)
-				}
-			case isMessage(vd.Kind()):
-				c.message(fmt.Sprintf("%s[%q]", path, k.String()), mv.Message())
-			}
-			return len(c.violations) < maxViolations
-		})
+		c.mapField(fd, b, v.Map())
 	case fd.IsList():
 		l := v.List()
 		if l.Len() > b.Max {
-			c.add(path, "has %d entries, above the limit of %d", l.Len(), b.Max)
+			c.add("has %d entries, above the limit of %d", l.Len(), b.Max)
 			return
 		}
-		for i := 0; i < l.Len() && len(c.violations) < maxViolations; i++ {
-			switch {
-			case isText(fd.Kind()):
-				if n := textLen(l.Get(i), fd.Kind()); n > b.Elem {
-					c.add(fmt.Sprintf("%s[%d]", path, i), "is %d bytes long, above the limit of %d bytes", n, b.Elem)
+		k := fd.Kind()
+		if !isText(k) && !isMessage(k) {
+			return
+		}
+		for i := 0; i < l.Len() && !c.full(); i++ {
+			if isText(k) {
+				if n := textLen(l.Get(i), k); n > b.Elem {
+					c.enterIndex(i)
+					c.add("is %d bytes long, above the limit of %d bytes", n, b.Elem)
+					c.leave()
 				}
-			case isMessage(fd.Kind()):
-				c.message(fmt.Sprintf("%s[%d]", path, i), l.Get(i).Message())
+				continue
 			}
+			c.enterIndex(i)
+			c.message(l.Get(i).Message())
+			c.leave()
 		}
 	case isText(fd.Kind()):
 		if n := textLen(v, fd.Kind()); n > b.Max {
-			c.add(path, "is %d bytes long, above the limit of %d bytes", n, b.Max)
+			c.add("is %d bytes long, above the limit of %d bytes", n, b.Max)
 		}
 	case isMessage(fd.Kind()):
-		c.message(path, v.Message())
+		c.message(v.Message())
 	}
+}
+
+func (c *checker) mapField(fd protoreflect.FieldDescriptor, b Bound, mp protoreflect.Map) {
+	if mp.Len() > b.Max {
+		c.add("has %d entries, above the limit of %d", mp.Len(), b.Max)
+		return
+	}
+	kd, vd := fd.MapKey(), fd.MapValue()
+	mp.Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+		if isText(kd.Kind()) {
+			if n := len(k.String()); n > b.Key {
+				c.add("has a key of %d bytes, above the limit of %d bytes", n, b.Key)
+				return !c.full()
+			}
+		}
+		switch {
+		case isText(vd.Kind()):
+			if n := textLen(mv, vd.Kind()); n > b.Value {
+				c.enterKey(k.String())
+				c.add("is %d bytes long, above the limit of %d bytes", n, b.Value)
+				c.leave()
+			}
+		case isMessage(vd.Kind()):
+			c.enterKey(k.String())
+			c.message(mv.Message())
+			c.leave()
+		}
+		return !c.full()
+	})
 }
 
 // Unbounded returns the full names of the fields reachable from md that

@@ -154,3 +154,22 @@ func TestCheckUnknownFields(t *testing.T) {
 		t.Fatalf("Check(2 KiB unknown) = %v, want the unknown-field limit", err)
 	}
 }
+
+// BenchmarkCheckHeartbeat is the cost of the check on the hottest message,
+// an agent's heartbeat holding 16 faults (the policy's default maximum).
+func BenchmarkCheckHeartbeat(b *testing.B) {
+	hb := &turbulencev1.Heartbeat{}
+	for i := range 16 {
+		hb.Faults = append(hb.Faults, &turbulencev1.FaultStatus{
+			FaultId: fmt.Sprintf("f-%012d", i), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE,
+			Exclusions: []string{"controllers (198.18.0.1/32)", "ssh (port 22)", "dns to 198.18.0.53"},
+		})
+	}
+	m := &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: hb}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := limits.Check(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
