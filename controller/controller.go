@@ -135,6 +135,10 @@ func New(cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	server, err := newGRPCServer(cfg.TLS, logger,
+		// Field bounds first: a request over them is refused where it
+		// arrived, before it is counted, forwarded or proposed
+		// (docs/limits.md).
+		controlapi.BoundsUnary(),
 		// Rate limits before forwarding: the node the caller reached
 		// counts its writes (controlapi/ratelimit.go; halt exempt).
 		controlapi.NewRateLimiter(0, 0).Unary(), fwd.Unary())

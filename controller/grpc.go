@@ -12,11 +12,13 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
-// maxMessageSize bounds every gRPC message in both directions.
-const maxMessageSize = 4 << 20
+// maxMessageSize bounds every gRPC message in both directions. Every list
+// page is sized to fit in it (docs/limits.md).
+const maxMessageSize = limits.MaxMessageBytes
 
 // newGRPCServer builds the gRPC server with mutual TLS, size limits,
 // keepalive settings for agents' long-lived streams and panic recovery.

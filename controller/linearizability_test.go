@@ -160,13 +160,21 @@ func TestCluster_HistoryUnderLeaderKillsIsLinearizable(t *testing.T) {
 		api := nd.AdminClient(t)
 		var got []string
 		controllertest.WaitFor(t, 10*time.Second, nd.Config.NodeID+" to hold every acknowledged fault", func() bool {
-			l, err := api.ListFaults(t.Context(), &turbulencev1.ListFaultsRequest{})
 			got = got[:0]
-			for _, f := range l.GetFaults() {
-				got = append(got, f.GetId())
+			for token := ""; ; {
+				l, err := api.ListFaults(t.Context(), &turbulencev1.ListFaultsRequest{PageToken: token})
+				if err != nil {
+					return false
+				}
+				for _, f := range l.GetFaults() {
+					got = append(got, f.GetId())
+				}
+				if token = l.GetNextPageToken(); token == "" {
+					break
+				}
 			}
 			slices.Sort(got)
-			return err == nil && len(got) >= len(want)
+			return len(got) >= len(want)
 		})
 		if !slices.Equal(got, want) {
 			t.Errorf("%s holds %d faults, want the %d acknowledged ones", nd.Config.NodeID, len(got), len(want))

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -101,6 +102,12 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 	if err != nil {
 		return err
 	}
+	// Field bounds before anything else (docs/limits.md): a Hello with
+	// 4 MiB of labels is refused here, before it can be registered
+	// through raft, however often the agent reconnects.
+	if err := limits.Check(first); err != nil {
+		return status.Errorf(codes.InvalidArgument, "agent session: message over its bounds (docs/limits.md): %v", err)
+	}
 	hello := first.GetHello()
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "agent session: the first message must be a Hello")
@@ -165,6 +172,13 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 	go func() {
 		for {
 			m, err := stream.Recv()
+			if err == nil {
+				// Heartbeats and results reach raft too (UpdateFault
+				// statuses and reasons): the same bounds as the Hello.
+				if cerr := limits.Check(m); cerr != nil {
+					err = status.Errorf(codes.InvalidArgument, "agent session: message over its bounds (docs/limits.md): %v", cerr)
+				}
+			}
 			if err != nil {
 				recvErr <- err
 				return

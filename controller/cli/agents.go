@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -20,25 +21,32 @@ func (a *app) agentsCommand() *cobra.Command {
 		Args:  noSubcommand,
 		RunE:  missingSubcommand,
 	}
-	cmd.AddCommand(a.consistentFlag(&cobra.Command{
+	var limit int
+	ls := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List the agents the controller knows",
 		Args:    exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if limit < 0 {
+				return usagef("--limit must be 0 (no limit) or more, got %d", limit)
+			}
 			return a.withClient(func(c *client) error {
-				var resp *turbulencev1.ListAgentsResponse
-				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
-					resp, err = c.api.ListAgents(ctx, &turbulencev1.ListAgentsRequest{})
-					return err
+				all := &turbulencev1.ListAgentsResponse{}
+				err := c.pages(cmd.Context(), limit, limits.MaxPageAgents, func(ctx context.Context, token string, size uint32) (int, string, error) {
+					resp, err := c.api.ListAgents(ctx, &turbulencev1.ListAgentsRequest{PageToken: token, PageSize: size})
+					all.Agents = append(all.Agents, resp.GetAgents()...)
+					return len(resp.GetAgents()), resp.GetNextPageToken(), err
 				})
 				if err != nil {
 					return err
 				}
-				return a.printAgents(resp)
+				return a.printAgents(all)
 			})
 		}),
-	}))
+	}
+	ls.Flags().IntVar(&limit, "limit", 0, "stop after this many agents (0 = all)")
+	cmd.AddCommand(a.consistentFlag(ls))
 	cmd.AddCommand(a.consistentFlag(&cobra.Command{
 		Use:   "show ID",
 		Short: "Show one agent: facts, capabilities, connection",

@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -20,8 +22,8 @@ func (a *app) auditCommand() *cobra.Command {
 		RunE:  missingSubcommand,
 	}
 	var (
-		actor, since, until string
-		limit               uint32
+		actor, action, since, until string
+		limit                       int
 	)
 	ls := &cobra.Command{
 		Use:     "ls",
@@ -34,11 +36,15 @@ write refused inside raft, the reason.
 
 --since and --until take an RFC 3339 time (2026-03-01T12:00:00Z) or a
 duration back from now (90m, 24h). The controller keeps the latest
-100 000 records; one call returns at most 1000 (--limit).`,
+100 000 records; turbctl follows its pages (up to 1000 records each)
+until the end or --limit.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if limit < 0 {
+				return usagef("--limit must be 0 (no limit) or more, got %d", limit)
+			}
 			now := a.env.now()
-			req := &turbulencev1.ListAuditRequest{Actor: actor, Limit: limit}
+			req := &turbulencev1.ListAuditRequest{Actor: actor, Action: action}
 			var err error
 			if req.Since, err = pointInTime("--since", since, now); err != nil {
 				return err
@@ -47,15 +53,18 @@ duration back from now (90m, 24h). The controller keeps the latest
 				return err
 			}
 			return a.withClient(func(c *client) error {
-				var resp *turbulencev1.ListAuditResponse
-				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
-					resp, err = c.api.ListAudit(ctx, req)
-					return err
+				all := &turbulencev1.ListAuditResponse{}
+				err := c.pages(cmd.Context(), limit, limits.MaxPageAudit, func(ctx context.Context, token string, size uint32) (int, string, error) {
+					page := proto.CloneOf(req)
+					page.PageToken, page.PageSize = token, size
+					resp, err := c.api.ListAudit(ctx, page)
+					all.Entries = append(all.Entries, resp.GetEntries()...)
+					return len(resp.GetEntries()), resp.GetNextPageToken(), err
 				})
 				if err != nil {
 					return err
 				}
-				return a.printAudit(resp)
+				return a.printAudit(all)
 			})
 		}),
 	}
@@ -63,7 +72,8 @@ duration back from now (90m, 24h). The controller keeps the latest
 	f.StringVar(&actor, "actor", "", "only records by this identity (role/name, e.g. admin/alice)")
 	f.StringVar(&since, "since", "", "only records at or after this time (RFC 3339, or a duration ago: 24h)")
 	f.StringVar(&until, "until", "", "only records before this time (RFC 3339, or a duration ago)")
-	f.Uint32Var(&limit, "limit", 0, "at most this many records (0 = the controller's default of 100; at most 1000)")
+	f.StringVar(&action, "action", "", "only records of this action (fault.apply, fleet.halt…)")
+	f.IntVar(&limit, "limit", 0, "stop after this many records, newest first (0 = all)")
 	cmd.AddCommand(a.consistentFlag(ls))
 	return cmd
 }

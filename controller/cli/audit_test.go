@@ -58,10 +58,10 @@ func TestAuditLs_FlagsBecomeTheQuery(t *testing.T) {
 	r := runCLI(t, environ, "audit", "ls", "--actor", "viewer/carol", "--since", "24h", "--until", "2026-03-01T11:00:00Z", "--limit", "20")
 	r.check(t, ExitOK)
 	want := &turbulencev1.ListAuditRequest{
-		Actor: "viewer/carol",
-		Since: timestamppb.New(goldenNow.Add(-24 * time.Hour)),
-		Until: timestamppb.New(time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)),
-		Limit: 20,
+		Actor:    "viewer/carol",
+		Since:    timestamppb.New(goldenNow.Add(-24 * time.Hour)),
+		Until:    timestamppb.New(time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)),
+		PageSize: 20,
 	}
 	fake.mu.Lock()
 	got := fake.got

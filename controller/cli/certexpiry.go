@@ -58,6 +58,6 @@ func controllerCertLine(w io.Writer, now time.Time, addr string, cert *x509.Cert
 	if id, err := tlsutil.IdentityFromCert(cert); err == nil {
 		who = id.String() + " at " + addr
 	}
-	_, err := fmt.Fprintf(w, "controller %s: certificate expires %s\n", who, certExpiry(timestamppb.New(cert.NotAfter), now))
+	_, err := fmt.Fprintf(w, "controller %s: certificate expires %s\n", cell(who), certExpiry(timestamppb.New(cert.NotAfter), now))
 	return err
 }

@@ -67,7 +67,8 @@ func (a *app) dial() (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load TLS files: %w", err)
 	}
-	conn, err := grpc.NewClient(a.controller, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	conn, err := grpc.NewClient(a.controller, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+		grpc.WithChainUnaryInterceptor(checkBounds))
 	if err != nil {
 		return nil, usagef("--controller %q: %v", a.controller, err)
 	}

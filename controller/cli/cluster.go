@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -37,7 +38,26 @@ its configuration is the latest, and a follower's may lag it by a moment.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.clusterCall(cmd.Context(), false, func(ctx context.Context, cs turbulencev1.ClusterServiceClient) (*turbulencev1.ListServersResponse, error) {
-				return cs.ListServers(ctx, &turbulencev1.ListServersRequest{})
+				// Follow the pages (docs/limits.md); a cluster of 3 or 5
+				// nodes is one page.
+				var all *turbulencev1.ListServersResponse
+				for token := ""; ; {
+					resp, err := cs.ListServers(ctx, &turbulencev1.ListServersRequest{PageToken: token, PageSize: limits.MaxPageServers})
+					if err != nil {
+						return nil, err
+					}
+					if all == nil {
+						all = resp
+					} else {
+						all.Servers = append(all.Servers, resp.GetServers()...)
+					}
+					next := resp.GetNextPageToken()
+					if next == "" || next == token {
+						all.NextPageToken = ""
+						return all, nil
+					}
+					token = next
+				}
 			})
 		}),
 	})
@@ -118,7 +138,7 @@ func (a *app) printServers(resp *turbulencev1.ListServersResponse) error {
 		return err
 	}
 	if resp.GetAnsweredBy() != "" {
-		_, err := fmt.Fprintf(a.stdout, "(answered by %s)\n", strings.TrimSpace(resp.GetAnsweredBy()))
+		_, err := fmt.Fprintf(a.stdout, "(answered by %s)\n", cell(strings.TrimSpace(resp.GetAnsweredBy())))
 		return err
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -18,7 +19,9 @@ func (a *app) eventsCommand() *cobra.Command {
 	var (
 		follow bool
 		after  uint64
-		limit  uint32
+		limit  int
+		// Filters of the listing (not of --follow).
+		agentID, eventType string
 	)
 	cmd := &cobra.Command{
 		Use:   "events",
@@ -31,6 +34,9 @@ breaks after events arrived (e.g. the controller restarts), turbctl
 reconnects from the last sequence it printed for up to --timeout.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if follow && (agentID != "" || eventType != "") {
+				return usagef("--agent and --type filter the listing; --follow prints every event")
+			}
 			if follow && a.consistent {
 				return usagef("--consistent and --follow exclude each other: --follow streams from the controller asked; use --consistent for a one-off read")
 			}
@@ -38,10 +44,16 @@ reconnects from the last sequence it printed for up to --timeout.`,
 				if follow {
 					return a.follow(cmd.Context(), c, after)
 				}
-				var resp *turbulencev1.ListEventsResponse
-				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
-					resp, err = c.api.ListEvents(ctx, &turbulencev1.ListEventsRequest{AfterSequence: after, Limit: limit})
-					return err
+				if limit < 0 {
+					return usagef("--limit must be 0 (no limit) or more, got %d", limit)
+				}
+				resp := &turbulencev1.ListEventsResponse{}
+				err := c.pages(cmd.Context(), limit, limits.MaxPageEvents, func(ctx context.Context, token string, size uint32) (int, string, error) {
+					page, err := c.api.ListEvents(ctx, &turbulencev1.ListEventsRequest{
+						AfterSequence: after, PageToken: token, PageSize: size, AgentId: agentID, Type: eventType,
+					})
+					resp.Events = append(resp.Events, page.GetEvents()...)
+					return len(page.GetEvents()), page.GetNextPageToken(), err
 				})
 				if err != nil {
 					return err
@@ -59,7 +71,9 @@ reconnects from the last sequence it printed for up to --timeout.`,
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events")
 	cmd.Flags().Uint64Var(&after, "after", 0, "print only events with a sequence number above this")
-	cmd.Flags().Uint32Var(&limit, "limit", 0, "at most this many events (without --follow; 0 = the controller's default)")
+	cmd.Flags().StringVar(&agentID, "agent", "", "only events about this agent (without --follow)")
+	cmd.Flags().StringVar(&eventType, "type", "", "only events of this type, or of a family ending in a dot: fault. (without --follow)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "stop after this many events (without --follow; 0 = all the controller keeps)")
 	return a.consistentFlag(cmd)
 }
 
@@ -142,6 +156,6 @@ func eventHeader(w io.Writer) {
 }
 
 func eventRow(w io.Writer, ev *turbulencev1.Event) {
-	fmt.Fprintf(w, eventFormat, fmt.Sprint(ev.GetSequence()), stamp(ev.GetTime()), ev.GetType(),
-		orNone(ev.GetAgentId()), orNone(ev.GetFaultId()), cellCleaner.Replace(ev.GetMessage()))
+	fmt.Fprintf(w, eventFormat, fmt.Sprint(ev.GetSequence()), stamp(ev.GetTime()), cell(ev.GetType()),
+		cell(orNone(ev.GetAgentId())), cell(orNone(ev.GetFaultId())), cell(ev.GetMessage()))
 }

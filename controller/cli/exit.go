@@ -10,6 +10,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/turbulence-sre/turbulence/internal/termsafe"
 )
 
 // Exit codes of turbctl; the package documentation explains each.
@@ -91,6 +93,9 @@ func report(w io.Writer, err error) int {
 	if err == nil {
 		return ExitOK
 	}
+	// Errors quote text from the controller (a halt reason, an agent's
+	// refusal): escaped like every table cell (internal/termsafe).
+	w = termsafe.Writer(w)
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(w, "turbctl: %v\n", ue.err)

@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -27,28 +30,64 @@ func (a *app) faultCommand() *cobra.Command {
 }
 
 func (a *app) faultListCommand() *cobra.Command {
-	var req turbulencev1.ListFaultsRequest
+	var (
+		req                     turbulencev1.ListFaultsRequest
+		stateFlag, since, until string
+		limit                   int
+	)
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List faults",
-		Args:    exactArgs(),
+		Long: `List faults, oldest first, following the controller's pages until the
+end or --limit. --since and --until take an RFC 3339 time or a duration
+back from now (90m, 24h) and select by creation time.`,
+		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if limit < 0 {
+				return usagef("--limit must be 0 (no limit) or more, got %d", limit)
+			}
+			if stateFlag != "" {
+				v, ok := turbulencev1.FaultState_value["FAULT_STATE_"+strings.ToUpper(stateFlag)]
+				if !ok || v == 0 {
+					return usagef("--state %q: want one of pending, active, reverting, reverted, failed", stateFlag)
+				}
+				req.State = turbulencev1.FaultState(v)
+			}
+			if req.Kind != "" && !slices.Contains(faultspec.AllKinds, req.Kind) {
+				return usagef("--kind %q: want one of %s", req.Kind, strings.Join(faultspec.AllKinds, ", "))
+			}
+			now := a.env.now()
+			var err error
+			if req.Since, err = pointInTime("--since", since, now); err != nil {
+				return err
+			}
+			if req.Until, err = pointInTime("--until", until, now); err != nil {
+				return err
+			}
 			return a.withClient(func(c *client) error {
-				var resp *turbulencev1.ListFaultsResponse
-				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
-					resp, err = c.api.ListFaults(ctx, &req)
-					return err
+				all := &turbulencev1.ListFaultsResponse{}
+				err := c.pages(cmd.Context(), limit, limits.MaxPageFaults, func(ctx context.Context, token string, size uint32) (int, string, error) {
+					page := proto.CloneOf(&req)
+					page.PageToken, page.PageSize = token, size
+					resp, err := c.api.ListFaults(ctx, page)
+					all.Faults = append(all.Faults, resp.GetFaults()...)
+					return len(resp.GetFaults()), resp.GetNextPageToken(), err
 				})
 				if err != nil {
 					return err
 				}
-				return a.printFaults(resp)
+				return a.printFaults(all)
 			})
 		}),
 	}
 	cmd.Flags().StringVar(&req.AgentId, "agent", "", "only faults on this agent")
 	cmd.Flags().BoolVar(&req.ActiveOnly, "active", false, "only faults that are pending, active or reverting")
+	cmd.Flags().StringVar(&stateFlag, "state", "", "only faults in this state (pending, active, reverting, reverted, failed)")
+	cmd.Flags().StringVar(&req.Kind, "kind", "", "only faults of this kind ("+strings.Join(faultspec.AllKinds, ", ")+")")
+	cmd.Flags().StringVar(&since, "since", "", "only faults created at or after this time (RFC 3339, or a duration ago: 24h)")
+	cmd.Flags().StringVar(&until, "until", "", "only faults created before this time (RFC 3339, or a duration ago)")
+	cmd.Flags().IntVar(&limit, "limit", 0, "stop after this many faults (0 = all)")
 	return a.consistentFlag(cmd)
 }
 
@@ -99,7 +138,7 @@ fault that has already ended returns it unchanged.`,
 				if a.json() {
 					return writeJSON(a.stdout, fault)
 				}
-				_, err = fmt.Fprintf(a.stdout, "fault %s: %s\n", fault.GetId(), stateName(fault.GetState()))
+				_, err = fmt.Fprintf(a.stdout, "fault %s: %s\n", cell(fault.GetId()), stateName(fault.GetState()))
 				return err
 			})
 		}),

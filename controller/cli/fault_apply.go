@@ -115,7 +115,7 @@ func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 			if a.json() {
 				err = writeJSON(a.stdout, fault)
 			} else {
-				_, err = fmt.Fprintln(a.stdout, fault.GetId())
+				_, err = fmt.Fprintln(a.stdout, cell(fault.GetId()))
 			}
 			if err != nil {
 				return err
@@ -172,7 +172,7 @@ func (a *app) awaitVerdict(ctx context.Context, c *client, f *turbulencev1.Fault
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			fmt.Fprintf(a.stderr, "turbctl: fault %s is still pending after %s: is agent %s connected? (turbctl agents ls)\n", f.GetId(), timeout, f.GetAgentId())
+			fmt.Fprintf(a.stderr, "turbctl: fault %s is still pending after %s: is agent %s connected? (turbctl agents ls)\n", cell(f.GetId()), timeout, cell(f.GetAgentId()))
 			return f, nil
 		case <-tick.C:
 		}

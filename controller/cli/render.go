@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/turbulence-sre/turbulence/internal/termsafe"
 )
 
 // writeJSON prints m as one indented JSON document. protojson's own
@@ -34,24 +36,21 @@ func writeJSON(w io.Writer, m proto.Message) error {
 	return err
 }
 
-// writeJSONList prints a list response (a message whose only field is
-// the repeated one) so that an empty list is "[]", not absent: scripts
-// can always iterate over it.
+// writeJSONList prints a list response so that an empty list is "[]",
+// not absent: scripts can always iterate over it. An empty page token is
+// left out as proto3 JSON leaves out every empty field.
 func writeJSONList(w io.Writer, m proto.Message, n int) error {
 	if n > 0 {
 		return writeJSON(w, m)
 	}
-	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode JSON: %w", err)
+	fields := m.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if fd := fields.Get(i); fd.IsList() {
+			_, err := fmt.Fprintf(w, "{\n  %q: []\n}\n", fd.JSONName())
+			return err
+		}
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		return fmt.Errorf("encode JSON: %w", err)
-	}
-	out.WriteByte('\n')
-	_, err = w.Write(out.Bytes())
-	return err
+	return writeJSON(w, m)
 }
 
 // writeJSONLine prints m as one compact JSON object on one line.
@@ -78,10 +77,16 @@ func table(w io.Writer) *tabwriter.Writer {
 // breaking a table: tabs and line breaks become spaces.
 var cellCleaner = strings.NewReplacer("\t", " ", "\n", " ", "\r", " ")
 
-// row writes one tab-separated row.
+// cell is how any text from elsewhere is shown in a table: tabs and line
+// breaks as spaces, and every other character a terminal would act on
+// (NUL, ESC, bidirectional controls…) escaped (internal/termsafe).
+func cell(s string) string { return termsafe.String(cellCleaner.Replace(s)) }
+
+// row writes one tab-separated row. Every table goes through it, so every
+// cell is made safe here.
 func row(w io.Writer, cells ...string) {
 	for i, c := range cells {
-		cells[i] = cellCleaner.Replace(c)
+		cells[i] = cell(c)
 	}
 	fmt.Fprintln(w, strings.Join(cells, "\t"))
 }

@@ -21,9 +21,11 @@
 package clusterapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,6 +33,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/controlapi"
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -59,12 +62,31 @@ var _ turbulencev1.ClusterServiceServer = (*Server)(nil)
 // New returns a Server.
 func New(m Membership) *Server { return &Server{raft: m} }
 
-// ListServers returns the raft configuration as this node knows it.
-func (s *Server) ListServers(ctx context.Context, _ *turbulencev1.ListServersRequest) (*turbulencev1.ListServersResponse, error) {
+// ListServers returns a page of the raft configuration as this node knows
+// it, by ID (docs/limits.md).
+func (s *Server) ListServers(ctx context.Context, req *turbulencev1.ListServersRequest) (*turbulencev1.ListServersResponse, error) {
 	if _, err := authorize(ctx, tlsutil.RoleAdmin, tlsutil.RoleOperator, tlsutil.RoleViewer, tlsutil.RoleController); err != nil {
 		return nil, err
 	}
-	return s.list()
+	n, err := controlapi.PageSize("page_size", req.GetPageSize(), limits.DefaultPageServer, limits.MaxPageServers)
+	if err != nil {
+		return nil, err
+	}
+	after, err := controlapi.DecodeToken(controlapi.TokenServers, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(resp.Servers, func(a, b *turbulencev1.Server) int { return cmp.Compare(a.GetId(), b.GetId()) })
+	resp.Servers = slices.DeleteFunc(resp.Servers, func(sv *turbulencev1.Server) bool { return sv.GetId() <= after })
+	if len(resp.Servers) > n {
+		resp.Servers = resp.Servers[:n]
+		resp.NextPageToken = controlapi.EncodeToken(controlapi.TokenServers, resp.Servers[n-1].GetId())
+	}
+	return resp, nil
 }
 
 // Join adds a controller as a voter.

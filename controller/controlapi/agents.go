@@ -5,19 +5,32 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// ListAgents returns every registered agent, by ID.
-func (s *Server) ListAgents(ctx context.Context, _ *turbulencev1.ListAgentsRequest) (*turbulencev1.ListAgentsResponse, error) {
+// ListAgents returns a page of the registered agents, by ID.
+func (s *Server) ListAgents(ctx context.Context, req *turbulencev1.ListAgentsRequest) (*turbulencev1.ListAgentsResponse, error) {
 	if _, err := authorize(ctx, permRead); err != nil {
 		return nil, toStatus(err)
 	}
-	agents := s.cfg.State.Agents()
+	n, err := PageSize("page_size", req.GetPageSize(), limits.DefaultPageAgents, limits.MaxPageAgents)
+	if err != nil {
+		return nil, err
+	}
+	after, err := DecodeToken(tokenAgents, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	agents, more := s.cfg.State.AgentsPage(after, n)
 	for _, a := range agents {
 		s.overlayAgent(a)
 	}
-	return &turbulencev1.ListAgentsResponse{Agents: agents}, nil
+	resp := &turbulencev1.ListAgentsResponse{Agents: agents}
+	if more {
+		resp.NextPageToken = EncodeToken(tokenAgents, agents[len(agents)-1].GetId())
+	}
+	return resp, nil
 }
 
 // GetAgent returns one agent.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -13,20 +12,21 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
 // Bounds of ListAudit. The whole log (state.MaxAuditEntries records)
-// would not fit in one gRPC message, so a page is capped.
+// would not fit in one gRPC message, so a page is capped (docs/limits.md).
 const (
 	// DefaultAuditLimit is the page size when the request gives none.
-	DefaultAuditLimit = 100
+	DefaultAuditLimit = limits.DefaultPageAudit
 	// MaxAuditLimit is the largest page a request may ask for.
-	MaxAuditLimit = 1000
+	MaxAuditLimit = limits.MaxPageAudit
 	// maxActorLen bounds the actor filter; identities are role/name.
-	maxActorLen = 256
+	maxActorLen = limits.MaxActor
 )
 
 // Audit actions, as they appear in AuditEntry.action.
@@ -59,22 +59,12 @@ func withAudit(e *raftv1.LogEntry) *raftv1.LogEntry {
 }
 
 // MaxAuditSummary bounds one record's summary, which quotes free text
-// (a halt reason). Halt is exempt from rate limits, so without this bound
-// a caller could grow every node's memory by megabytes per call.
-const MaxAuditSummary = 256
+// (a halt reason): the summary is cut to it, the reason itself is kept in
+// the halt status. The value is internal/limits'.
+const MaxAuditSummary = limits.MaxAuditSummary
 
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const mark = "…"
-	cut := n - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + mark
-}
+var truncate = limits.Truncate
 
 // describe is the one-line summary of an entry's command.
 func describe(e *raftv1.LogEntry) *raftv1.Audit {
@@ -138,7 +128,16 @@ func (s *Server) ListAudit(ctx context.Context, req *turbulencev1.ListAuditReque
 	if err != nil {
 		return nil, err
 	}
-	return &turbulencev1.ListAuditResponse{Entries: s.cfg.State.Audit(f)}, nil
+	before, err := parseSeqToken(tokenAudit, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	entries, more := s.cfg.State.AuditPage(f, before)
+	resp := &turbulencev1.ListAuditResponse{Entries: entries}
+	if more {
+		resp.NextPageToken = seqToken(tokenAudit, entries[len(entries)-1].GetSequence())
+	}
+	return resp, nil
 }
 
 // auditFilter checks a ListAudit request and returns its filter, or an
@@ -149,9 +148,13 @@ func auditFilter(req *turbulencev1.ListAuditRequest) (state.AuditFilter, error) 
 	bad := func(field, format string, args ...any) {
 		problems = append(problems, &errdetails.BadRequest_FieldViolation{Field: field, Description: fmt.Sprintf(format, args...)})
 	}
-	f := state.AuditFilter{Actor: req.GetActor(), Limit: DefaultAuditLimit}
-	if n := req.GetLimit(); n > MaxAuditLimit {
-		bad("limit", "%d is above the maximum of %d", n, MaxAuditLimit)
+	f := state.AuditFilter{Actor: req.GetActor(), Action: req.GetAction(), Limit: DefaultAuditLimit}
+	field, n := "page_size", req.GetPageSize()
+	if n == 0 {
+		field, n = "limit", req.GetLimit()
+	}
+	if n > MaxAuditLimit {
+		bad(field, "%d is above the maximum of %d", n, MaxAuditLimit)
 	} else if n > 0 {
 		f.Limit = int(n)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/errkind"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 )
 
 // Sentinels of this package; state and raftnode have their own, which the
@@ -38,9 +39,12 @@ func toStatus(err error) error {
 		return err
 	}
 	var specErr *faultspec.Error
+	var boundsErr *limits.Error
 	switch {
 	case errors.As(err, &specErr):
 		return invalidSpec(specErr)
+	case errors.As(err, &boundsErr):
+		return boundsStatus(boundsErr)
 	case errors.Is(err, ErrPermissionDenied):
 		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, ErrUnauthenticated):

@@ -8,22 +8,43 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/turbulence-sre/turbulence/controller/state"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// defaultEventLimit caps ListEvents when the request sets no limit.
-const defaultEventLimit = 1000
+// defaultEventLimit is the batch WatchEvents sends at a time.
+const defaultEventLimit = limits.DefaultPageEvents
 
-// ListEvents returns events after a sequence number, oldest first.
+// ListEvents returns a page of the events that match, after a sequence
+// number (after_sequence, or the page token's, whichever is later),
+// oldest first.
 func (s *Server) ListEvents(ctx context.Context, req *turbulencev1.ListEventsRequest) (*turbulencev1.ListEventsResponse, error) {
 	if _, err := authorize(ctx, permRead); err != nil {
 		return nil, toStatus(err)
 	}
-	limit := int(req.GetLimit())
-	if limit <= 0 || limit > state.MaxEvents {
-		limit = defaultEventLimit
+	field, asked := "page_size", req.GetPageSize()
+	if asked == 0 {
+		field, asked = "limit", req.GetLimit()
 	}
-	return &turbulencev1.ListEventsResponse{Events: s.cfg.State.Events(req.GetAfterSequence(), limit)}, nil
+	n, err := PageSize(field, asked, limits.DefaultPageEvents, limits.MaxPageEvents)
+	if err != nil {
+		return nil, err
+	}
+	after, err := parseSeqToken(tokenEvents, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	after = max(after, req.GetAfterSequence())
+	since, until, err := timeRange(req.GetSince(), req.GetUntil())
+	if err != nil {
+		return nil, err
+	}
+	evs, more := s.cfg.State.EventsPage(state.EventFilter{AgentID: req.GetAgentId(), Type: req.GetType(), Since: since, Until: until}, after, n)
+	resp := &turbulencev1.ListEventsResponse{Events: evs}
+	if more {
+		resp.NextPageToken = seqToken(tokenEvents, evs[len(evs)-1].GetSequence())
+	}
+	return resp, nil
 }
 
 // WatchEvents sends the events after after_sequence and then follows the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -183,16 +184,42 @@ func (s *Server) GetFault(ctx context.Context, req *turbulencev1.GetFaultRequest
 	return s.overlayFault(f), nil
 }
 
-// ListFaults returns the faults that match, oldest first.
+// ListFaults returns a page of the faults that match, oldest first.
 func (s *Server) ListFaults(ctx context.Context, req *turbulencev1.ListFaultsRequest) (*turbulencev1.ListFaultsResponse, error) {
 	if _, err := authorize(ctx, permRead); err != nil {
 		return nil, toStatus(err)
 	}
-	faults := s.cfg.State.Faults(state.FaultFilter{AgentID: req.GetAgentId(), ActiveOnly: req.GetActiveOnly()})
+	n, err := PageSize("page_size", req.GetPageSize(), limits.DefaultPageFaults, limits.MaxPageFaults)
+	if err != nil {
+		return nil, err
+	}
+	after, err := parseFaultToken(req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	since, until, err := timeRange(req.GetSince(), req.GetUntil())
+	if err != nil {
+		return nil, err
+	}
+	if k := req.GetKind(); k != "" && !slices.Contains(faultspec.AllKinds, k) {
+		return nil, invalidField("kind", fmt.Sprintf("%q is not a fault kind (one of %s)", k, strings.Join(faultspec.AllKinds, ", ")))
+	}
+	if _, ok := turbulencev1.FaultState_name[int32(req.GetState())]; !ok {
+		return nil, invalidField("state", fmt.Sprintf("%d is not a fault state", req.GetState()))
+	}
+	faults, more := s.cfg.State.FaultsPage(state.FaultFilter{
+		AgentID: req.GetAgentId(), ActiveOnly: req.GetActiveOnly(), State: req.GetState(),
+		Kind: req.GetKind(), Since: since, Until: until,
+	}, after, n)
+	resp := &turbulencev1.ListFaultsResponse{Faults: faults}
+	if more {
+		last := faults[len(faults)-1]
+		resp.NextPageToken = faultToken(state.FaultCursor{CreatedAt: last.GetCreatedAt().AsTime(), ID: last.GetId()})
+	}
 	for i, f := range faults {
 		faults[i] = s.overlayFault(f)
 	}
-	return &turbulencev1.ListFaultsResponse{Faults: faults}, nil
+	return resp, nil
 }
 
 // overlayFault puts the agent's latest soft status on a live fault.

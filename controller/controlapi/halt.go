@@ -16,8 +16,16 @@ func (s *Server) Halt(ctx context.Context, req *turbulencev1.HaltRequest) (*turb
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	h, err := s.setHalt(ctx, req.GetRequestId(), caller.String(), true, req.GetReason())
-	if err != nil {
+	// A halt that changes nothing appends nothing: halt is exempt from
+	// rate limits (any viewer may pull the switch), so a flood of halts on
+	// a halted fleet must not grow the log. The agents are told again all
+	// the same; that costs no raft write and mends an agent that missed
+	// the first broadcast. Writes run on the leader (controller/forward),
+	// whose state holds every applied entry.
+	var h *turbulencev1.HaltStatus
+	if cur := s.cfg.State.Halt(); cur.GetHalted() {
+		h = cur
+	} else if h, err = s.setHalt(ctx, req.GetRequestId(), caller.String(), true, req.GetReason()); err != nil {
 		return nil, toStatus(err)
 	}
 	reason := req.GetReason()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/state"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -79,5 +80,12 @@ func (s *Server) propose(ctx context.Context, e *raftv1.LogEntry) (any, error) {
 		defer cancel()
 	}
 	// Every write carries its audit record in the same entry (audit.go).
-	return s.cfg.Raft.Apply(ctx, withAudit(e))
+	e = withAudit(e)
+	// The request was checked at the edge (BoundsUnary); this checks what
+	// the server added to it, so that no entry over the bounds reaches
+	// the log whatever a handler composes.
+	if err := limits.Check(e); err != nil {
+		return nil, err
+	}
+	return s.cfg.Raft.Apply(ctx, e)
 }

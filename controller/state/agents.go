@@ -34,6 +34,7 @@ func (s *State) ApplyRegisterAgent(m Meta, a *turbulencev1.Agent) (*turbulencev1
 		rec.RegisteredAt = timestamppb.New(m.Time)
 	}
 	s.d.agents[rec.GetId()] = rec
+	s.d.indexAgent(rec.GetId())
 	s.d.remember(m.RequestID, rec.GetId())
 	s.d.appendEvent(m.Time, EventAgentRegistered, rec.GetId(), "", msg)
 	s.notifyLocked()

@@ -5,6 +5,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
+
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -44,7 +46,8 @@ func (s *State) ApplyAudit(m Meta, rec AuditRecord, applyErr error) *turbulencev
 		Summary:   rec.Summary,
 	}
 	if applyErr != nil {
-		e.Error = applyErr.Error()
+		// Bounded like every record field (docs/limits.md).
+		e.Error = limits.Truncate(applyErr.Error(), limits.MaxAuditError)
 	}
 	s.d.nextAuditSeq++
 	s.d.appendAudit(e)
@@ -70,6 +73,8 @@ func (d *data) appendAudit(e *turbulencev1.AuditEntry) {
 type AuditFilter struct {
 	// Actor, when set, keeps only this caller's records.
 	Actor string
+	// Action, when set, keeps only records of this action.
+	Action string
 	// Since and Until, when not zero, keep records with Since <= time <
 	// Until.
 	Since, Until time.Time
@@ -84,17 +89,7 @@ func (s *State) Audit(f AuditFilter) []*turbulencev1.AuditEntry {
 	var out []*turbulencev1.AuditEntry
 	for i := len(s.d.audit) - 1; i >= 0; i-- {
 		e := s.d.audit[i]
-		t := e.GetTime().AsTime()
-		if f.Actor != "" && e.GetActor() != f.Actor {
-			continue
-		}
-		if !f.Until.IsZero() && !t.Before(f.Until) {
-			continue
-		}
-		if !f.Since.IsZero() && t.Before(f.Since) {
-			// Records are in log order and times are the proposers'
-			// clocks, which may step back a little across a leader
-			// change, so keep scanning rather than stop here.
+		if !f.matches(e) {
 			continue
 		}
 		out = append(out, clone(e))
@@ -103,6 +98,22 @@ func (s *State) Audit(f AuditFilter) []*turbulencev1.AuditEntry {
 		}
 	}
 	return out
+}
+
+func (f AuditFilter) matches(e *turbulencev1.AuditEntry) bool {
+	t := e.GetTime().AsTime()
+	switch {
+	case f.Actor != "" && e.GetActor() != f.Actor,
+		f.Action != "" && e.GetAction() != f.Action,
+		!f.Until.IsZero() && !t.Before(f.Until):
+		return false
+	case !f.Since.IsZero() && t.Before(f.Since):
+		// Records are in log order and times are the proposers' clocks,
+		// which may step back a little across a leader change, so the
+		// scan goes on rather than stop here.
+		return false
+	}
+	return true
 }
 
 // restoreAudit checks and installs the audit records of a snapshot.

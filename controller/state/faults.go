@@ -83,6 +83,7 @@ func (s *State) ApplyCreateFault(m Meta, f *turbulencev1.Fault) (*turbulencev1.F
 		rec.CreatedBy = m.Actor
 	}
 	s.d.faults[rec.GetId()] = rec
+	s.d.indexFault(rec)
 	s.d.remember(m.RequestID, rec.GetId())
 	msg := fmt.Sprintf("%s fault for %s by %s", faultspec.Kind(rec.GetSpec()), rec.GetSpec().GetDuration().AsDuration(), rec.GetCreatedBy())
 	s.d.appendEvent(m.Time, EventFaultCreated, rec.GetAgentId(), rec.GetId(), msg)

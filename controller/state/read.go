@@ -3,6 +3,7 @@ package state
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -47,6 +48,13 @@ type FaultFilter struct {
 	AgentID string
 	// ActiveOnly keeps only faults that are not ended.
 	ActiveOnly bool
+	// State, when set, keeps only faults in that state.
+	State turbulencev1.FaultState
+	// Kind, when set, keeps only faults of that kind ("cpu"…).
+	Kind string
+	// Since and Until, when not zero, keep faults created at Since or
+	// later and before Until.
+	Since, Until time.Time
 }
 
 // Faults returns copies of the faults that match, oldest first.
@@ -55,13 +63,9 @@ func (s *State) Faults(f FaultFilter) []*turbulencev1.Fault {
 	defer s.mu.RUnlock()
 	var out []*turbulencev1.Fault
 	for _, fault := range s.d.faults {
-		if f.AgentID != "" && fault.GetAgentId() != f.AgentID {
-			continue
+		if f.matches(fault) {
+			out = append(out, clone(fault))
 		}
-		if f.ActiveOnly && Ended(fault.GetState()) {
-			continue
-		}
-		out = append(out, clone(fault))
 	}
 	slices.SortFunc(out, func(a, b *turbulencev1.Fault) int {
 		if c := a.GetCreatedAt().AsTime().Compare(b.GetCreatedAt().AsTime()); c != 0 {

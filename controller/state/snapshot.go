@@ -80,6 +80,7 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 			return fmt.Errorf("snapshot record %d: unknown record type", i)
 		}
 	}
+	d.rebuildIndexes()
 	if len(d.events) > MaxEvents {
 		d.events = d.events[len(d.events)-MaxEvents:]
 	}

@@ -7,6 +7,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
+
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -27,7 +29,13 @@ type Meta struct {
 type data struct {
 	agents map[string]*turbulencev1.Agent
 	faults map[string]*turbulencev1.Fault
-	halt   *turbulencev1.HaltStatus
+	// agentIDs and faultOrder index agents by ID and faults by creation
+	// time and ID (the orders of their lists), so that a page starts at
+	// its cursor instead of sorting everything (page.go). faultOrder
+	// holds the same pointers as faults; creation times never change.
+	agentIDs   []string
+	faultOrder []*turbulencev1.Fault
+	halt       *turbulencev1.HaltStatus
 	// events holds at most MaxEvents, oldest first.
 	events []*turbulencev1.Event
 	// nextSeq is the sequence number of the next event; it never goes
@@ -90,14 +98,20 @@ func (d *data) appendEvent(now time.Time, typ, agentID, faultID, msg string) {
 		Type:     typ,
 		AgentId:  agentID,
 		FaultId:  faultID,
-		Message:  msg,
+		// The message quotes bounded parts (a reason, an actor); the cut
+		// keeps every event within the bound that pages of events are
+		// sized by (docs/limits.md).
+		Message: limits.Truncate(msg, limits.MaxEventMessage),
 	}
 	d.nextSeq++
 	d.events = append(d.events, ev)
 	if over := len(d.events) - MaxEvents; over > 0 {
-		// Copy down rather than reslice so the dropped events can be
-		// collected.
-		d.events = append(d.events[:0:0], d.events[over:]...)
+		// Reslice, as appendAudit does: copying the window down at every
+		// event past the cap cost O(MaxEvents) per write. The dropped
+		// head is cleared so its events can be collected; the next append
+		// that outgrows the array copies only the live window.
+		clear(d.events[:over])
+		d.events = d.events[over:]
 	}
 }
 

@@ -1,9 +1,15 @@
 package faultspec
 
-import "time"
+import (
+	"time"
+
+	"github.com/turbulence-sre/turbulence/internal/limits"
+)
 
 // Hard bounds. These are sanity limits on the wire format, checked on both
 // sides; each agent's local policy (invariant 4) is usually much tighter.
+// The sizes of lists and texts are internal/limits' (docs/limits.md); they
+// are repeated here under the names validation uses.
 const (
 	// MaxDuration is the longest fault anyone can ask for.
 	MaxDuration = 24 * time.Hour
@@ -11,14 +17,14 @@ const (
 	// worker's own deadline cannot be told apart from noise.
 	MinDuration = time.Second
 	// MaxCores bounds cpu.cores and the length of cpu.pin_cpus.
-	MaxCores = 4096
+	MaxCores = limits.MaxCores
 	// MaxCIDRs and MaxPorts bound the targeting lists.
-	MaxCIDRs = 256
-	MaxPorts = 64
+	MaxCIDRs = limits.MaxCIDRs
+	MaxPorts = limits.MaxPorts
 	// MaxPathLen bounds disk paths.
-	MaxPathLen = 4096
+	MaxPathLen = limits.MaxPathLen
 	// MaxInterfaceLen is IFNAMSIZ-1.
-	MaxInterfaceLen = 15
+	MaxInterfaceLen = limits.MaxInterfaceLen
 	// MaxNetemDelay bounds netem delay and jitter.
 	MaxNetemDelay = 60 * time.Second
 	// MaxIOWorkers bounds disk_io.workers.

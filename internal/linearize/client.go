@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -83,7 +84,15 @@ func (c *Client) Do(ctx context.Context, in Input) (Output, error) {
 		switch {
 		case err == nil:
 			if c.History != nil {
-				c.History.Record(c.ID, in, out, call, time.Now(), "via "+strings.Join(via, ","))
+				ret, meta := time.Now(), "via "+strings.Join(via, ",")
+				if in.Op == OpList && out.Pages > 1 {
+					// Not one atomic read: two facts, each atomic
+					// (model.go, OpListComplete).
+					c.History.Record(c.ID, Input{Op: OpListComplete}, out, call, ret, meta)
+					c.History.Record(c.ID, Input{Op: OpListExisting}, out, call, ret, meta)
+				} else {
+					c.History.Record(c.ID, in, out, call, ret, meta)
+				}
 			}
 			return out, nil
 		case !Retryable(err):
@@ -137,12 +146,7 @@ func (c *Client) attempt(ctx context.Context, api turbulencev1.ControlServiceCli
 		h, err = api.GetHaltStatus(consistent(actx), &turbulencev1.GetHaltStatusRequest{})
 		out.Halted = h.GetHalted()
 	case OpList:
-		var l *turbulencev1.ListFaultsResponse
-		l, err = api.ListFaults(consistent(actx), &turbulencev1.ListFaultsRequest{})
-		for _, f := range l.GetFaults() {
-			out.IDs = append(out.IDs, f.GetId())
-		}
-		slices.Sort(out.IDs)
+		out.IDs, out.Pages, err = traverse(actx, api, consistent)
 	case OpGet:
 		var f *turbulencev1.Fault
 		f, err = api.GetFault(consistent(actx), &turbulencev1.GetFaultRequest{Id: in.FaultID})
@@ -166,4 +170,25 @@ func describeInput(in Input) string {
 		return string(in.Op) + "()"
 	}
 	return fmt.Sprintf("%s(%s)", in.Op, in.Req)
+}
+
+// traverse follows the pages of ListFaults once (docs/limits.md) and
+// returns the IDs, sorted, and how many pages it read. Each page is a
+// consistent read; see OpListComplete for what a traversal of several
+// pages proves.
+func traverse(ctx context.Context, api turbulencev1.ControlServiceClient, consistent func(context.Context) context.Context) ([]string, int, error) {
+	var ids []string
+	for pages, token := 1, ""; ; pages++ {
+		l, err := api.ListFaults(consistent(ctx), &turbulencev1.ListFaultsRequest{PageToken: token, PageSize: limits.MaxPageFaults})
+		if err != nil {
+			return nil, pages, err
+		}
+		for _, f := range l.GetFaults() {
+			ids = append(ids, f.GetId())
+		}
+		if token = l.GetNextPageToken(); token == "" {
+			slices.Sort(ids)
+			return ids, pages, nil
+		}
+	}
 }

@@ -60,7 +60,15 @@ func (h *History) Operations() []porcupine.Operation {
 func (h *History) Counts() map[Op]int {
 	counts := map[Op]int{}
 	for _, op := range h.Operations() {
-		counts[op.Input.(Input).Op]++
+		switch o := op.Input.(Input).Op; o {
+		case OpListComplete:
+			// One paged list is recorded as two operations; count it
+			// once, as a list.
+			counts[OpList]++
+		case OpListExisting:
+		default:
+			counts[o]++
+		}
 	}
 	return counts
 }
@@ -130,7 +138,7 @@ func Explain(ops []porcupine.Operation, info porcupine.LinearizationInfo) string
 		return b.String()
 	}
 	fmt.Fprintf(&b, "; cannot place next: %s", describeOp(ops[stuck]))
-	if l, ok := ops[stuck].Output.(Output); ok && ops[stuck].Input.(Input).Op == OpList {
+	if l, ok := ops[stuck].Output.(Output); ok && isList(ops[stuck].Input.(Input).Op) {
 		fmt.Fprintf(&b, " (answered %v)", l.IDs)
 	}
 	var concurrent []string
@@ -153,3 +161,5 @@ func describeOp(op porcupine.Operation) string {
 	}
 	return s
 }
+
+func isList(o Op) bool { return o == OpList || o == OpListComplete || o == OpListExisting }

@@ -20,8 +20,18 @@ const (
 	OpResume Op = "resume"
 	// OpReadHalt is a consistent GetHaltStatus.
 	OpReadHalt Op = "read-halt"
-	// OpList is a consistent ListFaults of every fault.
+	// OpList is a consistent ListFaults of every fault, read in one page:
+	// the list is the state at one point.
 	OpList Op = "list"
+	// A list read in several pages (ListFaults is paged, docs/limits.md)
+	// is not one atomic read: a traversal returns every fault that existed
+	// when it started and only faults that existed when it ended. The
+	// client records it as two operations over the same interval, each
+	// atomic: OpListComplete (no fault of the state is missing from the
+	// list; true at the start) and OpListExisting (every listed fault was
+	// made; true at the end).
+	OpListComplete Op = "list-complete"
+	OpListExisting Op = "list-existing"
 	// OpGet is a consistent GetFault of one fault ID.
 	OpGet Op = "get"
 )
@@ -45,6 +55,8 @@ type Output struct {
 	Halted bool
 	// IDs is, for list, every fault ID, sorted.
 	IDs []string
+	// Pages is, for list, how many pages the traversal read.
+	Pages int
 	// Found is, for get, whether the fault exists (false: NotFound).
 	Found bool
 }
@@ -127,6 +139,20 @@ func step(s state, i Input, o Output) (bool, any) {
 		return o.Halted == s.halted, s
 	case OpList:
 		return slices.Equal(o.IDs, slices.Sorted(maps.Values(s.faults))), s
+	case OpListComplete:
+		for _, id := range s.faults {
+			if _, found := slices.BinarySearch(o.IDs, id); !found {
+				return false, s
+			}
+		}
+		return true, s
+	case OpListExisting:
+		for _, id := range o.IDs {
+			if !s.holds(id) {
+				return false, s
+			}
+		}
+		return true, s
 	case OpGet:
 		return o.Found == s.holds(i.FaultID), s
 	}
@@ -150,8 +176,8 @@ func describe(i Input, o Output) string {
 			return fmt.Sprintf("apply(%s) -> refused: halted", i.Req)
 		}
 		return fmt.Sprintf("apply(%s) -> %s", i.Req, o.FaultID)
-	case OpList:
-		return fmt.Sprintf("list() -> %d faults", len(o.IDs))
+	case OpList, OpListComplete, OpListExisting:
+		return fmt.Sprintf("%s() -> %d faults", i.Op, len(o.IDs))
 	case OpGet:
 		if o.Found {
 			return fmt.Sprintf("get(%s) -> found", i.FaultID)

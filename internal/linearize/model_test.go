@@ -114,3 +114,26 @@ func TestHistory_CheckExplainsALostWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestModel_PagedList: a list read in several pages is checked as two
+// facts, each true at one point: nothing of the state is missing, and
+// nothing listed is made up.
+func TestModel_PagedList(t *testing.T) {
+	s := state{faults: map[string]string{"r1": "f1", "r2": "f2"}, seen: map[string]bool{}}
+	tests := []struct {
+		op   Op
+		ids  []string
+		want bool
+	}{
+		{OpListComplete, []string{"f1", "f2"}, true},
+		{OpListComplete, []string{"f1", "f2", "f3"}, true}, // f3 made while the pages were read
+		{OpListComplete, []string{"f1"}, false},            // f2 existed, and is missing
+		{OpListExisting, []string{"f1"}, true},             // f2 made while the pages were read
+		{OpListExisting, []string{"f1", "f3"}, false},      // f3 was never made
+	}
+	for _, tt := range tests {
+		if ok, _ := step(s, Input{Op: tt.op}, Output{IDs: tt.ids}); ok != tt.want {
+			t.Errorf("step(%s -> %v) = %v, want %v", tt.op, tt.ids, ok, tt.want)
+		}
+	}
+}

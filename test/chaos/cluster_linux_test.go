@@ -684,13 +684,19 @@ func (c *procCluster) waitHolds(n *procNode, want []string, exact bool) {
 	ok := poll(30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		l, err := turbulencev1.NewControlServiceClient(c.conn(n)).ListFaults(ctx, &turbulencev1.ListFaultsRequest{})
-		if lastErr = err; err != nil {
-			return false
-		}
 		got = got[:0]
-		for _, f := range l.GetFaults() {
-			got = append(got, f.GetId())
+		// Every page (docs/limits.md).
+		for token := ""; ; {
+			l, err := turbulencev1.NewControlServiceClient(c.conn(n)).ListFaults(ctx, &turbulencev1.ListFaultsRequest{PageToken: token})
+			if lastErr = err; err != nil {
+				return false
+			}
+			for _, f := range l.GetFaults() {
+				got = append(got, f.GetId())
+			}
+			if token = l.GetNextPageToken(); token == "" {
+				break
+			}
 		}
 		return len(got) >= len(want)
 	})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/localapi"
+	"github.com/turbulence-sre/turbulence/internal/termsafe"
 )
 
 // runLocal is `turbulence-agent status|halt|resume`: op is sent as is to
@@ -86,7 +87,7 @@ func runLocal(op string, args []string, stdout, stderr io.Writer) int {
 func printHalt(w io.Writer, resp *localapi.Response) {
 	fmt.Fprintf(w, "Halted locally: %d %s reverted.\n", len(resp.Reverted), plural(len(resp.Reverted), "fault", "faults"))
 	for _, f := range resp.Reverted {
-		fmt.Fprintf(w, "  %s  %s  %s (%s)\n", f.ID, orDash(f.Kind), f.State, orDash(f.Reason))
+		fmt.Fprintf(w, "  %s  %s  %s (%s)\n", safe(f.ID), safe(orDash(f.Kind)), safe(f.State), safe(orDash(f.Reason)))
 	}
 	fmt.Fprintln(w, "New faults are refused until `turbulence-agent resume` on this host.")
 }
@@ -106,13 +107,13 @@ func printResume(w io.Writer, resp *localapi.Response) {
 
 func printStatus(w io.Writer, st *localapi.Status, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "Agent:\t%s\n", st.AgentID)
-	fmt.Fprintf(tw, "Host:\t%s\n", orDash(st.Hostname))
+	fmt.Fprintf(tw, "Agent:\t%s\n", safe(st.AgentID))
+	fmt.Fprintf(tw, "Host:\t%s\n", safe(orDash(st.Hostname)))
 	controller := st.Controller
 	if controller == "" {
 		controller = "none (not connected)"
 	}
-	fmt.Fprintf(tw, "Controller:\t%s\n", controller)
+	fmt.Fprintf(tw, "Controller:\t%s\n", safe(controller))
 	fmt.Fprintf(tw, "Fleet halt:\t%s\n", yesNo(st.FleetHalted))
 	local := "no"
 	if st.LocallyHalted {
@@ -122,9 +123,9 @@ func printStatus(w io.Writer, st *localapi.Status, now time.Time) {
 		}
 		local += ": " + orDefault(st.LocalHaltReason, "no reason given")
 	}
-	fmt.Fprintf(tw, "Local halt:\t%s\n", local)
+	fmt.Fprintf(tw, "Local halt:\t%s\n", safe(local))
 	if st.RecoveryIncomplete != "" {
-		fmt.Fprintf(tw, "Recovery:\tINCOMPLETE, new faults refused: %s\n", st.RecoveryIncomplete)
+		fmt.Fprintf(tw, "Recovery:\tINCOMPLETE, new faults refused: %s\n", safe(st.RecoveryIncomplete))
 	}
 	for i, m := range st.ForeignMarks {
 		label := ""
@@ -150,7 +151,7 @@ func printStatus(w io.Writer, st *localapi.Status, now time.Time) {
 		if f.Degraded {
 			state += " (degraded)"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", f.ID, orDash(f.Kind), state, deadline, measured(f), pid(f.WorkerPID))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", safe(f.ID), safe(orDash(f.Kind)), safe(state), deadline, measured(f), pid(f.WorkerPID))
 	}
 	_ = tw.Flush()
 }
@@ -195,6 +196,11 @@ func yesNo(b bool) string {
 }
 
 func orDash(s string) string { return orDefault(s, "-") }
+
+// safe is how text that came from elsewhere (a halt reason given over the
+// socket, a fault ID from the controller) is printed: with every
+// character a terminal would act on escaped (internal/termsafe).
+func safe(s string) string { return termsafe.String(s) }
 
 func orDefault(s, def string) string {
 	if s == "" {

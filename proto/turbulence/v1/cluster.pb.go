@@ -104,8 +104,11 @@ func (x *Server) GetSuffrage() string {
 	return ""
 }
 
+// ListServers is paged like every List call (docs/limits.md).
 type ListServersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      uint32                 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,6 +143,20 @@ func (*ListServersRequest) Descriptor() ([]byte, []int) {
 	return file_turbulence_v1_cluster_proto_rawDescGZIP(), []int{1}
 }
 
+func (x *ListServersRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListServersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListServersResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Servers []*Server              `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
@@ -149,7 +166,9 @@ type ListServersResponse struct {
 	// raft_address, grpc_address), whether or not it is a member yet. Nodes
 	// started with --bootstrap-expect read it to learn each other's raft
 	// addresses; an empty servers list means the node has no raft state.
-	Self          *Server `protobuf:"bytes,3,opt,name=self,proto3" json:"self,omitempty"`
+	Self *Server `protobuf:"bytes,3,opt,name=self,proto3" json:"self,omitempty"`
+	// Set when more servers follow (servers are listed by ID).
+	NextPageToken string `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,6 +222,13 @@ func (x *ListServersResponse) GetSelf() *Server {
 		return x.Self
 	}
 	return nil
+}
+
+func (x *ListServersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type JoinRequest struct {
@@ -319,13 +345,17 @@ const file_turbulence_v1_cluster_proto_rawDesc = "" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
 	"\fgrpc_address\x18\x03 \x01(\tR\vgrpcAddress\x12\x16\n" +
 	"\x06leader\x18\x04 \x01(\bR\x06leader\x12\x1a\n" +
-	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\"\x14\n" +
-	"\x12ListServersRequest\"\x92\x01\n" +
+	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\"P\n" +
+	"\x12ListServersRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\xba\x01\n" +
 	"\x13ListServersResponse\x12/\n" +
 	"\aservers\x18\x01 \x03(\v2\x15.turbulence.v1.ServerR\aservers\x12\x1f\n" +
 	"\vanswered_by\x18\x02 \x01(\tR\n" +
 	"answeredBy\x12)\n" +
-	"\x04self\x18\x03 \x01(\v2\x15.turbulence.v1.ServerR\x04self\"c\n" +
+	"\x04self\x18\x03 \x01(\v2\x15.turbulence.v1.ServerR\x04self\x12&\n" +
+	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\"c\n" +
 	"\vJoinRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +

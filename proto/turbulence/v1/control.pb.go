@@ -127,8 +127,15 @@ func (x *Agent) GetLocallyHalted() bool {
 	return false
 }
 
+// Every List call is paged (docs/limits.md): page_size 0 means the
+// server's default page, anything above the maximum is refused, and
+// next_page_token, when not empty, is passed back as page_token to get
+// the next page. A caller that sends no page size gets the first page
+// and a next_page_token, never the whole list at once.
 type ListAgentsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      uint32                 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,9 +170,25 @@ func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
 	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{1}
 }
 
+func (x *ListAgentsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAgentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListAgentsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Agents        []*Agent               `protobuf:"bytes,1,rep,name=agents,proto3" json:"agents,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By ID.
+	Agents        []*Agent `protobuf:"bytes,1,rep,name=agents,proto3" json:"agents,omitempty"`
+	NextPageToken string   `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -205,6 +228,13 @@ func (x *ListAgentsResponse) GetAgents() []*Agent {
 		return x.Agents
 	}
 	return nil
+}
+
+func (x *ListAgentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetAgentRequest struct {
@@ -317,7 +347,16 @@ type ListFaultsRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	AgentId string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
 	// Only faults that are pending, active or reverting.
-	ActiveOnly    bool `protobuf:"varint,2,opt,name=active_only,json=activeOnly,proto3" json:"active_only,omitempty"`
+	ActiveOnly bool   `protobuf:"varint,2,opt,name=active_only,json=activeOnly,proto3" json:"active_only,omitempty"`
+	PageSize   uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken  string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only faults in this state, when set.
+	State FaultState `protobuf:"varint,5,opt,name=state,proto3,enum=turbulence.v1.FaultState" json:"state,omitempty"`
+	// Only faults of this kind ("cpu", "network"…), when set.
+	Kind string `protobuf:"bytes,6,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Only faults created at or after since / before until, when set.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -366,9 +405,53 @@ func (x *ListFaultsRequest) GetActiveOnly() bool {
 	return false
 }
 
+func (x *ListFaultsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFaultsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListFaultsRequest) GetState() FaultState {
+	if x != nil {
+		return x.State
+	}
+	return FaultState_FAULT_STATE_UNSPECIFIED
+}
+
+func (x *ListFaultsRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ListFaultsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListFaultsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 type ListFaultsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Faults        []*Fault               `protobuf:"bytes,1,rep,name=faults,proto3" json:"faults,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first.
+	Faults        []*Fault `protobuf:"bytes,1,rep,name=faults,proto3" json:"faults,omitempty"`
+	NextPageToken string   `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +491,13 @@ func (x *ListFaultsResponse) GetFaults() []*Fault {
 		return x.Faults
 	}
 	return nil
+}
+
+func (x *ListFaultsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetFaultRequest struct {
@@ -840,7 +930,17 @@ func (x *WatchEventsRequest) GetAfterSequence() uint64 {
 type ListEventsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AfterSequence uint64                 `protobuf:"varint,1,opt,name=after_sequence,json=afterSequence,proto3" json:"after_sequence,omitempty"`
-	Limit         uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The page size under its first name; page_size wins when both are set.
+	Limit     uint32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageSize  uint32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only events about this agent, of this type (a type ending in a dot,
+	// "fault.", selects the family), at or after since / before until, when
+	// set.
+	AgentId       string                 `protobuf:"bytes,5,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Type          string                 `protobuf:"bytes,6,opt,name=type,proto3" json:"type,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=since,proto3" json:"since,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=until,proto3" json:"until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -889,9 +989,53 @@ func (x *ListEventsRequest) GetLimit() uint32 {
 	return 0
 }
 
+func (x *ListEventsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ListEventsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListEventsRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 type ListEventsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Events        []*Event               `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first.
+	Events        []*Event `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	NextPageToken string   `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -931,6 +1075,13 @@ func (x *ListEventsResponse) GetEvents() []*Event {
 		return x.Events
 	}
 	return nil
+}
+
+func (x *ListEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // AuditEntry is one record of the replicated audit log: a mutating call,
@@ -1038,9 +1189,12 @@ type ListAuditRequest struct {
 	// Only entries at or after since / before until, when set.
 	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
 	Until *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
-	// At most this many entries; 0 means the server's default (100). The
-	// maximum is 1000.
-	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The page size under its first name; page_size wins when both are set.
+	Limit     uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageSize  uint32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only entries with this action ("fleet.halt"…), when set.
+	Action        string `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1103,10 +1257,32 @@ func (x *ListAuditRequest) GetLimit() uint32 {
 	return 0
 }
 
+func (x *ListAuditRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListAuditRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
 type ListAuditResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Newest first.
 	Entries       []*AuditEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextPageToken string        `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1148,6 +1324,13 @@ func (x *ListAuditResponse) GetEntries() []*AuditEntry {
 	return nil
 }
 
+func (x *ListAuditResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_turbulence_v1_control_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_control_proto_rawDesc = "" +
@@ -1164,23 +1347,35 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\x0elocally_halted\x18\b \x01(\bR\rlocallyHalted\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x13\n" +
-	"\x11ListAgentsRequest\"B\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"O\n" +
+	"\x11ListAgentsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"j\n" +
 	"\x12ListAgentsResponse\x12,\n" +
-	"\x06agents\x18\x01 \x03(\v2\x14.turbulence.v1.AgentR\x06agents\"!\n" +
+	"\x06agents\x18\x01 \x03(\v2\x14.turbulence.v1.AgentR\x06agents\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"!\n" +
 	"\x0fGetAgentRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"{\n" +
 	"\x11ApplyFaultRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12,\n" +
-	"\x04spec\x18\x03 \x01(\v2\x18.turbulence.v1.FaultSpecR\x04spec\"O\n" +
+	"\x04spec\x18\x03 \x01(\v2\x18.turbulence.v1.FaultSpecR\x04spec\"\xb4\x02\n" +
 	"\x11ListFaultsRequest\x12\x19\n" +
 	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x1f\n" +
 	"\vactive_only\x18\x02 \x01(\bR\n" +
-	"activeOnly\"B\n" +
+	"activeOnly\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12/\n" +
+	"\x05state\x18\x05 \x01(\x0e2\x19.turbulence.v1.FaultStateR\x05state\x12\x12\n" +
+	"\x04kind\x18\x06 \x01(\tR\x04kind\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"j\n" +
 	"\x12ListFaultsResponse\x12,\n" +
-	"\x06faults\x18\x01 \x03(\v2\x14.turbulence.v1.FaultR\x06faults\"!\n" +
+	"\x06faults\x18\x01 \x03(\v2\x14.turbulence.v1.FaultR\x06faults\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"!\n" +
 	"\x0fGetFaultRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"C\n" +
 	"\x12RevertFaultRequest\x12\x1d\n" +
@@ -1209,12 +1404,20 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\bfault_id\x18\x05 \x01(\tR\afaultId\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\";\n" +
 	"\x12WatchEventsRequest\x12%\n" +
-	"\x0eafter_sequence\x18\x01 \x01(\x04R\rafterSequence\"P\n" +
+	"\x0eafter_sequence\x18\x01 \x01(\x04R\rafterSequence\"\x9f\x02\n" +
 	"\x11ListEventsRequest\x12%\n" +
 	"\x0eafter_sequence\x18\x01 \x01(\x04R\rafterSequence\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\rR\x05limit\"B\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x19\n" +
+	"\bagent_id\x18\x05 \x01(\tR\aagentId\x12\x12\n" +
+	"\x04type\x18\x06 \x01(\tR\x04type\x120\n" +
+	"\x05since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"j\n" +
 	"\x12ListEventsResponse\x12,\n" +
-	"\x06events\x18\x01 \x03(\v2\x14.turbulence.v1.EventR\x06events\"\xd5\x01\n" +
+	"\x06events\x18\x01 \x03(\v2\x14.turbulence.v1.EventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd5\x01\n" +
 	"\n" +
 	"AuditEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12.\n" +
@@ -1224,14 +1427,19 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12\x16\n" +
 	"\x06action\x18\x05 \x01(\tR\x06action\x12\x18\n" +
 	"\asummary\x18\x06 \x01(\tR\asummary\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error\"\xa2\x01\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"\xf6\x01\n" +
 	"\x10ListAuditRequest\x12\x14\n" +
 	"\x05actor\x18\x01 \x01(\tR\x05actor\x120\n" +
 	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
 	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\rR\x05limit\"H\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06action\x18\a \x01(\tR\x06action\"p\n" +
 	"\x11ListAuditResponse\x123\n" +
-	"\aentries\x18\x01 \x03(\v2\x19.turbulence.v1.AuditEntryR\aentries2\x88\a\n" +
+	"\aentries\x18\x01 \x03(\v2\x19.turbulence.v1.AuditEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x88\a\n" +
 	"\x0eControlService\x12Q\n" +
 	"\n" +
 	"ListAgents\x12 .turbulence.v1.ListAgentsRequest\x1a!.turbulence.v1.ListAgentsResponse\x12@\n" +
@@ -1289,7 +1497,8 @@ var file_turbulence_v1_control_proto_goTypes = []any{
 	(*Capabilities)(nil),          // 22: turbulence.v1.Capabilities
 	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 	(*FaultSpec)(nil),             // 24: turbulence.v1.FaultSpec
-	(*Fault)(nil),                 // 25: turbulence.v1.Fault
+	(FaultState)(0),               // 25: turbulence.v1.FaultState
+	(*Fault)(nil),                 // 26: turbulence.v1.Fault
 }
 var file_turbulence_v1_control_proto_depIdxs = []int32{
 	20, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
@@ -1299,43 +1508,48 @@ var file_turbulence_v1_control_proto_depIdxs = []int32{
 	23, // 4: turbulence.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
 	0,  // 5: turbulence.v1.ListAgentsResponse.agents:type_name -> turbulence.v1.Agent
 	24, // 6: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
-	25, // 7: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
-	23, // 8: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
-	23, // 9: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
-	13, // 10: turbulence.v1.ListEventsResponse.events:type_name -> turbulence.v1.Event
-	23, // 11: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	23, // 12: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	23, // 13: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
-	17, // 14: turbulence.v1.ListAuditResponse.entries:type_name -> turbulence.v1.AuditEntry
-	1,  // 15: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
-	3,  // 16: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
-	4,  // 17: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
-	5,  // 18: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
-	7,  // 19: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
-	8,  // 20: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
-	9,  // 21: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
-	10, // 22: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
-	11, // 23: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
-	14, // 24: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
-	15, // 25: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
-	18, // 26: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
-	2,  // 27: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
-	0,  // 28: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
-	25, // 29: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
-	6,  // 30: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
-	25, // 31: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
-	25, // 32: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
-	12, // 33: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
-	12, // 34: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
-	12, // 35: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
-	13, // 36: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
-	16, // 37: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
-	19, // 38: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
-	27, // [27:39] is the sub-list for method output_type
-	15, // [15:27] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	25, // 7: turbulence.v1.ListFaultsRequest.state:type_name -> turbulence.v1.FaultState
+	23, // 8: turbulence.v1.ListFaultsRequest.since:type_name -> google.protobuf.Timestamp
+	23, // 9: turbulence.v1.ListFaultsRequest.until:type_name -> google.protobuf.Timestamp
+	26, // 10: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
+	23, // 11: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
+	23, // 12: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
+	23, // 13: turbulence.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	23, // 14: turbulence.v1.ListEventsRequest.until:type_name -> google.protobuf.Timestamp
+	13, // 15: turbulence.v1.ListEventsResponse.events:type_name -> turbulence.v1.Event
+	23, // 16: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	23, // 17: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	23, // 18: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
+	17, // 19: turbulence.v1.ListAuditResponse.entries:type_name -> turbulence.v1.AuditEntry
+	1,  // 20: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
+	3,  // 21: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
+	4,  // 22: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
+	5,  // 23: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
+	7,  // 24: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
+	8,  // 25: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
+	9,  // 26: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
+	10, // 27: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
+	11, // 28: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
+	14, // 29: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
+	15, // 30: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
+	18, // 31: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
+	2,  // 32: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
+	0,  // 33: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
+	26, // 34: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
+	6,  // 35: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
+	26, // 36: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
+	26, // 37: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
+	12, // 38: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
+	12, // 39: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
+	12, // 40: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
+	13, // 41: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
+	16, // 42: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
+	19, // 43: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
+	32, // [32:44] is the sub-list for method output_type
+	20, // [20:32] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_control_proto_init() }

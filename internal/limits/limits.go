@@ -1,0 +1,111 @@
+package limits
+
+// MaxMessageBytes is the largest gRPC message the controller and turbctl
+// send or receive (controller/grpc.go uses it). Every page of every list
+// must fit in it, whatever the data (docs/limits.md).
+const MaxMessageBytes = 4 << 20
+
+// Bounds of identifiers and free text, in bytes.
+const (
+	// MaxID bounds agent, fault, command and server IDs. Agent IDs are a
+	// certificate's common name, itself at most 64 bytes (RFC 5280's
+	// ub-common-name); generated IDs are 14 bytes.
+	MaxID = 128
+	// MaxRequestID bounds client request IDs (turbctl sends 14 bytes; a
+	// UUID is 36).
+	MaxRequestID = 128
+	// MaxActor bounds an identity "role/name" and an actor filter.
+	MaxActor = 256
+	// MaxReason bounds a halt or revert reason, an agent's error and a
+	// fault's end reason: one line for people, not a document.
+	MaxReason = 1024
+	// MaxEventMessage bounds an event's message, which may quote a
+	// reason and an actor.
+	MaxEventMessage = MaxReason + MaxActor + 64
+	// MaxAuditSummary bounds an audit record's summary (it may quote a
+	// halt reason; the summary is cut, the reason itself is kept in the
+	// halt status).
+	MaxAuditSummary = 256
+	// MaxAuditError bounds an audit record's error, the words of a
+	// refusal that may quote an ID and a reason.
+	MaxAuditError = MaxReason + 256
+	// MaxName bounds short machine words: an action, an event type, a
+	// fault kind, a kernel feature, a suffrage.
+	MaxName = 64
+	// MaxHostname is DNS's limit on a name (RFC 1035).
+	MaxHostname = 253
+	// MaxFact bounds the other host facts (os, arch, kernel release,
+	// agent version).
+	MaxFact = 128
+	// MaxAddress bounds a host:port address (a DNS name and a port).
+	MaxAddress = MaxHostname + 8
+	// MaxPageToken bounds a page token; the server makes them, and they
+	// hold one sort key (an ID, a time and an ID, or a number).
+	MaxPageToken = 256
+)
+
+// Bounds of agents' labels: Kubernetes-sized keys and values, and enough
+// of them to describe a host's place (zone, rack, role, service…).
+const (
+	MaxLabels     = 32
+	MaxLabelKey   = 63
+	MaxLabelValue = 255
+)
+
+// Bounds of what an agent reports.
+const (
+	// MaxFaultKinds bounds Capabilities.fault_kinds (the catalogue has 6).
+	MaxFaultKinds = 16
+	// MaxKernelFeatures bounds Capabilities.kernel_features.
+	MaxKernelFeatures = 32
+	// MaxHeldFaults bounds the fault statuses in one Hello or Heartbeat:
+	// how many faults one agent can hold at a time is far lower (each
+	// kind holds at most a few; the policy's default is 16), this is the
+	// wire's sanity bound.
+	MaxHeldFaults = 64
+	// MaxNotes bounds a status's exclusions and disk notes, one line each.
+	MaxNotes = 64
+	// MaxNote bounds one such line.
+	MaxNote = 256
+)
+
+// Bounds of a fault spec. internal/faultspec checks them (with the
+// values' own rules) as part of validation.
+const (
+	// MaxCores bounds cpu.cores and the length of cpu.pin_cpus.
+	MaxCores = 4096
+	// MaxCIDRs and MaxPorts bound the targeting lists.
+	MaxCIDRs = 256
+	MaxPorts = 64
+	// MaxCIDR bounds one CIDR's text (an IPv6 CIDR is at most 43 bytes).
+	MaxCIDR = 64
+	// MaxExclusionNames bounds remove_default_exclusions.
+	MaxExclusionNames = 16
+	// MaxPathLen bounds disk paths (PATH_MAX).
+	MaxPathLen = 4096
+	// MaxInterfaceLen is IFNAMSIZ-1.
+	MaxInterfaceLen = 15
+)
+
+// Page sizes of the list calls. A request with page size 0 gets the
+// default; one above the maximum is refused. Each maximum is chosen so
+// that a page of the largest records the bounds allow fits in
+// MaxMessageBytes with room to spare; TestPagesFitMessageCap proves it
+// and docs/limits.md shows the arithmetic.
+const (
+	DefaultPageAgents = 100
+	MaxPageAgents     = 200
+	DefaultPageFaults = 50
+	MaxPageFaults     = 50
+	DefaultPageEvents = 1000
+	MaxPageEvents     = 1000
+	DefaultPageAudit  = 100
+	MaxPageAudit      = 1000
+	DefaultPageServer = 100
+	MaxPageServers    = 1000
+)
+
+// MaxUnknownBytes bounds the unknown fields one message may carry (fields
+// of a newer client that this server does not know). They are never
+// stored, but they are held in memory while the call runs.
+const MaxUnknownBytes = 1024
