@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -146,14 +147,17 @@ func (m *Manager) Held() []*turbulencev1.FaultStatus {
 	return out
 }
 
-// Report returns what a heartbeat carries: the held faults and every fault
-// that ended and was not yet acknowledged. Pass mark to AckEnded once the
-// heartbeat was sent, so that ended faults travel until one gets through.
+// Report returns what a heartbeat carries: the held faults and the oldest
+// faults that ended and were not yet acknowledged, no more in all than one
+// heartbeat may list (internal/limits.MaxHeldFaults; the rest follow in the
+// next ones). Pass mark to AckEnded once the heartbeat was sent, so that
+// ended faults travel until one gets through.
 func (m *Manager) Report() (held, ended []*turbulencev1.FaultStatus, mark uint64) {
 	held = m.Held()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, r := range m.unreported {
+	room := max(limits.MaxHeldFaults-len(held), 0)
+	for _, r := range m.unreported[:min(room, len(m.unreported))] {
 		ended = append(ended, proto.CloneOf(r.status))
 		mark = r.seq
 	}

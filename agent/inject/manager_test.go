@@ -2,6 +2,7 @@ package inject
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -315,5 +317,33 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %s", timeout)
 		}
 		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// TestManager_ReportFitsOneHeartbeat: many faults that ended while the
+// agent was away are reported a heartbeat's worth at a time, oldest first,
+// and none is lost.
+func TestManager_ReportFitsOneHeartbeat(t *testing.T) {
+	t.Parallel()
+	m, _ := newTestManager()
+	defer m.Close(ReasonAgentStopping)
+	var sts []*turbulencev1.FaultStatus
+	for i := range limits.MaxHeldFaults + 36 {
+		sts = append(sts, &turbulencev1.FaultStatus{FaultId: fmt.Sprintf("f-%03d", i), State: turbulencev1.FaultState_FAULT_STATE_REVERTED})
+	}
+	m.RecordRecovered(sts)
+	var got []string
+	for range 3 {
+		held, ended, mark := m.Report()
+		if len(held)+len(ended) > limits.MaxHeldFaults {
+			t.Fatalf("one report lists %d faults, over the heartbeat's %d", len(held)+len(ended), limits.MaxHeldFaults)
+		}
+		for _, st := range ended {
+			got = append(got, st.GetFaultId())
+		}
+		m.AckEnded(mark)
+	}
+	if len(got) != len(sts) || got[0] != "f-000" || got[len(got)-1] != sts[len(sts)-1].GetFaultId() {
+		t.Errorf("reported %d faults (%v … %v), want all %d in order", len(got), got[:1], got[len(got)-1:], len(sts))
 	}
 }

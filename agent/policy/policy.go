@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,6 +11,12 @@ import (
 	"github.com/turbulence-sre/turbulence/internal/config"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 )
+
+// MaxConcurrentFaultsLimit is the most max_concurrent_faults may allow: half
+// of what one heartbeat may list (internal/limits.MaxHeldFaults), so that
+// the faults held always leave room for faults that ended and are being
+// reported.
+const MaxConcurrentFaultsLimit = limits.MaxHeldFaults / 2
 
 // DefaultPath is where the agent reads its policy.
 const DefaultPath = "/etc/turbulence/agent.yaml"
@@ -22,7 +29,8 @@ type Policy struct {
 	AllowedKinds []string `json:"allowed_kinds"`
 	// MaxDuration caps every fault's duration; longer requests are refused.
 	MaxDuration config.Duration `json:"max_duration"`
-	// MaxConcurrentFaults caps the faults held at once.
+	// MaxConcurrentFaults caps the faults held at once; at most
+	// MaxConcurrentFaultsLimit.
 	MaxConcurrentFaults int `json:"max_concurrent_faults"`
 	// MaxNewFaultsPerMinute caps how fast new faults may arrive.
 	MaxNewFaultsPerMinute int `json:"max_new_faults_per_minute"`
@@ -119,8 +127,8 @@ func (p Policy) Validate() error {
 	if d := p.MaxDuration.D(); d < faultspec.MinDuration || d > faultspec.MaxDuration {
 		probs = append(probs, fmt.Sprintf("max_duration: must be between %s and %s, got %s", faultspec.MinDuration, faultspec.MaxDuration, d))
 	}
-	if p.MaxConcurrentFaults < 1 {
-		probs = append(probs, "max_concurrent_faults: must be at least 1")
+	if p.MaxConcurrentFaults < 1 || p.MaxConcurrentFaults > MaxConcurrentFaultsLimit {
+		probs = append(probs, fmt.Sprintf("max_concurrent_faults: must be between 1 and %d, got %d", MaxConcurrentFaultsLimit, p.MaxConcurrentFaults))
 	}
 	if p.MaxNewFaultsPerMinute < 1 {
 		probs = append(probs, "max_new_faults_per_minute: must be at least 1")

@@ -119,6 +119,7 @@ func TestLoad(t *testing.T) {
 		"longdur.yaml":  "max_duration: 48h\n",
 		"badnice.yaml":  "worker_nice: 40\n",
 		"badbytes.yaml": "memory:\n  reserve_bytes: lots\n",
+		"toomany.yaml":  "max_concurrent_faults: 33\n",
 	} {
 		if _, err := Load(write(name, body), false); err == nil {
 			t.Errorf("Load(%s) accepted %q", name, body)
