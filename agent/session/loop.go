@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -118,6 +119,7 @@ func (s *Session) send(ctx context.Context, st stream, out <-chan *turbulencev1.
 		case <-ctx.Done():
 			return nil, nil
 		case m := <-out:
+			limits.Fit(m)
 			if err := st.Send(m); err != nil {
 				return nil, fmt.Errorf("send result: %w", err)
 			}
@@ -156,7 +158,11 @@ func (s *Session) heartbeat(st stream) error {
 		LocallyHalted: s.cfg.Manager.LocallyHalted(),
 		SentAt:        timestamppb.Now(),
 	}
-	if err := st.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: hb}}); err != nil {
+	msg := &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: hb}}
+	// Reasons are composed from errors the agent does not control: cut
+	// them to the controller's bounds rather than lose the session.
+	limits.Fit(msg)
+	if err := st.Send(msg); err != nil {
 		return fmt.Errorf("send heartbeat: %w", err)
 	}
 	s.cfg.Manager.AckEnded(mark)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -262,7 +263,9 @@ func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redi
 	if err != nil {
 		return false, "", err
 	}
-	if err := st.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: s.hello()}}); err != nil {
+	hello := &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: s.hello()}}
+	limits.Fit(hello)
+	if err := st.Send(hello); err != nil {
 		return false, "", fmt.Errorf("send hello: %w", err)
 	}
 	// A per-step deadline: a controller that accepts the stream but never
