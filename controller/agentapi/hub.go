@@ -58,6 +58,11 @@ type agentSoft struct {
 	disconnectedAt time.Time
 	// held is the latest status of each fault the agent holds, by ID.
 	held map[string]*turbulencev1.FaultStatus
+	// last is the latest status the agent reported for each fault it
+	// held, kept across disconnects (unlike held) until the fault's end
+	// is recorded: the measured effect that an ended or UNCONFIRMED
+	// fault keeps (see withLastEffect).
+	last map[string]*turbulencev1.FaultStatus
 }
 
 // Hub serves AgentService and dispatches commands to connected agents.
@@ -96,7 +101,7 @@ func New(cfg Config) *Hub {
 func (h *Hub) soft(agentID string) *agentSoft {
 	a, ok := h.agents[agentID]
 	if !ok {
-		a = &agentSoft{held: make(map[string]*turbulencev1.FaultStatus)}
+		a = &agentSoft{held: make(map[string]*turbulencev1.FaultStatus), last: make(map[string]*turbulencev1.FaultStatus)}
 		h.agents[agentID] = a
 	}
 	return a

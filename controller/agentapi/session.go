@@ -48,6 +48,10 @@ type session struct {
 	cancel  context.CancelCauseFunc
 	// commands is guarded by Hub.mu.
 	commands map[string]command
+	// awaiting are the live faults the Hello did not hold, settled by
+	// the first heartbeat (Hub.awaitReport); nil once settled. Used by
+	// the handler goroutine only.
+	awaiting map[string]bool
 }
 
 // enqueue queues a message for the send goroutine without blocking.
