@@ -45,6 +45,8 @@ const (
 
 // Liveness is the soft state the leader keeps about an agent.
 type Liveness struct {
+	// Connected: its session is open and it was heard from within two
+	// heartbeat intervals (see silentFor).
 	Connected     bool
 	LastSeen      time.Time
 	LocallyHalted bool
@@ -116,7 +118,22 @@ func (h *Hub) Liveness(agentID string) (Liveness, bool) {
 	if !ok {
 		return Liveness{}, false
 	}
-	return a.Liveness, true
+	lv := a.Liveness
+	if lv.Connected && h.silent(a, time.Now()) {
+		lv.Connected = false
+	}
+	return lv, true
+}
+
+// silent reports whether an agent whose session is open has missed its
+// heartbeats: nothing heard for two intervals, i.e. one beat overdue by a
+// whole interval. Its stream may be half-open (a host that vanished
+// without closing its TCP connection, a stopped process): gRPC keepalive
+// would notice only after tens of seconds, and meanwhile the agent must
+// not be shown connected, nor its faults treated as reported on.
+// Caller holds h.mu.
+func (h *Hub) silent(a *agentSoft, now time.Time) bool {
+	return now.Sub(a.LastSeen) > 2*h.cfg.HeartbeatInterval
 }
 
 // HeldStatus returns the latest status an agent reported for a fault it

@@ -80,13 +80,21 @@ func (h *Hub) expired(leaderSince, now time.Time) []expiry {
 		if _, done := away[id]; done {
 			continue
 		}
-		if _, connected := h.sessions[id]; connected {
+		a, known := h.agents[id]
+		_, open := h.sessions[id]
+		if open && known && !h.silent(a, now) {
 			continue
 		}
 		ab := absence{since: leaderSince, lastContact: leaderSince}
-		if a, ok := h.agents[id]; ok {
-			if a.disconnectedAt.After(ab.since) {
-				ab.since = a.disconnectedAt
+		if known {
+			// A closed session is away since it ended; a silent one
+			// (half-open) since it was last heard.
+			end := a.disconnectedAt
+			if open {
+				end = a.LastSeen
+			}
+			if end.After(ab.since) {
+				ab.since = end
 			}
 			if a.LastSeen.After(ab.lastContact) {
 				ab.lastContact = a.LastSeen
