@@ -332,7 +332,7 @@ func (m *Manager) finishRevert(e *entry, reason string) {
 // recordEndedLocked queues st, an ended fault's status, for the next
 // report. Its ended_at is the moment the agent saw the end, unless the
 // caller knew better: the controller records that time, not the moment
-// it heard (invariant 8 in docs/design.md), which may be a reconnect later.
+// it heard (invariant 8, docs/protocol.md step 5), which may be a reconnect later.
 func (m *Manager) recordEndedLocked(st *turbulencev1.FaultStatus) {
 	if st.GetEndedAt() == nil {
 		st.EndedAt = timestamppb.Now()

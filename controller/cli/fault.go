@@ -210,7 +210,7 @@ func agentState(fault, agent turbulencev1.FaultState) string {
 }
 
 // unconfirmed reports whether the controller does not know what became of
-// a fault (invariant 8 in docs/design.md).
+// a fault (invariant 8, docs/protocol.md step 6).
 func unconfirmed(s turbulencev1.FaultState) bool {
 	return s == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED
 }

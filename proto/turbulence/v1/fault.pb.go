@@ -205,11 +205,11 @@ const (
 	// The controller does not know what became of the fault: its agent went
 	// silent past the lease (or past the fault's deadline), or came back
 	// with no record of it. The agent's own timers have most likely taken
-	// it back, but nobody has said so (invariant 8 in docs/design.md: the
-	// controller never claims more than it knows). Fault.unconfirmed_since
-	// says since when. Not final: the agent's report of how and when the
-	// fault ended moves it to REVERTED; a fault the agent still holds is
-	// taken back (REVERTING).
+	// it back, but nobody has said so, and the controller never claims more
+	// than it knows (invariant 8, docs/protocol.md step 6).
+	// Fault.unconfirmed_since says since when. Not final: the agent's report
+	// of how and when the fault ended moves it to REVERTED; a fault the
+	// agent still holds is taken back (REVERTING).
 	FaultState_FAULT_STATE_UNCONFIRMED FaultState = 6
 )
 
