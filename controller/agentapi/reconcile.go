@@ -17,7 +17,6 @@ import (
 // Reasons recorded by the controller (docs/protocol.md).
 const (
 	ReasonDeadline = "deadline"
-	ReasonNotHeld  = "agent no longer holds it"
 	// ReasonLeaseExpired: the agent went silent for longer than its lease.
 	// Its lease has most likely taken the fault back, but only its report
 	// says so (invariant 8): the fault is UNCONFIRMED, not REVERTED.
