@@ -269,7 +269,7 @@ func TestSession_HelloReconciles(t *testing.T) {
 		{FaultId: "f-stranger", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE},
 	}})
 	got := map[string]bool{}
-	for range 2 {
+	for range 3 {
 		m := second.Next(t, wait)
 		switch {
 		case m.GetApply() != nil:
@@ -280,14 +280,17 @@ func TestSession_HelloReconciles(t *testing.T) {
 			t.Errorf("unexpected message %v", m)
 		}
 	}
-	for _, want := range []string{"apply " + pending.GetId(), "revert f-stranger"} {
+	// The active fault it no longer holds is asked about (a RevertFault
+	// is a no-op for a fault the agent does not hold).
+	for _, want := range []string{"apply " + pending.GetId(), "revert f-stranger", "revert " + active.GetId()} {
 		if !got[want] {
 			t.Errorf("after Hello the agent got %v, missing %q", got, want)
 		}
 	}
 	// Invariant 8: the Hello lists only held faults; what ended while the
-	// agent was away comes in its first heartbeat. Until then the unheld
-	// fault is UNCONFIRMED, not REVERTED on a guess.
+	// agent was away comes in the answer to that question or in its first
+	// heartbeat. Until then the unheld fault is UNCONFIRMED, not REVERTED
+	// on a guess.
 	waiting := waitFault(t, admin, active.GetId(), "unheld fault UNCONFIRMED", inState(turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED))
 	if waiting.GetReason() != agentapi.ReasonAwaitingReport {
 		t.Errorf("reason = %q, want %q", waiting.GetReason(), agentapi.ReasonAwaitingReport)
@@ -345,19 +348,25 @@ func TestLeaderLoop_SilentAgentIsUnconfirmed(t *testing.T) {
 }
 
 // TestReconnect_EndedWhileAwayIsRecordedAsReported: an agent that comes
-// back reports in its first heartbeat the faults that ended while it was
-// away; the controller records exactly its reason and ended_at, whether
-// the lease had run out on the controller (UNCONFIRMED) or not (ACTIVE),
-// and never first "agent no longer holds it" at the reconnect time.
+// back reports how and when the faults it no longer holds ended — in its
+// first heartbeat, or in its answer to the RevertFault that asks about
+// each — and the controller records exactly its reason and ended_at,
+// whether the lease had run out on the controller (UNCONFIRMED) or not
+// (ACTIVE), never first "agent no longer holds it" at the reconnect time.
 func TestReconnect_EndedWhileAwayIsRecordedAsReported(t *testing.T) {
 	const reason = "agent restarted: reverted at start-up"
 	for _, tc := range []struct {
 		name  string
 		ttl   time.Duration
 		state turbulencev1.FaultState // before the reconnect
+		// answer: the record comes in the answer to the question, not in
+		// a heartbeat.
+		answer bool
 	}{
-		{"lease ran out", time.Second, turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED},
-		{"within the lease", time.Minute, turbulencev1.FaultState_FAULT_STATE_ACTIVE},
+		{"lease ran out, heartbeat", time.Second, turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED, false},
+		{"within the lease, heartbeat", time.Minute, turbulencev1.FaultState_FAULT_STATE_ACTIVE, false},
+		{"lease ran out, answer", time.Second, turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED, true},
+		{"within the lease, answer", time.Minute, turbulencev1.FaultState_FAULT_STATE_ACTIVE, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := controllertest.NewServer(t, func(c *controller.Config) { c.LeaseTTL = tc.ttl; c.HeartbeatInterval = 200 * time.Millisecond })
@@ -368,11 +377,21 @@ func TestReconnect_EndedWhileAwayIsRecordedAsReported(t *testing.T) {
 			waitFault(t, admin, f.GetId(), "fault "+tc.state.String(), inState(tc.state))
 
 			endedAt := time.Now().Add(-time.Minute).Truncate(time.Microsecond) // long before the reconnect
-			again := srv.ConnectAgent(t, nil)                                  // holds nothing
-			again.Send(t, heartbeat(&turbulencev1.FaultStatus{
+			record := &turbulencev1.FaultStatus{
 				FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED,
 				Reason: reason, EndedAt: timestamppb.New(endedAt),
-			}))
+			}
+			again := srv.ConnectAgent(t, nil) // holds nothing
+			query := again.Next(t, wait).GetRevert()
+			if query.GetFaultId() != f.GetId() {
+				t.Fatalf("after the Hello the agent got %v, want a RevertFault asking about %s", query, f.GetId())
+			}
+			if tc.answer {
+				again.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
+					CommandId: query.GetCommandId(), FaultId: f.GetId(), Ok: true, Status: record}}})
+			} else {
+				again.Send(t, heartbeat(record))
+			}
 			got := waitFault(t, admin, f.GetId(), "fault ended", func(f *turbulencev1.Fault) bool { return state.Ended(f.GetState()) })
 			if got.GetState() != turbulencev1.FaultState_FAULT_STATE_REVERTED || got.GetReason() != reason {
 				t.Errorf("fault = %s %q, want REVERTED %q", got.GetState(), got.GetReason(), reason)
@@ -388,8 +407,9 @@ func TestReconnect_EndedWhileAwayIsRecordedAsReported(t *testing.T) {
 }
 
 // TestReconnect_NoRecordStaysUnconfirmed: an agent that comes back with
-// neither the fault nor a report of its end leaves it UNCONFIRMED, with a
-// reason that says the agent has no record of it (never REVERTED).
+// neither the fault nor a record of its end (its answer to the question
+// is a bare "not held", without ended_at) leaves it UNCONFIRMED, with a
+// reason that says the agent has no record of it — never REVERTED.
 func TestReconnect_NoRecordStaysUnconfirmed(t *testing.T) {
 	srv := controllertest.NewServer(t, nil)
 	admin := srv.AdminClient(t)
@@ -398,7 +418,9 @@ func TestReconnect_NoRecordStaysUnconfirmed(t *testing.T) {
 	first.Vanish()
 
 	again := srv.ConnectAgent(t, nil)
-	again.Send(t, heartbeat())
+	again.Send(t, heartbeat()) // nothing ended, as far as it knows
+	answerRevert(t, again, f.GetId(), &turbulencev1.CommandResult{Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "not held by this agent"}})
 	got := waitFault(t, admin, f.GetId(), "reason says no record",
 		func(f *turbulencev1.Fault) bool {
 			return f.GetReason() == agentapi.ReasonNoRecord || state.Ended(f.GetState())
@@ -409,6 +431,17 @@ func TestReconnect_NoRecordStaysUnconfirmed(t *testing.T) {
 	if got.GetUnconfirmedSince() == nil {
 		t.Error("unconfirmed_since not set")
 	}
+}
+
+// answerRevert waits for the RevertFault of faultID and answers it with res.
+func answerRevert(t *testing.T, agent *controllertest.FakeAgent, faultID string, res *turbulencev1.CommandResult) {
+	t.Helper()
+	rev := agent.Next(t, wait).GetRevert()
+	if rev.GetFaultId() != faultID {
+		t.Fatalf("agent got %v, want RevertFault for %s", rev, faultID)
+	}
+	res.CommandId, res.FaultId = rev.GetCommandId(), faultID
+	agent.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: res}})
 }
 
 func TestSession_DisconnectShowsInLiveness(t *testing.T) {

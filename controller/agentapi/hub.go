@@ -231,9 +231,19 @@ func (h *Hub) sendApply(s *session, f *turbulencev1.Fault) {
 }
 
 func (h *Hub) sendRevert(s *session, faultID, reason string) {
+	h.sendRevertAs(s, commandRevert, faultID, reason)
+}
+
+// sendQuery sends a RevertFault that asks what became of a fault the
+// agent did not hold at its Hello (reconcile.go).
+func (h *Hub) sendQuery(s *session, faultID, reason string) {
+	h.sendRevertAs(s, commandQuery, faultID, reason)
+}
+
+func (h *Hub) sendRevertAs(s *session, kind commandKind, faultID, reason string) {
 	id := newCommandID()
 	h.mu.Lock()
-	s.commands[id] = command{kind: commandRevert, faultID: faultID}
+	s.commands[id] = command{kind: kind, faultID: faultID}
 	h.mu.Unlock()
 	s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Revert{Revert: &turbulencev1.RevertFault{CommandId: id, FaultId: faultID, Reason: reason}}})
 }

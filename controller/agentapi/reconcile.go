@@ -24,12 +24,12 @@ const (
 	// ReasonDeadlineUnreachable: the deadline passed while the agent was
 	// away; UNCONFIRMED for the same reason.
 	ReasonDeadlineUnreachable = "deadline passed while the agent was unreachable; outcome unknown until it reports"
-	// ReasonAwaitingReport: the agent came back without the fault; its
-	// first heartbeat lists what ended while it was away.
+	// ReasonAwaitingReport: the agent came back without the fault; it is
+	// asked what became of it.
 	ReasonAwaitingReport = "agent reconnected without it; waiting for its report of how it ended"
-	// ReasonNoRecord: the agent came back and reported neither holding
-	// the fault nor its end (a lost state directory, another host under
-	// the same name). Nobody knows what became of it.
+	// ReasonNoRecord: the agent came back and has neither the fault nor a
+	// record of its end (a lost state directory, another host under the
+	// same name). Nobody knows what became of it.
 	ReasonNoRecord = "outcome unknown: the agent has no record of it"
 	// ReasonHeldWhileUnconfirmed: an agent still holds a fault the
 	// controller had lost track of; it is taken back.
@@ -64,16 +64,18 @@ func (h *Hub) handle(ctx context.Context, s *session, m *turbulencev1.AgentMessa
 // reconcileHello brings the agent and the recorded state in line after a
 // (re)connect, rule by rule from docs/protocol.md step 2.
 //
-// A live fault the agent does not hold is not ended here: the Hello lists
-// only held faults, and what ended while the agent was away (deadline,
-// lease, local halt, start-up recovery) comes in its first heartbeat,
-// with the true reason and time. Ending it now would record a guess that
-// the report could then no longer correct (ended states are final), so
-// it waits, UNCONFIRMED, for that heartbeat (see awaitReport).
+// A live fault the agent does not hold is not ended here on a guess: the
+// Hello lists only held faults, and ended states are final, so a guess
+// ("agent no longer holds it", the reconnect time) could never be
+// corrected by what the agent knows. The agent is asked instead, with a
+// RevertFault (a no-op for a fault it does not hold) whose answer is its
+// record of the fault's end — reason and ended_at — or says it has none
+// (onQueryAnswer). Its first heartbeat, which lists every end not yet
+// reported, may tell the same first; either is recorded as the agent
+// says (invariant 8). Until then an ACTIVE fault is UNCONFIRMED.
 func (h *Hub) reconcileHello(ctx context.Context, s *session, hello *turbulencev1.Hello) {
 	held := h.recordStatuses(ctx, s, hello.GetFaults())
 	now := time.Now()
-	s.awaiting = make(map[string]bool)
 	for _, f := range h.cfg.State.Faults(state.FaultFilter{AgentID: s.agentID, ActiveOnly: true}) {
 		_, isHeld := held[f.GetId()]
 		passed := !f.GetDeadline().AsTime().After(now)
@@ -88,29 +90,33 @@ func (h *Hub) reconcileHello(ctx context.Context, s *session, hello *turbulencev
 			// Never confirmed applied, and the agent refuses a fault
 			// whose deadline has passed (invariant 1).
 			h.update(ctx, s.actor, f.GetId(), stReverted, ReasonDeadline, nil)
-		case f.GetState() == stUnconfirmed:
-			s.awaiting[f.GetId()] = true
-		default: // ACTIVE or REVERTING, and not held
-			s.awaiting[f.GetId()] = true
+		case f.GetState() == stActive:
 			h.updateUnconfirmed(ctx, s.actor, f.GetId(), ReasonAwaitingReport, nil, now)
+			h.sendQuery(s, f.GetId(), ReasonAwaitingReport)
+		case f.GetState() == stReverting:
+			h.sendQuery(s, f.GetId(), f.GetReason())
+		default: // UNCONFIRMED
+			h.sendQuery(s, f.GetId(), ReasonAwaitingReport)
 		}
 	}
 }
 
-// awaitReport settles, after the first heartbeat of a session, the faults
-// its Hello did not hold: one the heartbeat reported ended is REVERTED by
-// now (recordStatuses); one it did not mention stays UNCONFIRMED, with
-// the reason that the agent has no record of it (invariant 8).
-func (h *Hub) awaitReport(ctx context.Context, s *session) {
-	if s.awaiting == nil {
-		return
+// onQueryAnswer records the agent's answer to the RevertFault that asked,
+// at its Hello, what became of a fault it did not hold: its record of the
+// end (an ended status always carries ended_at) is recorded as the
+// agent's word; a status without ended_at is the agent's "not held", and
+// with nothing held and nothing recorded, the fault's outcome is unknown.
+func (h *Hub) onQueryAnswer(ctx context.Context, s *session, f *turbulencev1.Fault, r *turbulencev1.CommandResult) {
+	st := r.GetStatus()
+	switch {
+	case !r.GetOk() || !state.Ended(st.GetState()):
+		// It held the fault after all and could not take it back at
+		// once: its heartbeats report it REVERTING (recordStatuses).
+	case st.GetEndedAt() != nil:
+		h.recordEnded(ctx, s, st)
+	default:
+		h.updateUnconfirmed(ctx, s.actor, f.GetId(), ReasonNoRecord, nil, time.Time{})
 	}
-	for id := range s.awaiting {
-		if f, ok := h.cfg.State.Fault(id); ok && f.GetState() == stUnconfirmed {
-			h.updateUnconfirmed(ctx, s.actor, id, ReasonNoRecord, nil, time.Time{})
-		}
-	}
-	s.awaiting = nil
 }
 
 // onHeartbeat records what the agent reports and renews its lease.
@@ -133,7 +139,6 @@ func (h *Hub) onHeartbeat(ctx context.Context, s *session, hb *turbulencev1.Hear
 	a.LocallyHalted = hb.GetLocallyHalted()
 	h.mu.Unlock()
 	h.recordStatuses(ctx, s, hb.GetFaults())
-	h.awaitReport(ctx, s)
 }
 
 // recordStatuses applies a list of fault statuses from a Hello or a
@@ -231,6 +236,10 @@ func (h *Hub) onResult(ctx context.Context, s *session, r *turbulencev1.CommandR
 		return
 	}
 	switch {
+	case kind == commandQuery, kind == commandRevert && f.GetState() == stUnconfirmed:
+		// What the agent knows of a fault the controller lost track of:
+		// its record of the end, or none.
+		h.onQueryAnswer(ctx, s, f, r)
 	case kind == commandApply && r.GetOk():
 		// Applied; the status may already say it ended or is being taken
 		// back (a deadline or halt during the apply, a failed revert that

@@ -31,6 +31,9 @@ type commandKind int
 const (
 	commandApply commandKind = iota + 1
 	commandRevert
+	// commandQuery is a RevertFault sent at the Hello for a live fault the
+	// agent did not hold, to learn what became of it (reconcile.go).
+	commandQuery
 )
 
 // command is a command sent to an agent and not answered yet.
@@ -48,10 +51,6 @@ type session struct {
 	cancel  context.CancelCauseFunc
 	// commands is guarded by Hub.mu.
 	commands map[string]command
-	// awaiting are the live faults the Hello did not hold, settled by
-	// the first heartbeat (Hub.awaitReport); nil once settled. Used by
-	// the handler goroutine only.
-	awaiting map[string]bool
 }
 
 // enqueue queues a message for the send goroutine without blocking.
