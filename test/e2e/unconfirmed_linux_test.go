@@ -76,7 +76,8 @@ func startAgentProc(t *testing.T, bin, home string, srv *controllertest.Server) 
 }
 
 // TestAgentKilled_UnconfirmedUntilItReports is invariant 8 end to end,
-// with the real agent binary: an agent SIGKILLed while it holds a CPU
+// with the real agent binary: an agent stopped for a moment is shown
+// disconnected while it is silent and keeps its fault; an agent SIGKILLed while it holds a CPU
 // fault leaves the fault UNCONFIRMED on the controller once its lease has
 // run out (never REVERTED on the controller's guess), and when the agent
 // is started again on the same state directory it reports how the fault
@@ -135,6 +136,24 @@ func TestAgentKilled_UnconfirmedUntilItReports(t *testing.T) {
 		pid = f.GetStatus().GetWorkerPid()
 		return f.GetState() == stateActive && pid != 0 && f.GetStatus().GetMeasuredCpuPercent() > 0
 	})
+
+	// A stopped agent keeps its TCP connection open (a half-open stream,
+	// as when its host vanishes): it must be shown disconnected once it
+	// misses its heartbeats, not when keepalive ends the stream, and
+	// connected again as soon as it beats again, well within its lease.
+	if err := first.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	controllertest.WaitFor(t, waitLong, "the stopped agent shown disconnected", func() bool { return !connected() })
+	t.Logf("stopped agent shown disconnected %s after SIGSTOP (heartbeat interval %s)", time.Since(stopped).Round(time.Millisecond), beat)
+	if err := first.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	controllertest.WaitFor(t, waitLong, "the resumed agent shown connected", connected)
+	if f := fault(id); f.GetState() != stateActive {
+		t.Fatalf("fault after a short stop = %s %q, want ACTIVE", f.GetState(), f.GetReason())
+	}
 
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
