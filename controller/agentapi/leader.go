@@ -22,10 +22,11 @@ const (
 )
 
 // RunLeaderLoop records as UNCONFIRMED the faults whose agent cannot say
-// what became of them, until ctx is done. Invariants 2 and 1 say the agent
-// has taken them back by itself; invariant 8 says the controller does not
-// claim so until the agent reports it (reconcile.go). Run it only while this node is the
-// leader, and restart it on every new leadership.
+// what became of them, until ctx is done. Invariants 2 and 1 say the
+// agent has taken them back by itself; invariant 8 says the controller
+// does not claim so until the agent reports it (reconcile.go). Run it
+// only while this node is the leader, and restart it on every new
+// leadership.
 func (h *Hub) RunLeaderLoop(ctx context.Context) error {
 	// Invariant 2: an agent with no session to this node counts as
 	// disconnected since this leadership started, not since some older
@@ -59,10 +60,11 @@ type expiry struct {
 	last *turbulencev1.FaultStatus
 }
 
-// absence is what the leader knows of a disconnected agent.
+// absence is what the leader knows of an agent that is away: no session,
+// or a silent one.
 type absence struct {
-	// since is when it is known to be away: its session's end, or this
-	// leadership's start.
+	// since is when it is known to be away: its session's end, the last
+	// time a silent session was heard, or this leadership's start.
 	since time.Time
 	// lastContact is the last time it was heard from (the last lease
 	// renewal it was sent), or since when this node never heard it.
