@@ -2,6 +2,7 @@ package agentapi_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -430,6 +431,18 @@ func TestReconnect_NoRecordStaysUnconfirmed(t *testing.T) {
 	}
 	if got.GetUnconfirmedSince() == nil {
 		t.Error("unconfirmed_since not set")
+	}
+
+	// The operator, having checked the host, closes it with a revert,
+	// which the connected agent confirms by holding nothing.
+	if _, err := admin.RevertFault(t.Context(), &turbulencev1.RevertFaultRequest{Id: f.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	answerRevert(t, again, f.GetId(), &turbulencev1.CommandResult{Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "not held by this agent"}})
+	closed := waitFault(t, admin, f.GetId(), "fault closed by the operator", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+	if !strings.HasPrefix(closed.GetReason(), "revert requested by ") {
+		t.Errorf("reason = %q, want the operator's revert", closed.GetReason())
 	}
 }
 
