@@ -8,12 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/agent"
-	"github.com/turbulence-sre/turbulence/controller"
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
 )
@@ -22,61 +24,55 @@ import (
 // so that the fault costs the shared machine nothing.
 const killedAgentPolicy = "allowed_kinds: [cpu]\nmax_duration: 1h\nworker_nice: 19\ncpu:\n  max_load_percent: 10\n  max_cores: 1\n"
 
-// agentProc is a turbulence-agent process: the binary `make build` makes,
-// run as a host runs it.
-type agentProc struct {
+// daemon is a turbulence-agent or turbulence-controller process: the
+// binary `make build` makes, run as a host runs it.
+type daemon struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
 
-// startAgentProc runs bin with the state directory and socket under home,
-// its output in home/agent.log. It dies with the test binary (PDEATHSIG).
-func startAgentProc(t *testing.T, bin, home string, srv *controllertest.Server) *agentProc {
+// startDaemon runs bin with args, its output appended to logPath. It dies
+// with the test binary (PDEATHSIG); at the test's end it is stopped the
+// way systemd stops it (SIGTERM: an agent reverts every fault first).
+func startDaemon(t *testing.T, logPath, bin string, args ...string) *daemon {
 	t.Helper()
-	log, err := os.OpenFile(filepath.Join(home, "agent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tls := srv.PKI.Agent
-	cmd := exec.Command(bin, "run",
-		"--controller", srv.Addr, "--ca", tls.CA, "--cert", tls.Cert, "--key", tls.Key,
-		"--state-dir", filepath.Join(home, "state"),
-		"--policy", filepath.Join(home, "policy.yaml"),
-		"--socket", filepath.Join(home, "agent.sock"))
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		_ = log.Close()
-		t.Fatalf("start agent: %v", err)
+		t.Fatalf("start %s: %v", filepath.Base(bin), err)
 	}
-	p := &agentProc{cmd: cmd, exited: make(chan struct{})}
+	d := &daemon{cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		_ = log.Close()
-		close(p.exited)
+		close(d.exited)
 	}()
-	// A test that fails early stops the agent the way systemd does
-	// (SIGTERM reverts every fault), and never leaves it running.
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-p.exited:
+		case <-d.exited:
 		case <-time.After(30 * time.Second):
-			t.Errorf("agent ignored SIGTERM for 30s; killing it")
+			t.Errorf("%s ignored SIGTERM for 30s; killing it", filepath.Base(bin))
 			_ = cmd.Process.Kill()
-			<-p.exited
+			<-d.exited
 		}
 		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(home, "agent.log")); err == nil {
-				t.Logf("agent log:\n%s", b)
+			if b, err := os.ReadFile(logPath); err == nil {
+				t.Logf("%s:\n%s", filepath.Base(logPath), b)
 			}
 		}
 	})
-	return p
+	return d
 }
 
 // TestAgentKilled_UnconfirmedUntilItReports is invariant 8 end to end,
-// with the real agent binary: an agent stopped for a moment is shown
+// with the real controller and agent binaries on loopback: an agent stopped for a moment is shown
 // disconnected while it is silent and keeps its fault; an agent SIGKILLed while it holds a CPU
 // fault leaves the fault UNCONFIRMED on the controller once its lease has
 // run out (never REVERTED on the controller's guess), and when the agent
@@ -88,25 +84,51 @@ func TestAgentKilled_UnconfirmedUntilItReports(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("workers and their measurement need Linux /proc")
 	}
+	bins := testbuild.BuildBinaries(t, t.TempDir(), "./controller/cmd/turbulence-controller", "./agent/cmd/turbulence-agent")
 	// A name of its own: the agent's start-up sweep recognises workers by
 	// their binary, and this one must match no other test's.
-	built := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent")[0]
-	bin := filepath.Join(filepath.Dir(built), "turbulence-agent-e2e-killed")
-	if err := os.Rename(built, bin); err != nil {
+	agentBin := filepath.Join(filepath.Dir(bins[1]), "turbulence-agent-e2e-killed")
+	if err := os.Rename(bins[1], agentBin); err != nil {
 		t.Fatal(err)
 	}
-	const ttl, beat = 3 * time.Second, 300 * time.Millisecond
-	srv := controllertest.NewServer(t, func(c *controller.Config) { c.LeaseTTL = ttl; c.HeartbeatInterval = beat })
-	api := srv.AdminClient(t)
-	// A short home: the socket path must fit in sun_path.
+	// A short home: the agent's socket path must fit in sun_path.
 	home, err := os.MkdirTemp("", "tek-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(home) })
+	pki, err := tlsutil.EnsureDevPKI(filepath.Join(home, "tls"), controllertest.AgentName)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(home, "policy.yaml"), []byte(killedAgentPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
+
+	const ttl, beat = 3 * time.Second, 300 * time.Millisecond
+	addr := controllertest.FreeAddr(t)
+	startDaemon(t, filepath.Join(home, "controller.log"), bins[0],
+		"--node-id", "e2e-c1", "--data-dir", filepath.Join(home, "data"),
+		"--grpc-addr", addr, "--raft-addr", controllertest.FreeAddr(t),
+		"--ca", pki.Controller.CA, "--cert", pki.Controller.Cert, "--key", pki.Controller.Key,
+		"--lease-ttl", ttl.String(), "--heartbeat-interval", beat.String())
+	startAgent := func() *daemon {
+		return startDaemon(t, filepath.Join(home, "agent.log"), agentBin, "run",
+			"--controller", addr, "--ca", pki.Agent.CA, "--cert", pki.Agent.Cert, "--key", pki.Agent.Key,
+			"--state-dir", filepath.Join(home, "state"),
+			"--policy", filepath.Join(home, "policy.yaml"),
+			"--socket", filepath.Join(home, "agent.sock"))
+	}
+	tlsCfg, err := tlsutil.ClientConfig(pki.Admin, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tlsCfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	api := turbulencev1.NewControlServiceClient(conn)
 	connected := func() bool {
 		a, err := api.GetAgent(t.Context(), &turbulencev1.GetAgentRequest{Id: controllertest.AgentName})
 		return err == nil && a.GetConnected()
@@ -119,7 +141,7 @@ func TestAgentKilled_UnconfirmedUntilItReports(t *testing.T) {
 		return f
 	}
 
-	first := startAgentProc(t, bin, home, srv)
+	first := startAgent()
 	controllertest.WaitFor(t, waitLong, "the agent to connect", connected)
 	applied, err := api.ApplyFault(t.Context(), &turbulencev1.ApplyFaultRequest{
 		AgentId: controllertest.AgentName,
@@ -184,7 +206,7 @@ func TestAgentKilled_UnconfirmedUntilItReports(t *testing.T) {
 	}
 
 	restarted := time.Now()
-	startAgentProc(t, bin, home, srv)
+	startAgent()
 	controllertest.WaitFor(t, waitLong, "the agent's report of how the fault ended", func() bool {
 		f = fault(id)
 		return f.GetState() != turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED
