@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent"
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
+	"github.com/turbulence-sre/turbulence/controller/cli"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -205,6 +208,23 @@ func TestAgentKilled_UnconfirmedUntilItReports(t *testing.T) {
 		t.Errorf("status = %v, want the last measured load kept", f.GetStatus())
 	}
 
+	// What a person sees: turbctl against the controller process.
+	show := func(want ...string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		code := cli.Main([]string{"--controller", addr, "--ca", pki.Admin.CA, "--cert", pki.Admin.Cert, "--key", pki.Admin.Key,
+			"fault", "show", id}, &out, &errOut)
+		if code != cli.ExitOK {
+			t.Fatalf("turbctl fault show: exit %d: %s", code, errOut.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("turbctl fault show lacks %q:\n%s", w, out.String())
+			}
+		}
+	}
+	show("UNCONFIRMED (outcome unknown", "Unknown since:", "(its last report; none since)")
+
 	restarted := time.Now()
 	startAgent()
 	controllertest.WaitFor(t, waitLong, "the agent's report of how the fault ended", func() bool {
@@ -220,4 +240,5 @@ func TestAgentKilled_UnconfirmedUntilItReports(t *testing.T) {
 	if f.GetStatus().GetMeasuredCpuPercent() <= 0 {
 		t.Errorf("status = %v, want the last measured load kept", f.GetStatus())
 	}
+	show("State:       REVERTED", "Reason:      "+agent.ReasonRecovered, "Ended on host:")
 }
