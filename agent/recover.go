@@ -160,7 +160,9 @@ func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, cfg Con
 			log.Warn("remove a guardian lock file", "fault_id", id, "err", err)
 		}
 		log.Warn("took back a fault left by an earlier run", "fault_id", id, "kind", o.Intent.Kind, "reason", out.Reason)
-		st := &turbulencev1.FaultStatus{FaultId: id, State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: out.Reason}
+		// The outcome under the fault's lock is when it really ended: a
+		// guardian's, when it took the fault back while the agent was gone.
+		st := &turbulencev1.FaultStatus{FaultId: id, State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: out.Reason, EndedAt: timestamppb.New(out.At)}
 		if !o.Intent.Deadline.IsZero() {
 			st.Deadline = timestamppb.New(o.Intent.Deadline)
 		}

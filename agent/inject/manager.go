@@ -92,6 +92,11 @@ type entry struct {
 	// guardedKind: the fault's kind has no worker (Kind.Guarded), so its
 	// undo record is the only way back after a crash.
 	guardedKind bool
+	// last is the latest status observed while the fault ran and no
+	// revert had begun: its ended status keeps that measured effect
+	// (what the fault achieved), where an observation after the revert
+	// would read zeros.
+	last *turbulencev1.FaultStatus
 }
 
 // NewManager returns a Manager that dispatches to injectors by Kind.
@@ -373,19 +378,27 @@ func (m *Manager) tryRevert(e *entry) error {
 }
 
 // finishRevert records e, reverted, as ended: journal, status, held set.
+// The status keeps the effect last measured while the fault ran.
 func (m *Manager) finishRevert(e *entry, reason string) {
 	m.journalEnded(e.id)
 	m.closeGuardian(e)
-	st := m.observe(e)
+	m.mu.Lock()
+	last := e.last
+	m.mu.Unlock()
+	st := proto.CloneOf(last)
+	if st == nil {
+		st = m.observe(e) // ended before anything was measured
+	}
 	st.State = turbulencev1.FaultState_FAULT_STATE_REVERTED
 	st.Reason = reason
-	st.MeasuredCpuPercent = 0
 	m.mu.Lock()
 	if n := e.revertAttempts; n > 1 {
 		st.Reason = fmt.Sprintf("%s (reverted at attempt %d)", reason, n)
 	}
 	if o := e.guardianOutcome; o != nil {
+		// The guardian's own end: its reason and when it took it back.
 		st.Reason = o.Reason
+		st.EndedAt = timestamppb.New(o.At)
 	}
 	delete(m.held, e.id)
 	m.recordEndedLocked(st)
@@ -393,7 +406,14 @@ func (m *Manager) finishRevert(e *entry, reason string) {
 	m.log.Info("fault reverted", "fault_id", e.id, "kind", e.kind, "reason", st.GetReason())
 }
 
+// recordEndedLocked queues st, an ended fault's status, for the next
+// report. Its ended_at is the moment the agent saw the end, unless the
+// caller knew better: the controller records that time, not the moment
+// it heard (invariant 8, docs/protocol.md step 5), which may be a reconnect later.
 func (m *Manager) recordEndedLocked(st *turbulencev1.FaultStatus) {
+	if st.GetEndedAt() == nil {
+		st.EndedAt = timestamppb.Now()
+	}
 	select {
 	case m.endedSignal <- struct{}{}:
 	default: // a report is already due
@@ -431,6 +451,13 @@ func (m *Manager) observe(e *entry) *turbulencev1.FaultStatus {
 	m.mu.Unlock()
 	if h != nil {
 		h.Observe(st) // may read /proc: outside the lock
+		m.mu.Lock()
+		// Once ending is set a revert may be under way and the reading
+		// may be of a fault half gone; keep the last one from before.
+		if !e.ending && e.revertErr == nil {
+			e.last = proto.CloneOf(st)
+		}
+		m.mu.Unlock()
 	}
 	return st
 }

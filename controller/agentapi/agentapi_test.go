@@ -2,6 +2,7 @@ package agentapi_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,9 +10,12 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/controller"
+	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	"github.com/turbulence-sre/turbulence/controller/state"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -266,7 +270,7 @@ func TestSession_HelloReconciles(t *testing.T) {
 		{FaultId: "f-stranger", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE},
 	}})
 	got := map[string]bool{}
-	for range 2 {
+	for range 3 {
 		m := second.Next(t, wait)
 		switch {
 		case m.GetApply() != nil:
@@ -277,18 +281,180 @@ func TestSession_HelloReconciles(t *testing.T) {
 			t.Errorf("unexpected message %v", m)
 		}
 	}
-	for _, want := range []string{"apply " + pending.GetId(), "revert f-stranger"} {
+	// The active fault it no longer holds is asked about (a RevertFault
+	// is a no-op for a fault the agent does not hold).
+	for _, want := range []string{"apply " + pending.GetId(), "revert f-stranger", "revert " + active.GetId()} {
 		if !got[want] {
 			t.Errorf("after Hello the agent got %v, missing %q", got, want)
 		}
 	}
-	gone := waitFault(t, admin, active.GetId(), "unheld fault REVERTED", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
-	if gone.GetReason() != "agent no longer holds it" {
-		t.Errorf("reason = %q, want %q", gone.GetReason(), "agent no longer holds it")
+	// Invariant 8: the Hello lists only held faults; what ended while the
+	// agent was away comes in the answer to that question or in its first
+	// heartbeat. Until then the unheld fault is UNCONFIRMED, not REVERTED
+	// on a guess.
+	waiting := waitFault(t, admin, active.GetId(), "unheld fault UNCONFIRMED", inState(turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED))
+	if waiting.GetReason() != agentapi.ReasonAwaitingReport {
+		t.Errorf("reason = %q, want %q", waiting.GetReason(), agentapi.ReasonAwaitingReport)
 	}
 	if _, err := first.Recv(wait); status.Code(err) != codes.Aborted {
 		t.Errorf("old session ended with %v, want Aborted (replaced)", err)
 	}
+}
+
+// activeFault applies a CPU fault, has agent answer it ACTIVE and report
+// a measured load of cpu, and returns it once recorded ACTIVE.
+func activeFault(t *testing.T, admin turbulencev1.ControlServiceClient, agent *controllertest.FakeAgent, cpu float64) *turbulencev1.Fault {
+	t.Helper()
+	f := applyCPU(t, admin)
+	answerApply(t, agent, f.GetId(), &turbulencev1.CommandResult{Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE, WorkerPid: 4242}})
+	waitFault(t, admin, f.GetId(), "fault ACTIVE", inState(turbulencev1.FaultState_FAULT_STATE_ACTIVE))
+	agent.Send(t, heartbeat(&turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_ACTIVE, MeasuredCpuPercent: cpu, WorkerPid: 4242}))
+	waitFault(t, admin, f.GetId(), "measured cpu overlaid", func(f *turbulencev1.Fault) bool { return f.GetStatus().GetMeasuredCpuPercent() == cpu })
+	return f
+}
+
+// TestLeaderLoop_SilentAgentIsUnconfirmed: an agent that goes silent past
+// its lease leaves its faults UNCONFIRMED since the moment the lease ran
+// out, never REVERTED (invariant 8), with the last measured effect kept.
+func TestLeaderLoop_SilentAgentIsUnconfirmed(t *testing.T) {
+	const ttl = time.Second
+	srv := controllertest.NewServer(t, func(c *controller.Config) { c.LeaseTTL = ttl; c.HeartbeatInterval = 200 * time.Millisecond })
+	admin := srv.AdminClient(t)
+	agent := srv.ConnectAgent(t, nil)
+	f := activeFault(t, admin, agent, 48.5)
+	lastHeard := time.Now() // the heartbeat above was answered before this
+	agent.Vanish()          // the agent vanishes without a word
+	gone := time.Now()
+
+	// Lease TTL 1s + 2s grace, checked every second.
+	got := waitFault(t, admin, f.GetId(), "fault UNCONFIRMED after the lease ran out",
+		func(f *turbulencev1.Fault) bool { return f.GetState() != turbulencev1.FaultState_FAULT_STATE_ACTIVE })
+	if got.GetState() != turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED {
+		t.Fatalf("state = %s (%q), want UNCONFIRMED", got.GetState(), got.GetReason())
+	}
+	if got.GetReason() != agentapi.ReasonLeaseExpired {
+		t.Errorf("reason = %q, want %q", got.GetReason(), agentapi.ReasonLeaseExpired)
+	}
+	if got.GetEndedAt() != nil {
+		t.Errorf("ended_at = %s on a fault nobody saw end", got.GetEndedAt().AsTime())
+	}
+	since := got.GetUnconfirmedSince().AsTime()
+	if earliest, latest := lastHeard.Add(-wait).Add(ttl), gone.Add(ttl); got.GetUnconfirmedSince() == nil || since.Before(earliest) || since.After(latest) {
+		t.Errorf("unconfirmed_since = %v, want the lease's end, between %s and %s", got.GetUnconfirmedSince(), earliest, latest)
+	}
+	if got.GetStatus().GetMeasuredCpuPercent() != 48.5 {
+		t.Errorf("status = %v, want the last measured cpu 48.5 kept", got.GetStatus())
+	}
+}
+
+// TestReconnect_EndedWhileAwayIsRecordedAsReported: an agent that comes
+// back reports how and when the faults it no longer holds ended — in its
+// first heartbeat, or in its answer to the RevertFault that asks about
+// each — and the controller records exactly its reason and ended_at,
+// whether the lease had run out on the controller (UNCONFIRMED) or not
+// (ACTIVE), never first "agent no longer holds it" at the reconnect time.
+func TestReconnect_EndedWhileAwayIsRecordedAsReported(t *testing.T) {
+	const reason = "agent restarted: reverted at start-up"
+	for _, tc := range []struct {
+		name  string
+		ttl   time.Duration
+		state turbulencev1.FaultState // before the reconnect
+		// answer: the record comes in the answer to the question, not in
+		// a heartbeat.
+		answer bool
+	}{
+		{"lease ran out, heartbeat", time.Second, turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED, false},
+		{"within the lease, heartbeat", time.Minute, turbulencev1.FaultState_FAULT_STATE_ACTIVE, false},
+		{"lease ran out, answer", time.Second, turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED, true},
+		{"within the lease, answer", time.Minute, turbulencev1.FaultState_FAULT_STATE_ACTIVE, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := controllertest.NewServer(t, func(c *controller.Config) { c.LeaseTTL = tc.ttl; c.HeartbeatInterval = 200 * time.Millisecond })
+			admin := srv.AdminClient(t)
+			first := srv.ConnectAgent(t, nil)
+			f := activeFault(t, admin, first, 61)
+			first.Vanish()
+			waitFault(t, admin, f.GetId(), "fault "+tc.state.String(), inState(tc.state))
+
+			endedAt := time.Now().Add(-time.Minute).Truncate(time.Microsecond) // long before the reconnect
+			record := &turbulencev1.FaultStatus{
+				FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED,
+				Reason: reason, EndedAt: timestamppb.New(endedAt),
+			}
+			again := srv.ConnectAgent(t, nil) // holds nothing
+			query := again.Next(t, wait).GetRevert()
+			if query.GetFaultId() != f.GetId() {
+				t.Fatalf("after the Hello the agent got %v, want a RevertFault asking about %s", query, f.GetId())
+			}
+			if tc.answer {
+				again.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
+					CommandId: query.GetCommandId(), FaultId: f.GetId(), Ok: true, Status: record}}})
+			} else {
+				again.Send(t, heartbeat(record))
+			}
+			got := waitFault(t, admin, f.GetId(), "fault ended", func(f *turbulencev1.Fault) bool { return state.Ended(f.GetState()) })
+			if got.GetState() != turbulencev1.FaultState_FAULT_STATE_REVERTED || got.GetReason() != reason {
+				t.Errorf("fault = %s %q, want REVERTED %q", got.GetState(), got.GetReason(), reason)
+			}
+			if !got.GetEndedAt().AsTime().Equal(endedAt) {
+				t.Errorf("ended_at = %s, want the agent's %s", got.GetEndedAt().AsTime(), endedAt)
+			}
+			if got.GetStatus().GetMeasuredCpuPercent() != 61 {
+				t.Errorf("status = %v, want the last measured cpu 61 kept", got.GetStatus())
+			}
+		})
+	}
+}
+
+// TestReconnect_NoRecordStaysUnconfirmed: an agent that comes back with
+// neither the fault nor a record of its end (its answer to the question
+// is a bare "not held", without ended_at) leaves it UNCONFIRMED, with a
+// reason that says the agent has no record of it — never REVERTED.
+func TestReconnect_NoRecordStaysUnconfirmed(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	admin := srv.AdminClient(t)
+	first := srv.ConnectAgent(t, nil)
+	f := activeFault(t, admin, first, 30)
+	first.Vanish()
+
+	again := srv.ConnectAgent(t, nil)
+	again.Send(t, heartbeat()) // nothing ended, as far as it knows
+	answerRevert(t, again, f.GetId(), &turbulencev1.CommandResult{Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "not held by this agent"}})
+	got := waitFault(t, admin, f.GetId(), "reason says no record",
+		func(f *turbulencev1.Fault) bool {
+			return f.GetReason() == agentapi.ReasonNoRecord || state.Ended(f.GetState())
+		})
+	if got.GetState() != turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED || got.GetReason() != agentapi.ReasonNoRecord {
+		t.Errorf("fault = %s %q, want UNCONFIRMED %q", got.GetState(), got.GetReason(), agentapi.ReasonNoRecord)
+	}
+	if got.GetUnconfirmedSince() == nil {
+		t.Error("unconfirmed_since not set")
+	}
+
+	// The operator, having checked the host, closes it with a revert,
+	// which the connected agent confirms by holding nothing.
+	if _, err := admin.RevertFault(t.Context(), &turbulencev1.RevertFaultRequest{Id: f.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	answerRevert(t, again, f.GetId(), &turbulencev1.CommandResult{Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "not held by this agent"}})
+	closed := waitFault(t, admin, f.GetId(), "fault closed by the operator", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+	if !strings.HasPrefix(closed.GetReason(), "revert requested by ") {
+		t.Errorf("reason = %q, want the operator's revert", closed.GetReason())
+	}
+}
+
+// answerRevert waits for the RevertFault of faultID and answers it with res.
+func answerRevert(t *testing.T, agent *controllertest.FakeAgent, faultID string, res *turbulencev1.CommandResult) {
+	t.Helper()
+	rev := agent.Next(t, wait).GetRevert()
+	if rev.GetFaultId() != faultID {
+		t.Fatalf("agent got %v, want RevertFault for %s", rev, faultID)
+	}
+	res.CommandId, res.FaultId = rev.GetCommandId(), faultID
+	agent.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: res}})
 }
 
 func TestSession_DisconnectShowsInLiveness(t *testing.T) {
@@ -317,32 +483,4 @@ func TestSession_DisconnectShowsInLiveness(t *testing.T) {
 	}
 	cancel()
 	controllertest.WaitFor(t, wait, "agent shown disconnected", func() bool { return !connected() })
-}
-
-func TestLeaderLoop_RecordsLeaseExpiry(t *testing.T) {
-	srv := controllertest.NewServer(t, func(c *controller.Config) { c.LeaseTTL = time.Second; c.HeartbeatInterval = 200 * time.Millisecond })
-	admin := srv.AdminClient(t)
-	ctx, cancel := context.WithCancel(t.Context())
-	stream, err := srv.AgentClient(t).Connect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hello := &turbulencev1.Hello{AgentId: controllertest.AgentName, Capabilities: &turbulencev1.Capabilities{FaultKinds: []string{"cpu"}}}
-	if err := stream.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: hello}}); err != nil {
-		t.Fatal(err)
-	}
-	if m, err := stream.Recv(); err != nil || m.GetWelcome() == nil {
-		t.Fatalf("Recv = %v, %v; want Welcome", m, err)
-	}
-	f := applyCPU(t, admin)
-	if m, err := stream.Recv(); err != nil || m.GetApply() == nil {
-		t.Fatalf("Recv = %v, %v; want ApplyFault", m, err)
-	}
-	cancel() // the agent vanishes without a word
-
-	// Lease TTL 1s + 2s grace, checked every second.
-	got := waitFault(t, admin, f.GetId(), "fault recorded REVERTED after lease expiry", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
-	if got.GetReason() != "lease expired: agent unreachable" {
-		t.Errorf("reason = %q", got.GetReason())
-	}
 }

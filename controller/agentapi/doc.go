@@ -35,8 +35,12 @@
 // session instead of renewing the lease.
 //
 // The leader loop (RunLeaderLoop) is the controller's half of invariants 1
-// and 2: it records as REVERTED the faults of agents that have been
-// unreachable for longer than their lease (the agent has reverted them by
-// itself by then) and the faults whose deadline passed while their agent
-// was away.
+// and 2, held back by invariant 8 (the controller never claims more than
+// it knows): the faults of agents unreachable for longer than their lease,
+// and the faults whose deadline passed while their agent was away, have
+// been taken back by the agent's own timers — but only the agent can say
+// so, and when. They are recorded UNCONFIRMED, with the time the lease ran
+// out, until the agent reports how they ended (reconcile.go). An agent
+// whose session is open but silent for two heartbeat intervals counts as
+// away (hub.go, silent).
 package agentapi

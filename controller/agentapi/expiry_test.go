@@ -27,16 +27,22 @@ func TestDecideExpiry(t *testing.T) {
 		fault("f5", "brief", stReverting, now.Add(-time.Hour)),
 		// Agent "here" is connected: it reports on its own faults.
 		fault("f6", "here", stActive, now.Add(-time.Hour)),
+		// Already UNCONFIRMED: left alone until the agent reports.
+		fault("f7", "gone", stUnconfirmed, now.Add(-time.Hour)),
 	}
-	away := map[string]time.Time{
-		"gone":  now.Add(-ttl - leaseGrace - time.Millisecond),
-		"brief": now.Add(-ttl),
+	goneSince := now.Add(-ttl - leaseGrace - time.Millisecond)
+	lastHeard := goneSince.Add(-300 * time.Millisecond)
+	away := map[string]absence{
+		"gone":  {since: goneSince, lastContact: lastHeard},
+		"brief": {since: now.Add(-ttl), lastContact: now.Add(-ttl)},
 	}
 	got := decideExpiry(faults, away, now, ttl)
+	// Invariant 8: nothing is recorded REVERTED on the controller's own
+	// guess; the lease case carries the moment the lease ran out.
 	want := []expiry{
-		{"f1", ReasonLeaseExpired},
-		{"f2", ReasonLeaseExpired},
-		{"f3", ReasonDeadline},
+		{faultID: "f1", reason: ReasonLeaseExpired, since: lastHeard.Add(ttl)},
+		{faultID: "f2", reason: ReasonLeaseExpired, since: lastHeard.Add(ttl)},
+		{faultID: "f3", reason: ReasonDeadlineUnreachable, since: now.Add(-6 * time.Second)},
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(expiry{})); diff != "" {
 		t.Errorf("decideExpiry (-want +got):\n%s", diff)

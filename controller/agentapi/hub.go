@@ -45,6 +45,8 @@ const (
 
 // Liveness is the soft state the leader keeps about an agent.
 type Liveness struct {
+	// Connected: its session is open and it was heard from within two
+	// heartbeat intervals (see silentFor).
 	Connected     bool
 	LastSeen      time.Time
 	LocallyHalted bool
@@ -58,6 +60,11 @@ type agentSoft struct {
 	disconnectedAt time.Time
 	// held is the latest status of each fault the agent holds, by ID.
 	held map[string]*turbulencev1.FaultStatus
+	// last is the latest status the agent reported for each fault it
+	// held, kept across disconnects (unlike held) until the fault's end
+	// is recorded: the measured effect that an ended or UNCONFIRMED
+	// fault keeps (see withLastEffect).
+	last map[string]*turbulencev1.FaultStatus
 }
 
 // Hub serves AgentService and dispatches commands to connected agents.
@@ -96,7 +103,7 @@ func New(cfg Config) *Hub {
 func (h *Hub) soft(agentID string) *agentSoft {
 	a, ok := h.agents[agentID]
 	if !ok {
-		a = &agentSoft{held: make(map[string]*turbulencev1.FaultStatus)}
+		a = &agentSoft{held: make(map[string]*turbulencev1.FaultStatus), last: make(map[string]*turbulencev1.FaultStatus)}
 		h.agents[agentID] = a
 	}
 	return a
@@ -111,7 +118,22 @@ func (h *Hub) Liveness(agentID string) (Liveness, bool) {
 	if !ok {
 		return Liveness{}, false
 	}
-	return a.Liveness, true
+	lv := a.Liveness
+	if lv.Connected && h.silent(a, time.Now()) {
+		lv.Connected = false
+	}
+	return lv, true
+}
+
+// silent reports whether an agent whose session is open has missed its
+// heartbeats: nothing heard for two intervals, i.e. one beat overdue by a
+// whole interval. Its stream may be half-open (a host that vanished
+// without closing its TCP connection, a stopped process): gRPC keepalive
+// would notice only after tens of seconds, and meanwhile the agent must
+// not be shown connected, nor its faults treated as reported on.
+// Caller holds h.mu.
+func (h *Hub) silent(a *agentSoft, now time.Time) bool {
+	return now.Sub(a.LastSeen) > 2*h.cfg.HeartbeatInterval
 }
 
 // HeldStatus returns the latest status an agent reported for a fault it
@@ -209,9 +231,19 @@ func (h *Hub) sendApply(s *session, f *turbulencev1.Fault) {
 }
 
 func (h *Hub) sendRevert(s *session, faultID, reason string) {
+	h.sendRevertAs(s, commandRevert, faultID, reason)
+}
+
+// sendQuery sends a RevertFault that asks what became of a fault the
+// agent did not hold at its Hello (reconcile.go).
+func (h *Hub) sendQuery(s *session, faultID, reason string) {
+	h.sendRevertAs(s, commandQuery, faultID, reason)
+}
+
+func (h *Hub) sendRevertAs(s *session, kind commandKind, faultID, reason string) {
 	id := newCommandID()
 	h.mu.Lock()
-	s.commands[id] = command{kind: commandRevert, faultID: faultID}
+	s.commands[id] = command{kind: kind, faultID: faultID}
 	h.mu.Unlock()
 	s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Revert{Revert: &turbulencev1.RevertFault{CommandId: id, FaultId: faultID, Reason: reason}}})
 }

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/controller/state"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
@@ -15,19 +16,35 @@ import (
 
 // Reasons recorded by the controller (docs/protocol.md).
 const (
-	ReasonDeadline      = "deadline"
-	ReasonNotHeld       = "agent no longer holds it"
-	ReasonLeaseExpired  = "lease expired: agent unreachable"
-	reasonRevertedAgent = "reverted by agent"
-	reasonUnknownOnCtrl = "the controller does not hold this fault as live"
+	ReasonDeadline = "deadline"
+	// ReasonLeaseExpired: the agent went silent for longer than its lease.
+	// Its lease has most likely taken the fault back, but only its report
+	// says so (invariant 8): the fault is UNCONFIRMED, not REVERTED.
+	ReasonLeaseExpired = "lease expired: agent unreachable; outcome unknown until it reports"
+	// ReasonDeadlineUnreachable: the deadline passed while the agent was
+	// away; UNCONFIRMED for the same reason.
+	ReasonDeadlineUnreachable = "deadline passed while the agent was unreachable; outcome unknown until it reports"
+	// ReasonAwaitingReport: the agent came back without the fault; it is
+	// asked what became of it.
+	ReasonAwaitingReport = "agent reconnected without it; waiting for its report of how it ended"
+	// ReasonNoRecord: the agent came back and has neither the fault nor a
+	// record of its end (a lost state directory, another host under the
+	// same name). Nobody knows what became of it.
+	ReasonNoRecord = "outcome unknown: the agent has no record of it"
+	// ReasonHeldWhileUnconfirmed: an agent still holds a fault the
+	// controller had lost track of; it is taken back.
+	ReasonHeldWhileUnconfirmed = "agent still held it after the controller lost track of it"
+	reasonRevertedAgent        = "reverted by agent"
+	reasonUnknownOnCtrl        = "the controller does not hold this fault as live"
 )
 
 const (
-	stPending   = turbulencev1.FaultState_FAULT_STATE_PENDING
-	stActive    = turbulencev1.FaultState_FAULT_STATE_ACTIVE
-	stReverting = turbulencev1.FaultState_FAULT_STATE_REVERTING
-	stReverted  = turbulencev1.FaultState_FAULT_STATE_REVERTED
-	stFailed    = turbulencev1.FaultState_FAULT_STATE_FAILED
+	stPending     = turbulencev1.FaultState_FAULT_STATE_PENDING
+	stActive      = turbulencev1.FaultState_FAULT_STATE_ACTIVE
+	stReverting   = turbulencev1.FaultState_FAULT_STATE_REVERTING
+	stReverted    = turbulencev1.FaultState_FAULT_STATE_REVERTED
+	stFailed      = turbulencev1.FaultState_FAULT_STATE_FAILED
+	stUnconfirmed = turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED
 )
 
 // handle processes one message of an open session.
@@ -46,6 +63,16 @@ func (h *Hub) handle(ctx context.Context, s *session, m *turbulencev1.AgentMessa
 
 // reconcileHello brings the agent and the recorded state in line after a
 // (re)connect, rule by rule from docs/protocol.md step 2.
+//
+// A live fault the agent does not hold is not ended here on a guess: the
+// Hello lists only held faults, and ended states are final, so a guess
+// ("agent no longer holds it", the reconnect time) could never be
+// corrected by what the agent knows. The agent is asked instead, with a
+// RevertFault (a no-op for a fault it does not hold) whose answer is its
+// record of the fault's end — reason and ended_at — or says it has none
+// (onQueryAnswer). Its first heartbeat, which lists every end not yet
+// reported, may tell the same first; either is recorded as the agent
+// says (invariant 8). Until then an ACTIVE fault is UNCONFIRMED.
 func (h *Hub) reconcileHello(ctx context.Context, s *session, hello *turbulencev1.Hello) {
 	held := h.recordStatuses(ctx, s, hello.GetFaults())
 	now := time.Now()
@@ -53,18 +80,42 @@ func (h *Hub) reconcileHello(ctx context.Context, s *session, hello *turbulencev
 		_, isHeld := held[f.GetId()]
 		passed := !f.GetDeadline().AsTime().After(now)
 		switch {
-		case f.GetState() == stReverting:
+		case isHeld && f.GetState() == stReverting:
 			h.sendRevert(s, f.GetId(), f.GetReason())
 		case isHeld:
 			// Handled by recordStatuses.
 		case f.GetState() == stPending && !passed:
 			h.sendApply(s, f)
-		case passed:
-			// Invariant 1: the agent's own timer took it back by now.
+		case f.GetState() == stPending:
+			// Never confirmed applied, and the agent refuses a fault
+			// whose deadline has passed (invariant 1).
 			h.update(ctx, s.actor, f.GetId(), stReverted, ReasonDeadline, nil)
 		case f.GetState() == stActive:
-			h.update(ctx, s.actor, f.GetId(), stReverted, ReasonNotHeld, nil)
+			h.updateUnconfirmed(ctx, s.actor, f.GetId(), ReasonAwaitingReport, nil, now)
+			h.sendQuery(s, f.GetId(), ReasonAwaitingReport)
+		case f.GetState() == stReverting:
+			h.sendQuery(s, f.GetId(), f.GetReason())
+		default: // UNCONFIRMED
+			h.sendQuery(s, f.GetId(), ReasonAwaitingReport)
 		}
+	}
+}
+
+// onQueryAnswer records the agent's answer to the RevertFault that asked,
+// at its Hello, what became of a fault it did not hold: its record of the
+// end (an ended status always carries ended_at) is recorded as the
+// agent's word; a status without ended_at is the agent's "not held", and
+// with nothing held and nothing recorded, the fault's outcome is unknown.
+func (h *Hub) onQueryAnswer(ctx context.Context, s *session, f *turbulencev1.Fault, r *turbulencev1.CommandResult) {
+	st := r.GetStatus()
+	switch {
+	case !r.GetOk() || !state.Ended(st.GetState()):
+		// It held the fault after all and could not take it back at
+		// once: its heartbeats report it REVERTING (recordStatuses).
+	case st.GetEndedAt() != nil:
+		h.recordEnded(ctx, s, st)
+	default:
+		h.updateUnconfirmed(ctx, s.actor, f.GetId(), ReasonNoRecord, nil, time.Time{})
 	}
 }
 
@@ -111,7 +162,11 @@ func (h *Hub) recordStatuses(ctx context.Context, s *session, statuses []*turbul
 		held[st.GetFaultId()] = clone(st)
 	}
 	h.mu.Lock()
-	h.soft(s.agentID).held = held
+	a := h.soft(s.agentID)
+	a.held = held
+	for id, st := range held {
+		a.last[id] = st
+	}
 	h.mu.Unlock()
 	for id, st := range held {
 		f, ok := h.cfg.State.Fault(id)
@@ -128,6 +183,11 @@ func (h *Hub) recordStatuses(ctx context.Context, s *session, statuses []*turbul
 			// on the host. Recorded once, so that every read shows it is
 			// not clean; the agent's REVERTED report ends it.
 			h.update(ctx, s.actor, id, stReverting, st.GetReason(), st)
+		case f.GetState() == stUnconfirmed:
+			// The controller lost track of it, yet the agent holds it
+			// (its lease should have taken it back): take it back.
+			h.update(ctx, s.actor, id, stReverting, ReasonHeldWhileUnconfirmed, st)
+			h.sendRevert(s, id, ReasonHeldWhileUnconfirmed)
 		}
 	}
 	return held
@@ -144,7 +204,11 @@ func (h *Hub) recordEnded(ctx context.Context, s *session, st *turbulencev1.Faul
 	if reason == "" {
 		reason = reasonRevertedAgent
 	}
-	h.update(ctx, s.actor, f.GetId(), stReverted, reason, st)
+	// Invariant 8: the agent's reason and its ended_at are recorded as
+	// they are (the state takes ended_at from the status); the effect it
+	// last measured is kept when the end report carries none.
+	h.update(ctx, s.actor, f.GetId(), stReverted, reason, withLastEffect(st, h.lastStatus(f)))
+	h.forgetLast(s.agentID, f.GetId())
 }
 
 // onResult records the answer to an ApplyFault or a RevertFault.
@@ -172,6 +236,10 @@ func (h *Hub) onResult(ctx context.Context, s *session, r *turbulencev1.CommandR
 		return
 	}
 	switch {
+	case kind == commandQuery, kind == commandRevert && f.GetState() == stUnconfirmed:
+		// What the agent knows of a fault the controller lost track of:
+		// its record of the end, or none.
+		h.onQueryAnswer(ctx, s, f, r)
 	case kind == commandApply && r.GetOk():
 		// Applied; the status may already say it ended or is being taken
 		// back (a deadline or halt during the apply, a failed revert that
@@ -192,10 +260,11 @@ func (h *Hub) onResult(ctx context.Context, s *session, r *turbulencev1.CommandR
 		h.update(ctx, s.actor, faultID, stFailed, r.GetError(), r.GetStatus())
 	case r.GetOk():
 		// Keep the reason recorded when the revert was asked for.
-		h.update(ctx, s.actor, faultID, stReverted, "", r.GetStatus())
+		h.update(ctx, s.actor, faultID, stReverted, "", withLastEffect(r.GetStatus(), h.lastStatus(f)))
 		h.mu.Lock()
 		delete(h.soft(s.agentID).held, faultID)
 		h.mu.Unlock()
+		h.forgetLast(s.agentID, faultID)
 	default:
 		// The fault stays REVERTING; its deadline still bounds it on the
 		// agent (invariant 1).
@@ -203,23 +272,36 @@ func (h *Hub) onResult(ctx context.Context, s *session, r *turbulencev1.CommandR
 	}
 }
 
+// updateUnconfirmed records a fault as UNCONFIRMED since the given time
+// (zero keeps the time already recorded, or the entry's), with the
+// agent's last status when st is set.
+func (h *Hub) updateUnconfirmed(ctx context.Context, actor, faultID, reason string, st *turbulencev1.FaultStatus, since time.Time) {
+	var ts *timestamppb.Timestamp
+	if !since.IsZero() {
+		ts = timestamppb.New(since)
+	}
+	h.propose(ctx, actor, &raftv1.UpdateFault{FaultId: faultID, State: stUnconfirmed, Reason: reason, Status: st, UnconfirmedSince: ts})
+}
+
 // update proposes an UpdateFault through raft. Rejections that only mean
 // "this report is late" (an ended fault, a transition already overtaken)
 // are expected in a distributed system and logged at debug level.
 func (h *Hub) update(ctx context.Context, actor, faultID string, to turbulencev1.FaultState, reason string, st *turbulencev1.FaultStatus) {
+	h.propose(ctx, actor, &raftv1.UpdateFault{FaultId: faultID, State: to, Reason: reason, Status: st})
+}
+
+func (h *Hub) propose(ctx context.Context, actor string, u *raftv1.UpdateFault) {
 	ctx, cancel := context.WithTimeout(ctx, raftWriteTimeout)
 	defer cancel()
 	_, err := h.cfg.Raft.Apply(ctx, &raftv1.LogEntry{
 		Actor: actor,
-		Cmd: &raftv1.LogEntry_UpdateFault{UpdateFault: &raftv1.UpdateFault{
-			FaultId: faultID, State: to, Reason: reason, Status: st,
-		}},
+		Cmd:   &raftv1.LogEntry_UpdateFault{UpdateFault: u},
 	})
 	switch {
 	case err == nil:
 	case errors.Is(err, state.ErrInvalidTransition), errors.Is(err, state.ErrNotFound):
-		h.logger.Debug("fault update overtaken", "fault_id", faultID, "to", to, "error", err)
+		h.logger.Debug("fault update overtaken", "fault_id", u.GetFaultId(), "to", u.GetState(), "error", err)
 	default:
-		h.logger.Warn("cannot record fault update", "fault_id", faultID, "to", to, "error", err)
+		h.logger.Warn("cannot record fault update", "fault_id", u.GetFaultId(), "to", u.GetState(), "error", err)
 	}
 }

@@ -32,6 +32,9 @@ type commandKind int
 const (
 	commandApply commandKind = iota + 1
 	commandRevert
+	// commandQuery is a RevertFault sent at the Hello for a live fault the
+	// agent did not hold, to learn what became of it (reconcile.go).
+	commandQuery
 )
 
 // command is a command sent to an agent and not answered yet.

@@ -29,7 +29,7 @@ func (a *app) agentsCommand() *cobra.Command {
 		Args:    exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if limit < 0 {
-				return usagef("--limit must be 0 (no limit) or more, got %d", limit)
+				return invalidf("--limit must be 0 (no limit) or more, got %d", limit)
 			}
 			return a.withClient(func(c *client) error {
 				all := &turbulencev1.ListAgentsResponse{}

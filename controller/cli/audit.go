@@ -41,7 +41,7 @@ until the end or --limit.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if limit < 0 {
-				return usagef("--limit must be 0 (no limit) or more, got %d", limit)
+				return invalidf("--limit must be 0 (no limit) or more, got %d", limit)
 			}
 			now := a.env.now()
 			req := &turbulencev1.ListAuditRequest{Actor: actor, Action: action}
@@ -89,7 +89,7 @@ func pointInTime(flag, v string, now time.Time) (*timestamppb.Timestamp, error) 
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return nil, usagef("%s must be an RFC 3339 time (2026-03-01T12:00:00Z) or a positive duration ago (24h), got %q", flag, v)
+		return nil, invalidf("%s must be an RFC 3339 time (2026-03-01T12:00:00Z) or a positive duration ago (24h), got %q", flag, v)
 	}
 	return timestamppb.New(now.Add(-d)), nil
 }

@@ -77,5 +77,5 @@ func TestAuditLs_FlagsBecomeTheQuery(t *testing.T) {
 	}
 
 	bad := runCLI(t, environ, "audit", "ls", "--since", "yesterday")
-	bad.check(t, ExitUsage, `--since must be an RFC 3339 time`)
+	bad.check(t, ExitInvalid, `--since must be an RFC 3339 time`)
 }

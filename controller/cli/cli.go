@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
@@ -105,6 +106,12 @@ through the leader instead and sees every write acknowledged before it.
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		// A value that does not parse as its flag's type (--load abc,
+		// --duration 5x) is invalid input; the rest is usage.
+		var bad *pflag.InvalidValueError
+		if errors.As(err, &bad) {
+			return &invalidError{err: err, cmd: cmd.CommandPath()}
+		}
 		return &usageError{err: err, cmd: cmd.CommandPath()}
 	})
 
@@ -157,13 +164,13 @@ func (a *app) prepareFlags(cmd *cobra.Command) error {
 	switch a.output {
 	case "table", "json":
 	default:
-		return usagef("-o/--output must be table or json, got %q", a.output)
+		return invalidf("-o/--output must be table or json, got %q", a.output)
 	}
 	if a.timeout <= 0 {
-		return usagef("--timeout must be positive, got %s", a.timeout)
+		return invalidf("--timeout must be positive, got %s", a.timeout)
 	}
 	if a.controller == "" {
-		return usagef("--controller must not be empty")
+		return invalidf("--controller must not be empty")
 	}
 	return nil
 }
@@ -183,6 +190,13 @@ func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 		if errors.As(err, &ue) {
 			if ue.cmd == "" {
 				ue.cmd = cmd.CommandPath()
+			}
+			return err
+		}
+		var ie *invalidError
+		if errors.As(err, &ie) {
+			if ie.cmd == "" {
+				ie.cmd = cmd.CommandPath()
 			}
 			return err
 		}

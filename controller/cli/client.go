@@ -70,7 +70,7 @@ func (a *app) dial() (*client, error) {
 	conn, err := grpc.NewClient(a.controller, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
 		grpc.WithChainUnaryInterceptor(checkBounds))
 	if err != nil {
-		return nil, usagef("--controller %q: %v", a.controller, err)
+		return nil, invalidf("--controller %q: %v", a.controller, err)
 	}
 	return &client{a: a, conn: conn, api: turbulencev1.NewControlServiceClient(conn)}, nil
 }

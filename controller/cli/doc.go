@@ -38,11 +38,13 @@
 //
 //	0  success
 //	1  internal or unknown error (including unreadable TLS files)
-//	2  usage error: unknown command or flag, missing or extra arguments,
-//	   a flag value turbctl can tell is wrong (e.g. --load 150), missing
-//	   --ca/--cert/--key
-//	3  the controller refused the input as invalid (InvalidArgument); each
-//	   field violation is printed on its own line
+//	2  usage error: the command line is malformed — unknown command or
+//	   flag, missing or extra arguments, a required flag missing, flags
+//	   that exclude each other, missing --ca/--cert/--key
+//	3  invalid input: a value out of range, malformed or inconsistent
+//	   (e.g. --load 150, --cores two, an unknown fault kind), whether
+//	   turbctl caught it before sending anything or the controller
+//	   refused it (InvalidArgument; each field violation on its own line)
 //	4  not found (NotFound): no such agent or fault
 //	5  refused: permission denied, unauthenticated, or a failed
 //	   precondition (the fleet is halted, a policy forbids it)
@@ -54,6 +56,10 @@
 //	   command passes after the pause printed. Halt is never limited. A
 //	   ResourceExhausted without that detail (a message over the gRPC
 //	   size limit) exits 3, as invalid input.
+//	8  fault apply --wait ran out of --wait-timeout without the agent's
+//	   verdict (applied or refused): the fault is recorded and its ID is
+//	   printed, and it may still be applied when the agent connects;
+//	   check it with `turbctl fault show ID`, or revert it
 //
 // Errors are printed to stderr as "turbctl: <message>".
 package cli

@@ -341,12 +341,24 @@ func TestUsageErrors(t *testing.T) {
 		{"duration too short", []string{"fault", "apply", "cpu", "--agent", "a1", "--cores", "1", "--load", "5", "--duration", "10ms"}, "--duration must be between"},
 		{"pin and cores disagree", []string{"fault", "apply", "cpu", "--agent", "a1", "--cores", "3", "--load", "5", "--pin", "0,1"}, "--pin lists 2 CPUs but --cores is 3"},
 		{"load with host util", []string{"fault", "apply", "cpu", "--agent", "a1", "--load", "5", "--host-util", "50"}, "exclude each other"},
+		{"unknown fault kind", []string{"fault", "apply", "explode", "--agent", "a1"}, `unknown fault kind "explode": the kinds are cpu, memory, disk-fill, disk-io, network, partition`},
+		{"no fault kind", []string{"fault", "apply"}, "needs a fault kind: cpu, memory, disk-fill, disk-io, network, partition"},
+	}
+	// Exit 2 is a malformed command line; exit 3 a value that turbctl can
+	// tell is invalid, as the controller's own refusal of one exits.
+	invalid := map[string]bool{
+		"bad flag value": true, "bad output": true, "load above 100": true, "duration too short": true,
+		"pin and cores disagree": true, "unknown fault kind": true,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := runCLI(t, h.environ(), tt.args...)
-			r.check(t, ExitUsage, tt.want)
+			code := ExitUsage
+			if invalid[tt.name] {
+				code = ExitInvalid
+			}
+			r.check(t, code, tt.want)
 			if !strings.HasPrefix(r.stderr, "turbctl: ") {
 				t.Errorf("stderr does not start with %q:\n%s", "turbctl: ", r.stderr)
 			}

@@ -45,7 +45,7 @@ reconnects from the last sequence it printed for up to --timeout.`,
 					return a.follow(cmd.Context(), c, after)
 				}
 				if limit < 0 {
-					return usagef("--limit must be 0 (no limit) or more, got %d", limit)
+					return invalidf("--limit must be 0 (no limit) or more, got %d", limit)
 				}
 				resp := &turbulencev1.ListEventsResponse{}
 				err := c.pages(cmd.Context(), limit, limits.MaxPageEvents, func(ctx context.Context, token string, size uint32) (int, string, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -28,18 +29,28 @@ const (
 	// limit says "nothing was applied, the same command will pass after
 	// a pause" — a script retries the one and must not retry the other.
 	ExitRateLimited = 7
+	// ExitNoVerdict is `fault apply --wait` that ran out of --wait-timeout
+	// before the agent applied or refused the fault. Its own code: the
+	// fault is recorded (its ID is printed) and may still be applied when
+	// the agent connects, so a script must neither treat it as success
+	// nor retry the apply blindly.
+	ExitNoVerdict = 8
 )
 
 // exitCodesHelp is the exit-code table shown by `turbctl --help`.
 const exitCodesHelp = `Exit codes:
   0  success
   1  internal or unknown error
-  2  usage error (bad command, flag or argument; missing --ca/--cert/--key)
-  3  input refused by the controller as invalid (each field is listed)
+  2  usage error (unknown command or flag, missing or extra argument or
+     flag, flags that exclude each other; missing --ca/--cert/--key)
+  3  invalid input: a value out of range or malformed (including an
+     unknown fault kind), found by turbctl or by the controller
   4  not found (agent or fault)
   5  refused: permission denied or failed precondition (halted, policy)
   6  controller unavailable, or no answer within --timeout
-  7  rate limited: nothing was applied; repeat after the pause shown`
+  7  rate limited: nothing was applied; repeat after the pause shown
+  8  fault apply --wait: no verdict from the agent within --wait-timeout;
+     the fault is recorded and its ID printed`
 
 // usageError is a mistake in the command line. It exits with ExitUsage.
 // cmd is the command path, for the hint that points at its help.
@@ -53,6 +64,35 @@ func (e *usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
+}
+
+// invalidError is input that turbctl itself can tell is invalid: a flag
+// or argument value out of range, malformed or inconsistent with another.
+// It exits with ExitInvalid, as the controller's refusal of invalid input
+// does, so that a script sees one code for "the input is wrong" wherever
+// it was caught.
+type invalidError struct {
+	err error
+	cmd string
+}
+
+func (e *invalidError) Error() string { return e.err.Error() }
+func (e *invalidError) Unwrap() error { return e.err }
+
+func invalidf(format string, args ...any) error {
+	return &invalidError{err: fmt.Errorf(format, args...)}
+}
+
+// noVerdictError is `fault apply --wait` that timed out while the fault
+// was not yet applied or refused. It exits with ExitNoVerdict.
+type noVerdictError struct {
+	id, agent string
+	state     string
+	timeout   time.Duration
+}
+
+func (e *noVerdictError) Error() string {
+	return fmt.Sprintf("no verdict on fault %s within %s (--wait-timeout): it is %s; is agent %s connected? (turbctl agents ls)", e.id, e.timeout, e.state, e.agent)
 }
 
 // runError marks an error returned by a command's own work (as opposed to
@@ -96,6 +136,14 @@ func report(w io.Writer, err error) int {
 	// Errors quote text from the controller (a halt reason, an agent's
 	// refusal): escaped like every table cell (internal/termsafe).
 	w = termsafe.Writer(w)
+	var ie *invalidError
+	if errors.As(err, &ie) {
+		fmt.Fprintf(w, "turbctl: invalid input: %v\n", ie.err)
+		if ie.cmd != "" {
+			fmt.Fprintf(w, "Run '%s --help' for usage.\n", ie.cmd)
+		}
+		return ExitInvalid
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(w, "turbctl: %v\n", ue.err)
@@ -110,6 +158,11 @@ func report(w io.Writer, err error) int {
 		// wrong number of arguments.
 		fmt.Fprintf(w, "turbctl: %v\nRun 'turbctl --help' for usage.\n", err)
 		return ExitUsage
+	}
+	var nv *noVerdictError
+	if errors.As(err, &nv) {
+		fmt.Fprintf(w, "turbctl: %v\n", nv)
+		return ExitNoVerdict
 	}
 	var fe *faultFailedError
 	if errors.As(err, &fe) {

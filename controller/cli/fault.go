@@ -45,17 +45,17 @@ back from now (90m, 24h) and select by creation time.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if limit < 0 {
-				return usagef("--limit must be 0 (no limit) or more, got %d", limit)
+				return invalidf("--limit must be 0 (no limit) or more, got %d", limit)
 			}
 			if stateFlag != "" {
 				v, ok := turbulencev1.FaultState_value["FAULT_STATE_"+strings.ToUpper(stateFlag)]
 				if !ok || v == 0 {
-					return usagef("--state %q: want one of pending, active, reverting, reverted, failed", stateFlag)
+					return invalidf("--state %q: want one of pending, active, reverting, unconfirmed, reverted, failed", stateFlag)
 				}
 				req.State = turbulencev1.FaultState(v)
 			}
 			if req.Kind != "" && !slices.Contains(faultspec.AllKinds, req.Kind) {
-				return usagef("--kind %q: want one of %s", req.Kind, strings.Join(faultspec.AllKinds, ", "))
+				return invalidf("--kind %q: want one of %s", req.Kind, strings.Join(faultspec.AllKinds, ", "))
 			}
 			now := a.env.now()
 			var err error
@@ -82,8 +82,8 @@ back from now (90m, 24h) and select by creation time.`,
 		}),
 	}
 	cmd.Flags().StringVar(&req.AgentId, "agent", "", "only faults on this agent")
-	cmd.Flags().BoolVar(&req.ActiveOnly, "active", false, "only faults that are pending, active or reverting")
-	cmd.Flags().StringVar(&stateFlag, "state", "", "only faults in this state (pending, active, reverting, reverted, failed)")
+	cmd.Flags().BoolVar(&req.ActiveOnly, "active", false, "only faults not known to have ended: pending, active, reverting or unconfirmed")
+	cmd.Flags().StringVar(&stateFlag, "state", "", "only faults in this state (pending, active, reverting, unconfirmed, reverted, failed)")
 	cmd.Flags().StringVar(&req.Kind, "kind", "", "only faults of this kind ("+strings.Join(faultspec.AllKinds, ", ")+")")
 	cmd.Flags().StringVar(&since, "since", "", "only faults created at or after this time (RFC 3339, or a duration ago: 24h)")
 	cmd.Flags().StringVar(&until, "until", "", "only faults created before this time (RFC 3339, or a duration ago)")
@@ -180,12 +180,15 @@ func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
 	row(tw, "ID:", f.GetId())
 	row(tw, "Agent:", f.GetAgentId())
 	row(tw, "Kind:", orNone(faultspec.Kind(f.GetSpec())))
-	row(tw, "State:", stateName(f.GetState()))
+	row(tw, "State:", stateLine(f))
 	row(tw, "Created:", absolute(f.GetCreatedAt(), now))
 	row(tw, "Created by:", orNone(f.GetCreatedBy()))
 	row(tw, "Deadline:", absolute(f.GetDeadline(), now))
 	row(tw, "Time left:", timeLeft(f, now))
 	row(tw, "Ended:", absolute(f.GetEndedAt(), now))
+	if unconfirmed(f.GetState()) {
+		row(tw, "Unknown since:", absolute(f.GetUnconfirmedSince(), now))
+	}
 	row(tw, "Reason:", orNone(f.GetReason()))
 	row(tw, "")
 	row(tw, "Asked:")
@@ -194,14 +197,24 @@ func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
 		row(tw, "  "+kv[0]+":", kv[1])
 	}
 	row(tw, "")
-	row(tw, "Achieved:")
+	if live(f.GetState()) {
+		row(tw, "Achieved:")
+	} else {
+		// Ended or unknown: what the agent last measured, kept.
+		row(tw, "Achieved (last report from the agent):")
+	}
 	if st == nil {
 		row(tw, "  (no report from the agent)")
 		return tw.Flush()
 	}
-	row(tw, "  Agent state:", stateName(st.GetState()))
+	row(tw, "  Agent state:", agentState(f.GetState(), st.GetState()))
 	row(tw, "  Applied:", absolute(st.GetAppliedAt(), now))
-	row(tw, "  Agent deadline:", absolute(st.GetDeadline(), now))
+	if live(f.GetState()) {
+		row(tw, "  Agent deadline:", absolute(st.GetDeadline(), now))
+	} else {
+		// A deadline still ahead would read as a fault still running.
+		row(tw, "  Ended on host:", absolute(st.GetEndedAt(), now))
+	}
 	if _, ok := f.GetSpec().GetKind().(*turbulencev1.FaultSpec_Cpu); ok || st.GetMeasuredCpuPercent() != 0 {
 		row(tw, "  Measured CPU:", percent(st.GetMeasuredCpuPercent()))
 	}
@@ -216,12 +229,38 @@ func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
 	return tw.Flush()
 }
 
+// stateLine is the fault's state for `fault show`, spelled out when it
+// is UNCONFIRMED, which is easy to misread as a kind of success.
+func stateLine(f *turbulencev1.Fault) string {
+	if unconfirmed(f.GetState()) {
+		return stateName(f.GetState()) + " (outcome unknown: the agent has not reported how the fault ended)"
+	}
+	return stateName(f.GetState())
+}
+
+// agentState is the state the agent last reported. On a fault that is no
+// longer live, a live report (ACTIVE) is old news: say so, rather than
+// print ACTIVE under a fault that has ended or whose fate is unknown.
+func agentState(fault, agent turbulencev1.FaultState) string {
+	if !live(fault) && live(agent) {
+		return stateName(agent) + " (its last report; none since)"
+	}
+	return stateName(agent)
+}
+
+// unconfirmed reports whether the controller does not know what became of
+// a fault (invariant 8, docs/protocol.md step 6).
+func unconfirmed(s turbulencev1.FaultState) bool {
+	return s == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED
+}
+
 // stateName is the state without its enum prefix: "ACTIVE".
 func stateName(s turbulencev1.FaultState) string {
 	return strings.TrimPrefix(s.String(), "FAULT_STATE_")
 }
 
-// live reports whether a fault may still be holding the host.
+// live reports whether a fault is known to be holding the host or on its
+// way there or back. UNCONFIRMED is not: nobody knows.
 func live(s turbulencev1.FaultState) bool {
 	switch s {
 	case turbulencev1.FaultState_FAULT_STATE_PENDING, turbulencev1.FaultState_FAULT_STATE_ACTIVE,
@@ -231,8 +270,12 @@ func live(s turbulencev1.FaultState) bool {
 	return false
 }
 
-// ends says when a fault ends ("in 8s") or ended ("ended 12s ago").
+// ends says when a fault ends ("in 8s"), ended ("ended 12s ago"), or
+// since when its end is unknown ("unknown since 5s ago").
 func ends(f *turbulencev1.Fault, now time.Time) string {
+	if unconfirmed(f.GetState()) {
+		return "unknown since " + relative(f.GetUnconfirmedSince(), now)
+	}
 	if !live(f.GetState()) {
 		if f.GetEndedAt() == nil {
 			return none

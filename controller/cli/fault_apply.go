@@ -42,14 +42,41 @@ func (a *app) faultApplyCommand() *cobra.Command {
 
 On success turbctl prints the new fault's ID (the whole fault with -o json).
 The fault starts PENDING; see 'turbctl fault show ID' for what the agent
-achieved.`,
-		Args: noSubcommand,
-		RunE: missingSubcommand,
+achieved. With --wait (the default) turbctl waits for the agent's verdict:
+it exits 5 if the agent refused the fault, and 8 if no verdict came
+within --wait-timeout (the fault stays recorded and its ID is printed).
+Invalid values exit 3, an unknown KIND included.`,
+		Args: unknownKind,
+		// The kind's flags (--agent…) are unknown here; ignore them so
+		// that an unknown KIND is reported as such, whatever follows it.
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return &usageError{err: fmt.Errorf("%s needs a fault kind: %s", cmd.CommandPath(), kindNames()), cmd: cmd.CommandPath()}
+		},
 	}
 	for _, k := range applyKinds {
 		cmd.AddCommand(a.applyKindCommand(k))
 	}
 	return cmd
+}
+
+// kindNames lists the kinds `fault apply` takes, for messages.
+func kindNames() string {
+	names := make([]string, len(applyKinds))
+	for i, k := range applyKinds {
+		names[i] = k.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// unknownKind refuses `fault apply KIND` for a KIND that is none of the
+// subcommands (cobra lands here with it as an argument): invalid input
+// that names the kinds there are, not a bare "unknown command".
+func unknownKind(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	return &invalidError{err: fmt.Errorf("unknown fault kind %q: the kinds are %s", args[0], kindNames()), cmd: cmd.CommandPath()}
 }
 
 func (a *app) applyKindCommand(k applyKind) *cobra.Command {
@@ -81,12 +108,12 @@ func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 		spec := &turbulencev1.FaultSpec{}
 		if cmd.Flags().Changed("duration") {
 			if dur < faultspec.MinDuration || dur > faultspec.MaxDuration {
-				return usagef("--duration must be between %s and %s, got %s", faultspec.MinDuration, faultspec.MaxDuration, dur)
+				return invalidf("--duration must be between %s and %s, got %s", faultspec.MinDuration, faultspec.MaxDuration, dur)
 			}
 			spec.Duration = durationpb.New(dur)
 		}
 		if wait && waitTimeout <= 0 {
-			return usagef("--wait-timeout must be positive, got %s", waitTimeout)
+			return invalidf("--wait-timeout must be positive, got %s", waitTimeout)
 		}
 		if err := build(spec); err != nil {
 			return err
@@ -120,6 +147,10 @@ func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if wait && !verdict(fault.GetState()) {
+				// The ID is printed all the same: the fault is recorded.
+				return &noVerdictError{id: fault.GetId(), agent: fault.GetAgentId(), state: stateName(fault.GetState()), timeout: waitTimeout}
+			}
 			if fault.GetState() == turbulencev1.FaultState_FAULT_STATE_FAILED {
 				// The ID is printed all the same, for `turbctl fault show`.
 				return &faultFailedError{id: fault.GetId(), agent: fault.GetAgentId(), reason: fault.GetReason()}
@@ -147,19 +178,32 @@ func checkSpec(spec *turbulencev1.FaultSpec) error {
 		for i, p := range ferr.Problems {
 			parts[i] = p.Error()
 		}
-		return usagef("invalid fault: %s", strings.Join(parts, "; "))
+		return invalidf("invalid fault: %s", strings.Join(parts, "; "))
 	}
 	if err != nil {
-		return usagef("invalid fault: %v", err)
+		return invalidf("invalid fault: %v", err)
 	}
 	return nil
+}
+
+// verdict reports whether a fault in this state has the agent's verdict:
+// applied (or already being taken back, or ended) or refused. PENDING has
+// none yet, and UNCONFIRMED means the agent went away before giving one.
+func verdict(s turbulencev1.FaultState) bool {
+	switch s {
+	case turbulencev1.FaultState_FAULT_STATE_PENDING, turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED,
+		turbulencev1.FaultState_FAULT_STATE_UNSPECIFIED:
+		return false
+	}
+	return true
 }
 
 // awaitVerdict reads fault f until its agent has applied it (or already
 // taken it back) or refused it, so that a refusal by the agent's policy
 // reaches the person who asked as an error, not as a PENDING fault that
-// fails later. After timeout it warns and returns the fault as it is: it
-// stays recorded and the agent applies it when it connects.
+// fails later. After timeout it returns the fault as it is, and the
+// caller exits ExitNoVerdict: the fault stays recorded and the agent
+// applies it when it connects.
 func (a *app) awaitVerdict(ctx context.Context, c *client, f *turbulencev1.Fault, timeout time.Duration) (*turbulencev1.Fault, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -172,7 +216,6 @@ func (a *app) awaitVerdict(ctx context.Context, c *client, f *turbulencev1.Fault
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			fmt.Fprintf(a.stderr, "turbctl: fault %s is still pending after %s: is agent %s connected? (turbctl agents ls)\n", cell(f.GetId()), timeout, cell(f.GetAgentId()))
 			return f, nil
 		case <-tick.C:
 		}

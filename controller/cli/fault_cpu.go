@@ -38,7 +38,7 @@ func bindCPU(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		changed := f.Changed
 		if changed("host-util") {
 			if hostUtil < 1 || hostUtil > 100 {
-				return usagef("--host-util must be between 1 and 100, got %d", hostUtil)
+				return invalidf("--host-util must be between 1 and 100, got %d", hostUtil)
 			}
 			if changed("load") {
 				return usagef("--load and --host-util exclude each other")
@@ -47,18 +47,18 @@ func bindCPU(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		} else if !changed("load") {
 			return usagef("--load is required (1..100) unless --host-util is set")
 		} else if load < 1 || load > 100 {
-			return usagef("--load must be between 1 and 100, got %d", load)
+			return invalidf("--load must be between 1 and 100, got %d", load)
 		}
 		if cores > faultspec.MaxCores {
-			return usagef("--cores must be at most %d, got %d", faultspec.MaxCores, cores)
+			return invalidf("--cores must be at most %d, got %d", faultspec.MaxCores, cores)
 		}
 		seen := make(map[uint]bool, len(pin))
 		for _, c := range pin {
 			if c >= faultspec.MaxCores {
-				return usagef("--pin: CPU %d is out of range 0..%d", c, faultspec.MaxCores-1)
+				return invalidf("--pin: CPU %d is out of range 0..%d", c, faultspec.MaxCores-1)
 			}
 			if seen[c] {
-				return usagef("--pin: CPU %d is listed twice", c)
+				return invalidf("--pin: CPU %d is listed twice", c)
 			}
 			seen[c] = true
 			cpu.PinCpus = append(cpu.PinCpus, uint32(c))
@@ -67,7 +67,7 @@ func bindCPU(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		case len(pin) > 0 && !changed("cores"):
 			cpu.Cores = uint32(len(pin))
 		case len(pin) > 0 && cores != 0 && int(cores) != len(pin):
-			return usagef("--pin lists %d CPUs but --cores is %d", len(pin), cores)
+			return invalidf("--pin lists %d CPUs but --cores is %d", len(pin), cores)
 		case len(pin) == 0 && !changed("cores") && !changed("host-util"):
 			return usagef("--cores is required (0 means all online cores)")
 		}

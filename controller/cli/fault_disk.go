@@ -66,21 +66,21 @@ func bindDiskFill(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		case f.Changed("bytes"):
 			b, err := config.ParseByteSize(size)
 			if err != nil {
-				return usagef("--bytes: %v", err)
+				return invalidf("--bytes: %v", err)
 			}
 			if b == 0 {
-				return usagef("--bytes must be greater than 0")
+				return invalidf("--bytes must be greater than 0")
 			}
 			fill.Size = &turbulencev1.DiskFillSpec_Bytes{Bytes: uint64(b)}
 		case f.Changed("percent"):
 			if pct < 1 || pct > 100 {
-				return usagef("--percent must be between 1 and 100, got %d", pct)
+				return invalidf("--percent must be between 1 and 100, got %d", pct)
 			}
 			fill.Size = &turbulencev1.DiskFillSpec_PercentOfFilesystem{PercentOfFilesystem: pct}
 		default:
 			b, err := config.ParseByteSize(leave)
 			if err != nil {
-				return usagef("--leave-free: %v", err)
+				return invalidf("--leave-free: %v", err)
 			}
 			fill.Size = &turbulencev1.DiskFillSpec_LeaveFreeBytes{LeaveFreeBytes: uint64(b)}
 		}
@@ -138,28 +138,28 @@ func bindDiskIO(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		case "":
 			return usagef("--mode is required (read, write or mixed)")
 		default:
-			return usagef("--mode must be read, write or mixed, got %q", mode)
+			return invalidf("--mode must be read, write or mixed, got %q", mode)
 		}
 		if f.Changed("rate") {
 			b, err := config.ParseByteSize(rateFlag)
 			if err != nil {
-				return usagef("--rate: %v", err)
+				return invalidf("--rate: %v", err)
 			}
 			if b == 0 {
-				return usagef("--rate must be greater than 0")
+				return invalidf("--rate must be greater than 0")
 			}
 			d.BytesPerSecond = uint64(b)
 		}
 		b, err := config.ParseByteSize(bs)
 		if err != nil {
-			return usagef("--block-size: %v", err)
+			return invalidf("--block-size: %v", err)
 		}
 		if b < 512 || b > faultspec.MaxBlockSize || b%512 != 0 {
-			return usagef("--block-size must be a multiple of 512 between 512B and %s, got %s", bytesIEC(faultspec.MaxBlockSize), bs)
+			return invalidf("--block-size must be a multiple of 512 between 512B and %s, got %s", bytesIEC(faultspec.MaxBlockSize), bs)
 		}
 		d.BlockSizeBytes = uint32(b)
 		if workers < 1 || workers > faultspec.MaxIOWorkers {
-			return usagef("--workers must be between 1 and %d, got %d", faultspec.MaxIOWorkers, workers)
+			return invalidf("--workers must be between 1 and %d, got %d", faultspec.MaxIOWorkers, workers)
 		}
 		spec.Kind = &turbulencev1.FaultSpec_DiskIo{DiskIo: d}
 		return nil

@@ -49,15 +49,15 @@ func bindMemory(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		case changed("bytes"):
 			n, err := config.ParseByteSize(size)
 			if err != nil {
-				return usagef("--bytes: %v", err)
+				return invalidf("--bytes: %v", err)
 			}
 			if n == 0 {
-				return usagef("--bytes must be greater than 0")
+				return invalidf("--bytes must be greater than 0")
 			}
 			mem.Size = &turbulencev1.MemorySpec_Bytes{Bytes: uint64(n)}
 		case changed("percent"):
 			if percent < 1 || percent > 100 {
-				return usagef("--percent must be between 1 and 100, got %d", percent)
+				return invalidf("--percent must be between 1 and 100, got %d", percent)
 			}
 			mem.Size = &turbulencev1.MemorySpec_PercentOfTotal{PercentOfTotal: percent}
 		default:
@@ -65,7 +65,7 @@ func bindMemory(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		}
 		if f.Changed("ramp") {
 			if *ramp < 0 || *ramp > faultspec.MaxDuration {
-				return usagef("--ramp must be between 0s and %s, got %s", faultspec.MaxDuration, *ramp)
+				return invalidf("--ramp must be between 0s and %s, got %s", faultspec.MaxDuration, *ramp)
 			}
 			mem.Ramp = durationpb.New(*ramp)
 		}

@@ -77,14 +77,14 @@ func (t *targetFlags) build() (*turbulencev1.TrafficTarget, error) {
 	tt := &turbulencev1.TrafficTarget{IncludeControllers: t.includeControllers}
 	for _, c := range t.cidrs {
 		if _, err := netip.ParsePrefix(c); err != nil {
-			return nil, usagef("--cidr: %q is not a CIDR (like 198.18.0.0/24 or 2001:db8::/64)", c)
+			return nil, invalidf("--cidr: %q is not a CIDR (like 198.18.0.0/24 or 2001:db8::/64)", c)
 		}
 		tt.Cidrs = append(tt.Cidrs, c)
 	}
 	for _, p := range t.ports {
 		n, err := strconv.ParseUint(p, 10, 16)
 		if err != nil || n == 0 {
-			return nil, usagef("--port: %q is not a port in 1..65535", p)
+			return nil, invalidf("--port: %q is not a port in 1..65535", p)
 		}
 		tt.Ports = append(tt.Ports, uint32(n))
 	}
@@ -97,11 +97,11 @@ func (t *targetFlags) build() (*turbulencev1.TrafficTarget, error) {
 	case "icmp":
 		tt.Protocol = turbulencev1.Protocol_PROTOCOL_ICMP
 	default:
-		return nil, usagef("--protocol: %q is not tcp, udp or icmp", t.protocol)
+		return nil, invalidf("--protocol: %q is not tcp, udp or icmp", t.protocol)
 	}
 	for _, r := range t.removed {
 		if !slices.Contains(defaultExclusions, r) {
-			return nil, usagef("--remove-exclusion: %q is not one of %s", r, strings.Join(defaultExclusions, ", "))
+			return nil, invalidf("--remove-exclusion: %q is not one of %s", r, strings.Join(defaultExclusions, ", "))
 		}
 		tt.RemoveDefaultExclusions = append(tt.RemoveDefaultExclusions, r)
 	}
@@ -146,11 +146,11 @@ func bindNetwork(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		case "both":
 			ns.Direction = turbulencev1.Direction_DIRECTION_BOTH
 		default:
-			return usagef("--direction: %q is not egress, ingress or both", direction)
+			return invalidf("--direction: %q is not egress, ingress or both", direction)
 		}
 		for name, v := range map[string]float64{"delay-correlation": delayCorr, "loss": loss, "loss-correlation": lossCorr, "duplicate": dup, "corrupt": corrupt, "reorder": reorder} {
 			if v < 0 || v > 100 {
-				return usagef("--%s must be between 0 and 100, got %v", name, v)
+				return invalidf("--%s must be between 0 and 100, got %v", name, v)
 			}
 		}
 		netemSet := slices.ContainsFunc([]string{"delay", "jitter", "delay-correlation", "loss", "loss-correlation", "duplicate", "corrupt", "reorder", "reorder-gap", "rate"}, f.Changed)
@@ -166,7 +166,7 @@ func bindNetwork(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 			if rate != "" {
 				b, err := config.ParseByteSize(rate)
 				if err != nil {
-					return usagef("--rate: %v", err)
+					return invalidf("--rate: %v", err)
 				}
 				n.RateBytesPerSecond = uint64(b)
 			}
@@ -175,7 +175,7 @@ func bindNetwork(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		if bandwidth != "" {
 			b, err := config.ParseByteSize(bandwidth)
 			if err != nil || b == 0 {
-				return usagef("--bandwidth: %q is not a positive size, like 1MiB", bandwidth)
+				return invalidf("--bandwidth: %q is not a positive size, like 1MiB", bandwidth)
 			}
 			ns.Bandwidth = &turbulencev1.BandwidthSpec{RateBytesPerSecond: uint64(b)}
 		}
@@ -209,7 +209,7 @@ func bindPartition(cmd *cobra.Command) func(*turbulencev1.FaultSpec) error {
 		case "out", "egress":
 			ps.Direction = turbulencev1.Direction_DIRECTION_EGRESS
 		default:
-			return usagef("--direction: %q is not in, out or both", direction)
+			return invalidf("--direction: %q is not in, out or both", direction)
 		}
 		tt, err := t.build()
 		if err != nil {

@@ -93,6 +93,38 @@ func goldenFaults() *turbulencev1.ListFaultsResponse {
 			Reason:    "policy: memory above the host's ceiling of 10%",
 			CreatedBy: "admin/alice",
 		},
+		{
+			// Its agent went silent: the lease ran out 3s ago and nobody
+			// knows what became of the fault (invariant 8).
+			Id:      "f-0005",
+			AgentId: "web-1",
+			Spec: &turbulencev1.FaultSpec{Duration: durationpb.New(10 * time.Minute),
+				Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{Cores: 1, LoadPercent: 60}}},
+			State:            turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED,
+			CreatedAt:        ts(-time.Minute),
+			Deadline:         ts(9 * time.Minute),
+			Reason:           "lease expired: agent unreachable; outcome unknown until it reports",
+			UnconfirmedSince: ts(-3 * time.Second),
+			CreatedBy:        "admin/alice",
+			Status: &turbulencev1.FaultStatus{FaultId: "f-0005", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE,
+				MeasuredCpuPercent: 59.7, WorkerPid: 5151, Deadline: ts(9 * time.Minute), AppliedAt: ts(-59 * time.Second)},
+		},
+		{
+			// Its agent came back and said how and when it really ended.
+			Id:      "f-0006",
+			AgentId: "web-1",
+			Spec: &turbulencev1.FaultSpec{Duration: durationpb.New(10 * time.Minute),
+				Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{Cores: 1, LoadPercent: 60}}},
+			State:     turbulencev1.FaultState_FAULT_STATE_REVERTED,
+			CreatedAt: ts(-5 * time.Minute),
+			Deadline:  ts(5 * time.Minute),
+			EndedAt:   ts(-2 * time.Minute),
+			Reason:    "agent restarted: reverted at start-up",
+			CreatedBy: "admin/alice",
+			Status: &turbulencev1.FaultStatus{FaultId: "f-0006", State: turbulencev1.FaultState_FAULT_STATE_REVERTED,
+				Reason: "agent restarted: reverted at start-up", MeasuredCpuPercent: 60.2, WorkerPid: 5252,
+				Deadline: ts(5 * time.Minute), AppliedAt: ts(-299 * time.Second), EndedAt: ts(-2 * time.Minute)},
+		},
 	}}
 }
 
@@ -111,6 +143,8 @@ func TestGolden(t *testing.T) {
 		{"fault_show_active", func(a *app) error { return a.printFault(faults.GetFaults()[0]) }},
 		{"fault_show_pending", func(a *app) error { return a.printFault(faults.GetFaults()[1]) }},
 		{"fault_show_reverted", func(a *app) error { return a.printFault(faults.GetFaults()[2]) }},
+		{"fault_show_unconfirmed", func(a *app) error { return a.printFault(faults.GetFaults()[4]) }},
+		{"fault_show_reverted_reported", func(a *app) error { return a.printFault(faults.GetFaults()[5]) }},
 		{"status_halted", func(a *app) error {
 			return a.printHalt(&turbulencev1.HaltStatus{Halted: true, Reason: "SLO burn on checkout", By: "admin/alice", Since: ts(-90 * time.Second)})
 		}},

@@ -91,10 +91,13 @@ agents and turbctl dial.`,
 				return usagef("--ca-dir and --out are required")
 			}
 			if err := tlsutil.ValidateRole(role); err != nil {
-				return usagef("--role: %v", err)
+				return invalidf("--role: %v", err)
+			}
+			if name == "" {
+				return usagef("--name: name is required")
 			}
 			if err := tlsutil.ValidateName(name); err != nil {
-				return usagef("--name: %v", err)
+				return invalidf("--name: %v", err)
 			}
 			if role == tlsutil.RoleController && len(dnsNames) == 0 && len(ips) == 0 {
 				return usagef("a controller certificate needs --dns or --ip: agents and turbctl check the controller's address against it")

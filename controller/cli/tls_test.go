@@ -84,11 +84,11 @@ func TestTLS_Refusals(t *testing.T) {
 		msg  string
 	}{
 		{"CA exists", func() result { return runCLI(t, nil, "tls", "ca", "create", "--dir", caDir) }, ExitError, "refusing to replace a CA"},
-		{"unknown role", func() result { return cert("--role", "root", "--name", "x") }, ExitUsage,
+		{"unknown role", func() result { return cert("--role", "root", "--name", "x") }, ExitInvalid,
 			`unknown role "root": the roles are controller, agent, viewer, operator, admin`},
-		{"slash in name", func() result { return cert("--role", "agent", "--name", "a/b") }, ExitUsage, `character '/' is not allowed`},
-		{"dot dot", func() result { return cert("--role", "agent", "--name", "a..b") }, ExitUsage, `must not contain ".."`},
-		{"long name", func() result { return cert("--role", "agent", "--name", strings.Repeat("a", 65)) }, ExitUsage, "the maximum is 64"},
+		{"slash in name", func() result { return cert("--role", "agent", "--name", "a/b") }, ExitInvalid, `character '/' is not allowed`},
+		{"dot dot", func() result { return cert("--role", "agent", "--name", "a..b") }, ExitInvalid, `must not contain ".."`},
+		{"long name", func() result { return cert("--role", "agent", "--name", strings.Repeat("a", 65)) }, ExitInvalid, "the maximum is 64"},
 		{"no name", func() result { return cert("--role", "agent") }, ExitUsage, "name is required"},
 		{"controller without address", func() result { return cert("--role", "controller", "--name", "c1") }, ExitUsage, "needs --dns or --ip"},
 		{"outlives the CA", func() result { return cert("--role", "agent", "--name", "a", "--expiry", "200000h") }, ExitError, "would outlive the CA"},

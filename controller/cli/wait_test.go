@@ -31,14 +31,22 @@ func TestApply_NoWaitReturnsPending(t *testing.T) {
 	}
 }
 
-func TestApply_StillPendingWarnsAndSucceeds(t *testing.T) {
+// TestApply_NoVerdictExitsItsOwnCode: --wait that runs out without the
+// agent's verdict is not a success: it exits ExitNoVerdict, still
+// printing the ID of the recorded fault (text and JSON alike).
+func TestApply_NoVerdictExitsItsOwnCode(t *testing.T) {
 	t.Parallel()
 	h := startFake(t)
 	h.fake.faults["f-42"] = &turbulencev1.Fault{Id: "f-42", AgentId: "a1", State: turbulencev1.FaultState_FAULT_STATE_PENDING}
 	r := runCLI(t, h.environ(), append(applyArgs, "--wait-timeout", "50ms")...)
-	r.check(t, ExitOK, "still pending after 50ms", "is agent a1 connected")
+	r.check(t, ExitNoVerdict, "no verdict on fault f-42 within 50ms", "it is PENDING", "is agent a1 connected")
 	if r.stdout != "f-42\n" {
 		t.Errorf("stdout = %q, want the fault ID", r.stdout)
+	}
+	r = runCLI(t, h.environ(), append([]string{"-o", "json"}, append(applyArgs, "--wait-timeout", "50ms")...)...)
+	r.check(t, ExitNoVerdict, "no verdict on fault f-42")
+	if !strings.Contains(r.stdout, `"id": "f-42"`) {
+		t.Errorf("stdout = %s, want the fault as JSON", r.stdout)
 	}
 }
 
@@ -46,7 +54,7 @@ func TestApply_BadWaitTimeout(t *testing.T) {
 	t.Parallel()
 	h := startFake(t)
 	r := runCLI(t, h.environ(), append(applyArgs, "--wait-timeout", "0s")...)
-	r.check(t, ExitUsage, "--wait-timeout must be positive")
+	r.check(t, ExitInvalid, "--wait-timeout must be positive")
 	if n := len(h.fake.requests()); n != 0 {
 		t.Errorf("%d ApplyFault calls after a usage error, want 0", n)
 	}

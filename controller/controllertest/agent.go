@@ -16,6 +16,7 @@ type FakeAgent struct {
 	stream  turbulencev1.AgentService_ConnectClient
 	msgs    chan *turbulencev1.ControllerMessage
 	errc    chan error
+	cancel  context.CancelFunc
 }
 
 // ConnectAgent opens a session with the PKI's agent certificate, sends
@@ -54,7 +55,7 @@ func (s *Server) OpenAgentStream(t testing.TB) *FakeAgent {
 		cancel()
 		t.Fatalf("open agent stream: %v", err)
 	}
-	a := &FakeAgent{stream: stream, msgs: make(chan *turbulencev1.ControllerMessage, 64), errc: make(chan error, 1)}
+	a := &FakeAgent{stream: stream, msgs: make(chan *turbulencev1.ControllerMessage, 64), errc: make(chan error, 1), cancel: cancel}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -77,6 +78,10 @@ func (s *Server) OpenAgentStream(t testing.TB) *FakeAgent {
 	})
 	return a
 }
+
+// Vanish ends the stream from the agent's side without a word, as an
+// agent that was killed or cut off does.
+func (a *FakeAgent) Vanish() { a.cancel() }
 
 // Send sends one message to the controller.
 func (a *FakeAgent) Send(t testing.TB, m *turbulencev1.AgentMessage) {

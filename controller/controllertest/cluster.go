@@ -356,3 +356,11 @@ func (s *Server) ClusterClient(t testing.TB, files tlsutil.Files) turbulencev1.C
 	t.Helper()
 	return turbulencev1.NewClusterServiceClient(s.Dial(t, files))
 }
+
+// FreeAddr returns a loopback address with a port no other test process
+// on the machine is handed until t ends, for a controller started as a
+// process, whose address must be known before it binds (test/e2e).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return freeAddr(t)
+}

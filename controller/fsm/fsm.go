@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -41,7 +42,11 @@ func New(st *state.State, logger *slog.Logger) *FSM {
 		},
 		reflect.TypeFor[*raftv1.LogEntry_UpdateFault](): func(m state.Meta, e *raftv1.LogEntry) (any, error) {
 			u := e.GetUpdateFault()
-			return st.ApplyUpdateFault(m, state.FaultUpdate{FaultID: u.GetFaultId(), State: u.GetState(), Reason: u.GetReason(), Status: u.GetStatus()})
+			var since time.Time
+			if u.GetUnconfirmedSince() != nil {
+				since = u.GetUnconfirmedSince().AsTime()
+			}
+			return st.ApplyUpdateFault(m, state.FaultUpdate{FaultID: u.GetFaultId(), State: u.GetState(), Reason: u.GetReason(), Status: u.GetStatus(), UnconfirmedSince: since})
 		},
 		reflect.TypeFor[*raftv1.LogEntry_SetHalt](): func(m state.Meta, e *raftv1.LogEntry) (any, error) {
 			h := e.GetSetHalt()

@@ -164,6 +164,18 @@ func fullFSM(t *testing.T) *FSM {
 		createEntry("r2", "f2", "a2"),
 		updateEntry("f1", turbulencev1.FaultState_FAULT_STATE_ACTIVE, ""),
 		updateEntry("f2", turbulencev1.FaultState_FAULT_STATE_FAILED, "agent refused"),
+		// An UNCONFIRMED fault and one ended by the agent's report: the
+		// snapshot must carry unconfirmed_since and the agent's ended_at.
+		createEntry("r3", "f3", "a1"),
+		&raftv1.LogEntry{Cmd: &raftv1.LogEntry_UpdateFault{UpdateFault: &raftv1.UpdateFault{
+			FaultId: "f3", State: turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED, Reason: "lease expired",
+			UnconfirmedSince: timestamppb.New(t0.Add(-time.Second)),
+		}}},
+		createEntry("r4", "f4", "a1"),
+		&raftv1.LogEntry{Cmd: &raftv1.LogEntry_UpdateFault{UpdateFault: &raftv1.UpdateFault{
+			FaultId: "f4", State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "agent restarted",
+			Status: &turbulencev1.FaultStatus{FaultId: "f4", State: turbulencev1.FaultState_FAULT_STATE_REVERTED, EndedAt: timestamppb.New(t0.Add(-time.Minute))},
+		}}},
 		audited(haltEntry(true, "game day over"), "fleet.halt", "halt the fleet: game day over"),
 		audited(&raftv1.LogEntry{Cmd: &raftv1.LogEntry_RecordAudit{RecordAudit: &raftv1.RecordAudit{}}}, "cluster.join", "join c2"),
 	)
@@ -202,6 +214,12 @@ func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("restored state differs (-want +got):\n%s", diff)
+	}
+	if f3, _ := dst.State().Fault("f3"); !f3.GetUnconfirmedSince().AsTime().Equal(t0.Add(-time.Second)) || f3.GetState() != turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED {
+		t.Errorf("restored f3 = %s since %v, want UNCONFIRMED since %s (a halt leaves it alone)", f3.GetState(), f3.GetUnconfirmedSince(), t0.Add(-time.Second))
+	}
+	if f4, _ := dst.State().Fault("f4"); !f4.GetEndedAt().AsTime().Equal(t0.Add(-time.Minute)) {
+		t.Errorf("restored f4 ended_at = %v, want the agent's %s", f4.GetEndedAt(), t0.Add(-time.Minute))
 	}
 	// The restored state keeps counting where the old one stopped, and
 	// still knows the applied request IDs.

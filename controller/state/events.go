@@ -8,8 +8,11 @@ const (
 	EventFaultReverting  = "fault.reverting"
 	EventFaultReverted   = "fault.reverted"
 	EventFaultFailed     = "fault.failed"
-	EventFleetHalted     = "fleet.halted"
-	EventFleetResumed    = "fleet.resumed"
+	// EventFaultUnconfirmed: the controller lost track of the fault's
+	// outcome (invariant 8); the agent's report ends it later.
+	EventFaultUnconfirmed = "fault.unconfirmed"
+	EventFleetHalted      = "fleet.halted"
+	EventFleetResumed     = "fleet.resumed"
 )
 
 // Bounds of the replicated history. They keep snapshots and memory

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -17,27 +18,41 @@ func Ended(st turbulencev1.FaultState) bool {
 }
 
 // transitions lists, for each live state, the states a fault may move to.
+//
+// UNCONFIRMED (invariant 8: the controller never claims more than it
+// knows) is entered from any live state when the agent went silent or
+// came back without the fault, and left only on the agent's word: its
+// report of the end (REVERTED), or its report that it still holds the
+// fault, which is then taken back (REVERTING).
 var transitions = map[turbulencev1.FaultState][]turbulencev1.FaultState{
 	turbulencev1.FaultState_FAULT_STATE_PENDING: {
 		turbulencev1.FaultState_FAULT_STATE_ACTIVE,
 		turbulencev1.FaultState_FAULT_STATE_FAILED,
 		turbulencev1.FaultState_FAULT_STATE_REVERTING,
 		turbulencev1.FaultState_FAULT_STATE_REVERTED,
+		turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED,
 	},
 	turbulencev1.FaultState_FAULT_STATE_ACTIVE: {
 		turbulencev1.FaultState_FAULT_STATE_REVERTING,
 		turbulencev1.FaultState_FAULT_STATE_REVERTED,
+		turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED,
 	},
 	turbulencev1.FaultState_FAULT_STATE_REVERTING: {
 		turbulencev1.FaultState_FAULT_STATE_REVERTED,
+		turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED,
+	},
+	turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED: {
+		turbulencev1.FaultState_FAULT_STATE_REVERTED,
+		turbulencev1.FaultState_FAULT_STATE_REVERTING,
 	},
 }
 
 var stateEvents = map[turbulencev1.FaultState]string{
-	turbulencev1.FaultState_FAULT_STATE_ACTIVE:    EventFaultActive,
-	turbulencev1.FaultState_FAULT_STATE_REVERTING: EventFaultReverting,
-	turbulencev1.FaultState_FAULT_STATE_REVERTED:  EventFaultReverted,
-	turbulencev1.FaultState_FAULT_STATE_FAILED:    EventFaultFailed,
+	turbulencev1.FaultState_FAULT_STATE_ACTIVE:      EventFaultActive,
+	turbulencev1.FaultState_FAULT_STATE_REVERTING:   EventFaultReverting,
+	turbulencev1.FaultState_FAULT_STATE_REVERTED:    EventFaultReverted,
+	turbulencev1.FaultState_FAULT_STATE_FAILED:      EventFaultFailed,
+	turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED: EventFaultUnconfirmed,
 }
 
 // ApplyCreateFault records a new fault in state PENDING. A request ID
@@ -98,12 +113,17 @@ type FaultUpdate struct {
 	Reason  string
 	// Status, when set, replaces the agent's last reported status.
 	Status *turbulencev1.FaultStatus
+	// UnconfirmedSince is, for State UNCONFIRMED, since when the outcome
+	// is unknown (the lease's end); zero means the entry's time.
+	UnconfirmedSince time.Time
 }
 
 // ApplyUpdateFault moves a fault to a new state. An update to an ended
 // fault is ignored and returns the fault unchanged: agents report ends
 // more than once (result, heartbeat, next Hello) and that is not an error.
-// An update to the state the fault is in refreshes its status only.
+// An update to the state the fault is in refreshes its status only, and
+// for UNCONFIRMED its reason too (what is known about why it is unknown
+// can change: silent agent, then an agent back with no record of it).
 func (s *State) ApplyUpdateFault(m Meta, u FaultUpdate) (*turbulencev1.Fault, error) {
 	if u.State == turbulencev1.FaultState_FAULT_STATE_UNSPECIFIED || u.State == turbulencev1.FaultState_FAULT_STATE_PENDING {
 		return nil, errorf(ErrInvalidEntry, "update fault %q: cannot move to %s", u.FaultID, u.State)
@@ -123,8 +143,12 @@ func (s *State) ApplyUpdateFault(m Meta, u FaultUpdate) (*turbulencev1.Fault, er
 	if u.Status != nil {
 		f.Status = clone(u.Status)
 	}
-	if u.State != f.GetState() {
-		s.d.moveFault(m, f, u.State, u.Reason)
+	switch {
+	case u.State != f.GetState():
+		s.d.moveFault(m, f, u.State, u.Reason, u.UnconfirmedSince)
+	case u.State == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED && u.Reason != "" && u.Reason != f.GetReason():
+		f.Reason = u.Reason
+		s.d.appendEvent(m.Time, EventFaultUnconfirmed, f.GetAgentId(), f.GetId(), u.Reason)
 	}
 	s.d.remember(m.RequestID, f.GetId())
 	s.notifyLocked()
@@ -132,14 +156,28 @@ func (s *State) ApplyUpdateFault(m Meta, u FaultUpdate) (*turbulencev1.Fault, er
 }
 
 // moveFault changes a fault's state and records the event. The caller has
-// checked that the transition is allowed.
-func (d *data) moveFault(m Meta, f *turbulencev1.Fault, to turbulencev1.FaultState, reason string) {
+// checked that the transition is allowed. Times come from the entry only
+// (m.Time, the agent's ended_at in the recorded status, unconfirmedSince
+// stamped by the leader), so every replica records the same.
+func (d *data) moveFault(m Meta, f *turbulencev1.Fault, to turbulencev1.FaultState, reason string, unconfirmedSince time.Time) {
 	f.State = to
 	if reason != "" {
 		f.Reason = reason
 	}
-	if Ended(to) {
+	f.UnconfirmedSince = nil
+	switch {
+	case Ended(to):
+		// Invariant 8: the end the agent saw, when it says; the moment the
+		// controller heard of it otherwise.
 		f.EndedAt = timestamppb.New(m.Time)
+		if at := f.GetStatus().GetEndedAt(); at != nil {
+			f.EndedAt = clone(at)
+		}
+	case to == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED:
+		if unconfirmedSince.IsZero() {
+			unconfirmedSince = m.Time
+		}
+		f.UnconfirmedSince = timestamppb.New(unconfirmedSince)
 	}
 	d.appendEvent(m.Time, stateEvents[to], f.GetAgentId(), f.GetId(), reason)
 }

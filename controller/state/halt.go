@@ -2,6 +2,7 @@ package state
 
 import (
 	"slices"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -48,6 +49,9 @@ func haltMessage(actor, reason string) string {
 }
 
 // revertLiveFaults moves every PENDING or ACTIVE fault to REVERTING.
+// UNCONFIRMED faults are left as they are: their agent is out of reach
+// and has taken them back by its lease (invariant 2); its report, when it
+// returns, says how they ended, which a halt reason would hide.
 // Faults are visited in ID order: map order is random and the event
 // sequence numbers must come out the same on every replica.
 func (d *data) revertLiveFaults(m Meta) {
@@ -59,6 +63,6 @@ func (d *data) revertLiveFaults(m Meta) {
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		d.moveFault(m, d.faults[id], turbulencev1.FaultState_FAULT_STATE_REVERTING, HaltReason)
+		d.moveFault(m, d.faults[id], turbulencev1.FaultState_FAULT_STATE_REVERTING, HaltReason, time.Time{})
 	}
 }

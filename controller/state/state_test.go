@@ -43,6 +43,7 @@ func TestState_Transitions(t *testing.T) {
 		reverting = turbulencev1.FaultState_FAULT_STATE_REVERTING
 		reverted  = turbulencev1.FaultState_FAULT_STATE_REVERTED
 		failed    = turbulencev1.FaultState_FAULT_STATE_FAILED
+		unknown   = turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED
 	)
 	tests := []struct {
 		path    []turbulencev1.FaultState // states to move through after PENDING
@@ -58,6 +59,13 @@ func TestState_Transitions(t *testing.T) {
 		{path: []turbulencev1.FaultState{active, failed}, want: active, wantErr: ErrInvalidTransition},
 		{path: []turbulencev1.FaultState{reverting, active}, want: reverting, wantErr: ErrInvalidTransition},
 		{path: []turbulencev1.FaultState{active, pending}, want: active, wantErr: ErrInvalidEntry},
+		// UNCONFIRMED is entered from any live state and left only on
+		// the agent's word: its end (REVERTED) or a revert (REVERTING).
+		{path: []turbulencev1.FaultState{unknown}, want: unknown},
+		{path: []turbulencev1.FaultState{active, unknown, reverted}, want: reverted},
+		{path: []turbulencev1.FaultState{reverting, unknown, reverting}, want: reverting},
+		{path: []turbulencev1.FaultState{active, unknown, active}, want: unknown, wantErr: ErrInvalidTransition},
+		{path: []turbulencev1.FaultState{active, unknown, failed}, want: unknown, wantErr: ErrInvalidTransition},
 		// Ended states are final; later updates are ignored, not errors.
 		{path: []turbulencev1.FaultState{reverted, active}, want: reverted},
 		{path: []turbulencev1.FaultState{failed, reverted}, want: failed},
@@ -84,6 +92,51 @@ func TestState_Transitions(t *testing.T) {
 				t.Error("ended fault has no ended_at")
 			}
 		})
+	}
+}
+
+// TestState_UnconfirmedThenReported: UNCONFIRMED carries the time given in
+// the entry and a reason that may be refined; the agent's report ends it
+// with the agent's ended_at, not the entry's time (invariant 8).
+func TestState_UnconfirmedThenReported(t *testing.T) {
+	t.Parallel()
+	s := withAgent(t)
+	if _, err := s.ApplyCreateFault(meta("r1"), newFault("f1", "a1")); err != nil {
+		t.Fatal(err)
+	}
+	leaseEnd := t0.Add(-3 * time.Second)
+	steps := []FaultUpdate{
+		{FaultID: "f1", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE},
+		{FaultID: "f1", State: turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED, Reason: "lease expired", UnconfirmedSince: leaseEnd},
+		{FaultID: "f1", State: turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED, Reason: "no record", UnconfirmedSince: t0},
+	}
+	for _, u := range steps {
+		if _, err := s.ApplyUpdateFault(meta(""), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, _ := s.Fault("f1")
+	if f.GetReason() != "no record" || !f.GetUnconfirmedSince().AsTime().Equal(leaseEnd) || f.GetEndedAt() != nil {
+		t.Errorf("unconfirmed fault = %q since %v ended %v; want \"no record\" since the lease's end %s, not ended", f.GetReason(), f.GetUnconfirmedSince(), f.GetEndedAt(), leaseEnd)
+	}
+	agentEnd := t0.Add(-time.Minute)
+	f, err := s.ApplyUpdateFault(meta(""), FaultUpdate{FaultID: "f1", State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "agent restarted",
+		Status: &turbulencev1.FaultStatus{FaultId: "f1", State: turbulencev1.FaultState_FAULT_STATE_REVERTED, EndedAt: timestamppb.New(agentEnd)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.GetEndedAt().AsTime().Equal(agentEnd) || f.GetReason() != "agent restarted" || f.GetUnconfirmedSince() != nil {
+		t.Errorf("reported fault = %q ended %v since %v; want \"agent restarted\" ended at the agent's %s", f.GetReason(), f.GetEndedAt(), f.GetUnconfirmedSince(), agentEnd)
+	}
+	var types []string
+	for _, e := range s.Events(0, 0) {
+		if e.GetFaultId() == "f1" {
+			types = append(types, e.GetType())
+		}
+	}
+	want := []string{EventFaultCreated, EventFaultActive, EventFaultUnconfirmed, EventFaultUnconfirmed, EventFaultReverted}
+	if fmt.Sprint(types) != fmt.Sprint(want) {
+		t.Errorf("events = %v, want %v", types, want)
 	}
 }
 

@@ -454,7 +454,9 @@ func (c *procCluster) checkNoReverts(n *procNode, faults []*agentFault) int {
 				continue
 			}
 			switch e.GetType() {
-			case "fault.reverting", "fault.reverted", "fault.failed":
+			// fault.unconfirmed is what a lease expiry on the controller
+			// records now (it recorded fault.reverted before).
+			case "fault.reverting", "fault.reverted", "fault.failed", "fault.unconfirmed":
 				found++
 				c.t.Errorf("event %d: %s %s of %s: %s", e.GetSequence(), e.GetType(), e.GetFaultId(), e.GetAgentId(), e.GetMessage())
 			}

@@ -202,6 +202,15 @@ const (
 	FaultState_FAULT_STATE_REVERTED FaultState = 4
 	// The agent refused or could not apply it; nothing is left.
 	FaultState_FAULT_STATE_FAILED FaultState = 5
+	// The controller does not know what became of the fault: its agent went
+	// silent past the lease (or past the fault's deadline), or came back
+	// with no record of it. The agent's own timers have most likely taken
+	// it back, but nobody has said so, and the controller never claims more
+	// than it knows (invariant 8, docs/protocol.md step 6).
+	// Fault.unconfirmed_since says since when. Not final: the agent's report
+	// of how and when the fault ended moves it to REVERTED; a fault the
+	// agent still holds is taken back (REVERTING).
+	FaultState_FAULT_STATE_UNCONFIRMED FaultState = 6
 )
 
 // Enum value maps for FaultState.
@@ -213,6 +222,7 @@ var (
 		3: "FAULT_STATE_REVERTING",
 		4: "FAULT_STATE_REVERTED",
 		5: "FAULT_STATE_FAILED",
+		6: "FAULT_STATE_UNCONFIRMED",
 	}
 	FaultState_value = map[string]int32{
 		"FAULT_STATE_UNSPECIFIED": 0,
@@ -221,6 +231,7 @@ var (
 		"FAULT_STATE_REVERTING":   3,
 		"FAULT_STATE_REVERTED":    4,
 		"FAULT_STATE_FAILED":      5,
+		"FAULT_STATE_UNCONFIRMED": 6,
 	}
 )
 
@@ -1202,10 +1213,14 @@ type Fault struct {
 	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Who asked for it (certificate identity).
 	CreatedBy string `protobuf:"bytes,9,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	// What the agent last reported it achieved.
-	Status        *FaultStatus `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// What the agent last reported it achieved. For an ended fault, its
+	// last measured effect (what it achieved while it ran), not zeros.
+	Status *FaultStatus `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	// UNCONFIRMED only: since when the controller does not know, e.g. the
+	// moment the agent's lease ran out (its last contact + the lease TTL).
+	UnconfirmedSince *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=unconfirmed_since,json=unconfirmedSince,proto3" json:"unconfirmed_since,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Fault) Reset() {
@@ -1308,6 +1323,13 @@ func (x *Fault) GetStatus() *FaultStatus {
 	return nil
 }
 
+func (x *Fault) GetUnconfirmedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnconfirmedSince
+	}
+	return nil
+}
+
 // FaultStatus is what the agent reports about a fault it holds.
 type FaultStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1331,7 +1353,11 @@ type FaultStatus struct {
 	// impaired traffic (qdisc or nftables counters).
 	Network *NetworkStats `protobuf:"bytes,11,opt,name=network,proto3" json:"network,omitempty"`
 	// Disk fills and I/O loads: what the fault holds or achieved.
-	Disk          *DiskStats `protobuf:"bytes,12,opt,name=disk,proto3" json:"disk,omitempty"`
+	Disk *DiskStats `protobuf:"bytes,12,opt,name=disk,proto3" json:"disk,omitempty"`
+	// Ended faults (REVERTED): when the fault really ended on the host, by
+	// the agent's clock, which may be long before the controller heard of
+	// it (an end while the agent was disconnected is reported on reconnect).
+	EndedAt       *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=ended_at,json=endedAt,proto3" json:"ended_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1446,6 +1472,13 @@ func (x *FaultStatus) GetNetwork() *NetworkStats {
 func (x *FaultStatus) GetDisk() *DiskStats {
 	if x != nil {
 		return x.Disk
+	}
+	return nil
+}
+
+func (x *FaultStatus) GetEndedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndedAt
 	}
 	return nil
 }
@@ -1736,7 +1769,7 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	"\x06target\x18\x05 \x01(\v2\x1c.turbulence.v1.TrafficTargetR\x06target\"}\n" +
 	"\rPartitionSpec\x126\n" +
 	"\tdirection\x18\x01 \x01(\x0e2\x18.turbulence.v1.DirectionR\tdirection\x124\n" +
-	"\x06target\x18\x02 \x01(\v2\x1c.turbulence.v1.TrafficTargetR\x06target\"\xa6\x03\n" +
+	"\x06target\x18\x02 \x01(\v2\x1c.turbulence.v1.TrafficTargetR\x06target\"\xef\x03\n" +
 	"\x05Fault\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12,\n" +
@@ -1750,7 +1783,8 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	"\n" +
 	"created_by\x18\t \x01(\tR\tcreatedBy\x122\n" +
 	"\x06status\x18\n" +
-	" \x01(\v2\x1a.turbulence.v1.FaultStatusR\x06status\"\xfd\x03\n" +
+	" \x01(\v2\x1a.turbulence.v1.FaultStatusR\x06status\x12G\n" +
+	"\x11unconfirmed_since\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10unconfirmedSince\"\xb4\x04\n" +
 	"\vFaultStatus\x12\x19\n" +
 	"\bfault_id\x18\x01 \x01(\tR\afaultId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.turbulence.v1.FaultStateR\x05state\x120\n" +
@@ -1768,7 +1802,8 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	" \x03(\tR\n" +
 	"exclusions\x125\n" +
 	"\anetwork\x18\v \x01(\v2\x1b.turbulence.v1.NetworkStatsR\anetwork\x12,\n" +
-	"\x04disk\x18\f \x01(\v2\x18.turbulence.v1.DiskStatsR\x04disk\"t\n" +
+	"\x04disk\x18\f \x01(\v2\x18.turbulence.v1.DiskStatsR\x04disk\x125\n" +
+	"\bended_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\aendedAt\"t\n" +
 	"\fNetworkStats\x12\x18\n" +
 	"\apackets\x18\x01 \x01(\x04R\apackets\x12\x14\n" +
 	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x14\n" +
@@ -1806,7 +1841,7 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPROTOCOL_TCP\x10\x01\x12\x10\n" +
 	"\fPROTOCOL_UDP\x10\x02\x12\x11\n" +
-	"\rPROTOCOL_ICMP\x10\x03*\xa7\x01\n" +
+	"\rPROTOCOL_ICMP\x10\x03*\xc4\x01\n" +
 	"\n" +
 	"FaultState\x12\x1b\n" +
 	"\x17FAULT_STATE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1814,7 +1849,8 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	"\x12FAULT_STATE_ACTIVE\x10\x02\x12\x19\n" +
 	"\x15FAULT_STATE_REVERTING\x10\x03\x12\x18\n" +
 	"\x14FAULT_STATE_REVERTED\x10\x04\x12\x16\n" +
-	"\x12FAULT_STATE_FAILED\x10\x05BGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
+	"\x12FAULT_STATE_FAILED\x10\x05\x12\x1b\n" +
+	"\x17FAULT_STATE_UNCONFIRMED\x10\x06BGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
 
 var (
 	file_turbulence_v1_fault_proto_rawDescOnce sync.Once
@@ -1877,16 +1913,18 @@ var file_turbulence_v1_fault_proto_depIdxs = []int32{
 	19, // 21: turbulence.v1.Fault.deadline:type_name -> google.protobuf.Timestamp
 	19, // 22: turbulence.v1.Fault.ended_at:type_name -> google.protobuf.Timestamp
 	15, // 23: turbulence.v1.Fault.status:type_name -> turbulence.v1.FaultStatus
-	3,  // 24: turbulence.v1.FaultStatus.state:type_name -> turbulence.v1.FaultState
-	19, // 25: turbulence.v1.FaultStatus.deadline:type_name -> google.protobuf.Timestamp
-	19, // 26: turbulence.v1.FaultStatus.applied_at:type_name -> google.protobuf.Timestamp
-	16, // 27: turbulence.v1.FaultStatus.network:type_name -> turbulence.v1.NetworkStats
-	17, // 28: turbulence.v1.FaultStatus.disk:type_name -> turbulence.v1.DiskStats
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	19, // 24: turbulence.v1.Fault.unconfirmed_since:type_name -> google.protobuf.Timestamp
+	3,  // 25: turbulence.v1.FaultStatus.state:type_name -> turbulence.v1.FaultState
+	19, // 26: turbulence.v1.FaultStatus.deadline:type_name -> google.protobuf.Timestamp
+	19, // 27: turbulence.v1.FaultStatus.applied_at:type_name -> google.protobuf.Timestamp
+	16, // 28: turbulence.v1.FaultStatus.network:type_name -> turbulence.v1.NetworkStats
+	17, // 29: turbulence.v1.FaultStatus.disk:type_name -> turbulence.v1.DiskStats
+	19, // 30: turbulence.v1.FaultStatus.ended_at:type_name -> google.protobuf.Timestamp
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_fault_proto_init() }

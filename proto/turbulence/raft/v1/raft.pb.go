@@ -384,13 +384,17 @@ func (x *CreateFault) GetFault() *v1.Fault {
 
 // UpdateFault moves a fault to a new state and records the agent's status.
 type UpdateFault struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FaultId       string                 `protobuf:"bytes,1,opt,name=fault_id,json=faultId,proto3" json:"fault_id,omitempty"`
-	State         v1.FaultState          `protobuf:"varint,2,opt,name=state,proto3,enum=turbulence.v1.FaultState" json:"state,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	Status        *v1.FaultStatus        `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	FaultId string                 `protobuf:"bytes,1,opt,name=fault_id,json=faultId,proto3" json:"fault_id,omitempty"`
+	State   v1.FaultState          `protobuf:"varint,2,opt,name=state,proto3,enum=turbulence.v1.FaultState" json:"state,omitempty"`
+	Reason  string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Status  *v1.FaultStatus        `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	// state UNCONFIRMED: since when the controller does not know what became
+	// of the fault (the lease's end), stamped by the leader that proposes
+	// it so that every replica records the same time.
+	UnconfirmedSince *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=unconfirmed_since,json=unconfirmedSince,proto3" json:"unconfirmed_since,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *UpdateFault) Reset() {
@@ -447,6 +451,13 @@ func (x *UpdateFault) GetReason() string {
 func (x *UpdateFault) GetStatus() *v1.FaultStatus {
 	if x != nil {
 		return x.Status
+	}
+	return nil
+}
+
+func (x *UpdateFault) GetUnconfirmedSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnconfirmedSince
 	}
 	return nil
 }
@@ -846,12 +857,13 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\rRegisterAgent\x12*\n" +
 	"\x05agent\x18\x01 \x01(\v2\x14.turbulence.v1.AgentR\x05agent\"9\n" +
 	"\vCreateFault\x12*\n" +
-	"\x05fault\x18\x01 \x01(\v2\x14.turbulence.v1.FaultR\x05fault\"\xa5\x01\n" +
+	"\x05fault\x18\x01 \x01(\v2\x14.turbulence.v1.FaultR\x05fault\"\xee\x01\n" +
 	"\vUpdateFault\x12\x19\n" +
 	"\bfault_id\x18\x01 \x01(\tR\afaultId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.turbulence.v1.FaultStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x122\n" +
-	"\x06status\x18\x04 \x01(\v2\x1a.turbulence.v1.FaultStatusR\x06status\"9\n" +
+	"\x06status\x18\x04 \x01(\v2\x1a.turbulence.v1.FaultStatusR\x06status\x12G\n" +
+	"\x11unconfirmed_since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x10unconfirmedSince\"9\n" +
 	"\aSetHalt\x12\x16\n" +
 	"\x06halted\x18\x01 \x01(\bR\x06halted\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
@@ -920,18 +932,19 @@ var file_turbulence_raft_v1_raft_proto_depIdxs = []int32{
 	13, // 8: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
 	14, // 9: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
 	15, // 10: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
-	12, // 11: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
-	13, // 12: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
-	16, // 13: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
-	17, // 14: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
-	9,  // 15: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
-	10, // 16: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
-	18, // 17: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	11, // 11: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
+	12, // 12: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
+	13, // 13: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
+	16, // 14: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
+	17, // 15: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
+	9,  // 16: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
+	10, // 17: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
+	18, // 18: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_raft_v1_raft_proto_init() }
