@@ -46,6 +46,7 @@ func (h *meteredHandle) Observe(st *turbulencev1.FaultStatus) {
 
 func (h *meteredHandle) Done() <-chan struct{} { return nil }
 func (h *meteredHandle) Err() error            { return nil }
+func (h *meteredHandle) Undo() []byte          { return nil }
 
 // TestManager_EndedStatusKeepsEffectAndEndTime: the status of an ended
 // fault says when it ended, by the agent's clock, and keeps the effect
