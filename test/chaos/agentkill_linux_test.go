@@ -53,6 +53,7 @@ const victim = subnet + "250/32"
 // says.
 type hostMark struct {
 	kind, what string
+	faultID    string
 	deadline   time.Time
 	present    func() bool
 	gone       time.Time // when it was first seen gone
@@ -73,7 +74,9 @@ type hostMark struct {
 //     rest back at the deadline), sampled from the host;
 //   - another agent, with faults far from their deadline, is SIGKILLed:
 //     its guardians take them back when its lease runs out, within the
-//     lease TTL + 1 s of the kill.
+//     lease TTL + 1 s of the kill;
+//   - the controller, hearing nothing more from either agent, records
+//     every one of their faults UNCONFIRMED, never REVERTED (invariant 8).
 //
 // The worst time each kind outlived its deadline is logged.
 func TestPrivilegedAgentKilled_NothingOutlivesItsDeadlineOrLease(t *testing.T) {
@@ -164,6 +167,21 @@ func TestPrivilegedAgentKilled_NothingOutlivesItsDeadlineOrLease(t *testing.T) {
 			t.Errorf("%s (%s) was taken back %s after the kill, before its lease could have run out", m.what, m.kind, after)
 		}
 	}
+
+	// Invariant 8: the controller, which heard nothing from either agent
+	// since, does not call their faults reverted: their outcome is
+	// unknown, from the moment their lease ran out.
+	for _, m := range append(marks, lmarks...) {
+		var got *turbulencev1.Fault
+		waitFor(t, leaseTTL+10*time.Second, "the controller to record "+m.faultID+" unconfirmed", func() bool {
+			f, err := c.consistentFault(leader, m.faultID)
+			got = f
+			return err == nil && f.GetState() == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED
+		})
+		if got.GetUnconfirmedSince() == nil {
+			t.Errorf("%s is UNCONFIRMED with no time since when", m.faultID)
+		}
+	}
 }
 
 // tmpfs mounts a tmpfs of size bytes for the disk faults and unmounts it
@@ -232,7 +250,7 @@ func (c *procCluster) marksOf(a *procAgent, kind, id, disk string, f localAgentF
 	c.t.Helper()
 	var out []*hostMark
 	add := func(what string, present func() bool) {
-		out = append(out, &hostMark{kind: kind, what: what, deadline: f.deadline, present: present})
+		out = append(out, &hostMark{kind: kind, what: what, faultID: id, deadline: f.deadline, present: present})
 	}
 	if f.pid > 0 {
 		w := openWorker(c.t, a.name, id, f.pid)
