@@ -188,7 +188,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.manager.UseJournal(j)
 	// Invariant 3: faults without a worker get a guardian that outlives
 	// the agent (agent/guardian).
-	a.manager.UseGuardians(guardian.Starter{Binary: a.cfg.WorkerBinary, StateDir: a.owner.StateDir, Logger: a.log})
+	a.manager.UseGuardians(guardian.Starter{Binary: a.cfg.WorkerBinary, StateDir: a.owner.StateDir})
 	a.manager.RecordRecovered(rec.Reverted)
 	if err != nil {
 		// The agent still starts, so that the fleet sees it and its kill

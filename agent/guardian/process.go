@@ -2,7 +2,6 @@ package guardian
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"syscall"
@@ -25,7 +24,6 @@ type Starter struct {
 	// StateDir is the agent's state directory, absolute: the guardian
 	// reads its journal, lease file and fault locks there.
 	StateDir string
-	Logger   *slog.Logger
 }
 
 // Args is the guardian's fixed argv after the binary: it names its owner
