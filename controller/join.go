@@ -68,6 +68,7 @@ func (c *Controller) joinCreds() (credentials.TransportCredentials, error) {
 	if err != nil {
 		return nil, err
 	}
+	tc.VerifyConnection = tlsutil.RequirePeerRole(tlsutil.RoleController)
 	return credentials.NewTLS(tc), nil
 }
 

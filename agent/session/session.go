@@ -103,6 +103,10 @@ func New(cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("session: TLS: %w", err)
 	}
 	tc := cert.ClientConfig("")
+	// Only a controller may command this agent: any certificate of the
+	// fleet chains to the CA, so the role is checked too (issue 13, an
+	// agent obeyed an operator certificate posing as a controller).
+	tc.VerifyConnection = tlsutil.RequirePeerRole(tlsutil.RoleController)
 	if cfg.BackoffMin <= 0 {
 		cfg.BackoffMin = DefaultBackoffMin
 	}

@@ -53,6 +53,18 @@ func usagef(format string, args ...any) error {
 	return &usageError{err: fmt.Errorf(format, args...)}
 }
 
+// invalidError is input that turbctl itself refuses as invalid before
+// anything is done (the same meaning as a controller's InvalidArgument).
+// It exits with ExitInvalid.
+type invalidError struct{ err error }
+
+func (e *invalidError) Error() string { return e.err.Error() }
+func (e *invalidError) Unwrap() error { return e.err }
+
+func invalidf(format string, args ...any) error {
+	return &invalidError{err: fmt.Errorf(format, args...)}
+}
+
 // runError marks an error returned by a command's own work (as opposed to
 // cobra's parsing), so that Main can tell the two apart: anything cobra
 // returns that is not a runError is a usage error.
@@ -105,6 +117,11 @@ func report(w io.Writer, err error) int {
 		// wrong number of arguments.
 		fmt.Fprintf(w, "turbctl: %v\nRun 'turbctl --help' for usage.\n", err)
 		return ExitUsage
+	}
+	var ie *invalidError
+	if errors.As(err, &ie) {
+		fmt.Fprintf(w, "turbctl: invalid: %v\n", ie.err)
+		return ExitInvalid
 	}
 	var fe *faultFailedError
 	if errors.As(err, &fe) {
