@@ -328,4 +328,3 @@ func NewRequestID() string {
 	}
 	return "fwd-" + string(b[:])
 }
-
