@@ -22,6 +22,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/fsm"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/controller/state"
+	"github.com/turbulence-sre/turbulence/internal/connlimit"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -53,7 +54,7 @@ type Controller struct {
 	fwd     *forward.Forwarder
 	server  *grpc.Server
 	health  *health.Server
-	grpcLis net.Listener
+	grpcLis *connlimit.Listener
 
 	// leading is true while this node is leader and has caught up.
 	leading atomic.Bool
@@ -76,10 +77,15 @@ func New(cfg Config) (*Controller, error) {
 	logger := cfg.Logger.With("node_id", cfg.NodeID)
 	c := &Controller{cfg: cfg, logger: logger, state: state.New()}
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	raftGuard, grpcGuard, err := budgetGuards(cfg, connlimit.NoFile(), logger)
+	if err != nil {
+		return nil, err
+	}
+	rawGRPCLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.GRPCAddr, err)
 	}
+	grpcLis := connlimit.Wrap(rawGRPCLis, grpcGuard.Limits)
 	raftLis, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
 		_ = grpcLis.Close()
@@ -110,6 +116,7 @@ func New(cfg Config) (*Controller, error) {
 
 		ElectionTimeout: cfg.RaftElectionTimeout,
 		Tune:            cfg.RaftTune,
+		Guard:           raftGuard,
 	})
 	if err != nil {
 		_ = grpcLis.Close()
@@ -134,7 +141,7 @@ func New(cfg Config) (*Controller, error) {
 		_ = node.Shutdown()
 		return nil, err
 	}
-	server, err := newGRPCServer(cfg.TLS, logger,
+	server, err := newGRPCServer(cfg.TLS, logger, grpcGuard,
 		// Rate limits before forwarding: the node the caller reached
 		// counts its writes (controlapi/ratelimit.go; halt exempt).
 		controlapi.NewRateLimiter(0, 0).Unary(), fwd.Unary())
@@ -188,6 +195,12 @@ func New(cfg Config) (*Controller, error) {
 	healthpb.RegisterHealthServer(server, c.health)
 	reflection.Register(server)
 	return c, nil
+}
+
+// ConnStats counts the connections of the raft and gRPC ports (held
+// now, and refused for a cap since the start).
+func (c *Controller) ConnStats() (raft, grpc connlimit.Stats) {
+	return c.node.RaftConnStats(), c.grpcLis.Stats()
 }
 
 // GRPCAddr is the address the gRPC server is bound to.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/connlimit"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 )
@@ -80,6 +81,9 @@ type Config struct {
 	// Tune, when set, adjusts the raft configuration before use (after
 	// ElectionTimeout).
 	Tune func(*raft.Config)
+	// Guard bounds the raft port (stream.go); zero fields take the
+	// defaults.
+	Guard Guard
 }
 
 // Bounds and default of Config.ElectionTimeout.
@@ -127,6 +131,9 @@ type Node struct {
 	// transfers counts goroutines waiting on a leadership transfer that
 	// outlived its caller's timeout; Shutdown waits for them.
 	transfers sync.WaitGroup
+	// stopRecycle ends recycleStreams, which recycleDone waits for.
+	stopRecycle chan struct{}
+	recycleDone sync.WaitGroup
 }
 
 // New opens the stores, starts raft and, if the data directory holds no
@@ -170,10 +177,11 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft snapshot store: %w", err)
 	}
-	stream, err := newTLSStreamLayer(cfg.Listener, cfg.TLS, cfg.GRPCAddr)
+	stream, err := newTLSStreamLayer(cfg.Listener, cfg.TLS, cfg.GRPCAddr, cfg.Guard)
 	if err != nil {
 		return nil, err
 	}
+	closers = append(closers, func() error { stream.closeAll(); return nil })
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: transportMaxPool,
@@ -188,7 +196,7 @@ func New(cfg Config) (n *Node, err error) {
 		MaxRPCsInFlight: 1,
 		Logger:          hlog.Named("transport"),
 	})
-	closers = append(closers, trans.Close, func() error { stream.closeAll(); return nil })
+	closers = append(closers, trans.Close)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -225,10 +233,34 @@ func New(cfg Config) (n *Node, err error) {
 	} else {
 		logger.Info("recovered raft state; rejoining the cluster from the log", "raft_addr", trans.LocalAddr())
 	}
-	return &Node{
+	n = &Node{
 		raft: r, trans: trans, stream: stream, bolt: bolt, id: cfg.NodeID, logger: logger, existing: existing,
 		contactBound: rc.LeaderLeaseTimeout,
-	}, nil
+		stopRecycle:  make(chan struct{}),
+	}
+	n.recycleDone.Go(func() { n.recycleStreams(stream.guard.IdleTimeout / 4) })
+	return n, nil
+}
+
+// recycleStreams drops the transport's pooled outbound connections every
+// period, until Shutdown. The peers close an inbound connection that has
+// been idle for their idle timeout (stream.go); a pooled connection that
+// sat unused that long (one kept for the next election's votes) would
+// then fail the RPC that takes it, and a lost vote costs an election
+// round. Dropped well before, it is redialled instead: one TLS handshake
+// every few tens of seconds per peer. Connections in use are not in the
+// pool and are not touched.
+func (n *Node) recycleStreams(period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stopRecycle:
+			return
+		case <-t.C:
+			n.trans.CloseStreams()
+		}
+	}
 }
 
 // bootstrap writes the initial configuration of a brand-new node.
@@ -487,12 +519,18 @@ func (n *Node) HadState() bool { return n.existing }
 // Addr is the node's own raft address.
 func (n *Node) Addr() string { return addressOf(n.trans.LocalAddr()).Raft }
 
+// RaftConnStats counts the raft port's inbound connections and those
+// refused for a cap.
+func (n *Node) RaftConnStats() connlimit.Stats { return n.stream.Stats() }
+
 // LastIndex is the index of the last entry in the node's log.
 func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
 
 // Shutdown stops raft (which closes the transport and its listener) and
 // then closes the log store. Call it once.
 func (n *Node) Shutdown() error {
+	close(n.stopRecycle)
+	n.recycleDone.Wait()
 	err := n.raft.Shutdown().Error()
 	n.waitTransfers()
 	n.stream.closeAll()
