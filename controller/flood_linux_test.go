@@ -74,7 +74,6 @@ func floodIdle(t testing.TB, addr string, n int) []net.Conn {
 	return conns
 }
 
-
 // closedByPeer reports whether the far side has closed c.
 func closedByPeer(c net.Conn, deadline time.Time) bool {
 	_ = c.SetReadDeadline(deadline)
@@ -145,7 +144,6 @@ func TestRaftPortFlood_GRPCKeepsServing(t *testing.T) {
 		t.Fatalf("gRPC call after the flood: %v", err)
 	}
 }
-
 
 // BenchmarkRaftPortFlood measures what a flood of idle connections to the
 // raft port costs the controller: per iteration it opens floodBenchConns
