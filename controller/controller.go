@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/connlimit"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -55,6 +57,9 @@ type Controller struct {
 	server  *grpc.Server
 	health  *health.Server
 	grpcLis *connlimit.Listener
+	// probeTLS is the client TLS configuration for asking a joining node
+	// whether it has caught up (probeController).
+	probeTLS *tls.Config
 
 	// leading is true while this node is leader and has caught up.
 	leading atomic.Bool
@@ -191,7 +196,15 @@ func New(cfg Config) (*Controller, error) {
 	}
 	turbulencev1.RegisterControlServiceServer(server, c.api)
 	turbulencev1.RegisterAgentServiceServer(server, c.hub)
-	turbulencev1.RegisterClusterServiceServer(server, clusterapi.New(node))
+	probeTLS, err := tlsutil.ClientConfig(cfg.TLS, "")
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = node.Shutdown()
+		fwd.Close()
+		return nil, fmt.Errorf("probe TLS: %w", err)
+	}
+	c.probeTLS = probeTLS
+	turbulencev1.RegisterClusterServiceServer(server, clusterapi.New(node, c.probeController))
 	healthpb.RegisterHealthServer(server, c.health)
 	reflection.Register(server)
 	return c, nil

@@ -131,9 +131,14 @@ type Node struct {
 	// transfers counts goroutines waiting on a leadership transfer that
 	// outlived its caller's timeout; Shutdown waits for them.
 	transfers sync.WaitGroup
-	// stopRecycle ends recycleStreams, which recycleDone waits for.
+	// stopRecycle ends recycleStreams and the health watcher, which
+	// recycleDone and healthDone wait for.
 	stopRecycle chan struct{}
 	recycleDone sync.WaitGroup
+	healthDone  sync.WaitGroup
+	// health is what raft's heartbeats say of the other servers, for
+	// RemoveServer's quorum check.
+	health peerHealth
 }
 
 // New opens the stores, starts raft and, if the data directory holds no
@@ -237,8 +242,10 @@ func New(cfg Config) (n *Node, err error) {
 		raft: r, trans: trans, stream: stream, bolt: bolt, id: cfg.NodeID, logger: logger, existing: existing,
 		contactBound: rc.LeaderLeaseTimeout,
 		stopRecycle:  make(chan struct{}),
+		health:       peerHealth{failing: make(map[string]bool)},
 	}
 	n.recycleDone.Go(func() { n.recycleStreams(stream.guard.IdleTimeout / 4) })
+	n.watchHealth()
 	return n, nil
 }
 
@@ -531,6 +538,7 @@ func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
 func (n *Node) Shutdown() error {
 	close(n.stopRecycle)
 	n.recycleDone.Wait()
+	n.healthDone.Wait()
 	err := n.raft.Shutdown().Error()
 	n.waitTransfers()
 	n.stream.closeAll()
