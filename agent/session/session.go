@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,8 +57,8 @@ type Config struct {
 	// a kind this agent would refuse anyway (invariant 4).
 	AllowedKinds []string
 	Manager      *inject.Manager
-	Lease          *killswitch.Lease
-	Logger         *slog.Logger
+	Lease        *killswitch.Lease
+	Logger       *slog.Logger
 
 	// Zero means the default.
 	BackoffMin, BackoffMax time.Duration
