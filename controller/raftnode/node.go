@@ -338,6 +338,10 @@ func (n *Node) Apply(ctx context.Context, e *raftv1.LogEntry) (any, error) {
 
 func classify(err error) error {
 	switch {
+	case err == nil:
+		return nil
+	case isDiskFull(err):
+		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrDiskFull, err)
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%w: %w", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout):
