@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
+	"github.com/turbulence-sre/turbulence/controller/cli"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -80,6 +81,13 @@ func TestRecover_WedgedOneNodeClusterElectsItselfAgain(t *testing.T) {
 	}
 	if n.Controller.LeaderID() != "" {
 		t.Fatalf("wedged node names leader %q", n.Controller.LeaderID())
+	}
+	// turbctl status says so, rather than "running" (issue 13, item 8).
+	var out, errOut bytes.Buffer
+	admin := c.PKI.Admin
+	code := cli.Main([]string{"--controller", n.Addr, "--ca", admin.CA, "--cert", admin.Cert, "--key", admin.Key, "--timeout", "5s", "status"}, &out, &errOut)
+	if code != cli.ExitUnavailable || strings.Contains(out.String(), "running") || !strings.Contains(errOut.String(), "knows no raft leader") {
+		t.Errorf("turbctl status on the wedged node: exit %d, stdout %q, stderr %q; want exit %d saying there is no leader", code, out.String(), errOut.String(), cli.ExitUnavailable)
 	}
 	// Recovery refuses to touch a running controller's log.
 	var stderr bytes.Buffer
