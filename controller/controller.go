@@ -24,6 +24,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/connlimit"
+	"github.com/turbulence-sre/turbulence/internal/refusal"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -57,6 +58,8 @@ type Controller struct {
 	server  *grpc.Server
 	health  *health.Server
 	grpcLis *connlimit.Listener
+	// refusals counts and logs refused calls, handshakes and connections.
+	refusals *refusal.Recorder
 	// probeTLS is the client TLS configuration for asking a joining node
 	// whether it has caught up (probeController).
 	probeTLS *tls.Config
@@ -85,6 +88,14 @@ func New(cfg Config) (*Controller, error) {
 	raftGuard, grpcGuard, err := budgetGuards(cfg, connlimit.NoFile(), logger)
 	if err != nil {
 		return nil, err
+	}
+	// Visible refusals (internal/refusal): both ports' connection caps
+	// and handshakes, and every refused call, are counted and logged.
+	c.refusals = refusal.New(logger.With("component", "refusal"))
+	grpcGuard.Limits.OnRefuse = c.refusedConn(refusal.ListenerGRPC)
+	raftGuard.Limits.OnRefuse = c.refusedConn(refusal.ListenerRaft)
+	raftGuard.OnHandshakeFailure = func(remote net.Addr, err error) {
+		c.refusals.Record(refusal.ListenerRaft, refusal.ReasonTLSHandshake, "peer at "+remote.String(), "TLS handshake", refusal.HandshakeCause(err))
 	}
 	rawGRPCLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -146,7 +157,7 @@ func New(cfg Config) (*Controller, error) {
 		_ = node.Shutdown()
 		return nil, err
 	}
-	server, err := newGRPCServer(cfg.TLS, logger, grpcGuard,
+	server, err := newGRPCServer(cfg.TLS, logger, grpcGuard, c.refusals,
 		// Rate limits before forwarding: the node the caller reached
 		// counts its writes (controlapi/ratelimit.go; halt exempt).
 		controlapi.NewRateLimiter(0, 0).Unary(), fwd.Unary())
@@ -209,6 +220,16 @@ func New(cfg Config) (*Controller, error) {
 	reflection.Register(server)
 	return c, nil
 }
+
+// refusedConn records a connection closed for a cap on listener.
+func (c *Controller) refusedConn(listener string) func(net.Addr, string) {
+	return func(remote net.Addr, reason string) {
+		c.refusals.Record(listener, refusal.ReasonConnectionLimit, "peer at "+remote.String(), "connection", "over the "+reason)
+	}
+}
+
+// Refusals is the count of refusals under k (listener and reason).
+func (c *Controller) Refusals(k refusal.Key) uint64 { return c.refusals.Count(k) }
 
 // ConnStats counts the connections of the raft and gRPC ports (held
 // now, and refused for a cap since the start).

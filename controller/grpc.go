@@ -15,6 +15,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/connlimit"
+	"github.com/turbulence-sre/turbulence/internal/refusal"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
@@ -81,7 +82,12 @@ func (g GRPCGuard) withDefaults() GRPCGuard {
 // keepalive settings for agents' long-lived streams, the port's guards
 // and panic recovery. unary interceptors run after recovery, in order
 // (write forwarding).
-func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, unary ...grpc.UnaryServerInterceptor) (*grpc.Server, error) {
+//
+// Refusals (a refused call, a failed handshake) are counted and logged by
+// refusals: its credentials wrapper sees every handshake, its
+// interceptors run right after recovery so that they see the refusals of
+// every later interceptor (forwarding's check of a forwarded identity).
+func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, refusals *refusal.Recorder, unary ...grpc.UnaryServerInterceptor) (*grpc.Server, error) {
 	// Reloads the certificate files when they change, and warns in the
 	// logs before they expire (tlsutil.Reloader).
 	tlsCfg, err := tlsutil.ServerConfig(files, tlsutil.WithLogger(logger))
@@ -89,7 +95,7 @@ func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, un
 		return nil, err
 	}
 	return grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.Creds(refusals.Credentials(credentials.NewTLS(tlsCfg))),
 		grpc.MaxRecvMsgSize(maxMessageSize),
 		grpc.MaxSendMsgSize(maxMessageSize),
 		grpc.ConnectionTimeout(guard.HandshakeTimeout),
@@ -99,8 +105,8 @@ func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, un
 		// A client that pings faster is sent away (GOAWAY).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: guard.IdleTimeout}),
-		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recoverUnary(logger)}, unary...)...),
-		grpc.ChainStreamInterceptor(recoverStream(logger)),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recoverUnary(logger), refusals.UnaryInterceptor()}, unary...)...),
+		grpc.ChainStreamInterceptor(recoverStream(logger), refusals.StreamInterceptor()),
 	), nil
 }
 
