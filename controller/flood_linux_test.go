@@ -79,7 +79,7 @@ func closedByPeer(c net.Conn, deadline time.Time) bool {
 	_ = c.SetReadDeadline(deadline)
 	_, err := c.Read(make([]byte, 1))
 	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	return err != nil && (!errors.As(err, &ne) || !ne.Timeout())
 }
 
 // TestRaftPortFlood_GRPCKeepsServing is issue 13's finding 3: 20,000 idle

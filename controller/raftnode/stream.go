@@ -122,7 +122,7 @@ type trackedConn struct {
 
 func (c *trackedConn) Read(p []byte) (int, error) {
 	if c.idle > 0 {
-		if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
 			return 0, err
 		}
 	}
