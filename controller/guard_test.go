@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/turbulence-sre/turbulence/controller"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
 	"github.com/turbulence-sre/turbulence/internal/connlimit"
@@ -74,4 +77,44 @@ func haltStatusOnNewConn(t testing.TB, s *controllertest.Server) error {
 	defer cancel()
 	_, err := turbulencev1.NewControlServiceClient(conn).GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
 	return err
+}
+
+// TestGRPCPort_StreamsPerConnectionCapped: past MaxStreams calls in
+// flight on one connection, the next waits (here: until its deadline)
+// instead of adding load; once a stream ends, it goes through.
+func TestGRPCPort_StreamsPerConnectionCapped(t *testing.T) {
+	t.Parallel()
+	s := controllertest.NewServer(t, func(c *controller.Config) { c.GRPCGuard.MaxStreams = 2 })
+	conn := s.Dial(t, s.PKI.Admin)
+	api := turbulencev1.NewControlServiceClient(conn)
+	// A first call: the connection is up and the server's settings,
+	// its stream cap among them, are known to the client.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	_, err := api.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hold both streams with event watches, which stay open.
+	var cancels []context.CancelFunc
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t.Cleanup(cancel)
+		cancels = append(cancels, cancel)
+		if _, err := api.WatchEvents(ctx, &turbulencev1.WatchEventsRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = api.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("third call on a connection capped at 2 streams = %v, want it held until its deadline", err)
+	}
+	cancels[0]()
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := api.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{}); err != nil {
+		t.Fatalf("call after a stream ended: %v", err)
+	}
 }
