@@ -60,7 +60,7 @@ func (n *Node) watchHealth() {
 			select {
 			case o := <-ch:
 				n.health.observe(o)
-			case <-n.stopRecycle:
+			case <-n.stop:
 				return
 			}
 		}

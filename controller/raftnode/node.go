@@ -131,11 +131,9 @@ type Node struct {
 	// transfers counts goroutines waiting on a leadership transfer that
 	// outlived its caller's timeout; Shutdown waits for them.
 	transfers sync.WaitGroup
-	// stopRecycle ends recycleStreams and the health watcher, which
-	// recycleDone and healthDone wait for.
-	stopRecycle chan struct{}
-	recycleDone sync.WaitGroup
-	healthDone  sync.WaitGroup
+	// stop ends the health watcher, which healthDone waits for.
+	stop       chan struct{}
+	healthDone sync.WaitGroup
 	// health is what raft's heartbeats say of the other servers, for
 	// RemoveServer's quorum check.
 	health peerHealth
@@ -241,34 +239,13 @@ func New(cfg Config) (n *Node, err error) {
 	n = &Node{
 		raft: r, trans: trans, stream: stream, bolt: bolt, id: cfg.NodeID, logger: logger, existing: existing,
 		contactBound: rc.LeaderLeaseTimeout,
-		stopRecycle:  make(chan struct{}),
+		stop:         make(chan struct{}),
 		health:       peerHealth{failing: make(map[string]bool)},
 	}
-	n.recycleDone.Go(func() { n.recycleStreams(stream.guard.IdleTimeout / 4) })
 	n.watchHealth()
 	return n, nil
 }
 
-// recycleStreams drops the transport's pooled outbound connections every
-// period, until Shutdown. The peers close an inbound connection that has
-// been idle for their idle timeout (stream.go); a pooled connection that
-// sat unused that long (one kept for the next election's votes) would
-// then fail the RPC that takes it, and a lost vote costs an election
-// round. Dropped well before, it is redialled instead: one TLS handshake
-// every few tens of seconds per peer. Connections in use are not in the
-// pool and are not touched.
-func (n *Node) recycleStreams(period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stopRecycle:
-			return
-		case <-t.C:
-			n.trans.CloseStreams()
-		}
-	}
-}
 
 // bootstrap writes the initial configuration of a brand-new node.
 func bootstrap(r *raft.Raft, self raft.ServerID, selfAddr raft.ServerAddress, cfg Config, logger *slog.Logger) error {
@@ -540,8 +517,7 @@ func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
 // Shutdown stops raft (which closes the transport and its listener) and
 // then closes the log store. Call it once.
 func (n *Node) Shutdown() error {
-	close(n.stopRecycle)
-	n.recycleDone.Wait()
+	close(n.stop)
 	n.healthDone.Wait()
 	err := n.raft.Shutdown().Error()
 	n.waitTransfers()

@@ -34,19 +34,21 @@ const (
 	// milliseconds away; a connection that has not proved itself a
 	// controller in 5 s is not one worth a descriptor.
 	DefaultHandshakeTimeout = 5 * time.Second
-	// DefaultIdleTimeout closes an inbound connection that carried
-	// nothing for this long. A leader sends every follower a heartbeat
-	// ten times per election timeout, so a live replication connection
-	// is never idle for long; only pooled connections that wait for the
-	// next election are, and the dialling side drops those itself well
-	// before (streamRecycleEvery), so that no RPC meets a connection the
-	// far side has closed.
-	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultIdleTimeout closes an inbound connection that completed its
+	// handshake but sent no RPC within this long. raft dials on demand
+	// and writes its RPC at once, so a real peer never waits; a silent
+	// connection only holds a slot. Once a connection has carried an
+	// RPC it is raft's to keep, however long it then waits: the dialing
+	// side pools connections (one kept for the next election's votes may
+	// sit unused for hours), and closing one under it would fail that
+	// RPC and cost an election round. Such connections are bounded by
+	// the caps and come only from controller certificates.
+	DefaultIdleTimeout = 10 * time.Second
 )
 
 // Guard bounds the raft port: connection caps, a handshake deadline and
-// an idle timeout on inbound connections. Zero fields take the defaults
-// above.
+// a deadline for the first RPC of inbound connections. Zero fields take
+// the defaults above.
 type Guard struct {
 	Limits           connlimit.Limits
 	HandshakeTimeout time.Duration
@@ -110,23 +112,38 @@ type tlsStreamLayer struct {
 }
 
 // trackedConn forgets itself when closed. An inbound one (idle > 0)
-// pushes its read deadline idle into the future before every read, so a
-// connection that carries nothing for that long is closed by the read's
-// timeout error in raft's handler.
+// must deliver its first bytes within idle of its handshake: until then
+// its reads carry that deadline, and raft's handler closes it on the
+// timeout. From the first byte on, the deadline is lifted (see
+// DefaultIdleTimeout). Reads of one connection come from one goroutine
+// (raft's handler), so active needs no lock.
 type trackedConn struct {
 	net.Conn
-	s    *tlsStreamLayer
-	idle time.Duration
-	once sync.Once
+	s      *tlsStreamLayer
+	idle   time.Duration
+	until  time.Time
+	active bool
+	once   sync.Once
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
-	if c.idle > 0 {
-		if err := c.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+	if c.idle <= 0 || c.active {
+		return c.Conn.Read(p)
+	}
+	if c.until.IsZero() {
+		c.until = time.Now().Add(c.idle)
+		if err := c.SetReadDeadline(c.until); err != nil {
 			return 0, err
 		}
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.active = true
+		if derr := c.SetReadDeadline(time.Time{}); derr != nil && err == nil {
+			err = derr
+		}
+	}
+	return n, err
 }
 
 func (c *trackedConn) Close() error {
@@ -198,8 +215,8 @@ func (s *tlsStreamLayer) handshake(raw net.Conn) {
 	conn := tls.Server(raw, s.tlsCfg)
 	_ = raw.SetDeadline(time.Now().Add(s.guard.HandshakeTimeout))
 	err := conn.Handshake()
-	// The handshake is done: from here the idle timeout governs reads
-	// and raft's own deadlines its writes.
+	// The handshake is done: from here the first-RPC deadline governs
+	// reads (trackedConn) and raft's own deadlines its writes.
 	_ = raw.SetDeadline(time.Time{})
 	s.forget(raw)
 	if err != nil {

@@ -53,9 +53,15 @@ func startGuardedLayer(t *testing.T, guard Guard) *guardedLayer {
 			}
 			served.Go(func() {
 				defer func() { _ = c.Close() }()
+				// Echo what arrives, so that a client knows its bytes were
+				// read.
 				buf := make([]byte, 64)
 				for {
-					if _, err := c.Read(buf); err != nil {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
 						return
 					}
 				}
@@ -103,32 +109,43 @@ func TestStreamLayer_ClosesSilentConnectionAtHandshakeDeadline(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return g.s.Stats().Open == 0 })
 }
 
-// TestStreamLayer_ClosesIdleControllerConnection: a controller that
-// completed its handshake and then sends nothing for the idle timeout is
-// closed too.
-func TestStreamLayer_ClosesIdleControllerConnection(t *testing.T) {
+// TestStreamLayer_ClosesSilentControllerConnection: a controller that
+// completed its handshake and then sends nothing within the idle timeout
+// is closed too; one that sent an RPC's first bytes is raft's to keep,
+// however long it then waits (a pooled connection waits for the next
+// election).
+func TestStreamLayer_ClosesSilentControllerConnection(t *testing.T) {
 	t.Parallel()
-	g := startGuardedLayer(t, Guard{IdleTimeout: 300 * time.Millisecond})
+	const idle = 300 * time.Millisecond
+	g := startGuardedLayer(t, Guard{IdleTimeout: idle})
 	cfg, err := tlsutil.ClientConfig(g.pki.Controller, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := tls.Dial("tcp", g.s.lis.Addr().String(), cfg)
+	silent, err := tls.Dial("tcp", g.s.lis.Addr().String(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = c.Close() }()
-	// Activity keeps it open past the idle timeout.
-	for range 4 {
-		if _, err := c.Write([]byte{0}); err != nil {
-			t.Fatalf("write while active: %v", err)
-		}
-		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		if _, err := c.Read(make([]byte, 1)); err == nil || !isTimeout(err) {
-			t.Fatalf("active connection: read = %v, want a timeout (still open)", err)
-		}
+	defer func() { _ = silent.Close() }()
+	active, err := tls.Dial("tcp", g.s.lis.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	waitClosed(t, c, 10*time.Second)
+	defer func() { _ = active.Close() }()
+	if _, err := active.Write([]byte{0}); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	_ = active.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := active.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("echo of the first byte: %v", err)
+	}
+	waitClosed(t, silent, 10*time.Second)
+	// The silent one is gone, so its deadline has passed; the active one,
+	// idle since its first byte for at least as long, is still open.
+	_ = active.SetReadDeadline(time.Now().Add(2 * idle))
+	if _, err := active.Read(make([]byte, 1)); !isTimeout(err) {
+		t.Fatalf("connection that carried a byte: read = %v, want a timeout (still open)", err)
+	}
 	if n := g.handshakeFailures(); n != 0 {
 		t.Errorf("%d handshake failures reported for a controller", n)
 	}
