@@ -246,7 +246,6 @@ func New(cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
-
 // bootstrap writes the initial configuration of a brand-new node.
 func bootstrap(r *raft.Raft, self raft.ServerID, selfAddr raft.ServerAddress, cfg Config, logger *slog.Logger) error {
 	switch {
