@@ -62,24 +62,6 @@ func suffrage(s raft.ServerSuffrage) string {
 	return "unknown"
 }
 
-// AddVoter adds a server as a voter at once, on the leader only. Adding a
-// server that is already a voter with the same address is a no-op. Joins
-// go through AddNonvoter and Promote instead (controller/clusterapi):
-// AddVoter is for tests that need a voter by hand.
-func (n *Node) AddVoter(ctx context.Context, id string, addr Address) error {
-	if err := n.removeStale(ctx, id, addr, "voter"); err != nil {
-		if errors.Is(err, errAlreadyMember) {
-			return nil
-		}
-		return err
-	}
-	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr.String()), 0, membershipTimeout(ctx)).Error(); err != nil {
-		return fmt.Errorf("add voter %q: %w", id, classify(err))
-	}
-	n.logger.Info("raft server added as a voter", "id", id, "addr", addr.String())
-	return nil
-}
-
 // AddNonvoter adds a server as a non-voter, on the leader only: it gets
 // the log but counts for no quorum, so a server that never answers (a
 // made-up one at an unreachable address) cannot stop the cluster from
@@ -90,7 +72,7 @@ func (n *Node) AddVoter(ctx context.Context, id string, addr Address) error {
 // a new ID) is removed first, as hraftd does, so the configuration never
 // holds two entries for one machine.
 func (n *Node) AddNonvoter(ctx context.Context, id string, addr Address) error {
-	if err := n.removeStale(ctx, id, addr, ""); err != nil {
+	if err := n.removeStale(ctx, id, addr); err != nil {
 		if errors.Is(err, errAlreadyMember) {
 			return nil
 		}
@@ -132,8 +114,8 @@ var errAlreadyMember = errors.New("already a member")
 
 // removeStale removes a server with the same ID or raft address but not
 // both, before id is added at addr. It returns errAlreadyMember when id
-// is a member at addr already, with suffrage want ("" for any).
-func (n *Node) removeStale(ctx context.Context, id string, addr Address, want string) error {
+// is a member at addr already, voter or not.
+func (n *Node) removeStale(ctx context.Context, id string, addr Address) error {
 	if id == "" || addr.Raft == "" {
 		return fmt.Errorf("add server: id and raft address are required (got id %q, raft address %q)", id, addr.Raft)
 	}
@@ -144,11 +126,8 @@ func (n *Node) removeStale(ctx context.Context, id string, addr Address, want st
 	timeout := membershipTimeout(ctx)
 	for _, s := range servers {
 		sameID, sameAddr := s.ID == id, s.Address.Raft == addr.Raft
-		if sameID && s.Address == addr && (want == "" || s.Suffrage == want) {
-			return errAlreadyMember
-		}
 		if sameID && s.Address == addr {
-			continue // same server, promoted by AddVoter below
+			return errAlreadyMember
 		}
 		if sameID || sameAddr {
 			n.logger.Info("removing stale raft server before join", "stale_id", s.ID, "stale_addr", s.Address.String(), "id", id)
