@@ -219,6 +219,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Facts:       hostinfo.Facts(a.cfg.ProcRoot, Version),
 		// Probed once per start: modules are loaded at boot, not mid-run.
 		KernelFeatures: hostinfo.KernelFeatures(),
+		AllowedKinds:   append([]string{}, a.policy.AllowedKinds...), // never nil: nil would mean "all"
 		Manager:        a.manager,
 		Lease:          lease,
 		Logger:         a.log,

@@ -17,7 +17,9 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
+	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/worker"
+	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -305,5 +307,25 @@ func TestAgent_ReconnectWithinTTLKeepsFaults(t *testing.T) {
 	}
 	if !alive(res.GetStatus().GetWorkerPid()) {
 		t.Errorf("worker died across a reconnect")
+	}
+}
+
+// TestAgent_HelloAdvertisesOnlyKindsItsPolicyAllows: an agent whose local
+// policy forbids a kind must not advertise it (issue 13, item 8): the
+// controller would offer the fleet a fault this agent always refuses.
+func TestAgent_HelloAdvertisesOnlyKindsItsPolicyAllows(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("the agent reads host facts from Linux /proc")
+	}
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "test-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := policy.Default()
+	pol.AllowedKinds = []string{faultspec.KindCPU, faultspec.KindMemory}
+	ta := startAgentIn(t, pki, fakecontroller.Start(t, pki, fakecontroller.Options{}), t.TempDir(), func(c *Config) { c.Policy = &pol })
+	kinds := ta.ctrl.WaitHello(waitLong).GetCapabilities().GetFaultKinds()
+	if want := []string{faultspec.KindCPU, faultspec.KindMemory}; !slices.Equal(kinds, want) {
+		t.Errorf("Hello.capabilities.fault_kinds = %q, want %q (the policy's allowed kinds)", kinds, want)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/controller/clusterapi"
@@ -53,14 +55,21 @@ func byAction(entries []*turbulencev1.AuditEntry, action string) []*turbulencev1
 func TestCluster_MembershipChangesAreAudited(t *testing.T) {
 	c := controllertest.NewCluster(t, 3, nil)
 	follower := c.Followers()[0]
-	// A by-hand join of a node that is not running yet (as `turbctl
-	// cluster join` before starting it), through a follower, then its
-	// removal through the leader. Three live voters of four keep quorum.
-	join := &turbulencev1.JoinRequest{Id: "c9", RaftAddress: "127.0.0.1:1", GrpcAddress: "127.0.0.1:2"}
+	// A by-hand join of a node that is not running is refused before
+	// anything is recorded: it cannot answer as controller c9.
+	phantom := &turbulencev1.JoinRequest{Id: "c9", RaftAddress: "127.0.0.1:1", GrpcAddress: "127.0.0.1:2"}
+	if _, err := follower.ClusterClient(t, c.PKI.Admin).Join(t.Context(), phantom); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("Join of a node that is not running = %v, want FailedPrecondition", err)
+	}
+	// A by-hand join of a running node (as `turbctl cluster join` for a
+	// node whose own --join cannot reach the cluster), through a
+	// follower, then its removal through the leader.
+	c4 := c.AddNode(t, &controllertest.Node{Server: &controllertest.Server{Addr: "127.0.0.1:1"}})
+	join := &turbulencev1.JoinRequest{Id: c4.Config.NodeID, RaftAddress: c4.Controller.RaftAddr(), GrpcAddress: c4.Addr}
 	if _, err := follower.ClusterClient(t, c.PKI.Admin).Join(t.Context(), join); err != nil {
 		t.Fatalf("Join: %v", err)
 	}
-	if _, err := c.Leader().ClusterClient(t, c.PKI.Admin).RemoveServer(t.Context(), &turbulencev1.RemoveServerRequest{Id: "c9"}); err != nil {
+	if _, err := c.Leader().ClusterClient(t, c.PKI.Admin).RemoveServer(t.Context(), &turbulencev1.RemoveServerRequest{Id: c4.Config.NodeID}); err != nil {
 		t.Fatalf("RemoveServer: %v", err)
 	}
 	// Refused input leaves no record (invariant 6).
@@ -82,12 +91,12 @@ func TestCluster_MembershipChangesAreAudited(t *testing.T) {
 			continue
 		}
 		e := got[0]
-		if e.GetActor() != devAdmin || e.GetRequestId() == "" || e.GetError() != "" || !strings.Contains(e.GetSummary(), "c9") {
-			t.Errorf("record %v: want actor %s, a request ID, no error and c9 in the summary", e, devAdmin)
+		if e.GetActor() != devAdmin || e.GetRequestId() == "" || e.GetError() != "" || !strings.Contains(e.GetSummary(), "c4") {
+			t.Errorf("record %v: want actor %s, a request ID, no error and c4 in the summary", e, devAdmin)
 		}
 	}
 	for _, e := range auditLog(t, follower) {
-		if strings.Contains(e.GetSummary(), "nope") {
+		if strings.Contains(e.GetSummary(), "nope") || strings.Contains(e.GetSummary(), "c9") {
 			t.Errorf("refused removal left a record: %v", e)
 		}
 	}

@@ -166,6 +166,7 @@ func TestCluster_BootstrapExpectLateNodeJoinsInsteadOfBootstrapping(t *testing.T
 	// bootstrapping a cluster of its own (which would fork the fleet).
 	cfg := c.Nodes[0].Config
 	cfg.NodeID, cfg.DataDir = "c4", t.TempDir()
+	cfg.TLS = controllertest.NodeCert(t, c.PKI, "c4")
 	cfg.GRPCAddr, cfg.RaftAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.BootstrapExpect, cfg.Join = 3, c.Addrs()
 	counter := newLogCounter(cfg.Logger.Handler())

@@ -76,6 +76,12 @@ type Config struct {
 	// RaftTune, when set, adjusts raft's timing further; tests use it to
 	// make elections fast. Production leaves it nil.
 	RaftTune func(*raft.Config)
+	// RaftGuard and GRPCGuard bound the two ports: connection caps per
+	// source and in total, handshake deadline, idle timeout
+	// (docs/security.md). Zero fields take the defaults; the total caps
+	// are lowered to fit the process's descriptor limit, raft's first.
+	RaftGuard raftnode.Guard
+	GRPCGuard GRPCGuard
 	// MetricsAddr, host:port, is where turbulence-controller serves
 	// Prometheus metrics (RegisterMetrics); "" serves none. New and Run
 	// do not listen on it: the main does, before New (controller/metrics.go).
@@ -119,6 +125,12 @@ func (c Config) validate() error {
 	}
 	if c.LeaseTTL > 0 && c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))
+	}
+	if err := c.RaftGuard.Limits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("raft port: %w", err))
+	}
+	if err := c.GRPCGuard.Limits.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gRPC port: %w", err))
 	}
 	if t := c.RaftElectionTimeout; t != 0 {
 		if err := raftnode.CheckElectionTimeout(t); err != nil {
@@ -197,5 +209,6 @@ func (c Config) withDefaults() Config {
 	if c.HoldTimeout <= 0 {
 		c.HoldTimeout = forward.DefaultHoldTimeout
 	}
+	c.GRPCGuard = c.GRPCGuard.withDefaults()
 	return c
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,9 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/fsm"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/controller/state"
+	"github.com/turbulence-sre/turbulence/internal/connlimit"
+	"github.com/turbulence-sre/turbulence/internal/refusal"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -53,7 +57,12 @@ type Controller struct {
 	fwd     *forward.Forwarder
 	server  *grpc.Server
 	health  *health.Server
-	grpcLis net.Listener
+	grpcLis *connlimit.Listener
+	// refusals counts and logs refused calls, handshakes and connections.
+	refusals *refusal.Recorder
+	// probeTLS is the client TLS configuration for asking a joining node
+	// whether it has caught up (probeController).
+	probeTLS *tls.Config
 
 	// leading is true while this node is leader and has caught up.
 	leading atomic.Bool
@@ -76,10 +85,23 @@ func New(cfg Config) (*Controller, error) {
 	logger := cfg.Logger.With("node_id", cfg.NodeID)
 	c := &Controller{cfg: cfg, logger: logger, state: state.New()}
 
-	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
+	raftGuard, grpcGuard, err := budgetGuards(cfg, connlimit.NoFile(), logger)
+	if err != nil {
+		return nil, err
+	}
+	// Visible refusals (internal/refusal): both ports' connection caps
+	// and handshakes, and every refused call, are counted and logged.
+	c.refusals = refusal.New(logger.With("component", "refusal"))
+	grpcGuard.Limits.OnRefuse = c.refusedConn(refusal.ListenerGRPC)
+	raftGuard.Limits.OnRefuse = c.refusedConn(refusal.ListenerRaft)
+	raftGuard.OnHandshakeFailure = func(remote net.Addr, err error) {
+		c.refusals.Record(refusal.ListenerRaft, refusal.ReasonTLSHandshake, "peer at "+remote.String(), "TLS handshake", refusal.HandshakeCause(err))
+	}
+	rawGRPCLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on gRPC address %s: %w", cfg.GRPCAddr, err)
 	}
+	grpcLis := connlimit.Wrap(rawGRPCLis, grpcGuard.Limits)
 	raftLis, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
 		_ = grpcLis.Close()
@@ -110,6 +132,7 @@ func New(cfg Config) (*Controller, error) {
 
 		ElectionTimeout: cfg.RaftElectionTimeout,
 		Tune:            cfg.RaftTune,
+		Guard:           raftGuard,
 	})
 	if err != nil {
 		_ = grpcLis.Close()
@@ -134,7 +157,7 @@ func New(cfg Config) (*Controller, error) {
 		_ = node.Shutdown()
 		return nil, err
 	}
-	server, err := newGRPCServer(cfg.TLS, logger,
+	server, err := newGRPCServer(cfg.TLS, logger, grpcGuard, c.refusals,
 		// Field bounds first: a request over them is refused where it
 		// arrived, before it is counted, forwarded or proposed
 		// (docs/limits.md).
@@ -188,10 +211,34 @@ func New(cfg Config) (*Controller, error) {
 	}
 	turbulencev1.RegisterControlServiceServer(server, c.api)
 	turbulencev1.RegisterAgentServiceServer(server, c.hub)
-	turbulencev1.RegisterClusterServiceServer(server, clusterapi.New(node))
+	probeTLS, err := tlsutil.ClientConfig(cfg.TLS, "")
+	if err != nil {
+		_ = grpcLis.Close()
+		_ = node.Shutdown()
+		fwd.Close()
+		return nil, fmt.Errorf("probe TLS: %w", err)
+	}
+	c.probeTLS = probeTLS
+	turbulencev1.RegisterClusterServiceServer(server, clusterapi.New(node, c.probeController))
 	healthpb.RegisterHealthServer(server, c.health)
 	reflection.Register(server)
 	return c, nil
+}
+
+// refusedConn records a connection closed for a cap on listener.
+func (c *Controller) refusedConn(listener string) func(net.Addr, string) {
+	return func(remote net.Addr, reason string) {
+		c.refusals.Record(listener, refusal.ReasonConnectionLimit, "peer at "+remote.String(), "connection", "over the "+reason)
+	}
+}
+
+// Refusals is the count of refusals under k (listener and reason).
+func (c *Controller) Refusals(k refusal.Key) uint64 { return c.refusals.Count(k) }
+
+// ConnStats counts the connections of the raft and gRPC ports (held
+// now, and refused for a cap since the start).
+func (c *Controller) ConnStats() (raft, grpc connlimit.Stats) {
+	return c.node.RaftConnStats(), c.grpcLis.Stats()
 }
 
 // GRPCAddr is the address the gRPC server is bound to.

@@ -22,3 +22,7 @@ func (c *Controller) SetRaftTimeouts(heartbeat, election time.Duration) error {
 // LiveLeaderGRPCAddr is the leader address this node would redirect an
 // agent to: "" unless it heard from that leader recently.
 func (c *Controller) LiveLeaderGRPCAddr() string { return c.node.LiveLeaderGRPCAddr() }
+
+// FailingPeers lists the servers whose heartbeats fail from this leader,
+// as the removal check sees them.
+func (c *Controller) FailingPeers() []string { return c.node.FailingPeers() }

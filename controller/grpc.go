@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -12,6 +13,9 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/turbulence-sre/turbulence/controller/raftnode"
+	"github.com/turbulence-sre/turbulence/internal/connlimit"
+	"github.com/turbulence-sre/turbulence/internal/refusal"
 	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
@@ -20,10 +24,72 @@ import (
 // page is sized to fit in it (docs/limits.md).
 const maxMessageSize = limits.MaxMessageBytes
 
+// Guards of the gRPC port (docs/security.md, "Guarded listeners").
+const (
+	// DefaultGRPCMaxConnsPerSource is the most gRPC connections held from
+	// one address. An agent holds one, turbctl one per command, a
+	// forwarding controller one per leader; 256 leaves room for a
+	// bastion host full of operators or agents behind one NAT address,
+	// and still stops one host from taking the port's whole budget.
+	DefaultGRPCMaxConnsPerSource = 256
+	// DefaultGRPCMaxConns is the most gRPC connections held in all: one
+	// per agent of a fleet of thousands, with room to spare. It is
+	// lowered to fit the descriptor limit (connlimit.Budget) when the
+	// process has fewer descriptors.
+	DefaultGRPCMaxConns = 16384
+	// DefaultGRPCHandshakeTimeout bounds the TLS handshake and the HTTP/2
+	// preface of a new connection (grpc.ConnectionTimeout).
+	DefaultGRPCHandshakeTimeout = 10 * time.Second
+	// DefaultGRPCIdleTimeout closes a connection that has had no call for
+	// this long (keepalive MaxConnectionIdle): agents hold a stream all
+	// the time and are never idle; turbctl closes its connection after
+	// each command; anything else idle for 5 minutes has no business
+	// holding a descriptor.
+	DefaultGRPCIdleTimeout = 5 * time.Minute
+	// DefaultGRPCMaxStreams caps the calls in flight on one connection. A
+	// forwarding controller multiplexes its callers' writes on one
+	// connection; past the cap they wait on the client side, which is
+	// the back-pressure wanted.
+	DefaultGRPCMaxStreams = 256
+)
+
+// GRPCGuard bounds the gRPC port. Zero fields take the defaults above.
+type GRPCGuard struct {
+	Limits           connlimit.Limits
+	HandshakeTimeout time.Duration
+	IdleTimeout      time.Duration
+	MaxStreams       uint32
+}
+
+func (g GRPCGuard) withDefaults() GRPCGuard {
+	if g.Limits.PerSource == 0 {
+		g.Limits.PerSource = DefaultGRPCMaxConnsPerSource
+	}
+	if g.Limits.Total == 0 {
+		g.Limits.Total = DefaultGRPCMaxConns
+	}
+	if g.HandshakeTimeout <= 0 {
+		g.HandshakeTimeout = DefaultGRPCHandshakeTimeout
+	}
+	if g.IdleTimeout <= 0 {
+		g.IdleTimeout = DefaultGRPCIdleTimeout
+	}
+	if g.MaxStreams == 0 {
+		g.MaxStreams = DefaultGRPCMaxStreams
+	}
+	return g
+}
+
 // newGRPCServer builds the gRPC server with mutual TLS, size limits,
-// keepalive settings for agents' long-lived streams and panic recovery.
-// unary interceptors run after recovery, in order (write forwarding).
-func newGRPCServer(files tlsutil.Files, logger *slog.Logger, unary ...grpc.UnaryServerInterceptor) (*grpc.Server, error) {
+// keepalive settings for agents' long-lived streams, the port's guards
+// and panic recovery. unary interceptors run after recovery, in order
+// (write forwarding).
+//
+// Refusals (a refused call, a failed handshake) are counted and logged by
+// refusals: its credentials wrapper sees every handshake, its
+// interceptors run right after recovery so that they see the refusals of
+// every later interceptor (forwarding's check of a forwarded identity).
+func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, refusals *refusal.Recorder, unary ...grpc.UnaryServerInterceptor) (*grpc.Server, error) {
 	// Reloads the certificate files when they change, and warns in the
 	// logs before they expire (tlsutil.Reloader).
 	tlsCfg, err := tlsutil.ServerConfig(files, tlsutil.WithLogger(logger))
@@ -31,15 +97,18 @@ func newGRPCServer(files tlsutil.Files, logger *slog.Logger, unary ...grpc.Unary
 		return nil, err
 	}
 	return grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.Creds(refusals.Credentials(credentials.NewTLS(tlsCfg))),
 		grpc.MaxRecvMsgSize(maxMessageSize),
 		grpc.MaxSendMsgSize(maxMessageSize),
+		grpc.ConnectionTimeout(guard.HandshakeTimeout),
+		grpc.MaxConcurrentStreams(guard.MaxStreams),
 		// Agents ping every 10s to notice a dead path to the controller
 		// quickly; permit that (with margin) even without active calls.
+		// A client that pings faster is sent away (GOAWAY).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recoverUnary(logger)}, unary...)...),
-		grpc.ChainStreamInterceptor(recoverStream(logger)),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: guard.IdleTimeout}),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recoverUnary(logger), refusals.UnaryInterceptor()}, unary...)...),
+		grpc.ChainStreamInterceptor(recoverStream(logger), refusals.StreamInterceptor()),
 	), nil
 }
 
@@ -67,4 +136,25 @@ func recoverStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 		}()
 		return handler(srv, ss)
 	}
+}
+
+// budgetGuards fills the ports' guards with their defaults and fits their
+// total caps within nofile, the process's descriptor limit (0: unknown,
+// caps kept). Raft keeps its cap: the cluster's own traffic must never be
+// what runs out; the gRPC cap is lowered if need be, with a warning.
+func budgetGuards(cfg Config, nofile uint64, logger *slog.Logger) (raftnode.Guard, GRPCGuard, error) {
+	raftGuard, grpcGuard := cfg.RaftGuard.WithDefaults(), cfg.GRPCGuard.withDefaults()
+	if nofile == 0 {
+		return raftGuard, grpcGuard, nil
+	}
+	caps, err := connlimit.Budget(nofile, raftGuard.Limits.Total, grpcGuard.Limits.Total)
+	if err != nil {
+		return raftGuard, grpcGuard, fmt.Errorf("connection limits: %w", err)
+	}
+	if caps[1] < grpcGuard.Limits.Total {
+		logger.Warn("gRPC connection cap lowered to fit the descriptor limit; raise LimitNOFILE for a larger fleet",
+			"wanted", grpcGuard.Limits.Total, "cap", caps[1], "rlimit_nofile", nofile, "raft_cap", raftGuard.Limits.Total, "reserve", connlimit.Reserve)
+		grpcGuard.Limits.Total = caps[1]
+	}
+	return raftGuard, grpcGuard, nil
 }

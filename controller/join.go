@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -68,6 +69,7 @@ func (c *Controller) joinCreds() (credentials.TransportCredentials, error) {
 	if err != nil {
 		return nil, err
 	}
+	tc.VerifyConnection = tlsutil.RequirePeerRole(tlsutil.RoleController)
 	return credentials.NewTLS(tc), nil
 }
 
@@ -76,4 +78,28 @@ func (c *Controller) advertisedGRPCAddr() string {
 		return c.cfg.AdvertiseGRPCAddr
 	}
 	return c.GRPCAddr()
+}
+
+// probeController is clusterapi's Prober: it asks the controller id at
+// grpcAddr for the raft configuration it knows, accepting only id's own
+// controller certificate, so that a join is promoted only when the node
+// that caught up is the one that was verified.
+func (c *Controller) probeController(ctx context.Context, id, grpcAddr string) ([]raftnode.Server, error) {
+	tc := c.probeTLS.Clone()
+	tc.VerifyConnection = tlsutil.RequirePeer(tlsutil.Identity{Role: tlsutil.RoleController, Name: id})
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", grpcAddr, err)
+	}
+	defer func() { _ = conn.Close() }()
+	resp, err := turbulencev1.NewClusterServiceClient(conn).ListServers(ctx, &turbulencev1.ListServersRequest{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]raftnode.Server, 0, len(resp.GetServers()))
+	for _, s := range resp.GetServers() {
+		out = append(out, raftnode.Server{ID: s.GetId(), Suffrage: s.GetSuffrage(),
+			Address: raftnode.Address{Raft: s.GetRaftAddress(), GRPC: s.GetGrpcAddress()}})
+	}
+	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,9 +52,14 @@ type Config struct {
 	// KernelFeatures are the kernel's probed features (sch_netem, …),
 	// reported in Hello so the controller can refuse what the host lacks.
 	KernelFeatures []string
-	Manager        *inject.Manager
-	Lease          *killswitch.Lease
-	Logger         *slog.Logger
+	// AllowedKinds, when not nil, are the fault kinds the host's local
+	// policy accepts: Hello advertises only the kinds the agent can apply
+	// AND its policy allows, so the controller does not offer the fleet
+	// a kind this agent would refuse anyway (invariant 4).
+	AllowedKinds []string
+	Manager      *inject.Manager
+	Lease        *killswitch.Lease
+	Logger       *slog.Logger
 
 	// Zero means the default.
 	BackoffMin, BackoffMax time.Duration
@@ -104,6 +110,10 @@ func New(cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("session: TLS: %w", err)
 	}
 	tc := cert.ClientConfig("")
+	// Only a controller may command this agent: any certificate of the
+	// fleet chains to the CA, so the role is checked too (issue 13, an
+	// agent obeyed an operator certificate posing as a controller).
+	tc.VerifyConnection = tlsutil.RequirePeerRole(tlsutil.RoleController)
 	if cfg.BackoffMin <= 0 {
 		cfg.BackoffMin = DefaultBackoffMin
 	}
@@ -353,6 +363,16 @@ func (s *Session) welcome(w *turbulencev1.Welcome) time.Duration {
 	return interval
 }
 
+// faultKinds are the kinds Hello advertises: those with an injector,
+// less those the local policy forbids, sorted.
+func (s *Session) faultKinds() []string {
+	kinds := s.cfg.Manager.Kinds()
+	if s.cfg.AllowedKinds == nil {
+		return kinds
+	}
+	return slices.DeleteFunc(kinds, func(k string) bool { return !slices.Contains(s.cfg.AllowedKinds, k) })
+}
+
 func (s *Session) hello() *turbulencev1.Hello {
 	// The certificate's expiry, as of the handshake that opened this
 	// session, so that `turbctl agents show` warns before the agent is
@@ -368,7 +388,7 @@ func (s *Session) hello() *turbulencev1.Hello {
 		AgentId:       s.cfg.AgentID,
 		Labels:        s.cfg.Labels,
 		Facts:         facts,
-		Capabilities:  &turbulencev1.Capabilities{FaultKinds: s.cfg.Manager.Kinds(), KernelFeatures: s.cfg.KernelFeatures},
+		Capabilities:  &turbulencev1.Capabilities{FaultKinds: s.faultKinds(), KernelFeatures: s.cfg.KernelFeatures},
 		Faults:        s.cfg.Manager.Held(),
 		LocallyHalted: s.cfg.Manager.LocallyHalted(),
 	}

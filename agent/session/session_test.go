@@ -12,6 +12,7 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/internal/fakecontroller"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
+	"github.com/turbulence-sre/turbulence/internal/testutil"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -154,5 +155,33 @@ func TestSession_WelcomeHaltedHaltsAndResumeLifts(t *testing.T) {
 			t.Fatal("ResumeAgent did not lift the halt")
 		}
 		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+}
+
+// TestSession_RefusesServerWithOperatorCertificate: a server whose
+// certificate chains to the fleet's CA but carries the operator role
+// (and, as turbctl once allowed, an IP SAN) is not a controller. The
+// agent must never send it a Hello, let alone take commands from it
+// (issue 13, finding 5). A real controller next in the list is reached.
+func TestSession_RefusesServerWithOperatorCertificate(t *testing.T) {
+	t.Parallel()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "agent-under-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogueCert := testutil.IssueRogueServerCert(t, pki, tlsutil.Identity{Role: tlsutil.RoleOperator, Name: "mallory"})
+	rogue := fakecontroller.Start(t, pki, fakecontroller.Options{ServerCert: &rogueCert})
+	real := fakecontroller.Start(t, pki, fakecontroller.Options{})
+	startSession(t, pki, rogue.Addr, real.Addr)
+
+	// The real controller gets the Hello after the rogue was tried (the
+	// agent tries the addresses in order), so by then the rogue had its
+	// chance; it must have received nothing.
+	real.WaitHello(10 * time.Second)
+	real.WaitFor(10*time.Second, "heartbeat on the real controller", func(m *turbulencev1.AgentMessage) bool {
+		return m.GetHeartbeat() != nil
+	})
+	if n := rogue.Sessions(); n != 0 {
+		t.Errorf("rogue operator-certificate server got %d sessions, want 0", n)
 	}
 }

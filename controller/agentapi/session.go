@@ -3,6 +3,7 @@ package agentapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/internal/limits"
+	"github.com/turbulence-sre/turbulence/internal/refusal"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -116,7 +118,9 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 		return status.Error(codes.InvalidArgument, "agent session: the first message must be a Hello")
 	}
 	if hello.GetAgentId() != id.Name {
-		return status.Errorf(codes.PermissionDenied, "agent session: hello.agent_id %q does not match the certificate's agent name %q", hello.GetAgentId(), id.Name)
+		// Counted apart from other refusals: an agent posing as another.
+		return refusal.WithReason(codes.PermissionDenied, refusal.ErrorInfoWrongAgentID,
+			fmt.Sprintf("agent session: hello.agent_id %q does not match the certificate's agent name %q", hello.GetAgentId(), id.Name))
 	}
 	// During an election the Hello is held until a leader exists
 	// (await.go), not refused into the agent's backoff.

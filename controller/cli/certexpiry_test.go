@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
@@ -60,4 +61,25 @@ func TestStatus_ShowsControllerCertificate(t *testing.T) {
 // GetHaltStatus answers `turbctl status` on the fake: not halted.
 func (f *fakeControl) GetHaltStatus(context.Context, *turbulencev1.GetHaltStatusRequest) (*turbulencev1.HaltStatus, error) {
 	return &turbulencev1.HaltStatus{}, nil
+}
+
+// TestStatus_NoLeaderIsUnavailable: a controller that knows no raft
+// leader still answers the halt status from its replica; status used to
+// print "running" and exit 0 on it (issue 13, item 8). It must say there
+// is no leader, print no halt state, and exit 6.
+func TestStatus_NoLeaderIsUnavailable(t *testing.T) {
+	t.Parallel()
+	fake := &fakeControl{faults: map[string]*turbulencev1.Fault{}}
+	addr, pki := serveFake(t, func(srv *grpc.Server) {
+		turbulencev1.RegisterControlServiceServer(srv, fake)
+		turbulencev1.RegisterClusterServiceServer(srv, leaderCluster{none: true})
+	})
+	h := &harness{addr: addr, fake: fake, admin: pki.Admin}
+	for _, args := range [][]string{{"status"}, {"status", "-o", "json"}} {
+		r := runCLI(t, h.environ(), args...)
+		r.check(t, ExitUnavailable, "knows no raft leader")
+		if strings.Contains(r.stdout, "running") || r.stdout != "" {
+			t.Errorf("%v printed a halt state without a leader:\n%s", args, r.stdout)
+		}
+	}
 }

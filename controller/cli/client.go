@@ -67,6 +67,9 @@ func (a *app) dial() (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load TLS files: %w", err)
 	}
+	// Halt, status and every other answer must come from a controller,
+	// not from whoever holds some certificate of the fleet's CA.
+	cfg.VerifyConnection = tlsutil.RequirePeerRole(tlsutil.RoleController)
 	conn, err := grpc.NewClient(a.controller, grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
 		grpc.WithChainUnaryInterceptor(checkBounds))
 	if err != nil {

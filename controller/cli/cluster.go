@@ -66,11 +66,15 @@ its configuration is the latest, and a follower's may lag it by a moment.`,
 func (a *app) clusterJoinCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "join ID RAFT-ADDR GRPC-ADDR",
-		Short: "Add a controller node as a voter",
-		Long: `Add a controller as a raft voter. The new node is started with no data
-(normally with --join, which makes this call by itself); this command is
-for adding it by hand. A stale member with the same ID or raft address is
-replaced.`,
+		Short: "Add a running controller node: a non-voter first, a voter once caught up",
+		Long: `Add a controller to the raft configuration. The new node must be running,
+started with no data (normally with --join, which makes this call by
+itself); this command is for adding it by hand. The leader first checks
+that the node answers on RAFT-ADDR with the controller certificate of ID
+(refused otherwise, exit 5, nothing changed), adds it as a non-voter, and
+promotes it to voter once it has caught up with the log; a node that needs
+longer stays a non-voter and the call says so (exit 6: run it again). A
+stale member with the same ID or raft address is replaced.`,
 		Args: exactArgs("ID", "RAFT-ADDR", "GRPC-ADDR"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			req := &turbulencev1.JoinRequest{Id: args[0], RaftAddress: args[1], GrpcAddress: args[2]}
@@ -86,7 +90,11 @@ func (a *app) clusterRemoveCommand() *cobra.Command {
 		Use:   "remove ID",
 		Short: "Remove a controller node from the cluster",
 		Long: `Remove a controller from the raft configuration, e.g. a dead node that
-will not come back. A removal is not retried: check with 'cluster ls'.`,
+will not come back. A removal is not retried: check with 'cluster ls'.
+A removal that would leave the voters without a quorum is refused (exit
+5): the last voter, or a live voter while others are silent (remove the
+silent one first). A cluster that has lost its quorum already is
+recovered offline with 'turbulence-controller recover' (docs/security.md).`,
 		Args: exactArgs("ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			req := &turbulencev1.RemoveServerRequest{Id: args[0]}

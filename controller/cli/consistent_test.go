@@ -78,7 +78,8 @@ func (f *readFake) ListEvents(ctx context.Context, _ *turbulencev1.ListEventsReq
 
 func (f *readFake) ListServers(ctx context.Context, _ *turbulencev1.ListServersRequest) (*turbulencev1.ListServersResponse, error) {
 	f.record(ctx, "ListServers")
-	return &turbulencev1.ListServersResponse{}, nil
+	// A leader, so that status (which asks first) goes on to its read.
+	return &turbulencev1.ListServersResponse{Servers: []*turbulencev1.Server{{Id: "c1", Leader: true}}}, nil
 }
 
 func startReadFake(t *testing.T) (*readFake, map[string]string) {
@@ -92,19 +93,21 @@ func startReadFake(t *testing.T) (*readFake, map[string]string) {
 	return fake, h.environ()
 }
 
-// readCommands are every read command and the RPC it makes.
+// readCommands are every read command and the RPC it makes; status
+// first asks ListServers whether there is a leader.
 var readCommands = []struct {
 	args   []string
 	method string
+	first  string
 }{
-	{[]string{"agents", "ls"}, "ListAgents"},
-	{[]string{"agents", "show", "a1"}, "GetAgent"},
-	{[]string{"fault", "ls"}, "ListFaults"},
-	{[]string{"fault", "show", "f-1"}, "GetFault"},
-	{[]string{"audit", "ls"}, "ListAudit"},
-	{[]string{"status"}, "GetHaltStatus"},
-	{[]string{"events"}, "ListEvents"},
-	{[]string{"cluster", "ls"}, "ListServers"},
+	{[]string{"agents", "ls"}, "ListAgents", ""},
+	{[]string{"agents", "show", "a1"}, "GetAgent", ""},
+	{[]string{"fault", "ls"}, "ListFaults", ""},
+	{[]string{"fault", "show", "f-1"}, "GetFault", ""},
+	{[]string{"audit", "ls"}, "ListAudit", ""},
+	{[]string{"status"}, "GetHaltStatus", "ListServers"},
+	{[]string{"events"}, "ListEvents", ""},
+	{[]string{"cluster", "ls"}, "ListServers", ""},
 }
 
 func TestConsistent_FlagSendsTheMetadataOnEveryRead(t *testing.T) {
@@ -113,12 +116,16 @@ func TestConsistent_FlagSendsTheMetadataOnEveryRead(t *testing.T) {
 	for _, rc := range readCommands {
 		name := strings.Join(rc.args, " ")
 		runCLI(t, environ, append(rc.args, "-o", "json", "--consistent")...).check(t, ExitOK)
-		if got := fake.take(); got[rc.method] != "true" || len(got) != 1 {
+		want := 1
+		if rc.first != "" {
+			want = 2
+		}
+		if got := fake.take(); got[rc.method] != "true" || len(got) != want || rc.first != "" && got[rc.first] != "true" {
 			t.Errorf("%s --consistent: the controller saw %v, want %s with %s: true", name, got, rc.method, mdConsistentRead)
 		}
 		// Without the flag the read stays local: no metadata at all.
 		runCLI(t, environ, append(rc.args, "-o", "json")...).check(t, ExitOK)
-		if got := fake.take(); got[rc.method] != "" || len(got) != 1 {
+		if got := fake.take(); got[rc.method] != "" || len(got) != want {
 			t.Errorf("%s: the controller saw %v, want %s without %s", name, got, rc.method, mdConsistentRead)
 		}
 	}

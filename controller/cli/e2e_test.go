@@ -107,6 +107,18 @@ func (f *fakeControl) requests() []*turbulencev1.ApplyFaultRequest {
 	return append([]*turbulencev1.ApplyFaultRequest(nil), f.applies...)
 }
 
+// leaderCluster is a ClusterService that names itself leader, for the
+// commands that check there is one (status).
+type leaderCluster struct {
+	turbulencev1.UnimplementedClusterServiceServer
+	// none, when set, names no leader.
+	none bool
+}
+
+func (l leaderCluster) ListServers(context.Context, *turbulencev1.ListServersRequest) (*turbulencev1.ListServersResponse, error) {
+	return &turbulencev1.ListServersResponse{AnsweredBy: "c1", Servers: []*turbulencev1.Server{{Id: "c1", Leader: !l.none, Suffrage: "voter"}}}, nil
+}
+
 // harness is a fake controller behind real mutual TLS, and the admin
 // client files to reach it.
 type harness struct {
@@ -118,7 +130,10 @@ type harness struct {
 func startFake(t *testing.T) *harness {
 	t.Helper()
 	fake := &fakeControl{faults: map[string]*turbulencev1.Fault{}}
-	addr, pki := serveFake(t, func(srv *grpc.Server) { turbulencev1.RegisterControlServiceServer(srv, fake) })
+	addr, pki := serveFake(t, func(srv *grpc.Server) {
+		turbulencev1.RegisterControlServiceServer(srv, fake)
+		turbulencev1.RegisterClusterServiceServer(srv, leaderCluster{})
+	})
 	return &harness{addr: addr, fake: fake, admin: pki.Admin}
 }
 

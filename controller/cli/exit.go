@@ -164,6 +164,11 @@ func report(w io.Writer, err error) int {
 		fmt.Fprintf(w, "turbctl: %v\n", nv)
 		return ExitNoVerdict
 	}
+	var nl *noLeaderError
+	if errors.As(err, &nl) {
+		fmt.Fprintf(w, "turbctl: %v\n", nl)
+		return ExitUnavailable
+	}
 	var fe *faultFailedError
 	if errors.As(err, &fe) {
 		fmt.Fprintf(w, "turbctl: refused: %v\n", fe)

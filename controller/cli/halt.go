@@ -63,10 +63,18 @@ func (a *app) statusCommand() *cobra.Command {
 		Short: "Show whether the fleet is halted, and the controller's certificate expiry",
 		Long: `Show whether the fleet is halted. In table output, a last line names the
 controller that answered and when its certificate expires, with a warning
-within 14 days of it (-o json prints the halt status alone).`,
+within 14 days of it (-o json prints the halt status alone). When the
+controller asked knows no raft leader, status says so and exits 6: its
+halt state may be stale, and neither halt nor resume can be written.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(func(c *client) error {
+				// A controller without a leader still answers reads from
+				// its own replica; "running" from it would hide that no
+				// halt can be written (issue 13, item 8).
+				if err := c.requireLeader(cmd.Context()); err != nil {
+					return err
+				}
 				var hs *turbulencev1.HaltStatus
 				var p peer.Peer
 				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
@@ -117,4 +125,31 @@ func haltDetail(w io.Writer, now time.Time, hs *turbulencev1.HaltStatus) error {
 	row(tw, "By:", orNone(hs.GetBy()))
 	row(tw, "Reason:", orNone(hs.GetReason()))
 	return tw.Flush()
+}
+
+// noLeaderError is a controller that knows no raft leader. It exits with
+// ExitUnavailable.
+type noLeaderError struct{ addr, answeredBy string }
+
+func (e *noLeaderError) Error() string {
+	return fmt.Sprintf("controller %s (%s) knows no raft leader: the cluster has lost its quorum or is electing; its halt state may be stale and no halt or resume can be written (see 'turbctl cluster ls', and docs/security.md on recovering a lost quorum)", e.addr, e.answeredBy)
+}
+
+// requireLeader fails with a noLeaderError unless the controller names a
+// raft leader in its configuration.
+func (c *client) requireLeader(ctx context.Context) error {
+	var resp *turbulencev1.ListServersResponse
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		resp, err = turbulencev1.NewClusterServiceClient(c.conn).ListServers(ctx, &turbulencev1.ListServersRequest{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range resp.GetServers() {
+		if s.GetLeader() {
+			return nil
+		}
+	}
+	return &noLeaderError{addr: c.a.controller, answeredBy: resp.GetAnsweredBy()}
 }

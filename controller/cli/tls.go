@@ -84,7 +84,8 @@ Roles: controller and agent are machines; viewer reads, operator also
 applies and reverts faults and runs experiments, admin also manages the
 cluster. Halt is open to every human role. An agent's name is its agent
 ID; a controller certificate needs --dns and/or --ip, the addresses
-agents and turbctl dial.`,
+agents and turbctl dial. Only controller certificates may carry --dns or
+--ip: no other role serves, and clients accept only a controller.`,
 		Args: exactArgs(),
 		RunE: runE(func(*cobra.Command, []string) error {
 			if caDir == "" || out == "" {
@@ -98,6 +99,9 @@ agents and turbctl dial.`,
 			}
 			if err := tlsutil.ValidateName(name); err != nil {
 				return invalidf("--name: %v", err)
+			}
+			if err := tlsutil.CheckServerNames(role, dnsNames, ips); err != nil {
+				return invalidf("--dns/--ip: %v (agents and turbctl accept only a controller as their server)", err)
 			}
 			if role == tlsutil.RoleController && len(dnsNames) == 0 && len(ips) == 0 {
 				return usagef("a controller certificate needs --dns or --ip: agents and turbctl check the controller's address against it")
@@ -134,8 +138,8 @@ agents and turbctl dial.`,
 	f.StringVar(&name, "name", "", "the holder's name: host name, agent ID, node ID or person (letters, digits, . - _)")
 	f.StringVar(&out, "out", "", "directory for the certificate and key (created 0700)")
 	f.DurationVar(&expiry, "expiry", tlsutil.DefaultLeafValidity, "how long the certificate is valid")
-	f.StringSliceVar(&dnsNames, "dns", nil, "DNS names the certificate is valid for (controllers)")
-	f.IPSliceVar(&ips, "ip", nil, "IP addresses the certificate is valid for (controllers)")
+	f.StringSliceVar(&dnsNames, "dns", nil, "DNS names the certificate is valid for (controllers only)")
+	f.IPSliceVar(&ips, "ip", nil, "IP addresses the certificate is valid for (controllers only)")
 	return cmd
 }
 

@@ -91,6 +91,12 @@ func TestTLS_Refusals(t *testing.T) {
 		{"long name", func() result { return cert("--role", "agent", "--name", strings.Repeat("a", 65)) }, ExitInvalid, "the maximum is 64"},
 		{"no name", func() result { return cert("--role", "agent") }, ExitUsage, "name is required"},
 		{"controller without address", func() result { return cert("--role", "controller", "--name", "c1") }, ExitUsage, "needs --dns or --ip"},
+		{"IP SAN for an operator", func() result {
+			return cert("--role", "operator", "--name", "o", "--ip", "127.0.0.1")
+		}, ExitInvalid, "only controller certificates may carry DNS or IP names"},
+		{"DNS SAN for an agent", func() result {
+			return cert("--role", "agent", "--name", "a", "--dns", "localhost")
+		}, ExitInvalid, "only controller certificates may carry DNS or IP names"},
 		{"outlives the CA", func() result { return cert("--role", "agent", "--name", "a", "--expiry", "200000h") }, ExitError, "would outlive the CA"},
 		{"no CA", func() result {
 			return runCLI(t, nil, "tls", "cert", "create", "--ca-dir", filepath.Join(dir, "none"), "--out", out, "--role", "agent", "--name", "a")

@@ -20,7 +20,7 @@ func TestListServers_Pages(t *testing.T) {
 	for i := range 7 {
 		ids = append(ids, fmt.Sprintf("c%d", 7-i))
 	}
-	s := New(&fakeRaft{servers: members(ids...)})
+	s := New(&fakeRaft{servers: members(ids...)}, nil)
 	ctx := asCaller(t, tlsutil.Identity{Role: tlsutil.RoleViewer, Name: "v"})
 	var got []string
 	for token := ""; ; {

@@ -99,7 +99,7 @@ func PrepareCluster(t testing.TB, n int, configure func(i int, cfg *controller.C
 		cfg.DataDir = filepath.Join(dir, cfg.NodeID)
 		cfg.GRPCAddr = peers[i].Address.GRPC
 		cfg.RaftAddr = peers[i].Address.Raft
-		cfg.TLS = pki.Controller
+		cfg.TLS = NodeCert(t, pki, cfg.NodeID)
 		cfg.Bootstrap = true
 		cfg.Peers = peers
 		cfg.RaftTune = FastRaft
@@ -213,6 +213,28 @@ func ephemeralStart() int {
 	return defaultEphemeral
 }
 
+// NodeCert issues the controller certificate of node id, signed by the
+// dev CA of pki and valid for localhost and the loopback addresses: each
+// node holds its own, as in production, since a controller may join the
+// cluster only under its certificate's name.
+func NodeCert(t testing.TB, pki tlsutil.DevPKI, id string) tlsutil.Files {
+	t.Helper()
+	ca, err := tlsutil.LoadCA(pki.Controller.CA, filepath.Join(pki.Dir, "ca.key"))
+	if err != nil {
+		t.Fatalf("load dev CA: %v", err)
+	}
+	files, err := ca.IssueFiles(t.TempDir(), "controller-"+id, pki.Controller.CA, tlsutil.Leaf{
+		Identity: tlsutil.Identity{Role: tlsutil.RoleController, Name: id},
+		DNSNames: []string{"localhost"},
+		IPs:      []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		Validity: issuedValidity,
+	})
+	if err != nil {
+		t.Fatalf("issue controller certificate for %s: %v", id, err)
+	}
+	return files
+}
+
 // AddNode starts one more controller that joins the cluster through the
 // given nodes' gRPC addresses (as with --join), and returns it.
 func (c *Cluster) AddNode(t testing.TB, via ...*Node) *Node {
@@ -223,6 +245,7 @@ func (c *Cluster) AddNode(t testing.TB, via ...*Node) *Node {
 	cfg.DataDir = filepath.Join(filepath.Dir(cfg.DataDir), cfg.NodeID)
 	cfg.GRPCAddr, cfg.RaftAddr = freeAddr(t), freeAddr(t)
 	cfg.Bootstrap, cfg.Peers, cfg.Join = false, nil, nil
+	cfg.TLS = NodeCert(t, c.PKI, cfg.NodeID)
 	for _, v := range via {
 		cfg.Join = append(cfg.Join, v.Addr)
 	}

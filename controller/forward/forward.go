@@ -2,7 +2,6 @@ package forward
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,7 +111,7 @@ func New(cfg Config) (*Forwarder, error) {
 	}
 	// The leader is whoever raft names; make sure it is a controller and
 	// not some other holder of a certificate from our CA.
-	tc.VerifyConnection = requireController
+	tc.VerifyConnection = tlsutil.RequirePeerRole(tlsutil.RoleController)
 	return &Forwarder{
 		cfg:    cfg,
 		creds:  credentials.NewTLS(tc),
@@ -328,18 +327,4 @@ func NewRequestID() string {
 		b[i] = hexdigits[rand.N(len(hexdigits))]
 	}
 	return "fwd-" + string(b[:])
-}
-
-func requireController(cs tls.ConnectionState) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("leader presented no certificate")
-	}
-	id, err := tlsutil.IdentityFromCert(cs.PeerCertificates[0])
-	if err != nil {
-		return fmt.Errorf("leader certificate: %w", err)
-	}
-	if id.Role != tlsutil.RoleController {
-		return fmt.Errorf("leader certificate %s is not a controller certificate", id)
-	}
-	return nil
 }

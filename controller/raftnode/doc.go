@@ -9,7 +9,8 @@
 // (raft.HasExistingState): with an explicit peer list (every initial node
 // may be given the same one; raft accepts identical bootstraps), as a
 // single-node cluster when no cluster flags are given, or not at all for
-// a node that will be added with AddVoter (--join) or bootstrapped later
+// a node that will be added with AddNonvoter and Promote (--join) or
+// bootstrapped later
 // with BootstrapServers once its controller has found the other initial
 // nodes (--bootstrap-expect; see docs/design.md). A restarted node
 // recovers its log and snapshots and rejoins by itself; it never
@@ -19,6 +20,12 @@
 // (Address): raft treats it as opaque, the stream layer dials the raft
 // part, and every node learns the leader's gRPC address from raft itself,
 // for write forwarding (controller/forward) and agent redirects.
+//
+// The raft port is guarded (stream.go): connection caps, a handshake
+// deadline before raft sees a connection, and a deadline for its first
+// RPC. Membership changes cannot lose the quorum (membership.go,
+// health.go), and Recover rewrites a stopped node's configuration when
+// the quorum is lost all the same (recover.go).
 //
 // Raft logs through hclog; a small adapter sends those records to the
 // controller's slog logger so there is one log stream.

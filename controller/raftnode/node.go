@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/turbulence-sre/turbulence/internal/connlimit"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 )
@@ -80,6 +81,9 @@ type Config struct {
 	// Tune, when set, adjusts the raft configuration before use (after
 	// ElectionTimeout).
 	Tune func(*raft.Config)
+	// Guard bounds the raft port (stream.go); zero fields take the
+	// defaults.
+	Guard Guard
 }
 
 // Bounds and default of Config.ElectionTimeout.
@@ -127,6 +131,12 @@ type Node struct {
 	// transfers counts goroutines waiting on a leadership transfer that
 	// outlived its caller's timeout; Shutdown waits for them.
 	transfers sync.WaitGroup
+	// stop ends the health watcher, which healthDone waits for.
+	stop       chan struct{}
+	healthDone sync.WaitGroup
+	// health is what raft's heartbeats say of the other servers, for
+	// RemoveServer's quorum check.
+	health peerHealth
 }
 
 // New opens the stores, starts raft and, if the data directory holds no
@@ -170,10 +180,11 @@ func New(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft snapshot store: %w", err)
 	}
-	stream, err := newTLSStreamLayer(cfg.Listener, cfg.TLS, cfg.GRPCAddr)
+	stream, err := newTLSStreamLayer(cfg.Listener, cfg.TLS, cfg.GRPCAddr, cfg.Guard)
 	if err != nil {
 		return nil, err
 	}
+	closers = append(closers, func() error { stream.closeAll(); return nil })
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: transportMaxPool,
@@ -188,7 +199,7 @@ func New(cfg Config) (n *Node, err error) {
 		MaxRPCsInFlight: 1,
 		Logger:          hlog.Named("transport"),
 	})
-	closers = append(closers, trans.Close, func() error { stream.closeAll(); return nil })
+	closers = append(closers, trans.Close)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -225,10 +236,14 @@ func New(cfg Config) (n *Node, err error) {
 	} else {
 		logger.Info("recovered raft state; rejoining the cluster from the log", "raft_addr", trans.LocalAddr())
 	}
-	return &Node{
+	n = &Node{
 		raft: r, trans: trans, stream: stream, bolt: bolt, id: cfg.NodeID, logger: logger, existing: existing,
 		contactBound: rc.LeaderLeaseTimeout,
-	}, nil
+		stop:         make(chan struct{}),
+		health:       peerHealth{failing: make(map[string]bool)},
+	}
+	n.watchHealth()
+	return n, nil
 }
 
 // bootstrap writes the initial configuration of a brand-new node.
@@ -299,6 +314,10 @@ func (n *Node) Apply(ctx context.Context, e *raftv1.LogEntry) (any, error) {
 
 func classify(err error) error {
 	switch {
+	case err == nil:
+		return nil
+	case isDiskFull(err):
+		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrDiskFull, err)
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return fmt.Errorf("%w: %w", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, raft.ErrEnqueueTimeout):
@@ -487,12 +506,18 @@ func (n *Node) HadState() bool { return n.existing }
 // Addr is the node's own raft address.
 func (n *Node) Addr() string { return addressOf(n.trans.LocalAddr()).Raft }
 
+// RaftConnStats counts the raft port's inbound connections and those
+// refused for a cap.
+func (n *Node) RaftConnStats() connlimit.Stats { return n.stream.Stats() }
+
 // LastIndex is the index of the last entry in the node's log.
 func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
 
 // Shutdown stops raft (which closes the transport and its listener) and
 // then closes the log store. Call it once.
 func (n *Node) Shutdown() error {
+	close(n.stop)
+	n.healthDone.Wait()
 	err := n.raft.Shutdown().Error()
 	n.waitTransfers()
 	n.stream.closeAll()

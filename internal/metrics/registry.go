@@ -110,6 +110,13 @@ func (r *Registry) GaugeFunc(name, help string, labelNames []string, collect fun
 	r.register(&family{name: name, help: help, typ: TypeGauge, labels: labelNames, collect: collect})
 }
 
+// CounterFunc registers a counter family whose samples collect produces
+// at every scrape, from counts kept elsewhere (they must only go up). The
+// rules of GaugeFunc apply.
+func (r *Registry) CounterFunc(name, help string, labelNames []string, collect func(Emit)) {
+	r.register(&family{name: name, help: help, typ: TypeCounter, labels: labelNames, collect: collect})
+}
+
 // OnScrape adds a hook run at the start of every Write, before any family
 // is read: the place to Set gauges from state kept elsewhere.
 func (r *Registry) OnScrape(hook func()) {

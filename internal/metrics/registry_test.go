@@ -153,3 +153,21 @@ func TestRegistry_ConcurrentScrapesAndSets(t *testing.T) {
 		t.Errorf("counter after 400 increments:\n%s", got)
 	}
 }
+
+// TestRegistry_CounterFunc: a counter whose samples come from counts kept
+// elsewhere is written with TYPE counter and the values of the scrape.
+func TestRegistry_CounterFunc(t *testing.T) {
+	t.Parallel()
+	reg := NewRegistry()
+	n := 0.0
+	reg.CounterFunc("x_refusals_total", "Refusals.", []string{"reason"}, func(emit Emit) {
+		emit(n, "a")
+		emit(2*n, "b")
+	})
+	n = 3
+	got := scrape(t, reg)
+	want := "# HELP x_refusals_total Refusals.\n# TYPE x_refusals_total counter\nx_refusals_total{reason=\"a\"} 3\nx_refusals_total{reason=\"b\"} 6\n"
+	if got != want {
+		t.Errorf("exposition:\n%s\nwant:\n%s", got, want)
+	}
+}

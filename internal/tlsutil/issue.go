@@ -95,12 +95,30 @@ type Leaf struct {
 	NotBefore time.Time
 }
 
+// ErrServerNamesForbidden is the cause of a refusal to put DNS or IP
+// names in a certificate whose role is not controller.
+var ErrServerNamesForbidden = errors.New("only controller certificates may carry DNS or IP names")
+
+// CheckServerNames refuses DNS or IP names for any role but controller.
+// Only controllers serve: a name in an operator's certificate would let
+// its holder pass a client's host-name check while posing as a
+// controller, which only the role check (RequirePeerRole) would catch.
+func CheckServerNames(role string, dns []string, ips []net.IP) error {
+	if role == RoleController || len(dns)+len(ips) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: a %s certificate was asked for %d DNS and %d IP names", ErrServerNamesForbidden, role, len(dns), len(ips))
+}
+
 // Issue signs a certificate for leaf and returns it and its key as PEM.
 // Every certificate is usable for both client and server authentication,
 // since controllers are both (raft peers dial each other).
 func (ca *CA) Issue(leaf Leaf) (certPEM, keyPEM []byte, err error) {
 	if !ValidRole(leaf.Identity.Role) || leaf.Identity.Name == "" {
 		return nil, nil, fmt.Errorf("invalid identity %q", leaf.Identity)
+	}
+	if err := CheckServerNames(leaf.Identity.Role, leaf.DNSNames, leaf.IPs); err != nil {
+		return nil, nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

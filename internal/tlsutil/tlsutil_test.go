@@ -4,9 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"net"
 	"os"
 	"testing"
+	"time"
 )
 
 func TestEnsureDevPKI_IdentitiesAndReuse(t *testing.T) {
@@ -145,5 +147,74 @@ func TestIdentityFromCert_RejectsForeignURIs(t *testing.T) {
 	cert.URIs[0].Host = "elsewhere"
 	if _, err := IdentityFromCert(cert); err == nil {
 		t.Fatal("IdentityFromCert accepted another trust domain")
+	}
+}
+
+// TestIssue_ServerNamesOnlyForControllers: a DNS or IP name in any other
+// role's certificate would let its holder pass a client's host-name check
+// (issue 13, finding 5), so Issue refuses it and makes nothing.
+func TestIssue_ServerNamesOnlyForControllers(t *testing.T) {
+	t.Parallel()
+	ca, _, _, err := NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range Roles {
+		for _, leaf := range []Leaf{
+			{Identity: Identity{role, "n"}, DNSNames: []string{"localhost"}, Validity: time.Hour},
+			{Identity: Identity{role, "n"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: time.Hour},
+		} {
+			certPEM, _, err := ca.Issue(leaf)
+			if role == RoleController {
+				if err != nil {
+					t.Errorf("Issue(controller with %v %v) = %v, want a certificate", leaf.DNSNames, leaf.IPs, err)
+				}
+				continue
+			}
+			if !errors.Is(err, ErrServerNamesForbidden) || certPEM != nil {
+				t.Errorf("Issue(%s with %v %v) = %v, want ErrServerNamesForbidden and no certificate", role, leaf.DNSNames, leaf.IPs, err)
+			}
+		}
+	}
+}
+
+// TestRequirePeerRole: the check a client makes of its server's
+// certificate accepts the role asked for and nothing else.
+func TestRequirePeerRole(t *testing.T) {
+	t.Parallel()
+	ca, _, _, err := NewCA("test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateOf := func(id Identity) tls.ConnectionState {
+		certPEM, _, err := ca.Issue(Leaf{Identity: id, Validity: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(certPEM)
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}
+	}
+	check := RequirePeerRole(RoleController)
+	if err := check(stateOf(Identity{RoleController, "c1"})); err != nil {
+		t.Errorf("controller refused: %v", err)
+	}
+	for _, role := range []string{RoleAgent, RoleViewer, RoleOperator, RoleAdmin} {
+		if err := check(stateOf(Identity{role, "x"})); !errors.Is(err, ErrWrongPeerRole) {
+			t.Errorf("%s accepted as a controller: %v", role, err)
+		}
+	}
+	if err := check(tls.ConnectionState{}); !errors.Is(err, ErrWrongPeerRole) {
+		t.Errorf("no certificate accepted: %v", err)
+	}
+	pin := RequirePeer(Identity{RoleController, "c1"})
+	if err := pin(stateOf(Identity{RoleController, "c2"})); !errors.Is(err, ErrWrongPeerRole) {
+		t.Errorf("controller c2 accepted as c1: %v", err)
+	}
+	if err := pin(stateOf(Identity{RoleController, "c1"})); err != nil {
+		t.Errorf("controller c1 refused as c1: %v", err)
 	}
 }

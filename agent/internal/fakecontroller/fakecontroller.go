@@ -28,6 +28,9 @@ type Options struct {
 	Welcome *turbulencev1.Welcome
 	// RedirectTo, when set, answers every Hello with a Redirect to it.
 	RedirectTo string
+	// ServerCert, when set, is the certificate the fake serves instead of
+	// the PKI's controller certificate (a rogue server's).
+	ServerCert *tlsutil.Files
 }
 
 // Server is a running fake controller.
@@ -49,7 +52,11 @@ type Server struct {
 // of pki until the test ends.
 func Start(t testing.TB, pki tlsutil.DevPKI, opts Options) *Server {
 	t.Helper()
-	tc, err := tlsutil.ServerConfig(pki.Controller)
+	serve := pki.Controller
+	if opts.ServerCert != nil {
+		serve = *opts.ServerCert
+	}
+	tc, err := tlsutil.ServerConfig(serve)
 	if err != nil {
 		t.Fatalf("fakecontroller: %v", err)
 	}

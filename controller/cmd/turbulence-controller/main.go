@@ -26,6 +26,12 @@
 // when they change, at the next handshake); rotating the CA needs a
 // restart.
 //
+// Lost quorum: `turbulence-controller recover --data-dir … --node-id …
+// --raft-addr … --grpc-addr … [--peer …]`, run on a stopped node, makes
+// the voters named (that node alone without --peer) the whole
+// configuration, on raft's RecoverCluster; docs/security.md gives the
+// procedure.
+//
 // Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the
 // controller fails, 2 on a usage error.
 package main
@@ -67,6 +73,9 @@ const devAgentName = "dev-agent"
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 
 func run(args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "recover" {
+		return runRecover(args[1:], stderr)
+	}
 	cfg, dev, code, ok := parseFlags(args, stderr)
 	if !ok {
 		return code
