@@ -15,8 +15,8 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/connlimit"
-	"github.com/turbulence-sre/turbulence/internal/refusal"
 	"github.com/turbulence-sre/turbulence/internal/limits"
+	"github.com/turbulence-sre/turbulence/internal/refusal"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
