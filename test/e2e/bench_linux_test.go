@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/turbulence-sre/turbulence/agent"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/controller/cli"
+	"github.com/turbulence-sre/turbulence/internal/stats"
 	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
 )
 
@@ -78,11 +78,11 @@ func lifetimes(b *testing.B, f *fleet) {
 		lateMS = append(lateMS, ms(exited.Sub(st.GetDeadline().AsTime())))
 	}
 	b.StopTimer()
-	b.ReportMetric(percentile(applyMS, 50), "apply-p50-ms")
-	b.ReportMetric(percentile(applyMS, 99), "apply-p99-ms")
-	b.ReportMetric(percentile(lateMS, 50), "late-p50-ms")
-	b.ReportMetric(percentile(lateMS, 99), "late-p99-ms")
-	b.ReportMetric(percentile(lateMS, 100), "late-max-ms")
+	b.ReportMetric(stats.Median(applyMS), "apply-p50-ms")
+	b.ReportMetric(stats.Percentile(applyMS, 99), "apply-p99-ms")
+	b.ReportMetric(stats.Median(lateMS), "late-p50-ms")
+	b.ReportMetric(stats.Percentile(lateMS, 99), "late-p99-ms")
+	b.ReportMetric(stats.Percentile(lateMS, 100), "late-max-ms")
 	b.ReportMetric(float64(len(lateMS)), "samples")
 	b.ReportMetric(0, "ns/op") // one op is a whole fault lifetime; its time says nothing
 }
@@ -124,15 +124,3 @@ func waitExit(pid int, timeout time.Duration) (time.Time, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// percentile is the nearest-rank percentile p (0 < p ≤ 100) of xs.
-func percentile(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	rank := int(p/100*float64(len(s)) + 0.5)
-	rank = min(max(rank, 1), len(s))
-	return s[rank-1]
-}
