@@ -60,6 +60,14 @@ type Config struct {
 	// (agent/metrics.go); "" (the default) opens no TCP port at all.
 	MetricsAddr string
 
+	// NetNS, when not zero, is an open network namespace (a file
+	// descriptor) in which the network and partition faults are applied
+	// instead of the agent's own: a test gives a real agent a namespace it
+	// made, so that a fault's effect and its end can be watched without
+	// touching the host's network. Zero, the default, is the namespace the
+	// agent runs in.
+	NetNS int
+
 	// Session tuning, zero for the defaults (tests shorten them).
 	BackoffMin, BackoffMax time.Duration
 	// RecoveryRetry is the first wait before start-up recovery, when it
@@ -106,6 +114,18 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	ex := network.ExclusionConfig{Controllers: cfg.Controllers, Protected: pol.Network.ProtectedCIDRs}
+	netCfg := network.Config{Logger: cfg.Logger, Exclusions: ex, ReplaceRootQdisc: pol.Network.ReplaceRootQdisc}
+	partCfg := partition.Config{Logger: cfg.Logger, Exclusions: ex}
+	var (
+		netInj  *network.Injector
+		partInj *partition.Injector
+	)
+	if cfg.NetNS != 0 {
+		netInj, partInj = network.NewInNetNS(netCfg, cfg.NetNS), partition.NewInNetNS(partCfg, cfg.NetNS)
+	} else {
+		netInj, partInj = network.New(netCfg), partition.New(partCfg)
+	}
 	a := &Agent{
 		cfg: cfg,
 		id:  id.Name,
@@ -117,8 +137,7 @@ func New(cfg Config) (*Agent, error) {
 			memory.New(cfg.WorkerBinary, cfg.ProcRoot, memory.WithNice(pol.WorkerNice), memory.WithReserve(uint64(pol.Memory.ReserveBytes))),
 			disk.NewFill(cfg.ProcRoot, MarkOwner(cfg.StateDir), pol),
 			disk.NewIO(cfg.WorkerBinary, cfg.ProcRoot, MarkOwner(cfg.StateDir), pol, disk.WithNice(pol.WorkerNice)),
-			network.New(network.Config{Logger: cfg.Logger, Exclusions: network.ExclusionConfig{Controllers: cfg.Controllers, Protected: pol.Network.ProtectedCIDRs}, ReplaceRootQdisc: pol.Network.ReplaceRootQdisc}),
-			partition.New(partition.Config{Logger: cfg.Logger, Exclusions: network.ExclusionConfig{Controllers: cfg.Controllers, Protected: pol.Network.ProtectedCIDRs}}),
+			netInj, partInj,
 		),
 	}
 	facts := hostinfo.Facts(cfg.ProcRoot, Version)

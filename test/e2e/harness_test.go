@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == worker.Subcommand {
 		os.Exit(worker.Main(os.Args[2:]))
 	}
+	if os.Getenv(spinEnv) == "1" {
+		spin() // a plain busy loop, the load of the saturated benchmarks
+	}
 	_ = os.Setenv("GORACE", "atexit_sleep_ms=0") // workers inherit it
 	goleak.VerifyTestMain(m)
 }
@@ -125,3 +128,15 @@ func (f *fleet) fault(tb testing.TB, id string) *turbulencev1.Fault {
 // alive reports whether a process with this pid exists (and is not yet
 // reaped).
 func alive(pid int32) bool { return pid > 0 && syscall.Kill(int(pid), 0) == nil }
+
+// spinEnv makes this test binary a plain busy loop (TestMain): the load
+// of the saturated benchmarks is not the project's code, and runs at the
+// same scheduling priority as the agent.
+const spinEnv = "TURBULENCE_E2E_SPIN"
+
+// spin burns CPU until killed.
+func spin() {
+	for x := uint64(1); ; x = x*6364136223846793005 + 1 {
+		_ = x
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +40,16 @@ func closeOps(o ops) {
 // netlink.NewHandleAt in a test's namespace).
 func NewWithHandle(cfg Config, h *netlink.Handle) *Injector {
 	return newWithOps(cfg, netlinkOps{h: h})
+}
+
+// NewInNetNS returns an injector working in the network namespace whose
+// file descriptor is netnsFD (agent.Config.NetNS).
+func NewInNetNS(cfg Config, netnsFD int) *Injector {
+	h, err := netlink.NewHandleAt(netns.NsHandle(netnsFD))
+	if err != nil {
+		return newWithOps(cfg, errOps{err: fmt.Errorf("open netlink in network namespace %d: %w", netnsFD, err)})
+	}
+	return NewWithHandle(cfg, h)
 }
 
 // SweepIngress removes, through h, the agent's redirect filters from

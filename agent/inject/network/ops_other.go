@@ -9,3 +9,6 @@ import "errors"
 func hostOps() ops { return errOps{err: errors.ErrUnsupported} }
 
 func closeOps(ops) {}
+
+// NewInNetNS has no namespaces to work in here: every call fails.
+func NewInNetNS(cfg Config, _ int) *Injector { return newWithOps(cfg, hostOps()) }
