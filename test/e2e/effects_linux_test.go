@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -254,6 +255,15 @@ func armQdisc(tb testing.TB, e *effectFleet, _ *turbulencev1.FaultStatus) func(t
 func armTable(tb testing.TB, e *effectFleet, _ *turbulencev1.FaultStatus) func(time.Duration) (time.Time, error) {
 	tb.Helper()
 	fd := netlinkIn(tb, e.pair.A, unix.NETLINK_NETFILTER, unix.NFNLGRP_NFTABLES)
+	c, err := nftables.New(nftables.WithNetNSFd(int(e.pair.A)))
+	var tables []*nftables.Table
+	if err == nil {
+		tables, err = c.ListTablesOfFamily(nftables.TableFamilyINet)
+	}
+	if err != nil || len(tables) != 1 {
+		_ = unix.Close(fd)
+		tb.Fatalf("nftables tables in the test's namespace = %d (%v), want the agent's one to watch", len(tables), err)
+	}
 	delTable := uint16(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_DELTABLE)
 	return func(timeout time.Duration) (time.Time, error) {
 		defer func() { _ = unix.Close(fd) }()
@@ -323,8 +333,8 @@ func saturate(tb testing.TB) *loadMeter {
 	ncpu := runtime.NumCPU()
 	for range ncpu {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), spinEnv+"=1")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, UseCgroupFD: true, CgroupFD: cg.FD()}
+		cmd.Env = append(os.Environ(), spinEnv+"="+strconv.Itoa(os.Getpid()))
+		cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cg.FD()}
 		if err := cmd.Start(); err != nil {
 			tb.Fatal(err)
 		}
@@ -446,10 +456,13 @@ func (e *effectFleet) workerRT(tb testing.TB) (rt, all int) {
 		st = e.held(flt.GetId())
 		return st.GetState() == stateActive && st.GetWorkerPid() > 0
 	})
-	controllertest.WaitFor(tb, waitLong, "the worker's threads to start", func() bool {
-		rt, all = rtThreads(st.GetWorkerPid())
-		return rt > 0 || all > 1
-	})
+	// The deadline thread raises its own priority once it runs: look for
+	// a few seconds, and report what was found.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) { // polling interval
+		if rt, all = rtThreads(st.GetWorkerPid()); rt > 0 {
+			break
+		}
+	}
 	if _, err := e.api.RevertFault(tb.Context(), &turbulencev1.RevertFaultRequest{Id: flt.GetId()}); err != nil {
 		tb.Fatal(err)
 	}

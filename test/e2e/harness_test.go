@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,8 +27,8 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == worker.Subcommand {
 		os.Exit(worker.Main(os.Args[2:]))
 	}
-	if os.Getenv(spinEnv) == "1" {
-		spin() // a plain busy loop, the load of the saturated benchmarks
+	if parent := os.Getenv(spinEnv); parent != "" {
+		spin(parent) // a plain busy loop, the load of the saturated benchmarks
 	}
 	_ = os.Setenv("GORACE", "atexit_sleep_ms=0") // workers inherit it
 	goleak.VerifyTestMain(m)
@@ -131,12 +132,22 @@ func alive(pid int32) bool { return pid > 0 && syscall.Kill(int(pid), 0) == nil 
 
 // spinEnv makes this test binary a plain busy loop (TestMain): the load
 // of the saturated benchmarks is not the project's code, and runs at the
-// same scheduling priority as the agent.
-const spinEnv = "TURBULENCE_E2E_SPIN"
+// same scheduling priority as the agent. Its value is the parent's PID:
+// the loop ends when its parent is gone, or after spinLimit at the
+// latest, so that a test binary that dies cannot leave it burning a
+// shared machine. (Not PDEATHSIG: it fires when the forking thread ends,
+// and Go ends threads that a goroutine left locked.)
+const (
+	spinEnv   = "TURBULENCE_E2E_SPIN"
+	spinLimit = 30 * time.Minute
+)
 
-// spin burns CPU until killed.
-func spin() {
+// spin burns CPU until its parent is gone or spinLimit has passed.
+func spin(parent string) {
+	end := time.Now().Add(spinLimit)
 	for x := uint64(1); ; x = x*6364136223846793005 + 1 {
-		_ = x
+		if x&(1<<22-1) == 0 && (strconv.Itoa(os.Getppid()) != parent || time.Now().After(end)) {
+			os.Exit(0)
+		}
 	}
 }
