@@ -144,7 +144,7 @@ func TestVMLab_Netem(t *testing.T) {
 	}
 
 	// The loss: the lost fraction judged by its binomial confidence
-	// interval (binomial_test.go), so a wrong rate (or none) fails and
+	// interval (binomial_linux_test.go), so a wrong rate (or none) fails and
 	// chance does not.
 	if why := binomialCheck(res.LossSent-res.LossReceived, res.LossSent, lossPercent/100.0); why != "" {
 		t.Errorf("%d %% netem loss: %s", lossPercent, why)
