@@ -56,6 +56,14 @@ type Config struct {
 	// (agent/metrics.go); "" (the default) opens no TCP port at all.
 	MetricsAddr string
 
+	// NetNS, when not zero, is an open network namespace (a file
+	// descriptor) in which the network and partition faults are applied
+	// instead of the agent's own: a test gives a real agent a namespace it
+	// made, so that a fault's effect and its end can be watched without
+	// touching the host's network; such an agent starts no guardians.
+	// Zero, the default, is the namespace the agent runs in.
+	NetNS int
+
 	// Session tuning, zero for the defaults (tests shorten them).
 	BackoffMin, BackoffMax time.Duration
 	// RecoveryRetry is the first wait before start-up recovery, when it
@@ -187,8 +195,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	a.manager.UseJournal(j)
 	// Invariant 3: faults without a worker get a guardian that outlives
-	// the agent (agent/guardian).
-	a.manager.UseGuardians(guardian.Starter{Binary: a.cfg.WorkerBinary, StateDir: a.owner.StateDir})
+	// the agent (agent/guardian). Not for a test's agent that applies its
+	// network faults in another namespace (Config.NetNS): its guardians,
+	// processes in the agent's own namespace, could not reach them.
+	if a.cfg.NetNS == 0 {
+		a.manager.UseGuardians(guardian.Starter{Binary: a.cfg.WorkerBinary, StateDir: a.owner.StateDir})
+	}
 	a.manager.RecordRecovered(rec.Reverted)
 	if err != nil {
 		// The agent still starts, so that the fleet sees it and its kill

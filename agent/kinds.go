@@ -15,6 +15,12 @@ import (
 // lifecycle (inject.Kind); adding one is one line here.
 func kinds(cfg Config, owner inject.Owner, pol policy.Policy) []inject.Kind {
 	excl := network.ExclusionConfig{Controllers: cfg.Controllers, Protected: pol.Network.ProtectedCIDRs}
+	netCfg := network.Config{Logger: cfg.Logger, Exclusions: excl, ReplaceRootQdisc: pol.Network.ReplaceRootQdisc, Owner: owner}
+	partCfg := partition.Config{Logger: cfg.Logger, Exclusions: excl, Owner: owner}
+	netKind, partKind := network.New(netCfg), partition.New(partCfg)
+	if cfg.NetNS != 0 {
+		netKind, partKind = network.NewInNetNS(netCfg, cfg.NetNS), partition.NewInNetNS(partCfg, cfg.NetNS)
+	}
 	return []inject.Kind{
 		cpu.New(cfg.WorkerBinary, cfg.ProcRoot, cpu.WithNice(pol.WorkerNice), cpu.WithOwner(owner)),
 		// The policy's reserve is also kept free of what is available now,
@@ -23,8 +29,7 @@ func kinds(cfg Config, owner inject.Owner, pol policy.Policy) []inject.Kind {
 			memory.WithReserve(uint64(pol.Memory.ReserveBytes))),
 		disk.NewFill(cfg.ProcRoot, owner, pol),
 		disk.NewIO(cfg.WorkerBinary, cfg.ProcRoot, owner, pol, disk.WithNice(pol.WorkerNice)),
-		network.New(network.Config{Logger: cfg.Logger, Exclusions: excl, ReplaceRootQdisc: pol.Network.ReplaceRootQdisc, Owner: owner}),
-		partition.New(partition.Config{Logger: cfg.Logger, Exclusions: excl, Owner: owner}),
+		netKind, partKind,
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
+	"github.com/turbulence-sre/turbulence/internal/backoff"
 	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -25,8 +26,8 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultBackoffMin        = 100 * time.Millisecond
-	DefaultBackoffMax        = 5 * time.Second
+	DefaultBackoffMin        = backoff.DefaultMin
+	DefaultBackoffMax        = backoff.DefaultMax
 	DefaultHeartbeatInterval = time.Second
 	DefaultWelcomeTimeout    = 10 * time.Second
 	// KeepaliveInterval is the HTTP/2 ping interval. Controllers must allow
@@ -143,7 +144,7 @@ func New(cfg Config) (*Session, error) {
 // each time would spend its lease on a dead address (invariant 2: a
 // failover shorter than the lease must revert nothing).
 func (s *Session) Run(ctx context.Context) error {
-	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	bo := backoff.Backoff{Min: s.cfg.BackoffMin, Max: s.cfg.BackoffMax}
 	n := len(s.cfg.Controllers)
 	var (
 		i         int                 // next configured address
@@ -166,7 +167,7 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 		if welcomed {
 			// A session ran: whatever ended it, start a fresh round.
-			bo.reset()
+			bo.Reset()
 			redirects, tried = 0, 0
 			clear(failed)
 		}
@@ -196,7 +197,7 @@ func (s *Session) Run(ctx context.Context) error {
 			tried = 0
 			clear(failed)
 		}
-		wait := time.NewTimer(bo.next())
+		wait := time.NewTimer(bo.Next())
 		select {
 		case <-ctx.Done():
 			wait.Stop()

@@ -19,22 +19,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestBackoff_CappedWithJitter(t *testing.T) {
-	t.Parallel()
-	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
-	want := []time.Duration{100, 200, 400, 800, 1600, 3200, 5000, 5000}
-	for i, w := range want {
-		w *= time.Millisecond
-		if got := b.next(); got < w/2 || got > w {
-			t.Errorf("wait #%d = %v, want in [%v, %v]", i, got, w/2, w)
-		}
-	}
-	b.reset()
-	if got := b.next(); got > 100*time.Millisecond {
-		t.Errorf("wait after reset = %v, want <= 100ms", got)
-	}
-}
-
 // startSession runs a Session against addrs until the test ends.
 func startSession(t *testing.T, pki tlsutil.DevPKI, addrs ...string) *inject.Manager {
 	t.Helper()

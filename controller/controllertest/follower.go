@@ -2,7 +2,6 @@ package controllertest
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,23 +9,25 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/turbulence-sre/turbulence/internal/backoff"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// followRetry and followJitter make the pause of a FollowingAgent between
-// failed attempts: jittered like the real agent's backoff, so a fleet does
-// not stampede a new leader in lockstep.
-const (
-	followRetry  = 20 * time.Millisecond
-	followJitter = 200 * time.Millisecond
-)
+// maxRedirectsInARow is the real agent's hop limit for Redirect chains
+// (agent/session): after it, the agent backs off.
+const maxRedirectsInARow = 3
 
 // FollowingAgent is a light fake agent for fleet-sized tests and
 // benchmarks: like the real agent's session it dials the controllers in
 // turn, follows Redirects to the leader, answers every message with
 // nothing but heartbeats, and reconnects when its session ends. It runs
-// no faults. Start it with StartFollowingAgent; Stop ends it.
+// no faults. Between attempts it waits as the real agent does
+// (agent/session.Run): every configured address in a round at once, a
+// Redirect followed at once (up to the same hop limit, never to an
+// address that failed in the round), then the agent's own backoff
+// (internal/backoff, 100 ms doubling to 5 s with jitter), reset by a
+// welcomed session. Start it with StartFollowingAgent; Stop ends it.
 type FollowingAgent struct {
 	id       string
 	addrs    []string
@@ -105,19 +106,47 @@ func (a *FollowingAgent) Stop() {
 }
 
 func (a *FollowingAgent) run(ctx context.Context) {
-	next := ""
-	for i := 0; ctx.Err() == nil; {
+	bo := backoff.Backoff{Min: backoff.DefaultMin, Max: backoff.DefaultMax}
+	n := len(a.addrs)
+	var (
+		i, redirects, tried int
+		next                string
+		failed              = map[string]bool{}
+	)
+	for ctx.Err() == nil {
 		addr := next
 		if addr == "" {
-			addr = a.addrs[i%len(a.addrs)]
+			addr = a.addrs[i%n]
 			i++
+			tried++
 		}
-		redirect := a.session(ctx, addr)
+		next = ""
+		welcomed, redirect := a.session(ctx, addr)
 		a.attached.Store(nil)
-		if next = redirect; next != "" {
+		if welcomed {
+			bo.Reset()
+			redirects, tried = 0, 0
+			clear(failed)
+		}
+		switch {
+		case redirect != "" && failed[redirect]:
+		case redirect != "":
+			if redirects++; redirects <= maxRedirectsInARow {
+				next = redirect
+				continue
+			}
+			redirects = 0
+		case !welcomed:
+			failed[addr] = true
+		}
+		if tried < n && !welcomed {
 			continue
 		}
-		t := time.NewTimer(followRetry + rand.N(followJitter))
+		if !welcomed {
+			tried = 0
+			clear(failed)
+		}
+		t := time.NewTimer(bo.Next())
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -126,33 +155,33 @@ func (a *FollowingAgent) run(ctx context.Context) {
 	}
 }
 
-// session runs one session and returns a leader address it was
-// redirected to, if any.
-func (a *FollowingAgent) session(ctx context.Context, addr string) string {
+// session runs one session and reports whether it was welcomed, and a
+// leader address it was redirected to, if any.
+func (a *FollowingAgent) session(ctx context.Context, addr string) (welcomed bool, redirect string) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(a.creds))
 	if err != nil {
-		return ""
+		return false, ""
 	}
 	defer func() { _ = conn.Close() }()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := turbulencev1.NewAgentServiceClient(conn).Connect(sctx)
 	if err != nil {
-		return ""
+		return false, ""
 	}
 	hello := &turbulencev1.Hello{AgentId: a.id, Capabilities: &turbulencev1.Capabilities{FaultKinds: []string{"cpu"}}}
 	if err := st.Send(&turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: hello}}); err != nil {
-		return ""
+		return false, ""
 	}
 	first, err := st.Recv()
 	if err != nil {
-		return ""
+		return false, ""
 	}
 	if r := first.GetRedirect(); r != nil {
-		return r.GetLeaderAddress()
+		return false, r.GetLeaderAddress()
 	}
 	if first.GetWelcome() == nil {
-		return ""
+		return false, ""
 	}
 	a.attached.Store(&addr)
 	a.renewed()
@@ -178,16 +207,16 @@ func (a *FollowingAgent) session(ctx context.Context, addr string) string {
 		case <-ctx.Done():
 			cancel()
 			<-recvDone
-			return ""
+			return true, ""
 		case <-recvDone:
 			// Session lost (leader gone, leadership lost): reconnect.
-			return ""
+			return true, ""
 		case <-tick.C:
 			hb := &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: &turbulencev1.Heartbeat{}}}
 			if err := st.Send(hb); err != nil {
 				cancel()
 				<-recvDone
-				return ""
+				return true, ""
 			}
 		}
 	}

@@ -2,14 +2,67 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/turbulence-sre/turbulence/controller/state"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// FuzzReadSnapshot checks that no input makes the snapshot reader or the
-// restore panic; a corrupt snapshot must be an error.
+// snapshotOracle is a plain statement of what a restorable snapshot is,
+// independent of state.Replace: every agent and fault has an ID, event
+// and audit sequences strictly increase, and every record is of a known
+// type. Replace may refuse more; it must never accept what this refuses.
+func snapshotOracle(records []*raftv1.SnapshotRecord) error {
+	var lastEvent, lastAudit uint64
+	var events, audits int
+	for i, r := range records {
+		switch rec := r.GetRecord().(type) {
+		case *raftv1.SnapshotRecord_Counters, *raftv1.SnapshotRecord_Halt, *raftv1.SnapshotRecord_AppliedRequest:
+		case *raftv1.SnapshotRecord_Agent:
+			if rec.Agent.GetId() == "" {
+				return fmt.Errorf("record %d: agent without id", i)
+			}
+		case *raftv1.SnapshotRecord_Fault:
+			if rec.Fault.GetId() == "" {
+				return fmt.Errorf("record %d: fault without id", i)
+			}
+		case *raftv1.SnapshotRecord_Event:
+			if events > 0 && rec.Event.GetSequence() <= lastEvent {
+				return fmt.Errorf("record %d: event %d after %d", i, rec.Event.GetSequence(), lastEvent)
+			}
+			events, lastEvent = events+1, rec.Event.GetSequence()
+		case *raftv1.SnapshotRecord_Audit:
+			if audits > 0 && rec.Audit.GetSequence() <= lastAudit {
+				return fmt.Errorf("record %d: audit %d after %d", i, rec.Audit.GetSequence(), lastAudit)
+			}
+			audits, lastAudit = audits+1, rec.Audit.GetSequence()
+		default:
+			return fmt.Errorf("record %d: unknown type", i)
+		}
+	}
+	return nil
+}
+
+// recordsEqual reports whether two record lists are equal, record by record.
+func recordsEqual(a, b []*raftv1.SnapshotRecord) bool {
+	return slices.EqualFunc(a, b, func(x, y *raftv1.SnapshotRecord) bool { return proto.Equal(x, y) })
+}
+
+// FuzzReadSnapshot checks properties of the snapshot reader and of the
+// restore that follows it (validate, then apply), not only that neither
+// panics:
+//   - the codec round-trips: what ReadSnapshot accepts, WriteSnapshot
+//     writes back into bytes that read as the same records;
+//   - Replace never accepts what snapshotOracle refuses;
+//   - a refused Replace keeps the state it had (state.Replace's promise);
+//   - an accepted restore is a fixed point: the snapshot of the restored
+//     state restores to the same records, and its counters are past the
+//     last event and audit sequence (no sequence can be handed out twice).
 func FuzzReadSnapshot(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0x02, 0x08, 0x01})
@@ -20,12 +73,71 @@ func FuzzReadSnapshot(f *testing.F) {
 	}
 	f.Add(empty.Bytes())
 	f.Add(snapshotBytes(f, seededFSM(f)))
+	// Records a restore must refuse: an agent without an ID, events out
+	// of order, audit entries out of order.
+	for _, recs := range [][]*raftv1.SnapshotRecord{
+		{{Record: &raftv1.SnapshotRecord_Agent{Agent: &turbulencev1.Agent{}}}},
+		{{Record: &raftv1.SnapshotRecord_Event{Event: &turbulencev1.Event{Sequence: 5}}}, {Record: &raftv1.SnapshotRecord_Event{Event: &turbulencev1.Event{Sequence: 5}}}},
+		{{Record: &raftv1.SnapshotRecord_Audit{Audit: &turbulencev1.AuditEntry{Sequence: 9}}}, {Record: &raftv1.SnapshotRecord_Audit{Audit: &turbulencev1.AuditEntry{Sequence: 3}}}},
+		{{Record: &raftv1.SnapshotRecord_Counters{Counters: &raftv1.Counters{NextEventSequence: 2}}}, {Record: &raftv1.SnapshotRecord_Event{Event: &turbulencev1.Event{Sequence: 7}}}},
+	} {
+		var b bytes.Buffer
+		if err := WriteSnapshot(&b, recs); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	seeded := seededFSM(f).State().Records()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		records, err := ReadSnapshot(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
-		_ = state.New().Replace(records)
+		var rewritten bytes.Buffer
+		if err := WriteSnapshot(&rewritten, records); err != nil {
+			t.Fatalf("WriteSnapshot of records ReadSnapshot accepted: %v", err)
+		}
+		again, err := ReadSnapshot(&rewritten)
+		if err != nil || !recordsEqual(again, records) {
+			t.Fatalf("snapshot codec does not round-trip: %v", err)
+		}
+
+		st := state.New()
+		if err := st.Replace(seeded); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Replace(records); err != nil {
+			if got := st.Records(); !recordsEqual(got, seeded) {
+				t.Fatalf("a refused restore (%v) changed the state", err)
+			}
+			return
+		}
+		if oerr := snapshotOracle(records); oerr != nil {
+			t.Fatalf("Replace accepted a snapshot the oracle refuses: %v", oerr)
+		}
+		first := st.Records()
+		var lastEvent, lastAudit uint64
+		var counters *raftv1.Counters
+		for _, r := range first {
+			switch {
+			case r.GetCounters() != nil:
+				counters = r.GetCounters()
+			case r.GetEvent() != nil:
+				lastEvent = r.GetEvent().GetSequence()
+			case r.GetAudit() != nil:
+				lastAudit = r.GetAudit().GetSequence()
+			}
+		}
+		if counters.GetNextEventSequence() <= lastEvent || counters.GetNextAuditSequence() <= lastAudit {
+			t.Fatalf("restored counters %v do not pass the last event %d and audit %d", counters, lastEvent, lastAudit)
+		}
+		st2 := state.New()
+		if err := st2.Replace(first); err != nil {
+			t.Fatalf("the snapshot of a restored state does not restore: %v", err)
+		}
+		if !recordsEqual(st2.Records(), first) {
+			t.Fatalf("restore is not a fixed point:\nfirst  %v\nsecond %v", first, st2.Records())
+		}
 	})
 }
 

@@ -156,21 +156,3 @@ func TestKind(t *testing.T) {
 		t.Fatalf("Kind(empty) = %q, want empty", got)
 	}
 }
-
-func FuzzValidate(f *testing.F) {
-	for _, s := range []*turbulencev1.FaultSpec{cpuSpec(1, 50, time.Second), cpuSpec(0, 150, 0)} {
-		b, _ := proto.Marshal(s)
-		f.Add(b)
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var spec turbulencev1.FaultSpec
-		if err := proto.Unmarshal(data, &spec); err != nil {
-			return
-		}
-		err := Validate(&spec)
-		var verr *Error
-		if err != nil && (!errors.As(err, &verr) || len(verr.Problems) == 0) {
-			t.Fatalf("Validate returned %v, want *Error with problems", err)
-		}
-	})
-}

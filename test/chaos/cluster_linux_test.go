@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/internal/linearize"
+	"github.com/turbulence-sre/turbulence/internal/stats"
 	"github.com/turbulence-sre/turbulence/internal/testutil"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -251,15 +251,9 @@ func (c *procCluster) checkHistory(history *linearize.History) {
 	for _, op := range ops {
 		lat = append(lat, time.Duration(op.Return-op.Call))
 	}
-	slices.Sort(lat)
-	pct := func(p int) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[(len(lat)-1)*p/100].Round(time.Millisecond)
-	}
-	c.t.Logf("history: %d operations %v by %d clients; latency p50 %s, p90 %s, max %s (retries included)",
-		len(ops), counts, historyClients+1, pct(50), pct(90), pct(100))
+	c.t.Logf("history: %d operations %v by %d clients; latency p50 %s, p90 %s, max %s (retries included; internal/stats)",
+		len(ops), counts, historyClients+1, stats.Median(lat).Round(time.Millisecond),
+		stats.Percentile(lat, 90).Round(time.Millisecond), stats.Percentile(lat, 100).Round(time.Millisecond))
 	if counts[linearize.OpApply] < 20 || counts[linearize.OpList] < 10 || counts[linearize.OpGet] < 10 {
 		c.t.Fatalf("history too thin to mean anything: %v", counts)
 	}

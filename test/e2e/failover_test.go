@@ -190,8 +190,23 @@ func TestFailover_HaltBeforeLeaderCrashIsHonoured(t *testing.T) {
 		flt, err := nl.AdminClient(t).GetFault(t.Context(), &turbulencev1.GetFaultRequest{Id: id})
 		return err == nil && flt.GetState() == stateReverted
 	})
+	// The refusal must be the halt's, not any failure: exit 5 (refused)
+	// with the halt's own message, naming who halted, why, and the way
+	// out. An unavailable or invalid answer would exit 6 or 3.
 	code, _, stderr = f.turbctl(t, nl, "fault", "apply", "cpu", "--agent", f.agent.ID(), "--cores", "1", "--load", "20", "--duration", "1m")
-	if code == cli.ExitOK {
-		t.Errorf("apply after failover while halted succeeded; stderr %s", stderr)
+	if code != cli.ExitRefused {
+		t.Errorf("apply after failover while halted: exit %d, want %d (refused); stderr %s", code, cli.ExitRefused, stderr)
+	}
+	for _, want := range []string{"the fleet was halted by admin/", "(last words)", "no new faults until `turbctl resume`"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("apply after failover while halted: stderr %q does not contain %q", stderr, want)
+		}
+	}
+	list, err := nl.AdminClient(t).ListFaults(t.Context(), &turbulencev1.ListFaultsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(list.GetFaults()); n != 1 {
+		t.Errorf("faults after the refused apply = %d, want 1 (the refusal changed something)", n)
 	}
 }

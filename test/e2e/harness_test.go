@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,6 +28,9 @@ import (
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == worker.Subcommand {
 		os.Exit(worker.Main(os.Args[2:]))
+	}
+	if parent := os.Getenv(spinEnv); parent != "" {
+		spin(parent) // a plain busy loop, the load of the saturated benchmarks
 	}
 	if len(os.Args) > 1 && os.Args[1] == guardian.Subcommand {
 		os.Exit(guardian.Main(os.Args[2:], os.Stdin, os.Stderr, agent.JournalFile, func(stateDir string) guardian.Recoverer {
@@ -132,3 +136,25 @@ func (f *fleet) fault(tb testing.TB, id string) *turbulencev1.Fault {
 // alive reports whether a process with this pid exists (and is not yet
 // reaped).
 func alive(pid int32) bool { return pid > 0 && syscall.Kill(int(pid), 0) == nil }
+
+// spinEnv makes this test binary a plain busy loop (TestMain): the load
+// of the saturated benchmarks is not the project's code, and runs at the
+// same scheduling priority as the agent. Its value is the parent's PID:
+// the loop ends when its parent is gone, or after spinLimit at the
+// latest, so that a test binary that dies cannot leave it burning a
+// shared machine. (Not PDEATHSIG: it fires when the forking thread ends,
+// and Go ends threads that a goroutine left locked.)
+const (
+	spinEnv   = "TURBULENCE_E2E_SPIN"
+	spinLimit = 30 * time.Minute
+)
+
+// spin burns CPU until its parent is gone or spinLimit has passed.
+func spin(parent string) {
+	end := time.Now().Add(spinLimit)
+	for x := uint64(1); ; x = x*6364136223846793005 + 1 {
+		if x&(1<<22-1) == 0 && (strconv.Itoa(os.Getppid()) != parent || time.Now().After(end)) {
+			os.Exit(0)
+		}
+	}
+}

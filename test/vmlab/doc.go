@@ -48,8 +48,9 @@
 //
 // The test logs configured against measured as tables. A cut path must
 // lose every echo (netem at 100 % and an nftables drop are deterministic),
-// an untouched one at most 5 %; rates have binomial bounds of 4 standard
-// deviations.
+// an untouched one at most 5 %; loss, duplicate and corrupt rates are
+// judged by a 4-sigma binomial confidence interval from the samples taken,
+// with enough samples that a rate 20 % off cannot pass (binomial_linux_test.go).
 //
 // Without root the test skips, without its prerequisites (qemu, apt with a
 // network) it skips too — unless TURBULENCE_REQUIRE_PRIVILEGED=1, where

@@ -60,7 +60,9 @@ const (
 	delayMS     = 100
 	rttSamples  = 15
 	lossPercent = 30
-	lossPackets = 500
+	// lossPackets is enough for binomialCheck at 30 % (minSamples: 3734),
+	// with a margin for echoes the guest could not send.
+	lossPackets = 4200
 	// Jitter: netem without a distribution table draws the delay uniformly
 	// from [delay-jitter, delay+jitter], whose interquartile range is the
 	// jitter itself.
@@ -71,9 +73,10 @@ const (
 	// large, so that almost every bit netem flips lands under the IP or
 	// UDP checksum (only a flip in the source MAC, 6 bytes of 1066, goes
 	// unseen).
+	// statPackets is enough for binomialCheck at 20 % (minSamples: 6400).
 	duplicatePercent = 20
 	corruptPercent   = 20
-	statPackets      = 600
+	statPackets      = 6800
 	payloadBytes     = 1024
 	// Rate: 2 Mbit/s, as netem rate and as a tbf bandwidth limit.
 	rateBits    = 2_000_000
@@ -140,13 +143,11 @@ func TestVMLab_Netem(t *testing.T) {
 		t.Errorf("qdiscs after the loss fault's revert = %q, want the original %q", res.QdiscsAfterLoss, res.QdiscsBefore)
 	}
 
-	// The loss: the lost fraction within 4 standard deviations of a
-	// binomial(n, p) — a false alarm about once in 16 000 runs — so a
-	// wrong rate (or none) fails and chance does not.
-	n, p := float64(res.LossSent), lossPercent/100.0
-	lost := n - float64(res.LossReceived)
-	if bound := 4 * math.Sqrt(n*p*(1-p)); res.LossSent < 400 || math.Abs(lost-n*p) > bound {
-		t.Errorf("%d %% netem loss lost %.0f of %.0f echoes, want %.0f ± %.0f over at least 400", lossPercent, lost, n, n*p, bound)
+	// The loss: the lost fraction judged by its binomial confidence
+	// interval (binomial_linux_test.go), so a wrong rate (or none) fails and
+	// chance does not.
+	if why := binomialCheck(res.LossSent-res.LossReceived, res.LossSent, lossPercent/100.0); why != "" {
+		t.Errorf("%d %% netem loss: %s", lossPercent, why)
 	}
 	checkPhases(t, res)
 	checkSafety(t, res)

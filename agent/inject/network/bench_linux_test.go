@@ -1,11 +1,11 @@
 package network
 
 import (
-	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/internal/stats"
 	"github.com/turbulence-sre/turbulence/internal/testutil"
 )
 
@@ -65,8 +65,7 @@ func reportPercentiles(b *testing.B, name string, ds []time.Duration) {
 	if len(ds) == 0 {
 		return
 	}
-	slices.Sort(ds)
-	at := func(q float64) float64 { return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) }
-	b.ReportMetric(at(0.50), name+"-p50-µs")
-	b.ReportMetric(at(0.99), name+"-p99-µs")
+	us := stats.Micros(ds)
+	b.ReportMetric(stats.Median(us), name+"-p50-µs")
+	b.ReportMetric(stats.Percentile(us, 99), name+"-p99-µs")
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,6 +34,16 @@ func hostOps() ops {
 // netlink.NewHandleAt in a test's namespace).
 func NewWithHandle(cfg Config, h *netlink.Handle) *Injector {
 	return newWithOps(cfg, netlinkOps{h: h})
+}
+
+// NewInNetNS returns an injector working in the network namespace whose
+// file descriptor is netnsFD (agent.Config.NetNS).
+func NewInNetNS(cfg Config, netnsFD int) *Injector {
+	h, err := netlink.NewHandleAt(netns.NsHandle(netnsFD))
+	if err != nil {
+		return newWithOps(cfg, errOps{err: fmt.Errorf("open netlink in network namespace %d: %w", netnsFD, err)})
+	}
+	return NewWithHandle(cfg, h)
 }
 
 func (o netlinkOps) link(name string) (netlink.Link, error) {
@@ -77,6 +88,13 @@ func fromNetlink(link string, q netlink.Qdisc) Qdisc {
 		out.Tbf = &Tbf{RateBytes: v.Rate, Burst: netlink.Xmitsize(v.Rate, v.Buffer), Limit: v.Limit}
 	case *netlink.FqCodel:
 		out.FqCodel = &FqCodel{Target: usec(v.Target), Interval: usec(v.Interval), Limit: v.Limit, Flows: v.Flows, Quantum: v.Quantum, ECN: v.ECN != 0}
+	case *netlink.Netem:
+		out.Netem = &Netem{
+			Delay: ticks(v.Latency), Jitter: ticks(v.Jitter),
+			DelayCorr: percent(v.DelayCorr), Loss: percent(v.Loss), LossCorr: percent(v.LossCorr),
+			Duplicate: percent(v.Duplicate), Corrupt: percent(v.CorruptProb), Reorder: percent(v.ReorderProb),
+			Gap: v.Gap, RateBytes: v.Rate64, Limit: v.Limit,
+		}
 	}
 	if s := a.Statistics; s != nil {
 		if s.Basic != nil {
@@ -94,18 +112,32 @@ func (o netlinkOps) ReplaceQdisc(q Qdisc) error {
 	if err != nil {
 		return err
 	}
-	attrs := netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Handle: q.Handle, Parent: q.Parent}
-	var nq netlink.Qdisc
+	nq, err := toNetlink(q, l.Attrs().Index)
+	if err != nil {
+		return err
+	}
+	return o.h.QdiscReplace(nq)
+}
+
+// toNetlink is where the values asked for become the netlink attributes
+// the kernel gets (fromNetlink is its inverse, for read-back): netem's
+// times in the kernel's scheduler ticks, its percentages as fractions of
+// 2^32, rates in bytes per second.
+func toNetlink(q Qdisc, linkIndex int) (netlink.Qdisc, error) {
+	attrs := netlink.QdiscAttrs{LinkIndex: linkIndex, Handle: q.Handle, Parent: q.Parent}
 	switch q.Kind {
 	case "htb":
 		// Defcls 0: what no filter classifies goes through htb's direct
 		// queue, untouched.
 		h := netlink.NewHtb(attrs)
 		h.Defcls = 0
-		nq = h
+		return h, nil
 	case "netem":
 		n := q.Netem
-		nq = netlink.NewNetem(attrs, netlink.NetemQdiscAttrs{
+		if n == nil {
+			return nil, errors.New("netem qdisc without netem parameters")
+		}
+		return netlink.NewNetem(attrs, netlink.NetemQdiscAttrs{
 			Latency:     uint32(n.Delay.Microseconds()),
 			Jitter:      uint32(n.Jitter.Microseconds()),
 			DelayCorr:   float32(n.DelayCorr),
@@ -117,26 +149,28 @@ func (o netlinkOps) ReplaceQdisc(q Qdisc) error {
 			Gap:         n.Gap,
 			Rate64:      n.RateBytes,
 			Limit:       n.Limit,
-		})
+		}), nil
 	case "tbf":
 		t := q.Tbf
-		nq = &netlink.Tbf{QdiscAttrs: attrs, Rate: t.RateBytes, Limit: t.Limit, Buffer: netlink.Xmittime(t.RateBytes, t.Burst)}
+		if t == nil {
+			return nil, errors.New("tbf qdisc without tbf parameters")
+		}
+		return &netlink.Tbf{QdiscAttrs: attrs, Rate: t.RateBytes, Limit: t.Limit, Buffer: netlink.Xmittime(t.RateBytes, t.Burst)}, nil
 	case "ingress":
 		// The kernel names every ingress qdisc ffff: whatever is asked.
 		attrs.Handle, attrs.Parent = IngressHandle, HandleIngress
-		nq = &netlink.Ingress{QdiscAttrs: attrs}
+		return &netlink.Ingress{QdiscAttrs: attrs}, nil
 	case "fq_codel":
 		f := q.FqCodel
 		ecn := uint32(0)
 		if f.ECN {
 			ecn = 1
 		}
-		nq = &netlink.FqCodel{QdiscAttrs: attrs, Target: uint32(f.Target.Microseconds()), Interval: uint32(f.Interval.Microseconds()),
-			Limit: f.Limit, Flows: f.Flows, Quantum: f.Quantum, ECN: ecn}
+		return &netlink.FqCodel{QdiscAttrs: attrs, Target: uint32(f.Target.Microseconds()), Interval: uint32(f.Interval.Microseconds()),
+			Limit: f.Limit, Flows: f.Flows, Quantum: f.Quantum, ECN: ecn}, nil
 	default:
-		return fmt.Errorf("qdisc kind %q is not one the agent creates", q.Kind)
+		return nil, fmt.Errorf("qdisc kind %q is not one the agent creates", q.Kind)
 	}
-	return o.h.QdiscReplace(nq)
 }
 
 func (o netlinkOps) DeleteQdisc(q Qdisc) error {
@@ -280,6 +314,21 @@ func (o netlinkOps) Links() ([]string, error) {
 		out = append(out, l.Attrs().Name)
 	}
 	return out, nil
+}
+
+// ticks converts a netem time in the kernel's scheduler ticks (as
+// NewNetem encodes it) back to a duration, to the microsecond.
+func ticks(v uint32) time.Duration {
+	return time.Duration(math.Round(float64(v)/netlink.TickInUsec())) * time.Microsecond
+}
+
+// percent converts a netem probability (a fraction of 2^32, as
+// netlink.Percentage2u32 encodes it) back to a percentage.
+func percent(v uint32) float64 {
+	if v == math.MaxUint32 {
+		return 100
+	}
+	return float64(v) / (float64(math.MaxUint32) + 1) * 100
 }
 
 func usec(v uint32) time.Duration {

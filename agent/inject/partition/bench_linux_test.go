@@ -1,11 +1,11 @@
 package partition
 
 import (
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/inject/network"
+	"github.com/turbulence-sre/turbulence/internal/stats"
 	"github.com/turbulence-sre/turbulence/internal/testutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -30,9 +30,8 @@ func BenchmarkPrivilegedPartition_ApplyRevert(b *testing.B) {
 		applies, reverts = append(applies, t1.Sub(t0)), append(reverts, time.Since(t1))
 	}
 	for name, ds := range map[string][]time.Duration{"apply": applies, "revert": reverts} {
-		slices.Sort(ds)
-		at := func(q float64) float64 { return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) }
-		b.ReportMetric(at(0.50), name+"-p50-µs")
-		b.ReportMetric(at(0.99), name+"-p99-µs")
+		us := stats.Micros(ds)
+		b.ReportMetric(stats.Median(us), name+"-p50-µs")
+		b.ReportMetric(stats.Percentile(us, 99), name+"-p99-µs")
 	}
 }

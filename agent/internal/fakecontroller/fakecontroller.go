@@ -46,6 +46,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions int
+	redirect string // Options.RedirectTo, changed by SetRedirect
 }
 
 // Start serves AgentService on 127.0.0.1 with the controller certificate
@@ -79,6 +80,7 @@ func Start(t testing.TB, pki tlsutil.DevPKI, opts Options) *Server {
 		send:   make(chan *turbulencev1.ControllerMessage, 16),
 		drop:   make(chan struct{}),
 	}
+	s.redirect = opts.RedirectTo
 	gs := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tc)),
 		// Agents ping every 10 s; the default policy (5 min) would GOAWAY them.
@@ -96,6 +98,26 @@ func (s *Server) Send(m *turbulencev1.ControllerMessage) { s.send <- m }
 // DropSession ends the current session from the controller's side, as a
 // controller crash or a leader change would.
 func (s *Server) DropSession() { s.drop <- struct{}{} }
+
+// SetRedirect makes every later Hello answered with a Redirect to addr
+// ("" to welcome again), as a leader that stepped down would.
+func (s *Server) SetRedirect(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.redirect = addr
+}
+
+// DrainHellos discards the Hellos received so far, so that a test that
+// lets an agent reconnect many times never blocks the fake on them.
+func (s *Server) DrainHellos() {
+	for {
+		select {
+		case <-s.hellos:
+		default:
+			return
+		}
+	}
+}
 
 // Sessions returns how many sessions got past Hello.
 func (s *Server) Sessions() int {
@@ -160,12 +182,15 @@ func (v *service) Connect(st grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 		return status.Errorf(codes.PermissionDenied, "hello.agent_id %q is not the certificate name %q", hello.GetAgentId(), id.Name)
 	}
 	s.hellos <- hello
-	if s.opts.RedirectTo != "" {
-		return st.Send(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Redirect{Redirect: &turbulencev1.Redirect{LeaderAddress: s.opts.RedirectTo}}})
-	}
 	s.mu.Lock()
-	s.sessions++
+	redirect := s.redirect
+	if redirect == "" {
+		s.sessions++
+	}
 	s.mu.Unlock()
+	if redirect != "" {
+		return st.Send(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Redirect{Redirect: &turbulencev1.Redirect{LeaderAddress: redirect}}})
+	}
 	if err := st.Send(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Welcome{Welcome: s.opts.Welcome}}); err != nil {
 		return err
 	}
