@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"github.com/turbulence-sre/turbulence/internal/limits"
 	"net/netip"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/internal/config"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 )
 
 // MaxConcurrentFaultsLimit is the most max_concurrent_faults may allow: half
