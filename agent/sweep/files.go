@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/turbulence-sre/turbulence/agent/internal/procfs"
 )
@@ -26,6 +28,8 @@ const (
 	MarkerName = ".turbulence-mark"
 	// markerMagic is the first line of every marker.
 	markerMagic = "turbulence-agent marked directory v1"
+	// maxMarker bounds what is read of a marker: ours are a few lines.
+	maxMarker = 8 << 10
 )
 
 // Mark is what a marker file says.
@@ -92,14 +96,24 @@ func CreateMarkedDir(parent string, m Mark) (string, error) {
 }
 
 // readMark reads the marker in dir.
+// Anyone who can write to a mount's root can plant a directory with a
+// turbulence prefix, so the marker is read as untrusted: never through a
+// symbolic link, never from anything but a regular file (a FIFO would block
+// start-up for good), and at most maxMarker bytes of it.
 func readMark(dir string) (Mark, error) {
-	f, err := os.Open(filepath.Join(dir, MarkerName))
+	path := filepath.Join(dir, MarkerName)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return Mark{}, err
 	}
 	defer func() { _ = f.Close() }()
+	if fi, err := f.Stat(); err != nil {
+		return Mark{}, err
+	} else if !fi.Mode().IsRegular() {
+		return Mark{}, fmt.Errorf("%s is not a regular file", path)
+	}
 	var m Mark
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(io.LimitReader(f, maxMarker))
 	for n := 0; sc.Scan(); n++ {
 		line := sc.Text()
 		if n == 0 {

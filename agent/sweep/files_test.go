@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -108,5 +109,46 @@ func TestRemoveMarkedDir_RefusesOthersAndIsIdempotent(t *testing.T) {
 	}
 	if err := RemoveMarkedDir(mnt, "/a"); !errors.Is(err, ErrNotOurs) {
 		t.Errorf("remove of an unmarked directory: %v, want ErrNotOurs", err)
+	}
+}
+
+// TestFiles_PlantedMarkersNeverBlock: directories anyone could plant at a
+// mount root, with a marker that is a FIFO (opening it would wait for a
+// writer for ever) or a symbolic link to another agent's marker, are
+// reported as foreign at once and left alone (invariant 7: a mark that
+// cannot be read never blocks an agent).
+func TestFiles_PlantedMarkersNeverBlock(t *testing.T) {
+	t.Parallel()
+	mnt := t.TempDir()
+	fifo := filepath.Join(mnt, FillDirPrefix+"fifo")
+	if err := os.Mkdir(fifo, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(fifo, MarkerName), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := CreateMarkedDir(mnt, Mark{Prefix: FillDirPrefix, FaultID: "f-real", Owner: "/var/lib/turbulence"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(mnt, FillDirPrefix+"link")
+	if err := os.Mkdir(link, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(mine, MarkerName), filepath.Join(link, MarkerName)); err != nil {
+		t.Fatal(err)
+	}
+	proc := fakeMounts(t, mnt)
+	removed, foreign, err := Files(proc, "/var/lib/turbulence", FillDirPrefix, []string{"f-real"})
+	if err != nil {
+		t.Fatalf("Files: %v", err)
+	}
+	if len(removed) != 0 || len(foreign) != 2 {
+		t.Errorf("removed %q, foreign %q; want nothing removed and the two planted directories foreign", removed, foreign)
+	}
+	for _, d := range []string{fifo, link, mine} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was touched: %v", d, err)
+		}
 	}
 }
