@@ -40,8 +40,12 @@ type Config struct {
 	// it exists. Policy, when set, is used instead of any file.
 	PolicyPath string
 	Policy     *policy.Policy
-	// Labels are sent in Hello; the controller selects targets by them.
-	Labels map[string]string
+	// Labels are sent in Hello; the controller selects targets by them
+	// (docs/selectors.md). LabelsFile, when set, is a YAML map of labels;
+	// Labels override its entries. New refuses labels that break the
+	// bounds or the label syntax.
+	Labels     map[string]string
+	LabelsFile string
 	// WorkerBinary is re-executed in worker mode; default os.Executable().
 	WorkerBinary string
 	// Logger defaults to a logger that discards.
@@ -96,6 +100,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	cfg, err := withDefaults(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if cfg.Labels, err = loadLabels(cfg.LabelsFile, cfg.Labels); err != nil {
 		return nil, err
 	}
 	pol, err := loadPolicy(cfg)

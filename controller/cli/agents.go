@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/turbulence-sre/turbulence/internal/limits"
+	"github.com/turbulence-sre/turbulence/internal/selector"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -21,20 +22,43 @@ func (a *app) agentsCommand() *cobra.Command {
 		Args:  noSubcommand,
 		RunE:  missingSubcommand,
 	}
-	var limit int
+	var (
+		limit  int
+		selStr string
+	)
 	ls := &cobra.Command{
-		Use:     "ls",
+		Use:     "ls [ID]...",
 		Aliases: []string{"list"},
-		Short:   "List the agents the controller knows",
-		Args:    exactArgs(),
-		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+		Short:   "List the agents the controller knows, all or those a selector or a list of IDs picks",
+		Long: `List the agents the controller knows, by ID.
+
+--select keeps the agents whose labels match a label selector, in the
+Kubernetes grammar (docs/selectors.md):
+
+  role=web           role==web         role!=web (or no role label)
+  zone in (a,b)      zone notin (a,b)  canary (has the label)  !canary
+  role=web,zone=a    (a comma is "and")
+
+IDs given as arguments keep only those agents (and, with --select, only
+those of them that match). An ID that is not registered is not listed.
+The controller filters before it pages, so --limit counts matching agents.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: runE(func(cmd *cobra.Command, ids []string) error {
 			if limit < 0 {
 				return invalidf("--limit must be 0 (no limit) or more, got %d", limit)
+			}
+			// Checked here too, so that a typo is named at once, with the
+			// flag's name, and the controller never sees the call.
+			if _, err := selector.Parse(selStr); err != nil {
+				return invalidf("--select: %v", err)
+			}
+			if len(ids) > limits.MaxSelectIDs {
+				return invalidf("agents ls takes at most %d IDs, got %d", limits.MaxSelectIDs, len(ids))
 			}
 			return a.withClient(func(c *client) error {
 				all := &turbulencev1.ListAgentsResponse{}
 				err := c.pages(cmd.Context(), limit, limits.MaxPageAgents, func(ctx context.Context, token string, size uint32) (int, string, error) {
-					resp, err := c.api.ListAgents(ctx, &turbulencev1.ListAgentsRequest{PageToken: token, PageSize: size})
+					resp, err := c.api.ListAgents(ctx, &turbulencev1.ListAgentsRequest{PageToken: token, PageSize: size, Selector: selStr, Ids: ids})
 					all.Agents = append(all.Agents, resp.GetAgents()...)
 					return len(resp.GetAgents()), resp.GetNextPageToken(), err
 				})
@@ -45,6 +69,7 @@ func (a *app) agentsCommand() *cobra.Command {
 			})
 		}),
 	}
+	ls.Flags().StringVar(&selStr, "select", "", "only agents whose labels match this label selector (role=web,zone in (a,b))")
 	ls.Flags().IntVar(&limit, "limit", 0, "stop after this many agents (0 = all)")
 	cmd.AddCommand(a.consistentFlag(ls))
 	cmd.AddCommand(a.consistentFlag(&cobra.Command{

@@ -6,10 +6,15 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/internal/limits"
+	"github.com/turbulence-sre/turbulence/internal/selector"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// ListAgents returns a page of the registered agents, by ID.
+// ListAgents returns a page of the registered agents, by ID: those the
+// selector matches and, when ids is set, only those listed. The filter
+// applies before paging, so a page holds only matching agents and the
+// page token stays a plain agent ID. A selector that does not parse is
+// refused with InvalidArgument naming the field, and nothing is read.
 func (s *Server) ListAgents(ctx context.Context, req *turbulencev1.ListAgentsRequest) (*turbulencev1.ListAgentsResponse, error) {
 	if _, err := authorize(ctx, permRead); err != nil {
 		return nil, toStatus(err)
@@ -22,7 +27,11 @@ func (s *Server) ListAgents(ctx context.Context, req *turbulencev1.ListAgentsReq
 	if err != nil {
 		return nil, err
 	}
-	agents, more := s.cfg.State.AgentsPage(after, n)
+	keep, err := agentFilter(req)
+	if err != nil {
+		return nil, err
+	}
+	agents, more := s.cfg.State.AgentsPage(after, n, keep)
 	for _, a := range agents {
 		s.overlayAgent(a)
 	}
@@ -31,6 +40,31 @@ func (s *Server) ListAgents(ctx context.Context, req *turbulencev1.ListAgentsReq
 		resp.NextPageToken = EncodeToken(tokenAgents, agents[len(agents)-1].GetId())
 	}
 	return resp, nil
+}
+
+// agentFilter turns a request's selector and explicit IDs into the state's
+// filter; nil when the request asks for every agent.
+func agentFilter(req *turbulencev1.ListAgentsRequest) (func(*turbulencev1.Agent) bool, error) {
+	sel, err := selector.Parse(req.GetSelector())
+	if err != nil {
+		return nil, invalidField("selector", err.Error())
+	}
+	var ids map[string]bool
+	if len(req.GetIds()) > 0 {
+		ids = make(map[string]bool, len(req.GetIds()))
+		for _, id := range req.GetIds() {
+			ids[id] = true
+		}
+	}
+	if sel.Empty() && ids == nil {
+		return nil, nil
+	}
+	return func(a *turbulencev1.Agent) bool {
+		if ids != nil && !ids[a.GetId()] {
+			return false
+		}
+		return sel.Matches(a.GetLabels())
+	}, nil
 }
 
 // GetAgent returns one agent.

@@ -21,7 +21,7 @@ import (
 )
 
 // callerCtx is a handler context whose verified peer certificate holds id.
-func callerCtx(t *testing.T, ca *tlsutil.CA, id tlsutil.Identity) context.Context {
+func callerCtx(t testing.TB, ca *tlsutil.CA, id tlsutil.Identity) context.Context {
 	t.Helper()
 	certPEM, _, err := ca.Issue(tlsutil.Leaf{Identity: id, Validity: time.Hour})
 	if err != nil {

@@ -16,8 +16,12 @@ import (
 // the page are copied, so a page costs a sort of keys, not a copy of the
 // whole state.
 
-// AgentsPage returns up to n agents with an ID greater than after, by ID.
-func (s *State) AgentsPage(after string, n int) (page []*turbulencev1.Agent, more bool) {
+// AgentsPage returns up to n agents with an ID greater than after, by ID,
+// that keep accepts (nil keeps every agent). keep runs under the state's
+// read lock on the stored record: it must only read it. more is true when
+// at least one more kept agent follows the page, so a filtered list never
+// ends on an empty page.
+func (s *State) AgentsPage(after string, n int, keep func(*turbulencev1.Agent) bool) (page []*turbulencev1.Agent, more bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ids := s.d.agentIDs
@@ -25,15 +29,28 @@ func (s *State) AgentsPage(after string, n int) (page []*turbulencev1.Agent, mor
 	if found {
 		i++
 	}
-	ids = ids[i:]
-	if len(ids) > n {
-		ids, more = ids[:n], true
+	if keep == nil {
+		ids = ids[i:]
+		if len(ids) > n {
+			ids, more = ids[:n], true
+		}
+		page = make([]*turbulencev1.Agent, len(ids))
+		for j, id := range ids {
+			page[j] = clone(s.d.agents[id])
+		}
+		return page, more
 	}
-	page = make([]*turbulencev1.Agent, len(ids))
-	for j, id := range ids {
-		page[j] = clone(s.d.agents[id])
+	for _, id := range ids[i:] {
+		a := s.d.agents[id]
+		if !keep(a) {
+			continue
+		}
+		if len(page) == n {
+			return page, true
+		}
+		page = append(page, clone(a))
 	}
-	return page, more
+	return page, false
 }
 
 // FaultCursor is the position of a fault in the list's order: creation

@@ -53,7 +53,7 @@ func TestPages_SurviveSnapshot(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("faults by pages differ from the sorted list (-want +got):\n%s", diff)
 		}
-		agents, more := s.AgentsPage("a-09", 5)
+		agents, more := s.AgentsPage("a-09", 5, nil)
 		if len(agents) != 5 || agents[0].GetId() != "a-10" || agents[4].GetId() != "a-14" || !more {
 			t.Errorf("AgentsPage(a-09, 5) = %v, more %v; want a-10..a-14 and more", agents, more)
 		}
@@ -95,5 +95,52 @@ func TestEventsAndAuditPages(t *testing.T) {
 	older, more := st.AuditPage(state.AuditFilter{Actor: "admin/u1", Limit: 3}, audit[2].GetSequence())
 	if len(older) != 2 || more {
 		t.Fatalf("next AuditPage = %d records (more %v), want u1's 2 oldest", len(older), more)
+	}
+}
+
+// TestAgentsPage_Filtered: a filter applies before paging, pages hold only
+// kept agents, and the list ends on a full page when the last kept agent
+// fills it (more is false: no empty page follows).
+func TestAgentsPage_Filtered(t *testing.T) {
+	t.Parallel()
+	st := state.New()
+	for i := range 20 {
+		role := "db"
+		if i%2 == 0 {
+			role = "web"
+		}
+		a := &turbulencev1.Agent{Id: fmt.Sprintf("a-%02d", i), Labels: map[string]string{"role": role}}
+		if _, err := st.ApplyRegisterAgent(state.Meta{}, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web := func(a *turbulencev1.Agent) bool { return a.GetLabels()["role"] == "web" }
+	for _, size := range []int{1, 3, 5, 10, 11} {
+		var got []string
+		after, pages := "", 0
+		for {
+			page, more := st.AgentsPage(after, size, web)
+			pages++
+			if len(page) == 0 {
+				t.Fatalf("page size %d: page %d is empty", size, pages)
+			}
+			for _, a := range page {
+				got = append(got, a.GetId())
+			}
+			if !more {
+				break
+			}
+			after = page[len(page)-1].GetId()
+		}
+		want := []string{"a-00", "a-02", "a-04", "a-06", "a-08", "a-10", "a-12", "a-14", "a-16", "a-18"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("page size %d: web agents by pages (-want +got):\n%s", size, diff)
+		}
+		if wantPages := (len(want) + size - 1) / size; pages != wantPages {
+			t.Errorf("page size %d: %d pages, want %d", size, pages, wantPages)
+		}
+	}
+	if page, more := st.AgentsPage("", 5, func(*turbulencev1.Agent) bool { return false }); len(page) != 0 || more {
+		t.Errorf("AgentsPage(keep none) = %v, more %v; want nothing", page, more)
 	}
 }

@@ -50,6 +50,11 @@ const (
 	MaxLabels     = 32
 	MaxLabelKey   = 63
 	MaxLabelValue = 255
+	// MaxSelector bounds a label selector's text ("role=web,zone in
+	// (a,b)"): room for a few dozen requirements, far less than a page.
+	MaxSelector = 2048
+	// MaxSelectIDs bounds an explicit list of agent IDs in one request.
+	MaxSelectIDs = 1000
 )
 
 // Bounds of what an agent reports.

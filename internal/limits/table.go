@@ -14,6 +14,8 @@ var labels = Bound{Max: MaxLabels, Key: MaxLabelKey, Value: MaxLabelValue}
 var table = map[protoreflect.FullName]Bound{
 	// ControlService requests.
 	"turbulence.v1.ListAgentsRequest.page_token":  text(MaxPageToken),
+	"turbulence.v1.ListAgentsRequest.selector":    text(MaxSelector),
+	"turbulence.v1.ListAgentsRequest.ids":         texts(MaxSelectIDs, MaxID),
 	"turbulence.v1.GetAgentRequest.id":            text(MaxID),
 	"turbulence.v1.ApplyFaultRequest.request_id":  text(MaxRequestID),
 	"turbulence.v1.ApplyFaultRequest.agent_id":    text(MaxID),

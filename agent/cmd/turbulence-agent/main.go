@@ -7,7 +7,7 @@
 // Usage:
 //
 //	turbulence-agent [run] [--controller host:port]... [--ca F --cert F --key F]
-//	                 [--state-dir DIR] [--policy FILE] [--label k=v]...
+//	                 [--state-dir DIR] [--policy FILE] [--label k=v]... [--labels-file FILE]
 //	                 [--metrics-addr host:port]
 //	turbulence-agent cleanup [--state-dir DIR]
 //	turbulence-agent status [-o text|json] [--socket PATH]
@@ -139,7 +139,8 @@ func parseRunFlags(args []string, stderr io.Writer) (agent.Config, error) {
 	fs.StringVar(&cfg.TLS.Key, "key", "/etc/turbulence/agent/agent.key", "agent key (PEM)")
 	fs.StringVar(&cfg.StateDir, "state-dir", defaultStateDir, "directory for the agent's local state (its journal)")
 	fs.StringVar(&cfg.PolicyPath, "policy", "", "local policy file (default "+policy.DefaultPath+" if it exists, else the built-in defaults)")
-	fs.Var(labels, "label", "label k=v sent to the controller (repeatable)")
+	fs.Var(labels, "label", "label k=v sent to the controller (repeatable; overrides --labels-file)")
+	fs.StringVar(&cfg.LabelsFile, "labels-file", "", "YAML map of labels sent to the controller (key: value)")
 	fs.StringVar(&cfg.LocalSocket, "socket", localapi.DefaultPath, "the operator's local unix socket (status, halt, resume)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off, no TCP port)")
 	if err := fs.Parse(args); err != nil {
