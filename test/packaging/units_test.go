@@ -107,3 +107,26 @@ func TestUnits_AgentCertPathsAreTheDefaults(t *testing.T) {
 		}
 	}
 }
+
+// Every binary answers --version with its name and build version, and
+// the agent's help lists its subcommands.
+func TestBinaries_VersionAndHelp(t *testing.T) {
+	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller", "./controller/cmd/turbctl")
+	for _, b := range bins {
+		out, err := exec.Command(b, "--version").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), filepath.Base(b)+" ") || strings.Contains(string(out), " dev ") {
+			t.Errorf("%s --version = %q, %v; want its name and build version", filepath.Base(b), out, err)
+		}
+	}
+	for _, args := range [][]string{{"help"}, {"--help"}} {
+		out, err := exec.Command(bins[0], args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("turbulence-agent %q: %v\n%s", args, err, out)
+		}
+		for _, sub := range []string{"status", "halt", "resume", "cleanup", "--version"} {
+			if !strings.Contains(string(out), "turbulence-agent "+sub) {
+				t.Errorf("turbulence-agent %q does not list %q:\n%s", args, sub, out)
+			}
+		}
+	}
+}
