@@ -25,7 +25,7 @@ func unitCommands(t *testing.T, path string, keys ...string) map[string][]string
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	env := map[string]string{}
 	out := map[string][]string{}
 	var line string
