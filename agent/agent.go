@@ -18,11 +18,13 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/session"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	"github.com/turbulence-sre/turbulence/internal/version"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// Version is the agent's version, reported in HostFacts; set at link time.
-var Version = "dev"
+// Version is the agent's version, reported in HostFacts at Hello: the
+// binary's own build information (internal/version).
+var Version = version.String()
 
 // finalHeartbeatTimeout bounds the best-effort last heartbeat at shutdown.
 const finalHeartbeatTimeout = 2 * time.Second

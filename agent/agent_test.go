@@ -21,6 +21,7 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	"github.com/turbulence-sre/turbulence/internal/version"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -141,6 +142,11 @@ func TestAgent_AppliesFaultAndRevertsAtDeadline(t *testing.T) {
 	kinds := hello.GetCapabilities().GetFaultKinds()
 	if !slices.IsSorted(kinds) || !slices.Contains(kinds, "cpu") || !slices.Contains(kinds, "memory") || !slices.Contains(kinds, "disk_fill") || !slices.Contains(kinds, "disk_io") {
 		t.Errorf("Hello.capabilities.fault_kinds = %q, want sorted kinds including cpu, disk_fill, disk_io and memory", kinds)
+	}
+	// The version comes from the binary's build info, not a link-time
+	// string that plain `go build` leaves at a placeholder.
+	if got, want := hello.GetFacts().GetAgentVersion(), version.String(); got != want || got == "dev" || got == "" {
+		t.Errorf("Hello.facts.agent_version = %q, want the build's version %q", got, want)
 	}
 	if f := hello.GetFacts(); f.GetCpus() == 0 || f.GetOs() == "" || f.GetHostname() == "" || f.GetMemoryBytes() == 0 {
 		t.Errorf("Hello.facts = %v, want them filled", f)

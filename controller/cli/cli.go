@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	"github.com/turbulence-sre/turbulence/internal/version"
 )
 
 // Defaults of the global flags.
@@ -105,6 +106,9 @@ through the leader instead and sees every write acknowledged before it.
 		RunE:              missingSubcommand,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	// --version: cobra answers it before any flag check or dial.
+	root.Version = version.String()
+	root.SetVersionTemplate(version.Line("turbctl") + "\n")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		// A value that does not parse as its flag's type (--load abc,
 		// --duration 5x) is invalid input; the rest is usage.

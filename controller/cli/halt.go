@@ -109,6 +109,13 @@ func (a *app) mutateHalt(ctx context.Context, requestID string, fn func(context.
 
 func (a *app) printHalt(hs *turbulencev1.HaltStatus) error {
 	if a.json() {
+		if !hs.GetHalted() {
+			// protojson leaves a false bool out; scripts read .halted.
+			_, err := fmt.Fprintln(a.stdout, `{
+  "halted": false
+}`)
+			return err
+		}
 		return writeJSON(a.stdout, hs)
 	}
 	return haltDetail(a.stdout, a.env.now(), hs)

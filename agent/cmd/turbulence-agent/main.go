@@ -13,6 +13,7 @@
 //	turbulence-agent status [-o text|json] [--socket PATH]
 //	turbulence-agent halt [--reason TEXT] [--socket PATH]
 //	turbulence-agent resume [--socket PATH]
+//	turbulence-agent help | --help | --version
 //
 // status, halt and resume talk to the running agent over its root-only
 // unix socket (default /run/turbulence-agent/agent.sock) and need no
@@ -49,10 +50,20 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/internal/metrics"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	"github.com/turbulence-sre/turbulence/internal/version"
 )
 
 // defaultStateDir is where the packaged agent keeps its journal.
 const defaultStateDir = "/var/lib/turbulence-agent"
+
+// The agent's certificate files by default: the one layout that
+// `turbctl tls cert create --role agent` writes, the systemd unit names
+// and packaging/README.md documents.
+const (
+	DefaultCA   = "/etc/turbulence/tls/ca.crt"
+	DefaultCert = "/etc/turbulence/tls/agent.crt"
+	DefaultKey  = "/etc/turbulence/tls/agent.key"
+)
 
 const (
 	exitOK      = 0
@@ -75,10 +86,20 @@ func run(args []string, stderr io.Writer) int {
 			args = args[1:]
 		case "status", "halt", "resume":
 			return runLocal(args[0], args[1:], os.Stdout, stderr)
+		case "help":
+			printUsage(os.Stdout, newRunFlagSet(io.Discard, &runFlags{}))
+			return exitOK
+		case "version", "-version", "--version":
+			fmt.Fprintln(os.Stdout, version.Line("turbulence-agent"))
+			return exitOK
 		}
 	}
 	cfg, err := parseRunFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if errors.Is(err, errVersion) {
+		fmt.Fprintln(os.Stdout, version.Line("turbulence-agent"))
 		return exitOK
 	}
 	if err != nil {
@@ -124,41 +145,87 @@ func runGuardian(args []string, stderr io.Writer) int {
 	return guardian.Main(args, os.Stdin, stderr, agent.JournalFile, recoverer)
 }
 
-// parseRunFlags reads the run subcommand's flags into an agent.Config.
-func parseRunFlags(args []string, stderr io.Writer) (agent.Config, error) {
+// usageHead is the synopsis `turbulence-agent help` and --help print
+// before the flags of run.
+const usageHead = `Usage:
+  turbulence-agent [run] [flags]     run the agent (the default; flags below)
+  turbulence-agent status [-o text|json] [--socket PATH]
+                                     what this host's agent is doing
+  turbulence-agent halt [--reason TEXT] [--socket PATH]
+                                     revert every fault here now and refuse new ones
+  turbulence-agent resume [--socket PATH]
+                                     accept faults again after a local halt
+  turbulence-agent cleanup [--state-dir DIR]
+                                     take back what a stopped agent left (systemd ExecStopPost)
+  turbulence-agent help              this text
+  turbulence-agent --version         print the version and exit
+
+Flags of run:
+`
+
+// printUsage writes the synopsis of every subcommand and the flags of run.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, usageHead)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// runFlags is where the run subcommand's flags land.
+type runFlags struct {
+	controllers listFlag
+	labels      labelFlag
+	cfg         agent.Config
+	version     bool
+}
+
+// newRunFlagSet declares the run subcommand's flags into r.
+func newRunFlagSet(stderr io.Writer, r *runFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("turbulence-agent run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		controllers listFlag
-		labels      = labelFlag{}
-		cfg         agent.Config
-	)
-	fs.Var(&controllers, "controller", "controller address host:port (repeatable or comma-separated; default 127.0.0.1:7420)")
-	fs.StringVar(&cfg.TLS.CA, "ca", "/etc/turbulence/agent/ca.crt", "CA certificate (PEM)")
-	fs.StringVar(&cfg.TLS.Cert, "cert", "/etc/turbulence/agent/agent.crt", "agent certificate (PEM); its name is the agent ID")
-	fs.StringVar(&cfg.TLS.Key, "key", "/etc/turbulence/agent/agent.key", "agent key (PEM)")
+	fs.Usage = func() { printUsage(stderr, fs) }
+	r.labels = labelFlag{}
+	cfg := &r.cfg
+	fs.Var(&r.controllers, "controller", "controller address host:port (repeatable or comma-separated; default 127.0.0.1:7420)")
+	fs.StringVar(&cfg.TLS.CA, "ca", DefaultCA, "CA certificate (PEM)")
+	fs.StringVar(&cfg.TLS.Cert, "cert", DefaultCert, "agent certificate (PEM); its name is the agent ID")
+	fs.StringVar(&cfg.TLS.Key, "key", DefaultKey, "agent key (PEM)")
 	fs.StringVar(&cfg.StateDir, "state-dir", defaultStateDir, "directory for the agent's local state (its journal)")
 	fs.StringVar(&cfg.PolicyPath, "policy", "", "local policy file (default "+policy.DefaultPath+" if it exists, else the built-in defaults)")
-	fs.Var(labels, "label", "label k=v sent to the controller (repeatable; overrides --labels-file)")
-	fs.StringVar(&cfg.LabelsFile, "labels-file", "", "YAML map of labels sent to the controller (key: value)")
+	fs.Var(r.labels, "label", "label k=v sent to the controller (repeatable; overrides --labels-file)")
+	fs.StringVar(&r.cfg.LabelsFile, "labels-file", "", "YAML map of labels sent to the controller (key: value)")
 	fs.StringVar(&cfg.LocalSocket, "socket", localapi.DefaultPath, "the operator's local unix socket (status, halt, resume)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off, no TCP port)")
+	fs.BoolVar(&r.version, "version", false, "print the version and exit")
+	return fs
+}
+
+// errVersion is returned by parseRunFlags for --version.
+var errVersion = errors.New("version requested")
+
+// parseRunFlags reads the run subcommand's flags into an agent.Config.
+func parseRunFlags(args []string, stderr io.Writer) (agent.Config, error) {
+	var r runFlags
+	fs := newRunFlagSet(stderr, &r)
 	if err := fs.Parse(args); err != nil {
 		return agent.Config{}, err
+	}
+	if r.version {
+		return agent.Config{}, errVersion
 	}
 	if fs.NArg() > 0 {
 		return agent.Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if len(controllers) == 0 {
-		controllers = listFlag{"127.0.0.1:7420"}
+	cfg := r.cfg
+	if len(r.controllers) == 0 {
+		r.controllers = listFlag{"127.0.0.1:7420"}
 	}
 	if cfg.MetricsAddr != "" {
 		if err := metrics.CheckAddr(cfg.MetricsAddr); err != nil {
 			return agent.Config{}, err
 		}
 	}
-	cfg.Controllers = controllers
-	cfg.Labels = labels
+	cfg.Controllers = r.controllers
+	cfg.Labels = r.labels
 	return cfg, nil
 }
 

@@ -32,6 +32,9 @@
 // configuration, on raft's RecoverCluster; docs/security.md gives the
 // procedure.
 //
+// --version prints the build's version (module version and VCS revision,
+// from the binary's build information) and exits.
+//
 // Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the
 // controller fails, 2 on a usage error.
 package main
@@ -46,6 +49,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -55,6 +59,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/metrics"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	"github.com/turbulence-sre/turbulence/internal/version"
 )
 
 // Exit codes.
@@ -75,6 +80,10 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 func run(args []string, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "recover" {
 		return runRecover(args[1:], stderr)
+	}
+	if slices.ContainsFunc(args, isVersionFlag) || (len(args) > 0 && args[0] == "version") {
+		fmt.Fprintln(os.Stdout, version.Line("turbulence-controller"))
+		return exitOK
 	}
 	cfg, dev, code, ok := parseFlags(args, stderr)
 	if !ok {
@@ -164,6 +173,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev boo
 	fs.DurationVar(&cfg.RaftElectionTimeout, "raft-election-timeout", raftnode.DefaultElectionTimeout,
 		fmt.Sprintf("how long a follower hears nothing from the leader before it stands for election (%s to %s)", raftnode.MinElectionTimeout, raftnode.MaxElectionTimeout))
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off)")
+	fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, false, exitOK, false
@@ -196,6 +206,12 @@ func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev boo
 		return cfg, false, exitUsage, false
 	}
 	return cfg, *devFlag, exitOK, true
+}
+
+// isVersionFlag reports whether arg asks for the version; it wins over
+// every other flag, so that `--version` works on any command line.
+func isVersionFlag(arg string) bool {
+	return arg == "--version" || arg == "-version"
 }
 
 func warnIfNotLeader(ctx context.Context, c *controller.Controller, logger *slog.Logger) {

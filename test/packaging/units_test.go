@@ -1,0 +1,132 @@
+// Package packaging checks the files under packaging/ against the real
+// binaries: a systemd unit whose ExecStart the binary does not accept
+// starts nothing and loops on Restart=on-failure, and systemd-analyze
+// verify does not notice.
+package packaging
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
+)
+
+// unitCommands reads the Exec lines named keys from a unit file, joining
+// continuation lines and expanding what systemd would: Environment=
+// defaults (${V} and $V; an empty unquoted $V is no word at all), %S
+// (/var/lib) and %d (the credentials directory).
+func unitCommands(t *testing.T, path string, keys ...string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }() // read-only
+	env := map[string]string{}
+	out := map[string][]string{}
+	var line string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(l, "#") && line == "" {
+			continue
+		}
+		if strings.HasSuffix(l, "\\") {
+			line += strings.TrimSuffix(l, "\\") + " "
+			continue
+		}
+		line += l
+		k, v, ok := strings.Cut(line, "=")
+		line = ""
+		if !ok {
+			continue
+		}
+		if k == "Environment" {
+			ek, ev, _ := strings.Cut(v, "=")
+			env[ek] = ev
+			continue
+		}
+		for _, want := range keys {
+			if k == want {
+				var words []string
+				for _, w := range strings.Fields(v) {
+					w = strings.NewReplacer("%S", "/var/lib", "%d", "/run/credentials/unit").Replace(w)
+					w = os.Expand(w, func(n string) string { return env[n] })
+					if w != "" {
+						words = append(words, w)
+					}
+				}
+				out[k] = words
+			}
+		}
+	}
+	return out
+}
+
+func TestUnits_ExecLinesAreAccepted(t *testing.T) {
+	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller")
+	byName := map[string]string{}
+	for _, b := range bins {
+		byName["/usr/bin/"+filepath.Base(b)] = b
+	}
+	for _, unit := range []string{"turbulence-agent.service", "turbulence-controller.service"} {
+		cmds := unitCommands(t, filepath.Join("..", "..", "packaging", "systemd", unit), "ExecStart", "ExecStopPost")
+		if len(cmds["ExecStart"]) == 0 {
+			t.Fatalf("%s: no ExecStart", unit)
+		}
+		for key, argv := range cmds {
+			bin, ok := byName[argv[0]]
+			if !ok {
+				t.Errorf("%s %s runs %q, not a binary of this repository", unit, key, argv[0])
+				continue
+			}
+			args := append(append([]string{}, argv[1:]...), "--help")
+			out, err := exec.Command(bin, args...).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s %s: %s %q: %v\n%s", unit, key, filepath.Base(bin), args, err, out)
+			}
+		}
+	}
+}
+
+// The agent unit names the certificate files the agent uses by default,
+// so that a host installed by the book needs no TLS flags.
+func TestUnits_AgentCertPathsAreTheDefaults(t *testing.T) {
+	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent")
+	help, _ := exec.Command(bins[0], "help").CombinedOutput()
+	argv := unitCommands(t, filepath.Join("..", "..", "packaging", "systemd", "turbulence-agent.service"), "ExecStart")["ExecStart"]
+	for i, w := range argv {
+		if (w == "--ca" || w == "--cert" || w == "--key") && i+1 < len(argv) {
+			if !strings.Contains(string(help), `(default "`+argv[i+1]+`")`) {
+				t.Errorf("unit has %s %s, but the agent's default differs:\n%s", w, argv[i+1], help)
+			}
+		}
+	}
+}
+
+// Every binary answers --version with its name and build version, and
+// the agent's help lists its subcommands.
+func TestBinaries_VersionAndHelp(t *testing.T) {
+	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller", "./controller/cmd/turbctl")
+	for _, b := range bins {
+		out, err := exec.Command(b, "--version").CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), filepath.Base(b)+" ") || strings.Contains(string(out), " dev ") {
+			t.Errorf("%s --version = %q, %v; want its name and build version", filepath.Base(b), out, err)
+		}
+	}
+	for _, args := range [][]string{{"help"}, {"--help"}} {
+		out, err := exec.Command(bins[0], args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("turbulence-agent %q: %v\n%s", args, err, out)
+		}
+		for _, sub := range []string{"status", "halt", "resume", "cleanup", "--version"} {
+			if !strings.Contains(string(out), "turbulence-agent "+sub) {
+				t.Errorf("turbulence-agent %q does not list %q:\n%s", args, sub, out)
+			}
+		}
+	}
+}
