@@ -1,10 +1,8 @@
 package controller_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	"github.com/turbulence-sre/turbulence/internal/testutil"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -74,28 +73,10 @@ func TestCluster_GracefulStopHandsLeadershipOver(t *testing.T) {
 	})
 }
 
-// syncBuffer is a log sink safe for the controller's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A one-node cluster has nobody to hand leadership to: its stop says so
 // and goes on, cleanly.
 func TestCluster_OneNodeStopsCleanlyWithoutHandOver(t *testing.T) {
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	c := controllertest.NewCluster(t, 1, func(_ int, cfg *controller.Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})

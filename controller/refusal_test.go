@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,31 +20,13 @@ import (
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
-// lockedBuffer is a log sink safe for the controller's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRefusals_LoggedAndCounted is issue 13's finding 7: refused calls
 // and failed handshakes left no trace. Each kind of refusal now gives a
 // log line saying who, what and why, and a count on the metrics
 // endpoint.
 func TestRefusals_LoggedAndCounted(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	s := controllertest.NewServer(t, func(c *controller.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		c.GRPCGuard.Limits.PerSource = 4
