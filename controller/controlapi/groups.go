@@ -2,8 +2,13 @@ package controlapi
 
 import (
 	"cmp"
+	"strings"
+
 	"context"
 	"fmt"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -150,9 +155,25 @@ func (s *Server) validateGroup(req *turbulencev1.ApplyFaultGroupRequest) (*turbu
 		bad("min", "%d is above count %d: the call could never succeed", req.GetMin(), c)
 	}
 	if len(problems) > 0 {
-		return nil, selector.Selector{}, &faultspec.Error{Problems: problems}
+		return nil, selector.Selector{}, invalidGroup(problems)
 	}
 	return spec, sel, nil
+}
+
+// invalidGroup is InvalidArgument listing every problem of a group
+// request, with one BadRequest field violation each (invariant 6).
+func invalidGroup(problems []faultspec.FieldError) error {
+	br := &errdetails.BadRequest{}
+	msgs := make([]string, len(problems))
+	for i, p := range problems {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: p.Field, Description: p.Reason})
+		msgs[i] = p.Field + ": " + p.Reason
+	}
+	st := status.New(codes.InvalidArgument, "invalid fault group request: "+strings.Join(msgs, "; "))
+	if d, err := st.WithDetails(br); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 // candidate is a matched agent during a choice.
