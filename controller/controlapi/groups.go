@@ -50,10 +50,8 @@ func (s *Server) ApplyFaultGroup(ctx context.Context, req *turbulencev1.ApplyFau
 func (s *Server) applyFaultGroup(ctx context.Context, caller tlsutil.Identity, req *turbulencev1.ApplyFaultGroupRequest) (*turbulencev1.FaultGroup, error) {
 	// A retry of a recorded call returns its group, whatever changed since.
 	if !req.GetDryRun() {
-		if resultID, ok := s.cfg.State.AppliedResult(req.GetRequestId()); ok {
-			if g, ok := s.cfg.State.FaultGroup(resultID); ok {
-				return s.overlayGroup(g), nil
-			}
+		if g, ok := s.recordedGroup(req.GetRequestId()); ok {
+			return s.overlayGroup(g), nil
 		}
 	}
 	// Invariant 6: every check, and the whole choice, before anything is
@@ -127,6 +125,17 @@ func (s *Server) applyFaultGroup(ctx context.Context, caller tlsutil.Identity, r
 			"chosen", created.GetChosen(), "eligible", created.GetEligible(), "seed", created.GetSeed(), "by", caller.String())
 	}
 	return s.overlayGroup(created), nil
+}
+
+// recordedGroup returns the group a request ID already made. Writes
+// reach this handler only on a leader that has passed its barrier
+// (controller.forwardGate), so every entry an earlier leader committed
+// is applied here: a retry after a leader change finds the first group.
+func (s *Server) recordedGroup(requestID string) (*turbulencev1.FaultGroup, bool) {
+	if resultID, ok := s.cfg.State.AppliedResult(requestID); ok {
+		return s.cfg.State.FaultGroup(resultID)
+	}
+	return nil, false
 }
 
 // validateGroup checks a group request, returning every problem at once
