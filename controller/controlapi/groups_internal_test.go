@@ -10,11 +10,13 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/selector"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -219,6 +221,32 @@ func BenchmarkChoose10k(b *testing.B) {
 	for b.Loop() {
 		g := &turbulencev1.FaultGroup{Spec: cpu(), Selector: "role=web", Percent: 10, Seed: 1, Min: 1}
 		if err := s.choose(g, sel); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyFaultGroup_DryRun10k is a whole dry-run call over 10,000
+// connected agents (--percent 10 of role=web, which all match): the
+// handler, the choice and the encoding of the answer, without the network.
+// Liveness comes from a map here; agentapi.Hub answers it under one mutex.
+func BenchmarkApplyFaultGroup_DryRun10k(b *testing.B) {
+	s, _ := fleet(b, 10000, Config{MaxGroupPercent: 50, MaxGroupAgents: 5000})
+	ca, _, _, err := tlsutil.NewCA("test", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := callerCtx(b, ca, tlsutil.Identity{Role: tlsutil.RoleOperator, Name: "o"})
+	req := &turbulencev1.ApplyFaultGroupRequest{Spec: cpu(), Selector: "role=web", Percent: 10, DryRun: true}
+	for b.Loop() {
+		g, err := s.ApplyFaultGroup(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if g.GetChosen() != 1000 {
+			b.Fatalf("chose %d, want 1000", g.GetChosen())
+		}
+		if _, err := proto.Marshal(g); err != nil {
 			b.Fatal(err)
 		}
 	}
