@@ -165,3 +165,36 @@ func TestFaultGroup_RefusalsChangeNothing(t *testing.T) {
 		t.Errorf("groups = %v, %v; want none", list, err)
 	}
 }
+
+// TestFaultGroup_AgentRefusalIsPerAgent: one chosen agent refuses its
+// member at dispatch (its local policy); that member alone is FAILED with
+// the agent's words, the other stays, and the group reports both.
+func TestFaultGroup_AgentRefusalIsPerAgent(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	agents := webFleet(t, srv)
+	admin := srv.AdminClient(t)
+	g, err := admin.ApplyFaultGroup(t.Context(), &turbulencev1.ApplyFaultGroupRequest{
+		Spec: cpuSpec(40, durationpb.New(time.Minute)), AgentIds: []string{"web-1", "web-2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := agents["web-2"].Next(t, 10*time.Second).GetApply()
+	const refusal = "policy: cpu load above this host's ceiling of 30%"
+	agents["web-2"].Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Result{Result: &turbulencev1.CommandResult{
+		CommandId: cmd.GetCommandId(), FaultId: cmd.GetFault().GetId(), Error: refusal}}})
+	var got *turbulencev1.FaultGroup
+	controllertest.WaitFor(t, 10*time.Second, "web-2's member to fail", func() bool {
+		got, err = admin.GetFaultGroup(t.Context(), &turbulencev1.GetFaultGroupRequest{Id: g.GetId()})
+		return err == nil && got.GetMembers()[1].GetState() == turbulencev1.FaultState_FAULT_STATE_FAILED
+	})
+	if m := got.GetMembers()[1]; m.GetAgentId() != "web-2" || m.GetReason() != refusal {
+		t.Errorf("web-2 member = %v, want FAILED with %q", m, refusal)
+	}
+	if m := got.GetMembers()[0]; m.GetAgentId() != "web-1" || m.GetState() != turbulencev1.FaultState_FAULT_STATE_PENDING {
+		t.Errorf("web-1 member = %v, want still PENDING", m)
+	}
+	list, err := admin.ListFaultGroups(t.Context(), &turbulencev1.ListFaultGroupsRequest{})
+	if err != nil || list.GetGroups()[0].GetFailed() != 1 || list.GetGroups()[0].GetLive() != 1 {
+		t.Errorf("summary = %v, %v; want 1 failed, 1 live", list, err)
+	}
+}
