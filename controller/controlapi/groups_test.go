@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -193,8 +194,21 @@ func TestFaultGroup_AgentRefusalIsPerAgent(t *testing.T) {
 	if m := got.GetMembers()[0]; m.GetAgentId() != "web-1" || m.GetState() != turbulencev1.FaultState_FAULT_STATE_PENDING {
 		t.Errorf("web-1 member = %v, want still PENDING", m)
 	}
-	list, err := admin.ListFaultGroups(t.Context(), &turbulencev1.ListFaultGroupsRequest{})
-	if err != nil || list.GetGroups()[0].GetFailed() != 1 || list.GetGroups()[0].GetLive() != 1 {
-		t.Errorf("summary = %v, %v; want 1 failed, 1 live", list, err)
+	// A second group, and the list read one group a page.
+	second, err := admin.ApplyFaultGroup(t.Context(), &turbulencev1.ApplyFaultGroupRequest{
+		Spec: cpuSpec(40, durationpb.New(time.Minute)), AgentIds: []string{"web-3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := admin.ListFaultGroups(t.Context(), &turbulencev1.ListFaultGroupsRequest{PageSize: 1})
+	if err != nil || len(list.GetGroups()) != 1 || list.GetGroups()[0].GetFailed() != 1 || list.GetGroups()[0].GetLive() != 1 || list.GetNextPageToken() == "" {
+		t.Fatalf("first page = %v, %v; want the first group (1 failed, 1 live) and a token", list, err)
+	}
+	next, err := admin.ListFaultGroups(t.Context(), &turbulencev1.ListFaultGroupsRequest{PageSize: 1, PageToken: list.GetNextPageToken()})
+	if err != nil || len(next.GetGroups()) != 1 || next.GetGroups()[0].GetId() != second.GetId() || next.GetNextPageToken() != "" {
+		t.Errorf("second page = %v, %v; want %s alone", next, err, second.GetId())
+	}
+	if _, err := admin.ListFaultGroups(t.Context(), &turbulencev1.ListFaultGroupsRequest{PageSize: 21}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("page size 21 = %v, want InvalidArgument", err)
 	}
 }

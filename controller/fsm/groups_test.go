@@ -86,6 +86,16 @@ func TestFSM_GroupAllOrNothing(t *testing.T) {
 	if _, ok := f.State().FaultGroup("g1"); ok {
 		t.Error("refused group recorded")
 	}
+	// The same agent twice: refused as a whole.
+	twice := groupEntry("r2", "g2", []string{"a1"}, nil)
+	twice.GetCreateFaultGroup().GetGroup().Members = append(twice.GetCreateFaultGroup().GetGroup().Members, &turbulencev1.GroupMember{AgentId: "a1", FaultId: "other"})
+	resp = applyAll(t, f, twice)
+	if err, ok := resp[0].(error); !ok || !errors.Is(err, state.ErrInvalidEntry) {
+		t.Errorf("agent chosen twice = %v, want ErrInvalidEntry", resp[0])
+	}
+	if n := len(f.State().Faults(state.FaultFilter{})); n != 0 {
+		t.Errorf("faults after a refused group = %d, want 0", n)
+	}
 	// Halted: refused as a whole too.
 	f2 := New(state.New(), nil)
 	resp = applyAll(t, f2, registerEntry("a1"), haltEntry(true, "x"), groupEntry("r1", "g1", []string{"a1"}, nil))

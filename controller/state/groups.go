@@ -93,7 +93,8 @@ func (d *data) checkNewGroup(g *turbulencev1.FaultGroup) error {
 	if _, ok := d.groups[g.GetId()]; ok {
 		return errorf(ErrExists, "fault group %q already exists", g.GetId())
 	}
-	seen := make(map[string]bool)
+	seen := make(map[string]bool)    // fault IDs
+	members := make(map[string]bool) // agent IDs: one fault per agent
 	chosen := 0
 	for _, mem := range g.GetMembers() {
 		if !Chosen(mem) {
@@ -106,8 +107,10 @@ func (d *data) checkNewGroup(g *turbulencev1.FaultGroup) error {
 			return errorf(ErrInvalidEntry, "create fault group %q: a chosen member needs an agent and a fault id", g.GetId())
 		case seen[id]:
 			return errorf(ErrInvalidEntry, "create fault group %q: fault id %q twice", g.GetId(), id)
+		case members[mem.GetAgentId()]:
+			return errorf(ErrInvalidEntry, "create fault group %q: agent %q chosen twice", g.GetId(), mem.GetAgentId())
 		}
-		seen[id] = true
+		seen[id], members[mem.GetAgentId()] = true, true
 		if _, ok := d.faults[id]; ok {
 			return errorf(ErrExists, "fault %q already exists", id)
 		}
