@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -45,16 +46,24 @@ func (s *State) ApplyCreateFaultGroup(m Meta, g *turbulencev1.FaultGroup) (*turb
 	created := rec.GetCreatedAt().AsTime()
 	deadline := timestamppb.New(created.Add(rec.GetSpec().GetDuration().AsDuration()))
 	msg := fmt.Sprintf("%s fault for %s by %s in group %s", faultspec.Kind(rec.GetSpec()), rec.GetSpec().GetDuration().AsDuration(), rec.GetCreatedBy(), rec.GetId())
-	for _, mem := range rec.GetMembers() {
+	// The members share one creation time, so the creation-order index
+	// sorts them by ID: made in that order, each one lands at the end of
+	// the index instead of in its middle (a thousand members would
+	// otherwise each move the tail of a long index).
+	byFault := slices.Clone(rec.GetMembers())
+	slices.SortFunc(byFault, func(a, b *turbulencev1.GroupMember) int { return strings.Compare(a.GetFaultId(), b.GetFaultId()) })
+	for _, mem := range byFault {
 		// What is read back from the fault is never stored twice.
 		mem.State, mem.Reason, mem.MeasuredCpuPercent, mem.ResidentBytes, mem.Degraded = 0, "", 0, 0, false
 		if !Chosen(mem) {
 			continue
 		}
 		f := &turbulencev1.Fault{
-			Id:        mem.GetFaultId(),
-			AgentId:   mem.GetAgentId(),
-			Spec:      clone(rec.GetSpec()),
+			Id:      mem.GetFaultId(),
+			AgentId: mem.GetAgentId(),
+			// Shared by the members: the state never changes a recorded
+			// spec, and every read hands out a copy of the fault.
+			Spec:      rec.GetSpec(),
 			State:     turbulencev1.FaultState_FAULT_STATE_PENDING,
 			CreatedAt: rec.GetCreatedAt(),
 			Deadline:  deadline,
