@@ -13,6 +13,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/controlapi"
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
@@ -37,6 +38,11 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// DefaultFaultDuration is given to a fault spec without a duration.
 	DefaultFaultDuration time.Duration
+	// MaxGroupPercent and MaxGroupAgents cap one fault group call: it
+	// may choose at most this percentage of the registered fleet and at
+	// most this many agents (docs/groups.md). No request can raise them.
+	MaxGroupPercent float64
+	MaxGroupAgents  int
 	// Logger receives every log line, raft's included.
 	Logger *slog.Logger
 
@@ -103,6 +109,8 @@ func DefaultConfig() Config {
 		LeaseTTL:             agentapi.DefaultLeaseTTL,
 		HeartbeatInterval:    agentapi.DefaultHeartbeatInterval,
 		DefaultFaultDuration: controlapi.DefaultFaultDuration,
+		MaxGroupPercent:      controlapi.DefaultMaxGroupPercent,
+		MaxGroupAgents:       controlapi.DefaultMaxGroupAgents,
 		Logger:               slog.Default(),
 	}
 }
@@ -122,6 +130,12 @@ func (c Config) validate() error {
 		if f.val == "" {
 			errs = append(errs, errors.New(f.name+" is required"))
 		}
+	}
+	if p := c.MaxGroupPercent; p < 0 || p > 100 || p != p {
+		errs = append(errs, fmt.Errorf("max group percent: %v is not in [0, 100] (0 means the default, %d)", p, controlapi.DefaultMaxGroupPercent))
+	}
+	if n := c.MaxGroupAgents; n < 0 || n > limits.MaxGroupAgents {
+		errs = append(errs, fmt.Errorf("max group agents: %d is not in [0, %d] (0 means the default, %d)", n, limits.MaxGroupAgents, controlapi.DefaultMaxGroupAgents))
 	}
 	if c.LeaseTTL > 0 && c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))

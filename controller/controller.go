@@ -202,6 +202,8 @@ func New(cfg Config) (*Controller, error) {
 		State:                c.state,
 		Hub:                  c.hub,
 		DefaultFaultDuration: cfg.DefaultFaultDuration,
+		MaxGroupPercent:      cfg.MaxGroupPercent,
+		MaxGroupAgents:       cfg.MaxGroupAgents,
 		Logger:               logger,
 	})
 	c.health = health.NewServer()

@@ -25,7 +25,7 @@ func (a *app) faultCommand() *cobra.Command {
 		Args:    noSubcommand,
 		RunE:    missingSubcommand,
 	}
-	cmd.AddCommand(a.faultApplyCommand(), a.faultListCommand(), a.faultShowCommand(), a.faultRevertCommand())
+	cmd.AddCommand(a.faultApplyCommand(), a.faultListCommand(), a.faultShowCommand(), a.faultRevertCommand(), a.faultGroupCommand())
 	return cmd
 }
 
@@ -163,11 +163,21 @@ func (a *app) printFault(f *turbulencev1.Fault) error {
 
 func faultsTable(w io.Writer, now time.Time, faults []*turbulencev1.Fault) error {
 	tw := table(w)
-	row(tw, "ID", "AGENT", "KIND", "STATE", "ASKED", "MEASURED", "CREATED", "ENDS", "REASON")
+	// The GROUP column shows only when some fault is a group member.
+	grouped := slices.ContainsFunc(faults, func(f *turbulencev1.Fault) bool { return f.GetGroupId() != "" })
+	head := []string{"ID", "AGENT", "KIND", "STATE", "ASKED", "MEASURED", "CREATED", "ENDS", "REASON"}
+	if grouped {
+		head = append(head, "GROUP")
+	}
+	row(tw, head...)
 	for _, f := range faults {
-		row(tw, f.GetId(), f.GetAgentId(), orNone(faultspec.Kind(f.GetSpec())), stateName(f.GetState()),
+		cells := []string{f.GetId(), f.GetAgentId(), orNone(faultspec.Kind(f.GetSpec())), stateName(f.GetState()),
 			specSummary(f.GetSpec()), measured(f), relative(f.GetCreatedAt(), now), ends(f, now),
-			orNone(f.GetReason()))
+			orNone(f.GetReason())}
+		if grouped {
+			cells = append(cells, orNone(f.GetGroupId()))
+		}
+		row(tw, cells...)
 	}
 	return tw.Flush()
 }
@@ -179,6 +189,9 @@ func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
 	tw := table(w)
 	row(tw, "ID:", f.GetId())
 	row(tw, "Agent:", f.GetAgentId())
+	if f.GetGroupId() != "" {
+		row(tw, "Group:", f.GetGroupId())
+	}
 	row(tw, "Kind:", orNone(faultspec.Kind(f.GetSpec())))
 	row(tw, "State:", stateLine(f))
 	row(tw, "Created:", absolute(f.GetCreatedAt(), now))

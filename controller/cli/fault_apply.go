@@ -37,8 +37,10 @@ var applyKinds = []applyKind{cpuKind, memoryKind, diskFillKind, diskIOKind, netw
 func (a *app) faultApplyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply KIND",
-		Short: "Apply a fault to one agent",
-		Long: `Apply a fault to one agent. Each kind is a subcommand with its own flags.
+		Short: "Apply a fault to one agent, or to a slice of the fleet",
+		Long: `Apply a fault to one agent (--agent), or to a bounded slice of the fleet
+(--select and/or --agents, with --count or --percent, --seed, --min,
+--dry-run: docs/groups.md). Each kind is a subcommand with its own flags.
 
 On success turbctl prints the new fault's ID (the whole fault with -o json).
 The fault starts PENDING; see 'turbctl fault show ID' for what the agent
@@ -100,10 +102,14 @@ func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 	f.BoolVar(&wait, "wait", true, "wait for the agent to apply or refuse the fault; --wait=false returns once it is recorded")
 	f.DurationVar(&waitTimeout, "wait-timeout", 15*time.Second, "how long --wait waits for the agent's verdict")
 	build := k.bind(cmd)
+	group := bindGroupFlags(cmd) // fault_group.go
 
 	cmd.RunE = runE(func(cmd *cobra.Command, _ []string) error {
-		if agentID == "" {
-			return usagef("--agent is required")
+		if err := group.check(cmd, agentID); err != nil {
+			return err
+		}
+		if agentID == "" && !group.active(cmd) {
+			return usagef("--agent is required (or --select / --agents for a group)")
 		}
 		spec := &turbulencev1.FaultSpec{}
 		if cmd.Flags().Changed("duration") {
@@ -123,6 +129,9 @@ func (a *app) applyKindCommand(k applyKind) *cobra.Command {
 		}
 		if requestID == "" {
 			requestID = a.env.requestID()
+		}
+		if group.active(cmd) {
+			return a.applyGroup(cmd, group.request(cmd, requestID, spec))
 		}
 		req := &turbulencev1.ApplyFaultRequest{RequestId: requestID, AgentId: agentID, Spec: spec}
 		return a.withClient(func(c *client) error {

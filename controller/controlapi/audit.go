@@ -37,6 +37,8 @@ const (
 	AuditFleetHalt     = "fleet.halt"
 	AuditFleetResume   = "fleet.resume"
 	AuditAgentRegister = "agent.register"
+	AuditGroupApply    = "fault.group.apply"
+	AuditGroupRevert   = "fault.group.revert"
 )
 
 // withAudit returns the entry to propose for a ControlService call: a
@@ -88,6 +90,12 @@ func describe(e *raftv1.LogEntry) *raftv1.Audit {
 			return &raftv1.Audit{Action: AuditFleetHalt, Summary: s}
 		}
 		return &raftv1.Audit{Action: AuditFleetResume, Summary: "resume the fleet"}
+	case *raftv1.LogEntry_CreateFaultGroup:
+		g := c.CreateFaultGroup.GetGroup()
+		return &raftv1.Audit{Action: AuditGroupApply, Summary: fmt.Sprintf("apply %s group %s to %d of %d eligible agents for %s (seed %d, selector %q)",
+			faultspec.Kind(g.GetSpec()), g.GetId(), g.GetChosen(), g.GetEligible(), g.GetSpec().GetDuration().AsDuration(), g.GetSeed(), g.GetSelector())}
+	case *raftv1.LogEntry_RevertFaultGroup:
+		return &raftv1.Audit{Action: AuditGroupRevert, Summary: "revert group " + c.RevertFaultGroup.GetGroupId()}
 	case *raftv1.LogEntry_RegisterAgent:
 		return &raftv1.Audit{Action: AuditAgentRegister, Summary: "register agent " + c.RegisterAgent.GetAgent().GetId()}
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/turbulence-sre/turbulence/internal/faultspec"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -22,11 +23,51 @@ const (
 	featureNftables = "nftables"
 )
 
+// agentRefusal is why an agent cannot take a spec. The single apply
+// returns it as its error; a group shows Short against the member.
+type agentRefusal struct {
+	// Short is the one-line reason a group member shows.
+	Short string
+	err   error
+}
+
+func (r *agentRefusal) Error() string { return r.err.Error() }
+func (r *agentRefusal) Unwrap() error { return r.err }
+
+// checkAgent is every check of an agent against a spec that the
+// controller can make from the agent's registration: the kind is one it
+// implements and its policy allows, and the kernel features the spec
+// needs are loaded. The single apply and the group selection both call
+// it, so they can never disagree about what an agent is able to take.
+// It returns nil when the agent is able; it reads nothing but its
+// arguments.
+func checkAgent(agent *turbulencev1.Agent, spec *turbulencev1.FaultSpec) *agentRefusal {
+	kind := faultspec.Kind(spec)
+	if kinds := agent.GetCapabilities().GetFaultKinds(); !slices.Contains(kinds, kind) {
+		return &agentRefusal{Short: "unsupported kind", err: errorf(ErrUnsupportedKind,
+			"agent %q cannot run %s faults: it supports %s", agent.GetId(), kind, orNone(kinds))}
+	}
+	if err := requireFeatures(agent, spec); err != nil {
+		return &agentRefusal{Short: "missing kernel feature: " + missingFeature(agent, spec), err: err}
+	}
+	return nil
+}
+
 // requireFeatures refuses a network fault or partition that needs a kernel
 // feature the agent did not report, naming the feature, so the person
 // learns what to load instead of seeing the agent fail (invariant 6: the
 // refusal changes nothing).
 func requireFeatures(agent *turbulencev1.Agent, spec *turbulencev1.FaultSpec) error {
+	if missing := missingFeature(agent, spec); missing != "" {
+		return errorf(ErrUnsupportedKind, "%s is not available on host %s: load the module (the agent reports kernel features: %s)",
+			missing, hostName(agent), orNone(agent.GetCapabilities().GetKernelFeatures()))
+	}
+	return nil
+}
+
+// missingFeature names the first kernel feature (or set of alternatives,
+// "a or b") that spec needs and agent did not report; "" when none.
+func missingFeature(agent *turbulencev1.Agent, spec *turbulencev1.FaultSpec) string {
 	have := agent.GetCapabilities().GetKernelFeatures()
 	var need [][]string // each entry: any one of these will do
 	switch k := spec.GetKind().(type) {
@@ -51,11 +92,10 @@ func requireFeatures(agent *turbulencev1.Agent, spec *turbulencev1.FaultSpec) er
 	}
 	for _, anyOf := range need {
 		if !slices.ContainsFunc(anyOf, func(f string) bool { return slices.Contains(have, f) }) {
-			return errorf(ErrUnsupportedKind, "%s is not available on host %s: load the module (the agent reports kernel features: %s)",
-				strings.Join(anyOf, " or "), hostName(agent), orNone(have))
+			return strings.Join(anyOf, " or ")
 		}
 	}
-	return nil
+	return ""
 }
 
 func hostName(a *turbulencev1.Agent) string {

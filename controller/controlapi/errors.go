@@ -24,6 +24,8 @@ var (
 	ErrUnsupportedKind  = errors.New("fault kind not supported by the agent")
 	ErrPermissionDenied = errors.New("permission denied")
 	ErrUnauthenticated  = errors.New("unauthenticated")
+	// ErrGroupTooSmall: fewer agents would be chosen than the group's min.
+	ErrGroupTooSmall = errors.New("fault group below its minimum")
 )
 
 // errorf words a refusal for people and gives it a sentinel for code.
@@ -53,7 +55,8 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, state.ErrExists):
 		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, state.ErrHalted), errors.Is(err, ErrUnsupportedKind), errors.Is(err, state.ErrInvalidTransition):
+	case errors.Is(err, state.ErrHalted), errors.Is(err, ErrUnsupportedKind), errors.Is(err, state.ErrInvalidTransition),
+		errors.Is(err, ErrGroupTooSmall):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, state.ErrInvalidEntry):
 		return status.Error(codes.InvalidArgument, err.Error())

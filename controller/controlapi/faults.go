@@ -49,16 +49,8 @@ func (s *Server) applyFault(ctx context.Context, caller tlsutil.Identity, req *t
 	if !ok {
 		return nil, errorf(ErrNotFound, "agent_id: agent %q is not registered", req.GetAgentId())
 	}
-	kind := faultspec.Kind(spec)
-	if kinds := agent.GetCapabilities().GetFaultKinds(); !slices.Contains(kinds, kind) {
-		supported := "none"
-		if len(kinds) > 0 {
-			supported = strings.Join(kinds, ", ")
-		}
-		return nil, errorf(ErrUnsupportedKind, "agent %q cannot run %s faults: it supports %s", agent.GetId(), kind, supported)
-	}
-	if err := requireFeatures(agent, spec); err != nil {
-		return nil, err
+	if r := checkAgent(agent, spec); r != nil {
+		return nil, r
 	}
 	// Invariant 5: no new fault while the fleet is halted.
 	if h := s.cfg.State.Halt(); h.GetHalted() {
@@ -97,7 +89,7 @@ func (s *Server) applyFault(ctx context.Context, caller tlsutil.Identity, req *t
 	// concurrently returns the first one, which was dispatched already.
 	if created.GetId() == fault.GetId() {
 		s.cfg.Hub.DispatchApply(created)
-		s.logger.Info("fault created", "fault_id", created.GetId(), "agent_id", created.GetAgentId(), "kind", kind, "by", caller.String())
+		s.logger.Info("fault created", "fault_id", created.GetId(), "agent_id", created.GetAgentId(), "kind", faultspec.Kind(spec), "by", caller.String())
 	}
 	return s.overlayFault(created), nil
 }
@@ -109,23 +101,34 @@ func (s *Server) validate(req *turbulencev1.ApplyFaultRequest) (*turbulencev1.Fa
 	if req.GetAgentId() == "" {
 		problems = append(problems, faultspec.FieldError{Field: "agent_id", Reason: "is required"})
 	}
-	var spec *turbulencev1.FaultSpec
-	if req.GetSpec() != nil {
-		// Only a missing duration is filled; an explicit zero stays zero
-		// and is refused by Validate.
-		spec = faultspec.WithDefaultDuration(req.GetSpec(), s.cfg.DefaultFaultDuration)
+	spec, specProblems, err := s.checkSpec(req.GetSpec())
+	if err != nil {
+		return nil, err
 	}
-	if err := faultspec.Validate(spec); err != nil {
-		var specErr *faultspec.Error
-		if !errors.As(err, &specErr) {
-			return nil, err
-		}
-		problems = append(problems, specErr.Problems...)
-	}
+	problems = append(problems, specProblems...)
 	if len(problems) > 0 {
 		return nil, &faultspec.Error{Problems: problems}
 	}
 	return spec, nil
+}
+
+// checkSpec fills the default duration of a spec and validates it; the
+// single apply and the group apply share it.
+func (s *Server) checkSpec(in *turbulencev1.FaultSpec) (*turbulencev1.FaultSpec, []faultspec.FieldError, error) {
+	var spec *turbulencev1.FaultSpec
+	if in != nil {
+		// Only a missing duration is filled; an explicit zero stays zero
+		// and is refused by Validate.
+		spec = faultspec.WithDefaultDuration(in, s.cfg.DefaultFaultDuration)
+	}
+	if err := faultspec.Validate(spec); err != nil {
+		var specErr *faultspec.Error
+		if !errors.As(err, &specErr) {
+			return nil, nil, err
+		}
+		return spec, specErr.Problems, nil
+	}
+	return spec, nil, nil
 }
 
 func haltedError(h *turbulencev1.HaltStatus) error {

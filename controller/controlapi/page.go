@@ -28,6 +28,7 @@ const (
 	tokenFaults = "f"
 	tokenEvents = "e"
 	tokenAudit  = "u"
+	tokenGroups = "g"
 	// TokenServers is used by clusterapi.
 	TokenServers = "s"
 )
@@ -97,12 +98,20 @@ func timeRange(since, until *timestamppb.Timestamp) (time.Time, time.Time, error
 
 // faultToken and parseFaultToken encode a fault cursor as
 // "<unix nanoseconds>/<id>".
-func faultToken(c state.FaultCursor) string {
-	return EncodeToken(tokenFaults, strconv.FormatInt(c.CreatedAt.UnixNano(), 10)+"/"+c.ID)
-}
+func faultToken(c state.FaultCursor) string { return cursorToken(tokenFaults, c) }
 
 func parseFaultToken(token string) (state.FaultCursor, error) {
-	key, err := DecodeToken(tokenFaults, token)
+	return parseCursorToken(tokenFaults, token)
+}
+
+// cursorToken and parseCursorToken encode a creation-order cursor (faults,
+// fault groups) as "<unix nanoseconds>/<id>".
+func cursorToken(list string, c state.FaultCursor) string {
+	return EncodeToken(list, strconv.FormatInt(c.CreatedAt.UnixNano(), 10)+"/"+c.ID)
+}
+
+func parseCursorToken(list, token string) (state.FaultCursor, error) {
+	key, err := DecodeToken(list, token)
 	if err != nil || key == "" {
 		return state.FaultCursor{}, err
 	}

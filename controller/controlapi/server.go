@@ -39,7 +39,12 @@ type Config struct {
 	// DefaultFaultDuration fills a spec without a duration (invariant 1:
 	// there is no open-ended fault).
 	DefaultFaultDuration time.Duration
-	Logger               *slog.Logger
+	// MaxGroupPercent and MaxGroupAgents cap the agents one group call
+	// may choose: at most this percentage of the registered fleet, and
+	// at most this many (docs/groups.md). Zero means the default.
+	MaxGroupPercent float64
+	MaxGroupAgents  int
+	Logger          *slog.Logger
 }
 
 // Server implements turbulencev1.ControlServiceServer.
@@ -59,6 +64,12 @@ var _ turbulencev1.ControlServiceServer = (*Server)(nil)
 func New(cfg Config) *Server {
 	if cfg.DefaultFaultDuration <= 0 {
 		cfg.DefaultFaultDuration = DefaultFaultDuration
+	}
+	if cfg.MaxGroupPercent <= 0 {
+		cfg.MaxGroupPercent = DefaultMaxGroupPercent
+	}
+	if cfg.MaxGroupAgents <= 0 {
+		cfg.MaxGroupAgents = DefaultMaxGroupAgents
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

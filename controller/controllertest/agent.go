@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -21,7 +22,7 @@ type FakeAgent struct {
 
 // ConnectAgent opens a session with the PKI's agent certificate, sends
 // hello (its AgentId defaults to AgentName, its capabilities to cpu) and
-// waits for the Welcome. The session ends in t.Cleanup.
+// waits for the Welcome. Another AgentId gets a certificate of its own. The session ends in t.Cleanup.
 func (s *Server) ConnectAgent(t testing.TB, hello *turbulencev1.Hello) *FakeAgent {
 	t.Helper()
 	if hello == nil {
@@ -33,7 +34,12 @@ func (s *Server) ConnectAgent(t testing.TB, hello *turbulencev1.Hello) *FakeAgen
 	if hello.Capabilities == nil {
 		hello.Capabilities = &turbulencev1.Capabilities{FaultKinds: []string{"cpu"}}
 	}
-	a := s.OpenAgentStream(t)
+	client := s.AgentClient(t)
+	if hello.AgentId != AgentName {
+		// An agent's ID must be the name in its certificate.
+		client = turbulencev1.NewAgentServiceClient(s.Dial(t, s.IssueCert(t, tlsutil.Identity{Role: tlsutil.RoleAgent, Name: hello.AgentId})))
+	}
+	a := openAgentStream(t, client)
 	a.Send(t, &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Hello{Hello: hello}})
 	m, err := a.Recv(10 * time.Second)
 	if err != nil {
@@ -49,8 +55,13 @@ func (s *Server) ConnectAgent(t testing.TB, hello *turbulencev1.Hello) *FakeAgen
 // and sends nothing yet.
 func (s *Server) OpenAgentStream(t testing.TB) *FakeAgent {
 	t.Helper()
+	return openAgentStream(t, s.AgentClient(t))
+}
+
+func openAgentStream(t testing.TB, client turbulencev1.AgentServiceClient) *FakeAgent {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stream, err := s.AgentClient(t).Connect(ctx)
+	stream, err := client.Connect(ctx)
 	if err != nil {
 		cancel()
 		t.Fatalf("open agent stream: %v", err)

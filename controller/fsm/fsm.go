@@ -52,6 +52,13 @@ func New(st *state.State, logger *slog.Logger) *FSM {
 			h := e.GetSetHalt()
 			return st.ApplySetHalt(m, h.GetHalted(), h.GetReason())
 		},
+		reflect.TypeFor[*raftv1.LogEntry_CreateFaultGroup](): func(m state.Meta, e *raftv1.LogEntry) (any, error) {
+			return st.ApplyCreateFaultGroup(m, e.GetCreateFaultGroup().GetGroup())
+		},
+		reflect.TypeFor[*raftv1.LogEntry_RevertFaultGroup](): func(m state.Meta, e *raftv1.LogEntry) (any, error) {
+			r := e.GetRevertFaultGroup()
+			return st.ApplyRevertFaultGroup(m, r.GetGroupId(), r.GetReason())
+		},
 		// RecordAudit has no effect of its own: the audit record that
 		// Apply appends for every audited entry is the whole point.
 		reflect.TypeFor[*raftv1.LogEntry_RecordAudit](): func(state.Meta, *raftv1.LogEntry) (any, error) {
@@ -79,7 +86,7 @@ func DecodeEntry(data []byte) (*raftv1.LogEntry, error) {
 
 // Apply applies one committed entry. The response is the resulting
 // message (*turbulencev1.Fault, *turbulencev1.Agent,
-// *turbulencev1.HaltStatus, *turbulencev1.AuditEntry for RecordAudit) or
+// *turbulencev1.HaltStatus, *turbulencev1.FaultGroup, *turbulencev1.AuditEntry for RecordAudit) or
 // an error for a rejected command. An entry that carries an Audit gets
 // its audit record whether the command was applied or rejected.
 func (f *FSM) Apply(l *raft.Log) any {

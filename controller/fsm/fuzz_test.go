@@ -31,6 +31,10 @@ func snapshotOracle(records []*raftv1.SnapshotRecord) error {
 			if rec.Fault.GetId() == "" {
 				return fmt.Errorf("record %d: fault without id", i)
 			}
+		case *raftv1.SnapshotRecord_FaultGroup:
+			if rec.FaultGroup.GetId() == "" {
+				return fmt.Errorf("record %d: fault group without id", i)
+			}
 		case *raftv1.SnapshotRecord_Event:
 			if events > 0 && rec.Event.GetSequence() <= lastEvent {
 				return fmt.Errorf("record %d: event %d after %d", i, rec.Event.GetSequence(), lastEvent)
@@ -151,6 +155,8 @@ func FuzzDecodeEntry(f *testing.F) {
 		createEntry("r1", "f1", "a1"),
 		updateEntry("f1", 2, "x"),
 		haltEntry(true, "stop"),
+		groupEntry("r2", "g1", []string{"a1"}, []string{"a2"}),
+		revertGroupEntry("r3", "g1"),
 		audited(haltEntry(true, "stop"), "fleet.halt", "halt the fleet: stop"),
 		audited(&raftv1.LogEntry{Cmd: &raftv1.LogEntry_RecordAudit{RecordAudit: &raftv1.RecordAudit{}}}, "cluster.join", "join c2"),
 		{RequestId: "nothing"},
@@ -180,7 +186,7 @@ func FuzzDecodeEntry(f *testing.F) {
 // seededFSM is fullFSM for fuzz seeds, which have a *testing.F.
 func seededFSM(f *testing.F) *FSM {
 	fsm := New(state.New(), nil)
-	for i, e := range []*raftv1.LogEntry{registerEntry("a1"), createEntry("r1", "f1", "a1"), haltEntry(true, "x")} {
+	for i, e := range []*raftv1.LogEntry{registerEntry("a1"), createEntry("r1", "f1", "a1"), groupEntry("r2", "g1", []string{"a1"}, []string{"a2"}), haltEntry(true, "x")} {
 		e.ProposedAt = nil
 		data := mustMarshal(f, e)
 		if r, ok := fsm.Apply(rawLog(uint64(i+1), data)).(error); ok {

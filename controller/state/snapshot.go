@@ -8,7 +8,7 @@ import (
 )
 
 // Records returns the whole state as snapshot records, in a fixed order:
-// counters, halt status, agents and faults by ID, events oldest first,
+// counters, halt status, agents, faults and fault groups by ID, events oldest first,
 // applied requests oldest first, audit records oldest first. The records are copies; the snapshot can
 // be written while new entries are applied.
 func (s *State) Records() []*raftv1.SnapshotRecord {
@@ -25,6 +25,9 @@ func (s *State) Records() []*raftv1.SnapshotRecord {
 	}
 	for _, id := range sortedKeys(d.faults) {
 		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Fault{Fault: clone(d.faults[id])}})
+	}
+	for _, id := range sortedKeys(d.groups) {
+		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_FaultGroup{FaultGroup: clone(d.groups[id])}})
 	}
 	for _, e := range d.events {
 		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Event{Event: clone(e)}})
@@ -65,6 +68,11 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 				return fmt.Errorf("snapshot record %d: fault without id", i)
 			}
 			d.faults[rec.Fault.GetId()] = clone(rec.Fault)
+		case *raftv1.SnapshotRecord_FaultGroup:
+			if rec.FaultGroup.GetId() == "" {
+				return fmt.Errorf("snapshot record %d: fault group without id", i)
+			}
+			d.groups[rec.FaultGroup.GetId()] = clone(rec.FaultGroup)
 		case *raftv1.SnapshotRecord_Event:
 			if n := len(d.events); n > 0 && rec.Event.GetSequence() <= d.events[n-1].GetSequence() {
 				return fmt.Errorf("snapshot record %d: event sequence %d out of order", i, rec.Event.GetSequence())
@@ -81,6 +89,7 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 		}
 	}
 	d.rebuildIndexes()
+	d.rebuildGroupIndex()
 	if len(d.events) > MaxEvents {
 		d.events = d.events[len(d.events)-MaxEvents:]
 	}

@@ -49,6 +49,10 @@ type data struct {
 	// nextAuditSeq never goes back, like nextSeq.
 	audit        []*turbulencev1.AuditEntry
 	nextAuditSeq uint64
+	// groups holds fault groups as recorded (members without what is read
+	// back from their faults); groupOrder indexes them like faultOrder.
+	groups     map[string]*turbulencev1.FaultGroup
+	groupOrder []*turbulencev1.FaultGroup
 }
 
 func newData() *data {
@@ -59,6 +63,7 @@ func newData() *data {
 		nextSeq:      1,
 		nextAuditSeq: 1,
 		applied:      make(map[string]string),
+		groups:       make(map[string]*turbulencev1.FaultGroup),
 	}
 }
 

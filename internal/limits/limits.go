@@ -59,6 +59,20 @@ const (
 
 // Bounds of what an agent reports.
 const (
+	// MaxGroupAgents bounds the agents one fault group may choose, whatever
+	// the controller's --max-group-agents says (docs/groups.md).
+	MaxGroupAgents = 5000
+	// MaxGroupRefusedListed bounds the refused candidates a group lists
+	// one by one; every refusal is counted in FaultGroup.refusals.
+	MaxGroupRefusedListed = 1000
+	// MaxGroupMembers bounds FaultGroup.members: the chosen, then the
+	// refused that are listed.
+	MaxGroupMembers = MaxGroupAgents + MaxGroupRefusedListed
+	// MaxRefusal bounds a member's refusal and the one-line reason read
+	// back from its fault.
+	MaxRefusal = 128
+	// MaxRefusalKinds bounds FaultGroup.refusals (distinct reasons).
+	MaxRefusalKinds = 32
 	// MaxFaultKinds bounds Capabilities.fault_kinds (the catalogue has 6).
 	MaxFaultKinds = 16
 	// MaxKernelFeatures bounds Capabilities.kernel_features.
@@ -106,6 +120,8 @@ const (
 	MaxPageEvents     = 1000
 	DefaultPageAudit  = 100
 	MaxPageAudit      = 1000
+	DefaultPageGroups = 20
+	MaxPageGroups     = 20
 	DefaultPageServer = 100
 	MaxPageServers    = 1000
 )

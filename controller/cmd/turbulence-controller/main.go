@@ -153,6 +153,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev boo
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "agents revert every fault after hearing nothing for this long")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often agents report")
 	fs.DurationVar(&cfg.DefaultFaultDuration, "default-duration", cfg.DefaultFaultDuration, "duration of a fault whose spec has none")
+	fs.Float64Var(&cfg.MaxGroupPercent, "max-group-percent", cfg.MaxGroupPercent, "a fault group call may choose at most this percentage of the registered fleet")
+	fs.IntVar(&cfg.MaxGroupAgents, "max-group-agents", cfg.MaxGroupAgents, "a fault group call may choose at most this many agents")
 	fs.StringVar(&cfg.AdvertiseGRPCAddr, "advertise-grpc-addr", "", "gRPC address other controllers and agents use for this node (default: --grpc-addr)")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "bootstrap the cluster of --peer when this node has no raft state (give every initial node the same --peer list); never bootstraps twice")
 	fs.Func("peer", "initial cluster member id=raft-addr/grpc-addr, this node included; repeat or separate with commas (with --bootstrap or --bootstrap-expect)", func(v string) error {

@@ -124,6 +124,8 @@ func TestParseFlags_UsageErrors(t *testing.T) {
 		{"stray argument", []string{"--bootstrap-expect", "1", "extra"}, "unexpected arguments"},
 		{"election timeout too short", []string{"--bootstrap-expect", "1", "--raft-election-timeout", "50ms"}, "raft election timeout 50ms: must be between 100ms and 10s"},
 		{"election timeout too long", []string{"--bootstrap-expect", "1", "--raft-election-timeout", "1m"}, "raft election timeout 1m0s: must be between 100ms and 10s"},
+		{"group percent above 100", []string{"--bootstrap-expect", "1", "--max-group-percent", "150"}, "max group percent: 150 is not in [0, 100]"},
+		{"group agents above the bound", []string{"--bootstrap-expect", "1", "--max-group-agents", "6000"}, "max group agents: 6000 is not in [0, 5000]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1353,6 +1353,824 @@ func (x *ListAuditResponse) GetNextPageToken() string {
 	return ""
 }
 
+type ApplyFaultGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Client-generated idempotency key: a retry with the same ID (through
+	// any controller, across a leader change) returns the first group.
+	RequestId string     `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Spec      *FaultSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Kubernetes-style label selector (docs/selectors.md); empty matches
+	// every registered agent.
+	Selector string `protobuf:"bytes,3,opt,name=selector,proto3" json:"selector,omitempty"`
+	// Explicit agent IDs; with a selector, only those of them it matches.
+	AgentIds []string `protobuf:"bytes,4,rep,name=agent_ids,json=agentIds,proto3" json:"agent_ids,omitempty"`
+	// At most one of count and percent. count: at most this many agents;
+	// percent, in (0, 100]: ceil(percent/100 * eligible) agents. Neither:
+	// every eligible agent. The controller's caps bound all three.
+	Count   uint32  `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	Percent float64 `protobuf:"fixed64,6,opt,name=percent,proto3" json:"percent,omitempty"`
+	// Seed of the random choice. Unset: the server picks one and returns
+	// it, so that the same choice can be made again.
+	Seed *uint64 `protobuf:"varint,7,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
+	// The call fails, changing nothing, when fewer agents would be chosen.
+	// 0 means 1: an empty group is an error.
+	Min uint32 `protobuf:"varint,8,opt,name=min,proto3" json:"min,omitempty"`
+	// Run the selection and every check, write nothing, return the group
+	// that would be made.
+	DryRun        bool `protobuf:"varint,9,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyFaultGroupRequest) Reset() {
+	*x = ApplyFaultGroupRequest{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyFaultGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyFaultGroupRequest) ProtoMessage() {}
+
+func (x *ApplyFaultGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyFaultGroupRequest.ProtoReflect.Descriptor instead.
+func (*ApplyFaultGroupRequest) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ApplyFaultGroupRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ApplyFaultGroupRequest) GetSpec() *FaultSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *ApplyFaultGroupRequest) GetSelector() string {
+	if x != nil {
+		return x.Selector
+	}
+	return ""
+}
+
+func (x *ApplyFaultGroupRequest) GetAgentIds() []string {
+	if x != nil {
+		return x.AgentIds
+	}
+	return nil
+}
+
+func (x *ApplyFaultGroupRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ApplyFaultGroupRequest) GetPercent() float64 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *ApplyFaultGroupRequest) GetSeed() uint64 {
+	if x != nil && x.Seed != nil {
+		return *x.Seed
+	}
+	return 0
+}
+
+func (x *ApplyFaultGroupRequest) GetMin() uint32 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *ApplyFaultGroupRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// GroupMember is one candidate agent of a group: chosen (refusal empty;
+// fault_id set once the group is recorded) or refused with a reason.
+type GroupMember struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AgentId string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	FaultId string                 `protobuf:"bytes,2,opt,name=fault_id,json=faultId,proto3" json:"fault_id,omitempty"`
+	// Empty when chosen; otherwise why not: "offline", "locally halted",
+	// "unsupported kind", "missing kernel feature: …".
+	Refusal string `protobuf:"bytes,3,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// Read back from the member fault (never stored in the group): its
+	// state, the reason it ended (an agent's refusal at dispatch time, cut
+	// to a line) and what the agent last measured. The fault's full status
+	// is GetFault's.
+	State              FaultState `protobuf:"varint,4,opt,name=state,proto3,enum=turbulence.v1.FaultState" json:"state,omitempty"`
+	Reason             string     `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	MeasuredCpuPercent float64    `protobuf:"fixed64,6,opt,name=measured_cpu_percent,json=measuredCpuPercent,proto3" json:"measured_cpu_percent,omitempty"`
+	ResidentBytes      uint64     `protobuf:"varint,7,opt,name=resident_bytes,json=residentBytes,proto3" json:"resident_bytes,omitempty"`
+	Degraded           bool       `protobuf:"varint,8,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GroupMember) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetFaultId() string {
+	if x != nil {
+		return x.FaultId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetRefusal() string {
+	if x != nil {
+		return x.Refusal
+	}
+	return ""
+}
+
+func (x *GroupMember) GetState() FaultState {
+	if x != nil {
+		return x.State
+	}
+	return FaultState_FAULT_STATE_UNSPECIFIED
+}
+
+func (x *GroupMember) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *GroupMember) GetMeasuredCpuPercent() float64 {
+	if x != nil {
+		return x.MeasuredCpuPercent
+	}
+	return 0
+}
+
+func (x *GroupMember) GetResidentBytes() uint64 {
+	if x != nil {
+		return x.ResidentBytes
+	}
+	return 0
+}
+
+func (x *GroupMember) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+// RefusalCount is how many candidates were refused for one reason.
+type RefusalCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Agents        uint32                 `protobuf:"varint,2,opt,name=agents,proto3" json:"agents,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefusalCount) Reset() {
+	*x = RefusalCount{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefusalCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefusalCount) ProtoMessage() {}
+
+func (x *RefusalCount) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefusalCount.ProtoReflect.Descriptor instead.
+func (*RefusalCount) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RefusalCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RefusalCount) GetAgents() uint32 {
+	if x != nil {
+		return x.Agents
+	}
+	return 0
+}
+
+// FaultGroup is one ApplyFaultGroup call and what it chose.
+type FaultGroup struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Spec     *FaultSpec             `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	Selector string                 `protobuf:"bytes,3,opt,name=selector,proto3" json:"selector,omitempty"`
+	AgentIds []string               `protobuf:"bytes,4,rep,name=agent_ids,json=agentIds,proto3" json:"agent_ids,omitempty"`
+	Count    uint32                 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	Percent  float64                `protobuf:"fixed64,6,opt,name=percent,proto3" json:"percent,omitempty"`
+	// The seed the choice used (given or picked by the server).
+	Seed      uint64                 `protobuf:"varint,7,opt,name=seed,proto3" json:"seed,omitempty"`
+	Min       uint32                 `protobuf:"varint,8,opt,name=min,proto3" json:"min,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedBy string                 `protobuf:"bytes,10,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	DryRun    bool                   `protobuf:"varint,11,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// The chosen agents, then the refused ones, each by agent ID. Eligible
+	// agents that the draw did not choose are only counted (eligible -
+	// chosen), and refused ones are listed up to a bound (docs/limits.md)
+	// and all counted in refusals.
+	Members []*GroupMember `protobuf:"bytes,12,rep,name=members,proto3" json:"members,omitempty"`
+	// Registered agents the selector and IDs matched; of those, the ones
+	// able to take the fault now; of those, the ones chosen.
+	Matched  uint32 `protobuf:"varint,13,opt,name=matched,proto3" json:"matched,omitempty"`
+	Eligible uint32 `protobuf:"varint,14,opt,name=eligible,proto3" json:"eligible,omitempty"`
+	Chosen   uint32 `protobuf:"varint,15,opt,name=chosen,proto3" json:"chosen,omitempty"`
+	// Size of the registered fleet when the choice was made (the base of
+	// the controller's percentage cap).
+	Registered uint32 `protobuf:"varint,16,opt,name=registered,proto3" json:"registered,omitempty"`
+	// Refused candidates by reason, most frequent first.
+	Refusals      []*RefusalCount `protobuf:"bytes,17,rep,name=refusals,proto3" json:"refusals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FaultGroup) Reset() {
+	*x = FaultGroup{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FaultGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FaultGroup) ProtoMessage() {}
+
+func (x *FaultGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FaultGroup.ProtoReflect.Descriptor instead.
+func (*FaultGroup) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FaultGroup) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FaultGroup) GetSpec() *FaultSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *FaultGroup) GetSelector() string {
+	if x != nil {
+		return x.Selector
+	}
+	return ""
+}
+
+func (x *FaultGroup) GetAgentIds() []string {
+	if x != nil {
+		return x.AgentIds
+	}
+	return nil
+}
+
+func (x *FaultGroup) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *FaultGroup) GetPercent() float64 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *FaultGroup) GetSeed() uint64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *FaultGroup) GetMin() uint32 {
+	if x != nil {
+		return x.Min
+	}
+	return 0
+}
+
+func (x *FaultGroup) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *FaultGroup) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *FaultGroup) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *FaultGroup) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *FaultGroup) GetMatched() uint32 {
+	if x != nil {
+		return x.Matched
+	}
+	return 0
+}
+
+func (x *FaultGroup) GetEligible() uint32 {
+	if x != nil {
+		return x.Eligible
+	}
+	return 0
+}
+
+func (x *FaultGroup) GetChosen() uint32 {
+	if x != nil {
+		return x.Chosen
+	}
+	return 0
+}
+
+func (x *FaultGroup) GetRegistered() uint32 {
+	if x != nil {
+		return x.Registered
+	}
+	return 0
+}
+
+func (x *FaultGroup) GetRefusals() []*RefusalCount {
+	if x != nil {
+		return x.Refusals
+	}
+	return nil
+}
+
+// FaultGroupSummary is a group without its members, as listed.
+type FaultGroupSummary struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Spec      *FaultSpec             `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	Selector  string                 `protobuf:"bytes,3,opt,name=selector,proto3" json:"selector,omitempty"`
+	Count     uint32                 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Percent   float64                `protobuf:"fixed64,5,opt,name=percent,proto3" json:"percent,omitempty"`
+	Seed      uint64                 `protobuf:"varint,6,opt,name=seed,proto3" json:"seed,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedBy string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	Matched   uint32                 `protobuf:"varint,9,opt,name=matched,proto3" json:"matched,omitempty"`
+	Eligible  uint32                 `protobuf:"varint,10,opt,name=eligible,proto3" json:"eligible,omitempty"`
+	Chosen    uint32                 `protobuf:"varint,11,opt,name=chosen,proto3" json:"chosen,omitempty"`
+	// Member faults by state now: pending, active, reverting or
+	// unconfirmed (live); failed; reverted.
+	Live          uint32 `protobuf:"varint,12,opt,name=live,proto3" json:"live,omitempty"`
+	Failed        uint32 `protobuf:"varint,13,opt,name=failed,proto3" json:"failed,omitempty"`
+	Reverted      uint32 `protobuf:"varint,14,opt,name=reverted,proto3" json:"reverted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FaultGroupSummary) Reset() {
+	*x = FaultGroupSummary{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FaultGroupSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FaultGroupSummary) ProtoMessage() {}
+
+func (x *FaultGroupSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FaultGroupSummary.ProtoReflect.Descriptor instead.
+func (*FaultGroupSummary) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FaultGroupSummary) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FaultGroupSummary) GetSpec() *FaultSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *FaultGroupSummary) GetSelector() string {
+	if x != nil {
+		return x.Selector
+	}
+	return ""
+}
+
+func (x *FaultGroupSummary) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *FaultGroupSummary) GetPercent() float64 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *FaultGroupSummary) GetSeed() uint64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *FaultGroupSummary) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *FaultGroupSummary) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *FaultGroupSummary) GetMatched() uint32 {
+	if x != nil {
+		return x.Matched
+	}
+	return 0
+}
+
+func (x *FaultGroupSummary) GetEligible() uint32 {
+	if x != nil {
+		return x.Eligible
+	}
+	return 0
+}
+
+func (x *FaultGroupSummary) GetChosen() uint32 {
+	if x != nil {
+		return x.Chosen
+	}
+	return 0
+}
+
+func (x *FaultGroupSummary) GetLive() uint32 {
+	if x != nil {
+		return x.Live
+	}
+	return 0
+}
+
+func (x *FaultGroupSummary) GetFailed() uint32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *FaultGroupSummary) GetReverted() uint32 {
+	if x != nil {
+		return x.Reverted
+	}
+	return 0
+}
+
+type ListFaultGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PageSize      uint32                 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string                 `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFaultGroupsRequest) Reset() {
+	*x = ListFaultGroupsRequest{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFaultGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFaultGroupsRequest) ProtoMessage() {}
+
+func (x *ListFaultGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFaultGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListFaultGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListFaultGroupsRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListFaultGroupsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListFaultGroupsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first. GetFaultGroup gives one group with its members.
+	Groups        []*FaultGroupSummary `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	NextPageToken string               `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFaultGroupsResponse) Reset() {
+	*x = ListFaultGroupsResponse{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFaultGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFaultGroupsResponse) ProtoMessage() {}
+
+func (x *ListFaultGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFaultGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListFaultGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListFaultGroupsResponse) GetGroups() []*FaultGroupSummary {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ListFaultGroupsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type GetFaultGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFaultGroupRequest) Reset() {
+	*x = GetFaultGroupRequest{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFaultGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFaultGroupRequest) ProtoMessage() {}
+
+func (x *GetFaultGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFaultGroupRequest.ProtoReflect.Descriptor instead.
+func (*GetFaultGroupRequest) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetFaultGroupRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevertFaultGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevertFaultGroupRequest) Reset() {
+	*x = RevertFaultGroupRequest{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevertFaultGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevertFaultGroupRequest) ProtoMessage() {}
+
+func (x *RevertFaultGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevertFaultGroupRequest.ProtoReflect.Descriptor instead.
+func (*RevertFaultGroupRequest) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RevertFaultGroupRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RevertFaultGroupRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_turbulence_v1_control_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_control_proto_rawDesc = "" +
@@ -1463,7 +2281,86 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\x06action\x18\a \x01(\tR\x06action\"p\n" +
 	"\x11ListAuditResponse\x123\n" +
 	"\aentries\x18\x01 \x03(\v2\x19.turbulence.v1.AuditEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x88\a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9b\x02\n" +
+	"\x16ApplyFaultGroupRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12,\n" +
+	"\x04spec\x18\x02 \x01(\v2\x18.turbulence.v1.FaultSpecR\x04spec\x12\x1a\n" +
+	"\bselector\x18\x03 \x01(\tR\bselector\x12\x1b\n" +
+	"\tagent_ids\x18\x04 \x03(\tR\bagentIds\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\rR\x05count\x12\x18\n" +
+	"\apercent\x18\x06 \x01(\x01R\apercent\x12\x17\n" +
+	"\x04seed\x18\a \x01(\x04H\x00R\x04seed\x88\x01\x01\x12\x10\n" +
+	"\x03min\x18\b \x01(\rR\x03min\x12\x17\n" +
+	"\adry_run\x18\t \x01(\bR\x06dryRunB\a\n" +
+	"\x05_seed\"\x9b\x02\n" +
+	"\vGroupMember\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12\x19\n" +
+	"\bfault_id\x18\x02 \x01(\tR\afaultId\x12\x18\n" +
+	"\arefusal\x18\x03 \x01(\tR\arefusal\x12/\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x19.turbulence.v1.FaultStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x120\n" +
+	"\x14measured_cpu_percent\x18\x06 \x01(\x01R\x12measuredCpuPercent\x12%\n" +
+	"\x0eresident_bytes\x18\a \x01(\x04R\rresidentBytes\x12\x1a\n" +
+	"\bdegraded\x18\b \x01(\bR\bdegraded\">\n" +
+	"\fRefusalCount\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x16\n" +
+	"\x06agents\x18\x02 \x01(\rR\x06agents\"\xa9\x04\n" +
+	"\n" +
+	"FaultGroup\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
+	"\x04spec\x18\x02 \x01(\v2\x18.turbulence.v1.FaultSpecR\x04spec\x12\x1a\n" +
+	"\bselector\x18\x03 \x01(\tR\bselector\x12\x1b\n" +
+	"\tagent_ids\x18\x04 \x03(\tR\bagentIds\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\rR\x05count\x12\x18\n" +
+	"\apercent\x18\x06 \x01(\x01R\apercent\x12\x12\n" +
+	"\x04seed\x18\a \x01(\x04R\x04seed\x12\x10\n" +
+	"\x03min\x18\b \x01(\rR\x03min\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\n" +
+	" \x01(\tR\tcreatedBy\x12\x17\n" +
+	"\adry_run\x18\v \x01(\bR\x06dryRun\x124\n" +
+	"\amembers\x18\f \x03(\v2\x1a.turbulence.v1.GroupMemberR\amembers\x12\x18\n" +
+	"\amatched\x18\r \x01(\rR\amatched\x12\x1a\n" +
+	"\beligible\x18\x0e \x01(\rR\beligible\x12\x16\n" +
+	"\x06chosen\x18\x0f \x01(\rR\x06chosen\x12\x1e\n" +
+	"\n" +
+	"registered\x18\x10 \x01(\rR\n" +
+	"registered\x127\n" +
+	"\brefusals\x18\x11 \x03(\v2\x1b.turbulence.v1.RefusalCountR\brefusals\"\xa1\x03\n" +
+	"\x11FaultGroupSummary\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12,\n" +
+	"\x04spec\x18\x02 \x01(\v2\x18.turbulence.v1.FaultSpecR\x04spec\x12\x1a\n" +
+	"\bselector\x18\x03 \x01(\tR\bselector\x12\x14\n" +
+	"\x05count\x18\x04 \x01(\rR\x05count\x12\x18\n" +
+	"\apercent\x18\x05 \x01(\x01R\apercent\x12\x12\n" +
+	"\x04seed\x18\x06 \x01(\x04R\x04seed\x129\n" +
+	"\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\x12\x18\n" +
+	"\amatched\x18\t \x01(\rR\amatched\x12\x1a\n" +
+	"\beligible\x18\n" +
+	" \x01(\rR\beligible\x12\x16\n" +
+	"\x06chosen\x18\v \x01(\rR\x06chosen\x12\x12\n" +
+	"\x04live\x18\f \x01(\rR\x04live\x12\x16\n" +
+	"\x06failed\x18\r \x01(\rR\x06failed\x12\x1a\n" +
+	"\breverted\x18\x0e \x01(\rR\breverted\"T\n" +
+	"\x16ListFaultGroupsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"{\n" +
+	"\x17ListFaultGroupsResponse\x128\n" +
+	"\x06groups\x18\x01 \x03(\v2 .turbulence.v1.FaultGroupSummaryR\x06groups\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"&\n" +
+	"\x14GetFaultGroupRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
+	"\x17RevertFaultGroupRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id2\xe7\t\n" +
 	"\x0eControlService\x12Q\n" +
 	"\n" +
 	"ListAgents\x12 .turbulence.v1.ListAgentsRequest\x1a!.turbulence.v1.ListAgentsResponse\x12@\n" +
@@ -1480,7 +2377,11 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\vWatchEvents\x12!.turbulence.v1.WatchEventsRequest\x1a\x14.turbulence.v1.Event0\x01\x12Q\n" +
 	"\n" +
 	"ListEvents\x12 .turbulence.v1.ListEventsRequest\x1a!.turbulence.v1.ListEventsResponse\x12N\n" +
-	"\tListAudit\x12\x1f.turbulence.v1.ListAuditRequest\x1a .turbulence.v1.ListAuditResponseBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
+	"\tListAudit\x12\x1f.turbulence.v1.ListAuditRequest\x1a .turbulence.v1.ListAuditResponse\x12S\n" +
+	"\x0fApplyFaultGroup\x12%.turbulence.v1.ApplyFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12`\n" +
+	"\x0fListFaultGroups\x12%.turbulence.v1.ListFaultGroupsRequest\x1a&.turbulence.v1.ListFaultGroupsResponse\x12O\n" +
+	"\rGetFaultGroup\x12#.turbulence.v1.GetFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12U\n" +
+	"\x10RevertFaultGroup\x12&.turbulence.v1.RevertFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroupBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
 
 var (
 	file_turbulence_v1_control_proto_rawDescOnce sync.Once
@@ -1494,86 +2395,112 @@ func file_turbulence_v1_control_proto_rawDescGZIP() []byte {
 	return file_turbulence_v1_control_proto_rawDescData
 }
 
-var file_turbulence_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_turbulence_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_turbulence_v1_control_proto_goTypes = []any{
-	(*Agent)(nil),                 // 0: turbulence.v1.Agent
-	(*ListAgentsRequest)(nil),     // 1: turbulence.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),    // 2: turbulence.v1.ListAgentsResponse
-	(*GetAgentRequest)(nil),       // 3: turbulence.v1.GetAgentRequest
-	(*ApplyFaultRequest)(nil),     // 4: turbulence.v1.ApplyFaultRequest
-	(*ListFaultsRequest)(nil),     // 5: turbulence.v1.ListFaultsRequest
-	(*ListFaultsResponse)(nil),    // 6: turbulence.v1.ListFaultsResponse
-	(*GetFaultRequest)(nil),       // 7: turbulence.v1.GetFaultRequest
-	(*RevertFaultRequest)(nil),    // 8: turbulence.v1.RevertFaultRequest
-	(*HaltRequest)(nil),           // 9: turbulence.v1.HaltRequest
-	(*ResumeRequest)(nil),         // 10: turbulence.v1.ResumeRequest
-	(*GetHaltStatusRequest)(nil),  // 11: turbulence.v1.GetHaltStatusRequest
-	(*HaltStatus)(nil),            // 12: turbulence.v1.HaltStatus
-	(*Event)(nil),                 // 13: turbulence.v1.Event
-	(*WatchEventsRequest)(nil),    // 14: turbulence.v1.WatchEventsRequest
-	(*ListEventsRequest)(nil),     // 15: turbulence.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),    // 16: turbulence.v1.ListEventsResponse
-	(*AuditEntry)(nil),            // 17: turbulence.v1.AuditEntry
-	(*ListAuditRequest)(nil),      // 18: turbulence.v1.ListAuditRequest
-	(*ListAuditResponse)(nil),     // 19: turbulence.v1.ListAuditResponse
-	nil,                           // 20: turbulence.v1.Agent.LabelsEntry
-	(*HostFacts)(nil),             // 21: turbulence.v1.HostFacts
-	(*Capabilities)(nil),          // 22: turbulence.v1.Capabilities
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
-	(*FaultSpec)(nil),             // 24: turbulence.v1.FaultSpec
-	(FaultState)(0),               // 25: turbulence.v1.FaultState
-	(*Fault)(nil),                 // 26: turbulence.v1.Fault
+	(*Agent)(nil),                   // 0: turbulence.v1.Agent
+	(*ListAgentsRequest)(nil),       // 1: turbulence.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),      // 2: turbulence.v1.ListAgentsResponse
+	(*GetAgentRequest)(nil),         // 3: turbulence.v1.GetAgentRequest
+	(*ApplyFaultRequest)(nil),       // 4: turbulence.v1.ApplyFaultRequest
+	(*ListFaultsRequest)(nil),       // 5: turbulence.v1.ListFaultsRequest
+	(*ListFaultsResponse)(nil),      // 6: turbulence.v1.ListFaultsResponse
+	(*GetFaultRequest)(nil),         // 7: turbulence.v1.GetFaultRequest
+	(*RevertFaultRequest)(nil),      // 8: turbulence.v1.RevertFaultRequest
+	(*HaltRequest)(nil),             // 9: turbulence.v1.HaltRequest
+	(*ResumeRequest)(nil),           // 10: turbulence.v1.ResumeRequest
+	(*GetHaltStatusRequest)(nil),    // 11: turbulence.v1.GetHaltStatusRequest
+	(*HaltStatus)(nil),              // 12: turbulence.v1.HaltStatus
+	(*Event)(nil),                   // 13: turbulence.v1.Event
+	(*WatchEventsRequest)(nil),      // 14: turbulence.v1.WatchEventsRequest
+	(*ListEventsRequest)(nil),       // 15: turbulence.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),      // 16: turbulence.v1.ListEventsResponse
+	(*AuditEntry)(nil),              // 17: turbulence.v1.AuditEntry
+	(*ListAuditRequest)(nil),        // 18: turbulence.v1.ListAuditRequest
+	(*ListAuditResponse)(nil),       // 19: turbulence.v1.ListAuditResponse
+	(*ApplyFaultGroupRequest)(nil),  // 20: turbulence.v1.ApplyFaultGroupRequest
+	(*GroupMember)(nil),             // 21: turbulence.v1.GroupMember
+	(*RefusalCount)(nil),            // 22: turbulence.v1.RefusalCount
+	(*FaultGroup)(nil),              // 23: turbulence.v1.FaultGroup
+	(*FaultGroupSummary)(nil),       // 24: turbulence.v1.FaultGroupSummary
+	(*ListFaultGroupsRequest)(nil),  // 25: turbulence.v1.ListFaultGroupsRequest
+	(*ListFaultGroupsResponse)(nil), // 26: turbulence.v1.ListFaultGroupsResponse
+	(*GetFaultGroupRequest)(nil),    // 27: turbulence.v1.GetFaultGroupRequest
+	(*RevertFaultGroupRequest)(nil), // 28: turbulence.v1.RevertFaultGroupRequest
+	nil,                             // 29: turbulence.v1.Agent.LabelsEntry
+	(*HostFacts)(nil),               // 30: turbulence.v1.HostFacts
+	(*Capabilities)(nil),            // 31: turbulence.v1.Capabilities
+	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
+	(*FaultSpec)(nil),               // 33: turbulence.v1.FaultSpec
+	(FaultState)(0),                 // 34: turbulence.v1.FaultState
+	(*Fault)(nil),                   // 35: turbulence.v1.Fault
 }
 var file_turbulence_v1_control_proto_depIdxs = []int32{
-	20, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
-	21, // 1: turbulence.v1.Agent.facts:type_name -> turbulence.v1.HostFacts
-	22, // 2: turbulence.v1.Agent.capabilities:type_name -> turbulence.v1.Capabilities
-	23, // 3: turbulence.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	23, // 4: turbulence.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
+	29, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
+	30, // 1: turbulence.v1.Agent.facts:type_name -> turbulence.v1.HostFacts
+	31, // 2: turbulence.v1.Agent.capabilities:type_name -> turbulence.v1.Capabilities
+	32, // 3: turbulence.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	32, // 4: turbulence.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
 	0,  // 5: turbulence.v1.ListAgentsResponse.agents:type_name -> turbulence.v1.Agent
-	24, // 6: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
-	25, // 7: turbulence.v1.ListFaultsRequest.state:type_name -> turbulence.v1.FaultState
-	23, // 8: turbulence.v1.ListFaultsRequest.since:type_name -> google.protobuf.Timestamp
-	23, // 9: turbulence.v1.ListFaultsRequest.until:type_name -> google.protobuf.Timestamp
-	26, // 10: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
-	23, // 11: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
-	23, // 12: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
-	23, // 13: turbulence.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	23, // 14: turbulence.v1.ListEventsRequest.until:type_name -> google.protobuf.Timestamp
+	33, // 6: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
+	34, // 7: turbulence.v1.ListFaultsRequest.state:type_name -> turbulence.v1.FaultState
+	32, // 8: turbulence.v1.ListFaultsRequest.since:type_name -> google.protobuf.Timestamp
+	32, // 9: turbulence.v1.ListFaultsRequest.until:type_name -> google.protobuf.Timestamp
+	35, // 10: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
+	32, // 11: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
+	32, // 12: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
+	32, // 13: turbulence.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	32, // 14: turbulence.v1.ListEventsRequest.until:type_name -> google.protobuf.Timestamp
 	13, // 15: turbulence.v1.ListEventsResponse.events:type_name -> turbulence.v1.Event
-	23, // 16: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	23, // 17: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	23, // 18: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
+	32, // 16: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	32, // 17: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	32, // 18: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
 	17, // 19: turbulence.v1.ListAuditResponse.entries:type_name -> turbulence.v1.AuditEntry
-	1,  // 20: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
-	3,  // 21: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
-	4,  // 22: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
-	5,  // 23: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
-	7,  // 24: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
-	8,  // 25: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
-	9,  // 26: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
-	10, // 27: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
-	11, // 28: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
-	14, // 29: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
-	15, // 30: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
-	18, // 31: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
-	2,  // 32: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
-	0,  // 33: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
-	26, // 34: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
-	6,  // 35: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
-	26, // 36: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
-	26, // 37: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
-	12, // 38: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
-	12, // 39: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
-	12, // 40: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
-	13, // 41: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
-	16, // 42: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
-	19, // 43: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
-	32, // [32:44] is the sub-list for method output_type
-	20, // [20:32] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	33, // 20: turbulence.v1.ApplyFaultGroupRequest.spec:type_name -> turbulence.v1.FaultSpec
+	34, // 21: turbulence.v1.GroupMember.state:type_name -> turbulence.v1.FaultState
+	33, // 22: turbulence.v1.FaultGroup.spec:type_name -> turbulence.v1.FaultSpec
+	32, // 23: turbulence.v1.FaultGroup.created_at:type_name -> google.protobuf.Timestamp
+	21, // 24: turbulence.v1.FaultGroup.members:type_name -> turbulence.v1.GroupMember
+	22, // 25: turbulence.v1.FaultGroup.refusals:type_name -> turbulence.v1.RefusalCount
+	33, // 26: turbulence.v1.FaultGroupSummary.spec:type_name -> turbulence.v1.FaultSpec
+	32, // 27: turbulence.v1.FaultGroupSummary.created_at:type_name -> google.protobuf.Timestamp
+	24, // 28: turbulence.v1.ListFaultGroupsResponse.groups:type_name -> turbulence.v1.FaultGroupSummary
+	1,  // 29: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
+	3,  // 30: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
+	4,  // 31: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
+	5,  // 32: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
+	7,  // 33: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
+	8,  // 34: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
+	9,  // 35: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
+	10, // 36: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
+	11, // 37: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
+	14, // 38: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
+	15, // 39: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
+	18, // 40: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
+	20, // 41: turbulence.v1.ControlService.ApplyFaultGroup:input_type -> turbulence.v1.ApplyFaultGroupRequest
+	25, // 42: turbulence.v1.ControlService.ListFaultGroups:input_type -> turbulence.v1.ListFaultGroupsRequest
+	27, // 43: turbulence.v1.ControlService.GetFaultGroup:input_type -> turbulence.v1.GetFaultGroupRequest
+	28, // 44: turbulence.v1.ControlService.RevertFaultGroup:input_type -> turbulence.v1.RevertFaultGroupRequest
+	2,  // 45: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
+	0,  // 46: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
+	35, // 47: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
+	6,  // 48: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
+	35, // 49: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
+	35, // 50: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
+	12, // 51: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
+	12, // 52: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
+	12, // 53: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
+	13, // 54: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
+	16, // 55: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
+	19, // 56: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
+	23, // 57: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
+	26, // 58: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
+	23, // 59: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
+	23, // 60: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
+	45, // [45:61] is the sub-list for method output_type
+	29, // [29:45] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_control_proto_init() }
@@ -1583,13 +2510,14 @@ func file_turbulence_v1_control_proto_init() {
 	}
 	file_turbulence_v1_agent_proto_init()
 	file_turbulence_v1_fault_proto_init()
+	file_turbulence_v1_control_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_v1_control_proto_rawDesc), len(file_turbulence_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

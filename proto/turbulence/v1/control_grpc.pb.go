@@ -21,18 +21,22 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ControlService_ListAgents_FullMethodName    = "/turbulence.v1.ControlService/ListAgents"
-	ControlService_GetAgent_FullMethodName      = "/turbulence.v1.ControlService/GetAgent"
-	ControlService_ApplyFault_FullMethodName    = "/turbulence.v1.ControlService/ApplyFault"
-	ControlService_ListFaults_FullMethodName    = "/turbulence.v1.ControlService/ListFaults"
-	ControlService_GetFault_FullMethodName      = "/turbulence.v1.ControlService/GetFault"
-	ControlService_RevertFault_FullMethodName   = "/turbulence.v1.ControlService/RevertFault"
-	ControlService_Halt_FullMethodName          = "/turbulence.v1.ControlService/Halt"
-	ControlService_Resume_FullMethodName        = "/turbulence.v1.ControlService/Resume"
-	ControlService_GetHaltStatus_FullMethodName = "/turbulence.v1.ControlService/GetHaltStatus"
-	ControlService_WatchEvents_FullMethodName   = "/turbulence.v1.ControlService/WatchEvents"
-	ControlService_ListEvents_FullMethodName    = "/turbulence.v1.ControlService/ListEvents"
-	ControlService_ListAudit_FullMethodName     = "/turbulence.v1.ControlService/ListAudit"
+	ControlService_ListAgents_FullMethodName       = "/turbulence.v1.ControlService/ListAgents"
+	ControlService_GetAgent_FullMethodName         = "/turbulence.v1.ControlService/GetAgent"
+	ControlService_ApplyFault_FullMethodName       = "/turbulence.v1.ControlService/ApplyFault"
+	ControlService_ListFaults_FullMethodName       = "/turbulence.v1.ControlService/ListFaults"
+	ControlService_GetFault_FullMethodName         = "/turbulence.v1.ControlService/GetFault"
+	ControlService_RevertFault_FullMethodName      = "/turbulence.v1.ControlService/RevertFault"
+	ControlService_Halt_FullMethodName             = "/turbulence.v1.ControlService/Halt"
+	ControlService_Resume_FullMethodName           = "/turbulence.v1.ControlService/Resume"
+	ControlService_GetHaltStatus_FullMethodName    = "/turbulence.v1.ControlService/GetHaltStatus"
+	ControlService_WatchEvents_FullMethodName      = "/turbulence.v1.ControlService/WatchEvents"
+	ControlService_ListEvents_FullMethodName       = "/turbulence.v1.ControlService/ListEvents"
+	ControlService_ListAudit_FullMethodName        = "/turbulence.v1.ControlService/ListAudit"
+	ControlService_ApplyFaultGroup_FullMethodName  = "/turbulence.v1.ControlService/ApplyFaultGroup"
+	ControlService_ListFaultGroups_FullMethodName  = "/turbulence.v1.ControlService/ListFaultGroups"
+	ControlService_GetFaultGroup_FullMethodName    = "/turbulence.v1.ControlService/GetFaultGroup"
+	ControlService_RevertFaultGroup_FullMethodName = "/turbulence.v1.ControlService/RevertFaultGroup"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -59,6 +63,15 @@ type ControlServiceClient interface {
 	// ListAudit returns the replicated audit log of mutating calls, newest
 	// first. Any human role may read it.
 	ListAudit(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
+	// ApplyFaultGroup applies one fault spec to a bounded, reproducible
+	// slice of the fleet chosen by labels (docs/groups.md): the group and
+	// all its member faults are one raft entry.
+	ApplyFaultGroup(ctx context.Context, in *ApplyFaultGroupRequest, opts ...grpc.CallOption) (*FaultGroup, error)
+	ListFaultGroups(ctx context.Context, in *ListFaultGroupsRequest, opts ...grpc.CallOption) (*ListFaultGroupsResponse, error)
+	GetFaultGroup(ctx context.Context, in *GetFaultGroupRequest, opts ...grpc.CallOption) (*FaultGroup, error)
+	// RevertFaultGroup reverts every live member of a group in one raft
+	// entry.
+	RevertFaultGroup(ctx context.Context, in *RevertFaultGroupRequest, opts ...grpc.CallOption) (*FaultGroup, error)
 }
 
 type controlServiceClient struct {
@@ -198,6 +211,46 @@ func (c *controlServiceClient) ListAudit(ctx context.Context, in *ListAuditReque
 	return out, nil
 }
 
+func (c *controlServiceClient) ApplyFaultGroup(ctx context.Context, in *ApplyFaultGroupRequest, opts ...grpc.CallOption) (*FaultGroup, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FaultGroup)
+	err := c.cc.Invoke(ctx, ControlService_ApplyFaultGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) ListFaultGroups(ctx context.Context, in *ListFaultGroupsRequest, opts ...grpc.CallOption) (*ListFaultGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFaultGroupsResponse)
+	err := c.cc.Invoke(ctx, ControlService_ListFaultGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) GetFaultGroup(ctx context.Context, in *GetFaultGroupRequest, opts ...grpc.CallOption) (*FaultGroup, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FaultGroup)
+	err := c.cc.Invoke(ctx, ControlService_GetFaultGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) RevertFaultGroup(ctx context.Context, in *RevertFaultGroupRequest, opts ...grpc.CallOption) (*FaultGroup, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FaultGroup)
+	err := c.cc.Invoke(ctx, ControlService_RevertFaultGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -222,6 +275,15 @@ type ControlServiceServer interface {
 	// ListAudit returns the replicated audit log of mutating calls, newest
 	// first. Any human role may read it.
 	ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
+	// ApplyFaultGroup applies one fault spec to a bounded, reproducible
+	// slice of the fleet chosen by labels (docs/groups.md): the group and
+	// all its member faults are one raft entry.
+	ApplyFaultGroup(context.Context, *ApplyFaultGroupRequest) (*FaultGroup, error)
+	ListFaultGroups(context.Context, *ListFaultGroupsRequest) (*ListFaultGroupsResponse, error)
+	GetFaultGroup(context.Context, *GetFaultGroupRequest) (*FaultGroup, error)
+	// RevertFaultGroup reverts every live member of a group in one raft
+	// entry.
+	RevertFaultGroup(context.Context, *RevertFaultGroupRequest) (*FaultGroup, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -267,6 +329,18 @@ func (UnimplementedControlServiceServer) ListEvents(context.Context, *ListEvents
 }
 func (UnimplementedControlServiceServer) ListAudit(context.Context, *ListAuditRequest) (*ListAuditResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAudit not implemented")
+}
+func (UnimplementedControlServiceServer) ApplyFaultGroup(context.Context, *ApplyFaultGroupRequest) (*FaultGroup, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApplyFaultGroup not implemented")
+}
+func (UnimplementedControlServiceServer) ListFaultGroups(context.Context, *ListFaultGroupsRequest) (*ListFaultGroupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFaultGroups not implemented")
+}
+func (UnimplementedControlServiceServer) GetFaultGroup(context.Context, *GetFaultGroupRequest) (*FaultGroup, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFaultGroup not implemented")
+}
+func (UnimplementedControlServiceServer) RevertFaultGroup(context.Context, *RevertFaultGroupRequest) (*FaultGroup, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevertFaultGroup not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -498,6 +572,78 @@ func _ControlService_ListAudit_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_ApplyFaultGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyFaultGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ApplyFaultGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ApplyFaultGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ApplyFaultGroup(ctx, req.(*ApplyFaultGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_ListFaultGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFaultGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ListFaultGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ListFaultGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ListFaultGroups(ctx, req.(*ListFaultGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_GetFaultGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFaultGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).GetFaultGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_GetFaultGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).GetFaultGroup(ctx, req.(*GetFaultGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_RevertFaultGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevertFaultGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).RevertFaultGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_RevertFaultGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).RevertFaultGroup(ctx, req.(*RevertFaultGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -548,6 +694,22 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAudit",
 			Handler:    _ControlService_ListAudit_Handler,
+		},
+		{
+			MethodName: "ApplyFaultGroup",
+			Handler:    _ControlService_ApplyFaultGroup_Handler,
+		},
+		{
+			MethodName: "ListFaultGroups",
+			Handler:    _ControlService_ListFaultGroups_Handler,
+		},
+		{
+			MethodName: "GetFaultGroup",
+			Handler:    _ControlService_GetFaultGroup_Handler,
+		},
+		{
+			MethodName: "RevertFaultGroup",
+			Handler:    _ControlService_RevertFaultGroup_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

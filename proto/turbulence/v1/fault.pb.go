@@ -1219,8 +1219,10 @@ type Fault struct {
 	// UNCONFIRMED only: since when the controller does not know, e.g. the
 	// moment the agent's lease ran out (its last contact + the lease TTL).
 	UnconfirmedSince *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=unconfirmed_since,json=unconfirmedSince,proto3" json:"unconfirmed_since,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The fault group this fault is a member of, if any (docs/groups.md).
+	GroupId       string `protobuf:"bytes,12,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Fault) Reset() {
@@ -1328,6 +1330,13 @@ func (x *Fault) GetUnconfirmedSince() *timestamppb.Timestamp {
 		return x.UnconfirmedSince
 	}
 	return nil
+}
+
+func (x *Fault) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
 }
 
 // FaultStatus is what the agent reports about a fault it holds.
@@ -1769,7 +1778,7 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	"\x06target\x18\x05 \x01(\v2\x1c.turbulence.v1.TrafficTargetR\x06target\"}\n" +
 	"\rPartitionSpec\x126\n" +
 	"\tdirection\x18\x01 \x01(\x0e2\x18.turbulence.v1.DirectionR\tdirection\x124\n" +
-	"\x06target\x18\x02 \x01(\v2\x1c.turbulence.v1.TrafficTargetR\x06target\"\xef\x03\n" +
+	"\x06target\x18\x02 \x01(\v2\x1c.turbulence.v1.TrafficTargetR\x06target\"\x8a\x04\n" +
 	"\x05Fault\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x12,\n" +
@@ -1784,7 +1793,8 @@ const file_turbulence_v1_fault_proto_rawDesc = "" +
 	"created_by\x18\t \x01(\tR\tcreatedBy\x122\n" +
 	"\x06status\x18\n" +
 	" \x01(\v2\x1a.turbulence.v1.FaultStatusR\x06status\x12G\n" +
-	"\x11unconfirmed_since\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10unconfirmedSince\"\xb4\x04\n" +
+	"\x11unconfirmed_since\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x10unconfirmedSince\x12\x19\n" +
+	"\bgroup_id\x18\f \x01(\tR\agroupId\"\xb4\x04\n" +
 	"\vFaultStatus\x12\x19\n" +
 	"\bfault_id\x18\x01 \x01(\tR\afaultId\x12/\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.turbulence.v1.FaultStateR\x05state\x120\n" +

@@ -49,6 +49,8 @@ type LogEntry struct {
 	//	*LogEntry_UpdateFault
 	//	*LogEntry_SetHalt
 	//	*LogEntry_RecordAudit
+	//	*LogEntry_CreateFaultGroup
+	//	*LogEntry_RevertFaultGroup
 	Cmd           isLogEntry_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -164,6 +166,24 @@ func (x *LogEntry) GetRecordAudit() *RecordAudit {
 	return nil
 }
 
+func (x *LogEntry) GetCreateFaultGroup() *CreateFaultGroup {
+	if x != nil {
+		if x, ok := x.Cmd.(*LogEntry_CreateFaultGroup); ok {
+			return x.CreateFaultGroup
+		}
+	}
+	return nil
+}
+
+func (x *LogEntry) GetRevertFaultGroup() *RevertFaultGroup {
+	if x != nil {
+		if x, ok := x.Cmd.(*LogEntry_RevertFaultGroup); ok {
+			return x.RevertFaultGroup
+		}
+	}
+	return nil
+}
+
 type isLogEntry_Cmd interface {
 	isLogEntry_Cmd()
 }
@@ -188,6 +208,14 @@ type LogEntry_RecordAudit struct {
 	RecordAudit *RecordAudit `protobuf:"bytes,14,opt,name=record_audit,json=recordAudit,proto3,oneof"`
 }
 
+type LogEntry_CreateFaultGroup struct {
+	CreateFaultGroup *CreateFaultGroup `protobuf:"bytes,15,opt,name=create_fault_group,json=createFaultGroup,proto3,oneof"`
+}
+
+type LogEntry_RevertFaultGroup struct {
+	RevertFaultGroup *RevertFaultGroup `protobuf:"bytes,16,opt,name=revert_fault_group,json=revertFaultGroup,proto3,oneof"`
+}
+
 func (*LogEntry_RegisterAgent) isLogEntry_Cmd() {}
 
 func (*LogEntry_CreateFault) isLogEntry_Cmd() {}
@@ -197,6 +225,10 @@ func (*LogEntry_UpdateFault) isLogEntry_Cmd() {}
 func (*LogEntry_SetHalt) isLogEntry_Cmd() {}
 
 func (*LogEntry_RecordAudit) isLogEntry_Cmd() {}
+
+func (*LogEntry_CreateFaultGroup) isLogEntry_Cmd() {}
+
+func (*LogEntry_RevertFaultGroup) isLogEntry_Cmd() {}
 
 // Audit is what the proposer says about a mutating call. Who and when come
 // from the entry (actor, proposed_at, request_id).
@@ -462,6 +494,109 @@ func (x *UpdateFault) GetUnconfirmedSince() *timestamppb.Timestamp {
 	return nil
 }
 
+// CreateFaultGroup records a fault group and all its member faults, or
+// nothing. The member faults are carried in compact form: each chosen
+// member (refusal empty) names its agent and fault ID, and the FSM makes
+// the fault from the group's spec, created_at and created_by, its
+// deadline being created_at + the spec's duration. The spec is then in
+// the entry once, not once per agent.
+type CreateFaultGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *v1.FaultGroup         `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFaultGroup) Reset() {
+	*x = CreateFaultGroup{}
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFaultGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFaultGroup) ProtoMessage() {}
+
+func (x *CreateFaultGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFaultGroup.ProtoReflect.Descriptor instead.
+func (*CreateFaultGroup) Descriptor() ([]byte, []int) {
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CreateFaultGroup) GetGroup() *v1.FaultGroup {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+// RevertFaultGroup moves every live member fault of a group to REVERTING.
+type RevertFaultGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevertFaultGroup) Reset() {
+	*x = RevertFaultGroup{}
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevertFaultGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevertFaultGroup) ProtoMessage() {}
+
+func (x *RevertFaultGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevertFaultGroup.ProtoReflect.Descriptor instead.
+func (*RevertFaultGroup) Descriptor() ([]byte, []int) {
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RevertFaultGroup) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *RevertFaultGroup) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // SetHalt raises or lowers the fleet halt flag. Raising it also moves every
 // pending or active fault to REVERTING.
 type SetHalt struct {
@@ -474,7 +609,7 @@ type SetHalt struct {
 
 func (x *SetHalt) Reset() {
 	*x = SetHalt{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +621,7 @@ func (x *SetHalt) String() string {
 func (*SetHalt) ProtoMessage() {}
 
 func (x *SetHalt) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[6]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +634,7 @@ func (x *SetHalt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHalt.ProtoReflect.Descriptor instead.
 func (*SetHalt) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{6}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetHalt) GetHalted() bool {
@@ -526,7 +661,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +673,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[7]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +686,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{7}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SnapshotHeader) GetFormatVersion() uint32 {
@@ -574,6 +709,7 @@ type SnapshotRecord struct {
 	//	*SnapshotRecord_AppliedRequest
 	//	*SnapshotRecord_Counters
 	//	*SnapshotRecord_Audit
+	//	*SnapshotRecord_FaultGroup
 	Record        isSnapshotRecord_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -581,7 +717,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +729,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +742,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -679,6 +815,15 @@ func (x *SnapshotRecord) GetAudit() *v1.AuditEntry {
 	return nil
 }
 
+func (x *SnapshotRecord) GetFaultGroup() *v1.FaultGroup {
+	if x != nil {
+		if x, ok := x.Record.(*SnapshotRecord_FaultGroup); ok {
+			return x.FaultGroup
+		}
+	}
+	return nil
+}
+
 type isSnapshotRecord_Record interface {
 	isSnapshotRecord_Record()
 }
@@ -711,6 +856,10 @@ type SnapshotRecord_Audit struct {
 	Audit *v1.AuditEntry `protobuf:"bytes,7,opt,name=audit,proto3,oneof"`
 }
 
+type SnapshotRecord_FaultGroup struct {
+	FaultGroup *v1.FaultGroup `protobuf:"bytes,8,opt,name=fault_group,json=faultGroup,proto3,oneof"`
+}
+
 func (*SnapshotRecord_Agent) isSnapshotRecord_Record() {}
 
 func (*SnapshotRecord_Fault) isSnapshotRecord_Record() {}
@@ -725,6 +874,8 @@ func (*SnapshotRecord_Counters) isSnapshotRecord_Record() {}
 
 func (*SnapshotRecord_Audit) isSnapshotRecord_Record() {}
 
+func (*SnapshotRecord_FaultGroup) isSnapshotRecord_Record() {}
+
 // AppliedRequest remembers a request ID and what it produced.
 type AppliedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -736,7 +887,7 @@ type AppliedRequest struct {
 
 func (x *AppliedRequest) Reset() {
 	*x = AppliedRequest{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +899,7 @@ func (x *AppliedRequest) String() string {
 func (*AppliedRequest) ProtoMessage() {}
 
 func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +912,7 @@ func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedRequest.ProtoReflect.Descriptor instead.
 func (*AppliedRequest) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AppliedRequest) GetRequestId() string {
@@ -789,7 +940,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +952,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +965,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Counters) GetNextEventSequence() uint64 {
@@ -835,7 +986,7 @@ var File_turbulence_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x19turbulence/v1/fault.proto\"\x8c\x04\n" +
+	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x19turbulence/v1/fault.proto\"\xb8\x05\n" +
 	"\bLogEntry\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12;\n" +
@@ -848,7 +999,9 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\fcreate_fault\x18\v \x01(\v2\x1f.turbulence.raft.v1.CreateFaultH\x00R\vcreateFault\x12D\n" +
 	"\fupdate_fault\x18\f \x01(\v2\x1f.turbulence.raft.v1.UpdateFaultH\x00R\vupdateFault\x128\n" +
 	"\bset_halt\x18\r \x01(\v2\x1b.turbulence.raft.v1.SetHaltH\x00R\asetHalt\x12D\n" +
-	"\frecord_audit\x18\x0e \x01(\v2\x1f.turbulence.raft.v1.RecordAuditH\x00R\vrecordAuditB\x05\n" +
+	"\frecord_audit\x18\x0e \x01(\v2\x1f.turbulence.raft.v1.RecordAuditH\x00R\vrecordAudit\x12T\n" +
+	"\x12create_fault_group\x18\x0f \x01(\v2$.turbulence.raft.v1.CreateFaultGroupH\x00R\x10createFaultGroup\x12T\n" +
+	"\x12revert_fault_group\x18\x10 \x01(\v2$.turbulence.raft.v1.RevertFaultGroupH\x00R\x10revertFaultGroupB\x05\n" +
 	"\x03cmd\"9\n" +
 	"\x05Audit\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
@@ -863,12 +1016,17 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\x0e2\x19.turbulence.v1.FaultStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x122\n" +
 	"\x06status\x18\x04 \x01(\v2\x1a.turbulence.v1.FaultStatusR\x06status\x12G\n" +
-	"\x11unconfirmed_since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x10unconfirmedSince\"9\n" +
+	"\x11unconfirmed_since\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x10unconfirmedSince\"C\n" +
+	"\x10CreateFaultGroup\x12/\n" +
+	"\x05group\x18\x01 \x01(\v2\x19.turbulence.v1.FaultGroupR\x05group\"E\n" +
+	"\x10RevertFaultGroup\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"9\n" +
 	"\aSetHalt\x12\x16\n" +
 	"\x06halted\x18\x01 \x01(\bR\x06halted\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
 	"\x0eSnapshotHeader\x12%\n" +
-	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\"\x93\x03\n" +
+	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\"\xd1\x03\n" +
 	"\x0eSnapshotRecord\x12,\n" +
 	"\x05agent\x18\x01 \x01(\v2\x14.turbulence.v1.AgentH\x00R\x05agent\x12,\n" +
 	"\x05fault\x18\x02 \x01(\v2\x14.turbulence.v1.FaultH\x00R\x05fault\x12/\n" +
@@ -876,7 +1034,9 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\x05event\x18\x04 \x01(\v2\x14.turbulence.v1.EventH\x00R\x05event\x12M\n" +
 	"\x0fapplied_request\x18\x05 \x01(\v2\".turbulence.raft.v1.AppliedRequestH\x00R\x0eappliedRequest\x12:\n" +
 	"\bcounters\x18\x06 \x01(\v2\x1c.turbulence.raft.v1.CountersH\x00R\bcounters\x121\n" +
-	"\x05audit\x18\a \x01(\v2\x19.turbulence.v1.AuditEntryH\x00R\x05auditB\b\n" +
+	"\x05audit\x18\a \x01(\v2\x19.turbulence.v1.AuditEntryH\x00R\x05audit\x12<\n" +
+	"\vfault_group\x18\b \x01(\v2\x19.turbulence.v1.FaultGroupH\x00R\n" +
+	"faultGroupB\b\n" +
 	"\x06record\"L\n" +
 	"\x0eAppliedRequest\x12\x1d\n" +
 	"\n" +
@@ -898,7 +1058,7 @@ func file_turbulence_raft_v1_raft_proto_rawDescGZIP() []byte {
 	return file_turbulence_raft_v1_raft_proto_rawDescData
 }
 
-var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*LogEntry)(nil),              // 0: turbulence.raft.v1.LogEntry
 	(*Audit)(nil),                 // 1: turbulence.raft.v1.Audit
@@ -906,45 +1066,52 @@ var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*RegisterAgent)(nil),         // 3: turbulence.raft.v1.RegisterAgent
 	(*CreateFault)(nil),           // 4: turbulence.raft.v1.CreateFault
 	(*UpdateFault)(nil),           // 5: turbulence.raft.v1.UpdateFault
-	(*SetHalt)(nil),               // 6: turbulence.raft.v1.SetHalt
-	(*SnapshotHeader)(nil),        // 7: turbulence.raft.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 8: turbulence.raft.v1.SnapshotRecord
-	(*AppliedRequest)(nil),        // 9: turbulence.raft.v1.AppliedRequest
-	(*Counters)(nil),              // 10: turbulence.raft.v1.Counters
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 12: turbulence.v1.Agent
-	(*v1.Fault)(nil),              // 13: turbulence.v1.Fault
-	(v1.FaultState)(0),            // 14: turbulence.v1.FaultState
-	(*v1.FaultStatus)(nil),        // 15: turbulence.v1.FaultStatus
-	(*v1.HaltStatus)(nil),         // 16: turbulence.v1.HaltStatus
-	(*v1.Event)(nil),              // 17: turbulence.v1.Event
-	(*v1.AuditEntry)(nil),         // 18: turbulence.v1.AuditEntry
+	(*CreateFaultGroup)(nil),      // 6: turbulence.raft.v1.CreateFaultGroup
+	(*RevertFaultGroup)(nil),      // 7: turbulence.raft.v1.RevertFaultGroup
+	(*SetHalt)(nil),               // 8: turbulence.raft.v1.SetHalt
+	(*SnapshotHeader)(nil),        // 9: turbulence.raft.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 10: turbulence.raft.v1.SnapshotRecord
+	(*AppliedRequest)(nil),        // 11: turbulence.raft.v1.AppliedRequest
+	(*Counters)(nil),              // 12: turbulence.raft.v1.Counters
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 14: turbulence.v1.Agent
+	(*v1.Fault)(nil),              // 15: turbulence.v1.Fault
+	(v1.FaultState)(0),            // 16: turbulence.v1.FaultState
+	(*v1.FaultStatus)(nil),        // 17: turbulence.v1.FaultStatus
+	(*v1.FaultGroup)(nil),         // 18: turbulence.v1.FaultGroup
+	(*v1.HaltStatus)(nil),         // 19: turbulence.v1.HaltStatus
+	(*v1.Event)(nil),              // 20: turbulence.v1.Event
+	(*v1.AuditEntry)(nil),         // 21: turbulence.v1.AuditEntry
 }
 var file_turbulence_raft_v1_raft_proto_depIdxs = []int32{
-	11, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
+	13, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: turbulence.raft.v1.LogEntry.audit:type_name -> turbulence.raft.v1.Audit
 	3,  // 2: turbulence.raft.v1.LogEntry.register_agent:type_name -> turbulence.raft.v1.RegisterAgent
 	4,  // 3: turbulence.raft.v1.LogEntry.create_fault:type_name -> turbulence.raft.v1.CreateFault
 	5,  // 4: turbulence.raft.v1.LogEntry.update_fault:type_name -> turbulence.raft.v1.UpdateFault
-	6,  // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
+	8,  // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
 	2,  // 6: turbulence.raft.v1.LogEntry.record_audit:type_name -> turbulence.raft.v1.RecordAudit
-	12, // 7: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
-	13, // 8: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
-	14, // 9: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
-	15, // 10: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
-	11, // 11: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
-	12, // 12: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
-	13, // 13: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
-	16, // 14: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
-	17, // 15: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
-	9,  // 16: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
-	10, // 17: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
-	18, // 18: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	6,  // 7: turbulence.raft.v1.LogEntry.create_fault_group:type_name -> turbulence.raft.v1.CreateFaultGroup
+	7,  // 8: turbulence.raft.v1.LogEntry.revert_fault_group:type_name -> turbulence.raft.v1.RevertFaultGroup
+	14, // 9: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
+	15, // 10: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
+	16, // 11: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
+	17, // 12: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
+	13, // 13: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
+	18, // 14: turbulence.raft.v1.CreateFaultGroup.group:type_name -> turbulence.v1.FaultGroup
+	14, // 15: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
+	15, // 16: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
+	19, // 17: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
+	20, // 18: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
+	11, // 19: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
+	12, // 20: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
+	21, // 21: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
+	18, // 22: turbulence.raft.v1.SnapshotRecord.fault_group:type_name -> turbulence.v1.FaultGroup
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_raft_v1_raft_proto_init() }
@@ -958,8 +1125,10 @@ func file_turbulence_raft_v1_raft_proto_init() {
 		(*LogEntry_UpdateFault)(nil),
 		(*LogEntry_SetHalt)(nil),
 		(*LogEntry_RecordAudit)(nil),
+		(*LogEntry_CreateFaultGroup)(nil),
+		(*LogEntry_RevertFaultGroup)(nil),
 	}
-	file_turbulence_raft_v1_raft_proto_msgTypes[8].OneofWrappers = []any{
+	file_turbulence_raft_v1_raft_proto_msgTypes[10].OneofWrappers = []any{
 		(*SnapshotRecord_Agent)(nil),
 		(*SnapshotRecord_Fault)(nil),
 		(*SnapshotRecord_Halt)(nil),
@@ -967,6 +1136,7 @@ func file_turbulence_raft_v1_raft_proto_init() {
 		(*SnapshotRecord_AppliedRequest)(nil),
 		(*SnapshotRecord_Counters)(nil),
 		(*SnapshotRecord_Audit)(nil),
+		(*SnapshotRecord_FaultGroup)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -974,7 +1144,7 @@ func file_turbulence_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_raft_v1_raft_proto_rawDesc), len(file_turbulence_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
