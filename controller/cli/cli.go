@@ -42,7 +42,8 @@ type env struct {
 	// backoff is the first pause before a retry; it doubles after.
 	backoff time.Duration
 	// poll is the pause between two reads while waiting for an agent's
-	// verdict on a fault (fault apply --wait); 0 means 1 ms (tests).
+	// verdict on a fault (fault apply --wait) when the event log cannot
+	// be followed (the verdict is normally pushed); 0 means 1 ms.
 	poll time.Duration
 }
 

@@ -84,9 +84,15 @@ func (c *client) close() { _ = c.conn.Close() }
 
 // call runs fn once with the per-call deadline.
 func (c *client) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	return c.callRead(ctx, c.a.consistent, fn)
+}
+
+// callRead is call with the consistency of a read chosen by the caller
+// rather than by --consistent.
+func (c *client) callRead(ctx context.Context, consistent bool, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.a.timeout)
 	defer cancel()
-	if c.a.consistent {
+	if consistent {
 		// The controller routes the read to the leader, which answers
 		// after a raft barrier (controller/forward).
 		ctx = metadata.AppendToOutgoingContext(ctx, mdConsistentRead, "true")
