@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
+	"github.com/turbulence-sre/turbulence/internal/termsafe"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -27,8 +28,33 @@ in raft, so a new controller leader honours it.`,
 				requestID = a.env.requestID()
 			}
 			req := &turbulencev1.HaltRequest{RequestId: requestID, Reason: reason}
-			return a.mutateHalt(cmd.Context(), requestID, func(ctx context.Context, c *client) (*turbulencev1.HaltStatus, error) {
-				return c.api.Halt(ctx, req)
+			return a.withClient(func(c *client) error {
+				// What was in force before: a halt of a halted fleet
+				// changes nothing (the first halt's reason, author and
+				// time stay), and the person must be told so rather
+				// than shown a reason they did not give. The read is
+				// only for that message; the halt is sent regardless,
+				// which tells every agent again.
+				var before *turbulencev1.HaltStatus
+				_ = c.call(cmd.Context(), func(ctx context.Context) (err error) {
+					before, err = c.api.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+					return err
+				})
+				var hs *turbulencev1.HaltStatus
+				err := c.mutate(cmd.Context(), requestID, func(ctx context.Context) (err error) {
+					hs, err = c.api.Halt(ctx, req)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				if err := a.printHalt(hs); err != nil {
+					return err
+				}
+				if alreadyHalted(before, hs) {
+					return alreadyHaltedNote(a.stderr, a.env.now(), hs, reason)
+				}
+				return nil
 			})
 		}),
 	}
@@ -119,6 +145,31 @@ func (a *app) printHalt(hs *turbulencev1.HaltStatus) error {
 		return writeJSON(a.stdout, hs)
 	}
 	return haltDetail(a.stdout, a.env.now(), hs)
+}
+
+// alreadyHalted reports whether a halt answered with hs found the fleet
+// already halted, as before (read just before it) shows: the same halt,
+// by the same author since the same moment, was in force.
+func alreadyHalted(before, hs *turbulencev1.HaltStatus) bool {
+	return before.GetHalted() && hs.GetHalted() && before.GetBy() == hs.GetBy() &&
+		before.GetSince().AsTime().Equal(hs.GetSince().AsTime())
+}
+
+// alreadyHaltedNote tells, on stderr (so that -o json stays one object),
+// that a halt changed nothing: who halted the fleet, since when, the
+// reason in force, and that the --reason given was not recorded.
+func alreadyHaltedNote(w io.Writer, now time.Time, hs *turbulencev1.HaltStatus, asked string) error {
+	w = termsafe.Writer(w)
+	inForce := hs.GetReason()
+	if inForce == "" {
+		inForce = "none given"
+	}
+	fmt.Fprintf(w, "turbctl: the fleet was already halted by %s since %s (reason in force: %s); this halt changed nothing\n",
+		orNone(hs.GetBy()), absolute(hs.GetSince(), now), inForce)
+	if asked != "" && asked != hs.GetReason() {
+		fmt.Fprintf(w, "turbctl: --reason %q was not recorded: the first halt's reason stays until 'turbctl resume'\n", asked)
+	}
+	return nil
 }
 
 func haltDetail(w io.Writer, now time.Time, hs *turbulencev1.HaltStatus) error {

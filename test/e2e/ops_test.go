@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/turbulence-sre/turbulence/controller/cli"
+	"github.com/turbulence-sre/turbulence/controller/controllertest"
+)
+
+// turbctlAt runs turbctl against srv with its admin certificate.
+func turbctlAt(tb testing.TB, srv *controllertest.Server, args ...string) (code int, stdout, stderr string) {
+	tb.Helper()
+	admin := srv.PKI.Admin
+	global := []string{"--controller", srv.Addr, "--ca", admin.CA, "--cert", admin.Cert, "--key", admin.Key}
+	var out, errOut bytes.Buffer
+	code = cli.Main(append(global, args...), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// TestHalt_SecondHaltSaysAlreadyHalted: a halt of a halted fleet used to
+// print "Reason: -" as if the second --reason had been lost (issue 17).
+// It must show the reason in force and say that the fleet was already
+// halted, by whom, since when, and that the new reason was not recorded.
+func TestHalt_SecondHaltSaysAlreadyHalted(t *testing.T) {
+	t.Parallel()
+	srv := controllertest.NewServer(t, nil)
+	code, out, stderr := turbctlAt(t, srv, "halt", "--reason", "SLO burn on checkout")
+	if code != cli.ExitOK {
+		t.Fatalf("first halt: exit %d\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "already halted") {
+		t.Errorf("first halt says the fleet was already halted:\n%s", stderr)
+	}
+	code, out, stderr = turbctlAt(t, srv, "halt", "--reason", "second thoughts")
+	if code != cli.ExitOK {
+		t.Fatalf("second halt: exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{"Reason:  SLO burn on checkout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("second halt's output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{"already halted by admin/dev-admin since", "reason in force: SLO burn on checkout",
+		`--reason "second thoughts" was not recorded`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("second halt's stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
