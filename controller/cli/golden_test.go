@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,5 +238,60 @@ func TestRelative(t *testing.T) {
 	}
 	if got := relative(nil, goldenNow); got != none {
 		t.Errorf("relative(nil) = %q, want %q", got, none)
+	}
+}
+
+// goldenEvents are events as the controller makes them: fault IDs of
+// "f-" and 12 hex digits, the longest event type, a fleet event without
+// agent or fault.
+func goldenEvents() []*turbulencev1.Event {
+	return []*turbulencev1.Event{
+		{Sequence: 7, Time: ts(-3 * time.Minute), Type: "agent.registered", AgentId: "web-1", Message: "agent web-1 registered"},
+		{Sequence: 8, Time: ts(-2 * time.Minute), Type: "fault.created", AgentId: "web-1", FaultId: "f-4eedeb274c8f", Message: "cpu fault for 5m0s by admin/alice"},
+		{Sequence: 9, Time: ts(-2 * time.Minute), Type: "fault.active", AgentId: "web-1", FaultId: "f-4eedeb274c8f", Message: "worker 4242"},
+		{Sequence: 10, Time: ts(-time.Minute), Type: "fault.unconfirmed", AgentId: "web-1", FaultId: "f-4eedeb274c8f", Message: "lease expired"},
+		{Sequence: 11, Time: ts(-30 * time.Second), Type: "fleet.halted", Message: "halted by admin/alice: SLO burn"},
+	}
+}
+
+// TestGoldenEvents: the event table (listing and --follow) in golden
+// files, and, beyond what a reviewer sees in them, every FAULT cell starts
+// under the FAULT header (issue 17: it did not).
+func TestGoldenEvents(t *testing.T) {
+	t.Parallel()
+	checkGoldens(t, []string{"table"}, []goldenCase{
+		{"events_ls", func(a *app) error { return eventTable(a.stdout, goldenEvents()) }},
+		{"events_follow", func(a *app) error {
+			eventHeader(a.stdout)
+			for _, ev := range goldenEvents() {
+				eventRow(a.stdout, ev)
+			}
+			return nil
+		}},
+	})
+	for name, print := range map[string]func(*bytes.Buffer){
+		"listing": func(b *bytes.Buffer) { _ = eventTable(b, goldenEvents()) },
+		"follow": func(b *bytes.Buffer) {
+			eventHeader(b)
+			for _, ev := range goldenEvents() {
+				eventRow(b, ev)
+			}
+		},
+	} {
+		var out bytes.Buffer
+		print(&out)
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		col := strings.Index(lines[0], "FAULT")
+		for _, l := range lines[1:] {
+			if !strings.Contains(l, "f-4eedeb274c8f") {
+				continue
+			}
+			if got := strings.Index(l, "f-4eedeb274c8f"); got != col {
+				t.Errorf("%s: fault ID at column %d, FAULT header at %d:\n%s", name, got, col, out.String())
+			}
+		}
+		if msg := strings.Index(lines[0], "MESSAGE"); strings.Index(lines[2], "cpu fault") != msg {
+			t.Errorf("%s: MESSAGE misaligned:\n%s", name, out.String())
+		}
 	}
 }
