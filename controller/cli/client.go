@@ -130,7 +130,17 @@ func (c *client) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &rpcError{addr: c.a.controller, timeout: c.a.timeout.String(), err: err}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && !c.a.probed &&
+		!strings.Contains(st.Message(), "dial tcp") &&
+		tlsTrust(st.Message(), c.a.tls, c.a.controller, c.a.serverName) == "" {
+		c.a.probed = true
+		// Perhaps a refused client certificate that grpc-go saw only as
+		// a broken connection: ask the controller once more, bare.
+		if why := c.a.probeTLS(); tlsTrust(why, c.a.tls, c.a.controller, c.a.serverName) != "" {
+			err = status.Error(codes.Unavailable, st.Message()+"; a bare TLS handshake says: "+why)
+		}
+	}
+	return &rpcError{addr: c.a.controller, timeout: c.a.timeout.String(), files: c.a.tls, serverName: c.a.serverName, err: err}
 }
 
 // withClient dials, runs fn and closes the connection.
