@@ -224,7 +224,7 @@ func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
 	diskRows(tw, f.GetSpec(), st.GetDisk())
 	networkRows(tw, f.GetSpec(), st)
 	row(tw, "  Worker PID:", pid(st.GetWorkerPid()))
-	row(tw, "  Degraded:", yesNo(st.GetDegraded()))
+	row(tw, "  Degraded:", degraded(f.GetSpec(), st))
 	row(tw, "  Agent reason:", orNone(st.GetReason()))
 	return tw.Flush()
 }

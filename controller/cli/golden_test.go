@@ -295,3 +295,34 @@ func TestGoldenEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenDegradedSaysWhy: a degraded fault always says why, a
+// whole-host CPU target above all (issue 17: "Degraded: yes" alone).
+func TestGoldenDegradedSaysWhy(t *testing.T) {
+	t.Parallel()
+	hostUtil := func(measured float64) *turbulencev1.Fault {
+		return &turbulencev1.Fault{
+			Id: "f-0100", AgentId: "web-1", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE,
+			Spec: &turbulencev1.FaultSpec{Duration: durationpb.New(5 * time.Minute),
+				Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{HostUtilizationPercent: 50}}},
+			CreatedAt: ts(-time.Minute), Deadline: ts(4 * time.Minute), CreatedBy: "admin/alice",
+			Status: &turbulencev1.FaultStatus{FaultId: "f-0100", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE,
+				MeasuredCpuPercent: measured, WorkerPid: 7171, Degraded: true, Deadline: ts(4 * time.Minute), AppliedAt: ts(-59 * time.Second)},
+		}
+	}
+	checkGoldens(t, []string{"table"}, []goldenCase{
+		{"fault_show_cpu_host_busier", func(a *app) error { return a.printFault(hostUtil(71.5)) }},
+		{"fault_show_cpu_host_short", func(a *app) error { return a.printFault(hostUtil(38.2)) }},
+	})
+	for _, f := range []*turbulencev1.Fault{hostUtil(71.5), hostUtil(38.2)} {
+		var out bytes.Buffer
+		a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: "table"}
+		if err := a.printFault(f); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "Degraded:") || strings.Contains(out.String(), "Degraded:          yes\n") ||
+			!strings.Contains(out.String(), "target of 50%") {
+			t.Errorf("degraded fault without the why:\n%s", out.String())
+		}
+	}
+}
