@@ -80,6 +80,8 @@ type app struct {
 	output     string
 	// consistent is --consistent, which only read commands have.
 	consistent bool
+	// probeMembers makes cluster ls check that each node answers.
+	probeMembers bool
 	// probed is set once a failed call has been followed by a bare TLS
 	// handshake (probeTLS): one is enough per run.
 	probed bool

@@ -326,3 +326,18 @@ func TestGoldenDegradedSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestGoldenClusterState: cluster ls with the STATE column, a dead node
+// among live ones.
+func TestGoldenClusterState(t *testing.T) {
+	t.Parallel()
+	resp := &turbulencev1.ListServersResponse{AnsweredBy: "c1", Servers: []*turbulencev1.Server{
+		{Id: "c1", Leader: true, Suffrage: "voter", RaftAddress: "10.0.0.1:7421", GrpcAddress: "10.0.0.1:7420"},
+		{Id: "c2", Suffrage: "voter", RaftAddress: "10.0.0.2:7421", GrpcAddress: "10.0.0.2:7420"},
+		{Id: "c3", Suffrage: "voter", RaftAddress: "10.0.0.3:7421", GrpcAddress: "10.0.0.3:7420"},
+	}}
+	state := map[string]string{"c1": "up", "c2": "up", "c3": "unreachable: no answer within 2s"}
+	checkGoldens(t, []string{"table"}, []goldenCase{
+		{"cluster_ls_state", func(a *app) error { return a.printServersState(resp, state) }},
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/turbulence-sre/turbulence/controller/cli"
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
@@ -46,6 +47,44 @@ func TestHalt_SecondHaltSaysAlreadyHalted(t *testing.T) {
 		`--reason "second thoughts" was not recorded`} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("second halt's stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestClusterLs_DeadNodeShowsUnreachable: `cluster ls` used to show a
+// dead node like a live one (issue 17). A crashed follower is still a
+// member, and its row says it does not answer; the others say up.
+func TestClusterLs_DeadNodeShowsUnreachable(t *testing.T) {
+	t.Parallel()
+	c := controllertest.NewCluster(t, 3, nil)
+	leader := c.WaitLeader(t, 15*time.Second)
+	dead := c.Followers()[0]
+	if err := dead.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	admin := c.PKI.Admin
+	var out, errOut bytes.Buffer
+	code := cli.Main([]string{"--controller", leader.Addr, "--ca", admin.CA, "--cert", admin.Cert, "--key", admin.Key, "cluster", "ls"}, &out, &errOut)
+	if code != cli.ExitOK {
+		t.Fatalf("cluster ls: exit %d\n%s", code, errOut.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	if !strings.HasSuffix(strings.TrimSpace(lines[0]), "STATE") {
+		t.Fatalf("no STATE column:\n%s", out.String())
+	}
+	for _, n := range []*controllertest.Node{leader, dead} {
+		var line string
+		for _, l := range lines {
+			if strings.HasPrefix(l, n.Config.NodeID+" ") {
+				line = l
+			}
+		}
+		want := "up"
+		if n == dead {
+			want = "unreachable"
+		}
+		if !strings.Contains(line, " "+want) {
+			t.Errorf("node %s: row %q, want %q\n%s", n.Config.NodeID, line, want, out.String())
 		}
 	}
 }
