@@ -80,6 +80,9 @@ type app struct {
 	output     string
 	// consistent is --consistent, which only read commands have.
 	consistent bool
+	// livenessUnknown is set when no leader answered an agents read:
+	// CONNECTED is then shown as unknown (liveness.go).
+	livenessUnknown bool
 	// probeMembers makes cluster ls check that each node answers.
 	probeMembers bool
 	// probed is set once a failed call has been followed by a bare TLS

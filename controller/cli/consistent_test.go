@@ -93,15 +93,15 @@ func startReadFake(t *testing.T) (*readFake, map[string]string) {
 	return fake, h.environ()
 }
 
-// readCommands are every read command and the RPC it makes; status
-// first asks ListServers whether there is a leader.
+// readCommands are every read command and the RPC it makes; status and
+// the agents reads first ask ListServers whether there is a leader.
 var readCommands = []struct {
 	args   []string
 	method string
 	first  string
 }{
-	{[]string{"agents", "ls"}, "ListAgents", ""},
-	{[]string{"agents", "show", "a1"}, "GetAgent", ""},
+	{[]string{"agents", "ls"}, "ListAgents", "ListServers"},
+	{[]string{"agents", "show", "a1"}, "GetAgent", "ListServers"},
 	{[]string{"fault", "ls"}, "ListFaults", ""},
 	{[]string{"fault", "show", "f-1"}, "GetFault", ""},
 	{[]string{"audit", "ls"}, "ListAudit", ""},

@@ -88,3 +88,45 @@ func TestClusterLs_DeadNodeShowsUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentsLs_FromFollowerShowsLiveness: only the leader knows who is
+// connected; `agents ls` and `agents show` asked of a follower used to
+// show every agent as not connected (issue 17). turbctl now reads them
+// through the leader when the node asked is a follower.
+func TestAgentsLs_FromFollowerShowsLiveness(t *testing.T) {
+	t.Parallel()
+	c := controllertest.NewCluster(t, 3, nil)
+	leader := c.WaitLeader(t, 15*time.Second)
+	ag, err := controllertest.StartFollowingAgent(controllertest.AgentName, c.Addrs(), c.PKI.Agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ag.Stop)
+	controllertest.WaitFor(t, 15*time.Second, "the agent to attach to the leader", func() bool {
+		return leader.Controller.ConnectedAgents() == 1
+	})
+	follower := c.Followers()[0]
+	admin := c.PKI.Admin
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		global := []string{"--controller", follower.Addr, "--ca", admin.CA, "--cert", admin.Cert, "--key", admin.Key}
+		if code := cli.Main(append(global, args...), &out, &errOut); code != cli.ExitOK {
+			t.Fatalf("turbctl %v: exit %d\n%s", args, code, errOut.String())
+		}
+		return out.String()
+	}
+	if out := run("agents", "ls"); !strings.Contains(out, controllertest.AgentName+"  yes") {
+		t.Errorf("agents ls from follower %s does not show the agent connected:\n%s", follower.Config.NodeID, out)
+	}
+	out := run("agents", "show", controllertest.AgentName)
+	var line string
+	for l := range strings.SplitSeq(out, "\n") {
+		if strings.HasPrefix(l, "Connected:") {
+			line = l
+		}
+	}
+	if strings.TrimSpace(strings.TrimPrefix(line, "Connected:")) != "yes" {
+		t.Errorf("agents show from follower %s: %q, want Connected: yes\n%s", follower.Config.NodeID, line, out)
+	}
+}
