@@ -53,7 +53,9 @@ func (f *readFake) GetAgent(ctx context.Context, req *turbulencev1.GetAgentReque
 
 func (f *readFake) ListFaults(ctx context.Context, _ *turbulencev1.ListFaultsRequest) (*turbulencev1.ListFaultsResponse, error) {
 	f.record(ctx, "ListFaults")
-	return &turbulencev1.ListFaultsResponse{}, nil
+	// One fault: an empty local listing is confirmed through the leader
+	// (TestFaultLs_EmptyIsConfirmedThroughTheLeader), a second call.
+	return &turbulencev1.ListFaultsResponse{Faults: []*turbulencev1.Fault{{Id: "f-1"}}}, nil
 }
 
 func (f *readFake) GetFault(ctx context.Context, req *turbulencev1.GetFaultRequest) (*turbulencev1.Fault, error) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"google.golang.org/grpc/codes"
@@ -62,4 +63,28 @@ func connected(ag *turbulencev1.Agent, unknown bool) string {
 		return "unknown"
 	}
 	return yesNo(ag.GetConnected())
+}
+
+// confirmEmpty re-reads an empty fault listing through the leader. A
+// controller that has just restarted answers from a replica that has
+// not yet replayed the log: for seconds it listed no faults at all
+// (issue 17), which reads as "nothing is running" at the worst moment.
+// An empty local answer is therefore checked once more with a
+// consistent read, which waits (within --timeout) until the leader has
+// applied every committed entry. Only empty answers pay for it. When
+// the leader cannot answer, the empty list is shown with a warning
+// that it may be incomplete.
+func (a *app) confirmEmpty(local *turbulencev1.ListFaultsResponse, list func() (*turbulencev1.ListFaultsResponse, error)) *turbulencev1.ListFaultsResponse {
+	a.consistent = true
+	defer func() { a.consistent = false }()
+	got, err := list()
+	if err != nil {
+		fmt.Fprintf(a.stderr, "turbctl: warning: controller %s lists no faults, and the raft leader could not confirm it (%s): the controller may still be catching up after a restart, so the list may be incomplete\n",
+			a.controller, status.Convert(errors.Unwrap(err)).Message())
+		return local
+	}
+	if n := len(got.GetFaults()); n > 0 {
+		fmt.Fprintf(a.stderr, "turbctl: controller %s had not caught up with the raft log yet (it listed no faults); these %d were read through the leader\n", a.controller, n)
+	}
+	return got
 }
