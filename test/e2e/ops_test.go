@@ -27,14 +27,14 @@ func turbctlAt(tb testing.TB, srv *controllertest.Server, args ...string) (code 
 func TestHalt_SecondHaltSaysAlreadyHalted(t *testing.T) {
 	t.Parallel()
 	srv := controllertest.NewServer(t, nil)
-	code, out, stderr := turbctlAt(t, srv, "halt", "--reason", "SLO burn on checkout")
+	code, _, stderr := turbctlAt(t, srv, "halt", "--reason", "SLO burn on checkout")
 	if code != cli.ExitOK {
 		t.Fatalf("first halt: exit %d\n%s", code, stderr)
 	}
 	if strings.Contains(stderr, "already halted") {
 		t.Errorf("first halt says the fleet was already halted:\n%s", stderr)
 	}
-	code, out, stderr = turbctlAt(t, srv, "halt", "--reason", "second thoughts")
+	code, out, stderr := turbctlAt(t, srv, "halt", "--reason", "second thoughts")
 	if code != cli.ExitOK {
 		t.Fatalf("second halt: exit %d\n%s", code, stderr)
 	}
