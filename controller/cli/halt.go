@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/turbulence-sre/turbulence/internal/termsafe"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -29,17 +30,7 @@ in raft, so a new controller leader honours it.`,
 			}
 			req := &turbulencev1.HaltRequest{RequestId: requestID, Reason: reason}
 			return a.withClient(func(c *client) error {
-				// What was in force before: a halt of a halted fleet
-				// changes nothing (the first halt's reason, author and
-				// time stay), and the person must be told so rather
-				// than shown a reason they did not give. The read is
-				// only for that message; the halt is sent regardless,
-				// which tells every agent again.
-				var before *turbulencev1.HaltStatus
-				_ = c.call(cmd.Context(), func(ctx context.Context) (err error) {
-					before, err = c.api.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
-					return err
-				})
+				start := a.env.now()
 				var hs *turbulencev1.HaltStatus
 				err := c.mutate(cmd.Context(), requestID, func(ctx context.Context) (err error) {
 					hs, err = c.api.Halt(ctx, req)
@@ -51,7 +42,7 @@ in raft, so a new controller leader honours it.`,
 				if err := a.printHalt(hs); err != nil {
 					return err
 				}
-				if alreadyHalted(before, hs) {
+				if a.alreadyHalted(hs, reason, start) {
 					return alreadyHaltedNote(a.stderr, a.env.now(), hs, reason)
 				}
 				return nil
@@ -147,12 +138,42 @@ func (a *app) printHalt(hs *turbulencev1.HaltStatus) error {
 	return haltDetail(a.stdout, a.env.now(), hs)
 }
 
-// alreadyHalted reports whether a halt answered with hs found the fleet
-// already halted, as before (read just before it) shows: the same halt,
-// by the same author since the same moment, was in force.
-func alreadyHalted(before, hs *turbulencev1.HaltStatus) bool {
-	return before.GetHalted() && hs.GetHalted() && before.GetBy() == hs.GetBy() &&
-		before.GetSince().AsTime().Equal(hs.GetSince().AsTime())
+// alreadyHaltedMargin is how much older than the call a halt's "since"
+// may be and still be this call's own: clocks of turbctl's host and the
+// controller differ by that much at most on any host that keeps time.
+const alreadyHaltedMargin = time.Minute
+
+// alreadyHalted reports whether the halt that answered hs found the
+// fleet halted already. A halt of a halted fleet changes nothing: the
+// controller keeps the first halt's author, reason and time, and answers
+// with them (controller/state). So the answer is someone else's halt when
+// its author is not this caller, its reason is not the one asked, or it
+// began well before this call. It is read from the answer alone: the kill
+// switch makes no extra call before it acts. (The same person halting
+// twice with the same reason within a minute is not told; nothing in
+// that answer would mislead them.)
+func (a *app) alreadyHalted(hs *turbulencev1.HaltStatus, asked string, start time.Time) bool {
+	if !hs.GetHalted() {
+		return false
+	}
+	if me, err := a.identity(); err == nil && hs.GetBy() != me {
+		return true
+	}
+	return hs.GetReason() != asked || hs.GetSince().AsTime().Before(start.Add(-alreadyHaltedMargin))
+}
+
+// identity is the "role/name" in turbctl's own certificate, as the
+// controller records it.
+func (a *app) identity() (string, error) {
+	cert, err := tlsutil.ReadCertFile(a.tls.Cert)
+	if err != nil {
+		return "", err
+	}
+	id, err := tlsutil.IdentityFromCert(cert)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
 }
 
 // alreadyHaltedNote tells, on stderr (so that -o json stays one object),
