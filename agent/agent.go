@@ -36,6 +36,11 @@ type Config struct {
 	// TLS names the agent's CA, certificate and key. The name in the
 	// certificate is the agent ID.
 	TLS tlsutil.Files
+	// TLSServerName, when set, is the name checked in every controller's
+	// certificate instead of the host of the address dialled: for a
+	// controller reached by an address its certificate does not name
+	// (NAT, a VM's forwarded port).
+	TLSServerName string
 	// StateDir holds the agent's local state: the journal (required).
 	StateDir string
 	// PolicyPath is the local policy file; "" reads policy.DefaultPath if
@@ -235,6 +240,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	sess, err := session.New(session.Config{
 		Controllers: a.cfg.Controllers,
 		TLS:         a.cfg.TLS,
+		ServerName:  a.cfg.TLSServerName,
 		AgentID:     a.id,
 		Labels:      a.cfg.Labels,
 		Facts:       hostinfo.Facts(a.cfg.ProcRoot, Version),

@@ -46,6 +46,9 @@ type Config struct {
 	Controllers []string
 	// TLS is the agent's certificate, key and CA.
 	TLS tlsutil.Files
+	// ServerName, when set, is checked in the controllers' certificates
+	// instead of the host of each address dialled.
+	ServerName string
 	// AgentID is the name in the agent's certificate.
 	AgentID string
 	Labels  map[string]string
@@ -110,7 +113,7 @@ func New(cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session: TLS: %w", err)
 	}
-	tc := cert.ClientConfig("")
+	tc := cert.ClientConfig(cfg.ServerName)
 	// Only a controller may command this agent: any certificate of the
 	// fleet chains to the CA, so the role is checked too (issue 13, an
 	// agent obeyed an operator certificate posing as a controller).

@@ -56,6 +56,9 @@ The controller filters before it pages, so --limit counts matching agents.`,
 				return invalidf("agents ls takes at most %d IDs, got %d", limits.MaxSelectIDs, len(ids))
 			}
 			return a.withClient(func(c *client) error {
+				if err := a.readLivenessFromLeader(cmd.Context(), c); err != nil {
+					return err
+				}
 				all := &turbulencev1.ListAgentsResponse{}
 				err := c.pages(cmd.Context(), limit, limits.MaxPageAgents, func(ctx context.Context, token string, size uint32) (int, string, error) {
 					resp, err := c.api.ListAgents(ctx, &turbulencev1.ListAgentsRequest{PageToken: token, PageSize: size, Selector: selStr, Ids: ids})
@@ -78,6 +81,9 @@ The controller filters before it pages, so --limit counts matching agents.`,
 		Args:  exactArgs("ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return a.withClient(func(c *client) error {
+				if err := a.readLivenessFromLeader(cmd.Context(), c); err != nil {
+					return err
+				}
 				var ag *turbulencev1.Agent
 				err := c.call(cmd.Context(), func(ctx context.Context) (err error) {
 					ag, err = c.api.GetAgent(ctx, &turbulencev1.GetAgentRequest{Id: args[0]})
@@ -97,22 +103,24 @@ func (a *app) printAgents(resp *turbulencev1.ListAgentsResponse) error {
 	if a.json() {
 		return writeJSONList(a.stdout, resp, len(resp.GetAgents()))
 	}
-	return agentsTable(a.stdout, a.env.now(), resp.GetAgents())
+	return agentsTable(a.stdout, a.env.now(), resp.GetAgents(), a.livenessUnknown)
 }
 
 func (a *app) printAgent(ag *turbulencev1.Agent) error {
 	if a.json() {
 		return writeJSON(a.stdout, ag)
 	}
-	return agentDetail(a.stdout, a.env.now(), ag)
+	return agentDetail(a.stdout, a.env.now(), ag, a.livenessUnknown)
 }
 
-func agentsTable(w io.Writer, now time.Time, agents []*turbulencev1.Agent) error {
+// agentsTable prints the agents; unknown says that the controller that
+// answered is not the leader, which alone knows who is connected.
+func agentsTable(w io.Writer, now time.Time, agents []*turbulencev1.Agent, unknown bool) error {
 	tw := table(w)
 	row(tw, "ID", "CONNECTED", "LAST SEEN", "HOSTNAME", "OS/ARCH", "CPUS", "MEMORY", "KINDS", "LOCAL HALT", "LABELS")
 	for _, ag := range agents {
 		f := ag.GetFacts()
-		row(tw, ag.GetId(), yesNo(ag.GetConnected()), relative(ag.GetLastSeen(), now),
+		row(tw, ag.GetId(), connected(ag, unknown), relative(ag.GetLastSeen(), now),
 			orNone(f.GetHostname()), osArch(f), cpus(f), memory(f),
 			orNone(strings.Join(ag.GetCapabilities().GetFaultKinds(), ",")),
 			yesNo(ag.GetLocallyHalted()), labels(ag.GetLabels()))
@@ -120,11 +128,11 @@ func agentsTable(w io.Writer, now time.Time, agents []*turbulencev1.Agent) error
 	return tw.Flush()
 }
 
-func agentDetail(w io.Writer, now time.Time, ag *turbulencev1.Agent) error {
+func agentDetail(w io.Writer, now time.Time, ag *turbulencev1.Agent, unknown bool) error {
 	f := ag.GetFacts()
 	tw := table(w)
 	row(tw, "ID:", ag.GetId())
-	row(tw, "Connected:", yesNo(ag.GetConnected()))
+	row(tw, "Connected:", connected(ag, unknown))
 	row(tw, "Last seen:", absolute(ag.GetLastSeen(), now))
 	row(tw, "Registered:", absolute(ag.GetRegisteredAt(), now))
 	row(tw, "Halted locally:", localHalt(ag))

@@ -42,7 +42,8 @@ type env struct {
 	// backoff is the first pause before a retry; it doubles after.
 	backoff time.Duration
 	// poll is the pause between two reads while waiting for an agent's
-	// verdict on a fault (fault apply --wait); 0 means 1 ms (tests).
+	// verdict on a fault (fault apply --wait) when the event log cannot
+	// be followed (the verdict is normally pushed); 0 means 1 ms.
 	poll time.Duration
 }
 
@@ -79,6 +80,14 @@ type app struct {
 	output     string
 	// consistent is --consistent, which only read commands have.
 	consistent bool
+	// livenessUnknown is set when no leader answered an agents read:
+	// CONNECTED is then shown as unknown (liveness.go).
+	livenessUnknown bool
+	// probeMembers makes cluster ls check that each node answers.
+	probeMembers bool
+	// probed is set once a failed call has been followed by a bare TLS
+	// handshake (probeTLS): one is enough per run.
+	probed bool
 }
 
 func (a *app) rootCommand() *cobra.Command {

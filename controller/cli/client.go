@@ -84,9 +84,15 @@ func (c *client) close() { _ = c.conn.Close() }
 
 // call runs fn once with the per-call deadline.
 func (c *client) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	return c.callRead(ctx, c.a.consistent, fn)
+}
+
+// callRead is call with the consistency of a read chosen by the caller
+// rather than by --consistent.
+func (c *client) callRead(ctx context.Context, consistent bool, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.a.timeout)
 	defer cancel()
-	if c.a.consistent {
+	if consistent {
 		// The controller routes the read to the leader, which answers
 		// after a raft barrier (controller/forward).
 		ctx = metadata.AppendToOutgoingContext(ctx, mdConsistentRead, "true")
@@ -124,7 +130,17 @@ func (c *client) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
-	return &rpcError{addr: c.a.controller, timeout: c.a.timeout.String(), err: err}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && !c.a.probed &&
+		!strings.Contains(st.Message(), "dial tcp") &&
+		tlsTrust(st.Message(), c.a.tls, c.a.controller, c.a.serverName) == "" {
+		c.a.probed = true
+		// Perhaps a refused client certificate that grpc-go saw only as
+		// a broken connection: ask the controller once more, bare.
+		if why := c.a.probeTLS(); tlsTrust(why, c.a.tls, c.a.controller, c.a.serverName) != "" {
+			err = status.Error(codes.Unavailable, st.Message()+"; a bare TLS handshake says: "+why)
+		}
+	}
+	return &rpcError{addr: c.a.controller, timeout: c.a.timeout.String(), files: c.a.tls, serverName: c.a.serverName, err: err}
 }
 
 // withClient dials, runs fn and closes the connection.

@@ -34,9 +34,15 @@ func (a *app) clusterLsCommand() *cobra.Command {
 		Short: "List the controller nodes and show the leader",
 		Long: `List the raft membership as the controller asked knows it, the leader
 marked, and which node answered. With --consistent the leader answers:
-its configuration is the latest, and a follower's may lag it by a moment.`,
+its configuration is the latest, and a follower's may lag it by a moment.
+
+The table's STATE column says whether each node answered turbctl itself
+within a short timeout (a gRPC health check on its GRPC address, at most
+2s): "up", or "unreachable" with the reason. A dead node is a member
+until removed; this is how it shows. -o json prints the membership alone.`,
 		Args: exactArgs(),
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			a.probeMembers = !a.json()
 			return a.clusterCall(cmd.Context(), false, func(ctx context.Context, cs turbulencev1.ClusterServiceClient) (*turbulencev1.ListServersResponse, error) {
 				// Follow the pages (docs/limits.md); a cluster of 3 or 5
 				// nodes is one page.
@@ -125,22 +131,39 @@ func (a *app) clusterCall(ctx context.Context, retry bool, fn func(context.Conte
 		if err != nil {
 			return err
 		}
+		if a.probeMembers {
+			return a.printServersState(resp, a.probeServers(ctx, resp.GetServers()))
+		}
 		return a.printServers(resp)
 	})
 }
 
 func (a *app) printServers(resp *turbulencev1.ListServersResponse) error {
+	return a.printServersState(resp, nil)
+}
+
+// printServersState prints the membership; with state (node ID → "up"
+// or "unreachable: …") it adds the STATE column.
+func (a *app) printServersState(resp *turbulencev1.ListServersResponse, state map[string]string) error {
 	if a.json() {
 		return writeJSONList(a.stdout, resp, len(resp.GetServers()))
 	}
 	w := table(a.stdout)
-	row(w, "ID", "LEADER", "SUFFRAGE", "RAFT", "GRPC")
+	head := []string{"ID", "LEADER", "SUFFRAGE", "RAFT", "GRPC"}
+	if state != nil {
+		head = append(head, "STATE")
+	}
+	row(w, head...)
 	for _, s := range resp.GetServers() {
 		leader := ""
 		if s.GetLeader() {
 			leader = "*"
 		}
-		row(w, s.GetId(), orNone(leader), s.GetSuffrage(), s.GetRaftAddress(), orNone(s.GetGrpcAddress()))
+		cells := []string{s.GetId(), orNone(leader), s.GetSuffrage(), s.GetRaftAddress(), orNone(s.GetGrpcAddress())}
+		if state != nil {
+			cells = append(cells, orNone(state[s.GetId()]))
+		}
+		row(w, cells...)
 	}
 	if err := w.Flush(); err != nil {
 		return err

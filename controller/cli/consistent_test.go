@@ -53,7 +53,9 @@ func (f *readFake) GetAgent(ctx context.Context, req *turbulencev1.GetAgentReque
 
 func (f *readFake) ListFaults(ctx context.Context, _ *turbulencev1.ListFaultsRequest) (*turbulencev1.ListFaultsResponse, error) {
 	f.record(ctx, "ListFaults")
-	return &turbulencev1.ListFaultsResponse{}, nil
+	// One fault: an empty local listing is confirmed through the leader
+	// (TestFaultLs_EmptyIsConfirmedThroughTheLeader), a second call.
+	return &turbulencev1.ListFaultsResponse{Faults: []*turbulencev1.Fault{{Id: "f-1"}}}, nil
 }
 
 func (f *readFake) GetFault(ctx context.Context, req *turbulencev1.GetFaultRequest) (*turbulencev1.Fault, error) {
@@ -93,15 +95,15 @@ func startReadFake(t *testing.T) (*readFake, map[string]string) {
 	return fake, h.environ()
 }
 
-// readCommands are every read command and the RPC it makes; status
-// first asks ListServers whether there is a leader.
+// readCommands are every read command and the RPC it makes; status and
+// the agents reads first ask ListServers whether there is a leader.
 var readCommands = []struct {
 	args   []string
 	method string
 	first  string
 }{
-	{[]string{"agents", "ls"}, "ListAgents", ""},
-	{[]string{"agents", "show", "a1"}, "GetAgent", ""},
+	{[]string{"agents", "ls"}, "ListAgents", "ListServers"},
+	{[]string{"agents", "show", "a1"}, "GetAgent", "ListServers"},
 	{[]string{"fault", "ls"}, "ListFaults", ""},
 	{[]string{"fault", "show", "f-1"}, "GetFault", ""},
 	{[]string{"audit", "ls"}, "ListAudit", ""},

@@ -60,6 +60,12 @@
 //	   verdict (applied or refused): the fault is recorded and its ID is
 //	   printed, and it may still be applied when the agent connects;
 //	   check it with `turbctl fault show ID`, or revert it
+//	9  TLS trust failure: the controller's certificate is not signed by
+//	   the CA in --ca, is not valid for the address dialled (or
+//	   --tls-server-name), has expired, or belongs to another role; or
+//	   the controller refused turbctl's --cert. The message names the
+//	   file and what did not match. Not 6: the controller is there, and
+//	   only a changed certificate file helps
 //
 // Errors are printed to stderr as "turbctl: <message>".
 package cli

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -42,6 +43,36 @@ type fakeControl struct {
 	// refuseWith, when set, is the reason the agent refuses every applied
 	// fault (the fault reads back FAILED).
 	refuseWith string
+	// endStreams makes WatchEvents end after the events it has, as a
+	// controller that shuts down does; otherwise it follows new events
+	// until the caller goes away.
+	endStreams bool
+	// changed is closed and replaced when an event is added.
+	changed chan struct{}
+	// watching is signalled (when not nil) each time a WatchEvents
+	// stream has sent what it had and waits for more.
+	watching chan struct{}
+}
+
+// addEventLocked appends an event of fault id with the next sequence
+// number and wakes the open streams. f.mu must be held.
+func (f *fakeControl) addEventLocked(typ, agentID, faultID string) {
+	f.events = append(f.events, &turbulencev1.Event{Sequence: uint64(len(f.events) + 1), Type: typ, AgentId: agentID, FaultId: faultID})
+	if f.changed != nil {
+		close(f.changed)
+	}
+	f.changed = make(chan struct{})
+}
+
+// setVerdict moves fault id to state st, as the agent's report does, and
+// records the event of it.
+func (f *fakeControl) setVerdict(id string, st turbulencev1.FaultState, typ string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	flt := proto.Clone(f.faults[id]).(*turbulencev1.Fault)
+	flt.State = st
+	f.faults[id] = flt
+	f.addEventLocked(typ, flt.GetAgentId(), id)
 }
 
 func (f *fakeControl) ApplyFault(_ context.Context, req *turbulencev1.ApplyFaultRequest) (*turbulencev1.Fault, error) {
@@ -62,8 +93,10 @@ func (f *fakeControl) ApplyFault(_ context.Context, req *turbulencev1.ApplyFault
 	if f.refuseWith != "" {
 		applied.State, applied.Reason = turbulencev1.FaultState_FAULT_STATE_FAILED, f.refuseWith
 	}
+	f.addEventLocked("fault.created", req.GetAgentId(), applied.GetId())
 	if _, ok := f.faults[applied.GetId()]; !ok {
 		f.faults[applied.GetId()] = applied
+		f.addEventLocked(map[bool]string{true: "fault.failed", false: "fault.active"}[f.refuseWith != ""], req.GetAgentId(), applied.GetId())
 	}
 	return &turbulencev1.Fault{Id: "f-42", AgentId: req.GetAgentId(), Spec: req.GetSpec(),
 		State: turbulencev1.FaultState_FAULT_STATE_PENDING}, nil
@@ -87,18 +120,52 @@ func (f *fakeControl) ListAgents(context.Context, *turbulencev1.ListAgentsReques
 }
 
 func (f *fakeControl) WatchEvents(req *turbulencev1.WatchEventsRequest, stream grpc.ServerStreamingServer[turbulencev1.Event]) error {
-	f.mu.Lock()
-	events := f.events
-	f.mu.Unlock()
-	for _, ev := range events {
-		if ev.GetSequence() <= req.GetAfterSequence() {
-			continue
+	after := req.GetAfterSequence()
+	for {
+		f.mu.Lock()
+		events, end := f.events, f.endStreams
+		if f.changed == nil {
+			f.changed = make(chan struct{})
 		}
-		if err := stream.Send(ev); err != nil {
-			return err
+		changed, watching := f.changed, f.watching
+		f.mu.Unlock()
+		for _, ev := range events {
+			if ev.GetSequence() <= after {
+				continue
+			}
+			if err := stream.Send(ev); err != nil {
+				return err
+			}
+			after = ev.GetSequence()
+		}
+		if end {
+			return nil // ends the stream, which ends --follow
+		}
+		if watching != nil {
+			select {
+			case watching <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-changed:
 		}
 	}
-	return nil // ends the stream, which ends --follow
+}
+
+func (f *fakeControl) ListEvents(_ context.Context, req *turbulencev1.ListEventsRequest) (*turbulencev1.ListEventsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &turbulencev1.ListEventsResponse{}
+	for _, ev := range f.events {
+		if ev.GetSequence() > req.GetAfterSequence() && (req.GetAgentId() == "" || ev.GetAgentId() == req.GetAgentId()) &&
+			(req.GetType() == "" || ev.GetType() == req.GetType()) {
+			resp.Events = append(resp.Events, ev)
+		}
+	}
+	return resp, nil
 }
 
 func (f *fakeControl) requests() []*turbulencev1.ApplyFaultRequest {
@@ -186,12 +253,21 @@ type result struct {
 
 func runCLI(t *testing.T, environ map[string]string, args ...string) result {
 	t.Helper()
+	return runCLIWith(t, environ, nil, args...)
+}
+
+// runCLIWith is runCLI with the test environment changed by change first.
+func runCLIWith(t *testing.T, environ map[string]string, change func(*env), args ...string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	e := env{
 		now:       func() time.Time { return goldenNow },
 		getenv:    func(k string) string { return environ[k] },
 		requestID: func() string { return "req-fixed" },
 		backoff:   time.Millisecond,
+	}
+	if change != nil {
+		change(&e)
 	}
 	code := run(t.Context(), e, args, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
@@ -399,6 +475,7 @@ func TestWithoutClientCertificate(t *testing.T) {
 func TestEventsFollowJSONLines(t *testing.T) {
 	t.Parallel()
 	h := startFake(t)
+	h.fake.endStreams = true
 	h.fake.events = []*turbulencev1.Event{
 		{Sequence: 1, Type: "agent.registered", AgentId: "a1"},
 		{Sequence: 2, Type: "fault.created", AgentId: "a1", FaultId: "f-42"},

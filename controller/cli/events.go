@@ -61,11 +61,7 @@ reconnects from the last sequence it printed for up to --timeout.`,
 				if a.json() {
 					return writeJSONList(a.stdout, resp, len(resp.GetEvents()))
 				}
-				eventHeader(a.stdout)
-				for _, ev := range resp.GetEvents() {
-					eventRow(a.stdout, ev)
-				}
-				return nil
+				return eventTable(a.stdout, resp.GetEvents())
 			})
 		}),
 	}
@@ -147,15 +143,50 @@ func (a *app) watch(ctx context.Context, c *client, last *uint64) (bool, error) 
 	}
 }
 
-// Events are printed in fixed-width columns rather than through
-// tabwriter, so that --follow can print each line as it arrives.
-const eventFormat = "%-6s  %-20s  %-18s  %-12s  %-12s  %s\n"
+// eventTable prints a finished listing, its columns as wide as their
+// widest cell, so that nothing is misaligned whatever the IDs.
+func eventTable(w io.Writer, evs []*turbulencev1.Event) error {
+	tw := table(w)
+	row(tw, eventColumns...)
+	for _, ev := range evs {
+		row(tw, eventCells(ev)...)
+	}
+	return tw.Flush()
+}
+
+// eventColumns are the headers of the event table.
+var eventColumns = []string{"SEQ", "TIME", "TYPE", "AGENT", "FAULT", "MESSAGE"}
+
+// eventCells is one event as table cells.
+func eventCells(ev *turbulencev1.Event) []string {
+	return []string{fmt.Sprint(ev.GetSequence()), stamp(ev.GetTime()), ev.GetType(),
+		orNone(ev.GetAgentId()), orNone(ev.GetFaultId()), ev.GetMessage()}
+}
+
+// --follow prints each event as it arrives, so its columns cannot be
+// sized from the data: they are fixed, the FAULT column as wide as the
+// controller's fault IDs ("f-" and 12 hex digits, controller/controlapi)
+// and the TYPE column as the longest event type (fault.unconfirmed). A
+// longer cell (an agent named after a long host name) pushes the rest
+// of its line right, but the header still sits over the first columns.
+const eventFormat = "%-6s  %-20s  %-18s  %-16s  %-14s  %s\n"
 
 func eventHeader(w io.Writer) {
-	fmt.Fprintf(w, eventFormat, "SEQ", "TIME", "TYPE", "AGENT", "FAULT", "MESSAGE")
+	fmt.Fprintf(w, eventFormat, toAny(eventColumns)...)
 }
 
 func eventRow(w io.Writer, ev *turbulencev1.Event) {
-	fmt.Fprintf(w, eventFormat, fmt.Sprint(ev.GetSequence()), stamp(ev.GetTime()), cell(ev.GetType()),
-		cell(orNone(ev.GetAgentId())), cell(orNone(ev.GetFaultId())), cell(ev.GetMessage()))
+	cells := eventCells(ev)
+	for i, c := range cells {
+		cells[i] = cell(c)
+	}
+	fmt.Fprintf(w, eventFormat, toAny(cells)...)
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/turbulence-sre/turbulence/internal/termsafe"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
 // Exit codes of turbctl; the package documentation explains each.
@@ -35,6 +36,12 @@ const (
 	// the agent connects, so a script must neither treat it as success
 	// nor retry the apply blindly.
 	ExitNoVerdict = 8
+	// ExitTLS is a TLS trust failure: the controller's certificate is not
+	// signed by the CA given, is not valid for the address dialled, or
+	// the controller refused turbctl's certificate. Its own code, not
+	// ExitUnavailable: the controller is up and answering, and no retry
+	// or network check will help until a certificate file is changed.
+	ExitTLS = 9
 )
 
 // exitCodesHelp is the exit-code table shown by `turbctl --help`.
@@ -50,7 +57,10 @@ const exitCodesHelp = `Exit codes:
   6  controller unavailable, or no answer within --timeout
   7  rate limited: nothing was applied; repeat after the pause shown
   8  fault apply --wait: no verdict from the agent within --wait-timeout;
-     the fault is recorded and its ID printed`
+     the fault is recorded and its ID printed
+  9  TLS trust failure: the controller's certificate is not signed by
+     --ca or not valid for the address, or the controller refused
+     --cert; the message names the file`
 
 // usageError is a mistake in the command line. It exits with ExitUsage.
 // cmd is the command path, for the hint that points at its help.
@@ -122,7 +132,11 @@ type rpcError struct {
 	// requestID is the idempotency key of a mutating call, for the hint
 	// on how to retry it safely when its outcome is unknown.
 	requestID string
-	err       error
+	// files and serverName are turbctl's TLS settings, to name the file
+	// at fault in a TLS trust failure.
+	files      tlsutil.Files
+	serverName string
+	err        error
 }
 
 func (e *rpcError) Error() string { return e.err.Error() }
@@ -222,6 +236,10 @@ func reportRPC(w io.Writer, ce *rpcError) int {
 	case codes.ResourceExhausted:
 		return reportExhausted(w, ce, st)
 	case codes.Unavailable:
+		if why := tlsTrust(msg, ce.files, ce.addr, ce.serverName); why != "" {
+			fmt.Fprintf(w, "turbctl: TLS trust failure: %s\n", why)
+			return ExitTLS
+		}
 		fmt.Fprintf(w, "turbctl: controller %s unavailable: %s\n", ce.addr, msg)
 		retryHint(w, ce)
 		return ExitUnavailable

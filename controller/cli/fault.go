@@ -66,16 +66,23 @@ back from now (90m, 24h) and select by creation time.`,
 				return err
 			}
 			return a.withClient(func(c *client) error {
-				all := &turbulencev1.ListFaultsResponse{}
-				err := c.pages(cmd.Context(), limit, limits.MaxPageFaults, func(ctx context.Context, token string, size uint32) (int, string, error) {
-					page := proto.CloneOf(&req)
-					page.PageToken, page.PageSize = token, size
-					resp, err := c.api.ListFaults(ctx, page)
-					all.Faults = append(all.Faults, resp.GetFaults()...)
-					return len(resp.GetFaults()), resp.GetNextPageToken(), err
-				})
+				list := func() (*turbulencev1.ListFaultsResponse, error) {
+					all := &turbulencev1.ListFaultsResponse{}
+					err := c.pages(cmd.Context(), limit, limits.MaxPageFaults, func(ctx context.Context, token string, size uint32) (int, string, error) {
+						page := proto.CloneOf(&req)
+						page.PageToken, page.PageSize = token, size
+						resp, err := c.api.ListFaults(ctx, page)
+						all.Faults = append(all.Faults, resp.GetFaults()...)
+						return len(resp.GetFaults()), resp.GetNextPageToken(), err
+					})
+					return all, err
+				}
+				all, err := list()
 				if err != nil {
 					return err
+				}
+				if len(all.GetFaults()) == 0 && !a.consistent {
+					all = a.confirmEmpty(all, list)
 				}
 				return a.printFaults(all)
 			})
@@ -237,7 +244,7 @@ func faultDetail(w io.Writer, now time.Time, f *turbulencev1.Fault) error {
 	diskRows(tw, f.GetSpec(), st.GetDisk())
 	networkRows(tw, f.GetSpec(), st)
 	row(tw, "  Worker PID:", pid(st.GetWorkerPid()))
-	row(tw, "  Degraded:", yesNo(st.GetDegraded()))
+	row(tw, "  Degraded:", degraded(f.GetSpec(), st))
 	row(tw, "  Agent reason:", orNone(st.GetReason()))
 	return tw.Flush()
 }

@@ -5,15 +5,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/internal/faultspec"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+)
+
+const (
+	// eventFaultCreated is the controller's event type for a new fault
+	// (controller/state; turbctl does not import controller packages).
+	eventFaultCreated = "fault.created"
+	// createdMargin widens the search for a fault's creation event
+	// before the fault's created_at (see createdSequence).
+	createdMargin = 5 * time.Second
 )
 
 // applyKind is one fault kind that `fault apply` can ask for. Adding a
@@ -42,11 +56,13 @@ func (a *app) faultApplyCommand() *cobra.Command {
 (--select and/or --agents, with --count or --percent, --seed, --min,
 --dry-run: docs/groups.md). Each kind is a subcommand with its own flags.
 
-On success turbctl prints the new fault's ID (the whole fault with -o json).
-The fault starts PENDING; see 'turbctl fault show ID' for what the agent
-achieved. With --wait (the default) turbctl waits for the agent's verdict:
-it exits 5 if the agent refused the fault, and 8 if no verdict came
-within --wait-timeout (the fault stays recorded and its ID is printed).
+By default (--wait) turbctl waits for the agent's verdict: the controller
+pushes it to turbctl the moment it is recorded. turbctl then prints the new
+fault's ID (the whole fault with -o json) and exits 0 if the agent applied
+it, 5 if the agent refused it, and 8 if no verdict came within
+--wait-timeout (the fault stays recorded, PENDING, and its ID is printed).
+With --wait=false turbctl returns as soon as the fault is recorded, while
+it is still PENDING. 'turbctl fault show ID' tells what the agent achieved.
 Invalid values exit 3, an unknown KIND included.`,
 		Args: unknownKind,
 		// The kind's flags (--agent…) are unknown here; ignore them so
@@ -207,17 +223,142 @@ func verdict(s turbulencev1.FaultState) bool {
 	return true
 }
 
-// awaitVerdict reads fault f until its agent has applied it (or already
+// awaitVerdict waits until fault f's agent has applied it (or already
 // taken it back) or refused it, so that a refusal by the agent's policy
 // reaches the person who asked as an error, not as a PENDING fault that
 // fails later. After timeout it returns the fault as it is, and the
 // caller exits ExitNoVerdict: the fault stays recorded and the agent
 // applies it when it connects.
+//
+// The verdict is pushed, not polled: turbctl follows the controller's
+// event log (WatchEvents) from the fault's own "fault.created" event, so
+// it hears of the verdict the moment the controller commits it, and
+// reads the fault once more then. A poll every 100 ms used to add a
+// median 50 ms to every apply (issue 17). Following from the creation
+// event, not from "now", is what makes this race-free: the stream first
+// replays every event after it, the verdict included if it came before
+// the stream was open.
 func (a *app) awaitVerdict(ctx context.Context, c *client, f *turbulencev1.Fault, timeout time.Duration) (*turbulencev1.Fault, error) {
+	if f.GetState() != turbulencev1.FaultState_FAULT_STATE_PENDING {
+		return f, nil
+	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	interval := cmp.Or(a.env.poll, time.Millisecond)
-	tick := time.NewTicker(interval)
+	seq, err := a.createdSequence(wctx, c, f)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case wctx.Err() != nil:
+		return f, nil
+	case err != nil:
+		return nil, err
+	case seq == 0:
+		// The controller asked does not show the creation event (a
+		// controller whose event log dropped it): read until the
+		// verdict instead.
+		return a.pollVerdict(ctx, wctx, c, f)
+	}
+	got, err := a.watchVerdict(wctx, c, f, seq)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case wctx.Err() != nil, errors.Is(err, context.DeadlineExceeded):
+		// Out of time, and no event moved it: still PENDING.
+		return f, nil
+	case err != nil:
+		return nil, err
+	}
+	return got, nil
+}
+
+// createdSequence returns the sequence number of fault f's
+// "fault.created" event, or 0 if the controller does not list it. The
+// controller asked may be a follower that has not yet applied the
+// fault's creation (the apply was forwarded to the leader); a second,
+// consistent read then goes through the leader.
+func (a *app) createdSequence(ctx context.Context, c *client, f *turbulencev1.Fault) (uint64, error) {
+	req := &turbulencev1.ListEventsRequest{AgentId: f.GetAgentId(), Type: eventFaultCreated, PageSize: limits.MaxPageEvents}
+	if t := f.GetCreatedAt(); t != nil {
+		// The event bears the time of the raft entry, the fault the
+		// time the leader took the request: a moment apart on one
+		// clock. The margin only bounds the listing.
+		req.Since = timestamppb.New(t.AsTime().Add(-createdMargin))
+	}
+	for _, consistent := range []bool{false, true} {
+		for token := ""; ; {
+			req.PageToken = token
+			var resp *turbulencev1.ListEventsResponse
+			err := c.callRead(ctx, consistent, func(ctx context.Context) (err error) {
+				resp, err = c.api.ListEvents(ctx, req)
+				return err
+			})
+			if err != nil {
+				return 0, err
+			}
+			for _, ev := range resp.GetEvents() {
+				if ev.GetFaultId() == f.GetId() {
+					return ev.GetSequence(), nil
+				}
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+	}
+	return 0, nil
+}
+
+// watchVerdict follows the event log after sequence seq until an event
+// about fault f shows it out of PENDING, and returns the fault then. It
+// returns when ctx ends, with ctx's error.
+func (a *app) watchVerdict(ctx context.Context, c *client, f *turbulencev1.Fault, seq uint64) (*turbulencev1.Fault, error) {
+	stream, err := c.api.WatchEvents(ctx, &turbulencev1.WatchEventsRequest{AfterSequence: seq})
+	if err != nil {
+		return nil, c.wrap(err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded {
+				// The deadline also travels to the controller, which
+				// may end the stream before the local timer fires.
+				return nil, context.DeadlineExceeded
+			}
+			if errors.Is(err, io.EOF) {
+				err = status.Error(codes.Unavailable, "the controller ended the event stream")
+			}
+			return nil, c.wrap(err)
+		}
+		if ev.GetFaultId() != f.GetId() || ev.GetType() == eventFaultCreated {
+			continue
+		}
+		// The event says the fault moved; the fault itself says where
+		// to (and carries the agent's reason), read from the same
+		// controller, which has applied the entry the event came from.
+		got, err := a.readFault(ctx, c, f)
+		if err != nil {
+			return nil, err
+		}
+		if got.GetState() != turbulencev1.FaultState_FAULT_STATE_PENDING {
+			return got, nil
+		}
+	}
+}
+
+// readFault reads fault f again.
+func (a *app) readFault(ctx context.Context, c *client, f *turbulencev1.Fault) (*turbulencev1.Fault, error) {
+	var got *turbulencev1.Fault
+	err := c.call(ctx, func(ctx context.Context) (err error) {
+		got, err = c.api.GetFault(ctx, &turbulencev1.GetFaultRequest{Id: f.GetId()})
+		return err
+	})
+	return got, err
+}
+
+// pollVerdict reads fault f every env.poll until it leaves PENDING or
+// wctx ends; the fallback when the event log cannot be followed.
+func (a *app) pollVerdict(ctx, wctx context.Context, c *client, f *turbulencev1.Fault) (*turbulencev1.Fault, error) {
+	tick := time.NewTicker(cmp.Or(a.env.poll, time.Millisecond))
 	defer tick.Stop()
 	for f.GetState() == turbulencev1.FaultState_FAULT_STATE_PENDING {
 		select {
@@ -228,12 +369,8 @@ func (a *app) awaitVerdict(ctx context.Context, c *client, f *turbulencev1.Fault
 			return f, nil
 		case <-tick.C:
 		}
-		id := f.GetId()
-		err := c.call(ctx, func(ctx context.Context) (err error) {
-			f, err = c.api.GetFault(ctx, &turbulencev1.GetFaultRequest{Id: id})
-			return err
-		})
-		if err != nil {
+		var err error
+		if f, err = a.readFault(ctx, c, f); err != nil {
 			return nil, err
 		}
 	}

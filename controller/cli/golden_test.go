@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -238,4 +239,105 @@ func TestRelative(t *testing.T) {
 	if got := relative(nil, goldenNow); got != none {
 		t.Errorf("relative(nil) = %q, want %q", got, none)
 	}
+}
+
+// goldenEvents are events as the controller makes them: fault IDs of
+// "f-" and 12 hex digits, the longest event type, a fleet event without
+// agent or fault.
+func goldenEvents() []*turbulencev1.Event {
+	return []*turbulencev1.Event{
+		{Sequence: 7, Time: ts(-3 * time.Minute), Type: "agent.registered", AgentId: "web-1", Message: "agent web-1 registered"},
+		{Sequence: 8, Time: ts(-2 * time.Minute), Type: "fault.created", AgentId: "web-1", FaultId: "f-4eedeb274c8f", Message: "cpu fault for 5m0s by admin/alice"},
+		{Sequence: 9, Time: ts(-2 * time.Minute), Type: "fault.active", AgentId: "web-1", FaultId: "f-4eedeb274c8f", Message: "worker 4242"},
+		{Sequence: 10, Time: ts(-time.Minute), Type: "fault.unconfirmed", AgentId: "web-1", FaultId: "f-4eedeb274c8f", Message: "lease expired"},
+		{Sequence: 11, Time: ts(-30 * time.Second), Type: "fleet.halted", Message: "halted by admin/alice: SLO burn"},
+	}
+}
+
+// TestGoldenEvents: the event table (listing and --follow) in golden
+// files, and, beyond what a reviewer sees in them, every FAULT cell starts
+// under the FAULT header (issue 17: it did not).
+func TestGoldenEvents(t *testing.T) {
+	t.Parallel()
+	checkGoldens(t, []string{"table"}, []goldenCase{
+		{"events_ls", func(a *app) error { return eventTable(a.stdout, goldenEvents()) }},
+		{"events_follow", func(a *app) error {
+			eventHeader(a.stdout)
+			for _, ev := range goldenEvents() {
+				eventRow(a.stdout, ev)
+			}
+			return nil
+		}},
+	})
+	for name, print := range map[string]func(*bytes.Buffer){
+		"listing": func(b *bytes.Buffer) { _ = eventTable(b, goldenEvents()) },
+		"follow": func(b *bytes.Buffer) {
+			eventHeader(b)
+			for _, ev := range goldenEvents() {
+				eventRow(b, ev)
+			}
+		},
+	} {
+		var out bytes.Buffer
+		print(&out)
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		col := strings.Index(lines[0], "FAULT")
+		for _, l := range lines[1:] {
+			if !strings.Contains(l, "f-4eedeb274c8f") {
+				continue
+			}
+			if got := strings.Index(l, "f-4eedeb274c8f"); got != col {
+				t.Errorf("%s: fault ID at column %d, FAULT header at %d:\n%s", name, got, col, out.String())
+			}
+		}
+		if msg := strings.Index(lines[0], "MESSAGE"); strings.Index(lines[2], "cpu fault") != msg {
+			t.Errorf("%s: MESSAGE misaligned:\n%s", name, out.String())
+		}
+	}
+}
+
+// TestGoldenDegradedSaysWhy: a degraded fault always says why, a
+// whole-host CPU target above all (issue 17: "Degraded: yes" alone).
+func TestGoldenDegradedSaysWhy(t *testing.T) {
+	t.Parallel()
+	hostUtil := func(measured float64) *turbulencev1.Fault {
+		return &turbulencev1.Fault{
+			Id: "f-0100", AgentId: "web-1", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE,
+			Spec: &turbulencev1.FaultSpec{Duration: durationpb.New(5 * time.Minute),
+				Kind: &turbulencev1.FaultSpec_Cpu{Cpu: &turbulencev1.CPUSpec{HostUtilizationPercent: 50}}},
+			CreatedAt: ts(-time.Minute), Deadline: ts(4 * time.Minute), CreatedBy: "admin/alice",
+			Status: &turbulencev1.FaultStatus{FaultId: "f-0100", State: turbulencev1.FaultState_FAULT_STATE_ACTIVE,
+				MeasuredCpuPercent: measured, WorkerPid: 7171, Degraded: true, Deadline: ts(4 * time.Minute), AppliedAt: ts(-59 * time.Second)},
+		}
+	}
+	checkGoldens(t, []string{"table"}, []goldenCase{
+		{"fault_show_cpu_host_busier", func(a *app) error { return a.printFault(hostUtil(71.5)) }},
+		{"fault_show_cpu_host_short", func(a *app) error { return a.printFault(hostUtil(38.2)) }},
+	})
+	for _, f := range []*turbulencev1.Fault{hostUtil(71.5), hostUtil(38.2)} {
+		var out bytes.Buffer
+		a := &app{env: env{now: func() time.Time { return goldenNow }}, stdout: &out, output: "table"}
+		if err := a.printFault(f); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "Degraded:") || strings.Contains(out.String(), "Degraded:          yes\n") ||
+			!strings.Contains(out.String(), "target of 50%") {
+			t.Errorf("degraded fault without the why:\n%s", out.String())
+		}
+	}
+}
+
+// TestGoldenClusterState: cluster ls with the STATE column, a dead node
+// among live ones.
+func TestGoldenClusterState(t *testing.T) {
+	t.Parallel()
+	resp := &turbulencev1.ListServersResponse{AnsweredBy: "c1", Servers: []*turbulencev1.Server{
+		{Id: "c1", Leader: true, Suffrage: "voter", RaftAddress: "10.0.0.1:7421", GrpcAddress: "10.0.0.1:7420"},
+		{Id: "c2", Suffrage: "voter", RaftAddress: "10.0.0.2:7421", GrpcAddress: "10.0.0.2:7420"},
+		{Id: "c3", Suffrage: "voter", RaftAddress: "10.0.0.3:7421", GrpcAddress: "10.0.0.3:7420"},
+	}}
+	state := map[string]string{"c1": "up", "c2": "up", "c3": "unreachable: no answer within 2s"}
+	checkGoldens(t, []string{"table"}, []goldenCase{
+		{"cluster_ls_state", func(a *app) error { return a.printServersState(resp, state) }},
+	})
 }

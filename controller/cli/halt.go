@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
 
+	"github.com/turbulence-sre/turbulence/internal/termsafe"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -27,8 +29,23 @@ in raft, so a new controller leader honours it.`,
 				requestID = a.env.requestID()
 			}
 			req := &turbulencev1.HaltRequest{RequestId: requestID, Reason: reason}
-			return a.mutateHalt(cmd.Context(), requestID, func(ctx context.Context, c *client) (*turbulencev1.HaltStatus, error) {
-				return c.api.Halt(ctx, req)
+			return a.withClient(func(c *client) error {
+				start := a.env.now()
+				var hs *turbulencev1.HaltStatus
+				err := c.mutate(cmd.Context(), requestID, func(ctx context.Context) (err error) {
+					hs, err = c.api.Halt(ctx, req)
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				if err := a.printHalt(hs); err != nil {
+					return err
+				}
+				if a.alreadyHalted(hs, reason, start) {
+					return alreadyHaltedNote(a.stderr, a.env.now(), hs, reason)
+				}
+				return nil
 			})
 		}),
 	}
@@ -119,6 +136,61 @@ func (a *app) printHalt(hs *turbulencev1.HaltStatus) error {
 		return writeJSON(a.stdout, hs)
 	}
 	return haltDetail(a.stdout, a.env.now(), hs)
+}
+
+// alreadyHaltedMargin is how much older than the call a halt's "since"
+// may be and still be this call's own: clocks of turbctl's host and the
+// controller differ by that much at most on any host that keeps time.
+const alreadyHaltedMargin = time.Minute
+
+// alreadyHalted reports whether the halt that answered hs found the
+// fleet halted already. A halt of a halted fleet changes nothing: the
+// controller keeps the first halt's author, reason and time, and answers
+// with them (controller/state). So the answer is someone else's halt when
+// its author is not this caller, its reason is not the one asked, or it
+// began well before this call. It is read from the answer alone: the kill
+// switch makes no extra call before it acts. (The same person halting
+// twice with the same reason within a minute is not told; nothing in
+// that answer would mislead them.)
+func (a *app) alreadyHalted(hs *turbulencev1.HaltStatus, asked string, start time.Time) bool {
+	if !hs.GetHalted() {
+		return false
+	}
+	if me, err := a.identity(); err == nil && hs.GetBy() != me {
+		return true
+	}
+	return hs.GetReason() != asked || hs.GetSince().AsTime().Before(start.Add(-alreadyHaltedMargin))
+}
+
+// identity is the "role/name" in turbctl's own certificate, as the
+// controller records it.
+func (a *app) identity() (string, error) {
+	cert, err := tlsutil.ReadCertFile(a.tls.Cert)
+	if err != nil {
+		return "", err
+	}
+	id, err := tlsutil.IdentityFromCert(cert)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}
+
+// alreadyHaltedNote tells, on stderr (so that -o json stays one object),
+// that a halt changed nothing: who halted the fleet, since when, the
+// reason in force, and that the --reason given was not recorded.
+func alreadyHaltedNote(w io.Writer, now time.Time, hs *turbulencev1.HaltStatus, asked string) error {
+	w = termsafe.Writer(w)
+	inForce := hs.GetReason()
+	if inForce == "" {
+		inForce = "none given"
+	}
+	fmt.Fprintf(w, "turbctl: the fleet was already halted by %s since %s (reason in force: %s); this halt changed nothing\n",
+		orNone(hs.GetBy()), absolute(hs.GetSince(), now), inForce)
+	if asked != "" && asked != hs.GetReason() {
+		fmt.Fprintf(w, "turbctl: --reason %q was not recorded: the first halt's reason stays until 'turbctl resume'\n", asked)
+	}
+	return nil
 }
 
 func haltDetail(w io.Writer, now time.Time, hs *turbulencev1.HaltStatus) error {

@@ -71,7 +71,7 @@ func TestRefusesServerWithOperatorCertificate(t *testing.T) {
 	}
 	for _, args := range [][]string{{"status"}, {"halt", "--reason", "test"}} {
 		r := runCLI(t, environ, args...)
-		r.check(t, ExitUnavailable, "operator/mallory, want role controller")
+		r.check(t, ExitTLS, "is not a controller", "operator/mallory, want role controller")
 	}
 	if n := rogue.calls.Load(); n != 0 {
 		t.Errorf("%d calls reached the operator-certificate server, want 0", n)

@@ -35,7 +35,7 @@ func TestTLS_CAAndEveryRole(t *testing.T) {
 	roots.AddCert(caCert)
 
 	for _, role := range tlsutil.Roles {
-		args := []string{"-o", "json", "tls", "cert", "create", "--ca-dir", caDir, "--out", out, "--role", role, "--name", "n-" + role, "--expiry", "48h"}
+		args := []string{"-o", "json", "tls", "cert", "create", "--ca-dir", caDir, "--out-dir", out, "--role", role, "--name", "n-" + role, "--expiry", "48h"}
 		if role == tlsutil.RoleController {
 			args = append(args, "--dns", "c1.example", "--ip", "198.18.0.1")
 		}
@@ -75,7 +75,7 @@ func TestTLS_Refusals(t *testing.T) {
 	caDir, out := filepath.Join(dir, "ca"), filepath.Join(dir, "certs")
 	runCLI(t, nil, "tls", "ca", "create", "--dir", caDir).check(t, ExitOK)
 	cert := func(extra ...string) result {
-		return runCLI(t, nil, append([]string{"tls", "cert", "create", "--ca-dir", caDir, "--out", out}, extra...)...)
+		return runCLI(t, nil, append([]string{"tls", "cert", "create", "--ca-dir", caDir, "--out-dir", out}, extra...)...)
 	}
 	tests := []struct {
 		name string
@@ -99,7 +99,7 @@ func TestTLS_Refusals(t *testing.T) {
 		}, ExitInvalid, "only controller certificates may carry DNS or IP names"},
 		{"outlives the CA", func() result { return cert("--role", "agent", "--name", "a", "--expiry", "200000h") }, ExitError, "would outlive the CA"},
 		{"no CA", func() result {
-			return runCLI(t, nil, "tls", "cert", "create", "--ca-dir", filepath.Join(dir, "none"), "--out", out, "--role", "agent", "--name", "a")
+			return runCLI(t, nil, "tls", "cert", "create", "--ca-dir", filepath.Join(dir, "none"), "--out-dir", out, "--role", "agent", "--name", "a")
 		}, ExitError, "load CA"},
 	}
 	for _, tt := range tests {

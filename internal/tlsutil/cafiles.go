@@ -70,9 +70,11 @@ func LoadCADir(dir string) (*CA, error) {
 }
 
 // IssueChecked validates leaf (role, name, expiry within the CA's own
-// life) and issues it into dir as <role>-<name>.crt and .key (key 0600),
-// refusing to overwrite existing files. caPath is recorded in the
-// returned Files.
+// life) and issues it into dir in the layout described at DefaultDir:
+// the certificate and key (0600) under LeafBase's name, and a copy of
+// the CA certificate in caPath as dir/ca.crt unless it is already there.
+// It refuses to overwrite an existing certificate or key (renewing is
+// Renew's business) or another CA certificate.
 func (ca *CA) IssueChecked(dir, caPath string, leaf Leaf) (Files, error) {
 	if err := ValidateRole(leaf.Identity.Role); err != nil {
 		return Files{}, fmt.Errorf("role: %w", err)
@@ -80,23 +82,41 @@ func (ca *CA) IssueChecked(dir, caPath string, leaf Leaf) (Files, error) {
 	if err := ValidateName(leaf.Identity.Name); err != nil {
 		return Files{}, fmt.Errorf("name: %w", err)
 	}
-	if leaf.Validity <= 0 {
-		return Files{}, fmt.Errorf("expiry must be positive, got %s", leaf.Validity)
+	if err := ca.checkValidity(leaf.Validity); err != nil {
+		return Files{}, err
 	}
-	if end := time.Now().Add(leaf.Validity); end.After(ca.Cert.NotAfter) {
-		return Files{}, fmt.Errorf("expiry %s would outlive the CA, which expires %s", leaf.Validity, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
-	}
-	base := leaf.Identity.Role + "-" + leaf.Identity.Name
-	for _, ext := range []string{".crt", ".key"} {
-		p := filepath.Join(dir, base+ext)
+	files := LayoutFiles(dir, leaf.Identity)
+	for _, p := range []string{files.Cert, files.Key} {
 		if _, err := os.Stat(p); err == nil {
-			return Files{}, fmt.Errorf("%s: %w; remove it first to issue a new certificate", p, ErrExists)
+			return Files{}, fmt.Errorf("%s: %w; renew it with 'turbctl tls cert renew', or remove it first to issue another identity", p, ErrExists)
 		}
+	}
+	caPEM, err := os.ReadFile(caPath)
+	if err != nil {
+		return Files{}, fmt.Errorf("read CA certificate: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Files{}, fmt.Errorf("create output directory: %w", err)
 	}
-	return ca.IssueFiles(dir, base, caPath, leaf)
+	if err := placeCA(files.CA, caPEM); err != nil {
+		return Files{}, err
+	}
+	if _, err := ca.IssueFiles(dir, LeafBase(leaf.Identity), files.CA, leaf); err != nil {
+		return Files{}, err
+	}
+	return files, nil
+}
+
+// checkValidity refuses a leaf lifetime that is not positive or that
+// would outlive the CA.
+func (ca *CA) checkValidity(v time.Duration) error {
+	if v <= 0 {
+		return fmt.Errorf("expiry must be positive, got %s", v)
+	}
+	if end := time.Now().Add(v); end.After(ca.Cert.NotAfter) {
+		return fmt.Errorf("expiry %s would outlive the CA, which expires %s", v, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // ReadCertFile parses the first certificate of a PEM file.

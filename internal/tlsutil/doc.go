@@ -19,8 +19,10 @@
 // its files at once and the outcome is logged; the daemons' mains start
 // it, which also keeps SIGHUP from killing them.
 //
-// CreateCADir, LoadCADir and CA.IssueChecked back `turbctl tls`: names
-// are validated (ValidateName), unknown roles refused naming the allowed
-// ones, keys written 0600, and nothing existing is overwritten, since a
-// replaced CA locks the whole fleet out.
+// CreateCADir, LoadCADir, CA.IssueChecked and CA.Renew back `turbctl
+// tls`: names are validated (ValidateName), unknown roles refused naming
+// the allowed ones, keys written 0600, and nothing existing is
+// overwritten but by Renew, since a replaced CA locks the whole fleet
+// out. Files land in one layout (layout.go, DefaultDir) that the units
+// and the daemons' defaults share.
 package tlsutil

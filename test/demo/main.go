@@ -159,7 +159,12 @@ func (d *demo) run(ctx context.Context, load uint32, dur time.Duration) error {
 	fmt.Printf("  asked:    %d %% of one core for %s\n", load, dur)
 	fmt.Printf("  measured: worker CPU time %.1f %% of one core (mean over %d samples, from /proc/<pid>/stat)\n", m.workerMean, m.samples)
 	fmt.Printf("            whole host %.1f %% busy across %d CPUs while the fault ran (from /proc/stat)\n", m.hostMean, m.cpus)
-	fmt.Printf("            the agent reported %.1f %% achieved\n", m.reported)
+	fmt.Printf("            the agent reported %.1f %% achieved (mean of its reports over the hold)\n", m.reportedMean)
+	fmt.Printf("  others:   other processes kept %.2f of %d CPUs busy while the fault ran (host busy time minus the worker's)\n", m.othersCores, m.cpus)
+	if m.contended() {
+		fmt.Printf("  NOTE:     the host was contended during the hold: the worker shared the CPUs with that load,\n" +
+			"            so the measured figure may fall short of the asked one; run the demo on an idle host to judge accuracy\n")
+	}
 	fmt.Printf("  reverted: %s by the agent (%s), %s after the deadline; worker %d is gone: %v\n",
 		m.final.GetEndedAt().AsTime().Local().Format(time.TimeOnly+".000"), m.final.GetReason(),
 		m.final.GetEndedAt().AsTime().Sub(m.final.GetDeadline().AsTime()).Round(time.Millisecond), m.pid, !alive(m.pid))

@@ -20,8 +20,23 @@ type measurement struct {
 	cpus       int
 	workerMean float64 // % of one core
 	hostMean   float64 // % of all CPUs
-	reported   float64 // what the agent said it achieved
-	final      *turbulencev1.Fault
+	// reportedMean is the mean of what the agent said it achieved, over
+	// the same samples (its last report alone said little: issue 17).
+	reportedMean float64
+	// othersCores is the CPU time every other process used during the
+	// hold, in CPUs: the host's busy time (/proc/stat) minus the
+	// worker's own (/proc/<pid>/stat), over the wall time.
+	othersCores float64
+	final       *turbulencev1.Fault
+}
+
+// contended reports whether other processes used enough CPU during the
+// hold to distort the figure: a quarter of the CPUs left once the fault's
+// own core is taken, and never less than a quarter of one CPU. On a
+// 2-CPU host a quarter of a CPU of other work is enough for the
+// scheduler to take time from the worker now and then.
+func (m measurement) contended() bool {
+	return m.othersCores >= max(0.25, 0.25*float64(m.cpus-1))
 }
 
 // measure samples the worker's CPU time and the host's /proc/stat once a
@@ -55,7 +70,9 @@ func (d *demo) measure(ctx context.Context, faultID string) (measurement, error)
 	prevWorker, _ := procCPUTicks(m.pid)
 	prevHost, _ := hostTicks()
 	prevAt := time.Now()
-	var workerSum, hostSum float64
+	var workerSum, hostSum, reportedSum float64
+	// Totals over the hold, in clock ticks, for the contention line.
+	var workerTicks, hostBusy, hostTotal uint64
 	shown := false
 	for {
 		select {
@@ -71,7 +88,7 @@ func (d *demo) measure(ctx context.Context, faultID string) (measurement, error)
 			m.final = f
 			break
 		}
-		m.reported = f.GetStatus().GetMeasuredCpuPercent()
+		reported := f.GetStatus().GetMeasuredCpuPercent()
 		w, werr := procCPUTicks(m.pid)
 		h, herr := hostTicks()
 		elapsed := time.Since(prevAt).Seconds()
@@ -81,14 +98,19 @@ func (d *demo) measure(ctx context.Context, faultID string) (measurement, error)
 		}
 		workerPct := float64(w-prevWorker) / clockTicks / elapsed * 100
 		hostPct := h.busyPercent(prevHost)
+		busy, total := h.delta(prevHost)
+		workerTicks += w - prevWorker
+		hostBusy += busy
+		hostTotal += total
 		m.cpus = len(h.perCPU)
 		prevWorker, prevHost = w, h
 		m.samples++
 		workerSum += workerPct
 		hostSum += hostPct
+		reportedSum += reported
 		left := time.Until(f.GetDeadline().AsTime()).Round(time.Second)
 		fmt.Printf("  t-%-4s worker %5.1f %% of one core | host %5.1f %% busy | agent reports %5.1f %%\n",
-			left, workerPct, hostPct, m.reported)
+			left, workerPct, hostPct, reported)
 		if !shown && m.samples == 3 {
 			shown = true
 			if err := d.show(ctx, "fault", "show", faultID); err != nil {
@@ -99,6 +121,12 @@ func (d *demo) measure(ctx context.Context, faultID string) (measurement, error)
 	if m.samples > 0 {
 		m.workerMean = workerSum / float64(m.samples)
 		m.hostMean = hostSum / float64(m.samples)
+		m.reportedMean = reportedSum / float64(m.samples)
+	}
+	if hostTotal > 0 && m.cpus > 0 && hostBusy > workerTicks {
+		// hostTotal counts every CPU's ticks: divided by the CPUs it
+		// is the wall time in ticks.
+		m.othersCores = float64(hostBusy-workerTicks) / (float64(hostTotal) / float64(m.cpus))
 	}
 	return m, nil
 }
@@ -155,15 +183,20 @@ func hostTicks() (hostSample, error) {
 	return h, nil
 }
 
-// busyPercent is the share of all CPUs that was busy since prev.
-func (h hostSample) busyPercent(prev hostSample) float64 {
-	var busy, total uint64
+// delta returns the busy and total ticks of all CPUs since prev.
+func (h hostSample) delta(prev hostSample) (busy, total uint64) {
 	for i, c := range h.perCPU {
 		if i < len(prev.perCPU) {
 			busy += c.busy - prev.perCPU[i].busy
 			total += c.total - prev.perCPU[i].total
 		}
 	}
+	return busy, total
+}
+
+// busyPercent is the share of all CPUs that was busy since prev.
+func (h hostSample) busyPercent(prev hostSample) float64 {
+	busy, total := h.delta(prev)
 	if total == 0 {
 		return 0
 	}

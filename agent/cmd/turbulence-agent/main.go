@@ -189,6 +189,7 @@ func newRunFlagSet(stderr io.Writer, r *runFlags) *flag.FlagSet {
 	fs.StringVar(&cfg.TLS.CA, "ca", DefaultCA, "CA certificate (PEM)")
 	fs.StringVar(&cfg.TLS.Cert, "cert", DefaultCert, "agent certificate (PEM); its name is the agent ID")
 	fs.StringVar(&cfg.TLS.Key, "key", DefaultKey, "agent key (PEM)")
+	fs.StringVar(&cfg.TLSServerName, "tls-server-name", "", "name to verify in the controllers' certificates (default: the host of each --controller address)")
 	fs.StringVar(&cfg.StateDir, "state-dir", defaultStateDir, "directory for the agent's local state (its journal)")
 	fs.StringVar(&cfg.PolicyPath, "policy", "", "local policy file (default "+policy.DefaultPath+" if it exists, else the built-in defaults)")
 	fs.Var(r.labels, "label", "label k=v sent to the controller (repeatable; overrides --labels-file)")

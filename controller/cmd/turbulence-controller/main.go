@@ -85,7 +85,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(os.Stdout, version.Line("turbulence-controller"))
 		return exitOK
 	}
-	cfg, dev, code, ok := parseFlags(args, stderr)
+	cfg, dev, devSANs, code, ok := parseFlagsDev(args, stderr)
 	if !ok {
 		return code
 	}
@@ -93,7 +93,7 @@ func run(args []string, stderr io.Writer) int {
 	cfg.Logger = logger
 
 	if dev {
-		pki, err := tlsutil.EnsureDevPKI(filepath.Join(cfg.DataDir, "tls"), devAgentName)
+		pki, err := tlsutil.EnsureDevPKI(filepath.Join(cfg.DataDir, "tls"), devAgentName, devSANs...)
 		if err != nil {
 			logger.Error("cannot create the dev PKI", "error", err)
 			return exitFailure
@@ -139,6 +139,13 @@ func run(args []string, stderr io.Writer) int {
 // a bad command line (every problem of the configuration listed at once,
 // bootstrap-expect against --peer and --join among them), exitOK for -h.
 func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev bool, code int, ok bool) {
+	cfg, dev, _, code, ok = parseFlagsDev(args, stderr)
+	return cfg, dev, code, ok
+}
+
+// parseFlagsDev is parseFlags that also returns the extra names of the
+// dev controller's certificate (--dev-san).
+func parseFlagsDev(args []string, stderr io.Writer) (cfg controller.Config, dev bool, devSANs []string, code int, ok bool) {
 	cfg = controller.DefaultConfig()
 	fs := flag.NewFlagSet("turbulence-controller", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -150,6 +157,11 @@ func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev boo
 	fs.StringVar(&cfg.TLS.Cert, "cert", "", "this controller's certificate (PEM, role controller)")
 	fs.StringVar(&cfg.TLS.Key, "key", "", "this controller's private key (PEM)")
 	devFlag := fs.Bool("dev", false, "create (or reuse) a throwaway CA and certificates under <data-dir>/tls and use them")
+	fs.Func("dev-san", "with --dev: an extra IP address or DNS name for the controller's certificate, so that agents on other hosts can reach it; repeat or separate with commas", func(v string) error {
+		sans, err := tlsutil.ParseSANs(v)
+		devSANs = append(devSANs, sans...)
+		return err
+	})
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "agents revert every fault after hearing nothing for this long")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often agents report")
 	fs.DurationVar(&cfg.DefaultFaultDuration, "default-duration", cfg.DefaultFaultDuration, "duration of a fault whose spec has none")
@@ -178,20 +190,20 @@ func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev boo
 	fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, false, exitOK, false
+			return cfg, false, nil, exitOK, false
 		}
-		return cfg, false, exitUsage, false
+		return cfg, false, nil, exitUsage, false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "turbulence-controller: unexpected arguments: %v\n", fs.Args())
-		return cfg, false, exitUsage, false
+		return cfg, false, nil, exitUsage, false
 	}
 	if *devFlag && !flagSet(fs, "data-dir") {
 		cfg.DataDir = devDataDir
 	}
 	if !*devFlag && (cfg.TLS.CA == "" || cfg.TLS.Cert == "" || cfg.TLS.Key == "") {
 		fmt.Fprintln(stderr, "turbulence-controller: --ca, --cert and --key are required (or --dev for a throwaway PKI)")
-		return cfg, false, exitUsage, false
+		return cfg, false, nil, exitUsage, false
 	}
 	// With --dev the certificates are made later; check the rest now, so
 	// that a bad cluster flag is a usage error before anything is written.
@@ -201,13 +213,17 @@ func parseFlags(args []string, stderr io.Writer) (cfg controller.Config, dev boo
 	}
 	if err := check.Validate(); err != nil {
 		fmt.Fprintf(stderr, "turbulence-controller: %v\n", err)
-		return cfg, false, exitUsage, false
+		return cfg, false, nil, exitUsage, false
 	}
 	if err := metrics.CheckAddr(cfg.MetricsAddr); cfg.MetricsAddr != "" && err != nil {
 		fmt.Fprintf(stderr, "turbulence-controller: %v\n", err)
-		return cfg, false, exitUsage, false
+		return cfg, false, nil, exitUsage, false
 	}
-	return cfg, *devFlag, exitOK, true
+	if len(devSANs) > 0 && !*devFlag {
+		fmt.Fprintln(stderr, "turbulence-controller: --dev-san names the dev controller's certificate; it needs --dev (without --dev, issue a certificate with 'turbctl tls cert create --ip/--dns')")
+		return cfg, false, nil, exitUsage, false
+	}
+	return cfg, *devFlag, devSANs, exitOK, true
 }
 
 // isVersionFlag reports whether arg asks for the version; it wins over
