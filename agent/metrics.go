@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/internal/metrics"
 )
@@ -14,35 +16,38 @@ const (
 	metricFleetHalted   = "turbulence_agent_fleet_halted"
 )
 
-// newMetricsRegistry builds the agent's exposition. Every value is read
-// from the Manager at scrape time, so it cannot drift from what the agent
-// holds. There is no counter of ended faults by reason: the Manager keeps
-// a bounded history of ended faults, not counts, and a count would need a
-// hook in its revert path; the controller's events carry every reason.
-func newMetricsRegistry(m *inject.Manager) *metrics.Registry {
+// newMetricsRegistry builds the agent's exposition: the standard
+// process and Go collectors, the certificate expiry, and the gauges
+// below, every one read from the Manager at scrape time, so it cannot
+// drift from what the agent holds.
+func newMetricsRegistry(m *inject.Manager) *prometheus.Registry {
 	reg := metrics.NewRegistry()
 	metrics.RegisterCertExpiry(reg)
 	kinds := m.Kinds()
-	reg.GaugeFunc(metricFaultsActive,
-		"Faults this agent holds (applied, or being applied), by kind; every kind the agent can apply is listed, 0 when none is held.",
-		[]string{"kind"},
-		func(emit metrics.Emit) {
-			n := make(map[string]int, len(kinds))
-			// HeldKinds, not Held: Held measures every fault (reads /proc
-			// per worker), which a scrape does not need.
-			for _, k := range m.HeldKinds() {
-				n[k]++
-			}
-			for _, k := range kinds {
-				emit(float64(n[k]), k)
-			}
-		})
-	reg.GaugeFunc(metricLocallyHalted,
-		"1 while the agent is halted locally (turbulence-agent halt): it refuses every fault until turbulence-agent resume.",
-		nil, func(emit metrics.Emit) { emit(boolValue(m.LocallyHalted())) })
-	reg.GaugeFunc(metricFleetHalted,
-		"1 while the fleet halt (turbctl halt) applies to this agent: it refuses every fault until turbctl resume.",
-		nil, func(emit metrics.Emit) { emit(boolValue(m.Halted())) })
+	reg.MustRegister(
+		metrics.GaugeFunc(metricFaultsActive,
+			"Faults this agent holds (applied, or being applied), by kind; every kind the agent can apply is listed, 0 when none is held.",
+			[]string{"kind"},
+			func(emit metrics.Emit) {
+				n := make(map[string]int, len(kinds))
+				// HeldKinds, not Held: Held measures every fault (reads /proc
+				// per worker), which a scrape does not need.
+				for _, k := range m.HeldKinds() {
+					n[k]++
+				}
+				for _, k := range kinds {
+					emit(float64(n[k]), k)
+				}
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: metricLocallyHalted,
+			Help: "1 while the agent is halted locally (turbulence-agent halt): it refuses every fault until turbulence-agent resume.",
+		}, func() float64 { return boolValue(m.LocallyHalted()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: metricFleetHalted,
+			Help: "1 while the fleet halt (turbctl halt) applies to this agent: it refuses every fault until turbctl resume.",
+		}, func() float64 { return boolValue(m.Halted()) }),
+	)
 	return reg
 }
 
@@ -55,7 +60,7 @@ func (a *Agent) serveMetrics(ctx context.Context) (stop func(), err error) {
 		return func() {}, nil
 	}
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s, err := metrics.Serve(mctx, a.cfg.MetricsAddr, newMetricsRegistry(a.manager))
+	s, err := metrics.Serve(mctx, a.cfg.MetricsAddr, newMetricsRegistry(a.manager), a.log)
 	if err != nil {
 		cancel()
 		return nil, err

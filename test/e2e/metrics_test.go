@@ -91,7 +91,8 @@ func TestAgentMetrics_ExpiryAndFaults(t *testing.T) {
 
 	collectEarlierDaemons()
 	got := scrapeMetrics(t, addr)
-	expiry := fmt.Sprintf(`%s{role="agent",name=%q}`, metrics.CertExpiryName, f.agent.ID())
+	// Labels are written sorted by name.
+	expiry := fmt.Sprintf(`%s{name=%q,role="agent"}`, metrics.CertExpiryName, f.agent.ID())
 	// Compared as numbers: the exposition writes the shortest float form.
 	var v float64
 	want := notAfter(t, f.srv.PKI.Agent.Cert)
@@ -131,7 +132,7 @@ func TestControllerMetrics(t *testing.T) {
 	metrics.RegisterCertExpiry(reg)
 	f.srv.Controller.RegisterMetrics(reg)
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := metrics.Serve(ctx, "127.0.0.1:0", reg)
+	s, err := metrics.Serve(ctx, "127.0.0.1:0", reg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestControllerMetrics(t *testing.T) {
 	want := fmt.Sprint(float64(notAfter(t, f.srv.PKI.Controller.Cert)))
 	n := 0
 	for k, v := range got {
-		if strings.HasPrefix(k, metrics.CertExpiryName+`{role="controller"`) {
+		if strings.HasPrefix(k, metrics.CertExpiryName+"{") && strings.HasSuffix(k, `,role="controller"}`) {
 			n++
 			if v != want {
 				t.Errorf("%s = %s, want %s", k, v, want)
