@@ -100,17 +100,17 @@ func TestGaugeFunc_BadSampleSkipsOnlyItsFamily(t *testing.T) {
 func TestEndReason(t *testing.T) {
 	t.Parallel()
 	for reason, want := range map[string]string{
-		"deadline":                                    EndDeadline,
-		"deadline (reverted at attempt 3)":            EndDeadline,
-		"deadline passed while the agent was away":    EndDeadlineUnreachable,
-		"revert requested by operator/alice":          EndRevertRequested,
-		"halt":                                        EndHalt,
-		"local halt: maintenance":                     EndLocalHalt,
-		"lease expired (taken back by its guardian)":  EndLeaseExpired,
-		"worker exited: signal: killed":               EndWorkerExited,
-		"":                                            EndOther,
-		"something new":                               EndOther,
-		"Deadline":                                    EndOther, // case matters: reasons are constants
+		"deadline":                                   EndDeadline,
+		"deadline (reverted at attempt 3)":           EndDeadline,
+		"deadline passed while the agent was away":   EndDeadlineUnreachable,
+		"revert requested by operator/alice":         EndRevertRequested,
+		"halt":                                       EndHalt,
+		"local halt: maintenance":                    EndLocalHalt,
+		"lease expired (taken back by its guardian)": EndLeaseExpired,
+		"worker exited: signal: killed":              EndWorkerExited,
+		"":                                           EndOther,
+		"something new":                              EndOther,
+		"Deadline":                                   EndOther, // case matters: reasons are constants
 	} {
 		if got := EndReason(reason); got != want {
 			t.Errorf("EndReason(%q) = %q, want %q", reason, got, want)
