@@ -49,6 +49,7 @@ func (c *Controller) RegisterMetrics(reg prometheus.Registerer) {
 				c.refusals.Each(func(k refusal.Key, n uint64) { emit(float64(n), k.Listener, k.Reason) })
 			}),
 	)
+	reg.MustRegister(c.hub.Collectors()...)
 	if c.raftMetrics != nil {
 		reg.MustRegister(c.raftMetrics)
 	}
