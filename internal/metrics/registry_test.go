@@ -117,3 +117,19 @@ func TestEndReason(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkScrape is what one scrape of a daemon's standard series costs
+// the daemon: gathering the process and Go collectors and the
+// certificate expiry, and writing the text format.
+func BenchmarkScrape(b *testing.B) {
+	reg := NewRegistry()
+	RegisterCertExpiry(reg)
+	var buf bytes.Buffer
+	for b.Loop() {
+		buf.Reset()
+		if err := Write(&buf, reg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "bytes/scrape")
+}

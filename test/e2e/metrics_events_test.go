@@ -101,6 +101,12 @@ func TestMetrics_SeriesMoveWithEvents(t *testing.T) {
 		}
 	}
 
+	// Figures for the report, not asserts: one apply and one revert on
+	// whatever load the machine has.
+	got := scrapeMetrics(t, f.controllerAddr)
+	t.Logf("apply latency (ApplyFault call to verdict): %s s", got[`turbulence_controller_fault_apply_duration_seconds_sum{result="applied"}`])
+	t.Logf("revert lateness after the deadline: %s s", scrapeMetrics(t, f.agentAddr)[`turbulence_agent_revert_lateness_seconds_sum{kind="cpu"}`])
+
 	// Another session under the agent's name supersedes the real one's;
 	// the real agent reconnects (and supersedes it in turn).
 	f.srv.ConnectAgent(t, nil)
