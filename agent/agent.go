@@ -92,6 +92,8 @@ type Agent struct {
 	kinds   []inject.Kind
 	manager *inject.Manager
 	policy  policy.Policy // as enforced, with the controllers protected
+	// metrics counts applies, ends and reconnects (metrics.go).
+	metrics *agentMetrics
 	// metricsAddr is the bound metrics address once Run serves it.
 	metricsAddr atomic.Pointer[string]
 	// foreign lists the marks start-up recovery found and left because
@@ -143,6 +145,8 @@ func New(cfg Config) (*Agent, error) {
 		kinds:   ks,
 		manager: inject.NewManager(cfg.Logger, injectors...),
 	}
+	a.metrics = newAgentMetrics(a.manager.Kinds())
+	a.manager.Observe(a.metrics)
 	facts := hostinfo.Facts(cfg.ProcRoot, Version)
 	pol = a.protectControllers(pol)
 	a.policy = pol
@@ -252,6 +256,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Logger:         a.log,
 		BackoffMin:     a.cfg.BackoffMin,
 		BackoffMax:     a.cfg.BackoffMax,
+		OnOpen:         a.metrics.sessionOpened,
 	})
 	if err != nil {
 		lease.Stop()
@@ -265,7 +270,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopLocal()
-	stopMetrics, err := a.serveMetrics(ctx)
+	stopMetrics, err := a.serveMetrics(ctx, sess)
 	if err != nil {
 		lease.Stop()
 		return err

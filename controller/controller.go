@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -60,6 +61,9 @@ type Controller struct {
 	grpcLis *connlimit.Listener
 	// refusals counts and logs refused calls, handshakes and connections.
 	refusals *refusal.Recorder
+	// raftMetrics is the process's bridge of raft's own metrics
+	// (raftmetrics.go); nil if it could not be set up.
+	raftMetrics prometheus.Collector
 	// probeTLS is the client TLS configuration for asking a joining node
 	// whether it has caught up (probeController).
 	probeTLS *tls.Config
@@ -84,6 +88,12 @@ func New(cfg Config) (*Controller, error) {
 	}
 	logger := cfg.Logger.With("node_id", cfg.NodeID)
 	c := &Controller{cfg: cfg, logger: logger, state: state.New()}
+	// Before raft starts, so that its first election is counted too.
+	if rm, err := raftMetrics(); err != nil {
+		logger.Warn("raft metrics are not exported", "error", err)
+	} else {
+		c.raftMetrics = rm
+	}
 
 	raftGuard, grpcGuard, err := budgetGuards(cfg, connlimit.NoFile(), logger)
 	if err != nil {

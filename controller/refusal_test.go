@@ -112,7 +112,7 @@ func TestRefusals_LoggedAndCounted(t *testing.T) {
 	reg := metrics.NewRegistry()
 	s.Controller.RegisterMetrics(reg)
 	var exp bytes.Buffer
-	if err := reg.Write(&exp); err != nil {
+	if err := metrics.Write(&exp, reg); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range want {

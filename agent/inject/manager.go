@@ -59,6 +59,10 @@ type Manager struct {
 	// stopRetries is closed by Close: the revert retries stop and leave
 	// what is still stuck to the journal (retry.go).
 	stopRetries chan struct{}
+
+	// observer counts applies and ends for the metrics (observer.go);
+	// nil tells no one.
+	observer Observer
 }
 
 // endedRecord is an ended fault waiting to be reported.
@@ -234,6 +238,7 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 
 	m.watchers.Add(1)
 	go m.watch(e, h)
+	m.obs().FaultApplied(kind)
 	m.log.Info("fault applied", "fault_id", id, "kind", kind, "deadline", deadline)
 	if endNow {
 		// A deadline, halt or revert arrived while Apply ran, or the
@@ -403,6 +408,9 @@ func (m *Manager) finishRevert(e *entry, reason string) {
 	delete(m.held, e.id)
 	m.recordEndedLocked(st)
 	m.mu.Unlock()
+	// The time the end is recorded with (the guardian's, or the moment
+	// just above) is the one measured against the deadline.
+	m.obs().FaultEnded(e.kind, st.GetReason(), e.deadline, st.GetEndedAt().AsTime())
 	m.log.Info("fault reverted", "fault_id", e.id, "kind", e.kind, "reason", st.GetReason())
 }
 

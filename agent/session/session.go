@@ -65,6 +65,10 @@ type Config struct {
 	Lease        *killswitch.Lease
 	Logger       *slog.Logger
 
+	// OnOpen, if set, is called each time a leader welcomes a session
+	// (the agent counts reconnects with it).
+	OnOpen func()
+
 	// Zero means the default.
 	BackoffMin, BackoffMax time.Duration
 	WelcomeTimeout         time.Duration
@@ -309,6 +313,9 @@ func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redi
 		return false, "", fmt.Errorf("expected Welcome, got %T", m)
 	}
 	s.log.Info("session open", "controller", addr, "heartbeat_interval", interval, "lease_ttl", s.cfg.Lease.TTL())
+	if s.cfg.OnOpen != nil {
+		s.cfg.OnOpen()
+	}
 
 	out := make(chan *turbulencev1.AgentMessage, 64)
 	cmds := make(chan *turbulencev1.ControllerMessage, 64)

@@ -40,8 +40,8 @@ func TestDecideExpiry(t *testing.T) {
 	// Invariant 8: nothing is recorded REVERTED on the controller's own
 	// guess; the lease case carries the moment the lease ran out.
 	want := []expiry{
-		{faultID: "f1", reason: ReasonLeaseExpired, since: lastHeard.Add(ttl)},
-		{faultID: "f2", reason: ReasonLeaseExpired, since: lastHeard.Add(ttl)},
+		{faultID: "f1", agentID: "gone", reason: ReasonLeaseExpired, since: lastHeard.Add(ttl)},
+		{faultID: "f2", agentID: "gone", reason: ReasonLeaseExpired, since: lastHeard.Add(ttl)},
 		{faultID: "f3", reason: ReasonDeadlineUnreachable, since: now.Add(-6 * time.Second)},
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(expiry{})); diff != "" {

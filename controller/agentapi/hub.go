@@ -78,6 +78,8 @@ type Hub struct {
 	sessions map[string]*session   // by agent ID; at most one per agent
 	agents   map[string]*agentSoft // by agent ID
 	closed   bool                  // set by Close; no new sessions
+
+	metrics *hubMetrics
 }
 
 // New returns a Hub.
@@ -96,6 +98,7 @@ func New(cfg Config) *Hub {
 		logger:   cfg.Logger.With("component", "agentapi"),
 		sessions: make(map[string]*session),
 		agents:   make(map[string]*agentSoft),
+		metrics:  newHubMetrics(),
 	}
 }
 
@@ -156,7 +159,7 @@ func (h *Hub) HeldStatus(agentID, faultID string) (*turbulencev1.FaultStatus, bo
 // If it is not, the agent gets the fault at its next Hello.
 func (h *Hub) DispatchApply(f *turbulencev1.Fault) {
 	if s := h.session(f.GetAgentId()); s != nil {
-		h.sendApply(s, f)
+		h.sendApply(s, f, f.GetCreatedAt().AsTime())
 	}
 }
 
@@ -189,15 +192,18 @@ func (h *Hub) broadcast(m *turbulencev1.ControllerMessage) {
 	}
 }
 
-// CloseSessions ends every session, e.g. when this node stops being the
-// leader or shuts down. Agents reconnect and find the leader. A session
+// CloseSessions ends every session when this node stops being the
+// leader (Close does it for a shutdown). Agents reconnect and find the leader. A session
 // registering concurrently is refused by register unless this node still
 // leads (both hold h.mu).
-func (h *Hub) CloseSessions(reason string) {
+func (h *Hub) CloseSessions(reason string) { h.closeSessions(CauseNotLeader, reason) }
+
+// closeSessions ends every session with reason, counted under label.
+func (h *Hub) closeSessions(label, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, s := range h.sessions {
-		s.end(status.Error(codes.Unavailable, reason))
+		s.endAs(label, status.Error(codes.Unavailable, reason))
 	}
 }
 
@@ -206,7 +212,7 @@ func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
-	h.CloseSessions("controller is shutting down")
+	h.closeSessions(CauseShutdown, errShuttingDown)
 }
 
 // ConnectedAgents returns how many agents have a session open.
@@ -222,10 +228,12 @@ func (h *Hub) session(agentID string) *session {
 	return h.sessions[agentID]
 }
 
-func (h *Hub) sendApply(s *session, f *turbulencev1.Fault) {
+// sendApply sends ApplyFault; start, when not zero, is when the
+// ApplyFault call made the fault (see command.start).
+func (h *Hub) sendApply(s *session, f *turbulencev1.Fault, start time.Time) {
 	id := newCommandID()
 	h.mu.Lock()
-	s.commands[id] = command{kind: commandApply, faultID: f.GetId()}
+	s.commands[id] = command{kind: commandApply, faultID: f.GetId(), start: start}
 	h.mu.Unlock()
 	s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Apply{Apply: &turbulencev1.ApplyFault{CommandId: id, Fault: f}}})
 }

@@ -40,9 +40,14 @@ func (h *Hub) RunLeaderLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
+			lapsed := map[string]bool{} // agents whose lease ran out, counted once
 			for _, d := range h.expired(leaderSince, now) {
 				h.logger.Info("recording fault as unconfirmed", "fault_id", d.faultID, "reason", d.reason, "since", d.since)
 				h.updateUnconfirmed(ctx, "controller", d.faultID, d.reason, d.last, d.since)
+				if d.reason == ReasonLeaseExpired && !lapsed[d.agentID] {
+					lapsed[d.agentID] = true
+					h.metrics.leaseExpiries.Inc()
+				}
 			}
 		}
 	}
@@ -51,6 +56,7 @@ func (h *Hub) RunLeaderLoop(ctx context.Context) error {
 // expiry is one fault the leader loop records as UNCONFIRMED.
 type expiry struct {
 	faultID string
+	agentID string
 	reason  string
 	// since is when the outcome became unknown: the moment the agent's
 	// lease ran out, or the fault's deadline.
@@ -135,7 +141,7 @@ func decideExpiry(faults []*turbulencev1.Fault, away map[string]absence, now tim
 		case now.Sub(ab.since) > leaseTTL+leaseGrace:
 			// The agent's lease ran out leaseTTL after it last heard
 			// from the controller.
-			out = append(out, expiry{faultID: f.GetId(), reason: ReasonLeaseExpired, since: ab.lastContact.Add(leaseTTL)})
+			out = append(out, expiry{faultID: f.GetId(), agentID: f.GetAgentId(), reason: ReasonLeaseExpired, since: ab.lastContact.Add(leaseTTL)})
 		case f.GetState() != stReverting && now.Sub(deadline) > deadlineGrace:
 			out = append(out, expiry{faultID: f.GetId(), reason: ReasonDeadlineUnreachable, since: deadline})
 		}

@@ -85,7 +85,7 @@ func (h *Hub) reconcileHello(ctx context.Context, s *session, hello *turbulencev
 		case isHeld:
 			// Handled by recordStatuses.
 		case f.GetState() == stPending && !passed:
-			h.sendApply(s, f)
+			h.sendApply(s, f, time.Time{})
 		case f.GetState() == stPending:
 			// Never confirmed applied, and the agent refuses a fault
 			// whose deadline has passed (invariant 1).
@@ -127,7 +127,7 @@ func (h *Hub) onHeartbeat(ctx context.Context, s *session, hb *turbulencev1.Hear
 	// ends the session itself, so a deposed leader (partitioned from the
 	// quorum, say) can never keep an agent's faults alive.
 	if !h.cfg.Raft.IsLeader() {
-		s.end(status.Error(codes.Unavailable, errNotLeader))
+		s.endAs(CauseNotLeader, status.Error(codes.Unavailable, errNotLeader))
 		return
 	}
 	// Renew first: the lease is the safety mechanism (invariant 2) and
@@ -235,11 +235,16 @@ func (h *Hub) onResult(ctx context.Context, s *session, r *turbulencev1.CommandR
 		h.logger.Warn("result for a fault this agent does not own", "agent_id", s.agentID, "fault_id", faultID)
 		return
 	}
-	switch {
-	case kind == commandQuery, kind == commandRevert && f.GetState() == stUnconfirmed:
+	if kind == commandQuery || kind == commandRevert && f.GetState() == stUnconfirmed {
 		// What the agent knows of a fault the controller lost track of:
 		// its record of the end, or none.
 		h.onQueryAnswer(ctx, s, f, r)
+		return
+	}
+	if known && cmd.kind == commandApply && !cmd.start.IsZero() {
+		h.metrics.applied(cmd.start, r.GetOk())
+	}
+	switch {
 	case kind == commandApply && r.GetOk():
 		// Applied; the status may already say it ended or is being taken
 		// back (a deadline or halt during the apply, a failed revert that
@@ -293,12 +298,18 @@ func (h *Hub) update(ctx context.Context, actor, faultID string, to turbulencev1
 func (h *Hub) propose(ctx context.Context, actor string, u *raftv1.UpdateFault) {
 	ctx, cancel := context.WithTimeout(ctx, raftWriteTimeout)
 	defer cancel()
-	_, err := h.cfg.Raft.Apply(ctx, &raftv1.LogEntry{
+	// The state before, to count what this entry changed: every move of a
+	// fault to an end or to UNCONFIRMED is proposed here, by the leader.
+	prev, known := h.cfg.State.Fault(u.GetFaultId())
+	resp, err := h.cfg.Raft.Apply(ctx, &raftv1.LogEntry{
 		Actor: actor,
 		Cmd:   &raftv1.LogEntry_UpdateFault{UpdateFault: u},
 	})
 	switch {
 	case err == nil:
+		if now, ok := resp.(*turbulencev1.Fault); ok && known {
+			h.metrics.transition(prev, now)
+		}
 	case errors.Is(err, state.ErrInvalidTransition), errors.Is(err, state.ErrNotFound):
 		h.logger.Debug("fault update overtaken", "fault_id", u.GetFaultId(), "to", u.GetState(), "error", err)
 	default:

@@ -43,6 +43,11 @@ const (
 type command struct {
 	kind    commandKind
 	faultID string
+	// start, for an apply dispatched by the ApplyFault call, is when that
+	// call made the fault (its created_at): the apply latency runs from
+	// there to the agent's verdict. Zero for an apply re-sent at a Hello,
+	// whose wait includes the agent's absence.
+	start time.Time
 }
 
 // session is one open Connect stream.
@@ -62,12 +67,16 @@ func (s *session) enqueue(m *turbulencev1.ControllerMessage) {
 	case <-s.ctx.Done():
 	case s.out <- m:
 	default:
-		s.end(status.Error(codes.ResourceExhausted, "agent is not reading its session; closing it"))
+		s.endAs(CauseSendQueueFull, status.Error(codes.ResourceExhausted, "agent is not reading its session; closing it"))
 	}
 }
 
 // end closes the session with a status the agent will see.
 func (s *session) end(cause error) { s.cancel(cause) }
+
+// endAs is end with the cause label the session's end is counted under
+// (MetricSessionsEnded).
+func (s *session) endAs(label string, cause error) { s.cancel(&endedError{label: label, err: cause}) }
 
 // verifiedFacts is the agent's facts with cert_not_after taken from the
 // certificate this session was verified with, not from the agent's word:
@@ -92,6 +101,10 @@ var errReplaced = status.Error(codes.Aborted, "replaced by a newer session of th
 // errNotLeader is the message of a session ended or refused because this
 // node does not lead (any more); the agent reconnects and finds the leader.
 const errNotLeader = "this controller is no longer the leader; reconnect to find the new one"
+
+// errShuttingDown is the message of a session ended because the
+// controller stops.
+const errShuttingDown = "controller is shutting down"
 
 // Connect is the agent's session (docs/protocol.md).
 func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage, turbulencev1.ControllerMessage]) error {
@@ -201,6 +214,7 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 		select {
 		case <-sctx.Done():
 			cause := context.Cause(sctx)
+			h.metrics.sessionEnded(endCause(cause))
 			if _, ok := status.FromError(cause); ok && cause != nil {
 				logger.Info("agent session ended by controller", "reason", cause)
 				return cause
@@ -208,9 +222,11 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 			return status.FromContextError(ctx.Err()).Err()
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
+				h.metrics.sessionEnded(CauseAgentClosed)
 				logger.Info("agent closed its session")
 				return nil
 			}
+			h.metrics.sessionEnded(recvCause(err))
 			logger.Info("agent session lost", "error", err)
 			return err
 		case m := <-msgs:
@@ -253,7 +269,7 @@ func (h *Hub) register(s *session, locallyHalted bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return status.Error(codes.Unavailable, "controller is shutting down")
+		return status.Error(codes.Unavailable, errShuttingDown)
 	}
 	// Sessions are leader-only work. Checked under h.mu, which
 	// CloseSessions also takes: a node that stopped leading while this
@@ -264,7 +280,7 @@ func (h *Hub) register(s *session, locallyHalted bool) error {
 		return status.Error(codes.Unavailable, errNotLeader)
 	}
 	if old, ok := h.sessions[s.agentID]; ok {
-		old.end(errReplaced)
+		old.endAs(CauseSuperseded, errReplaced)
 	}
 	h.sessions[s.agentID] = s
 	a := h.soft(s.agentID)

@@ -1,22 +1,26 @@
-// Package metrics is the Prometheus exposition of the daemons: a small
-// registry of gauges and counters written in the text format (version
-// 0.0.4), and Serve, the HTTP endpoint that offers it on GET /metrics and
-// nothing else.
+// Package metrics is what the daemons share for their Prometheus
+// exposition: a registry with the standard process_* and go_*
+// collectors (NewRegistry), collectors whose samples are read at scrape
+// time from state kept elsewhere (GaugeFunc, CounterFunc), the
+// certificate expiry gauge, the mapping of free-text fault end reasons
+// to a bounded label set (EndReason), and Serve, the HTTP endpoint that
+// offers a registry on GET /metrics and nothing else.
 //
-// Why not prometheus/client_golang: Turbulence exposes a handful of
-// gauges, all computed at scrape time from state the daemons already keep
-// (the certificate in use, the faults held, raft's last index). The
-// client library would bring five modules (client_model, common, procfs,
-// perks, xxhash) and a protobuf exposition path for that; the text format
-// is a page of code and is tested here against its specification
-// (escaping, HELP/TYPE lines, sorted and stable output). If histograms or
-// the Go runtime collectors are ever wanted, switching is local to this
-// package and its callers' registration lines.
+// The exposition is prometheus/client_golang's, the ecosystem's
+// standard: its histograms, its runtime and process collectors, and the
+// content negotiation scrapers expect come with it, and hashicorp/raft's
+// own metrics reach it through go-metrics' Prometheus sink
+// (controller/raftmetrics.go). An earlier hand-written text registry
+// served a handful of gauges; histograms and the runtime collectors
+// outgrew it.
 //
-// Values are read at scrape time (GaugeFunc, Registry.OnScrape) rather
-// than pushed on every change: the numbers live in one place (the inject
-// Manager, the raft node, the TLS reloaders) and a scrape cannot see a
-// gauge that missed an update.
+// Values the daemons already keep (the faults held, raft's last index,
+// the certificate in use, the refusals counted) are read at scrape time
+// through GaugeFunc and CounterFunc rather than copied into shadow
+// gauges on every change: the numbers live in one place and a scrape
+// cannot see a copy that missed an update. Counters and histograms of
+// events (faults ended, apply latency, sessions ended) are counted where
+// the event happens, since nothing else keeps them.
 //
 // The endpoint is optional and off by default: the agent listens on no
 // TCP port unless --metrics-addr is given (docs/design.md, issue 7; proved by

@@ -2,172 +2,134 @@ package metrics
 
 import (
 	"bytes"
-	"flag"
-	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata golden files")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("exposition differs from %s (-want +got):\n%s", path, diff)
-	}
-}
-
-func scrape(t *testing.T, reg *Registry) string {
+// scrape writes g's exposition as a scrape without negotiation sees it.
+func scrape(t *testing.T, g prometheus.Gatherer) string {
 	t.Helper()
 	var b bytes.Buffer
-	if err := reg.Write(&b); err != nil {
+	if err := Write(&b, g); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
 	return b.String()
 }
 
-// TestRegistry_WriteGolden covers the format's rules in one exposition:
-// families sorted by name and samples by label set, HELP and label value
-// escaping, special float values, a family with no sample, and a
-// GaugeFunc whose samples come at scrape time.
-func TestRegistry_WriteGolden(t *testing.T) {
+// TestNewRegistry_StandardCollectors: every daemon's registry carries the
+// process_* and go_* series operators' dashboards expect.
+func TestNewRegistry_StandardCollectors(t *testing.T) {
 	t.Parallel()
-	reg := NewRegistry()
-	g := reg.Gauge("zz_gauge", "A gauge with labels.", "kind", "path")
-	g.Set(2, "cpu", "/")
-	g.Set(0.5, "memory", `C:\new "dir"`+"\nline")
-	g.Set(-1, "cpu", "/a") // sorts between cpu,/ and memory
-	c := reg.Counter("aa_events_total", "Events, with a \\ backslash\nand a line feed.", "reason")
-	c.Inc("deadline")
-	c.Add(2.5, "deadline")
-	c.Inc("halt")
-	reg.Gauge("mm_empty", "Registered, never set.")
-	special := reg.Gauge("mm_special", "Special values.", "v")
-	special.Set(math.Inf(1), "inf")
-	special.Set(math.Inf(-1), "minf")
-	special.Set(math.NaN(), "nan")
-	special.Set(1.7356896e+09, "timestamp")
-	special.Set(42, "int")
-	reg.GaugeFunc("bb_func", "Read at scrape time.", []string{"role", "name"}, func(emit Emit) {
-		emit(1, "agent", "b")
-		emit(3, "agent", "a")
-	})
-	reg.GaugeFunc("bb_scalar", "A scalar read at scrape time.", nil, func(emit Emit) { emit(7) })
-	golden(t, "exposition.txt", []byte(scrape(t, reg)))
-}
-
-// TestRegistry_OnScrapeResetDropsStaleSets shows the scrape-time refill
-// pattern: a label set not set again after Reset disappears.
-func TestRegistry_OnScrapeResetDropsStaleSets(t *testing.T) {
-	t.Parallel()
-	reg := NewRegistry()
-	g := reg.Gauge("held", "Held.", "kind")
-	kinds := []string{"cpu", "disk"}
-	reg.OnScrape(func() {
-		g.Reset()
-		for _, k := range kinds {
-			g.Set(1, k)
+	got := scrape(t, NewRegistry())
+	for _, name := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"} {
+		if !strings.Contains(got, "\n"+name+" ") {
+			t.Errorf("registry lacks %s", name)
 		}
-	})
-	if got := scrape(t, reg); !strings.Contains(got, `held{kind="disk"} 1`) {
-		t.Fatalf("first scrape lacks disk:\n%s", got)
 	}
-	kinds = []string{"cpu"}
+}
+
+// TestGaugeFunc_ReadAtScrape: the samples are those of the state at the
+// moment of the scrape, label sets that are gone disappear, and the
+// counter form is typed counter.
+func TestGaugeFunc_ReadAtScrape(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	var mu sync.Mutex
+	held := map[string]float64{"cpu": 1, "disk": 2}
+	reg.MustRegister(GaugeFunc("x_held", "Held.", []string{"kind"}, func(emit Emit) {
+		mu.Lock()
+		defer mu.Unlock()
+		for k, v := range held {
+			emit(v, k)
+		}
+	}))
+	n := 0.0
+	reg.MustRegister(CounterFunc("x_refusals_total", "Refusals.", []string{"reason"}, func(emit Emit) {
+		emit(n, "a")
+		emit(2*n, "b")
+	}))
+	n = 3
+	got := scrape(t, reg)
+	for _, want := range []string{
+		"# TYPE x_held gauge\n", `x_held{kind="cpu"} 1` + "\n", `x_held{kind="disk"} 2` + "\n",
+		"# TYPE x_refusals_total counter\n", `x_refusals_total{reason="a"} 3` + "\n", `x_refusals_total{reason="b"} 6` + "\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, got)
+		}
+	}
+	mu.Lock()
+	delete(held, "disk")
+	mu.Unlock()
 	if got := scrape(t, reg); strings.Contains(got, "disk") {
-		t.Errorf("second scrape still has disk after Reset:\n%s", got)
+		t.Errorf("second scrape still has disk after it went:\n%s", got)
 	}
 }
 
-// TestRegistry_Panics lists the programmer errors the registry refuses.
-func TestRegistry_Panics(t *testing.T) {
+// TestGaugeFunc_BadSampleSkipsOnlyItsFamily: a collector that emits the
+// wrong number of label values, or one label set twice, is an error of
+// the gathering (the registry drops the bad samples), and the handler
+// (ContinueOnError) still serves every other family.
+func TestGaugeFunc_BadSampleSkipsOnlyItsFamily(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		f    func(r *Registry)
-	}{
-		{"bad metric name", func(r *Registry) { r.Gauge("1abc", "h") }},
-		{"metric name with dash", func(r *Registry) { r.Gauge("a-b", "h") }},
-		{"bad label name", func(r *Registry) { r.Gauge("a", "h", "a:b") }},
-		{"reserved label name", func(r *Registry) { r.Gauge("a", "h", "__name") }},
-		{"repeated label name", func(r *Registry) { r.Gauge("a", "h", "x", "x") }},
-		{"registered twice", func(r *Registry) { r.Gauge("a", "h"); r.Counter("a", "h") }},
-		{"too few label values", func(r *Registry) { r.Gauge("a", "h", "x").Set(1) }},
-		{"too many label values", func(r *Registry) { r.Gauge("a", "h").Set(1, "x") }},
-		{"counter decreased", func(r *Registry) { r.Counter("a_total", "h").Add(-1) }},
-		{"label set emitted twice", func(r *Registry) {
-			r.GaugeFunc("a", "h", []string{"x"}, func(emit Emit) { emit(1, "y"); emit(2, "y") })
-			_ = r.Write(&bytes.Buffer{})
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for name, collect := range map[string]func(Emit){
+		"wrong label count": func(emit Emit) { emit(1) },
+		"label set twice":   func(emit Emit) { emit(1, "y"); emit(2, "y") },
+	} {
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: no panic", tt.name)
-				}
-			}()
-			tt.f(NewRegistry())
-		})
-	}
-}
-
-// TestRegistry_ConcurrentScrapesAndSets is for -race: scrapes may run
-// while the daemon sets values, and two scrapes may overlap.
-func TestRegistry_ConcurrentScrapesAndSets(t *testing.T) {
-	t.Parallel()
-	reg := NewRegistry()
-	g := reg.Gauge("g", "G.", "k")
-	c := reg.Counter("c_total", "C.")
-	reg.OnScrape(func() { g.Reset(); g.Set(1, "a") })
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for i := range 100 {
-				c.Inc()
-				g.Set(float64(i), "b")
-				if err := reg.Write(&bytes.Buffer{}); err != nil {
-					t.Error(err)
-				}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(GaugeFunc("bad", "Bad.", []string{"x"}, collect))
+			reg.MustRegister(GaugeFunc("good", "Good.", nil, func(emit Emit) { emit(7) }))
+			if _, err := reg.Gather(); err == nil {
+				t.Fatal("Gather: no error for a bad collector")
+			}
+			body := serveOnce(t, reg)
+			if !strings.Contains(body, "good 7\n") || strings.Contains(body, "bad{y=") || strings.Count(body, "bad{") > 1 {
+				t.Errorf("scrape with one bad family:\n%s", body)
 			}
 		})
 	}
-	wg.Wait()
-	if got := scrape(t, reg); !strings.Contains(got, "c_total 400\n") {
-		t.Errorf("counter after 400 increments:\n%s", got)
+}
+
+// TestEndReason maps sentences to labels; the reasons defined in the
+// daemons' packages are checked by those packages' tests.
+func TestEndReason(t *testing.T) {
+	t.Parallel()
+	for reason, want := range map[string]string{
+		"deadline":                                   EndDeadline,
+		"deadline (reverted at attempt 3)":           EndDeadline,
+		"deadline passed while the agent was away":   EndDeadlineUnreachable,
+		"revert requested by operator/alice":         EndRevertRequested,
+		"halt":                                       EndHalt,
+		"local halt: maintenance":                    EndLocalHalt,
+		"lease expired (taken back by its guardian)": EndLeaseExpired,
+		"worker exited: signal: killed":              EndWorkerExited,
+		"":                                           EndOther,
+		"something new":                              EndOther,
+		"Deadline":                                   EndOther, // case matters: reasons are constants
+	} {
+		if got := EndReason(reason); got != want {
+			t.Errorf("EndReason(%q) = %q, want %q", reason, got, want)
+		}
 	}
 }
 
-// TestRegistry_CounterFunc: a counter whose samples come from counts kept
-// elsewhere is written with TYPE counter and the values of the scrape.
-func TestRegistry_CounterFunc(t *testing.T) {
-	t.Parallel()
+// BenchmarkScrape is what one scrape of a daemon's standard series costs
+// the daemon: gathering the process and Go collectors and the
+// certificate expiry, and writing the text format.
+func BenchmarkScrape(b *testing.B) {
 	reg := NewRegistry()
-	n := 0.0
-	reg.CounterFunc("x_refusals_total", "Refusals.", []string{"reason"}, func(emit Emit) {
-		emit(n, "a")
-		emit(2*n, "b")
-	})
-	n = 3
-	got := scrape(t, reg)
-	want := "# HELP x_refusals_total Refusals.\n# TYPE x_refusals_total counter\nx_refusals_total{reason=\"a\"} 3\nx_refusals_total{reason=\"b\"} 6\n"
-	if got != want {
-		t.Errorf("exposition:\n%s\nwant:\n%s", got, want)
+	RegisterCertExpiry(reg)
+	var buf bytes.Buffer
+	for b.Loop() {
+		buf.Reset()
+		if err := Write(&buf, reg); err != nil {
+			b.Fatal(err)
+		}
 	}
+	b.ReportMetric(float64(buf.Len()), "bytes/scrape")
 }

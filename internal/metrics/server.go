@@ -4,12 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// ContentType is the media type of the text exposition format.
+// ContentType is the media type of the text exposition format, which a
+// scrape that asks for no other gets (the client library may append
+// parameters such as its name escaping scheme).
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 const (
@@ -43,14 +49,15 @@ func CheckAddr(addr string) error {
 	return nil
 }
 
-// Serve binds addr and serves reg on GET /metrics (and HEAD, as for any
+// Serve binds addr and serves g on GET /metrics (and HEAD, as for any
 // GET route) until ctx is done; every other path is 404 and every other
 // method 405. It returns once the listener is bound, so a bad or busy
 // address is an error here and not a log line later, and Addr is known
 // (":0" picks a free port). After ctx is done the server stops accepting,
 // lets a scrape in flight finish (for up to 5s), closes every connection
-// and then Wait returns.
-func Serve(ctx context.Context, addr string, reg *Registry) (*Server, error) {
+// and then Wait returns. A collector's failure at scrape time is logged to
+// logger (nil discards).
+func Serve(ctx context.Context, addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, error) {
 	if err := CheckAddr(addr); err != nil {
 		return nil, err
 	}
@@ -59,7 +66,7 @@ func Serve(ctx context.Context, addr string, reg *Registry) (*Server, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", Handler(reg))
+	mux.Handle("GET /metrics", Handler(g, logger))
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -102,13 +109,26 @@ func (s *Server) Wait() error {
 	return s.err
 }
 
-// Handler serves reg's exposition. It is what Serve mounts on /metrics,
-// exported for daemons that already run an HTTP server.
-func Handler(reg *Registry) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", ContentType)
-		// Write buffers the whole exposition before its one write: a
-		// failure here is the client gone, nothing to tell it.
-		_ = reg.Write(w)
+// Handler serves g's exposition, negotiated as the scraper asks (text by
+// default). It is what Serve mounts on /metrics, exported for daemons
+// that already run an HTTP server. A collector that fails does not fail
+// the scrape: its family is left out and the error logged to logger
+// (nil discards), so that one bad series never blinds the operator to
+// the rest.
+func Handler(g prometheus.Gatherer, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:      slogPrinter{logger},
+		ErrorHandling: promhttp.ContinueOnError,
+		// A scrape is one small page; refuse to queue behind a stuck one.
+		MaxRequestsInFlight: 4,
+		Timeout:             shutdownTimeout,
 	})
 }
+
+// slogPrinter adapts a slog.Logger to promhttp's Logger.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.l.Warn("metrics: scrape", "error", fmt.Sprint(v...)) }

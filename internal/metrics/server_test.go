@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // get fetches url with a client of its own, whose idle connections are
@@ -34,9 +36,9 @@ func get(t *testing.T, method, url string) (int, string, http.Header) {
 func TestServe_ServesOnlyGETMetrics(t *testing.T) {
 	t.Parallel()
 	reg := NewRegistry()
-	reg.Gauge("up_gauge", "Up.").Set(1)
+	reg.MustRegister(GaugeFunc("up_gauge", "Up.", nil, func(emit Emit) { emit(1) }))
 	ctx, cancel := context.WithCancel(t.Context())
-	s, err := Serve(ctx, "127.0.0.1:0", reg)
+	s, err := Serve(ctx, "127.0.0.1:0", reg, nil)
 	if err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
@@ -52,8 +54,11 @@ func TestServe_ServesOnlyGETMetrics(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(body, "up_gauge 1\n") {
 		t.Errorf("GET /metrics = %d %q, want 200 with up_gauge 1", code, body)
 	}
-	if got := h.Get("Content-Type"); got != ContentType {
+	if got := h.Get("Content-Type"); !strings.HasPrefix(got, ContentType) {
 		t.Errorf("Content-Type = %q, want %q", got, ContentType)
+	}
+	if !strings.Contains(body, "\nprocess_start_time_seconds ") || !strings.Contains(body, "\ngo_goroutines ") {
+		t.Errorf("GET /metrics lacks the process and Go runtime series:\n%s", body)
 	}
 	for _, tt := range []struct {
 		method, path string
@@ -76,7 +81,7 @@ func TestServe_ServesOnlyGETMetrics(t *testing.T) {
 func TestServe_StopsWithContext(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(t.Context())
-	s, err := Serve(ctx, "127.0.0.1:0", NewRegistry())
+	s, err := Serve(ctx, "127.0.0.1:0", NewRegistry(), nil)
 	if err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
@@ -110,7 +115,7 @@ func TestServe_RefusesBadAddress(t *testing.T) {
 		{busy.Addr().String(), "address already in use"},
 	}
 	for _, tt := range tests {
-		s, err := Serve(t.Context(), tt.addr, NewRegistry())
+		s, err := Serve(t.Context(), tt.addr, NewRegistry(), nil)
 		if err == nil {
 			t.Errorf("Serve(%q) started on %s, want error containing %q", tt.addr, s.Addr(), tt.wantErr)
 			continue
@@ -119,4 +124,26 @@ func TestServe_RefusesBadAddress(t *testing.T) {
 			t.Errorf("Serve(%q) = %v, want error containing %q", tt.addr, err, tt.wantErr)
 		}
 	}
+}
+
+// serveOnce serves g on a port of its own for one scrape and returns the
+// body.
+func serveOnce(t *testing.T, g prometheus.Gatherer) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	s, err := Serve(ctx, "127.0.0.1:0", g, nil)
+	if err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	defer func() {
+		cancel()
+		if err := s.Wait(); err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+	}()
+	code, body, _ := get(t, http.MethodGet, "http://"+s.Addr()+"/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d:\n%s", code, body)
+	}
+	return body
 }

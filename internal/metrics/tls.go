@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
@@ -18,8 +20,8 @@ const CertExpiryName = "turbulence_tls_certificate_expiry_timestamp_seconds"
 // Several Reloaders of one identity (a controller's server, raft and
 // forwarder) become one sample with the earliest expiry: if one of them
 // still presents an old certificate, that is the one that will fail.
-func RegisterCertExpiry(reg *Registry) {
-	reg.GaugeFunc(CertExpiryName,
+func RegisterCertExpiry(reg prometheus.Registerer) {
+	reg.MustRegister(GaugeFunc(CertExpiryName,
 		"When the TLS certificate this process presents expires (Unix seconds), by the role and name in it.",
 		[]string{"role", "name"},
 		func(emit Emit) {
@@ -38,5 +40,5 @@ func RegisterCertExpiry(reg *Registry) {
 			for k, v := range earliest {
 				emit(v, k.role, k.name)
 			}
-		})
+		}))
 }

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
@@ -27,7 +30,7 @@ func TestRegisterCertExpiry(t *testing.T) {
 		}
 		rs = append(rs, r)
 	}
-	reg := NewRegistry()
+	reg := prometheus.NewRegistry()
 	RegisterCertExpiry(reg)
 	got := scrape(t, reg)
 	runtime.KeepAlive(rs) // the registry of reloaders is weak
@@ -39,20 +42,18 @@ func TestRegisterCertExpiry(t *testing.T) {
 		{tlsutil.RoleAgent, "metrics-agent", rs[0]},
 		{tlsutil.RoleController, "", rs[2]},
 	} {
-		prefix := fmt.Sprintf(`%s{role=%q,name=`, CertExpiryName, want.role)
-		if want.name != "" {
-			prefix = fmt.Sprintf(`%s{role=%q,name=%q}`, CertExpiryName, want.role, want.name)
-		}
+		// Labels are written sorted by name: name, then role.
 		line := ""
 		for l := range strings.Lines(got) {
-			if strings.HasPrefix(l, prefix) {
+			if strings.HasPrefix(l, CertExpiryName+"{") && strings.Contains(l, fmt.Sprintf(`,role=%q}`, want.role)) &&
+				(want.name == "" || strings.Contains(l, fmt.Sprintf(`{name=%q,`, want.name))) {
 				if line != "" {
 					t.Errorf("two samples for %s/%s:\n%s", want.role, want.name, got)
 				}
 				line = strings.TrimSpace(l)
 			}
 		}
-		wantValue := formatValue(float64(want.r.NotAfter().Unix()))
+		wantValue := strconv.FormatFloat(float64(want.r.NotAfter().Unix()), 'g', -1, 64)
 		if !strings.HasSuffix(line, " "+wantValue) {
 			t.Errorf("sample for %s = %q, want value %s; exposition:\n%s", want.role, line, wantValue, got)
 		}

@@ -108,7 +108,7 @@ func run(args []string, stderr io.Writer) int {
 	reg := metrics.NewRegistry()
 	if cfg.MetricsAddr != "" { // bound before New: a busy port fails before raft starts
 		metrics.RegisterCertExpiry(reg)
-		ms, err := metrics.Serve(ctx, cfg.MetricsAddr, reg)
+		ms, err := metrics.Serve(ctx, cfg.MetricsAddr, reg, logger)
 		if err != nil {
 			logger.Error("cannot serve metrics", "error", err)
 			return exitFailure
