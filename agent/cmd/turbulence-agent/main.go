@@ -112,6 +112,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = logger
+	useSystemd(&cfg, logger)
 	lowerOwnOOMScore(logger)
 	a, err := agent.New(cfg)
 	if err != nil {
