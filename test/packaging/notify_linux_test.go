@@ -78,12 +78,7 @@ func agentUnderSystemd(t *testing.T, bin string, sock *notifySocket) (cmd *exec.
 	leaveFault(t, filepath.Join(stateDir, agent.JournalFile))
 	// Nothing listens on the controller address: the agent keeps trying
 	// in the background; READY does not wait for a controller.
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrl := lis.Addr().String()
-	_ = lis.Close()
+	ctrl := freeAddr(t)
 	localSock = filepath.Join(dir, "run", "agent.sock")
 	cmd = exec.Command(bin, "run", "--controller", ctrl,
 		"--ca", pki.Agent.CA, "--cert", pki.Agent.Cert, "--key", pki.Agent.Key,
@@ -221,4 +216,55 @@ func TestPrivilegedAgent_StuckEnforcementStopsWatchdog(t *testing.T) {
 	if pings > 1 {
 		t.Errorf("%d WATCHDOG=1 pings in 4 s with the Manager stalled; want at most the one already under way", pings)
 	}
+}
+
+// The controller says READY=1 once it serves and STOPPING=1 when it
+// begins to stop. It arms no watchdog (controller/cmd/turbulence-controller/systemd.go).
+func TestController_NotifiesSystemd(t *testing.T) {
+	bin := testbuild.BuildBinaries(t, t.TempDir(), "./controller/cmd/turbulence-controller")[0]
+	sock := listenNotify(t)
+	grpcAddr := freeAddr(t)
+	cmd := exec.Command(bin, "--dev", "--data-dir", t.TempDir(), "--grpc-addr", grpcAddr, "--raft-addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock.path)
+	log := &testutil.SyncBuffer{}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("controller's log:\n%s", log)
+		}
+	})
+	if msg := sock.next(t, 60*time.Second); msg != "READY=1" {
+		t.Fatalf("first notification = %q, want READY=1", msg)
+	}
+	// Serving: its gRPC listener takes connections.
+	if c, err := net.Dial("tcp", grpcAddr); err != nil {
+		t.Errorf("gRPC address at READY: %v", err)
+	} else {
+		_ = c.Close()
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if msg := sock.next(t, 30*time.Second); msg != "STOPPING=1" {
+		t.Errorf("notification after SIGTERM = %q, want STOPPING=1", msg)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("controller exit after SIGTERM: %v, want 0", err)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on (for now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lis.Close() }()
+	return lis.Addr().String()
 }
