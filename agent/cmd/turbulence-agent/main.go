@@ -53,8 +53,9 @@ import (
 	"github.com/turbulence-sre/turbulence/internal/version"
 )
 
-// defaultStateDir is where the packaged agent keeps its journal.
-const defaultStateDir = "/var/lib/turbulence-agent"
+// defaultStateDir is where the packaged agent keeps its journal (the
+// unit's StateDirectory=turbulence).
+const defaultStateDir = "/var/lib/turbulence"
 
 // The agent's certificate files by default: the one layout that
 // `turbctl tls cert create --role agent` writes, the systemd unit names
