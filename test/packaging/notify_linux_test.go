@@ -1,6 +1,7 @@
 package packaging
 
 import (
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -51,7 +52,7 @@ func (s *notifySocket) next(t *testing.T, wait time.Duration) string {
 	buf := make([]byte, 4096)
 	n, err := s.conn.Read(buf)
 	if err != nil {
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 			return ""
 		}
 		t.Fatal(err)
