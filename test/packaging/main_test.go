@@ -5,9 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
 )
 
 // systemctlLogEnv names the file where this test binary, run as
@@ -21,11 +24,39 @@ func TestMain(m *testing.M) {
 	}
 	// goleak's Cleanup replaces its os.Exit, so it exits itself.
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		if packages.dir != "" {
-			_ = os.RemoveAll(packages.dir)
+		for _, d := range []string{packages.dir, binaries.dir} {
+			if d != "" {
+				_ = os.RemoveAll(d)
+			}
 		}
 		os.Exit(code)
 	}))
+}
+
+// binaries are the three programs, built once for the package's tests
+// (as make build builds them) into a directory TestMain removes.
+var binaries struct {
+	once  sync.Once
+	dir   string
+	paths []string
+}
+
+// builtBinaries returns the paths of turbulence-agent,
+// turbulence-controller and turbctl, building them on first use.
+func builtBinaries(t *testing.T) (agent, controller, turbctl string) {
+	t.Helper()
+	binaries.once.Do(func() {
+		dir, err := os.MkdirTemp("", "turbulence-packaging-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binaries.dir = dir
+		binaries.paths = testbuild.BuildBinaries(t, dir, "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller", "./controller/cmd/turbctl")
+	})
+	if len(binaries.paths) != 3 {
+		t.Fatal("the binaries were not built (see the first test's failure)")
+	}
+	return binaries.paths[0], binaries.paths[1], binaries.paths[2]
 }
 
 func recordSystemctl(args []string) int {

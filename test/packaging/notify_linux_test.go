@@ -130,7 +130,7 @@ func leaveFault(t *testing.T, path string) {
 // on SIGTERM.
 func TestPrivilegedAgent_NotifiesSystemd(t *testing.T) {
 	testutil.RequirePrivileged(t)
-	bin := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent")[0]
+	bin, _, _ := builtBinaries(t)
 	sock := listenNotify(t)
 	cmd, stateDir, localSock := agentUnderSystemd(t, bin, sock)
 
@@ -222,7 +222,7 @@ func TestPrivilegedAgent_StuckEnforcementStopsWatchdog(t *testing.T) {
 // The controller says READY=1 once it serves and STOPPING=1 when it
 // begins to stop. It arms no watchdog (controller/cmd/turbulence-controller/systemd.go).
 func TestController_NotifiesSystemd(t *testing.T) {
-	bin := testbuild.BuildBinaries(t, t.TempDir(), "./controller/cmd/turbulence-controller")[0]
+	_, bin, _ := builtBinaries(t)
 	sock := listenNotify(t)
 	grpcAddr := freeAddr(t)
 	cmd := exec.Command(bin, "--dev", "--data-dir", t.TempDir(), "--grpc-addr", grpcAddr, "--raft-addr", "127.0.0.1:0")

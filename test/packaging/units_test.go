@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
 )
 
 // unitCommands reads the Exec lines named keys from a unit file, joining
@@ -68,7 +66,8 @@ func unitCommands(t *testing.T, path string, keys ...string) map[string][]string
 }
 
 func TestUnits_ExecLinesAreAccepted(t *testing.T) {
-	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller")
+	agentBin, controllerBin, _ := builtBinaries(t)
+	bins := []string{agentBin, controllerBin}
 	byName := map[string]string{}
 	for _, b := range bins {
 		byName["/usr/bin/"+filepath.Base(b)] = b
@@ -96,8 +95,8 @@ func TestUnits_ExecLinesAreAccepted(t *testing.T) {
 // The agent unit names the certificate files the agent uses by default,
 // so that a host installed by the book needs no TLS flags.
 func TestUnits_AgentCertPathsAreTheDefaults(t *testing.T) {
-	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent")
-	help, _ := exec.Command(bins[0], "help").CombinedOutput()
+	agentBin, _, _ := builtBinaries(t)
+	help, _ := exec.Command(agentBin, "help").CombinedOutput()
 	argv := unitCommands(t, filepath.Join("..", "..", "packaging", "systemd", "turbulence-agent.service"), "ExecStart")["ExecStart"]
 	for i, w := range argv {
 		if (w == "--ca" || w == "--cert" || w == "--key") && i+1 < len(argv) {
@@ -111,7 +110,8 @@ func TestUnits_AgentCertPathsAreTheDefaults(t *testing.T) {
 // Every binary answers --version with its name and build version, and
 // the agent's help lists its subcommands.
 func TestBinaries_VersionAndHelp(t *testing.T) {
-	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller", "./controller/cmd/turbctl")
+	agentBin, controllerBin, turbctlBin := builtBinaries(t)
+	bins := []string{agentBin, controllerBin, turbctlBin}
 	for _, b := range bins {
 		out, err := exec.Command(b, "--version").CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), filepath.Base(b)+" ") || strings.Contains(string(out), " dev ") {
@@ -142,8 +142,8 @@ func TestUnits_SystemdAnalyzeVerifyIsClean(t *testing.T) {
 		t.Fatalf("systemd-analyze: %v (make packaging-tools installs it)", err)
 	}
 	dir := t.TempDir()
-	bins := testbuild.BuildBinaries(t, dir, "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller")
-	rewrite := strings.NewReplacer("/usr/bin/turbulence-agent", bins[0], "/usr/bin/turbulence-controller", bins[1])
+	agentBin, controllerBin, _ := builtBinaries(t)
+	rewrite := strings.NewReplacer("/usr/bin/turbulence-agent", agentBin, "/usr/bin/turbulence-controller", controllerBin)
 	for _, unit := range []string{"turbulence-agent.service", "turbulence-controller.service"} {
 		data, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", unit))
 		if err != nil {
