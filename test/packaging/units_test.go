@@ -179,3 +179,21 @@ func TestUnits_NotifyAndWatchdog(t *testing.T) {
 		}
 	}
 }
+
+// The units' hardening does not regress: systemd-analyze security's
+// exposure (×10) stays at or under what packaging/README.md records,
+// agent 3.8 and controller 1.4.
+func TestUnits_SecurityExposure(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatalf("systemd-analyze: %v (make packaging-tools installs it)", err)
+	}
+	for unit, threshold := range map[string]string{"turbulence-agent.service": "38", "turbulence-controller.service": "14"} {
+		path := filepath.Join("..", "..", "packaging", "systemd", unit)
+		out, err := exec.Command(analyze, "security", "--offline=true", "--threshold="+threshold, path).CombinedOutput()
+		if err != nil {
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			t.Errorf("%s: exposure above %s.%s: %v\n%s", unit, threshold[:1], threshold[1:], err, lines[len(lines)-1])
+		}
+	}
+}
