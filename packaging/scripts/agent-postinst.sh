@@ -19,7 +19,9 @@ systemctl restart systemd-modules-load.service || true
 tls=$ROOT/etc/turbulence/tls
 if [ -f "$tls/ca.crt" ] && [ -f "$tls/agent.crt" ] && [ -f "$tls/agent.key" ]; then
 	systemctl enable turbulence-agent.service
-	systemctl restart turbulence-agent.service
+	# A unit that fails to start leaves the package installed and says so.
+	systemctl restart turbulence-agent.service ||
+		echo "turbulence-agent did not start: journalctl -u turbulence-agent" >&2
 else
 	cat <<MSG
 turbulence-agent is installed but not started: it has no certificates yet.

@@ -23,7 +23,9 @@ fi
 tls=$ROOT/etc/turbulence/tls
 if [ -f "$tls/ca.crt" ] && [ -f "$tls/controller.crt" ] && [ -f "$tls/controller.key" ] && [ -n "$TURBULENCE_CONTROLLER_ARGS" ]; then
 	systemctl enable turbulence-controller.service
-	systemctl restart turbulence-controller.service
+	# A unit that fails to start leaves the package installed and says so.
+	systemctl restart turbulence-controller.service ||
+		echo "turbulence-controller did not start: journalctl -u turbulence-controller" >&2
 else
 	cat <<MSG
 turbulence-controller is installed but not started. Provide
