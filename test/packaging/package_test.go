@@ -245,3 +245,41 @@ func TestPackage_RPMContents(t *testing.T) {
 		}
 	}
 }
+
+// The controller's postinst starts the node only with its certificates
+// and its cluster flags in /etc/default/turbulence-controller.
+func TestPackage_ControllerPostinstStartsOnlyConfigured(t *testing.T) {
+	dist := builtPackages(t)
+	ctl := t.TempDir()
+	run(t, "dpkg-deb", "-e", filepath.Join(dist, "turbulence-controller_"+testVersion+"_amd64.deb"), ctl)
+	for _, tc := range []struct {
+		name  string
+		args  string
+		start bool
+	}{
+		{"certificates, no flags", "", false},
+		{"certificates and flags", `"--node-id c1 --bootstrap"`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, d := range []string{"run/systemd/system", "etc/turbulence/tls", "etc/default"} {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, c := range []string{"ca.crt", "controller.crt", "controller.key"} {
+				if err := os.WriteFile(filepath.Join(root, "etc/turbulence/tls", c), []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(root, "etc/default/turbulence-controller"), []byte("TURBULENCE_CONTROLLER_ARGS="+tc.args+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			calls, out := runScript(t, filepath.Join(ctl, "postinst"), root, "configure")
+			started := slices.Contains(calls, "restart turbulence-controller.service")
+			if started != tc.start || !slices.Contains(calls, "daemon-reload") {
+				t.Errorf("postinst calls %q (output %q); started = %v, want %v", calls, out, started, tc.start)
+			}
+		})
+	}
+}
