@@ -197,3 +197,26 @@ func TestUnits_SecurityExposure(t *testing.T) {
 		}
 	}
 }
+
+// The agent's default state directory is the one its unit has systemd
+// create (StateDirectory=), and the one the package ships.
+func TestUnits_AgentStateDirIsTheDefault(t *testing.T) {
+	agentBin, _, _ := builtBinaries(t)
+	help, _ := exec.Command(agentBin, "help").CombinedOutput()
+	data, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", "turbulence-agent.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	for l := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "StateDirectory="); ok {
+			dir = "/var/lib/" + v
+		}
+	}
+	if dir != "/var/lib/turbulence" {
+		t.Errorf("agent unit's StateDirectory is %q, want /var/lib/turbulence (the package's)", dir)
+	}
+	if !strings.Contains(string(help), `(default "`+dir+`")`) {
+		t.Errorf("agent's --state-dir default is not the unit's %s:\n%s", dir, help)
+	}
+}
