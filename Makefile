@@ -13,6 +13,21 @@ FUZZTIME ?= 10s
 # Privileged tests run when root; in CI (CI=true) a privileged test that
 # would skip fails instead.
 TEST_ENV := $(if $(CI),TURBULENCE_REQUIRE_PRIVILEGED=1,)
+MODULE := github.com/turbulence-sre/turbulence
+# The version of packages and of the binaries in them: from the newest
+# v* tag (v1.2.3-4-gabcdef1 becomes 1.2.3+4.gabcdef1), else BASE_VERSION
+# with the commit (0.1.0+git.abcdef1). No "-": an RPM version may not
+# have one, and Debian would read it as the package revision.
+BASE_VERSION := 0.1.0
+VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null) && echo "$$v" | sed 's/^v//; s/-/+/; s/-/./g' || \
+	echo "$(BASE_VERSION)+git.$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo .dirty)")
+DIST    ?= dist
+PKG_BIN := build/package/bin
+# make install: binaries under $(DESTDIR)$(PREFIX)/bin, units where an
+# administrator's own units go, configuration under /etc.
+PREFIX     ?= /usr/local
+UNITDIR    ?= /etc/systemd/system
+SYSCONFDIR ?= /etc
 
 .PHONY: help
 help: ## show this help
@@ -24,12 +39,46 @@ build: ## build turbulence-agent, turbulence-controller and turbctl into bin/ (s
 	@# each worker it re-executes starts without the dynamic loader.
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./agent/cmd/turbulence-agent ./controller/cmd/turbulence-controller ./controller/cmd/turbctl
 
+.PHONY: package
+package: ## .deb and .rpm of the agent and of the controller (with turbctl) into dist/ (nfpm, pinned in go.mod)
+	@# Static, like make build, and stamped with the package's version.
+	rm -rf $(PKG_BIN) && mkdir -p $(PKG_BIN) $(DIST)
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '-X $(MODULE)/internal/version.stamp=$(VERSION)' \
+	  -o $(PKG_BIN)/ ./agent/cmd/turbulence-agent ./controller/cmd/turbulence-controller ./controller/cmd/turbctl
+	$(GO) build -o $(TOOLS)/ github.com/goreleaser/nfpm/v2/cmd/nfpm
+	for p in agent controller; do \
+	  VERSION='$(VERSION)' PKG_BIN='$(PKG_BIN)' $(TOOLS)/nfpm package -f packaging/nfpm/$$p.yaml -p deb -t '$(DIST)/turbulence-'$$p'_$(VERSION)_amd64.deb' && \
+	  VERSION='$(VERSION)' PKG_BIN='$(PKG_BIN)' $(TOOLS)/nfpm package -f packaging/nfpm/$$p.yaml -p rpm -t '$(DIST)/turbulence-'$$p'-$(VERSION)-1.x86_64.rpm' || exit 1; \
+	done
+	@ls -1 $(DIST)/*'$(VERSION)'*
+
+.PHONY: install
+install: build ## install binaries, units and example configuration (PREFIX=/usr/local, DESTDIR) for hosts without packages
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/default $(DESTDIR)$(SYSCONFDIR)/modules-load.d
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/turbulence/tls
+	install -m 0755 $(BIN)/turbulence-agent $(BIN)/turbulence-controller $(BIN)/turbctl $(DESTDIR)$(PREFIX)/bin/
+	@# The units name /usr/bin, where packages put the binaries.
+	for u in turbulence-agent turbulence-controller; do \
+	  sed 's|/usr/bin/|$(PREFIX)/bin/|g' packaging/systemd/$$u.service > $(DESTDIR)$(UNITDIR)/$$u.service && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	done
+	@# Configuration is installed once: an administrator's edits are kept.
+	test -e $(DESTDIR)$(SYSCONFDIR)/turbulence/agent.yaml || install -m 0644 packaging/agent.yaml $(DESTDIR)$(SYSCONFDIR)/turbulence/agent.yaml
+	for f in turbulence-agent turbulence-controller; do \
+	  test -e $(DESTDIR)$(SYSCONFDIR)/default/$$f || install -m 0644 packaging/default/$$f $(DESTDIR)$(SYSCONFDIR)/default/$$f || exit 1; \
+	done
+	test -e $(DESTDIR)$(SYSCONFDIR)/modules-load.d/turbulence.conf || install -m 0644 packaging/modules-load.d/turbulence.conf $(DESTDIR)$(SYSCONFDIR)/modules-load.d/
+	@echo "installed; then: systemctl daemon-reload, certificates in $(SYSCONFDIR)/turbulence/tls, systemctl enable --now turbulence-agent (packaging/README.md)"
+
+.PHONY: packaging-tools
+packaging-tools: # systemd-analyze, dpkg-deb and rpm for the checks in test/packaging
+	@command -v systemd-analyze >/dev/null && command -v rpm >/dev/null || { apt-get update -qq && apt-get install -y -qq systemd rpm; }
+
 .PHONY: demo
 demo: build ## one-node controller + local agent in a temp dir: apply, measure and revert a 50 % CPU fault
 	$(GO) run ./test/demo -bin $(BIN)
 
 .PHONY: test
-test: ## go test -race ./... (privileged tests too when root), then a short run of every fuzz target
+test: packaging-tools ## go test -race ./... (privileged tests too when root), then a short run of every fuzz target
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 

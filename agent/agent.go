@@ -75,6 +75,15 @@ type Config struct {
 	// Zero, the default, is the namespace the agent runs in.
 	NetNS int
 
+	// Notify is told when the agent is ready, when each pass of its
+	// enforcement loop is done and when it begins to stop: systemd's
+	// sd_notify in the binary (internal/sdnotify). Nil tells no one.
+	Notify Notifier
+	// EnforceInterval is how often the enforcement loop runs
+	// (killswitch.Enforce) and so how often Notify.Watchdog is called;
+	// zero means one second.
+	EnforceInterval time.Duration
+
 	// Session tuning, zero for the defaults (tests shorten them).
 	BackoffMin, BackoffMax time.Duration
 	// RecoveryRetry is the first wait before start-up recovery, when it
@@ -82,6 +91,28 @@ type Config struct {
 	// five seconds (tests shorten it).
 	RecoveryRetry time.Duration
 }
+
+// Notifier is told of the agent's life cycle; *sdnotify.Notifier is one.
+type Notifier interface {
+	// Ready: start-up recovery and the sweep are done, the local socket
+	// is served, and the agent goes on to take faults.
+	Ready()
+	// Watchdog: one pass of the enforcement loop is done.
+	Watchdog()
+	// Stopping: the agent is reverting every fault before it exits.
+	Stopping()
+}
+
+// nopNotifier is the Notifier of a Config that names none.
+type nopNotifier struct{}
+
+func (nopNotifier) Ready()    {}
+func (nopNotifier) Watchdog() {}
+func (nopNotifier) Stopping() {}
+
+// defaultEnforceInterval is how often the enforcement loop runs unless
+// Config.EnforceInterval says otherwise.
+const defaultEnforceInterval = time.Second
 
 // Agent is a configured agent. Run it once.
 type Agent struct {
@@ -161,6 +192,12 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if cfg.ProcRoot == "" {
 		cfg.ProcRoot = "/proc"
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = nopNotifier{}
+	}
+	if cfg.EnforceInterval <= 0 {
+		cfg.EnforceInterval = defaultEnforceInterval
 	}
 	if cfg.WorkerBinary == "" {
 		exe, err := os.Executable()
@@ -286,12 +323,25 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer close(done)
 		_ = sess.Run(sessCtx)
 	}()
+	// Recovery and the sweep are done and the kill switch is served: from
+	// here on the agent takes faults (systemd's READY=1).
+	a.cfg.Notify.Ready()
+	// The enforcement loop feeds systemd's watchdog from its own passes
+	// (agent/killswitch.Enforce): a stuck loop gets the agent restarted.
+	enforced := make(chan struct{})
+	go func() {
+		defer close(enforced)
+		killswitch.Enforce(ctx, a.cfg.EnforceInterval, a.manager, lease, a.cfg.Notify.Watchdog)
+	}()
+	testHooks(a)
 	<-ctx.Done()
 
 	a.log.Info("agent stopping: reverting every fault")
+	a.cfg.Notify.Stopping()
 	lease.Stop()
 	// Invariant 3: stopping the service reverts everything before exit.
 	a.manager.Close(inject.ReasonAgentStopping)
+	<-enforced
 	fctx, cancel := context.WithTimeout(context.Background(), finalHeartbeatTimeout)
 	if err := sess.Close(fctx); err != nil {
 		a.log.Warn("last heartbeat not sent", "err", err)

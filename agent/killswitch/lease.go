@@ -27,6 +27,11 @@ type Lease struct {
 	timer   *time.Timer
 	expired int // how many times the lease expired, for tests and status
 	stopped bool
+	// expiresAt is when the lease runs out; lapsed is set once it has and
+	// its faults were reverted, until the next renewal, so that the timer
+	// and the enforcement loop (enforce.go) never expire it twice.
+	expiresAt time.Time
+	lapsed    bool
 	// record, if set, is told when the lease now runs out, at every
 	// renewal (the agent writes it down for its faults' guardians).
 	record func(expiry time.Time)
@@ -50,6 +55,7 @@ func NewLease(logger *slog.Logger, rev Reverter, opts ...Option) *Lease {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.expiresAt = time.Now().Add(l.ttl)
 	l.timer = time.AfterFunc(l.ttl, l.expire)
 	l.recordLocked()
 	return l
@@ -57,7 +63,7 @@ func NewLease(logger *slog.Logger, rev Reverter, opts ...Option) *Lease {
 
 func (l *Lease) recordLocked() {
 	if l.record != nil {
-		l.record(time.Now().Add(l.ttl))
+		l.record(l.expiresAt)
 	}
 }
 
@@ -72,6 +78,7 @@ func (l *Lease) Renew(ttl time.Duration) {
 	if ttl > 0 {
 		l.ttl = ttl
 	}
+	l.expiresAt, l.lapsed = time.Now().Add(l.ttl), false
 	l.timer.Reset(l.ttl)
 	l.recordLocked()
 }
@@ -103,13 +110,35 @@ func (l *Lease) Stop() {
 // fault can only be applied on a controller message, which renews.
 func (l *Lease) expire() {
 	l.mu.Lock()
-	if l.stopped {
+	if l.stopped || l.lapsed {
 		l.mu.Unlock()
 		return
 	}
+	l.lapsed = true
 	l.expired++
 	ttl := l.ttl
 	l.mu.Unlock()
+	l.revertAll(ttl)
+}
+
+// expireIfOverdue expires the lease if it ran out by now and its timer
+// has not acted yet: the enforcement loop's backstop (enforce.go).
+func (l *Lease) expireIfOverdue(now time.Time) {
+	l.mu.Lock()
+	if l.stopped || l.lapsed || now.Before(l.expiresAt) {
+		l.mu.Unlock()
+		return
+	}
+	l.lapsed = true
+	l.expired++
+	ttl := l.ttl
+	l.mu.Unlock()
+	l.log.Warn("controller lease past its end and its timer has not fired; expiring it now")
+	l.revertAll(ttl)
+}
+
+// revertAll ends every fault: the lease, of ttl, ran out.
+func (l *Lease) revertAll(ttl time.Duration) {
 	// Invariant 2: heard nothing for the TTL, so revert everything held.
 	if n := l.rev.RevertAll(Reason); n > 0 {
 		l.log.Warn("controller lease expired; reverted every fault", "ttl", ttl, "count", n)

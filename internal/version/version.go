@@ -1,8 +1,12 @@
 // Package version tells which build of Turbulence is running, from what
 // the Go toolchain records in every binary (runtime/debug.ReadBuildInfo):
 // the main module's version and, when the build ran in a checkout, the VCS
-// revision. Nothing is set at link time, so `go build`, `go install` and
-// `make build` all produce a binary that knows its version.
+// revision. So `go build`, `go install` and `make build` all produce a
+// binary that knows its version without anything set at link time.
+//
+// `make package` does set one (-ldflags -X …/internal/version.stamp=V),
+// so that a packaged binary says the package's own version, the one
+// dpkg and rpm show.
 package version
 
 import (
@@ -13,11 +17,19 @@ import (
 // Unknown is the version of a binary that carries no build information.
 const Unknown = "unknown"
 
-// String returns the running binary's version: the module version
+// stamp is the version `make package` gives the binaries it packages
+// (Makefile, VERSION); empty in every other build.
+var stamp string
+
+// String returns the running binary's version: the package version it
+// was stamped with, or else the module version
 // ("v1.2.3", or "(devel)" for a build in a checkout), followed by the
 // first 12 characters of the VCS revision and "+dirty" when the tree had
 // uncommitted changes, e.g. "(devel) 1a2b3c4d5e6f+dirty".
 func String() string {
+	if stamp != "" {
+		return stamp
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return Unknown

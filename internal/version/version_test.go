@@ -37,3 +37,17 @@ func TestLine(t *testing.T) {
 		t.Errorf("Line = %q, want name, version and Go version", got)
 	}
 }
+
+// A binary that make package stamped says the package's version, whatever
+// its build information says.
+func TestString_StampWins(t *testing.T) {
+	old := stamp
+	t.Cleanup(func() { stamp = old })
+	stamp = "9.8.7+test"
+	if got := String(); got != "9.8.7+test" {
+		t.Errorf("String() = %q, want the stamp 9.8.7+test", got)
+	}
+	if got := Line("turbctl"); !strings.HasPrefix(got, "turbctl 9.8.7+test go") {
+		t.Errorf("Line = %q, want it to carry the stamp", got)
+	}
+}

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
 )
 
 // unitCommands reads the Exec lines named keys from a unit file, joining
@@ -68,7 +66,8 @@ func unitCommands(t *testing.T, path string, keys ...string) map[string][]string
 }
 
 func TestUnits_ExecLinesAreAccepted(t *testing.T) {
-	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller")
+	agentBin, controllerBin, _ := builtBinaries(t)
+	bins := []string{agentBin, controllerBin}
 	byName := map[string]string{}
 	for _, b := range bins {
 		byName["/usr/bin/"+filepath.Base(b)] = b
@@ -96,8 +95,8 @@ func TestUnits_ExecLinesAreAccepted(t *testing.T) {
 // The agent unit names the certificate files the agent uses by default,
 // so that a host installed by the book needs no TLS flags.
 func TestUnits_AgentCertPathsAreTheDefaults(t *testing.T) {
-	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent")
-	help, _ := exec.Command(bins[0], "help").CombinedOutput()
+	agentBin, _, _ := builtBinaries(t)
+	help, _ := exec.Command(agentBin, "help").CombinedOutput()
 	argv := unitCommands(t, filepath.Join("..", "..", "packaging", "systemd", "turbulence-agent.service"), "ExecStart")["ExecStart"]
 	for i, w := range argv {
 		if (w == "--ca" || w == "--cert" || w == "--key") && i+1 < len(argv) {
@@ -111,7 +110,8 @@ func TestUnits_AgentCertPathsAreTheDefaults(t *testing.T) {
 // Every binary answers --version with its name and build version, and
 // the agent's help lists its subcommands.
 func TestBinaries_VersionAndHelp(t *testing.T) {
-	bins := testbuild.BuildBinaries(t, t.TempDir(), "./agent/cmd/turbulence-agent", "./controller/cmd/turbulence-controller", "./controller/cmd/turbctl")
+	agentBin, controllerBin, turbctlBin := builtBinaries(t)
+	bins := []string{agentBin, controllerBin, turbctlBin}
 	for _, b := range bins {
 		out, err := exec.Command(b, "--version").CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), filepath.Base(b)+" ") || strings.Contains(string(out), " dev ") {
@@ -128,5 +128,95 @@ func TestBinaries_VersionAndHelp(t *testing.T) {
 				t.Errorf("turbulence-agent %q does not list %q:\n%s", args, sub, out)
 			}
 		}
+	}
+}
+
+// Both units pass systemd-analyze verify: no unknown keys, no key in the
+// wrong section, commands that exist. The units name /usr/bin, which on
+// this machine is not ours to write to, so the check runs on copies that
+// name the freshly built binaries instead (the paths themselves are
+// checked by TestUnits_ExecLinesAreAccepted).
+func TestUnits_SystemdAnalyzeVerifyIsClean(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatalf("systemd-analyze: %v (make packaging-tools installs it)", err)
+	}
+	dir := t.TempDir()
+	agentBin, controllerBin, _ := builtBinaries(t)
+	rewrite := strings.NewReplacer("/usr/bin/turbulence-agent", agentBin, "/usr/bin/turbulence-controller", controllerBin)
+	for _, unit := range []string{"turbulence-agent.service", "turbulence-controller.service"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, unit)
+		if err := os.WriteFile(path, []byte(rewrite.Replace(string(data))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+		if err != nil || len(out) != 0 {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", unit, err, out)
+		}
+	}
+}
+
+// Both units are Type=notify, only the daemon itself may notify, and the
+// agent's watchdog is armed (its enforcement loop feeds it).
+func TestUnits_NotifyAndWatchdog(t *testing.T) {
+	want := map[string][]string{
+		"turbulence-agent.service":      {"Type=notify", "NotifyAccess=main", "WatchdogSec=30s", "Restart=on-failure"},
+		"turbulence-controller.service": {"Type=notify", "NotifyAccess=main", "Restart=on-failure"},
+	}
+	for unit, lines := range want {
+		data, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			if !strings.Contains("\n"+string(data), "\n"+l+"\n") {
+				t.Errorf("%s has no line %q", unit, l)
+			}
+		}
+	}
+}
+
+// The units' hardening does not regress: systemd-analyze security's
+// exposure (×10) stays at or under what packaging/README.md records,
+// agent 3.8 and controller 1.4.
+func TestUnits_SecurityExposure(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatalf("systemd-analyze: %v (make packaging-tools installs it)", err)
+	}
+	for unit, threshold := range map[string]string{"turbulence-agent.service": "38", "turbulence-controller.service": "14"} {
+		path := filepath.Join("..", "..", "packaging", "systemd", unit)
+		out, err := exec.Command(analyze, "security", "--offline=true", "--threshold="+threshold, path).CombinedOutput()
+		if err != nil {
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			t.Errorf("%s: exposure above %s.%s: %v\n%s", unit, threshold[:1], threshold[1:], err, lines[len(lines)-1])
+		}
+	}
+}
+
+// The agent's default state directory is the one its unit has systemd
+// create (StateDirectory=), and the one the package ships.
+func TestUnits_AgentStateDirIsTheDefault(t *testing.T) {
+	agentBin, _, _ := builtBinaries(t)
+	help, _ := exec.Command(agentBin, "help").CombinedOutput()
+	data, err := os.ReadFile(filepath.Join("..", "..", "packaging", "systemd", "turbulence-agent.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	for l := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "StateDirectory="); ok {
+			dir = "/var/lib/" + v
+		}
+	}
+	if dir != "/var/lib/turbulence" {
+		t.Errorf("agent unit's StateDirectory is %q, want /var/lib/turbulence (the package's)", dir)
+	}
+	if !strings.Contains(string(help), `(default "`+dir+`")`) {
+		t.Errorf("agent's --state-dir default is not the unit's %s:\n%s", dir, help)
 	}
 }

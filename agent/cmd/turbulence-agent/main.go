@@ -53,8 +53,9 @@ import (
 	"github.com/turbulence-sre/turbulence/internal/version"
 )
 
-// defaultStateDir is where the packaged agent keeps its journal.
-const defaultStateDir = "/var/lib/turbulence-agent"
+// defaultStateDir is where the packaged agent keeps its journal (the
+// unit's StateDirectory=turbulence).
+const defaultStateDir = "/var/lib/turbulence"
 
 // The agent's certificate files by default: the one layout that
 // `turbctl tls cert create --role agent` writes, the systemd unit names
@@ -112,6 +113,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = logger
+	useSystemd(&cfg, logger)
 	lowerOwnOOMScore(logger)
 	a, err := agent.New(cfg)
 	if err != nil {

@@ -124,6 +124,7 @@ func run(args []string, stderr io.Writer) int {
 	c.RegisterMetrics(reg)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
+	notifySystemd(ctx, logger)
 	// "controller ready" is logged by the controller when it leads; here
 	// only a slow start is worth a word.
 	go warnIfNotLeader(ctx, c, logger)

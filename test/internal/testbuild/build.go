@@ -16,6 +16,14 @@ import (
 // runs. It returns the path of each binary, in the order of pkgs.
 func BuildBinaries(tb testing.TB, dir string, pkgs ...string) []string {
 	tb.Helper()
+	return BuildWithTags(tb, dir, "", pkgs...)
+}
+
+// BuildWithTags is BuildBinaries with the build tags tags
+// (comma-separated; "" for none), e.g. turbulence_testhooks, which adds
+// the test hooks a release build never has (agent/testhooks_on.go).
+func BuildWithTags(tb testing.TB, dir, tags string, pkgs ...string) []string {
+	tb.Helper()
 	// go test puts its own GOROOT/bin first in PATH.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -25,7 +33,11 @@ func BuildBinaries(tb testing.TB, dir string, pkgs ...string) []string {
 	if err != nil || strings.TrimSpace(string(gomod)) == "" {
 		tb.Fatalf("build %s: find the module root: %v", strings.Join(pkgs, " "), err)
 	}
-	args := append([]string{"build", "-trimpath", "-o", dir + string(filepath.Separator)}, pkgs...)
+	args := []string{"build", "-trimpath", "-o", dir + string(filepath.Separator)}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	args = append(args, pkgs...)
 	cmd := exec.Command(goBin, args...)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
