@@ -94,3 +94,42 @@ func TestWriteCpio_NewcLayout(t *testing.T) {
 		t.Errorf("archive length %d is not 4-aligned", len(b))
 	}
 }
+
+func TestDebianMirrors_BothSourceFormats(t *testing.T) {
+	t.Parallel()
+	etc := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(etc, "sources.list.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Addresses from the documentation ranges: the parser needs URIs,
+	// never a real host.
+	files := map[string]string{
+		"sources.list": "# deb http://192.0.2.9/debian bookworm main\n" +
+			"deb [arch=amd64 signed-by=/k.gpg] http://192.0.2.1/tools stable-updates main\n",
+		"sources.list.d/other.sources": "Types: deb\nURIs: http://192.0.2.2/node\nSuites: nodistro\nComponents: main\n",
+		"sources.list.d/debian.sources": "Types: deb-src\nURIs: http://192.0.2.3/debian\nSuites: bookworm\n\n" +
+			"Types: deb\n# a comment\nURIs: http://192.0.2.4/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n" +
+			"Types: deb\nURIs: http://192.0.2.4/debian-security\nSuites: bookworm-security\nComponents: main\n",
+		"sources.list.d/off.list.disabled": "deb http://192.0.2.5/debian bookworm main\n",
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(etc, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mirror, security, err := debianMirrors(etc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mirror != "http://192.0.2.4/debian" || security != "http://192.0.2.4/debian-security" {
+		t.Errorf("debianMirrors = %q, %q; want the deb822 archive and its security archive", mirror, security)
+	}
+
+	// No Debian archive at all: a clear error, not an empty mirror.
+	if err := os.WriteFile(filepath.Join(etc, "sources.list.d/debian.sources"), []byte("Types: deb\nURIs: http://192.0.2.4/debian\nSuites: bookworm\nEnabled: no\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, err := debianMirrors(etc); err == nil {
+		t.Errorf("debianMirrors without an enabled Debian source = %q, nil; want an error", m)
+	}
+}
