@@ -30,12 +30,15 @@ const (
 )
 
 // rootfsPackages are installed on top of mmdebstrap's minbase (Essential
-// packages and apt): systemd as PID 1 (systemd-sysv) and dbus, which
-// systemctl and systemd-analyze expect on a Debian host. No udev (the
+// packages and apt): systemd as PID 1 (systemd-sysv); dbus, which
+// systemctl and systemd-analyze expect on a Debian host; and procps, of
+// priority important, so on every real Debian host: the agent's unit
+// reloads with its /bin/kill, and without it systemd-analyze verify
+// rightly fails ("Command /bin/kill is not executable"). No udev (the
 // guest's /init loads every module the lab needs, and devtmpfs makes the
 // nodes), no iproute2 (the agent speaks netlink itself), no ifupdown (the
 // /init configures eth0 before systemd starts).
-var rootfsPackages = []string{"systemd-sysv", "dbus"}
+var rootfsPackages = []string{"systemd-sysv", "dbus", "procps"}
 
 // rootfsKey names the cache directory of an image.
 func rootfsKey() string {

@@ -40,7 +40,9 @@ type Request struct {
 	// Op is "exec" (run Argv, no shell), "procs" (the process table),
 	// "write" (Size raw bytes, sent right after the request's line, to
 	// Path with Mode, parents made) or "monotonic" (the guest's
-	// CLOCK_MONOTONIC, which journald and systemd stamp with).
+	// CLOCK_MONOTONIC, which journald and systemd stamp with), "lock"
+	// (hold an exclusive flock on Path, created if missing, until
+	// "unlock" of the same Path).
 	Op        string   `json:"op"`
 	Argv      []string `json:"argv,omitempty"`
 	TimeoutMS int      `json:"timeout_ms,omitempty"`

@@ -318,6 +318,7 @@ func TestVMLab_Systemd(t *testing.T) {
 		t.Fatalf("lab network: %v", setupErr)
 	}
 	t.Cleanup(srv.close)
+	fleet := startFleet(t, ns)
 
 	vm := bootSystemd(t, root, k, image, ns)
 	t.Logf("booted to a running systemd in %.1f s (qemu start to is-system-running); systemd-analyze: %s",
@@ -328,4 +329,5 @@ func TestVMLab_Systemd(t *testing.T) {
 	if comm := strings.TrimSpace(vm.must("cat", "/proc/1/comm")); comm != "systemd" {
 		vm.fatalf("PID 1 is %q, want systemd", comm)
 	}
+	runAgentScenario(t, root, vm, fleet)
 }

@@ -26,6 +26,10 @@ import (
 // dialWait bounds how long the driver tries to reach the host.
 const dialWait = 5 * time.Minute
 
+// locks are the files the host asked the driver to hold locked, by path;
+// requests are served one at a time, so no mutex.
+var locks = map[string]*os.File{}
+
 // drive dials the host and answers its requests until it hangs up.
 func drive() error {
 	raw, err := os.ReadFile(vmlab.SysDriverConfig)
@@ -98,6 +102,33 @@ func handle(req vmlab.Request, data []byte) vmlab.Response {
 		}
 		// WriteFile keeps an existing file's mode: set the asked one.
 		if err := os.Chmod(req.Path, os.FileMode(req.Mode)); err != nil {
+			return vmlab.Response{Error: err.Error()}
+		}
+		return vmlab.Response{}
+	case "lock":
+		if _, held := locks[req.Path]; held {
+			return vmlab.Response{Error: req.Path + " is locked already"}
+		}
+		if err := os.MkdirAll(filepath.Dir(req.Path), 0o700); err != nil {
+			return vmlab.Response{Error: err.Error()}
+		}
+		f, err := os.OpenFile(req.Path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return vmlab.Response{Error: err.Error()}
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			_ = f.Close()
+			return vmlab.Response{Error: fmt.Sprintf("flock %s: %v", req.Path, err)}
+		}
+		locks[req.Path] = f
+		return vmlab.Response{}
+	case "unlock":
+		f, held := locks[req.Path]
+		if !held {
+			return vmlab.Response{Error: req.Path + " is not locked"}
+		}
+		delete(locks, req.Path)
+		if err := f.Close(); err != nil { // closing drops the flock
 			return vmlab.Response{Error: err.Error()}
 		}
 		return vmlab.Response{}
