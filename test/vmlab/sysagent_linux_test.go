@@ -122,13 +122,34 @@ func uintProp(t *testing.T, m map[string]string, key string) uint64 {
 	return v
 }
 
-// usecProp parses a time span property in microseconds (its -USec form).
+// usecProp parses a time span property as systemctl show prints it
+// ("2s", "1min 30s", "100ms"; "infinity" and "0" are no span: 0).
 func usecProp(t *testing.T, m map[string]string, key string) time.Duration {
 	t.Helper()
-	if m[key] == "infinity" {
-		return 0
+	d, err := parseSpan(m[key])
+	if err != nil {
+		t.Fatalf("unit property %s=%q: %v", key, m[key], err)
 	}
-	return time.Duration(uintProp(t, m, key)) * time.Microsecond
+	return d
+}
+
+// parseSpan reads systemd's rendering of a time span.
+func parseSpan(v string) (time.Duration, error) {
+	if v == "infinity" || v == "0" || v == "" {
+		return 0, nil
+	}
+	var total time.Duration
+	for _, part := range strings.Fields(v) {
+		if n, ok := strings.CutSuffix(part, "min"); ok {
+			part = n + "m"
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil {
+			return 0, err
+		}
+		total += d
+	}
+	return total, nil
 }
 
 // runAgentScenario installs the agent's package in the booted guest and
@@ -153,15 +174,13 @@ func runAgentScenario(t *testing.T, root string, vm *sysVM, fleet *sysFleet) {
 	start := time.Now()
 	vm.must("dpkg", "-i", "/root/turbulence-agent.deb")
 	t.Logf("dpkg -i turbulence-agent: %.1f s", time.Since(start).Seconds())
-	p := vm.unit(agentUnit, "LoadState", "ActiveState", "Type", "NotifyAccess", "WatchdogUSec", "TimeoutAbortUSec", "TimeoutStopUSec", "RestartUSec", "Restart")
+	p := vm.unit(agentUnit, "LoadState", "ActiveState", "Type", "NotifyAccess", "TimeoutAbortUSec", "TimeoutStopUSec", "RestartUSec", "Restart")
 	t.Logf("installed unit: %v", p)
 	if p["LoadState"] != "loaded" || p["ActiveState"] != "inactive" {
 		vm.fatalf("after dpkg -i without certificates: LoadState=%s ActiveState=%s, want loaded and inactive (nothing starts an agent that has no certificates)", p["LoadState"], p["ActiveState"])
 	}
 	c := contract{t: t, vm: vm, pending: p["Type"] != "notify" && !goModRequires(t, root, "github.com/coreos/go-systemd/v22")}
 	c.check(p["Type"] == "notify", "the agent's unit is Type=%s, want notify", p["Type"])
-	watchdog := usecProp(t, p, "WatchdogUSec")
-	c.check(watchdog > 0, "the agent's unit has no WatchdogSec")
 
 	// Provision as an operator does: certificates, the controller's
 	// address, a reload.
@@ -183,6 +202,9 @@ func runAgentScenario(t *testing.T, root string, vm *sysVM, fleet *sysFleet) {
 	vm.must("systemctl", "daemon-reload")
 
 	checkReady(t, vm, fleet, c)
+	// systemd reports a unit's watchdog once it has started it.
+	watchdog := usecProp(t, vm.unit(agentUnit, "WatchdogUSec"), "WatchdogUSec")
+	c.check(watchdog > 0, "the agent's unit has no WatchdogSec")
 	checkFaultAndStop(t, vm, fleet)
 	checkKillRestart(t, vm, fleet)
 	checkWatchdog(t, vm, fleet, c, watchdog)
@@ -226,6 +248,7 @@ func checkReady(t *testing.T, vm *sysVM, fleet *sysFleet, c contract) {
 		vm.fatalf("after systemctl restart: %v, want active", p)
 	}
 	wait := time.Duration(uintProp(t, p, "ActiveEnterTimestampMonotonic")-uintProp(t, p, "ExecMainStartTimestampMonotonic")) * time.Microsecond
+	c.check(wait > 0, "the unit went active at the agent's exec, not after it said READY: %v", p)
 	t.Logf("systemctl restart returned after %.2f s; the unit went active %.3f s after the agent's exec (READY); status text %q",
 		took.Seconds(), wait.Seconds(), p["StatusText"])
 	c.check(status.Code == 0, "turbulence-agent status, right after systemctl start returned, exited %d: %s%s", status.Code, status.Stdout, status.Stderr)
@@ -268,6 +291,14 @@ func checkFaultAndStop(t *testing.T, vm *sysVM, fleet *sysFleet) {
 	if p := vm.unit(agentUnit, "ActiveState", "Result"); p["ActiveState"] != "inactive" || p["Result"] != "success" {
 		vm.fatalf("after systemctl stop: %v, want inactive and success (the agent reverted and exited 0)", p)
 	}
+	// The agent reverted the fault itself before it exited, and said so.
+	fleet.waitForVM(vm, time.Minute, "the controller to hear the stopped agent reverted its fault", func() (bool, string) {
+		flt, err := fleet.fault(id)
+		if err != nil {
+			return false, err.Error()
+		}
+		return flt.GetState() == turbulencev1.FaultState_FAULT_STATE_REVERTED, fmt.Sprintf("%s (%s)", flt.GetState(), flt.GetReason())
+	})
 	if flt, err := fleet.fault(id); err == nil {
 		t.Logf("controller: fault %s is %s (%s)", id, flt.GetState(), flt.GetReason())
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"go.uber.org/goleak"
 
 	"github.com/turbulence-sre/turbulence/internal/testutil"
 	"github.com/turbulence-sre/turbulence/test/vmlab"
@@ -171,8 +172,10 @@ func bootSystemd(t *testing.T, root string, k kernel, image string, ns netns.NsH
 		"-accel", "tcg", "-m", "768", "-smp", "1", "-nographic", "-no-reboot",
 		"-kernel", k.vmlinuz(), "-initrd", initrd,
 		// net.ifnames=0: eth0 keeps its name; the serial getty is masked
-		// (nobody logs in, and without udev its device never appears).
-		"-append", "console=ttyS0 panic=-1 quiet net.ifnames=0 systemd.show_status=1 systemd.mask=serial-getty@ttyS0.service",
+		// (nobody logs in, and without udev its device never appears);
+		// journald copies every log line to the console, so that a
+		// failure's console tail shows what the agent and systemd said.
+		"-append", "console=ttyS0 panic=-1 quiet net.ifnames=0 systemd.show_status=1 systemd.mask=serial-getty@ttyS0.service systemd.journald.forward_to_console=1",
 		"-drive", "file="+image+",format=raw,if=virtio,snapshot=on",
 		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
 		"-device", "virtio-net-pci,netdev=n0")
@@ -208,8 +211,8 @@ func bootSystemd(t *testing.T, root string, k kernel, image string, ns netns.NsH
 			_ = vm.conn.Close()
 		}
 		cancel() // kills qemu: the image is a snapshot, nothing to save
-		<-exited
-		t.Logf("qemu ran %.1f s; %d console lines", time.Since(start).Seconds(), vm.console.all)
+		werr := <-exited
+		t.Logf("qemu ran %.1f s (%v); %d console lines", time.Since(start).Seconds(), werr, vm.console.all)
 	})
 
 	accepted := make(chan net.Conn, 1)
@@ -301,6 +304,11 @@ func buildSysInitramfs(t *testing.T, root string, k kernel) string {
 // "The systemd boot").
 func TestVMLab_Systemd(t *testing.T) {
 	testutil.RequirePrivileged(t)
+	// Registered first, so it runs last: after qemu, the controller and
+	// every listener are gone, none of this test's goroutines may remain
+	// (an earlier test's are not its business).
+	before := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, before) })
 	ensureTools(t)
 	ensureRootfsTools(t)
 	root := moduleRoot(t)
