@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // These check the lab's own plumbing without root or qemu, so a broken
@@ -131,5 +132,21 @@ func TestDebianMirrors_BothSourceFormats(t *testing.T) {
 	}
 	if m, _, err := debianMirrors(etc); err == nil {
 		t.Errorf("debianMirrors without an enabled Debian source = %q, nil; want an error", m)
+	}
+}
+
+func TestParseSpan_SystemctlShowRendering(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{
+		"2s": 2 * time.Second, "1min 30s": 90 * time.Second, "100ms": 100 * time.Millisecond,
+		"1h 2min": time.Hour + 2*time.Minute, "infinity": 0, "0": 0,
+	} {
+		got, err := parseSpan(in)
+		if err != nil || got != want {
+			t.Errorf("parseSpan(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseSpan("soon"); err == nil {
+		t.Error(`parseSpan("soon") = nil error, want one`)
 	}
 }

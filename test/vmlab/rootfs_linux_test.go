@@ -92,8 +92,13 @@ func prepareRootfs(t *testing.T, cache string) string {
 	}
 	t.Logf("building the Debian %s root filesystem in %s (once: later runs reuse it)", rootfsSuite, dir)
 	start := time.Now()
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
+	// Images of other keys are outdated (a package list or the version
+	// changed): each holds a few hundred MB.
+	old, _ := filepath.Glob(filepath.Join(cache, "rootfs-*"))
+	for _, o := range append(old, dir) {
+		if err := os.RemoveAll(o); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tree := filepath.Join(dir, "tree")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
