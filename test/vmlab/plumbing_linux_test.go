@@ -150,3 +150,25 @@ func TestParseSpan_SystemctlShowRendering(t *testing.T) {
 		t.Error(`parseSpan("soon") = nil error, want one`)
 	}
 }
+
+func TestSetVarAndStateDirOf(t *testing.T) {
+	t.Parallel()
+	in := "# comment\nTURBULENCE_CONTROLLER=127.0.0.1:7420\nTURBULENCE_AGENT_ARGS=\"--policy /etc/turbulence/agent.yaml --state-dir /var/lib/turbulence\"\n"
+	got := setVar(in, "TURBULENCE_CONTROLLER", "198.18.0.1:7420")
+	want := "# comment\nTURBULENCE_CONTROLLER=198.18.0.1:7420\nTURBULENCE_AGENT_ARGS=\"--policy /etc/turbulence/agent.yaml --state-dir /var/lib/turbulence\"\n"
+	if got != want {
+		t.Errorf("setVar = %q, want %q", got, want)
+	}
+	if got := setVar("# only comments\n", "K", "v"); got != "# only comments\nK=v\n" {
+		t.Errorf("setVar without the key = %q", got)
+	}
+	if d := stateDirOf(got + want); d != "/var/lib/turbulence" {
+		t.Errorf("stateDirOf = %q, want the --state-dir of the environment file", d)
+	}
+	if d := stateDirOf("{ argv[]=/usr/bin/turbulence-agent run --state-dir=/srv/t ; }"); d != "/srv/t" {
+		t.Errorf("stateDirOf(--state-dir=) = %q", d)
+	}
+	if d := stateDirOf("{ argv[]=/usr/bin/turbulence-agent run ; }"); d != defaultStateDir {
+		t.Errorf("stateDirOf without the flag = %q, want %q", d, defaultStateDir)
+	}
+}

@@ -19,12 +19,12 @@ const (
 	agentUnit      = "turbulence-agent.service"
 	controllerUnit = "turbulence-controller.service"
 	agentBinary    = "/usr/bin/turbulence-agent"
-	// guestStateDir is the agent's state directory in the guest: the
-	// binary's default, which the unit's ExecStart does not override.
-	guestStateDir = "/var/lib/turbulence-agent"
-	// guestJournal is the agent's journal there, which it locks
-	// (agent/journal) for as long as it runs.
-	guestJournal = guestStateDir + "/journal"
+	// defaultStateDir is the agent binary's state directory when neither
+	// the unit nor /etc/default/turbulence-agent passes --state-dir.
+	defaultStateDir = "/var/lib/turbulence-agent"
+	// journalName is the agent's journal in its state directory, which it
+	// locks (agent/journal) for as long as it runs.
+	journalName = "journal"
 )
 
 // unit returns the properties of a unit, as `systemctl show` prints them.
@@ -152,6 +152,41 @@ func parseSpan(v string) (time.Duration, error) {
 	return total, nil
 }
 
+// setVar sets KEY=value in an environment file, replacing an active line
+// of KEY or adding one, and keeps every other line.
+func setVar(file, key, value string) string {
+	var out []string
+	done := false
+	for line := range strings.SplitSeq(strings.TrimRight(file, "\n"), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), key+"=") {
+			if done {
+				continue
+			}
+			line, done = key+"="+value, true
+		}
+		out = append(out, line)
+	}
+	if !done {
+		out = append(out, key+"="+value)
+	}
+	return strings.Join(out, "\n") + "\n"
+}
+
+// stateDirOf finds the agent's --state-dir in text (the unit's ExecStart
+// and its environment file), or returns the binary's default.
+func stateDirOf(text string) string {
+	f := strings.FieldsFunc(text, func(r rune) bool { return r == ' ' || r == '\n' || r == '"' || r == '\'' || r == ';' })
+	for i, w := range f {
+		if v, ok := strings.CutPrefix(w, "--state-dir="); ok {
+			return v
+		}
+		if w == "--state-dir" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return defaultStateDir
+}
+
 // runAgentScenario installs the agent's package in the booted guest and
 // proves the unit's life cycle against the controller outside the VM.
 func runAgentScenario(t *testing.T, root string, vm *sysVM, fleet *sysFleet) {
@@ -198,10 +233,14 @@ func runAgentScenario(t *testing.T, root string, vm *sysVM, fleet *sysFleet) {
 		}
 		vm.write(f.dst, data, f.mode)
 	}
-	vm.write("/etc/default/turbulence-agent", []byte("TURBULENCE_CONTROLLER="+sysControllerGRPC+"\n"), 0o644)
+	// The package's defaults file keeps what it says; only the controller
+	// line is the test's.
+	defaults := setVar(vm.must("cat", "/etc/default/turbulence-agent"), "TURBULENCE_CONTROLLER", sysControllerGRPC)
+	vm.write("/etc/default/turbulence-agent", []byte(defaults), 0o644)
 	vm.must("systemctl", "daemon-reload")
+	journal := filepath.Join(stateDirOf(vm.unit(agentUnit, "ExecStart")["ExecStart"]+"\n"+defaults), journalName)
 
-	checkReady(t, vm, fleet, c)
+	checkReady(t, vm, fleet, c, journal)
 	// systemd reports a unit's watchdog once it has started it.
 	watchdog := usecProp(t, vm.unit(agentUnit, "WatchdogUSec"), "WatchdogUSec")
 	c.check(watchdog > 0, "the agent's unit has no WatchdogSec")
@@ -215,9 +254,9 @@ func runAgentScenario(t *testing.T, root string, vm *sysVM, fleet *sysFleet) {
 // it says only after start-up recovery. An agent that cannot recover (its
 // journal is locked by someone else, so it exits in start-up) must never
 // make the unit active; with Type=simple it would, at fork.
-func checkReady(t *testing.T, vm *sysVM, fleet *sysFleet, c contract) {
+func checkReady(t *testing.T, vm *sysVM, fleet *sysFleet, c contract, journal string) {
 	t.Helper()
-	if r := vm.do(vmlab.Request{Op: "lock", Path: guestJournal}, nil); r.Error != "" {
+	if r := vm.do(vmlab.Request{Op: "lock", Path: journal}, nil); r.Error != "" {
 		vm.fatalf("lock the agent's journal: %s", r.Error)
 	}
 	vm.must("systemctl", "start", "--no-block", agentUnit)
@@ -233,7 +272,7 @@ func checkReady(t *testing.T, vm *sysVM, fleet *sysFleet, c contract) {
 	c.check(p["ActiveEnterTimestampMonotonic"] == "0",
 		"the unit became active (ActiveEnterTimestampMonotonic=%s) although the agent never finished start-up recovery: it exited on its locked journal (%v)",
 		p["ActiveEnterTimestampMonotonic"], p)
-	if r := vm.do(vmlab.Request{Op: "unlock", Path: guestJournal}, nil); r.Error != "" {
+	if r := vm.do(vmlab.Request{Op: "unlock", Path: journal}, nil); r.Error != "" {
 		vm.fatalf("unlock the agent's journal: %s", r.Error)
 	}
 	_ = vm.exec("systemctl", "reset-failed", agentUnit) // the failed starts count toward the start limit
