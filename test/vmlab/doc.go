@@ -52,6 +52,11 @@
 // judged by a 4-sigma binomial confidence interval from the samples taken,
 // with enough samples that a rate 20 % off cannot pass (binomial_linux_test.go).
 //
+// TestVMLab_Systemd boots a Debian 12 root filesystem with systemd as
+// init (built once with mmdebstrap from the machine's own apt sources,
+// cached under build/vmlab), installs the agent's .deb with dpkg and proves
+// its unit against a controller outside the VM: docs/vmlab.md.
+//
 // Without root the test skips, without its prerequisites (qemu, apt with a
 // network) it skips too — unless TURBULENCE_REQUIRE_PRIVILEGED=1, where
 // both are failures.
