@@ -22,7 +22,7 @@ BASE_VERSION := 0.1.0
 VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null) && echo "$$v" | sed 's/^v//; s/-/+/; s/-/./g' || \
 	echo "$(BASE_VERSION)+git.$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo .dirty)")
 DIST    ?= dist
-PKG_BIN := build/package/bin
+PKG_BIN ?= build/package/bin
 # make install: binaries under $(DESTDIR)$(PREFIX)/bin, units where an
 # administrator's own units go, configuration under /etc.
 PREFIX     ?= /usr/local

@@ -29,7 +29,10 @@ func builtPackages(t *testing.T) string {
 		if packages.err != nil {
 			return
 		}
-		cmd := exec.Command("make", "--no-print-directory", "package", "VERSION="+testVersion, "DIST="+packages.dir)
+		// Binaries and tools in a directory of its own: the VM lab
+		// runs make package too, at the same time under go test ./....
+		cmd := exec.Command("make", "--no-print-directory", "package", "VERSION="+testVersion, "DIST="+packages.dir,
+			"PKG_BIN="+filepath.Join(packages.dir, "bin"), "TOOLS="+filepath.Join(packages.dir, "tools"))
 		cmd.Dir = filepath.Join("..", "..")
 		packages.out, packages.err = cmd.CombinedOutput()
 	})

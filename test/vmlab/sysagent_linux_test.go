@@ -79,15 +79,12 @@ func describe(ps []vmlab.Proc) string {
 	return strings.Join(s, "; ")
 }
 
-// contract is an assertion on what issue 17's packaging work promises
-// (Type=notify, READY after recovery, WatchdogSec): it fails the test,
-// unless that work is not on this branch yet — the unit is not
-// Type=notify and go.mod has no go-systemd — where it only logs PENDING,
-// so the lead sees what must pass once it is merged.
+// contract is an assertion on the unit's systemd integration
+// (Type=notify, READY after recovery, the watchdog): a failure prints the
+// guest's console tail.
 type contract struct {
-	t       *testing.T
-	vm      *sysVM
-	pending bool
+	t  *testing.T
+	vm *sysVM
 }
 
 func (c contract) check(ok bool, format string, args ...any) {
@@ -95,21 +92,7 @@ func (c contract) check(ok bool, format string, args ...any) {
 	if ok {
 		return
 	}
-	if c.pending {
-		c.t.Logf("PENDING (issue 17: Type=notify and WatchdogSec are not on this branch yet; must pass after the merge): "+format, args...)
-		return
-	}
 	c.t.Errorf(format+"\nguest console tail:\n%s", append(args, c.vm.console.tail())...)
-}
-
-// goModRequires reports whether the module's go.mod names module.
-func goModRequires(t *testing.T, root, module string) bool {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, "go.mod"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Contains(string(b), module+" ")
 }
 
 // uintProp parses a numeric unit property ("0" when unset).
@@ -191,9 +174,6 @@ func stateDirOf(text string) string {
 // proves the unit's life cycle against the controller outside the VM.
 func runAgentScenario(t *testing.T, root string, vm *sysVM, fleet *sysFleet) {
 	pkgs := agentPackage(t, root)
-	if pkgs.StandIn {
-		t.Logf("packages: the lab's stand-ins (dpkg-deb from packaging/systemd and fresh binaries), not `make package`'s")
-	}
 
 	// Install: dpkg -i, with no certificates yet. Nothing may start.
 	upload := func(src, dst string) {
@@ -214,7 +194,7 @@ func runAgentScenario(t *testing.T, root string, vm *sysVM, fleet *sysFleet) {
 	if p["LoadState"] != "loaded" || p["ActiveState"] != "inactive" {
 		vm.fatalf("after dpkg -i without certificates: LoadState=%s ActiveState=%s, want loaded and inactive (nothing starts an agent that has no certificates)", p["LoadState"], p["ActiveState"])
 	}
-	c := contract{t: t, vm: vm, pending: p["Type"] != "notify" && !goModRequires(t, root, "github.com/coreos/go-systemd/v22")}
+	c := contract{t: t, vm: vm}
 	c.check(p["Type"] == "notify", "the agent's unit is Type=%s, want notify", p["Type"])
 
 	// Provision as an operator does: certificates, the controller's
