@@ -34,7 +34,9 @@ type Config struct {
 	CA     *tlsutil.CA
 	CAFile string
 	// Dir receives the agents' certificates and keys; "" makes a
-	// temporary directory that Close removes.
+	// temporary directory that Close removes, in /dev/shm where there is
+	// one: written to this machine's disk, a certificate's two files cost
+	// ten times what minting it does (BenchmarkMint).
 	Dir string
 	// N is the number of agents, 1 to MaxAgents.
 	N int
@@ -64,6 +66,9 @@ type Config struct {
 type Fleet struct {
 	agents  []*Agent
 	tempDir string // removed by Close; "" when Config.Dir was given
+	// started is when the first agent started, after the certificates
+	// were minted: the start of the attach.
+	started time.Time
 
 	mu       sync.Mutex
 	receipts map[string]Receipt // by fault ID, the latest news of each
@@ -118,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	f := &Fleet{receipts: make(map[string]Receipt), changed: make(chan struct{})}
 	dir := cfg.Dir
 	if dir == "" {
-		d, err := os.MkdirTemp("", "fleetsim-")
+		d, err := os.MkdirTemp(tempBase(), "fleetsim-")
 		if err != nil {
 			return nil, fmt.Errorf("fleetsim: certificate directory: %w", err)
 		}
@@ -137,6 +142,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	if labels == nil {
 		labels = SpreadLabels
 	}
+	f.started = time.Now()
 	for i, name := range names {
 		if err := ctx.Err(); err != nil {
 			f.Close()
@@ -170,6 +176,20 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	return f, nil
 }
+
+// tempBase is where the default certificate directory goes: memory when
+// the system has a tmpfs at /dev/shm, else the default temporary
+// directory.
+func tempBase() string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		return "/dev/shm"
+	}
+	return ""
+}
+
+// Started is when the agents started, once their certificates were
+// minted: the start of their attach (AttachTimes).
+func (f *Fleet) Started() time.Time { return f.started }
 
 // record is every agent's notify: the fleet-wide index by fault ID.
 func (f *Fleet) record(rc Receipt) {

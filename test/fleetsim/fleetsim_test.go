@@ -34,8 +34,13 @@ const testAgents = 200
 // never a timing assertion.
 const waitLimit = 60 * time.Second
 
-func warnLogger(t *testing.T) *slog.Logger {
+func warnLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// errorLogger is for the fleet: a halt makes every agent warn.
+func errorLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
 // startServerFleet starts an in-process controller and n simulated agents
@@ -51,9 +56,8 @@ func startServerFleet(t *testing.T, n int, configure func(*fleetsim.Config)) (*c
 		Controllers: []string{srv.Addr},
 		CA:          ca,
 		CAFile:      srv.PKI.Controller.CA,
-		Dir:         t.TempDir(),
 		N:           n,
-		Logger:      warnLogger(t),
+		Logger:      errorLogger(t),
 	}
 	if configure != nil {
 		configure(&cfg)

@@ -1,0 +1,395 @@
+package fleetsim_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	"github.com/turbulence-sre/turbulence/internal/stats"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+	"github.com/turbulence-sre/turbulence/test/fleetsim"
+	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
+)
+
+// Bench knobs. FLEETSIM_AGENTS, a comma-separated list, replaces the
+// default fleet size for manual runs at scale (5000, 10000).
+const (
+	defaultBenchAgents = "1000"
+	// idleWindow is how long controller CPU is measured with the fleet
+	// attached and idle but for its heartbeats; settle is waited first so
+	// that the registrations' raft writes are over.
+	idleWindow = 10 * time.Second
+	settle     = 2 * time.Second
+	// appliesPerOperator stays under the write rate limit's burst (40
+	// per identity), so that applying one fault per agent is not paced
+	// by it: the calls are spread over ceil(n/appliesPerOperator)
+	// operator identities. The group apply of issue 14 will make this one
+	// call.
+	appliesPerOperator = 30
+	benchLimit         = 5 * time.Minute
+)
+
+// BenchmarkFleet runs a real controller binary (turbulence-controller
+// --dev, its own process, so that its CPU and memory are its own) and a
+// simulated fleet against it, and reports from the simulator's clock:
+//
+//   - mint-s: minting every agent's certificate (a P-256 key each);
+//   - attach-p50/p99/max-ms: from the agents' start until a leader's
+//     Welcome reached each one (max: the whole fleet attached);
+//     attach-ctrl-cpu-s and attach-sim-cpu-s: the CPU seconds the
+//     controller and the simulator (minting included) used until then;
+//   - ctrl-idle-cpu-%: the controller's CPU (% of one core) over 10 s of
+//     idle heartbeats (1 s interval), from /proc/<pid>/stat; sim-idle-cpu-%
+//     the simulator's own over the same window;
+//   - ctrl-rss-MB and ctrl-rss-KB-per-agent: its resident memory after the
+//     window, and what the fleet added to it, per agent;
+//   - apply-p50/p99-ms: one ApplyFault per agent (concurrently, over
+//     several operator identities), each from its call's start until its
+//     agent's injector had it;
+//   - halt-reach-p50/p99/max-ms: from the Halt call until each agent's
+//     injector reverted its fault (max: every agent reached);
+//   - halt-recorded-ms: from the Halt call until the controller lists no
+//     active fault (every fault recorded reverted), polled every 50 ms;
+//   - lease-expiries: lease expiries in the fleet, each a false revert;
+//   - loadavg-1m: the machine's load when the run started (it is shared).
+//
+// Percentiles are internal/stats': nearest rank over the agents.
+func BenchmarkFleet(b *testing.B) {
+	bin := testbuild.BuildBinaries(b, b.TempDir(), "./controller/cmd/turbulence-controller")[0]
+	sizes := os.Getenv("FLEETSIM_AGENTS")
+	if sizes == "" {
+		sizes = defaultBenchAgents
+	}
+	for s := range strings.SplitSeq(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > fleetsim.MaxAgents {
+			b.Fatalf("FLEETSIM_AGENTS: %q is not a fleet size from 1 to %d", s, fleetsim.MaxAgents)
+		}
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				benchFleet(b, bin, n)
+			}
+			b.ReportMetric(0, "ns/op") // one op is a whole fleet's life
+		})
+	}
+}
+
+func benchFleet(b *testing.B, bin string, n int) {
+	ctx, cancel := context.WithTimeout(b.Context(), benchLimit)
+	defer cancel()
+	// The machine is shared: its load when the run starts says how far
+	// the figures are from an idle machine's.
+	b.ReportMetric(loadAverage(b), "loadavg-1m")
+	ctrl := startControllerProcess(b, bin)
+	base, simBase := ctrl.sample(b), selfSample(b)
+
+	t0 := time.Now()
+	f, err := fleetsim.Start(ctx, fleetsim.Config{
+		Controllers: []string{ctrl.addr}, CA: ctrl.ca, CAFile: ctrl.admin.CA, N: n,
+		Logger: errorLogger(b),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.WaitAttached(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(f.Started().Sub(t0).Seconds(), "mint-s")
+	attached, simAttached := ctrl.sample(b), selfSample(b)
+	reportPercentiles(b, "attach", f.AttachTimes(f.Started()), true)
+	// Where the attach's CPU went: the controller's and the simulator's
+	// own (minting included), in CPU seconds, on a machine of two cores.
+	b.ReportMetric(float64(attached.ticks-base.ticks)/100, "attach-ctrl-cpu-s")
+	b.ReportMetric(float64(simAttached.ticks-simBase.ticks)/100, "attach-sim-cpu-s")
+
+	// Idle: the fleet attached, nothing but heartbeats and lease renewals.
+	measureFor(settle)
+	before, simBefore := ctrl.sample(b), selfSample(b)
+	measureFor(idleWindow)
+	after, simAfter := ctrl.sample(b), selfSample(b)
+	b.ReportMetric(after.cpuPercent(before), "ctrl-idle-cpu-%")
+	b.ReportMetric(simAfter.cpuPercent(simBefore), "sim-idle-cpu-%")
+	b.ReportMetric(float64(after.rssKB)/1024, "ctrl-rss-MB")
+	b.ReportMetric(float64(after.rssKB-base.rssKB)/float64(n), "ctrl-rss-KB-per-agent")
+
+	ids, starts := applyEach(b, ctx, ctrl, f.Agents())
+	if err := f.WaitApplied(ctx, ids...); err != nil {
+		b.Fatal(err)
+	}
+	var apply []time.Duration
+	for i, id := range ids {
+		rc, _ := f.Receipt(id)
+		apply = append(apply, rc.AppliedAt.Sub(starts[i]))
+	}
+	reportPercentiles(b, "apply", apply, false)
+
+	admin := ctrl.client(b, ctrl.admin, "")
+	start := time.Now()
+	if _, err := admin.Halt(ctx, &turbulencev1.HaltRequest{RequestId: fmt.Sprintf("bench-halt-%d", start.UnixNano()), Reason: "fleetsim bench"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.WaitReverted(ctx, ids...); err != nil {
+		b.Fatal(err)
+	}
+	reach, err := f.TimeToRevert(start, ids...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportPercentiles(b, "halt-reach", reach.Durations(), true)
+	recorded := waitNoActiveFault(b, ctx, admin)
+	b.ReportMetric(float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
+	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
+	b.ReportMetric(float64(n), "agents")
+	if _, err := admin.Resume(ctx, &turbulencev1.ResumeRequest{RequestId: fmt.Sprintf("bench-resume-%d", start.UnixNano())}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// measureFor waits out a measurement window. It synchronises nothing:
+// what is measured runs on its own during it.
+func measureFor(d time.Duration) {
+	t := time.NewTimer(d)
+	<-t.C
+}
+
+func reportPercentiles(b *testing.B, name string, ds []time.Duration, withMax bool) {
+	ms := stats.Millis(ds)
+	b.ReportMetric(stats.Median(ms), name+"-p50-ms")
+	b.ReportMetric(stats.Percentile(ms, 99), name+"-p99-ms")
+	if withMax {
+		b.ReportMetric(stats.Percentile(ms, 100), name+"-max-ms")
+	}
+}
+
+// applyEach applies one CPU fault to each agent, concurrently over
+// operator identities, and returns the fault IDs with each call's start.
+func applyEach(b *testing.B, ctx context.Context, ctrl *controllerProcess, agents []*fleetsim.Agent) (ids []string, starts []time.Time) {
+	ids, starts = make([]string, len(agents)), make([]time.Time, len(agents))
+	errs := make([]error, len(agents))
+	var wg sync.WaitGroup
+	for k := 0; k*appliesPerOperator < len(agents); k++ {
+		name := fmt.Sprintf("bench-operator-%d", k)
+		files, err := ctrl.ca.IssueFiles(b.TempDir(), name, ctrl.admin.CA, tlsutil.Leaf{Identity: tlsutil.Identity{Role: tlsutil.RoleOperator, Name: name}, Validity: 30 * 24 * time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Operators dial from 127.2.x.y: past 256 of them, one address
+		// would meet the controller's per-source cap.
+		c := ctrl.client(b, files, fmt.Sprintf("127.2.%d.%d", k/250, 1+k%250))
+		lo, hi := k*appliesPerOperator, min((k+1)*appliesPerOperator, len(agents))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				starts[i] = time.Now()
+				fault, err := c.ApplyFault(ctx, &turbulencev1.ApplyFaultRequest{
+					RequestId: fmt.Sprintf("bench-%d-%s", starts[i].UnixNano(), agents[i].ID()),
+					AgentId:   agents[i].ID(),
+					Spec:      cpuSpec(10 * time.Minute),
+				})
+				if err != nil {
+					errs[i] = fmt.Errorf("apply to %s: %w", agents[i].ID(), err)
+					return
+				}
+				ids[i] = fault.GetId()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	return ids, starts
+}
+
+// waitNoActiveFault polls until the controller lists no active fault and
+// returns when it saw that.
+func waitNoActiveFault(b *testing.B, ctx context.Context, c turbulencev1.ControlServiceClient) time.Time {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := c.ListFaults(ctx, &turbulencev1.ListFaultsRequest{ActiveOnly: true, PageSize: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(resp.GetFaults()) == 0 {
+			return time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("faults still active, the first %s: %v", resp.GetFaults()[0].GetId(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// controllerProcess is turbulence-controller --dev running as a child.
+type controllerProcess struct {
+	cmd   *exec.Cmd
+	addr  string
+	ca    *tlsutil.CA
+	admin tlsutil.Files
+}
+
+func startControllerProcess(b *testing.B, bin string) *controllerProcess {
+	b.Helper()
+	dir := b.TempDir()
+	addr, raft := controllertest.FreeAddr(b), controllertest.FreeAddr(b)
+	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		t := time.NewTimer(30 * time.Second)
+		defer t.Stop()
+		select {
+		case <-exited:
+		case <-t.C:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		_ = logf.Close()
+		if b.Failed() {
+			if out, err := os.ReadFile(logf.Name()); err == nil {
+				b.Logf("controller log (tail):\n%s", tail(out, 4000))
+			}
+		}
+	})
+	tlsDir := filepath.Join(dir, "tls")
+	p := &controllerProcess{cmd: cmd, addr: addr, admin: tlsutil.Files{
+		CA: filepath.Join(tlsDir, tlsutil.CACertFile), Cert: filepath.Join(tlsDir, "admin.crt"), Key: filepath.Join(tlsDir, "admin.key"),
+	}}
+	// EnsureDevPKI writes each key before its certificate, the admin's last.
+	controllertest.WaitFor(b, 60*time.Second, "the dev PKI", func() bool {
+		_, err := os.Stat(p.admin.Cert)
+		return err == nil
+	})
+	if p.ca, err = tlsutil.LoadCADir(tlsDir); err != nil {
+		b.Fatal(err)
+	}
+	admin := p.client(b, p.admin, "")
+	controllertest.WaitFor(b, 60*time.Second, "the controller to answer", func() bool {
+		ctx, cancel := context.WithTimeout(b.Context(), time.Second)
+		defer cancel()
+		_, err := admin.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+		return err == nil
+	})
+	return p
+}
+
+// client is a ControlService client with files, dialling from source
+// when it is not "".
+func (p *controllerProcess) client(b *testing.B, files tlsutil.Files, source string) turbulencev1.ControlServiceClient {
+	b.Helper()
+	tc, err := tlsutil.ClientConfig(files, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}
+	if source != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}))
+	}
+	conn, err := grpc.NewClient(p.addr, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	return turbulencev1.NewControlServiceClient(conn)
+}
+
+// procSample is a process's CPU time and resident memory at one moment.
+type procSample struct {
+	at    time.Time
+	ticks uint64 // utime+stime, USER_HZ (100 a second on every Linux ABI)
+	rssKB uint64
+}
+
+// cpuPercent is the CPU used between prev and s, in % of one core.
+func (s procSample) cpuPercent(prev procSample) float64 {
+	return float64(s.ticks-prev.ticks) / 100 / s.at.Sub(prev.at).Seconds() * 100
+}
+
+func (p *controllerProcess) sample(b *testing.B) procSample {
+	return readProc(b, strconv.Itoa(p.cmd.Process.Pid))
+}
+
+func selfSample(b *testing.B) procSample { return readProc(b, "self") }
+
+// readProc reads utime+stime from /proc/<pid>/stat (fields 14 and 15,
+// counted after the command name, which may hold spaces) and VmRSS from
+// /proc/<pid>/status.
+func readProc(b *testing.B, pid string) procSample {
+	b.Helper()
+	s := procSample{at: time.Now()}
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	for _, i := range []int{14, 15} {
+		v, err := strconv.ParseUint(f[i-3], 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/%s/stat field %d: %v", pid, i, err)
+		}
+		s.ticks += v
+	}
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			s.rssKB, err = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatalf("/proc/%s/status VmRSS: %v", pid, err)
+			}
+		}
+	}
+	return s
+}
+
+// loadAverage is the first field of /proc/loadavg.
+func loadAverage(b *testing.B) float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := strconv.ParseFloat(strings.Fields(string(data))[0], 64)
+	if err != nil {
+		b.Fatalf("/proc/loadavg: %v", err)
+	}
+	return v
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
