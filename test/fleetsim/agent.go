@@ -59,6 +59,13 @@ type Agent struct {
 	attachedAt atomic.Pointer[time.Time]
 	renewals   atomic.Int64
 
+	// gapMu guards the lease-gap measurement: lastRenew is the latest
+	// renewal (zero before the first Welcome), maxGap the longest time
+	// between two renewals since start or ResetLeaseGap.
+	gapMu     sync.Mutex
+	lastRenew time.Time
+	maxGap    time.Duration
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	closed sync.Once
@@ -93,10 +100,10 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	// called at start and at every renewal: from the second call on, a
 	// leader has spoken to this agent.
 	a.lease = killswitch.NewLease(logger, a.manager, killswitch.WithExpiryRecorder(func(time.Time) {
-		if a.renewals.Add(1) == 2 {
-			now := time.Now()
-			a.attachedAt.Store(&now)
+		if a.renewals.Add(1) == 1 {
+			return // NewLease's own call: no leader yet
 		}
+		a.renewed()
 	}))
 	scfg := session.Config{
 		Controllers:    cfg.Controllers,
@@ -127,6 +134,41 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		_ = sess.Run(ctx)
 	}()
 	return a, nil
+}
+
+// renewed records a lease renewal: a message from a leader.
+func (a *Agent) renewed() {
+	now := time.Now()
+	a.attachedAt.CompareAndSwap(nil, &now)
+	a.gapMu.Lock()
+	defer a.gapMu.Unlock()
+	if !a.lastRenew.IsZero() {
+		a.maxGap = max(a.maxGap, now.Sub(a.lastRenew))
+	}
+	a.lastRenew = now
+}
+
+// MaxLeaseGap is the longest time the agent went without a lease renewal
+// since its first Welcome or the last ResetLeaseGap, the time since the
+// last renewal included. An agent whose lease TTL is shorter reverted its
+// faults (invariant 2).
+func (a *Agent) MaxLeaseGap() time.Duration {
+	a.gapMu.Lock()
+	defer a.gapMu.Unlock()
+	if a.lastRenew.IsZero() {
+		return a.maxGap
+	}
+	return max(a.maxGap, time.Since(a.lastRenew))
+}
+
+// ResetLeaseGap starts a new MaxLeaseGap measurement from now.
+func (a *Agent) ResetLeaseGap() {
+	a.gapMu.Lock()
+	defer a.gapMu.Unlock()
+	a.maxGap = 0
+	if !a.lastRenew.IsZero() {
+		a.lastRenew = time.Now()
+	}
 }
 
 // ID is the agent's name.
