@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,10 +90,8 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 	if kinds == nil {
 		kinds = faultspec.AllKinds
 	}
-	for _, k := range kinds {
-		if !slices.Contains(faultspec.AllKinds, k) {
-			return nil, fmt.Errorf("fleetsim: Kinds: unknown fault kind %q (the kinds are %v)", k, faultspec.AllKinds)
-		}
+	if err := checkKinds(kinds); err != nil {
+		return nil, fmt.Errorf("fleetsim: agent %s: %w", cfg.ID, err)
 	}
 	a := &Agent{id: cfg.ID, labels: cfg.Labels, rec: newRecorder(cfg.ID, cfg.notify), done: make(chan struct{})}
 	a.manager = inject.NewManager(logger, a.rec.injectors(kinds)...)
@@ -134,6 +133,16 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		_ = sess.Run(ctx)
 	}()
 	return a, nil
+}
+
+// checkKinds refuses a kind that is not a fault kind, naming the kinds.
+func checkKinds(kinds []string) error {
+	for _, k := range kinds {
+		if !slices.Contains(faultspec.AllKinds, k) {
+			return fmt.Errorf("Kinds: unknown fault kind %q (the kinds are %s)", k, strings.Join(faultspec.AllKinds, ", "))
+		}
+	}
+	return nil
 }
 
 // renewed records a lease renewal: a message from a leader.

@@ -121,6 +121,37 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 		return nil, err
 	}
 	f := &Fleet{receipts: make(map[string]Receipt), changed: make(chan struct{})}
+	labels := cfg.Labels
+	if labels == nil {
+		labels = SpreadLabels
+	}
+	// Every agent's configuration is made and checked before anything is
+	// written: a refused fleet leaves no certificate behind.
+	acfgs := make([]AgentConfig, cfg.N)
+	for i := range acfgs {
+		name := agentName(cfg.NamePrefix, i, cfg.N)
+		acfgs[i] = AgentConfig{
+			ID:             name,
+			Controllers:    cfg.Controllers,
+			Labels:         labels(i),
+			Facts:          simFacts(name, i),
+			KernelFeatures: allKernelFeatures,
+			Logger:         cfg.Logger,
+			notify:         f.record,
+		}
+		if cfg.Kinds != nil {
+			acfgs[i].Kinds = cfg.Kinds(i)
+			if err := checkKinds(acfgs[i].Kinds); err != nil {
+				return nil, fmt.Errorf("fleetsim: agent %s: %w", name, err)
+			}
+		}
+		if cfg.KernelFeatures != nil {
+			acfgs[i].KernelFeatures = cfg.KernelFeatures(i)
+		}
+		if !cfg.SharedSource {
+			acfgs[i].SourceAddr = sourceAddr(i)
+		}
+	}
 	dir := cfg.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp(tempBase(), "fleetsim-")
@@ -131,43 +162,21 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	}
 	names := make([]string, cfg.N)
 	for i := range names {
-		names[i] = agentName(cfg.NamePrefix, i, cfg.N)
+		names[i] = acfgs[i].ID
 	}
 	files, err := mint(cfg.CA, cfg.CAFile, dir, names)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	labels := cfg.Labels
-	if labels == nil {
-		labels = SpreadLabels
-	}
 	f.started = time.Now()
-	for i, name := range names {
+	for i := range acfgs {
 		if err := ctx.Err(); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("fleetsim: start: %w", err)
 		}
-		acfg := AgentConfig{
-			ID:             name,
-			Controllers:    cfg.Controllers,
-			TLS:            files[i],
-			Labels:         labels(i),
-			Facts:          simFacts(name, i),
-			KernelFeatures: allKernelFeatures,
-			Logger:         cfg.Logger,
-			notify:         f.record,
-		}
-		if cfg.Kinds != nil {
-			acfg.Kinds = cfg.Kinds(i)
-		}
-		if cfg.KernelFeatures != nil {
-			acfg.KernelFeatures = cfg.KernelFeatures(i)
-		}
-		if !cfg.SharedSource {
-			acfg.SourceAddr = sourceAddr(i)
-		}
-		a, err := StartAgent(acfg)
+		acfgs[i].TLS = files[i]
+		a, err := StartAgent(acfgs[i])
 		if err != nil {
 			f.Close()
 			return nil, err

@@ -290,7 +290,8 @@ func TestStart_BadConfig(t *testing.T) {
 }
 
 // TestStart_BadKinds: an unknown kind from Config.Kinds is refused naming
-// it, and the agents already started are stopped (goleak checks).
+// the agent and the kind, before any certificate is written or any agent
+// started (goleak checks).
 func TestStart_BadKinds(t *testing.T) {
 	ca, certPEM, _, err := tlsutil.NewCA("fleetsim test CA", time.Hour)
 	if err != nil {
@@ -312,7 +313,10 @@ func TestStart_BadKinds(t *testing.T) {
 		f.Close()
 		t.Fatal("Start succeeded, want an error")
 	}
-	if want := `Kinds: unknown fault kind "gpu"`; !strings.Contains(err.Error(), want) {
+	if want := `agent sim-2: Kinds: unknown fault kind "gpu"`; !strings.Contains(err.Error(), want) {
 		t.Errorf("Start error = %q, want it to contain %q", err, want)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(cfg.Dir, "*")); len(entries) != 0 {
+		t.Errorf("refused Start wrote %v, want nothing", entries)
 	}
 }
