@@ -79,7 +79,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		return nil, fmt.Errorf("fleetsim: agent ID: %w", err)
 	}
 	if len(cfg.Controllers) == 0 {
-		return nil, errors.New("fleetsim: Controllers: at least one controller address is required")
+		return nil, errors.New("fleetsim: field Controllers: at least one controller address is required")
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -139,7 +139,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 func checkKinds(kinds []string) error {
 	for _, k := range kinds {
 		if !slices.Contains(faultspec.AllKinds, k) {
-			return fmt.Errorf("Kinds: unknown fault kind %q (the kinds are %s)", k, strings.Join(faultspec.AllKinds, ", "))
+			return fmt.Errorf("field Kinds: unknown fault kind %q (the kinds are %s)", k, strings.Join(faultspec.AllKinds, ", "))
 		}
 	}
 	return nil

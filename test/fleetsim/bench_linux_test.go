@@ -129,7 +129,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	b.ReportMetric(float64(after.rssKB)/1024, "ctrl-rss-MB")
 	b.ReportMetric(float64(after.rssKB-base.rssKB)/float64(n), "ctrl-rss-KB-per-agent")
 
-	ids, starts := applyEach(b, ctx, ctrl, f.Agents())
+	ids, starts := applyEach(ctx, b, ctrl, f.Agents())
 	if err := f.WaitApplied(ctx, ids...); err != nil {
 		b.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 		b.Fatal(err)
 	}
 	reportPercentiles(b, "halt-reach", reach.Durations(), true)
-	recorded := waitNoActiveFault(b, ctx, admin)
+	recorded := waitNoActiveFault(ctx, b, admin)
 	b.ReportMetric(float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
 	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
 	b.ReportMetric(float64(n), "agents")
@@ -180,7 +180,7 @@ func reportPercentiles(b *testing.B, name string, ds []time.Duration, withMax bo
 
 // applyEach applies one CPU fault to each agent, concurrently over
 // operator identities, and returns the fault IDs with each call's start.
-func applyEach(b *testing.B, ctx context.Context, ctrl *controllerProcess, agents []*fleetsim.Agent) (ids []string, starts []time.Time) {
+func applyEach(ctx context.Context, b *testing.B, ctrl *controllerProcess, agents []*fleetsim.Agent) (ids []string, starts []time.Time) {
 	ids, starts = make([]string, len(agents)), make([]time.Time, len(agents))
 	errs := make([]error, len(agents))
 	var wg sync.WaitGroup
@@ -219,7 +219,7 @@ func applyEach(b *testing.B, ctx context.Context, ctrl *controllerProcess, agent
 
 // waitNoActiveFault polls until the controller lists no active fault and
 // returns when it saw that.
-func waitNoActiveFault(b *testing.B, ctx context.Context, c turbulencev1.ControlServiceClient) time.Time {
+func waitNoActiveFault(ctx context.Context, b *testing.B, c turbulencev1.ControlServiceClient) time.Time {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -259,8 +259,13 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once the process was waited for; its exit status
+	// does not matter (SIGTERM, or a kill after the grace).
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_ = cmd.Wait()
+	}()
 	b.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		t := time.NewTimer(30 * time.Second)

@@ -80,20 +80,20 @@ type Fleet struct {
 func (cfg *Config) validate() error {
 	var errs []error
 	if len(cfg.Controllers) == 0 {
-		errs = append(errs, errors.New("Controllers: at least one controller address is required"))
+		errs = append(errs, errors.New("field Controllers: at least one controller address is required"))
 	}
 	if cfg.CA == nil || cfg.CAFile == "" {
-		errs = append(errs, errors.New("CA and CAFile: the CA that signs the agents' certificates and its certificate file are required"))
+		errs = append(errs, errors.New("fields CA and CAFile: the CA that signs the agents' certificates and its certificate file are required"))
 	}
 	if cfg.N < 1 || cfg.N > MaxAgents {
-		errs = append(errs, fmt.Errorf("N: %d agents, want 1 to %d", cfg.N, MaxAgents))
+		errs = append(errs, fmt.Errorf("field N: %d agents, want 1 to %d", cfg.N, MaxAgents))
 	}
 	if cfg.NamePrefix == "" {
 		cfg.NamePrefix = "sim"
 	}
 	// The longest name is the last one: check it as a certificate name.
 	if err := tlsutil.ValidateName(agentName(cfg.NamePrefix, max(cfg.N-1, 0), cfg.N)); err != nil {
-		errs = append(errs, fmt.Errorf("NamePrefix: %w", err))
+		errs = append(errs, fmt.Errorf("field NamePrefix: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("fleetsim: %w", err)

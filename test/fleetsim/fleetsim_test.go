@@ -313,7 +313,7 @@ func TestStart_BadKinds(t *testing.T) {
 		f.Close()
 		t.Fatal("Start succeeded, want an error")
 	}
-	if want := `agent sim-2: Kinds: unknown fault kind "gpu"`; !strings.Contains(err.Error(), want) {
+	if want := `agent sim-2: field Kinds: unknown fault kind "gpu"`; !strings.Contains(err.Error(), want) {
 		t.Errorf("Start error = %q, want it to contain %q", err, want)
 	}
 	if entries, _ := filepath.Glob(filepath.Join(cfg.Dir, "*")); len(entries) != 0 {
