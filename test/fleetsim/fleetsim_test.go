@@ -320,3 +320,49 @@ func TestStart_BadKinds(t *testing.T) {
 		t.Errorf("refused Start wrote %v, want nothing", entries)
 	}
 }
+
+// clusterAgents is the fleet of the cluster test: enough to see every
+// agent follow the leader, few enough for a 3-node cluster in one test
+// process on two cores.
+const clusterAgents = 30
+
+// TestFleet_FollowsTheLeader: agents given only the followers' addresses
+// reach the leader through their Redirects, and when the leader crashes
+// they all re-attach to the new one without a lease expiry (invariant 2:
+// a failover shorter than the lease reverts nothing).
+func TestFleet_FollowsTheLeader(t *testing.T) {
+	c := controllertest.NewCluster(t, 3, func(_ int, cfg *controller.Config) { cfg.Logger = errorLogger(t) })
+	leader := c.WaitLeader(t, waitLimit)
+	var addrs []string
+	for _, n := range c.Followers() {
+		addrs = append(addrs, n.Addr)
+	}
+	ca, err := tlsutil.LoadCA(c.PKI.Controller.CA, filepath.Join(c.PKI.Dir, tlsutil.CAKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fleetsim.Start(t.Context(), fleetsim.Config{Controllers: addrs, CA: ca, CAFile: c.PKI.Controller.CA, N: clusterAgents, Logger: errorLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	allOn := func(addr string) func() bool {
+		return func() bool {
+			return !slices.ContainsFunc(f.Agents(), func(a *fleetsim.Agent) bool { return a.Attached() != addr })
+		}
+	}
+	controllertest.WaitFor(t, waitLimit, "every agent attached to the leader", allOn(leader.Addr))
+
+	if err := leader.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	// On a loaded machine a second election may follow the first: the
+	// fleet must end on whoever leads.
+	controllertest.WaitFor(t, waitLimit, "every agent re-attached to the new leader", func() bool {
+		l := c.Leader()
+		return l != nil && l != leader && allOn(l.Addr)()
+	})
+	if n := f.LeaseExpiries(); n != 0 {
+		t.Errorf("%d lease expiries across a leader crash, want 0", n)
+	}
+}
