@@ -72,7 +72,8 @@ const (
 //     window, and what the fleet added to it, per agent;
 //   - apply-p50/p99-ms: one ApplyFault per agent (32 calls at a time,
 //     over several operator identities), each from its call's start until
-//     its agent's injector had it;
+//     its agent's injector had it; apply-ctrl-cpu-% the controller's CPU
+//     meanwhile;
 //   - halt-reach-p50/p99/max-ms: from the Halt call until each agent's
 //     injector reverted its fault (max: every agent reached);
 //   - halt-recorded-ms: from the Halt call until the controller lists no
@@ -139,8 +140,14 @@ func benchFleet(b *testing.B, bin string, n int) {
 	b.ReportMetric(simAfter.cpuPercent(simBefore), "sim-idle-cpu-%")
 	b.ReportMetric(float64(after.rssKB)/1024, "ctrl-rss-MB")
 	b.ReportMetric(float64(after.rssKB-base.rssKB)/float64(n), "ctrl-rss-KB-per-agent")
+	// Also as a line, which survives a failure later in the run.
+	at := stats.Millis(f.AttachTimes(f.Started()))
+	b.Logf("%d agents: all attached in %.0f ms (p50 %.0f); idle controller %.1f %% of a core, RSS %d MB; load %.1f",
+		n, stats.Percentile(at, 100), stats.Median(at), after.cpuPercent(before), after.rssKB/1024, loadAverage(b))
 
+	applyFrom := ctrl.sample(b)
 	ids, starts := applyEach(ctx, b, ctrl, f.Agents())
+	b.ReportMetric(ctrl.sample(b).cpuPercent(applyFrom), "apply-ctrl-cpu-%")
 	if err := f.WaitApplied(ctx, ids...); err != nil {
 		b.Fatal(err)
 	}
@@ -199,6 +206,7 @@ func applyEach(ctx context.Context, b *testing.B, ctrl *controllerProcess, agent
 	ids, starts = make([]string, len(agents)), make([]time.Time, len(agents))
 	errs := make([]error, len(agents))
 	sem := make(chan struct{}, applyConcurrency)
+	from := ctrl.sample(b)
 	var wg sync.WaitGroup
 	for k := 0; k*appliesPerOperator < len(agents); k++ {
 		name := fmt.Sprintf("bench-operator-%d", k)
@@ -229,7 +237,14 @@ func applyEach(ctx context.Context, b *testing.B, ctrl *controllerProcess, agent
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		b.Fatal(err)
+		failed := 0
+		for _, e := range errs {
+			if e != nil {
+				failed++
+			}
+		}
+		b.Fatalf("%d of %d operators' applies failed; the controller used %.0f %% of a core meanwhile (load %.1f); the first failures: %s",
+			failed, len(errs), ctrl.sample(b).cpuPercent(from), loadAverage(b), tail([]byte(err.Error()), 1000))
 	}
 	return ids, starts
 }
