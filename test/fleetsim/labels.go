@@ -40,8 +40,8 @@ func simFacts(name string, i int) *turbulencev1.HostFacts {
 		Os:           "linux",
 		Arch:         runtime.GOARCH,
 		Kernel:       "6.1.0-fleetsim",
-		Cpus:         uint32(2 << (i % 4)),     // 2, 4, 8, 16
-		MemoryBytes:  uint64(4<<30) << (i % 3), // 4, 8, 16 GiB
+		Cpus:         uint32(2 << (i % 4)),         // 2, 4, 8, 16
+		MemoryBytes:  uint64(4<<30) << (i / 9 % 3), // 4, 8, 16 GiB, across racks
 		AgentVersion: "fleetsim",
 	}
 }
