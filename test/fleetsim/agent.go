@@ -55,9 +55,10 @@ type Agent struct {
 	lease   *killswitch.Lease
 	sess    *session.Session
 
-	// attachedAt is when the first message from a leader renewed the
-	// lease (the Welcome of the first session), zero until then.
+	// attachedAt is when a leader first welcomed the agent, nil until
+	// then; sessions counts the welcomed sessions (reconnects + 1).
 	attachedAt atomic.Pointer[time.Time]
+	sessions   atomic.Int64
 	renewals   atomic.Int64
 
 	// gapMu guards the lease-gap measurement: lastRenew is the latest
@@ -115,6 +116,7 @@ func StartAgent(cfg AgentConfig) (*Agent, error) {
 		Manager:        a.manager,
 		Lease:          a.lease,
 		Logger:         logger,
+		OnOpen:         a.opened,
 	}
 	if cfg.SourceAddr != "" {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(cfg.SourceAddr)}}
@@ -145,10 +147,16 @@ func checkKinds(kinds []string) error {
 	return nil
 }
 
+// opened records a session welcomed by a leader.
+func (a *Agent) opened() {
+	now := time.Now()
+	a.attachedAt.CompareAndSwap(nil, &now)
+	a.sessions.Add(1)
+}
+
 // renewed records a lease renewal: a message from a leader.
 func (a *Agent) renewed() {
 	now := time.Now()
-	a.attachedAt.CompareAndSwap(nil, &now)
 	a.gapMu.Lock()
 	defer a.gapMu.Unlock()
 	if !a.lastRenew.IsZero() {
@@ -190,14 +198,17 @@ func (a *Agent) Labels() map[string]string { return a.labels }
 // welcomed session with, "" when it has none.
 func (a *Agent) Attached() string { return a.sess.Controller() }
 
-// AttachedAt is when a leader first spoke to the agent (its first
-// Welcome), zero until then.
+// AttachedAt is when a leader first welcomed the agent, zero until then.
 func (a *Agent) AttachedAt() time.Time {
 	if p := a.attachedAt.Load(); p != nil {
 		return *p
 	}
 	return time.Time{}
 }
+
+// Sessions counts the sessions a leader welcomed: 1 for an agent that
+// never had to reconnect.
+func (a *Agent) Sessions() int64 { return a.sessions.Load() }
 
 // LeaseRenewals counts the renewals of the agent's lease: every message
 // from a leader renews it (docs/protocol.md §6).

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/stats"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -44,6 +46,8 @@ const (
 	// operator identities. The group apply of issue 14 will make this one
 	// call.
 	appliesPerOperator = 30
+	// applySample is how many agents get one ApplyFault each.
+	applySample = 200
 	// applyConcurrency bounds the ApplyFault calls in flight, as a few
 	// busy operators would; applyTries and applyCallLimit bound the
 	// retries of one call.
@@ -70,14 +74,19 @@ const (
 //     the simulator's own over the same window;
 //   - ctrl-rss-MB and ctrl-rss-KB-per-agent: its resident memory after the
 //     window, and what the fleet added to it, per agent;
-//   - apply-p50/p99-ms: one ApplyFault per agent (32 calls at a time,
-//     over several operator identities), each from its call's start until
-//     its agent's injector had it; apply-ctrl-cpu-% the controller's CPU
-//     meanwhile;
+//   - group-call-ms: one ApplyFaultGroup choosing every agent (up to
+//     limits.MaxGroupAgents), from the call until its answer;
+//     group-apply-p50/p99/max-ms: from the call's start until each
+//     member's agent's injector had it (max: every chosen agent);
 //   - halt-reach-p50/p99/max-ms: from the Halt call until each agent's
 //     injector reverted its fault (max: every agent reached);
 //   - halt-recorded-ms: from the Halt call until the controller lists no
 //     active fault (every fault recorded reverted), polled every 50 ms;
+//   - apply-p50/p99-ms: then, one ApplyFault for each of 200 agents (32
+//     calls at a time over several operator identities), each from its
+//     call's start until its agent's injector had it; apply-ctrl-cpu-%
+//     the controller's CPU meanwhile;
+//   - reconnects: sessions welcomed after an agent's first (lost ones);
 //   - lease-expiries: lease expiries in the fleet, each a false revert;
 //   - loadavg-1m: the machine's load when the run started (it is shared).
 //
@@ -145,8 +154,65 @@ func benchFleet(b *testing.B, bin string, n int) {
 	b.Logf("%d agents: all attached in %.0f ms (p50 %.0f); idle controller %.1f %% of a core, RSS %d MB; load %.1f",
 		n, stats.Percentile(at, 100), stats.Median(at), after.cpuPercent(before), after.rssKB/1024, loadAverage(b))
 
+	// One group apply to the whole fleet (the controller's cap allows at
+	// most limits.MaxGroupAgents in one call), from the call's start until
+	// each chosen agent's injector had its member fault.
+	admin := ctrl.client(b, ctrl.admin, "")
+	start := time.Now()
+	group, err := admin.ApplyFaultGroup(ctx, &turbulencev1.ApplyFaultGroupRequest{
+		RequestId: fmt.Sprintf("bench-group-%d", start.UnixNano()),
+		Spec:      cpuSpec(10 * time.Minute),
+		Selector:  "fleet=sim",
+		Count:     uint32(min(n, limits.MaxGroupAgents)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	called := time.Since(start)
+	var ids []string
+	for _, m := range group.GetMembers() {
+		if m.GetRefusal() == "" && m.GetFaultId() != "" {
+			ids = append(ids, m.GetFaultId())
+		}
+	}
+	if want := min(n, limits.MaxGroupAgents); len(ids) != want {
+		b.Fatalf("group chose %d agents (%d eligible), want %d", len(ids), group.GetEligible(), want)
+	}
+	if err := f.WaitApplied(ctx, ids...); err != nil {
+		b.Fatal(err)
+	}
+	reach, err := f.TimeToApply(start, ids...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(called.Milliseconds()), "group-call-ms")
+	reportPercentiles(b, "group-apply", reach.Durations(), true)
+
+	start = time.Now()
+	if _, err := admin.Halt(ctx, &turbulencev1.HaltRequest{RequestId: fmt.Sprintf("bench-halt-%d", start.UnixNano()), Reason: "fleetsim bench"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.WaitReverted(ctx, ids...); err != nil {
+		b.Fatal(err)
+	}
+	if reach, err = f.TimeToRevert(start, ids...); err != nil {
+		b.Fatal(err)
+	}
+	reportPercentiles(b, "halt-reach", reach.Durations(), true)
+	recorded := waitNoActiveFault(ctx, b, admin)
+	b.ReportMetric(float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
+	if _, err := admin.Resume(ctx, &turbulencev1.ResumeRequest{RequestId: fmt.Sprintf("bench-resume-%d", start.UnixNano())}); err != nil {
+		b.Fatal(err)
+	}
+
+	// One ApplyFault per agent for a sample of the fleet, concurrently,
+	// each from its own call's start: the single-fault path under load.
+	sample := f.Agents()[:min(n, applySample)]
+	controllertest.WaitFor(b, time.Minute, "the sample resumed", func() bool {
+		return !slices.ContainsFunc(sample, (*fleetsim.Agent).Halted)
+	})
 	applyFrom := ctrl.sample(b)
-	ids, starts := applyEach(ctx, b, ctrl, f.Agents())
+	ids, starts := applyEach(ctx, b, ctrl, sample)
 	b.ReportMetric(ctrl.sample(b).cpuPercent(applyFrom), "apply-ctrl-cpu-%")
 	if err := f.WaitApplied(ctx, ids...); err != nil {
 		b.Fatal(err)
@@ -158,26 +224,9 @@ func benchFleet(b *testing.B, bin string, n int) {
 	}
 	reportPercentiles(b, "apply", apply, false)
 
-	admin := ctrl.client(b, ctrl.admin, "")
-	start := time.Now()
-	if _, err := admin.Halt(ctx, &turbulencev1.HaltRequest{RequestId: fmt.Sprintf("bench-halt-%d", start.UnixNano()), Reason: "fleetsim bench"}); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.WaitReverted(ctx, ids...); err != nil {
-		b.Fatal(err)
-	}
-	reach, err := f.TimeToRevert(start, ids...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportPercentiles(b, "halt-reach", reach.Durations(), true)
-	recorded := waitNoActiveFault(ctx, b, admin)
-	b.ReportMetric(float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
+	b.ReportMetric(float64(f.Reconnects()), "reconnects")
 	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
 	b.ReportMetric(float64(n), "agents")
-	if _, err := admin.Resume(ctx, &turbulencev1.ResumeRequest{RequestId: fmt.Sprintf("bench-resume-%d", start.UnixNano())}); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // measureFor waits out a measurement window. It synchronises nothing:
@@ -305,7 +354,10 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft)
+	// The group caps let one call choose the whole fleet, up to the
+	// hard bound of limits.MaxGroupAgents.
+	cmd := exec.Command(bin, "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
+		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)

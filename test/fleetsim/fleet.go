@@ -358,6 +358,16 @@ func (f *Fleet) LeaseExpiries() int {
 	return n
 }
 
+// Reconnects counts the sessions welcomed after each agent's first: every
+// one followed a lost session (a leader change, a dropped connection).
+func (f *Fleet) Reconnects() int64 {
+	var n int64
+	for _, a := range f.agents {
+		n += max(a.Sessions()-1, 0)
+	}
+	return n
+}
+
 // Close stops every agent as the real agent stops (Agent.Close), all at
 // once, and removes the certificates it minted in a temporary directory.
 // No goroutine of the fleet is left when it returns.
