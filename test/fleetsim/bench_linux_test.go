@@ -80,6 +80,8 @@ const (
 //     member's agent's injector had it (max: every chosen agent);
 //   - halt-reach-p50/p99/max-ms: from the Halt call until each agent's
 //     injector reverted its fault (max: every agent reached);
+//   - group-not-ended-by-halt: the group's faults whose agents report
+//     another end than the halt (a lease expiry before it);
 //   - halt-recorded-ms: from the Halt call until the controller lists no
 //     active fault (every fault recorded reverted), polled every 50 ms;
 //   - apply-p50/p99-ms: then, one ApplyFault for each of 200 agents (32
@@ -199,6 +201,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 		b.Fatal(err)
 	}
 	reportPercentiles(b, "halt-reach", reach.Durations(), true)
+	b.ReportMetric(float64(endedOtherwise(f, ids, "halt")), "group-not-ended-by-halt")
 	recorded := waitNoActiveFault(ctx, b, admin)
 	b.ReportMetric(float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
 	if _, err := admin.Resume(ctx, &turbulencev1.ResumeRequest{RequestId: fmt.Sprintf("bench-resume-%d", start.UnixNano())}); err != nil {
@@ -227,6 +230,25 @@ func benchFleet(b *testing.B, bin string, n int) {
 	b.ReportMetric(float64(f.Reconnects()), "reconnects")
 	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
 	b.ReportMetric(float64(n), "agents")
+}
+
+// endedOtherwise counts the faults of ids whose agent reports them ended
+// for another reason than reason (a lease expiry before the halt).
+func endedOtherwise(f *fleetsim.Fleet, ids []string, reason string) int {
+	byID := map[string]*fleetsim.Agent{}
+	for _, a := range f.Agents() {
+		byID[a.ID()] = a
+	}
+	n := 0
+	for _, id := range ids {
+		rc, _ := f.Receipt(id)
+		for _, st := range byID[rc.AgentID].Faults() {
+			if st.GetFaultId() == id && st.GetReason() != reason {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // measureFor waits out a measurement window. It synchronises nothing:
