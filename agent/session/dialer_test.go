@@ -53,15 +53,7 @@ func TestSession_DialerOpensTheConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = s.Run(ctx) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		lease.Stop()
-		m.Close(inject.ReasonAgentStopping)
-	})
+	runSession(t, s, m, lease)
 
 	c.WaitHello(10 * time.Second)
 	mu.Lock()
