@@ -1,11 +1,9 @@
 package session
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -111,15 +109,7 @@ func TestSession_BouncingBetweenFollowersLetsTheLeaseExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = s.Run(ctx) })
-	t.Cleanup(func() {
-		cancel()
-		wg.Wait()
-		lease.Stop()
-		m.Close(inject.ReasonAgentStopping)
-	})
+	runSession(t, s, m, lease)
 
 	// Bouncing has started once both followers were asked.
 	a.WaitHello(10 * time.Second)

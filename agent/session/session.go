@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,14 @@ type Config struct {
 	// OnOpen, if set, is called each time a leader welcomes a session
 	// (the agent counts reconnects with it).
 	OnOpen func()
+
+	// Dialer, when not nil, opens the TCP connection to a controller
+	// address instead of the system's default dialer. The agent leaves it
+	// nil; test/fleetsim gives each simulated agent its own loopback
+	// source address with it, so that thousands of agents in one process
+	// look like thousands of hosts to the controller's per-source
+	// connection cap (docs/security.md).
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
 	// Zero means the default.
 	BackoffMin, BackoffMax time.Duration
@@ -267,10 +276,14 @@ type stream = grpc.BidiStreamingClient[turbulencev1.AgentMessage, turbulencev1.C
 
 // connect runs one session with addr until it fails or ctx is done.
 func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redirect string, err error) {
-	conn, err := grpc.NewClient(addr,
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(s.creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveInterval, Timeout: KeepaliveInterval, PermitWithoutStream: true}),
-	)
+	}
+	if s.cfg.Dialer != nil {
+		opts = append(opts, grpc.WithContextDialer(s.cfg.Dialer))
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return false, "", err
 	}

@@ -46,6 +46,14 @@ func startSessionBackoff(t *testing.T, pki tlsutil.DevPKI, backoffMin, backoffMa
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	runSession(t, s, m, lease)
+	return m
+}
+
+// runSession runs s until the test ends, then stops its lease and
+// reverts what its Manager holds, as the agent does.
+func runSession(t *testing.T, s *Session, m *inject.Manager, lease *killswitch.Lease) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.Run(ctx) })
@@ -55,7 +63,6 @@ func startSessionBackoff(t *testing.T, pki tlsutil.DevPKI, backoffMin, backoffMa
 		lease.Stop()
 		m.Close(inject.ReasonAgentStopping)
 	})
-	return m
 }
 
 func TestSession_FollowsRedirectToLeader(t *testing.T) {

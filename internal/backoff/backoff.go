@@ -1,8 +1,8 @@
 // Package backoff is the agent's reconnect backoff: capped exponential
-// with jitter. It lives in internal/ so that the controller's fleet
-// simulator (controller/controllertest.FollowingAgent) retries exactly as
-// a real agent (agent/session) does, instead of with a copy that could
-// drift from it.
+// with jitter. It lives in internal/ so that the controller's tests can
+// name the agent's figures (the simulated agents of test/fleetsim, which
+// controller/controllertest.FollowingAgent wraps, run the agent's own
+// session and so retry with it).
 package backoff
 
 import (

@@ -1,0 +1,525 @@
+package fleetsim_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+
+	"github.com/turbulence-sre/turbulence/controller/controllertest"
+	"github.com/turbulence-sre/turbulence/internal/limits"
+	"github.com/turbulence-sre/turbulence/internal/stats"
+	"github.com/turbulence-sre/turbulence/internal/tlsutil"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
+	"github.com/turbulence-sre/turbulence/test/fleetsim"
+	"github.com/turbulence-sre/turbulence/test/internal/testbuild"
+)
+
+// Bench knobs. FLEETSIM_AGENTS, a comma-separated list, replaces the
+// default fleet size for manual runs at scale (5000, 10000).
+const (
+	defaultBenchAgents = "1000"
+	// idleWindow is how long controller CPU is measured with the fleet
+	// attached and idle but for its heartbeats; settle is waited first so
+	// that the registrations' raft writes are over.
+	idleWindow = 10 * time.Second
+	settle     = 2 * time.Second
+	// appliesPerOperator stays under the write rate limit's burst (40
+	// per identity), so that applying one fault per agent is not paced
+	// by it: the calls are spread over ceil(n/appliesPerOperator)
+	// operator identities. The group apply of issue 14 will make this one
+	// call.
+	appliesPerOperator = 30
+	// applySample is how many agents get one ApplyFault each.
+	applySample = 200
+	// applyConcurrency bounds the ApplyFault calls in flight, as a few
+	// busy operators would; applyTries and applyCallLimit bound the
+	// retries of one call.
+	applyConcurrency = 32
+	applyTries       = 5
+	applyCallLimit   = 30 * time.Second
+	// benchLimit bounds one fleet's whole run: a fixed part and a part
+	// per agent, generous for the shared 2-core machine.
+	benchLimit    = 2 * time.Minute
+	benchPerAgent = 60 * time.Millisecond
+)
+
+// BenchmarkFleet runs a real controller binary (turbulence-controller
+// --dev, its own process, so that its CPU and memory are its own) and a
+// simulated fleet against it, and reports from the simulator's clock:
+//
+//   - mint-s: minting every agent's certificate (a P-256 key each);
+//   - attach-p50/p99/max-ms: from the agents' start until a leader's
+//     Welcome reached each one (max: the whole fleet attached);
+//     attach-ctrl-cpu-s and attach-sim-cpu-s: the CPU seconds the
+//     controller and the simulator (minting included) used until then;
+//   - ctrl-idle-cpu-%: the controller's CPU (% of one core) over 10 s of
+//     idle heartbeats (1 s interval), from /proc/<pid>/stat; sim-idle-cpu-%
+//     the simulator's own over the same window;
+//   - ctrl-rss-MB and ctrl-rss-KB-per-agent: its resident memory after the
+//     window, and what the fleet added to it, per agent;
+//   - group-call-ms: one ApplyFaultGroup choosing every agent (up to
+//     limits.MaxGroupAgents), from the call until its answer;
+//     group-apply-p50/p99/max-ms: from the call's start until each
+//     member's agent's injector had it (max: every chosen agent);
+//   - halt-reach-p50/p99/max-ms: from the Halt call until each agent's
+//     injector reverted its fault (max: every agent reached);
+//   - group-not-ended-by-halt: the group's faults whose agents report
+//     another end than the halt (a lease expiry before it);
+//   - halt-recorded-ms: from the Halt call until the controller lists no
+//     active fault (every fault recorded reverted), polled every 50 ms;
+//   - apply-p50/p99-ms: then, one ApplyFault for each of 200 agents (32
+//     calls at a time over several operator identities), each from its
+//     call's start until its agent's injector had it; apply-ctrl-cpu-%
+//     the controller's CPU meanwhile;
+//   - reconnects: sessions welcomed after an agent's first (lost ones);
+//   - lease-expiries: lease expiries in the fleet, each a false revert;
+//   - loadavg-1m: the machine's load when the run started (it is shared).
+//
+// Percentiles are internal/stats': nearest rank over the agents.
+func BenchmarkFleet(b *testing.B) {
+	bin := testbuild.BuildBinaries(b, b.TempDir(), "./controller/cmd/turbulence-controller")[0]
+	sizes := os.Getenv("FLEETSIM_AGENTS")
+	if sizes == "" {
+		sizes = defaultBenchAgents
+	}
+	for s := range strings.SplitSeq(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > fleetsim.MaxAgents {
+			b.Fatalf("FLEETSIM_AGENTS: %q is not a fleet size from 1 to %d", s, fleetsim.MaxAgents)
+		}
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				benchFleet(b, bin, n)
+			}
+			b.ReportMetric(0, "ns/op") // one op is a whole fleet's life
+		})
+	}
+}
+
+func benchFleet(b *testing.B, bin string, n int) {
+	ctx, cancel := context.WithTimeout(b.Context(), benchLimit+time.Duration(n)*benchPerAgent)
+	defer cancel()
+	// The machine is shared: its load when the run starts says how far
+	// the figures are from an idle machine's.
+	b.ReportMetric(loadAverage(b), "loadavg-1m")
+	ctrl := startControllerProcess(b, bin)
+	base, simBase := ctrl.sample(b), selfSample(b)
+
+	t0 := time.Now()
+	f, err := fleetsim.Start(ctx, fleetsim.Config{
+		Controllers: []string{ctrl.addr}, CA: ctrl.ca, CAFile: ctrl.admin.CA, N: n,
+		Logger: errorLogger(b),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.WaitAttached(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(f.Started().Sub(t0).Seconds(), "mint-s")
+	attached, simAttached := ctrl.sample(b), selfSample(b)
+	reportPercentiles(b, "attach", f.AttachTimes(f.Started()), true)
+	// Where the attach's CPU went: the controller's and the simulator's
+	// own (minting included), in CPU seconds, on a machine of two cores.
+	b.ReportMetric(float64(attached.ticks-base.ticks)/100, "attach-ctrl-cpu-s")
+	b.ReportMetric(float64(simAttached.ticks-simBase.ticks)/100, "attach-sim-cpu-s")
+
+	// Idle: the fleet attached, nothing but heartbeats and lease renewals.
+	measureFor(settle)
+	before, simBefore := ctrl.sample(b), selfSample(b)
+	measureFor(idleWindow)
+	after, simAfter := ctrl.sample(b), selfSample(b)
+	b.ReportMetric(after.cpuPercent(before), "ctrl-idle-cpu-%")
+	b.ReportMetric(simAfter.cpuPercent(simBefore), "sim-idle-cpu-%")
+	b.ReportMetric(float64(after.rssKB)/1024, "ctrl-rss-MB")
+	b.ReportMetric(float64(after.rssKB-base.rssKB)/float64(n), "ctrl-rss-KB-per-agent")
+	// Also as a line, which survives a failure later in the run.
+	at := stats.Millis(f.AttachTimes(f.Started()))
+	b.Logf("%d agents: all attached in %.0f ms (p50 %.0f); idle controller %.1f %% of a core, RSS %d MB; load %.1f",
+		n, stats.Percentile(at, 100), stats.Median(at), after.cpuPercent(before), after.rssKB/1024, loadAverage(b))
+
+	// One group apply to the whole fleet (the controller's cap allows at
+	// most limits.MaxGroupAgents in one call), from the call's start until
+	// each chosen agent's injector had its member fault.
+	admin := ctrl.client(b, ctrl.admin, "")
+	start := time.Now()
+	group, err := admin.ApplyFaultGroup(ctx, &turbulencev1.ApplyFaultGroupRequest{
+		RequestId: fmt.Sprintf("bench-group-%d", start.UnixNano()),
+		Spec:      cpuSpec(10 * time.Minute),
+		Selector:  "fleet=sim",
+		Count:     uint32(min(n, limits.MaxGroupAgents)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	called := time.Since(start)
+	var ids []string
+	for _, m := range group.GetMembers() {
+		if m.GetRefusal() == "" && m.GetFaultId() != "" {
+			ids = append(ids, m.GetFaultId())
+		}
+	}
+	if want := min(n, limits.MaxGroupAgents); len(ids) != want {
+		b.Fatalf("group chose %d agents (%d eligible), want %d", len(ids), group.GetEligible(), want)
+	}
+	if err := f.WaitApplied(ctx, ids...); err != nil {
+		b.Fatal(err)
+	}
+	reach, err := f.TimeToApply(start, ids...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(called.Milliseconds()), "group-call-ms")
+	reportPercentiles(b, "group-apply", reach.Durations(), true)
+
+	start = time.Now()
+	if _, err := admin.Halt(ctx, &turbulencev1.HaltRequest{RequestId: fmt.Sprintf("bench-halt-%d", start.UnixNano()), Reason: "fleetsim bench"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.WaitReverted(ctx, ids...); err != nil {
+		b.Fatal(err)
+	}
+	if reach, err = f.TimeToRevert(start, ids...); err != nil {
+		b.Fatal(err)
+	}
+	reportPercentiles(b, "halt-reach", reach.Durations(), true)
+	b.ReportMetric(float64(endedOtherwise(f, ids, "halt")), "group-not-ended-by-halt")
+	recorded := waitNoActiveFault(ctx, b, admin)
+	b.ReportMetric(float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
+	if _, err := admin.Resume(ctx, &turbulencev1.ResumeRequest{RequestId: fmt.Sprintf("bench-resume-%d", start.UnixNano())}); err != nil {
+		b.Fatal(err)
+	}
+
+	// One ApplyFault per agent for a sample of the fleet, concurrently,
+	// each from its own call's start: the single-fault path under load.
+	sample := f.Agents()[:min(n, applySample)]
+	controllertest.WaitFor(b, time.Minute, "the sample resumed", func() bool {
+		return !slices.ContainsFunc(sample, (*fleetsim.Agent).Halted)
+	})
+	applyFrom := ctrl.sample(b)
+	ids, starts := applyEach(ctx, b, ctrl, sample)
+	b.ReportMetric(ctrl.sample(b).cpuPercent(applyFrom), "apply-ctrl-cpu-%")
+	if err := f.WaitApplied(ctx, ids...); err != nil {
+		b.Fatal(err)
+	}
+	var apply []time.Duration
+	for i, id := range ids {
+		rc, _ := f.Receipt(id)
+		apply = append(apply, rc.AppliedAt.Sub(starts[i]))
+	}
+	reportPercentiles(b, "apply", apply, false)
+
+	b.ReportMetric(float64(f.Reconnects()), "reconnects")
+	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
+	b.ReportMetric(float64(n), "agents")
+}
+
+// endedOtherwise counts the faults of ids whose agent reports them ended
+// for another reason than reason (a lease expiry before the halt).
+func endedOtherwise(f *fleetsim.Fleet, ids []string, reason string) int {
+	byID := map[string]*fleetsim.Agent{}
+	for _, a := range f.Agents() {
+		byID[a.ID()] = a
+	}
+	n := 0
+	for _, id := range ids {
+		rc, _ := f.Receipt(id)
+		for _, st := range byID[rc.AgentID].Faults() {
+			if st.GetFaultId() == id && st.GetReason() != reason {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// measureFor waits out a measurement window. It synchronises nothing:
+// what is measured runs on its own during it.
+func measureFor(d time.Duration) {
+	t := time.NewTimer(d)
+	<-t.C
+}
+
+func reportPercentiles(b *testing.B, name string, ds []time.Duration, withMax bool) {
+	ms := stats.Millis(ds)
+	b.ReportMetric(stats.Median(ms), name+"-p50-ms")
+	b.ReportMetric(stats.Percentile(ms, 99), name+"-p99-ms")
+	if withMax {
+		b.ReportMetric(stats.Percentile(ms, 100), name+"-max-ms")
+	}
+}
+
+// applyEach applies one CPU fault to each agent over operator identities,
+// at most applyConcurrency calls at once, and returns the fault IDs with
+// each call's start. A call the controller drops (Unavailable, or its own
+// deadline on a saturated machine) is retried with the same request ID,
+// which the controller makes idempotent; its latency counts from the
+// first try.
+func applyEach(ctx context.Context, b *testing.B, ctrl *controllerProcess, agents []*fleetsim.Agent) (ids []string, starts []time.Time) {
+	ids, starts = make([]string, len(agents)), make([]time.Time, len(agents))
+	errs := make([]error, len(agents))
+	sem := make(chan struct{}, applyConcurrency)
+	from := ctrl.sample(b)
+	var wg sync.WaitGroup
+	for k := 0; k*appliesPerOperator < len(agents); k++ {
+		name := fmt.Sprintf("bench-operator-%d", k)
+		files, err := ctrl.ca.IssueFiles(b.TempDir(), name, ctrl.admin.CA, tlsutil.Leaf{Identity: tlsutil.Identity{Role: tlsutil.RoleOperator, Name: name}, Validity: 30 * 24 * time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Operators dial from 127.2.x.y: past 256 of them, one address
+		// would meet the controller's per-source cap.
+		c := ctrl.client(b, files, fmt.Sprintf("127.2.%d.%d", k/250, 1+k%250))
+		lo, hi := k*appliesPerOperator, min((k+1)*appliesPerOperator, len(agents))
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			for i := lo; i < hi; i++ {
+				starts[i] = time.Now()
+				req := &turbulencev1.ApplyFaultRequest{
+					RequestId: fmt.Sprintf("bench-%d-%s", starts[i].UnixNano(), agents[i].ID()),
+					AgentId:   agents[i].ID(),
+					Spec:      cpuSpec(10 * time.Minute),
+				}
+				ids[i], errs[i] = applyRetrying(ctx, c, req)
+				if errs[i] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		failed := 0
+		for _, e := range errs {
+			if e != nil {
+				failed++
+			}
+		}
+		b.Fatalf("%d of %d operators' applies failed; the controller used %.0f %% of a core meanwhile (load %.1f); the first failures: %s",
+			failed, len(errs), ctrl.sample(b).cpuPercent(from), loadAverage(b), tail([]byte(err.Error()), 1000))
+	}
+	return ids, starts
+}
+
+// applyRetrying calls ApplyFault until it succeeds, fails for good, or
+// applyTries calls failed for want of a controller.
+func applyRetrying(ctx context.Context, c turbulencev1.ControlServiceClient, req *turbulencev1.ApplyFaultRequest) (string, error) {
+	var err error
+	for range applyTries {
+		cctx, cancel := context.WithTimeout(ctx, applyCallLimit)
+		var fault *turbulencev1.Fault
+		fault, err = c.ApplyFault(cctx, req)
+		cancel()
+		if err == nil {
+			return fault.GetId(), nil
+		}
+		if code := status.Code(err); ctx.Err() != nil || (code != codes.Unavailable && code != codes.DeadlineExceeded) {
+			break
+		}
+	}
+	return "", fmt.Errorf("apply to %s: %w", req.GetAgentId(), err)
+}
+
+// waitNoActiveFault polls until the controller lists no active fault and
+// returns when it saw that.
+func waitNoActiveFault(ctx context.Context, b *testing.B, c turbulencev1.ControlServiceClient) time.Time {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		resp, err := c.ListFaults(ctx, &turbulencev1.ListFaultsRequest{ActiveOnly: true, PageSize: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(resp.GetFaults()) == 0 {
+			return time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("faults still active, the first %s: %v", resp.GetFaults()[0].GetId(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// controllerProcess is turbulence-controller --dev running as a child.
+type controllerProcess struct {
+	cmd   *exec.Cmd
+	addr  string
+	ca    *tlsutil.CA
+	admin tlsutil.Files
+}
+
+func startControllerProcess(b *testing.B, bin string) *controllerProcess {
+	b.Helper()
+	dir := b.TempDir()
+	addr, raft := controllertest.FreeAddr(b), controllertest.FreeAddr(b)
+	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The group caps let one call choose the whole fleet, up to the
+	// hard bound of limits.MaxGroupAgents.
+	cmd := exec.Command(bin, "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
+		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	// exited is closed once the process was waited for; its exit status
+	// does not matter (SIGTERM, or a kill after the grace).
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_ = cmd.Wait()
+	}()
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		t := time.NewTimer(30 * time.Second)
+		defer t.Stop()
+		select {
+		case <-exited:
+		case <-t.C:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		_ = logf.Close()
+		if b.Failed() {
+			if out, err := os.ReadFile(logf.Name()); err == nil {
+				b.Logf("controller log (tail):\n%s", tail(out, 4000))
+			}
+		}
+	})
+	tlsDir := filepath.Join(dir, "tls")
+	p := &controllerProcess{cmd: cmd, addr: addr, admin: tlsutil.Files{
+		CA: filepath.Join(tlsDir, tlsutil.CACertFile), Cert: filepath.Join(tlsDir, "admin.crt"), Key: filepath.Join(tlsDir, "admin.key"),
+	}}
+	// EnsureDevPKI writes each key before its certificate, the admin's last.
+	controllertest.WaitFor(b, 60*time.Second, "the dev PKI", func() bool {
+		_, err := os.Stat(p.admin.Cert)
+		return err == nil
+	})
+	if p.ca, err = tlsutil.LoadCADir(tlsDir); err != nil {
+		b.Fatal(err)
+	}
+	admin := p.client(b, p.admin, "")
+	controllertest.WaitFor(b, 60*time.Second, "the controller to answer", func() bool {
+		ctx, cancel := context.WithTimeout(b.Context(), time.Second)
+		defer cancel()
+		_, err := admin.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+		return err == nil
+	})
+	return p
+}
+
+// client is a ControlService client with files, dialling from source
+// when it is not "".
+func (p *controllerProcess) client(b *testing.B, files tlsutil.Files, source string) turbulencev1.ControlServiceClient {
+	b.Helper()
+	tc, err := tlsutil.ClientConfig(files, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}
+	if source != "" {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(source)}}
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}))
+	}
+	conn, err := grpc.NewClient(p.addr, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close() })
+	return turbulencev1.NewControlServiceClient(conn)
+}
+
+// procSample is a process's CPU time and resident memory at one moment.
+type procSample struct {
+	at    time.Time
+	ticks uint64 // utime+stime, USER_HZ (100 a second on every Linux ABI)
+	rssKB uint64
+}
+
+// cpuPercent is the CPU used between prev and s, in % of one core.
+func (s procSample) cpuPercent(prev procSample) float64 {
+	return float64(s.ticks-prev.ticks) / 100 / s.at.Sub(prev.at).Seconds() * 100
+}
+
+func (p *controllerProcess) sample(b *testing.B) procSample {
+	return readProc(b, strconv.Itoa(p.cmd.Process.Pid))
+}
+
+func selfSample(b *testing.B) procSample { return readProc(b, "self") }
+
+// readProc reads utime+stime from /proc/<pid>/stat (fields 14 and 15,
+// counted after the command name, which may hold spaces) and VmRSS from
+// /proc/<pid>/status.
+func readProc(b *testing.B, pid string) procSample {
+	b.Helper()
+	s := procSample{at: time.Now()}
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	for _, i := range []int{14, 15} {
+		v, err := strconv.ParseUint(f[i-3], 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/%s/stat field %d: %v", pid, i, err)
+		}
+		s.ticks += v
+	}
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			s.rssKB, err = strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatalf("/proc/%s/status VmRSS: %v", pid, err)
+			}
+		}
+	}
+	return s
+}
+
+// loadAverage is the first field of /proc/loadavg.
+func loadAverage(b *testing.B) float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := strconv.ParseFloat(strings.Fields(string(data))[0], 64)
+	if err != nil {
+		b.Fatalf("/proc/loadavg: %v", err)
+	}
+	return v
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
