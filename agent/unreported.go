@@ -21,7 +21,9 @@ import (
 // the controller, and it closes the faults' journal records, so the next
 // agent's start-up recovery would find nothing open and the controller
 // would keep those faults UNCONFIRMED for ever (invariant 8). The next
-// start reads the file, reports what it lists, and removes it.
+// start reads the file, reports what it lists, and removes it. Both hold
+// the journal's lock meanwhile, so a cleanup and an agent never meet over
+// the file.
 const UnreportedFile = "unreported"
 
 // maxUnreported bounds the outcomes the file keeps. Cleanup runs once per
