@@ -238,7 +238,7 @@ func (a *Agent) Faults() []*turbulencev1.FaultStatus { return a.manager.Faults()
 func (a *Agent) Run(ctx context.Context) error {
 	// Invariant 3: before anything new is applied, take back whatever an
 	// earlier run left, and record every fault from here on.
-	j, rec, err := recoverHost(a.log, a.cfg, a.owner, a.kinds)
+	j, rec, err := recoverHost(a.log, a.cfg, a.owner, a.kinds, ReasonRecovered, nil)
 	if j == nil {
 		return err
 	}
@@ -256,7 +256,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.cfg.NetNS == 0 {
 		a.manager.UseGuardians(guardian.Starter{Binary: a.cfg.WorkerBinary, StateDir: a.owner.StateDir})
 	}
-	a.manager.RecordRecovered(rec.Reverted)
+	// What cleanup took back after the last run stopped is reported with
+	// what start-up took back; its file goes once the Manager has them.
+	reverted, reported := takeUnreported(a.log, a.cfg.StateDir, rec.Reverted)
+	a.manager.RecordRecovered(reverted)
+	reported()
 	if err != nil {
 		// The agent still starts, so that the fleet sees it and its kill
 		// switch runs, but it takes no new fault until what is left is

@@ -26,6 +26,7 @@ func TestEndReason_AgentReasons(t *testing.T) {
 		guardian.ReasonDeadline:                metrics.EndDeadline,
 		guardian.ReasonLease:                   metrics.EndLeaseExpired,
 		ReasonRecovered:                        metrics.EndAgentRestarted,
+		ReasonCleanup:                          metrics.EndAgentRestarted,
 	} {
 		if got := metrics.EndReason(reason); got != want {
 			t.Errorf("EndReason(%q) = %q, want %q", reason, got, want)

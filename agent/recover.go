@@ -26,6 +26,13 @@ const JournalFile = "journal"
 // held and this one took back at start-up.
 const ReasonRecovered = "agent restarted: reverted at start-up"
 
+// ReasonCleanup is the end reason of a fault that `turbulence-agent
+// cleanup` (systemd's ExecStopPost) took back after the agent stopped
+// without reverting it; the next agent start reports it. It begins like
+// ReasonRecovered so that both count as agent_restarted
+// (docs/metrics.md).
+const ReasonCleanup = "agent restarted: reverted by cleanup after the agent stopped"
+
 // recoverTimeout bounds one fault's recovery.
 const recoverTimeout = time.Minute
 
@@ -52,7 +59,10 @@ type Recovery struct {
 // compacted, for the agent to keep recording in. A fault it could not take
 // back stays open in the journal, so the next start tries again, and is
 // returned as an error alongside the journal.
-func recoverHost(log *slog.Logger, cfg Config, owner inject.Owner, kinds []inject.Kind) (*journal.Journal, Recovery, error) {
+//
+// reason and keep are takeBack's: what a fault it takes back ended with,
+// and where its outcome is kept before its journal record is closed.
+func recoverHost(log *slog.Logger, cfg Config, owner inject.Owner, kinds []inject.Kind, reason string, keep func(*turbulencev1.FaultStatus) error) (*journal.Journal, Recovery, error) {
 	var rec Recovery
 	if cfg.StateDir == "" {
 		return nil, rec, errors.New("a state directory is required: the journal lives there")
@@ -61,7 +71,7 @@ func recoverHost(log *slog.Logger, cfg Config, owner inject.Owner, kinds []injec
 	if err != nil {
 		return nil, rec, err
 	}
-	rec, err = takeBack(log, j, open, cfg, owner, kinds)
+	rec, err = takeBack(log, j, open, cfg, owner, kinds, reason, keep)
 	if cerr := j.Compact(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("compact journal: %w", cerr))
 	}
@@ -90,7 +100,7 @@ func (a *Agent) retryRecovery(ctx context.Context, j *journal.Journal) {
 		}
 		// No fault of this run exists yet (they are refused), so every
 		// open record and every mark of ours belongs to the earlier run.
-		rec, err := takeBack(a.log, j, j.OpenFaults(), a.cfg, a.owner, a.kinds)
+		rec, err := takeBack(a.log, j, j.OpenFaults(), a.cfg, a.owner, a.kinds, ReasonRecovered, nil)
 		// Lift the refusal first: once the controller hears of the
 		// recovered faults, new ones are accepted.
 		a.manager.SetUnrecovered(err)
@@ -109,7 +119,13 @@ func (a *Agent) retryRecovery(ctx context.Context, j *journal.Journal) {
 // else carries this owner's marks. It records each fault it took back in
 // j. Every step is idempotent, so it can run again over what is still
 // open.
-func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, cfg Config, owner inject.Owner, kinds []inject.Kind) (Recovery, error) {
+//
+// A fault it takes back itself ends with reason. keep, when not nil, is
+// given each fault's outcome after the revert and before the journal
+// record is closed: cleanup keeps it for the next start to report
+// (unreported.go). If keep fails the record stays open, and the next run
+// finds the outcome under the fault's lock and tries again.
+func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, cfg Config, owner inject.Owner, kinds []inject.Kind, reason string, keep func(*turbulencev1.FaultStatus) error) (Recovery, error) {
 	var (
 		rec  Recovery
 		errs []error
@@ -141,7 +157,7 @@ func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, cfg Con
 		}
 		// Under the fault's lock: if its guardian took it back first, its
 		// outcome is the truth, and the host is left alone.
-		out, _, err := guardian.Revert(owner.StateDir, id, ReasonRecovered, func() error {
+		out, _, err := guardian.Revert(owner.StateDir, id, reason, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
 			defer cancel()
 			return k.Recover(ctx, r)
@@ -150,6 +166,19 @@ func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, cfg Con
 			errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
 			stillOpen = append(stillOpen, r)
 			continue
+		}
+		// The outcome under the fault's lock is when it really ended: a
+		// guardian's, when it took the fault back while the agent was gone.
+		st := &turbulencev1.FaultStatus{FaultId: id, State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: out.Reason, EndedAt: timestamppb.New(out.At)}
+		if !o.Intent.Deadline.IsZero() {
+			st.Deadline = timestamppb.New(o.Intent.Deadline)
+		}
+		if keep != nil {
+			if err := keep(st); err != nil {
+				errs = append(errs, fmt.Errorf("fault %s: keep its outcome for the controller: %w", id, err))
+				stillOpen = append(stillOpen, r)
+				continue
+			}
 		}
 		if err := j.Append(journal.Record{Op: journal.OpReverted, FaultID: id, At: time.Now()}); err != nil {
 			errs = append(errs, fmt.Errorf("fault %s: %w", id, err))
@@ -160,12 +189,6 @@ func takeBack(log *slog.Logger, j *journal.Journal, open []journal.Open, cfg Con
 			log.Warn("remove a guardian lock file", "fault_id", id, "err", err)
 		}
 		log.Warn("took back a fault left by an earlier run", "fault_id", id, "kind", o.Intent.Kind, "reason", out.Reason)
-		// The outcome under the fault's lock is when it really ended: a
-		// guardian's, when it took the fault back while the agent was gone.
-		st := &turbulencev1.FaultStatus{FaultId: id, State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: out.Reason, EndedAt: timestamppb.New(out.At)}
-		if !o.Intent.Deadline.IsZero() {
-			st.Deadline = timestamppb.New(o.Intent.Deadline)
-		}
 		rec.Reverted = append(rec.Reverted, st)
 	}
 
@@ -203,7 +226,9 @@ func recorded(o journal.Open) inject.Recorded {
 // Cleanup takes back everything an agent with cfg's state directory and
 // binary left behind, as start-up does, without starting an agent: it is
 // `turbulence-agent cleanup`, run by systemd after the agent stops
-// (ExecStopPost). It is idempotent, touches only the marks of that state
+// (ExecStopPost). The faults it takes back end with ReasonCleanup, and
+// their outcomes are kept in UnreportedFile until the next agent start
+// reports them to the controller. It is idempotent, touches only the marks of that state
 // directory (invariant 7), and refuses with journal.ErrLocked while an
 // agent holds the state directory.
 func Cleanup(cfg Config) (Recovery, error) {
@@ -215,7 +240,17 @@ func Cleanup(cfg Config) (Recovery, error) {
 		return Recovery{}, fmt.Errorf("state directory: %w", err)
 	}
 	owner := inject.NewOwner("", cfg.StateDir)
-	j, rec, err := recoverHost(cfg.Logger, cfg, owner, kinds(cfg, owner, defaultPolicyForRecovery()))
+	// Cleanup has no controller to tell, and it closes the journal
+	// records, so the next start would find nothing to report: each
+	// outcome is kept for it first (unreported.go).
+	keep := func(st *turbulencev1.FaultStatus) error {
+		dropped, err := keepUnreported(cfg.StateDir, st)
+		if dropped > 0 {
+			cfg.Logger.Warn("outcomes kept for the controller over the limit: the oldest dropped", "dropped", dropped, "limit", maxUnreported)
+		}
+		return err
+	}
+	j, rec, err := recoverHost(cfg.Logger, cfg, owner, kinds(cfg, owner, defaultPolicyForRecovery()), ReasonCleanup, keep)
 	if j != nil {
 		if cerr := j.Close(); cerr != nil {
 			err = errors.Join(err, cerr)

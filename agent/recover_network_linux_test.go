@@ -128,7 +128,7 @@ func TestPrivilegedRecover_JournalTakesBackNetworkFaults(t *testing.T) {
 	testutil.InNS(t, p.A, func() {
 		var j2 *journal.Journal
 		cfg := Config{StateDir: stateDir, ProcRoot: "/proc", WorkerBinary: exe}
-		j2, rec, err = recoverHost(slog.New(slog.DiscardHandler), cfg, owner, kinds(cfg, owner, policy.Default()))
+		j2, rec, err = recoverHost(slog.New(slog.DiscardHandler), cfg, owner, kinds(cfg, owner, policy.Default()), ReasonRecovered, nil)
 		if j2 != nil {
 			_ = j2.Close()
 		}

@@ -340,7 +340,7 @@ func checkRestart(t *testing.T, what string, res vmlab.Result, r *vmlab.RestartR
 	if !slices.Equal(r.QdiscsAfterKill, wantDuring) || !slices.Equal(r.OpenAfterKill, []string{r.FaultID}) {
 		t.Errorf("%s: after SIGKILL qdiscs %q and open journal %q, want the fault still on (%q) and [%q] open", what, r.QdiscsAfterKill, r.OpenAfterKill, wantDuring, r.FaultID)
 	}
-	if want := r.FaultID + ": " + agent.ReasonRecovered; !slices.Equal(r.Reverted, []string{want}) || len(r.Swept) != 0 || r.CleanupError != "" {
+	if want := r.FaultID + ": " + agent.ReasonCleanup; !slices.Equal(r.Reverted, []string{want}) || len(r.Swept) != 0 || r.CleanupError != "" {
 		t.Errorf("%s: recovery reverted %q, swept %q, error %q; want [%q] from the journal alone, no error", what, r.Reverted, r.Swept, r.CleanupError, want)
 	}
 	if !slices.Equal(r.QdiscsAfter, original) || r.RevertedMS >= 10 {

@@ -42,7 +42,7 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	for _, st := range rec.Reverted {
-		fmt.Fprintf(stdout, "reverted fault %s (left open by an earlier run)\n", st.GetFaultId())
+		fmt.Fprintf(stdout, "reverted fault %s (left open by an earlier run; the agent reports it at its next start)\n", st.GetFaultId())
 	}
 	for _, m := range rec.Swept {
 		fmt.Fprintf(stdout, "removed %s (left by an earlier run)\n", m)

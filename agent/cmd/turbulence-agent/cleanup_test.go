@@ -38,6 +38,9 @@ func TestCleanup_RevertsOpenFaultsOnceAndRefusesWhileLocked(t *testing.T) {
 	if code := runCleanup([]string{"--state-dir", dir}, &out, &errOut); code != exitOK || !strings.Contains(out.String(), "reverted fault f-left") {
 		t.Errorf("cleanup: exit %d, stdout %q, stderr %q; want f-left reverted", code, out.String(), errOut.String())
 	}
+	if _, err := os.Stat(filepath.Join(dir, agent.UnreportedFile)); err != nil {
+		t.Errorf("cleanup kept no outcome for the agent's next start: %v", err)
+	}
 	out.Reset()
 	// Other agents' marks on this host (tests running beside this one) may
 	// be listed as left alone; nothing of this state directory's is left.
