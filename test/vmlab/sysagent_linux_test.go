@@ -21,7 +21,7 @@ const (
 	agentBinary    = "/usr/bin/turbulence-agent"
 	// defaultStateDir is the agent binary's state directory when neither
 	// the unit nor /etc/default/turbulence-agent passes --state-dir.
-	defaultStateDir = "/var/lib/turbulence-agent"
+	defaultStateDir = "/var/lib/turbulence"
 	// journalName is the agent's journal in its state directory, which it
 	// locks (agent/journal) for as long as it runs.
 	journalName = "journal"
