@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/agent"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 	"github.com/turbulence-sre/turbulence/test/vmlab"
 )
@@ -344,20 +345,17 @@ func checkKillRestart(t *testing.T, vm *sysVM, fleet *sysFleet) {
 		len(workers(ps, "worker")) > 0 || len(workers(ps, "guard")) > 0 {
 		vm.fatalf("after SIGKILL and the restart, the old run left processes (old worker %d): %s", w.PID, describe(ps))
 	}
-	// The restarted agent tells the controller it holds nothing: the
-	// fault is no longer claimed to run. (The controller may not learn
-	// how it ended — ExecStopPost's cleanup closed it in the journal
-	// before the new agent started — so UNCONFIRMED is an honest
-	// answer, invariant 8.)
+	// ExecStopPost's cleanup took the fault back and kept its outcome in
+	// the state directory; the restarted agent reports it, so the
+	// controller learns how and when the fault really ended.
 	fleet.waitConnected(vm)
-	fleet.waitForVM(vm, time.Minute, "the controller to stop claiming the killed agent's fault runs", func() (bool, string) {
+	fleet.waitForVM(vm, time.Minute, "the controller to record the killed agent's fault REVERTED by the cleanup", func() (bool, string) {
 		flt, err := fleet.fault(id)
 		if err != nil {
 			return false, err.Error()
 		}
-		st := flt.GetState()
-		return st != turbulencev1.FaultState_FAULT_STATE_ACTIVE && st != turbulencev1.FaultState_FAULT_STATE_PENDING,
-			fmt.Sprintf("%s (%s)", st, flt.GetReason())
+		return flt.GetState() == turbulencev1.FaultState_FAULT_STATE_REVERTED && flt.GetReason() == agent.ReasonCleanup,
+			fmt.Sprintf("%s (%s)", flt.GetState(), flt.GetReason())
 	})
 	if flt, err := fleet.fault(id); err == nil {
 		t.Logf("controller: the killed agent's fault %s is %s (%s)", id, flt.GetState(), flt.GetReason())
