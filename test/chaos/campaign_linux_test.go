@@ -117,7 +117,7 @@ func TestPrivilegedChaosCampaign(t *testing.T) {
 	ctl = settledFaults(t, l, leader, w, nem)
 	samples := samp.stop()
 
-	r := &run{t: t, lab: l, nem: nem, w: w, faults: ctl, samples: samples, seed: seed, nemesisFor: d}
+	r := &run{t: t, lab: l, nem: nem, w: w, faults: ctl, samples: samples, seed: seed, began: start, nemesisFor: d}
 	r.events = listEvents(t, l, leader)
 	r.audit = listAudit(t, l, leader)
 	r.check()
