@@ -20,6 +20,8 @@ const (
 	workloadClients = 3
 	// workloadPace is each client's pace between operations.
 	workloadPace = 400 * time.Millisecond
+	// opLimit bounds one operation, retries included.
+	opLimit = 2 * time.Minute
 	// Fault durations are drawn in [minFault, maxFault): short enough that
 	// most end at their deadline during a campaign, long enough that many
 	// live through a nemesis event.
@@ -138,10 +140,6 @@ func (w *workload) stop() {
 }
 
 func (cl *wclient) loop() {
-	// Each operation has all the time it needs to reach a definite
-	// answer: the nemesis never takes the quorum away for long.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
 	total := 0
 	for _, k := range workloadOps {
 		total += k.weight
@@ -157,7 +155,13 @@ func (cl *wclient) loop() {
 		p := cl.rnd.IntN(total)
 		for _, k := range workloadOps {
 			if p -= k.weight; p < 0 {
-				if err := k.run(cl, ctx); err != nil {
+				// Each operation has all the time it needs to reach a
+				// definite answer: the nemesis never takes the quorum
+				// away for long.
+				ctx, cancel := context.WithTimeout(context.Background(), opLimit)
+				err := k.run(cl, ctx)
+				cancel()
+				if err != nil {
 					cl.w.fail(fmt.Errorf("client %d %s: %w", cl.id, k.name, err))
 					return
 				}
