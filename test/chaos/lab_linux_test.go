@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 )
 
 // campaignAgents is how many real agents the campaign runs, each in a
@@ -89,11 +87,6 @@ func (l *lab) controllerIPs() []string {
 		out = append(out, n.ip)
 	}
 	return out
-}
-
-// admin returns an admin certificate of its own for a client named name.
-func (l *lab) admin(name string) tlsutil.Files {
-	return l.c.issue(name, tlsutil.Identity{Role: tlsutil.RoleAdmin, Name: name})
 }
 
 func (a *labAgent) String() string { return fmt.Sprintf("%s (%s)", a.name, a.ip) }

@@ -259,7 +259,7 @@ func (cl *wclient) revert(ctx context.Context) error {
 	var last error
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("revert %s: no answer (last %v): %w", f.id, last, err)
+			return fmt.Errorf("revert %s: no answer (last attempt: %s): %w", f.id, errText(last), err)
 		}
 		if attempt > 0 {
 			pauseFor(cl.lin.RetryPause)
@@ -326,6 +326,13 @@ func (cl *wclient) get(ctx context.Context) error {
 	}
 	cl.w.record(opRecord{client: cl.id, op: "get", faultID: id, call: call, ret: time.Now()})
 	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return err.Error()
 }
 
 // pauseFor waits d: pacing between operations, not synchronisation.
