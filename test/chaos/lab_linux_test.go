@@ -29,9 +29,17 @@ disk:
   min_free_percent: 0
 `
 
-// labDiskBytes is the size of each agent's tmpfs: room for a few fills of
-// fillBytes at once. A tmpfs costs memory only for what is written.
-const labDiskBytes = 96 << 20
+// Each agent has two tmpfs: one for its fills (room for a few of
+// fillBytes at once), one for its I/O loads, whose scratch file is 64 MiB
+// (room for about four at once). Apart, so that a fill never takes the
+// room an I/O load checked for when it was applied: the first long
+// campaign had a disk_io worker end early on ENOSPC that way (honestly
+// recorded, but not the agent's fault). A tmpfs costs memory only for
+// what is written.
+const (
+	labFillBytes = 96 << 20
+	labIOBytes   = 272 << 20
+)
 
 // lab is the campaign's fleet: three controllers formed by
 // --bootstrap-expect and campaignAgents agents, with real mTLS
@@ -51,8 +59,9 @@ type labAgent struct {
 	// state is the agent's state directory: every mark it makes names it
 	// (a worker's --owner, a guardian's --state-dir).
 	state string
-	// disk is the agent's own tmpfs, where its disk faults go.
-	disk string
+	// fillDisk and ioDisk are the agent's own tmpfs, where its disk_fill
+	// and disk_io faults go.
+	fillDisk, ioDisk string
 }
 
 // newLab starts the controllers, waits for a leader and starts the agents
@@ -69,9 +78,9 @@ func newLab(t *testing.T) *lab {
 	for i := range campaignAgents {
 		// The tmpfs is mounted before the agent starts and unmounted
 		// after it stopped (cleanups run last in, first out).
-		disk := tmpfs(t, labDiskBytes)
+		fill, io := tmpfs(t, labFillBytes), tmpfs(t, labIOBytes)
 		a := c.addAgent(campaignPolicy, 0)
-		l.agents = append(l.agents, &labAgent{procAgent: a, index: i, state: filepath.Join(a.dir, "state"), disk: disk})
+		l.agents = append(l.agents, &labAgent{procAgent: a, index: i, state: filepath.Join(a.dir, "state"), fillDisk: fill, ioDisk: io})
 		all = append(all, a)
 	}
 	t.Logf("lab: 3 controllers (leader %s), %d agents attached after %s", leader.id, len(all),

@@ -134,14 +134,16 @@ func lookAt(agents []*labAgent, fail func(error)) sample {
 		for _, name := range tables {
 			smp.present[mark{a.index, "table " + name}] = true
 		}
-		entries, err := os.ReadDir(a.disk)
-		if err != nil {
-			fail(fmt.Errorf("%s: read %s: %w", a.name, a.disk, err))
-			smp.present[mark{a.index, "dir ?"}] = true
-		}
-		for _, e := range entries {
-			if n := e.Name(); strings.HasPrefix(n, sweep.FillDirPrefix) || strings.HasPrefix(n, sweep.IODirPrefix) {
-				smp.present[mark{a.index, "dir " + n}] = true
+		for _, disk := range []string{a.fillDisk, a.ioDisk} {
+			entries, err := os.ReadDir(disk)
+			if err != nil {
+				fail(fmt.Errorf("%s: read %s: %w", a.name, disk, err))
+				smp.present[mark{a.index, "dir ?"}] = true
+			}
+			for _, e := range entries {
+				if n := e.Name(); strings.HasPrefix(n, sweep.FillDirPrefix) || strings.HasPrefix(n, sweep.IODirPrefix) {
+					smp.present[mark{a.index, "dir " + n}] = true
+				}
 			}
 		}
 	}

@@ -202,7 +202,7 @@ func (cl *wclient) apply(ctx context.Context) error {
 	}
 	d := lo + time.Duration(cl.rnd.Int64N(int64(hi-lo)))
 	req := cl.nextReq("apply")
-	cl.reqs[req] = &turbulencev1.ApplyFaultRequest{RequestId: req, AgentId: a.name, Spec: faultSpec(kind, a.disk, d)}
+	cl.reqs[req] = &turbulencev1.ApplyFaultRequest{RequestId: req, AgentId: a.name, Spec: faultSpec(kind, a, d)}
 	call := time.Now()
 	out, err := cl.lin.Do(ctx, linearize.Input{Op: linearize.OpApply, Req: req})
 	ret := time.Now()
@@ -226,8 +226,9 @@ func (cl *wclient) apply(ctx context.Context) error {
 	return nil
 }
 
-// faultSpec is a small fault of kind lasting d; disk faults go to disk.
-func faultSpec(kind, disk string, d time.Duration) *turbulencev1.FaultSpec {
+// faultSpec is a small fault of kind lasting d for a; disk faults go to
+// its tmpfs.
+func faultSpec(kind string, a *labAgent, d time.Duration) *turbulencev1.FaultSpec {
 	s := &turbulencev1.FaultSpec{Duration: durationpb.New(d)}
 	switch kind {
 	case "cpu":
@@ -235,9 +236,9 @@ func faultSpec(kind, disk string, d time.Duration) *turbulencev1.FaultSpec {
 	case "memory":
 		s.Kind = &turbulencev1.FaultSpec_Memory{Memory: &turbulencev1.MemorySpec{Size: &turbulencev1.MemorySpec_Bytes{Bytes: memoryBytes}}}
 	case "disk_fill":
-		s.Kind = &turbulencev1.FaultSpec_DiskFill{DiskFill: &turbulencev1.DiskFillSpec{Path: disk, Size: &turbulencev1.DiskFillSpec_Bytes{Bytes: fillBytes}}}
+		s.Kind = &turbulencev1.FaultSpec_DiskFill{DiskFill: &turbulencev1.DiskFillSpec{Path: a.fillDisk, Size: &turbulencev1.DiskFillSpec_Bytes{Bytes: fillBytes}}}
 	case "disk_io":
-		s.Kind = &turbulencev1.FaultSpec_DiskIo{DiskIo: &turbulencev1.DiskIOSpec{Path: disk, Mode: turbulencev1.DiskIOMode_DISK_IO_MODE_WRITE, BytesPerSecond: ioRate}}
+		s.Kind = &turbulencev1.FaultSpec_DiskIo{DiskIo: &turbulencev1.DiskIOSpec{Path: a.ioDisk, Mode: turbulencev1.DiskIOMode_DISK_IO_MODE_WRITE, BytesPerSecond: ioRate}}
 	case "partition":
 		s.Kind = &turbulencev1.FaultSpec_Partition{Partition: &turbulencev1.PartitionSpec{Target: &turbulencev1.TrafficTarget{Cidrs: []string{victim}}}}
 	}
