@@ -258,14 +258,14 @@ func (r *run) checkLeases() {
 				continue
 			}
 			if gone, ok := p.any.goneAfter(e.start); ok {
-				r.worst("after "+what, gone.Sub(e.start))
+				r.worst(what, gone.Sub(e.start))
 			}
 			if e.kind == nemStopAgent {
 				if gone, ok := p.guarded.goneAfter(e.start); ok {
-					r.worst("after SIGSTOP, guarded kinds", gone.Sub(e.start))
+					r.worst("SIGSTOP, guarded kinds", gone.Sub(e.start))
 				}
 				if gone, ok := p.worker.goneAfter(e.start); ok {
-					r.worst("after SIGSTOP, workers", gone.Sub(e.start))
+					r.worst("SIGSTOP, workers", gone.Sub(e.start))
 				}
 			}
 		}
