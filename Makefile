@@ -82,6 +82,16 @@ test: packaging-tools ## go test -race ./... (privileged tests too when root), t
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
+# The chaos campaign on Turbulence itself (test/chaos, docs/reliability.md):
+# `make chaos` runs a long one; CHAOS_SEED replays a failed one's draws.
+CHAOS_DURATION ?= 10m
+CHAOS_SEED ?=
+
+.PHONY: chaos
+chaos: ## a long seeded chaos campaign on Turbulence itself (root; CHAOS_DURATION=10m, CHAOS_SEED=… replays)
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) TURBULENCE_REQUIRE_PRIVILEGED=1 \
+	  $(GO) test -race -count=1 -timeout 0 -v -run '^TestPrivilegedChaosCampaign$$' ./test/chaos
+
 .PHONY: bench
 bench: stress-ng ## benchmarks with real numbers: apply latency, deadline lateness, CPU accuracy vs stress-ng, memory
 	@# One run per case: these benchmarks measure loads and latencies, not ns/op.

@@ -717,11 +717,37 @@ func (c *procCluster) waitHolds(n *procNode, want []string, exact bool) {
 // minority.
 func (c *procCluster) partition(minority *procNode, majority []*procNode) (heal func()) {
 	c.t.Helper()
-	conn, err := nftables.New(nftables.WithNetNSFd(int(minority.ns)))
-	if err != nil {
-		c.t.Fatalf("nftables in %s: %v", minority.id, err)
+	var peers []string
+	for _, p := range majority {
+		peers = append(peers, p.ip)
 	}
-	table := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "turbulence-chaos"})
+	undo, err := dropIn(minority.ns, peers)
+	if err != nil {
+		c.t.Fatalf("install the partition in %s: %v", minority.id, err)
+	}
+	return func() {
+		c.t.Helper()
+		if err := undo(); err != nil {
+			c.t.Fatalf("heal the partition in %s: %v", minority.id, err)
+		}
+	}
+}
+
+// labTable is the nftables table the test itself installs to cut a
+// namespace off (not an agent's: partition.TablePrefix is not a prefix of
+// it, so the host sampler never takes it for a fault).
+const labTable = "chaoslab-drop"
+
+// dropIn drops, inside ns, every IPv4 packet to or from each address in
+// peers, with one nftables table made in one batch; heal deletes it.
+// Both return errors rather than failing a test, so that the nemesis can
+// call them from wherever it runs.
+func dropIn(ns netns.NsHandle, peers []string) (heal func() error, err error) {
+	conn, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	table := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: labTable})
 	accept := nftables.ChainPolicyAccept
 	for _, hook := range []struct {
 		name   string
@@ -730,24 +756,24 @@ func (c *procCluster) partition(minority *procNode, majority []*procNode) (heal 
 	}{{"input", nftables.ChainHookInput, 12}, {"output", nftables.ChainHookOutput, 16}} {
 		chain := conn.AddChain(&nftables.Chain{Name: hook.name, Table: table, Type: nftables.ChainTypeFilter,
 			Hooknum: hook.hook, Priority: nftables.ChainPriorityFilter, Policy: &accept})
-		for _, peer := range majority {
+		for _, peer := range peers {
 			conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: hook.offset, Len: 4},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: net.ParseIP(peer.ip).To4()},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: net.ParseIP(peer).To4()},
 				&expr.Verdict{Kind: expr.VerdictDrop},
 			}})
 		}
 	}
 	if err := conn.Flush(); err != nil {
-		c.t.Fatalf("install the partition in %s: %v", minority.id, err)
+		return nil, fmt.Errorf("install the drop table: %w", err)
 	}
-	return func() {
-		c.t.Helper()
+	return func() error {
 		conn.DelTable(table)
 		if err := conn.Flush(); err != nil {
-			c.t.Fatalf("heal the partition in %s: %v", minority.id, err)
+			return fmt.Errorf("delete the drop table: %w", err)
 		}
-	}
+		return nil
+	}, nil
 }
 
 // poll calls cond every 100 ms until it holds or limit passes.

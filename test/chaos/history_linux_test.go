@@ -78,24 +78,37 @@ func (c *procCluster) startHistory(history *linearize.History, known []string) *
 		r.stop()
 	})
 	for id := 1; id <= historyClients; id++ {
-		files := c.issue(fmt.Sprintf("lin-%d", id), tlsutil.Identity{Role: tlsutil.RoleAdmin, Name: fmt.Sprintf("lin-%d", id)})
-		cl := &linearize.Client{
-			ID:           id,
-			Rand:         rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano()))),
-			Attempt:      historyAttempt,
-			RetryPause:   50 * time.Millisecond,
-			Consistent:   consistentRead,
-			ApplyRequest: ghostFault,
-			History:      history,
-		}
-		for _, n := range c.nodes {
-			conn := c.dial(n, files)
-			r.conns = append(r.conns, conn)
-			cl.Nodes = append(cl.Nodes, linearize.Node{Name: n.id, API: turbulencev1.NewControlServiceClient(conn)})
-		}
+		cl, conns := c.linClient(id, rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano()))), ghostFault, history)
+		r.conns = append(r.conns, conns...)
 		r.wg.Go(func() { r.client(ctx, cl) })
 	}
 	return r
+}
+
+// linClient makes client id of a history: an admin identity of its own
+// (the write rate limit is per identity), a connection from the hub to
+// every node, and apply as the ApplyFault request of a request ID. The
+// caller closes the connections.
+func (c *procCluster) linClient(id int, rnd *rand.Rand, apply func(req string) *turbulencev1.ApplyFaultRequest, history *linearize.History) (*linearize.Client, []*grpc.ClientConn) {
+	c.t.Helper()
+	name := fmt.Sprintf("lin-%d", id)
+	files := c.issue(name, tlsutil.Identity{Role: tlsutil.RoleAdmin, Name: name})
+	cl := &linearize.Client{
+		ID:           id,
+		Rand:         rnd,
+		Attempt:      historyAttempt,
+		RetryPause:   50 * time.Millisecond,
+		Consistent:   consistentRead,
+		ApplyRequest: apply,
+		History:      history,
+	}
+	var conns []*grpc.ClientConn
+	for _, n := range c.nodes {
+		conn := c.dial(n, files)
+		conns = append(conns, conn)
+		cl.Nodes = append(cl.Nodes, linearize.Node{Name: n.id, API: turbulencev1.NewControlServiceClient(conn)})
+	}
+	return cl, conns
 }
 
 func (r *historyRun) client(ctx context.Context, cl *linearize.Client) {
