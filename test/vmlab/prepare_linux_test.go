@@ -3,6 +3,7 @@ package vmlab_test
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"os"
@@ -86,8 +87,15 @@ func ensureTools(t *testing.T) {
 			missing(t, "%s not found: the lab needs a Debian host", tool)
 		}
 	}
+	installMissing(t, map[string]string{"qemu-system-x86_64": "qemu-system-x86", "depmod": "kmod"})
+}
+
+// installMissing installs, with apt-get, the package of each tool (a
+// command name, to its Debian package) that is not on the PATH.
+func installMissing(t *testing.T, tools map[string]string) {
+	t.Helper()
 	var pkgs []string
-	for tool, pkg := range map[string]string{"qemu-system-x86_64": "qemu-system-x86", "depmod": "kmod"} {
+	for tool, pkg := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			pkgs = append(pkgs, pkg)
 		}
@@ -107,6 +115,32 @@ func ensureTools(t *testing.T) {
 			missing(t, "install %s: %v", strings.Join(pkgs, " "), err)
 		}
 	}
+}
+
+// writeInitramfs writes entries as dir/initramfs.cpio.gz and returns its
+// path. gzip at its fastest: on tcg, inflating costs the guest less than
+// qemu's copying 12 MB more into it (about 3 s less per boot here).
+func writeInitramfs(t *testing.T, dir string, entries []cpioEntry) string {
+	t.Helper()
+	out := filepath.Join(dir, "initramfs.cpio.gz")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeCpio(zw, entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // kernel is an unpacked, depmod-indexed Debian kernel.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -52,26 +51,7 @@ func rootfsKey() string {
 // dpkg-deb when missing.
 func ensureRootfsTools(t *testing.T) {
 	t.Helper()
-	var pkgs []string
-	for tool, pkg := range map[string]string{"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "dpkg-deb": "dpkg"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			pkgs = append(pkgs, pkg)
-		}
-	}
-	if len(pkgs) == 0 {
-		return
-	}
-	sort.Strings(pkgs)
-	t.Logf("installing %s", strings.Join(pkgs, " "))
-	install := append([]string{"install", "-y", "-qq"}, pkgs...)
-	if _, err := run("", "apt-get", install...); err != nil {
-		if _, uerr := run("", "apt-get", "update", "-qq"); uerr != nil {
-			missing(t, "install %s: %v\nthen %v", strings.Join(pkgs, " "), err, uerr)
-		}
-		if _, err := run("", "apt-get", install...); err != nil {
-			missing(t, "install %s: %v", strings.Join(pkgs, " "), err)
-		}
-	}
+	installMissing(t, map[string]string{"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "dpkg-deb": "dpkg"})
 }
 
 // prepareRootfs returns the cached ext4 image, building it first if no

@@ -2,7 +2,6 @@ package vmlab_test
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"net"
@@ -279,25 +278,7 @@ func buildSysInitramfs(t *testing.T, root string, k kernel) string {
 			entries[i] = cpioEntry{name: strings.TrimPrefix(vmlab.SysConfigPath, "/"), mode: 0o100644, data: raw}
 		}
 	}
-	out := filepath.Join(dir, "initramfs.cpio.gz")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw, err := gzip.NewWriterLevel(f, gzip.BestSpeed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := writeCpio(zw, entries); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return writeInitramfs(t, dir, entries)
 }
 
 // TestVMLab_Systemd boots Debian 12 with systemd as init (docs/vmlab.md,
