@@ -151,15 +151,21 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// add records conn, or closes it and fails if the layer is closed.
+// add records conn, or closes it and fails if the layer is closed. The
+// close happens after s.mu is released: a trackedConn's Close calls
+// forget, which takes s.mu (a connection whose handshake ends while
+// closeAll runs would otherwise wait on itself, and closeAll on it).
 func (s *tlsStreamLayer) add(conn net.Conn) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	closed := s.closed
+	if !closed {
+		s.conns[conn] = struct{}{}
+	}
+	s.mu.Unlock()
+	if closed {
 		_ = conn.Close()
 		return net.ErrClosed
 	}
-	s.conns[conn] = struct{}{}
 	return nil
 }
 

@@ -178,3 +178,34 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestStreamLayer_TrackAfterCloseAllDoesNotDeadlock: a connection whose
+// handshake (or an outbound dial) completes while closeAll runs is
+// refused and closed, without waiting on the layer's own lock. Before,
+// add closed it under s.mu and its Close took s.mu again, so the
+// handshake goroutine hung and closeAll waited on it for ever: a
+// controller test stopping a node hung for the whole test timeout.
+func TestStreamLayer_TrackAfterCloseAllDoesNotDeadlock(t *testing.T) {
+	t.Parallel()
+	g := startGuardedLayer(t, Guard{})
+	g.s.closeAll()
+	a, b := net.Pipe()
+	defer func() { _ = b.Close() }()
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.s.track(a, time.Second)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("track after closeAll = %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("track after closeAll did not return within 10s: it waits on the layer's own lock")
+	}
+	// The refused connection was closed: its peer reads EOF.
+	if _, err := b.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the refused connection is still open")
+	}
+}
