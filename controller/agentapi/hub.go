@@ -80,6 +80,7 @@ type Hub struct {
 	closed   bool                  // set by Close; no new sessions
 
 	metrics *hubMetrics
+	ends    endLog // rate limit of the session-end log lines
 }
 
 // New returns a Hub.

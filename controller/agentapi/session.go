@@ -265,20 +265,17 @@ func (h *Hub) serve(ctx context.Context, agentID, actor string, hello *turbulenc
 		select {
 		case <-sctx.Done():
 			cause := context.Cause(sctx)
-			h.metrics.sessionEnded(endCause(cause))
+			h.sessionEnded(logger, endCause(cause), cause)
 			if _, ok := status.FromError(cause); ok && cause != nil {
-				logger.Info("agent session ended by controller", "reason", cause)
 				return cause
 			}
 			return status.FromContextError(ctx.Err()).Err()
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
-				h.metrics.sessionEnded(CauseAgentClosed)
-				logger.Info("agent closed its session")
+				h.sessionEnded(logger, CauseAgentClosed, nil)
 				return nil
 			}
-			h.metrics.sessionEnded(recvCause(err))
-			logger.Info("agent session lost", "error", err)
+			h.sessionEnded(logger, recvCause(err), err)
 			return err
 		case m := <-msgs:
 			h.handle(sctx, s, m)
