@@ -130,7 +130,8 @@ func TestOverload_SlowRaftRevertsNothing(t *testing.T) {
 
 // TestSendLoop_RenewalOvertakesQueuedCommands: a lease renewal asked for
 // while a burst of commands is queued (a group apply, a halt's reverts)
-// is the next message sent, not the burst's last.
+// is the next message sent, not the burst's last; but never before the
+// Welcome, which must be the session's first message.
 func TestSendLoop_RenewalOvertakesQueuedCommands(t *testing.T) {
 	// Repeated: without the priority, select picks the renewal first half
 	// the time, so twenty runs would let that slip by once in a million.
@@ -144,7 +145,8 @@ func renewalOvertakes(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(t.Context())
 	s := &session{agentID: "a1", out: make(chan *turbulencev1.ControllerMessage, sendQueueSize),
 		ctx: ctx, cancel: cancel, commands: make(map[string]command), renew: make(chan struct{}, 1)}
-	for range sendQueueSize {
+	s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Welcome{Welcome: &turbulencev1.Welcome{}}})
+	for range sendQueueSize - 1 {
 		s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Apply{Apply: &turbulencev1.ApplyFault{CommandId: "c"}}})
 	}
 	h.renewLease(s)
@@ -159,7 +161,10 @@ func renewalOvertakes(t *testing.T) {
 	if len(stream.kind) != sendQueueSize+1 {
 		t.Fatalf("sent %d messages, want %d", len(stream.kind), sendQueueSize+1)
 	}
-	if stream.kind[0] != "lease" {
-		t.Fatalf("first message sent = %s, want the lease renewal ahead of %d queued commands", stream.kind[0], sendQueueSize)
+	if stream.kind[0] != "welcome" {
+		t.Fatalf("first message sent = %s, want the Welcome queued first", stream.kind[0])
+	}
+	if stream.kind[1] != "lease" {
+		t.Fatalf("message after the Welcome = %s, want the lease renewal ahead of %d queued commands", stream.kind[1], sendQueueSize-1)
 	}
 }

@@ -330,8 +330,18 @@ func (h *Hub) handOver(s *session, msgs chan<- *turbulencev1.AgentMessage, m *tu
 
 // sendLoop is the session's only sender. A lease renewal goes out before
 // any command still queued: a burst of applies or reverts must not hold
-// back the message that keeps the agent's faults alive.
+// back the message that keeps the agent's faults alive. The Welcome that
+// register queues goes first of all: the agent takes nothing else as the
+// answer to its Hello.
 func (h *Hub) sendLoop(s *session, stream agentStream) {
+	select {
+	case <-s.ctx.Done():
+		return
+	case m := <-s.out:
+		if !h.send(s, stream, m) {
+			return
+		}
+	}
 	for {
 		select {
 		case <-s.renew:
