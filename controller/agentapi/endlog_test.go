@@ -46,7 +46,9 @@ func TestSessionEnd_ConnectionDropIsLogged(t *testing.T) {
 		go func() { done <- h.serve(ctx, "a1", "agent/a1", &turbulencev1.Hello{AgentId: "a1"}, stream, logger) }()
 		synctest.Wait()
 		cancel() // what gRPC does when the connection goes
-		<-done
+		if err := <-done; err == nil {
+			t.Error("session ended without an error when its stream was cancelled")
+		}
 		if got := buf.String(); !strings.Contains(got, "agent session ended") || !strings.Contains(got, "cause="+CauseConnectionLost) {
 			t.Errorf("log after a dropped connection:\n%s\nwant a line \"agent session ended\" with cause=%s", got, CauseConnectionLost)
 		}

@@ -109,7 +109,9 @@ func TestOverload_SlowRaftRevertsNothing(t *testing.T) {
 			}
 		}
 		cancel()
-		<-done
+		if err := <-done; err == nil {
+			t.Error("session ended without an error when its stream was cancelled")
+		}
 
 		stream.mu.Lock()
 		defer stream.mu.Unlock()

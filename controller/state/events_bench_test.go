@@ -2,8 +2,9 @@ package state
 
 import (
 	"fmt"
-	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 	"testing"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
 // BenchmarkApplySetHalt halts a fleet of n live faults, on a state whose
