@@ -29,6 +29,13 @@
 // backoff next fires; a Redirect renews no lease, so holding never keeps
 // a fault alive without a leader (invariant 2).
 //
+// Liveness is judged on the stream, not by the handler's progress: the
+// receiving goroutine stamps when the agent was last heard, and while it
+// waits for a handler busy with raft writes it renews the lease every
+// heartbeat interval (handOver). Renewals go out ahead of queued commands
+// (sendLoop). Overload thus slows reports and commands down and never
+// lets a live agent's lease run out (docs/design.md).
+//
 // Sessions and lease renewals are leader-only work: a node that stops
 // leading ends every session, refuses a registration still in flight,
 // and answers a heartbeat that slips in before that by ending the

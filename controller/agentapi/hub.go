@@ -80,6 +80,7 @@ type Hub struct {
 	closed   bool                  // set by Close; no new sessions
 
 	metrics *hubMetrics
+	ends    endLog // rate limit of the session-end log lines
 }
 
 // New returns a Hub.
@@ -121,8 +122,10 @@ func (h *Hub) Liveness(agentID string) (Liveness, bool) {
 	if !ok {
 		return Liveness{}, false
 	}
+	now := time.Now()
 	lv := a.Liveness
-	if lv.Connected && h.silent(a, time.Now()) {
+	lv.LastSeen = h.lastSeen(a, h.sessions[agentID], now)
+	if lv.Connected && h.silent(a, h.sessions[agentID], now) {
 		lv.Connected = false
 	}
 	return lv, true
@@ -134,9 +137,25 @@ func (h *Hub) Liveness(agentID string) (Liveness, bool) {
 // without closing its TCP connection, a stopped process): gRPC keepalive
 // would notice only after tens of seconds, and meanwhile the agent must
 // not be shown connected, nor its faults treated as reported on.
-// Caller holds h.mu.
-func (h *Hub) silent(a *agentSoft, now time.Time) bool {
-	return now.Sub(a.LastSeen) > 2*h.cfg.HeartbeatInterval
+//
+// Silence is judged from the stream (session.lastHeard), not from the
+// handler's progress: a leader slow to process reports (raft writes
+// under load) must not take the agent for gone.
+// Caller holds h.mu; s is the agent's open session, or nil.
+func (h *Hub) silent(a *agentSoft, s *session, now time.Time) bool {
+	return now.Sub(h.lastSeen(a, s, now)) > 2*h.cfg.HeartbeatInterval
+}
+
+// lastSeen is when the agent was last heard: by its session's stream,
+// or by the handler (a Hello or heartbeat handled). Caller holds h.mu.
+func (h *Hub) lastSeen(a *agentSoft, s *session, now time.Time) time.Time {
+	seen := a.LastSeen
+	if s != nil {
+		if t := s.lastHeard(now); t.After(seen) {
+			seen = t
+		}
+	}
+	return seen
 }
 
 // HeldStatus returns the latest status an agent reported for a fault it

@@ -89,23 +89,27 @@ func (h *Hub) expired(leaderSince, now time.Time) []expiry {
 			continue
 		}
 		a, known := h.agents[id]
-		_, open := h.sessions[id]
-		if open && known && !h.silent(a, now) {
+		s, open := h.sessions[id]
+		if open && known && !h.silent(a, s, now) {
 			continue
 		}
 		ab := absence{since: leaderSince, lastContact: leaderSince}
 		if known {
 			// A closed session is away since it ended; a silent one
 			// (half-open) since it was last heard.
+			seen := a.LastSeen
+			if open {
+				seen = h.lastSeen(a, s, now)
+			}
 			end := a.disconnectedAt
 			if open {
-				end = a.LastSeen
+				end = seen
 			}
 			if end.After(ab.since) {
 				ab.since = end
 			}
-			if a.LastSeen.After(ab.lastContact) {
-				ab.lastContact = a.LastSeen
+			if seen.After(ab.lastContact) {
+				ab.lastContact = seen
 			}
 		}
 		away[id] = ab

@@ -131,8 +131,9 @@ func (h *Hub) onHeartbeat(ctx context.Context, s *session, hb *turbulencev1.Hear
 		return
 	}
 	// Renew first: the lease is the safety mechanism (invariant 2) and
-	// must not wait behind the raft writes below.
-	s.enqueue(h.leaseRenewal())
+	// must not wait behind the raft writes below, nor behind commands
+	// queued for the agent (sendLoop).
+	h.renewLease(s)
 	h.mu.Lock()
 	a := h.soft(s.agentID)
 	a.LastSeen = time.Now()

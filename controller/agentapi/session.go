@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -59,6 +61,43 @@ type session struct {
 	cancel  context.CancelCauseFunc
 	// commands is guarded by Hub.mu.
 	commands map[string]command
+	// renew asks the send goroutine for a lease renewal ahead of anything
+	// queued on out; one pending request stands for any number.
+	renew chan struct{}
+	// heard is when a message of the agent's was last read off the
+	// stream (Unix nanoseconds), stamped by the receiving goroutine
+	// before the handler sees it; waiting is set while that goroutine
+	// holds a message the handler has not taken yet. Together they say
+	// whether the agent is alive without waiting for the controller's own
+	// work (see lastHeard).
+	heard   atomic.Int64
+	waiting atomic.Bool
+}
+
+// lastHeard is when the agent was last known to be speaking on this
+// stream. While the receiving goroutine waits for the handler, the agent
+// counts as heard now: the stream delivered a message that the
+// controller is too busy to take, so the silence that follows is the
+// controller's, not the agent's, and must not cost the agent its faults.
+func (s *session) lastHeard(now time.Time) time.Time {
+	if s.waiting.Load() {
+		return now
+	}
+	return time.Unix(0, s.heard.Load())
+}
+
+// renewLease has the send goroutine renew the agent's lease next,
+// without blocking and ahead of queued commands. Only the leader renews
+// (invariant 2); a heartbeat that reaches a deposed leader ends the
+// session instead (onHeartbeat).
+func (h *Hub) renewLease(s *session) {
+	if !h.cfg.Raft.IsLeader() {
+		return
+	}
+	select {
+	case s.renew <- struct{}{}:
+	default:
+	}
 }
 
 // enqueue queues a message for the send goroutine without blocking.
@@ -158,19 +197,32 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 		return status.Errorf(codes.Unavailable, "register agent %q: %v", id.Name, err)
 	}
 
+	return h.serve(ctx, id.Name, id.String(), hello, stream, logger)
+}
+
+// agentStream is the part of the Connect stream a session uses.
+type agentStream interface {
+	Send(*turbulencev1.ControllerMessage) error
+	Recv() (*turbulencev1.AgentMessage, error)
+}
+
+// serve runs a registered agent's session on stream until it ends.
+func (h *Hub) serve(ctx context.Context, agentID, actor string, hello *turbulencev1.Hello, stream agentStream, logger *slog.Logger) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	s := &session{
-		agentID:  id.Name,
-		actor:    id.String(),
+		agentID:  agentID,
+		actor:    actor,
 		out:      make(chan *turbulencev1.ControllerMessage, sendQueueSize),
 		ctx:      sctx,
 		cancel:   cancel,
 		commands: make(map[string]command),
+		renew:    make(chan struct{}, 1),
 	}
+	s.heard.Store(time.Now().UnixNano())
 	sendDone := make(chan struct{})
 	go func() {
 		defer close(sendDone)
-		sendLoop(s, stream)
+		h.sendLoop(s, stream)
 	}()
 	// Deferred in reverse: end the session, wait for the send goroutine
 	// (no Send after the handler returns), then forget the session.
@@ -203,9 +255,8 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 				recvErr <- err
 				return
 			}
-			select {
-			case msgs <- m:
-			case <-sctx.Done():
+			s.heard.Store(time.Now().UnixNano())
+			if !h.handOver(s, msgs, m) {
 				return
 			}
 		}
@@ -214,20 +265,17 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 		select {
 		case <-sctx.Done():
 			cause := context.Cause(sctx)
-			h.metrics.sessionEnded(endCause(cause))
+			h.sessionEnded(logger, endCause(cause), cause)
 			if _, ok := status.FromError(cause); ok && cause != nil {
-				logger.Info("agent session ended by controller", "reason", cause)
 				return cause
 			}
 			return status.FromContextError(ctx.Err()).Err()
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
-				h.metrics.sessionEnded(CauseAgentClosed)
-				logger.Info("agent closed its session")
+				h.sessionEnded(logger, CauseAgentClosed, nil)
 				return nil
 			}
-			h.metrics.sessionEnded(recvCause(err))
-			logger.Info("agent session lost", "error", err)
+			h.sessionEnded(logger, recvCause(err), err)
 			return err
 		case m := <-msgs:
 			h.handle(sctx, s, m)
@@ -247,18 +295,84 @@ func (h *Hub) redirect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage
 	return stream.Send(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Redirect{Redirect: &turbulencev1.Redirect{LeaderAddress: leader}}})
 }
 
-func sendLoop(s *session, stream grpc.BidiStreamingServer[turbulencev1.AgentMessage, turbulencev1.ControllerMessage]) {
+// handOver gives m to the session's handler. While the handler is busy
+// (raft writes of earlier reports that a loaded leader is slow to
+// commit), the agent keeps its lease: it is renewed every heartbeat
+// interval for as long as the wait lasts, and the agent counts as heard
+// (lastHeard). Overload thus makes reports and commands slow, never an
+// agent revert. It returns false when the session ended first.
+func (h *Hub) handOver(s *session, msgs chan<- *turbulencev1.AgentMessage, m *turbulencev1.AgentMessage) bool {
+	select {
+	case msgs <- m:
+		return true
+	case <-s.ctx.Done():
+		return false
+	default:
+	}
+	s.waiting.Store(true)
+	defer func() {
+		s.heard.Store(time.Now().UnixNano())
+		s.waiting.Store(false)
+	}()
+	tick := time.NewTicker(h.cfg.HeartbeatInterval)
+	defer tick.Stop()
 	for {
+		select {
+		case msgs <- m:
+			return true
+		case <-s.ctx.Done():
+			return false
+		case <-tick.C:
+			h.renewLease(s)
+		}
+	}
+}
+
+// sendLoop is the session's only sender. A lease renewal goes out before
+// any command still queued: a burst of applies or reverts must not hold
+// back the message that keeps the agent's faults alive. The Welcome that
+// register queues goes first of all: the agent takes nothing else as the
+// answer to its Hello.
+func (h *Hub) sendLoop(s *session, stream agentStream) {
+	select {
+	case <-s.ctx.Done():
+		return
+	case m := <-s.out:
+		if !h.send(s, stream, m) {
+			return
+		}
+	}
+	for {
+		select {
+		case <-s.renew:
+			if !h.send(s, stream, h.leaseRenewal()) {
+				return
+			}
+			continue
+		default:
+		}
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-s.renew:
+			if !h.send(s, stream, h.leaseRenewal()) {
+				return
+			}
 		case m := <-s.out:
-			if err := stream.Send(m); err != nil {
-				s.end(err)
+			if !h.send(s, stream, m) {
 				return
 			}
 		}
 	}
+}
+
+// send sends m, ending the session if the stream fails.
+func (h *Hub) send(s *session, stream agentStream, m *turbulencev1.ControllerMessage) bool {
+	if err := stream.Send(m); err != nil {
+		s.end(err)
+		return false
+	}
+	return true
 }
 
 // register makes s the agent's session and queues the Welcome. Both
@@ -305,8 +419,12 @@ func (h *Hub) unregister(s *session) {
 	}
 	delete(h.sessions, s.agentID)
 	a := h.soft(s.agentID)
+	now := time.Now()
+	// Heard (and renewed, handOver) until now perhaps, even if the
+	// handler fell behind: the agent's lease started no earlier.
+	a.LastSeen = h.lastSeen(a, s, now)
 	a.Connected = false
-	a.disconnectedAt = time.Now()
+	a.disconnectedAt = now
 	// What the agent holds now is unknown; the lease decides (invariant 2).
 	a.held = make(map[string]*turbulencev1.FaultStatus)
 }

@@ -174,11 +174,7 @@ func (f EventFilter) matches(e *turbulencev1.Event) bool {
 func (s *State) EventsPage(f EventFilter, after uint64, n int) (page []*turbulencev1.Event, more bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	evs := s.d.events
-	i, _ := slices.BinarySearchFunc(evs, after+1, func(e *turbulencev1.Event, seq uint64) int {
-		return cmp.Compare(e.GetSequence(), seq)
-	})
-	for _, e := range evs[i:] {
+	for e := range s.d.events.from(s.d.events.after(after)) {
 		if !f.matches(e) {
 			continue
 		}

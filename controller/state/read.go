@@ -88,19 +88,19 @@ func (s *State) Halt() *turbulencev1.HaltStatus {
 func (s *State) Events(after uint64, limit int) []*turbulencev1.Event {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	evs := s.d.events
-	// Sequence numbers are dense within the kept window, so the first
-	// wanted event can be found by binary search.
-	i, _ := slices.BinarySearchFunc(evs, after+1, func(e *turbulencev1.Event, seq uint64) int {
-		return cmp.Compare(e.GetSequence(), seq)
-	})
-	evs = evs[i:]
-	if limit > 0 && len(evs) > limit {
-		evs = evs[:limit]
+	// Sequence numbers grow through the kept window, so the first
+	// wanted event is found by binary search.
+	i := s.d.events.after(after)
+	n := s.d.events.len() - i
+	if limit > 0 && n > limit {
+		n = limit
 	}
-	out := make([]*turbulencev1.Event, len(evs))
-	for j, e := range evs {
-		out[j] = clone(e)
+	out := make([]*turbulencev1.Event, 0, n)
+	for e := range s.d.events.from(i) {
+		if len(out) == n {
+			break
+		}
+		out = append(out, clone(e))
 	}
 	return out
 }

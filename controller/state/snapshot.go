@@ -15,7 +15,7 @@ func (s *State) Records() []*raftv1.SnapshotRecord {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	d := s.d
-	out := make([]*raftv1.SnapshotRecord, 0, 2+len(d.agents)+len(d.faults)+len(d.events)+len(d.appliedOrder)+len(d.audit))
+	out := make([]*raftv1.SnapshotRecord, 0, 2+len(d.agents)+len(d.faults)+d.events.len()+len(d.appliedOrder)+len(d.audit))
 	out = append(out,
 		&raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Counters{Counters: &raftv1.Counters{NextEventSequence: d.nextSeq, NextAuditSequence: d.nextAuditSeq}}},
 		&raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Halt{Halt: clone(d.halt)}},
@@ -29,7 +29,7 @@ func (s *State) Records() []*raftv1.SnapshotRecord {
 	for _, id := range sortedKeys(d.groups) {
 		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_FaultGroup{FaultGroup: clone(d.groups[id])}})
 	}
-	for _, e := range d.events {
+	for e := range d.events.from(0) {
 		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Event{Event: clone(e)}})
 	}
 	for _, id := range d.appliedOrder {
@@ -74,10 +74,10 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 			}
 			d.groups[rec.FaultGroup.GetId()] = clone(rec.FaultGroup)
 		case *raftv1.SnapshotRecord_Event:
-			if n := len(d.events); n > 0 && rec.Event.GetSequence() <= d.events[n-1].GetSequence() {
+			if last := d.events.last(); last != nil && rec.Event.GetSequence() <= last.GetSequence() {
 				return fmt.Errorf("snapshot record %d: event sequence %d out of order", i, rec.Event.GetSequence())
 			}
-			d.events = append(d.events, clone(rec.Event))
+			d.events.push(clone(rec.Event))
 		case *raftv1.SnapshotRecord_AppliedRequest:
 			d.remember(rec.AppliedRequest.GetRequestId(), rec.AppliedRequest.GetResultId())
 		case *raftv1.SnapshotRecord_Audit:
@@ -90,11 +90,8 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 	}
 	d.rebuildIndexes()
 	d.rebuildGroupIndex()
-	if len(d.events) > MaxEvents {
-		d.events = d.events[len(d.events)-MaxEvents:]
-	}
-	if n := len(d.events); n > 0 {
-		last := d.events[n-1].GetSequence()
+	if e := d.events.last(); e != nil {
+		last := e.GetSequence()
 		if !sawCounters || d.nextSeq <= last {
 			d.nextSeq = last + 1
 		}

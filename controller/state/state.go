@@ -37,7 +37,7 @@ type data struct {
 	faultOrder []*turbulencev1.Fault
 	halt       *turbulencev1.HaltStatus
 	// events holds at most MaxEvents, oldest first.
-	events []*turbulencev1.Event
+	events eventRing
 	// nextSeq is the sequence number of the next event; it never goes
 	// back, even when old events are dropped.
 	nextSeq uint64
@@ -109,15 +109,7 @@ func (d *data) appendEvent(now time.Time, typ, agentID, faultID, msg string) {
 		Message: limits.Truncate(msg, limits.MaxEventMessage),
 	}
 	d.nextSeq++
-	d.events = append(d.events, ev)
-	if over := len(d.events) - MaxEvents; over > 0 {
-		// Reslice, as appendAudit does: copying the window down at every
-		// event past the cap cost O(MaxEvents) per write. The dropped
-		// head is cleared so its events can be collected; the next append
-		// that outgrows the array copies only the live window.
-		clear(d.events[:over])
-		d.events = d.events[over:]
-	}
+	d.events.push(ev)
 }
 
 // remember records that requestID produced resultID.
