@@ -72,8 +72,21 @@ func (p *Process) Args() []string { return p.cmd.Args }
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // ErrLeaseExpired is what Err wraps for a worker that ended itself because
-// its owner's lease ran out (ExitLeaseExpired).
+// its owner's lease ran out (ExitLeaseExpired). Its text starts as the
+// agent's own lease reason does, so the fault's end counts as a lease end
+// (internal/metrics EndReason).
 var ErrLeaseExpired = errors.New("lease expired (the worker ended itself: its agent did not renew or revert)")
+
+// leaseExpiredError is Err's error for ExitLeaseExpired: ErrLeaseExpired
+// and the *exec.ExitError both.
+type leaseExpiredError struct{ exit error }
+
+func (e leaseExpiredError) Error() string   { return ErrLeaseExpired.Error() + ": " + e.exit.Error() }
+func (e leaseExpiredError) Unwrap() []error { return []error{ErrLeaseExpired, e.exit} }
+
+// EndReason is the reason the fault ended with (agent/inject Manager.watch
+// asks for it): the lease, not the worker's exit status.
+func (e leaseExpiredError) EndReason() string { return ErrLeaseExpired.Error() }
 
 // Err returns why the worker exited: nil for exit status 0 (its deadline or
 // SIGTERM), an *exec.ExitError otherwise, wrapped in ErrLeaseExpired for
@@ -86,7 +99,7 @@ func (p *Process) Err() error {
 	}
 	var exit *exec.ExitError
 	if errors.As(p.err, &exit) && exit.ExitCode() == ExitLeaseExpired {
-		return fmt.Errorf("%w: %w", ErrLeaseExpired, p.err)
+		return leaseExpiredError{exit: p.err}
 	}
 	return p.err
 }

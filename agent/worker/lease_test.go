@@ -106,8 +106,13 @@ func TestProcess_ErrSaysTheLeaseExpired(t *testing.T) {
 	t.Cleanup(func() { _ = p.Stop(t.Context()) })
 	waitDone(t, p, 20*time.Second)
 	var exit *exec.ExitError
-	if err := p.Err(); !errors.Is(err, ErrLeaseExpired) || !errors.As(err, &exit) {
-		t.Errorf("Err() = %v, want ErrLeaseExpired wrapping the *exec.ExitError", err)
+	err = p.Err()
+	if !errors.Is(err, ErrLeaseExpired) || !errors.As(err, &exit) || exit.ExitCode() != ExitLeaseExpired {
+		t.Errorf("Err() = %v, want ErrLeaseExpired wrapping the *exec.ExitError of status %d", err, ExitLeaseExpired)
+	}
+	var own interface{ EndReason() string }
+	if !errors.As(err, &own) || own.EndReason() != ErrLeaseExpired.Error() {
+		t.Errorf("Err() = %v, want an EndReason of %q for the fault's end", err, ErrLeaseExpired)
 	}
 }
 
