@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/guardian"
+	"github.com/turbulence-sre/turbulence/internal/stats"
 )
 
 // leaseJobs are one small job of every worker kind, owned by the agent
@@ -168,4 +170,32 @@ func TestWorker_LeaseKeepsItRunning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkWorker_EndAfterLease measures how long past its owner's lease
+// end plus grace a CPU worker ends itself: at most one check period
+// (leaseCheckEvery) plus the exit, by design.
+func BenchmarkWorker_EndAfterLease(b *testing.B) {
+	bin := selfBinary(b)
+	var late []time.Duration
+	for b.Loop() {
+		owner := b.TempDir()
+		// A random phase between the lease's end and the worker's checks.
+		expiry := time.Now().Add(200*time.Millisecond + rand.N(leaseCheckEvery))
+		if err := guardian.WriteLease(owner, expiry); err != nil {
+			b.Fatal(err)
+		}
+		p, err := Start(bin, Spec{FaultID: "f-lease-bench", Owner: owner, Cores: 1, LoadPercent: 50, Deadline: time.Now().Add(time.Minute)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		<-p.Done()
+		late = append(late, time.Since(expiry.Add(guardian.Grace)))
+		if !errors.Is(p.Err(), ErrLeaseExpired) {
+			b.Fatalf("worker ended with %v, want its lease", p.Err())
+		}
+	}
+	ms := stats.Millis(late)
+	b.ReportMetric(stats.Median(ms), "ms_past_lease+grace_p50")
+	b.ReportMetric(stats.Percentile(ms, 100), "ms_past_lease+grace_max")
 }
