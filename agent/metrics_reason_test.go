@@ -6,6 +6,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/inject"
+	"github.com/turbulence-sre/turbulence/agent/worker"
 	"github.com/turbulence-sre/turbulence/internal/metrics"
 	"github.com/turbulence-sre/turbulence/internal/testutil"
 )
@@ -25,6 +26,7 @@ func TestEndReason_AgentReasons(t *testing.T) {
 		inject.ReasonLocalHalt + ": drill":     metrics.EndLocalHalt,
 		guardian.ReasonDeadline:                metrics.EndDeadline,
 		guardian.ReasonLease:                   metrics.EndLeaseExpired,
+		worker.ErrLeaseExpired.Error():         metrics.EndLeaseExpired,
 		ReasonRecovered:                        metrics.EndAgentRestarted,
 		ReasonCleanup:                          metrics.EndAgentRestarted,
 	} {

@@ -47,3 +47,23 @@ func ReadLease(stateDir string) (time.Time, bool, error) {
 	}
 	return time.Unix(0, n), true, nil
 }
+
+// LeaseLapsed reports whether the lease recorded in stateDir ran out more
+// than Grace before now, and when it ran out: the judgement a guardian
+// makes of a live agent's lease, for the agent's workers to make too
+// (agent/worker), so that a frozen agent's workers end at the same time
+// as its guarded faults.
+//
+// A lease file that is missing or unreadable is not a lapsed lease, as it
+// is not for a guardian: the agent writes it before it takes any fault, so
+// its absence means a state directory being torn down or a write that
+// failed, not a silent controller, and the fault's deadline still bounds
+// the fault. Ending a healthy fault on a file-system hiccup would be the
+// worse error.
+func LeaseLapsed(stateDir string, now time.Time) (time.Time, bool) {
+	lease, ok, err := ReadLease(stateDir)
+	if err != nil || !ok {
+		return time.Time{}, false
+	}
+	return lease, now.After(lease.Add(Grace))
+}

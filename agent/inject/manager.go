@@ -2,6 +2,7 @@ package inject
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -260,6 +261,12 @@ func (m *Manager) watch(e *entry, h Handle) {
 		reason := ReasonWorkerExited + "before its deadline"
 		if err := h.Err(); err != nil {
 			reason = ReasonWorkerExited + err.Error()
+			// A worker that ended itself for a reason of the fault's
+			// (its owner's lease ran out: agent/worker) names it.
+			var own interface{ EndReason() string }
+			if errors.As(err, &own) {
+				reason = own.EndReason()
+			}
 		} else if time.Until(e.deadline) <= deadlineTolerance {
 			reason = ReasonDeadline
 		}

@@ -227,6 +227,28 @@ func TestManager_WorkerExitEndsFault(t *testing.T) {
 	}
 }
 
+// endReasonError is a worker exit that names its own end reason, as a
+// worker that ended at its owner's lease does (agent/worker).
+type endReasonError struct{}
+
+func (endReasonError) Error() string     { return "exit status 3" }
+func (endReasonError) EndReason() string { return ReasonLeaseExpired + " (the worker ended itself)" }
+
+func TestManager_WorkerExitWithItsOwnReason(t *testing.T) {
+	t.Parallel()
+	m, inj := newTestManager()
+	defer m.Close(ReasonAgentStopping)
+	if _, err := m.Apply(t.Context(), cpuFault("f1", time.Minute)); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	inj.handle("f1").exit(fmt.Errorf("wrapped: %w", endReasonError{}))
+	waitFor(t, 5*time.Second, func() bool { return len(m.Held()) == 0 })
+	_, ended, _ := m.Report()
+	if want := (endReasonError{}).EndReason(); len(ended) != 1 || ended[0].GetReason() != want {
+		t.Errorf("ended = %v, want reason %q", ended, want)
+	}
+}
+
 func TestManager_HaltRefusesUntilResume(t *testing.T) {
 	t.Parallel()
 	m, _ := newTestManager()

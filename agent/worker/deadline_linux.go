@@ -22,7 +22,16 @@ import (
 //
 // CLOCK_REALTIME matches the deadline's meaning: the agent sends it as
 // wall-clock nanoseconds.
-func exitAtDeadline(deadline time.Time, code int) {
+//
+// When lapsed is not nil the same thread also wakes every leaseCheckEvery
+// and asks it whether the owning agent's lease has run out; if so the
+// process ends with ExitLeaseExpired (invariant 2 while the agent is
+// frozen). It is this thread, not one of its own, because this one is
+// asleep anyway and, at real-time priority, wakes on time under the
+// heaviest load. A check is a stat and a read of a few bytes that the
+// agent has just written, so from the page cache: it cannot hold the
+// deadline up by more than a system call.
+func exitAtDeadline(deadline time.Time, code int, lapsed func(now time.Time) bool) {
 	go func() {
 		// The thread sleeps in the kernel; locking keeps the runtime from
 		// having to hand it a goroutine it cannot run for the whole fault.
@@ -33,17 +42,24 @@ func exitAtDeadline(deadline time.Time, code int) {
 		// load — this worker's or anything else saturating the host.
 		// Without the privilege it stays at the worker's nice level.
 		_ = unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}, 0)
-		ts := unix.NsecToTimespec(deadline.UnixNano())
 		for {
-			err := unix.ClockNanosleep(unix.CLOCK_REALTIME, unix.TIMER_ABSTIME, &ts, nil)
-			if err == nil && !time.Now().Before(deadline) {
-				break
+			wake := deadline
+			if next := time.Now().Add(leaseCheckEvery); lapsed != nil && next.Before(wake) {
+				wake = next
 			}
+			ts := unix.NsecToTimespec(wake.UnixNano())
+			err := unix.ClockNanosleep(unix.CLOCK_REALTIME, unix.TIMER_ABSTIME, &ts, nil)
 			if err != nil && err != unix.EINTR {
 				// The context's own deadline still ends the work.
 				return
 			}
+			now := time.Now()
+			if !now.Before(deadline) {
+				os.Exit(code)
+			}
+			if err == nil && lapsed != nil && lapsed(now) {
+				os.Exit(ExitLeaseExpired)
+			}
 		}
-		os.Exit(code)
 	}()
 }

@@ -21,7 +21,7 @@ func runStuckWorker(deadlineNanos string) {
 	if err != nil {
 		os.Exit(2)
 	}
-	exitAtDeadline(time.Unix(0, n), stuckExitCode)
+	exitAtDeadline(time.Unix(0, n), stuckExitCode, nil)
 	select {} // a hung worker: no context, no signal handler
 }
 

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -70,15 +71,37 @@ func (p *Process) Args() []string { return p.cmd.Args }
 // Done is closed when the worker has exited and been waited for.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
+// ErrLeaseExpired is what Err wraps for a worker that ended itself because
+// its owner's lease ran out (ExitLeaseExpired). Its text starts as the
+// agent's own lease reason does, so the fault's end counts as a lease end
+// (internal/metrics EndReason).
+var ErrLeaseExpired = errors.New("lease expired (the worker ended itself: its agent did not renew or revert)")
+
+// leaseExpiredError is Err's error for ExitLeaseExpired: ErrLeaseExpired
+// and the *exec.ExitError both.
+type leaseExpiredError struct{ exit error }
+
+func (e leaseExpiredError) Error() string   { return ErrLeaseExpired.Error() + ": " + e.exit.Error() }
+func (e leaseExpiredError) Unwrap() []error { return []error{ErrLeaseExpired, e.exit} }
+
+// EndReason is the reason the fault ended with (agent/inject Manager.watch
+// asks for it): the lease, not the worker's exit status.
+func (e leaseExpiredError) EndReason() string { return ErrLeaseExpired.Error() }
+
 // Err returns why the worker exited: nil for exit status 0 (its deadline or
-// SIGTERM), an *exec.ExitError otherwise. Valid only after Done is closed.
+// SIGTERM), an *exec.ExitError otherwise, wrapped in ErrLeaseExpired for
+// ExitLeaseExpired. Valid only after Done is closed.
 func (p *Process) Err() error {
 	select {
 	case <-p.done:
-		return p.err
 	default:
 		return nil
 	}
+	var exit *exec.ExitError
+	if errors.As(p.err, &exit) && exit.ExitCode() == ExitLeaseExpired {
+		return leaseExpiredError{exit: p.err}
+	}
+	return p.err
 }
 
 // Stop ends the worker: SIGTERM to its process group, up to StopGrace (or

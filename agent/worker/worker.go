@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/turbulence-sre/turbulence/agent/guardian"
 )
 
 // Exit codes of a worker process.
@@ -18,7 +20,16 @@ const (
 	ExitFailure = 1
 	// ExitUsage: the argv was refused; nothing was started.
 	ExitUsage = 2
+	// ExitLeaseExpired: the owning agent's lease ran out more than
+	// guardian.Grace ago and the agent did not take the fault back (it is
+	// frozen or gone), so the worker ended itself (invariant 2).
+	ExitLeaseExpired = 3
 )
+
+// leaseCheckEvery is how often a worker with an owner reads the owner's
+// lease file: a stat and a read of a few bytes, four times a second, bound
+// how far past the lease's end and its grace a frozen agent's worker runs.
+const leaseCheckEvery = 250 * time.Millisecond
 
 // Subcommand is the argv word of the agent binary that selects worker mode.
 const Subcommand = "worker"
@@ -43,6 +54,7 @@ func run(args []string, stderr io.Writer) int {
 	kind := args[0]
 	var (
 		faultID  string
+		owner    string
 		nice     int
 		deadline time.Time
 		work     func(ctx context.Context) error
@@ -54,7 +66,7 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "turbulence worker cpu: %v\n%s\n", err, usage)
 			return ExitUsage
 		}
-		faultID, nice, deadline = spec.FaultID, spec.Nice, spec.Deadline
+		faultID, owner, nice, deadline = spec.FaultID, spec.Owner, spec.Nice, spec.Deadline
 		work = func(ctx context.Context) error { return RunCPU(ctx, spec) }
 	case "memory":
 		spec, err := ParseMemoryArgs(args[1:])
@@ -62,7 +74,7 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "turbulence worker memory: %v\n%s\n", err, usage)
 			return ExitUsage
 		}
-		faultID, nice, deadline = spec.FaultID, spec.Nice, spec.Deadline
+		faultID, owner, nice, deadline = spec.FaultID, spec.Owner, spec.Nice, spec.Deadline
 		work = func(ctx context.Context) error { return RunMemory(ctx, spec, stderr) }
 	case "disk-io":
 		spec, err := ParseDiskIOArgs(args[1:])
@@ -70,7 +82,7 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "turbulence worker disk-io: %v\n%s\n", err, usage)
 			return ExitUsage
 		}
-		faultID, nice, deadline = spec.FaultID, spec.Nice, spec.Deadline
+		faultID, owner, nice, deadline = spec.FaultID, spec.Owner, spec.Nice, spec.Deadline
 		work = func(ctx context.Context) error { return RunDiskIO(ctx, spec) }
 	default:
 		fmt.Fprintf(stderr, "turbulence worker: unknown kind %q\n%s\n", kind, usage)
@@ -90,11 +102,31 @@ func run(args []string, stderr io.Writer) int {
 	}
 	// Invariant 1, defence in depth: from here on the process ends at its
 	// deadline by itself, on the kernel's clock, whatever the work or the
-	// agent does.
-	exitAtDeadline(deadline, ExitOK)
+	// agent does. Invariant 2 likewise: it ends when its owner's lease has
+	// run out, as the owner's guardians judge it, should the owner be
+	// frozen (SIGSTOP, a wedged process) and unable to run its own lease
+	// timer; a dead owner's workers die with it (PR_SET_PDEATHSIG).
+	exitAtDeadline(deadline, ExitOK, leaseLapsed(owner, kind, faultID, stderr))
 	if err := work(ctx); err != nil {
 		fmt.Fprintf(stderr, "turbulence worker %s %s: %v\n", kind, faultID, err)
 		return ExitFailure
 	}
 	return ExitOK
+}
+
+// leaseLapsed returns the lease check of a worker of owner, nil when the
+// worker has no owner (and so no lease file): it reports, once, on stderr
+// why the worker is about to end.
+func leaseLapsed(owner, kind, faultID string, stderr io.Writer) func(now time.Time) bool {
+	if owner == "" {
+		return nil
+	}
+	return func(now time.Time) bool {
+		expiry, lapsed := guardian.LeaseLapsed(owner, now)
+		if lapsed {
+			fmt.Fprintf(stderr, "turbulence worker %s %s: %s: the lease of its agent (%s) ran out at %s and the agent did not end this worker; exiting with status %d\n",
+				kind, faultID, ErrLeaseExpired, owner, expiry.UTC().Format(time.RFC3339Nano), ExitLeaseExpired)
+		}
+		return lapsed
+	}
 }
