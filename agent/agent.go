@@ -15,6 +15,7 @@ import (
 	"github.com/turbulence-sre/turbulence/agent/hostinfo"
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
+	"github.com/turbulence-sre/turbulence/agent/leasefile"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/session"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
@@ -278,7 +279,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	// The lease's end is written for the guardians at every renewal.
 	lease := killswitch.NewLease(a.log, a.manager, killswitch.WithExpiryRecorder(func(expiry time.Time) {
-		if err := guardian.WriteLease(a.owner.StateDir, expiry); err != nil {
+		if err := leasefile.Write(a.owner.StateDir, expiry); err != nil {
 			a.log.Warn("lease file for the guardians not written", "err", err)
 		}
 	}))

@@ -8,7 +8,7 @@
 // PR_SET_PDEATHSIG, so that it outlives the agent. It knows the fault only
 // from the agent's journal, which it reads without taking its lock
 // (journal.ReadFile), and the lease only from the lease file the agent
-// rewrites at every renewal (WriteLease). Its standard input is a pipe from
+// rewrites at every renewal (agent/leasefile). Its standard input is a pipe from
 // the agent: end of file means the agent is gone.
 //
 // Who takes the fault back. The agent and the guardian never both do: every

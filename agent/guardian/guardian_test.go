@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/turbulence-sre/turbulence/agent/journal"
+	"github.com/turbulence-sre/turbulence/agent/leasefile"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -93,16 +94,16 @@ func TestLockPath_DistinctForEveryID(t *testing.T) {
 func TestLease_RoundTrip(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if _, ok, err := ReadLease(dir); ok || err != nil {
-		t.Fatalf("ReadLease of nothing = %v, %v", ok, err)
+	if _, ok, err := leasefile.Read(dir); ok || err != nil {
+		t.Fatalf("leasefile.Read of nothing = %v, %v", ok, err)
 	}
 	want := time.Unix(1700000000, 123456789)
-	if err := WriteLease(dir, want); err != nil {
+	if err := leasefile.Write(dir, want); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := ReadLease(dir)
+	got, ok, err := leasefile.Read(dir)
 	if !ok || err != nil || !got.Equal(want) {
-		t.Errorf("ReadLease = %v, %v, %v; want %v", got, ok, err, want)
+		t.Errorf("leasefile.Read = %v, %v, %v; want %v", got, ok, err, want)
 	}
 }
 
@@ -164,7 +165,7 @@ func TestGuardian_AgentGoneRevertsAtTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		fx := newFixture(t, deadline)
-		if err := WriteLease(fx.dir, deadline.Add(time.Hour)); err != nil {
+		if err := leasefile.Write(fx.dir, deadline.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		r, w := io.Pipe()
@@ -214,7 +215,7 @@ func TestGuardian_LeaseEndsFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fx := newFixture(t, time.Now().Add(time.Hour))
 		lease := time.Now().Add(10 * time.Second)
-		if err := WriteLease(fx.dir, lease); err != nil {
+		if err := leasefile.Write(fx.dir, lease); err != nil {
 			t.Fatal(err)
 		}
 		r, w := io.Pipe()
@@ -260,7 +261,7 @@ func TestGuardian_RenewedLeasePostpones(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		deadline := time.Now().Add(time.Minute)
 		fx := newFixture(t, deadline)
-		if err := WriteLease(fx.dir, time.Now().Add(10*time.Second)); err != nil {
+		if err := leasefile.Write(fx.dir, time.Now().Add(10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		r, w := io.Pipe()
@@ -270,7 +271,7 @@ func TestGuardian_RenewedLeasePostpones(t *testing.T) {
 		// The agent renews every 5 s until past the deadline.
 		for range 14 {
 			time.Sleep(5 * time.Second) // fake time in the bubble
-			if err := WriteLease(fx.dir, time.Now().Add(10*time.Second)); err != nil {
+			if err := leasefile.Write(fx.dir, time.Now().Add(10*time.Second)); err != nil {
 				t.Error(err)
 			}
 		}

@@ -13,13 +13,15 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/journal"
+	"github.com/turbulence-sre/turbulence/agent/leasefile"
 )
 
 // Grace is how long past a fault's deadline (or its lease's end) the
 // guardian leaves the revert to a live agent before it acts itself. The
 // agent reverts at the deadline; this only matters when it is hung or
-// gone, and keeps the fault's end within a second of its deadline.
-const Grace = 500 * time.Millisecond
+// gone, and keeps the fault's end within a second of its deadline. A
+// worker judges its agent's lease with the same grace (agent/leasefile).
+const Grace = leasefile.Grace
 
 // Exit codes of a guardian.
 const (
@@ -158,7 +160,7 @@ func (g *watch) hasOutcome() bool {
 // agent's lease if that comes first.
 func (g *watch) due() (time.Time, string) {
 	due, reason := g.last.Intent.Deadline, ReasonDeadline
-	if lease, ok, err := ReadLease(g.stateDir); err == nil && ok && (due.IsZero() || lease.Before(due)) {
+	if lease, ok, err := leasefile.Read(g.stateDir); err == nil && ok && (due.IsZero() || lease.Before(due)) {
 		due, reason = lease, ReasonLease
 	}
 	return due, reason

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/turbulence-sre/turbulence/agent/guardian"
+	"github.com/turbulence-sre/turbulence/agent/leasefile"
 	"github.com/turbulence-sre/turbulence/internal/stats"
 )
 
@@ -69,7 +69,7 @@ func startCapturing(t *testing.T, job Job) (cmd *exec.Cmd, done <-chan error, st
 func TestWorker_EndsWhenItsOwnersLeaseRanOut(t *testing.T) {
 	owner := t.TempDir()
 	expiry := time.Now().Add(300 * time.Millisecond)
-	if err := guardian.WriteLease(owner, expiry); err != nil {
+	if err := leasefile.Write(owner, expiry); err != nil {
 		t.Fatal(err)
 	}
 	for kind, job := range leaseJobs(t, owner) {
@@ -84,7 +84,7 @@ func TestWorker_EndsWhenItsOwnersLeaseRanOut(t *testing.T) {
 			case <-time.After(20 * time.Second):
 				t.Fatalf("worker still running 20 s after its owner's lease ran out (deadline in a minute); stderr:\n%s", stderr())
 			}
-			if early := time.Until(expiry.Add(guardian.Grace)); early > 0 {
+			if early := time.Until(expiry.Add(leasefile.Grace)); early > 0 {
 				t.Errorf("worker ended %s before its owner's lease end plus grace", early)
 			}
 			if out := stderr(); !strings.Contains(out, ErrLeaseExpired.Error()) || !strings.Contains(out, owner) {
@@ -98,7 +98,7 @@ func TestWorker_EndsWhenItsOwnersLeaseRanOut(t *testing.T) {
 // (the fault's end reason, agent/inject Manager.watch) names the lease.
 func TestProcess_ErrSaysTheLeaseExpired(t *testing.T) {
 	owner := t.TempDir()
-	if err := guardian.WriteLease(owner, time.Now().Add(-time.Minute)); err != nil {
+	if err := leasefile.Write(owner, time.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	p, err := Start(selfBinary(t), Spec{FaultID: "f-lease-err", Owner: owner, Cores: 1, LoadPercent: 5, Deadline: time.Now().Add(time.Minute)})
@@ -132,7 +132,7 @@ func TestWorker_LeaseKeepsItRunning(t *testing.T) {
 				t.Helper()
 				switch start {
 				case "renewed":
-					if err := guardian.WriteLease(owner, time.Now().Add(ttl)); err != nil {
+					if err := leasefile.Write(owner, time.Now().Add(ttl)); err != nil {
 						t.Fatal(err)
 					}
 				case "unreadable":
@@ -145,7 +145,7 @@ func TestWorker_LeaseKeepsItRunning(t *testing.T) {
 			_, done, stderr := startCapturing(t, Spec{FaultID: "f-lease-" + start, Owner: owner, Cores: 1, LoadPercent: 5, Deadline: time.Now().Add(time.Minute)})
 			// Long enough for three whole leases and their grace to run
 			// out, had they not been renewed, and for many checks.
-			until := time.Now().Add(3 * (ttl + guardian.Grace))
+			until := time.Now().Add(3 * (ttl + leasefile.Grace))
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
 			for time.Now().Before(until) {
@@ -156,7 +156,7 @@ func TestWorker_LeaseKeepsItRunning(t *testing.T) {
 					renew()
 				}
 			}
-			if err := guardian.WriteLease(owner, time.Now().Add(-time.Second)); err != nil {
+			if err := leasefile.Write(owner, time.Now().Add(-time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			select {
@@ -182,7 +182,7 @@ func BenchmarkWorker_EndAfterLease(b *testing.B) {
 		owner := b.TempDir()
 		// A random phase between the lease's end and the worker's checks.
 		expiry := time.Now().Add(200*time.Millisecond + rand.N(leaseCheckEvery))
-		if err := guardian.WriteLease(owner, expiry); err != nil {
+		if err := leasefile.Write(owner, expiry); err != nil {
 			b.Fatal(err)
 		}
 		p, err := Start(bin, Spec{FaultID: "f-lease-bench", Owner: owner, Cores: 1, LoadPercent: 50, Deadline: time.Now().Add(time.Minute)})
@@ -190,7 +190,7 @@ func BenchmarkWorker_EndAfterLease(b *testing.B) {
 			b.Fatal(err)
 		}
 		<-p.Done()
-		late = append(late, time.Since(expiry.Add(guardian.Grace)))
+		late = append(late, time.Since(expiry.Add(leasefile.Grace)))
 		if !errors.Is(p.Err(), ErrLeaseExpired) {
 			b.Fatalf("worker ended with %v, want its lease", p.Err())
 		}

@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/turbulence-sre/turbulence/agent/guardian"
+	"github.com/turbulence-sre/turbulence/agent/leasefile"
 )
 
 // Exit codes of a worker process.
@@ -21,7 +21,7 @@ const (
 	// ExitUsage: the argv was refused; nothing was started.
 	ExitUsage = 2
 	// ExitLeaseExpired: the owning agent's lease ran out more than
-	// guardian.Grace ago and the agent did not take the fault back (it is
+	// leasefile.Grace ago and the agent did not take the fault back (it is
 	// frozen or gone), so the worker ended itself (invariant 2).
 	ExitLeaseExpired = 3
 )
@@ -122,7 +122,7 @@ func leaseLapsed(owner, kind, faultID string, stderr io.Writer) func(now time.Ti
 		return nil
 	}
 	return func(now time.Time) bool {
-		expiry, lapsed := guardian.LeaseLapsed(owner, now)
+		expiry, lapsed := leasefile.Lapsed(owner, now)
 		if lapsed {
 			fmt.Fprintf(stderr, "turbulence worker %s %s: %s: the lease of its agent (%s) ran out at %s and the agent did not end this worker; exiting with status %d\n",
 				kind, faultID, ErrLeaseExpired, owner, expiry.UTC().Format(time.RFC3339Nano), ExitLeaseExpired)

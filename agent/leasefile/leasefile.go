@@ -1,4 +1,9 @@
-package guardian
+// Package leasefile keeps, in an agent's state directory, the time the
+// agent's controller lease runs out, for the processes that outlive a
+// frozen or dead agent — guardians (agent/guardian) and workers
+// (agent/worker) — to judge the lease the same way (invariant 2,
+// docs/design.md). It imports nothing of the agent's, so both can use it.
+package leasefile
 
 import (
 	"errors"
@@ -11,16 +16,21 @@ import (
 	"time"
 )
 
+// Grace is how long past a lease's end (or a guarded fault's deadline) a
+// guardian, and a worker, waits before acting on its own: while the agent
+// is alive it does the revert itself, so both never race it.
+const Grace = 500 * time.Millisecond
+
 // leaseFile is the file in the state directory where the agent keeps the
 // time its controller lease runs out.
 const leaseFile = "lease"
 
-// WriteLease records that the agent's lease runs out at expiry. It is
+// Write records that the agent's lease runs out at expiry. It is
 // written at every renewal, through a new file renamed into place, so a
 // reader never sees half of it. It is not fsynced: after a crash of the
 // host no fault of the agent is left but disk fills, and the agent's
 // start-up recovery takes those back.
-func WriteLease(stateDir string, expiry time.Time) error {
+func Write(stateDir string, expiry time.Time) error {
 	tmp := filepath.Join(stateDir, leaseFile+".tmp")
 	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(expiry.UnixNano(), 10)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write lease file: %w", err)
@@ -31,9 +41,9 @@ func WriteLease(stateDir string, expiry time.Time) error {
 	return nil
 }
 
-// ReadLease returns when the agent's lease runs out, and false if the
+// Read returns when the agent's lease runs out, and false if the
 // agent never wrote it.
-func ReadLease(stateDir string) (time.Time, bool, error) {
+func Read(stateDir string) (time.Time, bool, error) {
 	data, err := os.ReadFile(filepath.Join(stateDir, leaseFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return time.Time{}, false, nil
@@ -48,7 +58,7 @@ func ReadLease(stateDir string) (time.Time, bool, error) {
 	return time.Unix(0, n), true, nil
 }
 
-// LeaseLapsed reports whether the lease recorded in stateDir ran out more
+// Lapsed reports whether the lease recorded in stateDir ran out more
 // than Grace before now, and when it ran out: the judgement a guardian
 // makes of a live agent's lease, for the agent's workers to make too
 // (agent/worker), so that a frozen agent's workers end at the same time
@@ -60,8 +70,8 @@ func ReadLease(stateDir string) (time.Time, bool, error) {
 // failed, not a silent controller, and the fault's deadline still bounds
 // the fault. Ending a healthy fault on a file-system hiccup would be the
 // worse error.
-func LeaseLapsed(stateDir string, now time.Time) (time.Time, bool) {
-	lease, ok, err := ReadLease(stateDir)
+func Lapsed(stateDir string, now time.Time) (time.Time, bool) {
+	lease, ok, err := Read(stateDir)
 	if err != nil || !ok {
 		return time.Time{}, false
 	}
