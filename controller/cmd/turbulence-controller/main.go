@@ -124,11 +124,14 @@ func run(args []string, stderr io.Writer) int {
 	c.RegisterMetrics(reg)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	notifySystemd(ctx, logger)
+	waitStopping := notifySystemd(ctx, logger)
 	// "controller ready" is logged by the controller when it leads; here
 	// only a slow start is worth a word.
 	go warnIfNotLeader(ctx, c, logger)
-	if err := <-done; err != nil {
+	err = <-done
+	stop() // a Run that failed on its own says STOPPING too
+	waitStopping()
+	if err != nil {
 		logger.Error("controller failed", "error", err)
 		return exitFailure
 	}
