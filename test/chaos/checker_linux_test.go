@@ -205,10 +205,10 @@ func (r *run) checkDeadlines() {
 }
 
 // checkLeases: check 1, no fault in effect more than a second past its
-// lease after its agent was cut off from every controller or killed; for
-// an agent frozen (SIGSTOP) past its lease, its guardians take back the
-// guarded kinds by then (workers carry only their deadline: their time
-// is reported, not checked).
+// lease after its agent was cut off from every controller, killed or
+// frozen (SIGSTOP) past its lease: a frozen agent's guardians take back
+// the guarded kinds, and its workers end themselves when the lease file
+// says the lease ran out (agent/leasefile).
 func (r *run) checkLeases() {
 	r.t.Helper()
 	for _, e := range r.nem.events {
@@ -244,11 +244,7 @@ func (r *run) checkLeases() {
 					long++
 				}
 			}
-			marks := &p.any
-			if e.kind == nemStopAgent {
-				marks = &p.guarded
-			}
-			if end.After(limit) && marks.seenIn(limit, end) {
+			if end.After(limit) && p.any.seenIn(limit, end) {
 				r.violation("1", "%s (%s on %s) was in effect more than lease TTL + 1 s after its agent's %s at %s", id, kindOf(f), name, what, e.start.Format(time.StampMilli))
 			}
 			// The figure: faults held at the event whose deadline is
