@@ -85,10 +85,12 @@ func cell(s string) string { return termsafe.String(cellCleaner.Replace(s)) }
 // row writes one tab-separated row. Every table goes through it, so every
 // cell is made safe here.
 func row(w io.Writer, cells ...string) {
+	// A copy: callers pass shared slices (eventColumns) with `...`.
+	safe := make([]string, len(cells))
 	for i, c := range cells {
-		cells[i] = cell(c)
+		safe[i] = cell(c)
 	}
-	fmt.Fprintln(w, strings.Join(cells, "\t"))
+	fmt.Fprintln(w, strings.Join(safe, "\t"))
 }
 
 // none is how an empty cell is shown.
