@@ -112,6 +112,15 @@ func (a *FakeAgent) Recv(timeout time.Duration) (*turbulencev1.ControllerMessage
 		return m, nil
 	case err := <-a.errc:
 		a.errc <- err // keep it for the next caller
+		// The reader queues every message before the error that ended
+		// the stream, but select picks at random among ready cases: a
+		// message still queued comes first (a Redirect followed by the
+		// server's end was once reported as the end alone).
+		select {
+		case m := <-a.msgs:
+			return m, nil
+		default:
+		}
 		return nil, err
 	case <-t.C:
 		return nil, context.DeadlineExceeded
