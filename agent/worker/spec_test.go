@@ -12,7 +12,7 @@ import (
 
 func TestParseCPUArgs_RoundTrip(t *testing.T) {
 	t.Parallel()
-	want := Spec{FaultID: "f-1", Owner: "/var/lib/turbulence-agent", Cores: 2, LoadPercent: 40, Deadline: time.Unix(0, time.Now().Add(time.Minute).UnixNano()), CPUs: []int{0, 2}, Nice: 3}
+	want := Spec{FaultID: "f-1", Owner: "/var/lib/turbulence", Cores: 2, LoadPercent: 40, Deadline: time.Unix(0, time.Now().Add(time.Minute).UnixNano()), CPUs: []int{0, 2}, Nice: 3}
 	got, err := ParseCPUArgs(want.Args()[1:])
 	if err != nil {
 		t.Fatalf("ParseCPUArgs(%q) = %v", want.Args(), err)
