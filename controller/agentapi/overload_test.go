@@ -2,13 +2,13 @@ package agentapi
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -47,7 +47,10 @@ func (p *pipeStream) Recv() (*turbulencev1.AgentMessage, error) {
 	case m := <-p.in:
 		return m, nil
 	case <-p.ctx.Done():
-		return nil, io.EOF
+		// What a gRPC server stream's Recv returns once the stream's
+		// context ends (the connection dropped): a status error, never
+		// io.EOF, which means the agent half-closed.
+		return nil, status.FromContextError(p.ctx.Err()).Err()
 	}
 }
 
