@@ -87,8 +87,8 @@ func TestPrometheus_RealServer(t *testing.T) {
 			t.Errorf("CheckQuery(good query) = %v, want nil", err)
 		}
 		err := CheckQuery(t.Context(), prom.URL, `sum(rate(svc_errors_total[1m])`)
-		if !errors.Is(err, ErrBadQuery) || !strings.Contains(err.Error(), "parse error") {
-			t.Errorf("CheckQuery(unclosed parenthesis) = %v, want ErrBadQuery with the server's parse error", err)
+		if want := `the query does not parse: "sum(rate(svc_errors_total[1m])": invalid parameter "query": 1:31: parse error: unclosed left parenthesis`; !errors.Is(err, ErrBadQuery) || err.Error() != want {
+			t.Errorf("CheckQuery(unclosed parenthesis) = %v, want ErrBadQuery with the server's message %q", err, want)
 		}
 		err = CheckQuery(t.Context(), prom.URL, `svc_errors_total[5m]`)
 		if !errors.Is(err, ErrUnusableQuery) || !strings.Contains(err.Error(), "range vector") {
@@ -145,6 +145,16 @@ func TestPrometheus_RealServer(t *testing.T) {
 		s := waitSample(t, healthy, func(s Sample) bool { return !s.Pass }, "a failing sample")
 		if s.Detail != FailBounds || s.Value != 100 || s.Err != "value 100 above max 10" {
 			t.Errorf("Sample() after the breach = %+v, want a bounds failure at 100", s)
+		}
+	})
+
+	// A service that stops answering: Prometheus marks its series stale
+	// at the next failed scrape, and the probe sees no data.
+	t.Run("service down", func(t *testing.T) {
+		svc.srv.Close()
+		s := waitSample(t, healthy, func(s Sample) bool { return s.Detail == FailNoData }, "a no-data failure")
+		if s.Pass || !math.IsNaN(s.Value) || !strings.HasPrefix(s.Err, "no data") {
+			t.Errorf("Sample() with the service down = %+v, want a no-data failure", s)
 		}
 	})
 
