@@ -150,11 +150,9 @@ func (h *httpProber) get(ctx context.Context) (int, error) {
 }
 
 // isTimeout tells a timeout of the probe's own from other failures. A
-// cancelled parent context (the runner stopping) is not a timeout.
+// cancelled parent context (the runner stopping) is not a timeout: its
+// error is context.Canceled, and so is that of ctx, derived from it.
 func isTimeout(ctx context.Context, err error) bool {
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return true
 	}
