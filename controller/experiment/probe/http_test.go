@@ -81,6 +81,10 @@ func TestHTTP_Failures(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A certificate nobody vouched for: the probe verifies TLS.
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(tlsSrv.Close)
+
 	tests := []struct {
 		name       string
 		spec       experiment.HTTPProbe
@@ -92,6 +96,7 @@ func TestHTTP_Failures(t *testing.T) {
 		{"other status expected", experiment.HTTPProbe{URL: srv.URL + "/down", ExpectStatus: 201}, FailStatus, "status 503, want 201", true},
 		{"timeout", experiment.HTTPProbe{URL: srv.URL + "/slow", Timeout: config.Duration(200 * time.Millisecond)}, FailTimeout, "timeout: no complete answer from GET", false},
 		{"refused", experiment.HTTPProbe{URL: closed}, FailError, "connection refused", false},
+		{"unknown certificate", experiment.HTTPProbe{URL: tlsSrv.URL}, FailError, "certificate signed by unknown authority", false},
 		{"redirect loop", experiment.HTTPProbe{URL: srv.URL + "/loop"}, FailError, "stopped after 3 redirects", false},
 	}
 	for _, tt := range tests {
