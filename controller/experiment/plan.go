@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"slices"
 	"strings"
 
@@ -27,9 +29,9 @@ type Plan struct {
 	Experiment string `json:"experiment"`
 	Hypothesis string `json:"hypothesis"`
 	Owner      string `json:"owner"`
-	// Seed is the seed of every choice: the file's, the one asked for, or
-	// the one the controller picked for the first step (SeedPicked), used
-	// for every other step so that a target is one slice of the fleet.
+	// Seed is the experiment's seed: the file's, the one asked for, or one
+	// the plan picked (SeedPicked; a run would pick its own). Each target
+	// is chosen with TargetSeed of it.
 	Seed       uint64          `json:"seed"`
 	SeedPicked bool            `json:"seed_picked,omitempty"`
 	Targets    []TargetPlan    `json:"targets"`
@@ -53,6 +55,12 @@ type TargetPlan struct {
 	// and Kinds the fault kinds at least one of them reports.
 	Matched int      `json:"matched"`
 	Kinds   []string `json:"kinds,omitempty"`
+	// Seed is the target's own seed (TargetSeed); Group is the dry run
+	// that chose it, and Chosen its chosen agents (nil when the
+	// controller would refuse the choice).
+	Seed   uint64     `json:"seed"`
+	Group  *GroupPlan `json:"group,omitempty"`
+	Chosen []string   `json:"-"`
 }
 
 // StepPlan is one step: its window and what the controller would do.
@@ -193,45 +201,36 @@ func bounds(lo, hi *float64) string {
 }
 
 // MakePlan asks the controller, through fleet, which agents each target
-// matches and which each step would hit, and returns the plan. seed, when
-// not nil, replaces the file's. The spec must be valid (Validate).
+// would be and what each step would ask of them, the way the runner does
+// it: each target is chosen once, by a dry run of its first step's fault
+// group with the target's selector, caps and TargetSeed; each step is then
+// a dry run of its fault on the chosen agents. seed, when not nil,
+// replaces the file's; with neither, the plan picks one and says so (a
+// run picks its own). The spec must be valid (Validate).
 //
 // What the controller would refuse is returned as an *Error alongside the
-// plan (the plan still shows what could be asked): a target that matches
-// no registered agent; a step whose fault kind none of its target's
-// agents supports; a choice above the controller's caps or below min; a
-// halted fleet. An error in reaching the controller is returned as it
-// is, with no plan.
+// plan (the plan still shows the rest): a target that matches no
+// registered agent; a fault kind none of a target's agents supports; a
+// choice above the controller's caps or below min; a halted fleet. An
+// error in reaching the controller is returned as it is, with no plan.
 func MakePlan(ctx context.Context, s *Spec, fleet Fleet, seed *uint64) (*Plan, error) {
 	p := s.LocalPlan()
 	var c collector
-	if seed != nil {
+	switch {
+	case seed != nil:
 		p.Seed = *seed
+	case p.Seed == 0:
+		p.Seed, p.SeedPicked = rand.Uint64()|1, true
+	}
+	for i := range p.Targets {
+		if err := p.chooseTarget(ctx, &c, s, fleet, &p.Targets[i]); err != nil {
+			return nil, err
+		}
 	}
 	targets := make(map[string]*TargetPlan, len(p.Targets))
 	for i := range p.Targets {
-		tp := &p.Targets[i]
-		targets[tp.Name] = tp
-		agents, err := listAll(ctx, fleet, tp.Selector, tp.AgentIDs)
-		if err != nil {
-			return nil, err
-		}
-		tp.Matched = len(agents)
-		kinds := map[string]bool{}
-		for _, a := range agents {
-			for _, k := range a.GetCapabilities().GetFaultKinds() {
-				kinds[k] = true
-			}
-		}
-		for k := range kinds {
-			tp.Kinds = append(tp.Kinds, k)
-		}
-		slices.Sort(tp.Kinds)
-		if tp.Matched == 0 {
-			c.addf("targets."+tp.Name, "matches no registered agent (%s)", targetWords(tp))
-		}
+		targets[p.Targets[i].Name] = &p.Targets[i]
 	}
-	haveSeed := p.Seed != 0
 	for i := range p.Steps {
 		sp := &p.Steps[i]
 		path := fmt.Sprintf("steps[%d]", i)
@@ -239,33 +238,89 @@ func MakePlan(ctx context.Context, s *Spec, fleet Fleet, seed *uint64) (*Plan, e
 		switch {
 		case tp == nil || sp.FaultSpec == nil:
 			return nil, errors.New("experiment: MakePlan needs a valid spec (run Validate first)")
-		case tp.Matched == 0:
-			continue // reported at the target
+		case tp.Chosen == nil:
+			continue // the target's problem is reported
 		case !slices.Contains(tp.Kinds, sp.Kind):
 			c.addf(path+".fault", "no agent of target %q supports %s faults (the %d it matches report: %s)",
 				sp.Target, sp.Kind, tp.Matched, orNone(tp.Kinds))
 			continue
 		}
-		req := &turbulencev1.ApplyFaultGroupRequest{
-			Spec: sp.FaultSpec, Selector: tp.Selector, AgentIds: tp.AgentIDs,
-			Count: tp.Count, Percent: tp.Percent, Min: tp.Min, DryRun: true,
-		}
-		if haveSeed {
-			req.Seed = proto.Uint64(p.Seed)
-		}
-		g, err := fleet.DryRunGroup(ctx, req)
+		g, err := fleet.DryRunGroup(ctx, &turbulencev1.ApplyFaultGroupRequest{
+			Spec: sp.FaultSpec, AgentIds: tp.Chosen, Seed: proto.Uint64(tp.Seed), Min: 1, DryRun: true,
+		})
 		if err != nil {
 			if !refusal(&c, path, "targets."+sp.Target, err) {
 				return nil, err
 			}
 			continue
 		}
-		if !haveSeed {
-			p.Seed, p.SeedPicked, haveSeed = g.GetSeed(), true, true
-		}
 		sp.Group = groupPlan(g)
 	}
 	return p, c.err()
+}
+
+// chooseTarget fills in what the controller says of one target: the
+// registered agents it matches, the fault kinds they report, and the
+// agents a dry run of its first step chooses.
+func (p *Plan) chooseTarget(ctx context.Context, c *collector, s *Spec, fleet Fleet, tp *TargetPlan) error {
+	path := "targets." + tp.Name
+	tp.Seed = TargetSeed(p.Seed, tp.Name)
+	agents, err := listAll(ctx, fleet, tp.Selector, tp.AgentIDs)
+	if err != nil {
+		return err
+	}
+	tp.Matched = len(agents)
+	kinds := map[string]bool{}
+	for _, a := range agents {
+		for _, k := range a.GetCapabilities().GetFaultKinds() {
+			kinds[k] = true
+		}
+	}
+	for k := range kinds {
+		tp.Kinds = append(tp.Kinds, k)
+	}
+	slices.Sort(tp.Kinds)
+	if tp.Matched == 0 {
+		c.addf(path, "matches no registered agent (%s)", targetWords(tp))
+		return nil
+	}
+	i := targetStep(s, tp.Name)
+	sp := &p.Steps[i]
+	if !slices.Contains(tp.Kinds, sp.Kind) {
+		c.addf(fmt.Sprintf("steps[%d].fault", i), "no agent of target %q supports %s faults (the %d it matches report: %s)",
+			tp.Name, sp.Kind, tp.Matched, orNone(tp.Kinds))
+		return nil
+	}
+	g, err := fleet.DryRunGroup(ctx, &turbulencev1.ApplyFaultGroupRequest{
+		Spec: sp.FaultSpec, Selector: tp.Selector, AgentIds: tp.AgentIDs,
+		Count: tp.Count, Percent: tp.Percent, Min: tp.Min, Seed: proto.Uint64(tp.Seed), DryRun: true,
+	})
+	if err != nil {
+		if !refusal(c, path, path, err) {
+			return err
+		}
+		return nil
+	}
+	tp.Group = groupPlan(g)
+	tp.Chosen = tp.Group.Chosen
+	return nil
+}
+
+// targetStep is the step a target is chosen for: its first step, so that
+// only agents able to take that fault are eligible; a target that only
+// host probes watch is chosen for the first step of the file.
+func targetStep(s *Spec, target string) int {
+	return max(slices.IndexFunc(s.Steps, func(st Step) bool { return st.Target == target }), 0)
+}
+
+// TargetSeed is the seed a target is chosen with: the experiment's, mixed
+// with the target's name, so that two targets with the same selector do
+// not choose the same agents. The plan and the runner both use it, so
+// that a plan with the run's seed shows the run's choice.
+func TargetSeed(seed uint64, name string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return seed ^ h.Sum64()
 }
 
 // listAll pages through the registered agents a target matches.
@@ -309,10 +364,13 @@ var groupFields = map[string]string{"count": "count", "percent": "percent", "min
 // file, and reports whether err was such a refusal (InvalidArgument or
 // FailedPrecondition) rather than a failure to ask.
 func refusal(c *collector, stepPath, targetPath string, err error) bool {
-	st, ok := status.FromError(err)
-	if !ok {
+	// The status itself, not status.FromError's: through a wrapping
+	// error (turbctl's) that one's message is the whole wrapped text.
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
 		return false
 	}
+	st := se.GRPCStatus()
 	switch st.Code() {
 	case codes.InvalidArgument:
 		found := false

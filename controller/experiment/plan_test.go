@@ -104,23 +104,32 @@ func TestMakePlan_RealControllerTouchesNothing(t *testing.T) {
 		t.Errorf("state after the plan = %+v, before = %+v: a plan must write nothing", after, before)
 	}
 	if !p.SeedPicked || p.Seed == 0 {
-		t.Errorf("plan seed = %d (picked %v), want one picked by the controller", p.Seed, p.SeedPicked)
+		t.Errorf("plan seed = %d (picked %v), want one picked by the plan", p.Seed, p.SeedPicked)
 	}
-	burn, hog, dbHog := p.Steps[0].Group, p.Steps[1].Group, p.Steps[2].Group
-	if burn == nil || hog == nil || dbHog == nil {
-		t.Fatalf("steps without a group: %+v", p.Steps)
+	db, web := p.Targets[0].Group, p.Targets[1].Group
+	if db == nil || web == nil {
+		t.Fatalf("targets without a choice: %+v", p.Targets)
 	}
-	if len(burn.Chosen) != 2 || burn.Matched != 5 || burn.Eligible != 4 || burn.Registered != 6 {
-		t.Errorf("burn group = %+v, want 2 chosen of 5 matched, 4 eligible, 6 registered", burn)
+	if len(web.Chosen) != 2 || web.Matched != 5 || web.Eligible != 4 || web.Registered != 6 {
+		t.Errorf("target web = %+v, want 2 chosen of 5 matched, 4 eligible, 6 registered", web)
 	}
-	if diff := cmp.Diff(burn.Chosen, hog.Chosen); diff != "" {
-		t.Errorf("the two steps on target web chose different agents with one seed (-burn +hog):\n%s", diff)
+	if diff := cmp.Diff([]experiment.Refusal{{Agent: "web-5", Reason: "locally halted"}}, web.Refused); diff != "" {
+		t.Errorf("target web refusals (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]experiment.Refusal{{Agent: "web-5", Reason: "locally halted"}}, burn.Refused); diff != "" {
-		t.Errorf("burn refusals (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"db-1"}, db.Chosen); diff != "" {
+		t.Errorf("target db chosen (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"db-1"}, dbHog.Chosen); diff != "" {
-		t.Errorf("db-hog chosen (-want +got):\n%s", diff)
+	for _, sp := range p.Steps {
+		want := web.Chosen
+		if sp.Target == "db" {
+			want = db.Chosen
+		}
+		if sp.Group == nil {
+			t.Fatalf("step %s has no dry run", sp.Name)
+		}
+		if diff := cmp.Diff(want, sp.Group.Chosen); diff != "" {
+			t.Errorf("step %s hits other agents than its target's (-target +step):\n%s", sp.Name, diff)
+		}
 	}
 	if p.Steps[1].Start.D() != time.Minute || p.Steps[1].End.D() != 90*time.Second || p.FaultsEnd.D() != 90*time.Second {
 		t.Errorf("timeline: hog %s..%s, faults end %s; want 1m0s..1m30s, 1m30s", p.Steps[1].Start.D(), p.Steps[1].End.D(), p.FaultsEnd.D())
@@ -131,7 +140,7 @@ func TestMakePlan_RealControllerTouchesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(burn.Chosen, again.Steps[0].Group.Chosen); diff != "" {
+	if diff := cmp.Diff(web.Chosen, again.Targets[1].Group.Chosen); diff != "" {
 		t.Errorf("same seed, another choice (-first +second):\n%s", diff)
 	}
 }
@@ -151,12 +160,14 @@ func TestMakePlan_ControllerRefusals(t *testing.T) {
 		{"kind no agent of the target supports", "{cpu: {cores: 1, load_percent: 50}}", `{network: {interface: eth0, netem: {delay: "0.1s"}}}`, []string{
 			`steps[0].fault: no agent of target "web" supports network faults (the 5 it matches report: cpu, memory)`,
 		}},
+		{"a later step's kind no agent of the target supports", "{memory: {percent_of_total: 10}}", "{disk_fill: {path: /var/tmp, bytes: 1048576}}", []string{
+			`steps[1].fault: no agent of target "web" supports disk_fill faults (the 5 it matches report: cpu, memory)`,
+		}},
 		{"cap above the controller's", "count: 2", "count: 4", []string{
 			"targets.web.count: the controller refuses it: the call would choose 4 agents, above the controller's cap of 3 (50 % of 6 registered agents, at most 1000: --max-group-percent, --max-group-agents); nothing was applied",
 		}},
 		{"fewer eligible than min", "count: 2", "agents: [web-1, web-2, web-5], count: 3, min: 3", []string{
-			"steps[0]: the controller refuses it: min: 3 agents required, 2 would be chosen (3 matched, 2 eligible; 1 locally halted): nothing was applied",
-			"steps[1]: the controller refuses it: min: 3 agents required, 2 would be chosen (3 matched, 2 eligible; 1 locally halted): nothing was applied",
+			"targets.web: the controller refuses it: min: 3 agents required, 2 would be chosen (3 matched, 2 eligible; 1 locally halted): nothing was applied",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,4 +203,14 @@ func replaceOnce(t *testing.T, s, from, to string) string {
 		t.Fatalf("%q not in the file", from)
 	}
 	return s[:i] + to + s[i+len(from):]
+}
+
+func TestTargetSeed(t *testing.T) {
+	t.Parallel()
+	if experiment.TargetSeed(42, "web") == experiment.TargetSeed(42, "db") {
+		t.Errorf("TargetSeed gives two targets one seed: two targets with one selector would choose the same agents")
+	}
+	if experiment.TargetSeed(42, "web") != experiment.TargetSeed(42, "web") || experiment.TargetSeed(42, "web") == experiment.TargetSeed(43, "web") {
+		t.Errorf("TargetSeed is not a function of the seed and the name")
+	}
 }
