@@ -31,8 +31,10 @@ func checkBudget(b *experiment.ErrorBudget, burnRate bool) error {
 	if strings.TrimSpace(b.Query) == "" {
 		errs = append(errs, errors.New("error_budget.query: empty"))
 	}
-	if math.IsNaN(b.MinRemaining) || b.MinRemaining < 0 || b.MinRemaining > 1 {
-		errs = append(errs, fmt.Errorf("error_budget.min_remaining: %v is outside 0..1 (the fraction of the budget left)", b.MinRemaining))
+	// 0 would let an exhausted budget through: the guard would guard
+	// nothing.
+	if math.IsNaN(b.MinRemaining) || b.MinRemaining <= 0 || b.MinRemaining > 1 {
+		errs = append(errs, fmt.Errorf("error_budget.min_remaining: %v must be above 0 and at most 1 (the fraction of the budget left)", b.MinRemaining))
 	}
 	if burnRate {
 		if strings.TrimSpace(b.BurnRateQuery) == "" {

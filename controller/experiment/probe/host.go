@@ -20,17 +20,6 @@ type HostSource interface {
 	Latest(agentID, metric string) (value float64, at time.Time, ok bool)
 }
 
-// HostMetrics are the metric names a host probe may watch, as the agents
-// report them (controller/experiment's HostProbe.Metric).
-var HostMetrics = []string{
-	"cpu_percent",
-	"memory_used_percent",
-	"load1",
-	"disk_used_percent",
-	"disk_io_bytes_per_second",
-	"network_bytes_per_second",
-}
-
 // StaleIntervals is how many of its intervals old an agent's latest value
 // may be before a host probe calls it stale and fails: an agent that
 // stopped reporting is not in a steady state anyone can see.
@@ -62,8 +51,8 @@ func NewHost(p experiment.Probe, agentIDs []string, src HostSource) (Prober, err
 		if h.Target == "" {
 			errs = append(errs, errors.New("host.target: empty; name one of the experiment's targets"))
 		}
-		if !slices.Contains(HostMetrics, h.Metric) {
-			errs = append(errs, fmt.Errorf("host.metric: %q is not one of %s", h.Metric, strings.Join(HostMetrics, ", ")))
+		if !slices.Contains(experiment.HostMetrics, h.Metric) {
+			errs = append(errs, fmt.Errorf("host.metric: %q is not one of %s", h.Metric, strings.Join(experiment.HostMetrics, ", ")))
 		}
 		if err := (bounds{min: h.Min, max: h.Max}).check(); err != nil {
 			errs = append(errs, fmt.Errorf("host.%w", err))

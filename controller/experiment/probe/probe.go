@@ -57,21 +57,21 @@ type Prober interface {
 	Sample(ctx context.Context) Sample
 }
 
-// The limits of a probe's spec.
+// The limits of a probe's spec are the experiment file's
+// (controller/experiment/limits.go): a file that validates builds its
+// probes, and a probe built without a file is held to the same rules.
 const (
 	// DefaultInterval is a probe's interval when the file gives none.
-	DefaultInterval = time.Second
-	// MinInterval is the shortest interval: shorter would load the
-	// probed service for no gain against a 1 s abort.
-	MinInterval = 100 * time.Millisecond
-	// MaxInterval is the longest: a steady state looked at less often
-	// than this is not being watched.
-	MaxInterval = 10 * time.Minute
+	DefaultInterval = experiment.DefaultInterval
+	// MinInterval is the shortest interval.
+	MinInterval = experiment.MinInterval
+	// MaxInterval is the longest interval.
+	MaxInterval = experiment.MaxInterval
 	// DefaultHTTPTimeout bounds one HTTP request when the file gives no
 	// timeout.
-	DefaultHTTPTimeout = 5 * time.Second
+	DefaultHTTPTimeout = experiment.DefaultHTTPTimeout
 	// MaxHTTPTimeout is the longest timeout an HTTP probe may ask for.
-	MaxHTTPTimeout = time.Minute
+	MaxHTTPTimeout = experiment.MaxHTTPTimeout
 	// QueryTimeout bounds one Prometheus query (the spec has no field
 	// for it): long enough for a busy server, short enough that a hung
 	// one fails the sample well before a person would notice.

@@ -40,6 +40,9 @@ func newPrometheus(name string, interval time.Duration, s experiment.PrometheusP
 	if err := b.check(); err != nil {
 		errs = append(errs, fmt.Errorf("prometheus.%w", err))
 	}
+	if s.Min == nil && s.Max == nil {
+		errs = append(errs, errors.New("prometheus: neither min nor max is set, so every value would pass"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
