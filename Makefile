@@ -116,7 +116,11 @@ tools: ## build the code generators pinned in go.mod into build/tools
 
 .PHONY: prometheus
 prometheus: # the probe tests (controller/experiment/probe) start a real Prometheus from Debian
-	@test -x /usr/bin/prometheus || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
+	@# The tests start their own Prometheus on loopback. On a host with systemd the
+	@# package enables and starts a system one on :9090: the install that made it
+	@# stops and disables it again (nothing else is touched).
+	@test -x /usr/bin/prometheus || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus && \
+	  { ! test -d /run/systemd/system || systemctl disable --now prometheus.service; }; }
 
 .PHONY: stress-ng
 stress-ng: # the CPU accuracy bench compares against stress-ng from Debian
