@@ -121,7 +121,8 @@ type Step struct {
 	// Fault is a one-line summary of the fault's parameters.
 	Fault string `json:"fault"`
 	// PlannedStart and PlannedDuration are the step's place on the
-	// timeline as the file asked, counted from StartedAt's first fault.
+	// timeline as the file asked: PlannedStart counts from the start of
+	// the fault phase (with After chains already added up).
 	PlannedStart    time.Duration `json:"planned_start"`
 	PlannedDuration time.Duration `json:"planned_duration"`
 	// GroupID is the fault group the step became; empty if it never ran.
