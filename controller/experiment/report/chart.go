@@ -65,7 +65,9 @@ func (a timeAxis) ticks() []time.Duration {
 		time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
 		time.Hour, 2 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour,
 	}
-	step := steps[len(steps)-1]
+	// Past the longest round step (a report spanning weeks, or one
+	// with a stray timestamp), whole hours that give maxXTicks labels.
+	step := (span / maxXTicks).Truncate(time.Hour) + time.Hour
 	for _, s := range steps {
 		if span/s < maxXTicks {
 			step = s
@@ -73,10 +75,14 @@ func (a timeAxis) ticks() []time.Duration {
 		}
 	}
 	var out []time.Duration
-	for d := time.Duration(0); d <= span && len(out) <= 4*maxXTicks; d += step {
+	for d := time.Duration(0); ; d += step {
 		out = append(out, d)
+		// Compared before adding: d+step may overflow near the
+		// longest Duration.
+		if d > span-step || len(out) > maxXTicks {
+			return out
+		}
 	}
-	return out
 }
 
 // box is a chart's plot area.
@@ -137,6 +143,7 @@ func newValueAxis(values []float64, percent bool) (valueAxis, []float64) {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
+		v = clampValue(v)
 		lo, hi = math.Min(lo, v), math.Max(hi, v)
 	}
 	if lo > hi { // no finite value at all
@@ -149,13 +156,14 @@ func newValueAxis(values []float64, percent bool) (valueAxis, []float64) {
 		hi = 100
 	}
 	if hi == lo {
-		hi = lo + 1
+		hi = lo + math.Max(1, math.Abs(lo)/10)
 	}
 	step := niceStep((hi - lo) / yTicksWanted)
 	lo = math.Floor(lo/step) * step
 	hi = math.Ceil(hi/step) * step
 	var ticks []float64
-	for i := 0; ; i++ {
+	// Bounded: at the limits of float64 precision lo+i*step may not grow.
+	for i := 0; i <= 2*yTicksWanted+2; i++ {
 		v := lo + float64(i)*step
 		if v > hi+step/2 {
 			break
@@ -166,6 +174,13 @@ func newValueAxis(values []float64, percent bool) (valueAxis, []float64) {
 	}
 	return valueAxis{lo: lo, hi: hi}, ticks
 }
+
+// maxAxisValue bounds what a chart lays out: far beyond any measurement,
+// and small enough that the axis arithmetic (hi-lo, rounding to a step)
+// cannot overflow. Larger values are drawn at the bound.
+const maxAxisValue = 1e300
+
+func clampValue(v float64) float64 { return math.Max(-maxAxisValue, math.Min(maxAxisValue, v)) }
 
 // niceStep rounds raw up to 1, 2, 2.5 or 5 times a power of ten.
 func niceStep(raw float64) float64 {
@@ -195,7 +210,7 @@ func (a valueAxis) y(b box, v float64) float64 {
 	case math.IsInf(v, -1):
 		return b.Bottom() + clipMargin
 	}
-	f := (v - a.lo) / (a.hi - a.lo)
+	f := (clampValue(v) - a.lo) / (a.hi - a.lo)
 	return b.Bottom() - math.Max(-0.02, math.Min(1.02, f))*b.H
 }
 

@@ -51,7 +51,7 @@ func Text(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintln(tw)
 	}
-	tw.Flush()
+	endTable(tw)
 	if r.Hypothesis != "" {
 		fmt.Fprintf(bw, "hypothesis: %s\n", s(oneLine(r.Hypothesis)))
 	}
@@ -67,7 +67,7 @@ func Text(w io.Writer, r *Report) error {
 		for _, t := range r.Targets {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s(t.Name), orDash(s(t.Selector)), orDash(s(strings.Join(t.Agents, ", "))))
 		}
-		tw.Flush()
+		endTable(tw)
 	}
 
 	if len(r.Steps) > 0 {
@@ -82,7 +82,7 @@ func Text(w io.Writer, r *Report) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s: %s\t+%s for %s\t%s\t%s\n", s(st.Name), s(st.Target), s(st.Kind), s(oneLine(st.Fault)),
 				st.PlannedStart, st.PlannedDuration, actual, orDash(s(st.GroupID)))
 		}
-		tw.Flush()
+		endTable(tw)
 		// Members are listed only when one did not end cleanly: the
 		// usual case is every fault REVERTED, which the table says.
 		for _, st := range r.Steps {
@@ -109,7 +109,7 @@ func Text(w io.Writer, r *Report) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", s(p.Name), s(p.Kind), s(threshold(p)),
 				st.n, st.failed, st.figure(st.min), st.figure(st.max), st.figure(st.last))
 		}
-		tw.Flush()
+		endTable(tw)
 		for i := range r.Probes {
 			writeFailures(bw, r, &r.Probes[i])
 		}
@@ -125,7 +125,7 @@ func Text(w io.Writer, r *Report) error {
 				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s(h.Agent), s(name), st.figure(st.min), st.figure(st.max), st.figure(st.last))
 			}
 		}
-		tw.Flush()
+		endTable(tw)
 	}
 
 	if len(r.Events) > 0 {
@@ -134,7 +134,7 @@ func Text(w io.Writer, r *Report) error {
 		for _, e := range r.Events {
 			fmt.Fprintf(tw, "  %s\t%s\n", offset(r.StartedAt, e.At), s(oneLine(e.Text)))
 		}
-		tw.Flush()
+		endTable(tw)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
@@ -172,7 +172,7 @@ func writeFailures(w io.Writer, r *Report, p *ProbeSeries) {
 	for _, l := range lines {
 		fmt.Fprint(tw, l)
 	}
-	tw.Flush()
+	endTable(tw)
 	if failed > len(lines) {
 		fmt.Fprintf(w, "    … and %d more\n", failed-len(lines))
 	}
@@ -194,3 +194,8 @@ func (r *Report) unitOf(probe string) string {
 	}
 	return ""
 }
+
+// endTable flushes a table into the report's bufio.Writer. Its error is
+// not lost: a bufio.Writer keeps the first write error and Text returns
+// it from the final Flush.
+func endTable(tw *tabwriter.Writer) { _ = tw.Flush() }
