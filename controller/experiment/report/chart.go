@@ -105,8 +105,11 @@ type chart struct {
 	// without one, marked on the x axis.
 	Fails  []point
 	Errors []point
-	// Abort marks the sample that aborted the experiment.
-	Abort *point
+	// Abort marks the sample that aborted the experiment, in the chart
+	// of the probe that took it; AbortMark is the abort's time in every
+	// other chart, so that each can be read against it.
+	Abort     *point
+	AbortMark *float64
 }
 
 type rect struct{ X, Y, W, H float64 }
@@ -216,7 +219,7 @@ func (a valueAxis) y(b box, v float64) float64 {
 
 // newChart lays out an empty chart of w×h with its time grid and the
 // fault windows shaded.
-func newChart(w, h int, ax timeAxis, windows [][2]time.Time) *chart {
+func newChart(r *Report, w, h int, ax timeAxis, windows [][2]time.Time) *chart {
 	c := &chart{W: w, H: h, Plot: box{X: padLeft, Y: padTop, W: float64(w - padLeft - padRight), H: float64(h - padTop - padBottom)}}
 	x := func(t time.Time) float64 { return c.Plot.X + ax.frac(t)*c.Plot.W }
 	for _, win := range windows {
@@ -227,6 +230,10 @@ func newChart(w, h int, ax timeAxis, windows [][2]time.Time) *chart {
 	for _, d := range ax.ticks() {
 		c.XGrid = append(c.XGrid, tick{Pos: x(ax.t0.Add(d)), Label: "+" + d.String()})
 	}
+	if a := r.Abort; a != nil && !a.SampleAt.IsZero() {
+		ab := x(a.SampleAt)
+		c.AbortMark = &ab
+	}
 	return c
 }
 
@@ -234,7 +241,7 @@ func newChart(w, h int, ax timeAxis, windows [][2]time.Time) *chart {
 func (c *chart) setValues(values []float64, percent bool) valueAxis {
 	va, ticks := newValueAxis(values, percent)
 	for _, v := range ticks {
-		c.YGrid = append(c.YGrid, tick{Pos: va.y(c.Plot, v), Label: num(v)})
+		c.YGrid = append(c.YGrid, tick{Pos: va.y(c.Plot, v), Label: axisNum(v)})
 	}
 	return va
 }
@@ -274,12 +281,10 @@ func coord(v float64) string { return strconv.FormatFloat(math.Round(v*10)/10, '
 // samples, samples without a value, and the abort marker when this probe
 // caused the abort.
 func probeChart(r *Report, p *ProbeSeries, ax timeAxis, windows [][2]time.Time) *chart {
-	c := newChart(probeW, probeH, ax, windows)
+	c := newChart(r, probeW, probeH, ax, windows)
 	var values []float64
 	for _, s := range p.Samples {
-		if s.Err == "" {
-			values = append(values, float64(s.Value))
-		}
+		values = append(values, float64(s.Value))
 	}
 	for _, th := range []*float64{p.Min, p.Max} {
 		if th != nil {
@@ -297,23 +302,21 @@ func probeChart(r *Report, p *ProbeSeries, ax timeAxis, windows [][2]time.Time) 
 	var pb pathBuilder
 	for _, s := range p.Samples {
 		v := float64(s.Value)
-		tip := offset(r.StartedAt, s.At) + "  "
-		if s.Err != "" || math.IsNaN(v) {
+		tip := offset(r.StartedAt, s.At) + "  " + sampleText(&s, p.Unit)
+		if math.IsNaN(v) {
+			// Nothing measured: the line breaks, and a failure is
+			// marked on the time axis.
 			pb.gap()
-			what := "NaN"
-			if s.Err != "" {
-				what = oneLine(s.Err)
-			}
 			if !s.Pass {
-				c.Errors = append(c.Errors, point{X: x(s.At), Y: c.Plot.Bottom(), Tip: tip + what})
+				c.Errors = append(c.Errors, point{X: x(s.At), Y: c.Plot.Bottom(), Tip: tip})
 			}
 			continue
 		}
-		pt := point{X: x(s.At), Y: va.y(c.Plot, v), Tip: tip + withUnit(num(v), p.Unit)}
+		pt := point{X: x(s.At), Y: va.y(c.Plot, v), Tip: tip}
 		pb.add(pt.X, pt.Y)
 		if a := r.Abort; a != nil && a.Probe == p.Name && s.At.Equal(a.SampleAt) {
 			pt.Tip += "  (abort)"
-			c.Abort = &pt
+			c.Abort, c.AbortMark = &pt, nil
 		} else if !s.Pass {
 			c.Fails = append(c.Fails, pt)
 		}
@@ -322,14 +325,14 @@ func probeChart(r *Report, p *ProbeSeries, ax timeAxis, windows [][2]time.Time) 
 	// An abort caused by this probe whose sample is not in the series
 	// (a report cut short) is still marked, on the x axis.
 	if a := r.Abort; a != nil && a.Probe == p.Name && c.Abort == nil && !a.SampleAt.IsZero() {
-		c.Abort = &point{X: x(a.SampleAt), Y: c.Plot.Bottom(), Tip: offset(r.StartedAt, a.SampleAt) + "  abort"}
+		c.Abort, c.AbortMark = &point{X: x(a.SampleAt), Y: c.Plot.Bottom(), Tip: offset(r.StartedAt, a.SampleAt) + "  abort"}, nil
 	}
 	return c
 }
 
 // hostChart draws one metric of every agent of a target, a line each.
-func hostChart(metric string, hosts []*HostSeries, ax timeAxis, windows [][2]time.Time) *chart {
-	c := newChart(hostW, hostH, ax, windows)
+func hostChart(r *Report, metric string, hosts []*HostSeries, ax timeAxis, windows [][2]time.Time) *chart {
+	c := newChart(r, hostW, hostH, ax, windows)
 	var values []float64
 	for _, h := range hosts {
 		for _, p := range h.Metrics[metric] {

@@ -18,7 +18,7 @@ var ExampleStart = time.Date(2026, 12, 3, 14, 0, 0, 0, time.UTC)
 func Example() *Report {
 	t0 := ExampleStart
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	maxLatency, maxRatio := 0.3, 0.001
+	maxLatency, maxRatio := 300.0, 0.001
 
 	// The fault phase starts at +5 s; the CPU step at once, the network
 	// step 20 s later; the abort at +41.8 s cuts both short.
@@ -31,7 +31,7 @@ func Example() *Report {
 	inCPU := func(ms int) bool { return ms >= cpuStart && ms < cpuEnd }
 	inNet := func(ms int) bool { return ms >= netStart && ms < netEnd }
 
-	// checkout-http: a latency in seconds, sampled every second (the
+	// checkout-http: a latency in milliseconds, sampled every second (the
 	// sample at +41.8 s is the failing one, off the one-second grid
 	// because the runner samples abort probes as soon as the last one
 	// answered).
@@ -53,12 +53,18 @@ func Example() *Report {
 			// The backlog drains after the revert.
 			v += 0.3 * float64(46_000-ms) / 3000
 		}
-		s := Sample{At: at(ms), Value: Float(round3(v)), Pass: round3(v) <= maxLatency}
-		switch ms {
-		case abortAt:
-			s = Sample{At: at(ms), Value: 0.412}
-		case 44_000:
-			s = Sample{At: at(ms), Err: `GET http://198.18.0.10:8080/checkout: context deadline exceeded (Client.Timeout exceeded while awaiting headers)`}
+		if ms == abortAt {
+			v = 0.412
+		}
+		ms1 := round1(v * 1000)
+		s := Sample{At: at(ms), Value: Float(ms1), Pass: ms1 <= maxLatency, Detail: "200 in " + num(ms1) + "ms"}
+		if !s.Pass {
+			s.Err = "latency " + num(ms1) + "ms above max_latency 300ms"
+			s.Detail = "latency"
+		}
+		if ms == 44_000 {
+			s = Sample{At: at(ms), Value: Float(math.NaN()), Detail: "timeout",
+				Err: `GET http://198.18.0.10:8080/checkout: context deadline exceeded (Client.Timeout exceeded while awaiting headers)`}
 		}
 		http = append(http, s)
 		if ms == abortAt {
@@ -74,7 +80,7 @@ func Example() *Report {
 			v += 0.0005 * float64(ms-netStart) / float64(abortAt-netStart)
 		}
 		v = math.Round(v*1e6) / 1e6
-		ratio = append(ratio, Sample{At: at(ms), Value: Float(v), Pass: v <= maxRatio})
+		ratio = append(ratio, Sample{At: at(ms), Value: Float(v), Pass: v <= maxRatio, Detail: "value " + num(v)})
 	}
 
 	host := func(agent string, phase float64) HostSeries {
@@ -108,19 +114,20 @@ func Example() *Report {
 		Version:    FormatVersion,
 		ID:         "exp-7f3a91",
 		Name:       "checkout-latency",
+		StartedBy:  "admin/alice",
 		Hypothesis: "Checkout p99 latency stays under 300 ms and the 5xx ratio under 0.1 % while two web hosts lose two cores each and then get 120 ms of network delay.",
 		Owner:      "team-payments",
 		Seed:       42,
 		State:      StateAborted,
-		Before:     Verdict{Outcome: Pass, Reason: "steady state held: checkout-http 0.05 s (max 0.3), error-ratio 0.00018 (max 0.001)"},
-		During:     Verdict{Outcome: Fail, Reason: "checkout-http 0.412 s above max 0.3 at +41.8s: aborted"},
+		Before:     Verdict{Outcome: Pass, Reason: "steady state held: checkout-http 50ms (max 300), error-ratio 0.00018 (max 0.001)"},
+		During:     Verdict{Outcome: Fail, Reason: "checkout-http 412ms above max 300 at +41.8s: aborted"},
 		After:      Verdict{Outcome: Pass, Reason: "steady state held again 2.4s after the last fault ended (recovery 30s)"},
 		StartedAt:  t0,
 		EndedAt:    at(end),
 		Abort: &Abort{
-			Reason:     "probe checkout-http above its max 0.3",
+			Reason:     "probe checkout-http above its max 300",
 			Probe:      "checkout-http",
-			Value:      0.412,
+			Value:      412,
 			SampleAt:   at(abortAt),
 			RevertedAt: at(cpuEnd),
 		},
@@ -142,7 +149,7 @@ func Example() *Report {
 		Probes: []ProbeSeries{
 			{
 				Name: "checkout-http", Kind: KindHTTP, Subject: "GET http://198.18.0.10:8080/checkout",
-				Unit: "s", Max: &maxLatency, SteadyState: true, Abort: true, Samples: http,
+				Unit: "ms", Max: &maxLatency, SteadyState: true, Abort: true, Samples: http,
 			},
 			{
 				Name: "error-ratio", Kind: KindPrometheus,
@@ -153,13 +160,13 @@ func Example() *Report {
 		Hosts: []HostSeries{host("web-1", 0), host("web-2", 1.3)},
 		Events: []Event{
 			{At: at(0), Text: "experiment started by alice (seed 42); target web chose web-1, web-2 of 4 matching"},
-			{At: at(4_100), Text: "steady state holds: checkout-http 0.05 s, error-ratio 0.00018"},
+			{At: at(4_100), Text: "steady state holds: checkout-http 50ms, error-ratio 0.00018"},
 			{At: at(cpuStart), Text: "step cpu-burn: group g-51c0 applied on web-1, web-2"},
 			{At: at(netStart), Text: "step net-delay: group g-51c1 applied on web-1, web-2"},
-			{At: at(abortAt), Text: "abort: checkout-http 0.412 s above max 0.3"},
+			{At: at(abortAt), Type: "abort", Text: "abort: checkout-http 412ms above max 300"},
 			{At: at(netEnd), Text: "step net-delay: every fault reverted"},
 			{At: at(cpuEnd), Text: "step cpu-burn: every fault reverted"},
-			{At: at(43_000), Text: "recovery: checkout-http 0.343 s above max 0.3"},
+			{At: at(43_000), Text: "recovery: checkout-http 343ms above max 300"},
 			{At: at(44_000), Text: "recovery: checkout-http no value (context deadline exceeded)"},
 			{At: at(45_000), Text: "steady state holds again, 2.4s after the last fault ended"},
 			{At: at(end), Text: "experiment ended ABORTED"},

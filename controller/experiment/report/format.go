@@ -27,6 +27,28 @@ func num(v float64) string {
 	return strconv.FormatFloat(v, 'g', 4, 64)
 }
 
+// axisNum formats an axis label: short, with an SI prefix from 10 000
+// up (a network rate of 125000000 bytes/s labels as 125M), since the
+// labels have a narrow margin.
+func axisNum(v float64) string {
+	a := math.Abs(v)
+	for _, p := range []struct {
+		f float64
+		s string
+	}{{1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e4, "k"}} {
+		if a >= p.f && a < 1e18 {
+			if p.s == "k" {
+				return strconv.FormatFloat(v/1e3, 'g', 4, 64) + "k"
+			}
+			return strconv.FormatFloat(v/p.f, 'g', 4, 64) + p.s
+		}
+	}
+	if a >= 1e18 {
+		return strconv.FormatFloat(v, 'g', 2, 64)
+	}
+	return num(v)
+}
+
 // withUnit appends a unit, when there is one, to a formatted value.
 func withUnit(s, unit string) string {
 	if unit == "" {
@@ -73,14 +95,13 @@ type stats struct {
 	min, max, last    float64
 }
 
+// probeStats are the stats of a probe's samples; a sample without a
+// value (NaN) counts in n and failed only.
 func probeStats(p *ProbeSeries) stats {
 	st := stats{n: len(p.Samples)}
 	for _, s := range p.Samples {
 		if !s.Pass {
 			st.failed++
-		}
-		if s.Err != "" {
-			continue
 		}
 		st.add(float64(s.Value))
 	}
@@ -121,4 +142,21 @@ func (st stats) figure(v float64) string {
 // one line for tables.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// sampleText says what a sample saw, on one line: its value (or "no
+// value") and, for a failure, why.
+func sampleText(s *Sample, unit string) string {
+	v := float64(s.Value)
+	out := "no value"
+	if !math.IsNaN(v) {
+		out = withUnit(num(v), unit)
+	}
+	switch {
+	case s.Err != "":
+		out += ": " + oneLine(s.Err)
+	case s.Detail != "":
+		out += " (" + oneLine(s.Detail) + ")"
+	}
+	return out
 }

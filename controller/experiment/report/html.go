@@ -94,7 +94,7 @@ type memberView struct {
 	Agent, FaultID, State, Class, Window, Err string
 }
 
-type eventView struct{ At, Text string }
+type eventView struct{ At, Class, Text string }
 
 func newPage(r *Report) *page {
 	ax := newTimeAxis(r)
@@ -102,7 +102,7 @@ func newPage(r *Report) *page {
 		R:       r,
 		Class:   stateClass(r.State),
 		Started: stamp(r.StartedAt),
-		Ended:   stamp(r.EndedAt),
+		Ended:   endStamp(r.StartedAt, r.EndedAt),
 	}
 	if d := r.Duration(); d > 0 {
 		pg.Ran = d.Round(100 * time.Millisecond).String()
@@ -137,7 +137,7 @@ func newPage(r *Report) *page {
 			P:         p,
 			Threshold: threshold(p),
 			Stats: fmt.Sprintf("%d samples, %d failed; min %s, max %s, last %s", st.n, st.failed,
-				st.figure(st.min), st.figure(st.max), st.figure(st.last)),
+				st.figure(st.min), st.figure(st.max), st.figure(st.last)) + dropped(p.Dropped),
 			Chart: probeChart(r, p, ax, all),
 		})
 	}
@@ -161,7 +161,11 @@ func newPage(r *Report) *page {
 		pg.Steps = append(pg.Steps, sv)
 	}
 	for _, e := range r.Events {
-		pg.Events = append(pg.Events, eventView{At: offset(r.StartedAt, e.At), Text: e.Text})
+		class := ""
+		if e.Type == "abort" || e.Type == "failed" {
+			class = "alarm"
+		}
+		pg.Events = append(pg.Events, eventView{At: offset(r.StartedAt, e.At), Class: class, Text: e.Text})
 	}
 	return pg
 }
@@ -199,7 +203,7 @@ func hostGroups(r *Report, ax timeAxis) []hostGroup {
 		// Only the faults of this target shade its hosts' charts.
 		windows := r.windows(target)
 		for _, m := range slices.Sorted(maps.Keys(metrics)) {
-			g.Charts = append(g.Charts, hostChartView{Metric: m, Chart: hostChart(m, hosts, ax, windows)})
+			g.Charts = append(g.Charts, hostChartView{Metric: m, Chart: hostChart(r, m, hosts, ax, windows)})
 		}
 		groups = append(groups, g)
 	}
@@ -222,6 +226,22 @@ func (r *Report) windows(target string) [][2]time.Time {
 		out = append(out, [2]time.Time{st.Start, end})
 	}
 	return out
+}
+
+// dropped notes samples a series did not keep.
+func dropped(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d older not kept)", n)
+}
+
+// endStamp formats the end time, without the date when it is the start's.
+func endStamp(start, end time.Time) string {
+	if !end.IsZero() && !start.IsZero() && end.UTC().Format(time.DateOnly) == start.UTC().Format(time.DateOnly) {
+		return end.UTC().Format("15:04:05.000 UTC")
+	}
+	return stamp(end)
 }
 
 // stamp formats an absolute time for the page header.

@@ -53,6 +53,8 @@ type Report struct {
 	Name       string `json:"name"`
 	Hypothesis string `json:"hypothesis,omitempty"`
 	Owner      string `json:"owner,omitempty"`
+	// StartedBy is the identity that started the experiment.
+	StartedBy string `json:"started_by,omitempty"`
 	// Seed is the seed the targets were chosen with: the one the file
 	// gave, or the one the controller drew, so a run can be repeated.
 	Seed uint64 `json:"seed"`
@@ -80,6 +82,9 @@ type Report struct {
 	Hosts []HostSeries `json:"hosts,omitempty"`
 	// Events is the timeline, in time order.
 	Events []Event `json:"events"`
+	// DroppedEvents counts the events the controller did not keep (it
+	// bounds what an experiment may store); they are not in Events.
+	DroppedEvents int `json:"dropped_events,omitempty"`
 }
 
 // Verdict is the result of one phase of the experiment.
@@ -175,17 +180,25 @@ type ProbeSeries struct {
 	SteadyState bool     `json:"steady_state,omitempty"`
 	Abort       bool     `json:"abort,omitempty"`
 	Samples     []Sample `json:"samples"`
+	// Dropped counts the oldest samples the controller did not keep (it
+	// bounds each series); they are not in Samples.
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // Sample is one measurement of a probe.
 type Sample struct {
 	At time.Time `json:"at"`
-	// Value is the measured value; meaningless when Err is set.
+	// Value is the measured value (an HTTP probe's latency in
+	// milliseconds); NaN when nothing was measured.
 	Value Float `json:"value"`
 	Pass  bool  `json:"pass"`
-	// Err is why no value could be had (a timeout, a refused
-	// connection, a query that returned no series).
+	// Err is why the sample failed: no value could be had (a timeout,
+	// a refused connection, a query that returned no series; Value is
+	// then NaN) or the value broke a bound.
 	Err string `json:"err,omitempty"`
+	// Detail is a short account of the sample for people: what was
+	// seen, or the kind of failure.
+	Detail string `json:"detail,omitempty"`
 }
 
 // HostSeries is the host metrics of one chosen agent over the
@@ -207,8 +220,11 @@ type Point struct {
 
 // Event is one line of the experiment's timeline.
 type Event struct {
-	At   time.Time `json:"at"`
-	Text string    `json:"text"`
+	At time.Time `json:"at"`
+	// Type classifies the event for display ("abort" and "failed" are
+	// shown as alarms); free text, may be empty.
+	Type string `json:"type,omitempty"`
+	Text string `json:"text"`
 }
 
 // Duration is how long the experiment ran: from StartedAt to EndedAt,

@@ -55,7 +55,11 @@ func Text(w io.Writer, r *Report) error {
 	if r.Hypothesis != "" {
 		fmt.Fprintf(bw, "hypothesis: %s\n", s(oneLine(r.Hypothesis)))
 	}
-	fmt.Fprintf(bw, "owner %s, seed %d, started %s", orDash(s(r.Owner)), r.Seed, r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z"))
+	fmt.Fprintf(bw, "owner %s", orDash(s(r.Owner)))
+	if r.StartedBy != "" {
+		fmt.Fprintf(bw, ", started by %s", s(r.StartedBy))
+	}
+	fmt.Fprintf(bw, ", seed %d, started %s", r.Seed, r.StartedAt.UTC().Format("2006-01-02T15:04:05.000Z"))
 	if !r.EndedAt.IsZero() {
 		fmt.Fprintf(bw, ", ran %s", r.EndedAt.Sub(r.StartedAt).Round(100*time.Millisecond))
 	}
@@ -128,8 +132,11 @@ func Text(w io.Writer, r *Report) error {
 		endTable(tw)
 	}
 
-	if len(r.Events) > 0 {
+	if len(r.Events) > 0 || r.DroppedEvents > 0 {
 		fmt.Fprintln(bw, "\nevents:")
+		if r.DroppedEvents > 0 {
+			fmt.Fprintf(bw, "  (%d earlier events not kept)\n", r.DroppedEvents)
+		}
 		tw = tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 		for _, e := range r.Events {
 			fmt.Fprintf(tw, "  %s\t%s\n", offset(r.StartedAt, e.At), s(oneLine(e.Text)))
@@ -154,15 +161,15 @@ func writeFailures(w io.Writer, r *Report, p *ProbeSeries) {
 		if len(lines) == maxFailuresShown {
 			continue
 		}
-		what := termsafe.String(withUnit(num(float64(smp.Value)), p.Unit))
-		if smp.Err != "" {
-			what = "error: " + termsafe.String(oneLine(smp.Err))
-		}
+		what := termsafe.String(sampleText(&smp, p.Unit))
 		mark := ""
 		if a := r.Abort; a != nil && a.Probe == p.Name && smp.At.Equal(a.SampleAt) {
 			mark = "  <- abort"
 		}
 		lines = append(lines, fmt.Sprintf("    %s\t%s%s\n", offset(r.StartedAt, smp.At), what, mark))
+	}
+	if p.Dropped > 0 {
+		fmt.Fprintf(w, "  %s: %d older samples not kept\n", termsafe.String(p.Name), p.Dropped)
 	}
 	if failed == 0 {
 		return

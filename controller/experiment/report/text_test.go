@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,7 @@ func golden(t *testing.T, name string, got []byte) {
 // ran, one probe failed before, the other had no value at all.
 func refused() *Report {
 	t0 := ExampleStart
-	maxV, minV := 0.3, 0.5
+	maxV, minV := 300.0, 0.5
 	return &Report{
 		Version: FormatVersion, ID: "exp-00aa", Name: "db-failover", Owner: "team-db", Seed: 7,
 		State:     StateRefused,
@@ -49,9 +50,9 @@ func refused() *Report {
 		Steps:   []Step{{Name: "fill", Target: "db", Kind: "disk", Fault: "fill leaving 2GiB free", PlannedDuration: time.Minute}},
 		Probes: []ProbeSeries{
 			{Name: "budget", Kind: KindErrorBudget, Subject: "slo:error_budget_remaining:ratio", Min: &minV,
-				Samples: []Sample{{At: t0.Add(time.Second), Value: 0.31}}},
-			{Name: "api", Kind: KindHTTP, Unit: "s", Max: &maxV,
-				Samples: []Sample{{At: t0.Add(time.Second), Err: "dial tcp 198.18.0.20:443: connect: connection refused"}}},
+				Samples: []Sample{{At: t0.Add(time.Second), Value: 0.31, Err: "error budget 0.31 remaining, below min 0.5"}}},
+			{Name: "api", Kind: KindHTTP, Unit: "ms", Max: &maxV,
+				Samples: []Sample{{At: t0.Add(time.Second), Value: Float(math.NaN()), Detail: "error", Err: "dial tcp 198.18.0.20:443: connect: connection refused"}}},
 		},
 		Events: []Event{{At: t0, Text: "experiment started"}, {At: t0.Add(1500 * time.Millisecond), Text: "refused: error budget below its floor"}},
 	}
