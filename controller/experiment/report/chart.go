@@ -2,6 +2,7 @@ package report
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -247,21 +248,69 @@ func (c *chart) setValues(values []float64, percent bool) valueAxis {
 }
 
 // pathBuilder collects polyline points, starting a new path at a gap.
+// It keeps at most four points per pixel column (the first, the lowest,
+// the highest and the last, in their order): an hour of one-second
+// samples across a 1 100-pixel chart draws the same picture, spikes
+// included, from a tenth of the points, and the page stays small.
 type pathBuilder struct {
 	paths []string
 	cur   strings.Builder
+	// The column being collected: its x, and its points.
+	col                 int
+	inCol               bool
+	first, lo, hi, last xy
+}
+
+// xy is a point with its order of arrival.
+type xy struct {
+	x, y float64
+	seq  int
 }
 
 func (p *pathBuilder) add(x, y float64) {
-	if p.cur.Len() > 0 {
-		p.cur.WriteByte(' ')
+	c := int(math.Floor(x))
+	pt := xy{x: x, y: y}
+	if p.inCol && c == p.col {
+		pt.seq = p.last.seq + 1
+		// SVG y grows downwards: the lowest value is the largest y.
+		if y > p.lo.y {
+			p.lo = pt
+		}
+		if y < p.hi.y {
+			p.hi = pt
+		}
+		p.last = pt
+		return
 	}
-	p.cur.WriteString(coord(x))
-	p.cur.WriteByte(',')
-	p.cur.WriteString(coord(y))
+	p.flushColumn()
+	p.col, p.inCol = c, true
+	p.first, p.lo, p.hi, p.last = pt, pt, pt, pt
+}
+
+// flushColumn writes the kept points of the column, each once, in the
+// order they came.
+func (p *pathBuilder) flushColumn() {
+	if !p.inCol {
+		return
+	}
+	p.inCol = false
+	pts := []xy{p.first, p.lo, p.hi, p.last}
+	slices.SortStableFunc(pts, func(a, b xy) int { return a.seq - b.seq })
+	for i, pt := range pts {
+		if i > 0 && pt.seq == pts[i-1].seq {
+			continue
+		}
+		if p.cur.Len() > 0 {
+			p.cur.WriteByte(' ')
+		}
+		p.cur.WriteString(coord(pt.x))
+		p.cur.WriteByte(',')
+		p.cur.WriteString(coord(pt.y))
+	}
 }
 
 func (p *pathBuilder) gap() {
+	p.flushColumn()
 	if p.cur.Len() > 0 {
 		p.paths = append(p.paths, p.cur.String())
 		p.cur.Reset()
@@ -271,6 +320,26 @@ func (p *pathBuilder) gap() {
 func (p *pathBuilder) done() []string {
 	p.gap()
 	return p.paths
+}
+
+// markers keeps point markers (failing samples, samples without a
+// value) one per pixel: a thousand failures on the same spot are one
+// dot to the eye and a thousand elements to the browser.
+type markers struct {
+	pts  []point
+	seen map[[2]int]bool
+}
+
+func (m *markers) add(p point) {
+	k := [2]int{int(math.Round(p.X)), int(math.Round(p.Y))}
+	if m.seen[k] {
+		return
+	}
+	if m.seen == nil {
+		m.seen = map[[2]int]bool{}
+	}
+	m.seen[k] = true
+	m.pts = append(m.pts, p)
 }
 
 // coord formats a coordinate to a tenth of a unit: finer is invisible
@@ -300,6 +369,7 @@ func probeChart(r *Report, p *ProbeSeries, ax timeAxis, windows [][2]time.Time) 
 		c.Thresholds = append(c.Thresholds, tick{Pos: va.y(c.Plot, *p.Max), Label: "max " + withUnit(num(*p.Max), p.Unit)})
 	}
 	var pb pathBuilder
+	var fails, errs markers
 	for _, s := range p.Samples {
 		v := float64(s.Value)
 		tip := offset(r.StartedAt, s.At) + "  " + sampleText(&s, p.Unit)
@@ -308,7 +378,7 @@ func probeChart(r *Report, p *ProbeSeries, ax timeAxis, windows [][2]time.Time) 
 			// marked on the time axis.
 			pb.gap()
 			if !s.Pass {
-				c.Errors = append(c.Errors, point{X: x(s.At), Y: c.Plot.Bottom(), Tip: tip})
+				errs.add(point{X: x(s.At), Y: c.Plot.Bottom(), Tip: tip})
 			}
 			continue
 		}
@@ -318,10 +388,11 @@ func probeChart(r *Report, p *ProbeSeries, ax timeAxis, windows [][2]time.Time) 
 			pt.Tip += "  (abort)"
 			c.Abort, c.AbortMark = &pt, nil
 		} else if !s.Pass {
-			c.Fails = append(c.Fails, pt)
+			fails.add(pt)
 		}
 	}
 	c.Lines = []series{{Class: "s0", Paths: pb.done()}}
+	c.Fails, c.Errors = fails.pts, errs.pts
 	// An abort caused by this probe whose sample is not in the series
 	// (a report cut short) is still marked, on the x axis.
 	if a := r.Abort; a != nil && a.Probe == p.Name && c.Abort == nil && !a.SampleAt.IsZero() {
