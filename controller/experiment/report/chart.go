@@ -231,8 +231,8 @@ func newChart(r *Report, w, h int, ax timeAxis, windows [][2]time.Time) *chart {
 	for _, d := range ax.ticks() {
 		c.XGrid = append(c.XGrid, tick{Pos: x(ax.t0.Add(d)), Label: "+" + d.String()})
 	}
-	if a := r.Abort; a != nil && !a.SampleAt.IsZero() {
-		ab := x(a.SampleAt)
+	if a := r.Abort; a != nil && !a.Time().IsZero() {
+		ab := x(a.Time())
 		c.AbortMark = &ab
 	}
 	return c
@@ -471,14 +471,14 @@ func newGantt(r *Report, ax timeAxis) *gantt {
 			}
 			x0, x1 := x(st.Start), x(end)
 			row.Actual = &rect{X: x0, Y: y + 7, W: math.Max(1, x1-x0), H: ganttRowH - 14}
-			row.Tip += "  " + offset(r.StartedAt, st.Start) + " .. " + offset(r.StartedAt, st.End)
+			row.Tip += "  " + window(r.StartedAt, st.Start, st.End)
 		} else {
 			row.Tip += "  (not run)"
 		}
 		g.Rows = append(g.Rows, row)
 	}
-	if a := r.Abort; a != nil && !a.SampleAt.IsZero() {
-		g.Abort = &point{X: x(a.SampleAt), Y: g.Plot.Y, Tip: "abort " + offset(r.StartedAt, a.SampleAt)}
+	if a := r.Abort; a != nil && !a.Time().IsZero() {
+		g.Abort = &point{X: x(a.Time()), Y: g.Plot.Y, Tip: "abort " + offset(r.StartedAt, a.Time())}
 	}
 	return g
 }

@@ -160,3 +160,15 @@ func sampleText(s *Sample, unit string) string {
 	}
 	return out
 }
+
+// window formats a fault's window as offsets; an end not known (the
+// fault still runs, or its agent went silent) is a question mark, not a
+// dash, because it is an open question (invariant 8: the controller
+// never claims more than it knows).
+func window(start, from, to time.Time) string {
+	end := "?"
+	if !to.IsZero() {
+		end = offset(start, to)
+	}
+	return offset(start, from) + " .. " + end
+}

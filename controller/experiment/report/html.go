@@ -111,7 +111,9 @@ func newPage(r *Report) *page {
 		av := &abortView{Reason: a.Reason, Probe: a.Probe}
 		if a.Probe != "" {
 			av.Value = withUnit(num(float64(a.Value)), r.unitOf(a.Probe))
-			av.At = offset(r.StartedAt, a.SampleAt)
+		}
+		if t := a.Time(); !t.IsZero() {
+			av.At = offset(r.StartedAt, t)
 		}
 		if !a.RevertedAt.IsZero() {
 			av.RevertedAt = offset(r.StartedAt, a.RevertedAt)
@@ -148,7 +150,7 @@ func newPage(r *Report) *page {
 		st := &r.Steps[i]
 		sv := stepView{S: st, Planned: "+" + st.PlannedStart.String() + " for " + st.PlannedDuration.String(), Actual: "not run"}
 		if !st.Start.IsZero() {
-			sv.Actual = offset(r.StartedAt, st.Start) + " .. " + offset(r.StartedAt, st.End)
+			sv.Actual = window(r.StartedAt, st.Start, st.End)
 		}
 		for _, m := range st.Agents {
 			class := "v-fail"
@@ -156,7 +158,7 @@ func newPage(r *Report) *page {
 				class = "v-pass"
 			}
 			sv.Members = append(sv.Members, memberView{Agent: m.Agent, FaultID: m.FaultID, State: m.State, Class: class,
-				Window: offset(r.StartedAt, m.Start) + " .. " + offset(r.StartedAt, m.End), Err: m.Err})
+				Window: window(r.StartedAt, m.Start, m.End), Err: m.Err})
 		}
 		pg.Steps = append(pg.Steps, sv)
 	}

@@ -260,6 +260,7 @@ func TestHTML_Degenerate(t *testing.T) {
 		"refused": refused(),
 		"running": running,
 		"flat":    flat,
+		"halted":  halted(),
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -105,6 +105,9 @@ type Abort struct {
 	Probe    string    `json:"probe,omitempty"`
 	Value    Float     `json:"value"`
 	SampleAt time.Time `json:"sample_at,omitzero"`
+	// At is when the experiment was aborted: by hand, by a fleet halt,
+	// or on the failing sample. Zero when only SampleAt is known.
+	At time.Time `json:"at,omitzero"`
 	// RevertedAt is when the last fault of the experiment was confirmed
 	// reverted; zero when that is not known (an agent went silent).
 	RevertedAt time.Time `json:"reverted_at,omitzero"`
@@ -115,6 +118,15 @@ type Target struct {
 	Name     string   `json:"name"`
 	Selector string   `json:"selector,omitempty"`
 	Agents   []string `json:"agents"`
+}
+
+// Time is when the abort happened: the failing sample's time when a
+// probe caused it, At otherwise; zero when neither is known.
+func (a *Abort) Time() time.Time {
+	if !a.SampleAt.IsZero() {
+		return a.SampleAt
+	}
+	return a.At
 }
 
 // Step is one step of the timeline: a fault group applied to a target.

@@ -30,12 +30,22 @@ func Text(w io.Writer, r *Report) error {
 	fmt.Fprintf(bw, "%s  %s  (%s)\n", s(r.Name), s(string(r.State)), s(r.ID))
 	if a := r.Abort; a != nil {
 		fmt.Fprintf(bw, "  abort: %s\n", s(a.Reason))
+		var what []string
 		if a.Probe != "" {
-			fmt.Fprintf(bw, "         %s = %s at %s", s(a.Probe), s(withUnit(num(float64(a.Value)), r.unitOf(a.Probe))), offset(r.StartedAt, a.SampleAt))
-			if !a.RevertedAt.IsZero() {
-				fmt.Fprintf(bw, "; every fault reverted by %s", offset(r.StartedAt, a.RevertedAt))
-			}
-			fmt.Fprintln(bw)
+			what = append(what, fmt.Sprintf("%s = %s", s(a.Probe), s(withUnit(num(float64(a.Value)), r.unitOf(a.Probe)))))
+		}
+		if t := a.Time(); !t.IsZero() {
+			what = append(what, "at "+offset(r.StartedAt, t))
+		}
+		var parts []string
+		if len(what) > 0 {
+			parts = append(parts, strings.Join(what, " "))
+		}
+		if !a.RevertedAt.IsZero() {
+			parts = append(parts, "every fault reverted by "+offset(r.StartedAt, a.RevertedAt))
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(bw, "         %s\n", strings.Join(parts, "; "))
 		}
 	}
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
@@ -81,7 +91,7 @@ func Text(w io.Writer, r *Report) error {
 		for _, st := range r.Steps {
 			actual := "not run"
 			if !st.Start.IsZero() {
-				actual = offset(r.StartedAt, st.Start) + " .. " + offset(r.StartedAt, st.End)
+				actual = window(r.StartedAt, st.Start, st.End)
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s: %s\t+%s for %s\t%s\t%s\n", s(st.Name), s(st.Target), s(st.Kind), s(oneLine(st.Fault)),
 				st.PlannedStart, st.PlannedDuration, actual, orDash(s(st.GroupID)))

@@ -58,11 +58,40 @@ func refused() *Report {
 	}
 }
 
+// halted is the example aborted by a fleet halt at +30 s instead of by
+// its probe, with one agent gone silent: its fault's end is unknown.
+func halted() *Report {
+	r := Example()
+	at := func(d time.Duration) time.Time { return r.StartedAt.Add(d) }
+	r.Abort = &Abort{Reason: "fleet halted by admin/bob: incident 4711", At: at(30 * time.Second)}
+	r.During = Verdict{Outcome: Fail, Reason: "aborted: fleet halted"}
+	r.After = Verdict{Outcome: Fail, Reason: "web-2 never confirmed the end of f-51c1-2"}
+	r.Steps[0].End = at(30400 * time.Millisecond)
+	for i := range r.Steps[0].Agents {
+		r.Steps[0].Agents[i].End = at(30400 * time.Millisecond)
+	}
+	r.Steps[1].End = time.Time{}
+	r.Steps[1].Agents[0].End = at(30300 * time.Millisecond)
+	r.Steps[1].Agents[1] = StepAgent{Agent: "web-2", FaultID: "f-51c1-2", State: "UNCONFIRMED", Start: at(25155 * time.Millisecond),
+		Err: "agent silent since +29.5s"}
+	r.Probes[0].Samples = r.Probes[0].Samples[:31]
+	r.Probes[1].Samples = r.Probes[1].Samples[:16]
+	r.Probes[1].Dropped = 12
+	r.EndedAt = at(40 * time.Second)
+	r.Events = []Event{
+		{At: r.StartedAt, Text: "experiment started"},
+		{At: at(30 * time.Second), Type: "abort", Text: "abort: fleet halted by admin/bob"},
+		{At: at(40 * time.Second), Type: "failed", Text: "web-2: no answer; f-51c1-2 UNCONFIRMED"},
+	}
+	r.DroppedEvents = 3
+	return r
+}
+
 // TestText_Golden renders the example (aborted) and a refused report
 // and compares them with the files under testdata/.
 func TestText_Golden(t *testing.T) {
 	t.Parallel()
-	for name, r := range map[string]*Report{"aborted.txt": Example(), "refused.txt": refused()} {
+	for name, r := range map[string]*Report{"aborted.txt": Example(), "refused.txt": refused(), "halted.txt": halted()} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
