@@ -286,3 +286,32 @@ func (r *Report) lastRecorded() time.Time {
 	}
 	return last
 }
+
+// firstRecorded is the earliest time anywhere in the report.
+func (r *Report) firstRecorded() time.Time {
+	var first time.Time
+	see := func(t time.Time) {
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+	}
+	for _, s := range r.Steps {
+		see(s.Start)
+	}
+	for _, p := range r.Probes {
+		for _, s := range p.Samples {
+			see(s.At)
+		}
+	}
+	for _, h := range r.Hosts {
+		for _, pts := range h.Metrics {
+			for _, p := range pts {
+				see(p.At)
+			}
+		}
+	}
+	for _, e := range r.Events {
+		see(e.At)
+	}
+	return first
+}
