@@ -74,9 +74,24 @@ func TestProbeChart_Decimates(t *testing.T) {
 	}
 }
 
+// BenchmarkHTML_Example renders the example report (56 s, two probes,
+// two agents) and reports the page's size.
+func BenchmarkHTML_Example(b *testing.B) {
+	r := Example()
+	var size int
+	for b.Loop() {
+		var buf bytes.Buffer
+		if err := HTML(&buf, r); err != nil {
+			b.Fatal(err)
+		}
+		size = buf.Len()
+	}
+	b.ReportMetric(float64(size)/1024, "KiB/page")
+}
+
 // BenchmarkHTML renders an hour-long experiment (two probes at 1 s, six
 // host metrics of 10 agents at 1 s) and reports the page's size.
-func BenchmarkHTML(b *testing.B) {
+func BenchmarkHTML_Hour(b *testing.B) {
 	r := large(3600, 10)
 	var size int
 	for b.Loop() {
