@@ -1,15 +1,20 @@
 package report
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"image"
 	"image/color"
 	"image/png"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,11 +48,68 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// sink is an HTTP proxy on loopback that answers nothing. Chromium is
+// pointed at it, for everything, loopback included: whatever it tries
+// to fetch (its own update and account checks, which its flags do not
+// all turn off, or anything a page named) reaches this listener, made
+// by the test, and goes no further. It records each request's first
+// line ("CONNECT host:443 HTTP/1.1", "GET http://… HTTP/1.1").
+type sink struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	reqs []string
+	done chan struct{}
+}
+
+func newSink(t *testing.T) *sink {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{ln: ln, done: make(chan struct{})}
+	go s.serve()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-s.done
+	})
+	return s
+}
+
+func (s *sink) serve() {
+	defer close(s.done)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			defer func() { _ = c.Close() }()
+			// Bounded, so that a client that sends nothing cannot
+			// hold the test's cleanup.
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			s.mu.Lock()
+			s.reqs = append(s.reqs, strings.TrimSpace(line))
+			s.mu.Unlock()
+		})
+	}
+}
+
+func (s *sink) requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reqs)
+}
+
 // screenshot renders the page at htmlPath in headless Chromium into a
 // 1280×2000 PNG. Chromium's home and caches are in dir, so it writes
-// nothing outside the test's own directory, and every process it
+// nothing outside the test's own directory; its network goes to proxy
+// and nowhere else (no name is resolved either); and every process it
 // started is killed when it is done, whatever happened.
-func screenshot(t *testing.T, bin, dir, htmlPath string) []byte {
+func screenshot(t *testing.T, bin, dir, htmlPath string, proxy *sink) []byte {
 	t.Helper()
 	out := filepath.Join(dir, "shot.png")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -56,6 +118,11 @@ func screenshot(t *testing.T, bin, dir, htmlPath string) []byte {
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--hide-scrollbars",
+		// Every request to the test's sink, loopback included; no name
+		// resolves, but the sink's own address must, or nothing would
+		// reach it and the check below would prove nothing.
+		"--proxy-server=http://"+proxy.ln.Addr().String(), "--proxy-bypass-list=<-loopback>",
+		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 		"--user-data-dir="+filepath.Join(dir, "profile"),
 		"--screenshot="+out, "--window-size=1280,2000",
 		"file://"+htmlPath)
@@ -144,7 +211,17 @@ func TestRender_Chromium(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	shot := screenshot(t, bin, dir, page)
+	proxy := newSink(t)
+	shot := screenshot(t, bin, dir, page, proxy)
+	// The page shows a probe's URL as text; a browser must never have
+	// asked for it. What else reached the sink is Chromium's own.
+	reqs := proxy.requests()
+	for _, req := range reqs {
+		if strings.Contains(req, "198.18.") {
+			t.Errorf("chromium requested %q, an address the page only shows as text", req)
+		}
+	}
+	t.Logf("chromium's own requests, stopped at the test's proxy: %q", reqs)
 	img, err := png.Decode(bytes.NewReader(shot))
 	if err != nil {
 		t.Fatalf("decode the screenshot: %v", err)
