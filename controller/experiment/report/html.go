@@ -131,7 +131,7 @@ func newPage(r *Report) *page {
 		pg.Timeline = newGantt(r, ax)
 	}
 
-	all := r.windows("")
+	all := r.windows("", ax.t1)
 	for i := range r.Probes {
 		p := &r.Probes[i]
 		st := probeStats(p)
@@ -203,7 +203,7 @@ func hostGroups(r *Report, ax timeAxis) []hostGroup {
 			}
 		}
 		// Only the faults of this target shade its hosts' charts.
-		windows := r.windows(target)
+		windows := r.windows(target, ax.t1)
 		for _, m := range slices.Sorted(maps.Keys(metrics)) {
 			g.Charts = append(g.Charts, hostChartView{Metric: m, Chart: hostChart(r, m, hosts, ax, windows)})
 		}
@@ -213,9 +213,9 @@ func hostGroups(r *Report, ax timeAxis) []hostGroup {
 }
 
 // windows are the actual windows of the steps that ran, on target (or
-// on any target when target is empty). A step still running ends at
-// the end of the axis.
-func (r *Report) windows(target string) [][2]time.Time {
+// on any target when target is empty). A step whose end is not known
+// (still running, or its agent silent) is shaded up to axisEnd.
+func (r *Report) windows(target string, axisEnd time.Time) [][2]time.Time {
 	var out [][2]time.Time
 	for _, st := range r.Steps {
 		if st.Start.IsZero() || (target != "" && st.Target != target) {
@@ -223,7 +223,7 @@ func (r *Report) windows(target string) [][2]time.Time {
 		}
 		end := st.End
 		if end.IsZero() {
-			end = newTimeAxis(r).t1
+			end = axisEnd
 		}
 		out = append(out, [2]time.Time{st.Start, end})
 	}

@@ -52,7 +52,8 @@ func TestProbeChart_Decimates(t *testing.T) {
 	t.Parallel()
 	r := large(100_000, 0)
 	p := &r.Probes[0]
-	c := probeChart(r, p, newTimeAxis(r), r.windows(""))
+	ax := newTimeAxis(r)
+	c := probeChart(r, p, ax, r.windows("", ax.t1))
 	n, minY := 0, math.Inf(1)
 	for _, path := range c.Lines[0].Paths {
 		for _, pt := range strings.Fields(path) {
