@@ -36,8 +36,9 @@
 //     the metric names of the heartbeats.
 //   - Events in time order, with Type "abort" or "failed" for alarms.
 //
-// Example returns a complete report of an aborted run, for tests here
-// and in the runner.
+// Validate says, field by field, where a report does not agree with
+// itself. Example returns a complete report of an aborted run, for tests
+// here and in the runner.
 //
 // # Rendering choices
 //
