@@ -302,6 +302,10 @@ func (p *Plan) chooseTarget(ctx context.Context, c *collector, s *Spec, fleet Fl
 		return nil
 	}
 	tp.Group = groupPlan(g)
+	if n := len(tp.Group.Chosen); n > MaxTargetAgents {
+		c.addf(path, "would choose %d agents, above the limit of %d per target: set count or percent", n, MaxTargetAgents)
+		return nil
+	}
 	tp.Chosen = tp.Group.Chosen
 	return nil
 }
