@@ -32,7 +32,19 @@ func fleet(t *testing.T) (*controllertest.Server, turbulencev1.ControlServiceCli
 	srv.ConnectAgent(t, &turbulencev1.Hello{AgentId: "db-1", Labels: map[string]string{"role": "db"},
 		Capabilities: &turbulencev1.Capabilities{FaultKinds: []string{"memory"}}})
 	client := srv.AdminClient(t)
-	controllertest.WaitFor(t, 10*time.Second, "six agents connected", func() bool { return srv.Controller.ConnectedAgents() == 6 })
+	// Registered in the replicated state (what ListAgents and a choice
+	// read), not only connected to the hub: the registration is a raft
+	// entry that may land after the Welcome on a busy machine.
+	controllertest.WaitFor(t, 30*time.Second, "six agents registered and connected", func() bool {
+		resp, err := client.ListAgents(t.Context(), &turbulencev1.ListAgentsRequest{})
+		n := 0
+		for _, a := range resp.GetAgents() {
+			if a.GetConnected() {
+				n++
+			}
+		}
+		return err == nil && n == 6
+	})
 	return srv, client
 }
 
