@@ -20,11 +20,17 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fleet starts a real one-node controller (its caps: 50 % of the
-// registered fleet) and connects six agents: web-1..web-4 (role=web, cpu
+// registered fleet; heartbeats due every 10 minutes) and connects six agents: web-1..web-4 (role=web, cpu
 // and memory), db-1 (role=db, memory only) and web-5, locally halted.
 func fleet(t *testing.T) (*controllertest.Server, turbulencev1.ControlServiceClient) {
 	t.Helper()
-	srv := controllertest.NewServer(t, func(c *controller.Config) { c.MaxGroupPercent = 50 })
+	srv := controllertest.NewServer(t, func(c *controller.Config) {
+		c.MaxGroupPercent = 50
+		// These agents send no heartbeats: with the default interval the
+		// hub would take them for silent (offline) within two intervals,
+		// and a slow run would see a choice change under it.
+		c.LeaseTTL, c.HeartbeatInterval = time.Hour, 10*time.Minute
+	})
 	for i := 1; i <= 5; i++ {
 		srv.ConnectAgent(t, &turbulencev1.Hello{AgentId: fmt.Sprintf("web-%d", i), Labels: map[string]string{"role": "web"},
 			Capabilities: &turbulencev1.Capabilities{FaultKinds: []string{"cpu", "memory"}}, LocallyHalted: i == 5})
