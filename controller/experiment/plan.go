@@ -175,11 +175,11 @@ func (s *Spec) targetNames() []string {
 func (p *Probe) describe() (kind, detail string) {
 	switch {
 	case p.HTTP != nil:
-		d := fmt.Sprintf("GET %s answers %d within %s", p.HTTP.URL, p.HTTP.ExpectStatus, p.HTTP.Timeout.D())
+		within := p.HTTP.Timeout
 		if p.HTTP.MaxLatency > 0 {
-			d = fmt.Sprintf("GET %s answers %d within %s", p.HTTP.URL, p.HTTP.ExpectStatus, p.HTTP.MaxLatency.D())
+			within = p.HTTP.MaxLatency
 		}
-		return "http", d
+		return "http", fmt.Sprintf("GET %s answers %d within %s", p.HTTP.URL, p.HTTP.ExpectStatus, within.D())
 	case p.Prometheus != nil:
 		return "prometheus", fmt.Sprintf("%s %s at %s", p.Prometheus.Query, bounds(p.Prometheus.Min, p.Prometheus.Max), p.Prometheus.URL)
 	case p.Host != nil:
@@ -220,6 +220,7 @@ func MakePlan(ctx context.Context, s *Spec, fleet Fleet, seed *uint64) (*Plan, e
 	case seed != nil:
 		p.Seed = *seed
 	case p.Seed == 0:
+		// Never 0, which a file reads as "unset": --seed must repeat it.
 		p.Seed, p.SeedPicked = rand.Uint64()|1, true
 	}
 	for i := range p.Targets {
@@ -302,6 +303,10 @@ func (p *Plan) chooseTarget(ctx context.Context, c *collector, s *Spec, fleet Fl
 		return nil
 	}
 	tp.Group = groupPlan(g)
+	if n := len(tp.Group.Chosen); n > MaxTargetAgents {
+		c.addf(path, "would choose %d agents, above the limit of %d per target: set count or percent", n, MaxTargetAgents)
+		return nil
+	}
 	tp.Chosen = tp.Group.Chosen
 	return nil
 }
