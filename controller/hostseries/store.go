@@ -50,9 +50,10 @@ func metricIndex(name string) int {
 // Defaults of New.
 const (
 	DefaultWindow = 10 * time.Minute
-	// pruneEvery is how many records pass between sweeps for agents
-	// silent for longer than the window.
-	pruneEvery = 4096
+	// prunesPerWindow is how often, per window, the store sweeps for
+	// agents silent for longer than the window: a sweep visits every
+	// agent, so it runs by the clock, not per record.
+	prunesPerWindow = 4
 )
 
 // Sample is one sample of an agent's series. A metric the agent could
@@ -128,9 +129,10 @@ type Store struct {
 	window   time.Duration
 	capacity int
 
-	mu      sync.Mutex
-	agents  map[string]*ring
-	records int
+	mu     sync.Mutex
+	agents map[string]*ring
+	// pruned is when the last sweep ran (Record's received clock).
+	pruned time.Time
 }
 
 // New returns a Store that keeps window's worth of samples taken every
@@ -197,7 +199,7 @@ func (s *Store) Record(agentID string, m *turbulencev1.HostMetrics, sentAt, rece
 		r.buf[r.next] = e
 		r.next = (r.next + 1) % len(r.buf)
 	}
-	if s.records++; s.records%pruneEvery == 0 {
+	if received.Sub(s.pruned) >= s.window/prunesPerWindow {
 		s.prune(received)
 	}
 }
@@ -234,6 +236,7 @@ func values(m *turbulencev1.HostMetrics) [nMetrics]float64 {
 // prune forgets agents whose newest sample is older than the window: an
 // agent gone for good costs nothing after that. Caller holds s.mu.
 func (s *Store) prune(now time.Time) {
+	s.pruned = now
 	cutoff := now.Add(-s.window).UnixNano()
 	for id, r := range s.agents {
 		if n := r.newest(); n == nil || n.t < cutoff {

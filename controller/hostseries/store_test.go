@@ -127,14 +127,18 @@ func TestStore_PrunesSilentAgentsAndResets(t *testing.T) {
 	t.Parallel()
 	s := New(time.Minute, time.Second)
 	s.Record("gone", hb(t0, 1), t0, t0)
-	// pruneEvery records later, and more than a window after the last
-	// sample of "gone", it is forgotten; "busy" is kept.
-	for i := 1; i <= pruneEvery; i++ {
-		at := t0.Add(2*time.Minute + time.Duration(i)*time.Millisecond)
+	s.Record("busy", hb(t0, 1), t0, t0)
+	// A record within a quarter window of the last sweep sweeps nothing;
+	// one more than a window after the last sample of "gone" forgets it.
+	for _, d := range []time.Duration{10 * time.Second, 61 * time.Second} {
+		at := t0.Add(d)
 		s.Record("busy", hb(at, 1), at, at)
+		if wantGone := d > time.Minute; (s.Series("gone", time.Time{}) == nil) != wantGone {
+			t.Errorf("%v later: gone forgotten %v, want %v", d, s.Series("gone", time.Time{}) == nil, wantGone)
+		}
 	}
-	if s.Series("gone", time.Time{}) != nil || s.Series("busy", time.Time{}) == nil || s.Agents() != 1 {
-		t.Errorf("after a prune: gone kept %v, busy kept %v, %d agents; want only busy", s.Series("gone", time.Time{}) != nil, s.Series("busy", time.Time{}) != nil, s.Agents())
+	if s.Series("busy", time.Time{}) == nil || s.Agents() != 1 {
+		t.Errorf("busy kept %v, %d agents; want only busy", s.Series("busy", time.Time{}) != nil, s.Agents())
 	}
 	s.Reset()
 	if s.Agents() != 0 {
