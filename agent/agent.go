@@ -33,6 +33,9 @@ var Version = version.String()
 // finalHeartbeatTimeout bounds the best-effort last heartbeat at shutdown.
 const finalHeartbeatTimeout = 2 * time.Second
 
+// samplerStopTimeout bounds the wait for the host metrics sampler at exit.
+const samplerStopTimeout = 2 * time.Second
+
 // Config is what an agent needs to run.
 type Config struct {
 	// Controllers are the controllers' host:port addresses, dialled in turn.
@@ -321,7 +324,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer close(sampled)
 		_ = sampler.Run(sampleCtx)
 	}()
-	defer func() { stopSampling(); <-sampled }()
+	defer func() {
+		stopSampling()
+		// A sample stuck on a filesystem that does not answer must not
+		// keep the agent from exiting: its faults are reverted by now.
+		t := time.NewTimer(samplerStopTimeout)
+		defer t.Stop()
+		select {
+		case <-sampled:
+		case <-t.C:
+			a.log.Warn("host metrics sampler still busy at exit; not waiting for it")
+		}
+	}()
 	sess, err := session.New(session.Config{
 		Controllers: a.cfg.Controllers,
 		TLS:         a.cfg.TLS,

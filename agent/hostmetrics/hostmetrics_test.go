@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -254,4 +255,55 @@ func BenchmarkSampler_Sample(b *testing.B) {
 	for b.Loop() {
 		s.Sample(b.Context())
 	}
+}
+
+// TestSampler_LatestDoesNotWaitForAHungSample: a sample stuck reading
+// (here /proc/stat is a FIFO nobody writes; in life, a filesystem that
+// does not answer) must not hold up Latest, which every heartbeat calls.
+func TestSampler_LatestDoesNotWaitForAHungSample(t *testing.T) {
+	f := newFixture(t)
+	f.set(t, 100, 900, 0, 0, 0, 0, 0, 0)
+	s := New(Config{ProcRoot: f.proc, SysRoot: f.sys})
+	first := s.Sample(t.Context())
+	stat := f.proc + "/stat"
+	if err := os.Remove(stat); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(stat, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		s.Sample(context.Background())
+	}()
+	// The sample is stuck once it has the FIFO open for reading: a
+	// non-blocking open for writing succeeds only then.
+	var w *os.File
+	deadline := time.Now().Add(10 * time.Second)
+	for w == nil && time.Now().Before(deadline) {
+		if fd, err := syscall.Open(stat, syscall.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w = os.NewFile(uintptr(fd), stat)
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if w == nil {
+		t.Fatal("the sample never opened /proc/stat")
+	}
+	got := make(chan *turbulencev1.HostMetrics, 1)
+	go func() { got <- s.Latest() }()
+	select {
+	case m := <-got:
+		if !m.GetSampledAt().AsTime().Equal(first.GetSampledAt().AsTime()) {
+			t.Errorf("Latest during a hung sample = %v, want the sample before", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Latest waited for a sample in progress")
+	}
+	if _, err := w.WriteString("cpu  200 0 0 1000 0 0 0 0 0 0\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Close()
+	<-sampled
 }

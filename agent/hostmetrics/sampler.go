@@ -41,11 +41,17 @@ type Sampler struct {
 	// reset wakes Run when the interval changes.
 	reset chan struct{}
 
-	// mu guards prev and latest. Sample holds it for a whole sample, so
-	// two concurrent samples cannot interleave their counters.
-	mu     sync.Mutex
-	prev   counters
-	latest *turbulencev1.HostMetrics
+	// latest is the newest sample, never changed once stored: Latest
+	// reads it without waiting for a sample in progress, which may hang
+	// on a filesystem that does not answer (a dead NFS server) while the
+	// heartbeats must go on (invariant 2).
+	latest atomic.Pointer[turbulencev1.HostMetrics]
+
+	// mu serialises samples: Sample holds it for a whole sample, so two
+	// concurrent samples cannot interleave their counters. It guards
+	// prev, warned and the disks cache.
+	mu   sync.Mutex
+	prev counters
 	// warned keeps a failing source from logging every interval.
 	warned map[string]bool
 	// disks caches physicalDisks, listed again every disksRefresh
@@ -118,12 +124,10 @@ func (s *Sampler) Run(ctx context.Context) error {
 
 // Latest returns a copy of the latest sample, or nil before the first.
 func (s *Sampler) Latest() *turbulencev1.HostMetrics {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.latest == nil {
-		return nil
+	if m := s.latest.Load(); m != nil {
+		return proto.CloneOf(m)
 	}
-	return proto.CloneOf(s.latest)
+	return nil
 }
 
 // Sample takes a sample now, keeps it as the latest and returns it (the
@@ -142,6 +146,6 @@ func (s *Sampler) Sample(ctx context.Context) *turbulencev1.HostMetrics {
 	m := cur.metrics(s.prev, now)
 	s.prev = cur
 	s.prev.at = now
-	s.latest = m
+	s.latest.Store(m)
 	return proto.CloneOf(m)
 }
