@@ -205,33 +205,36 @@ func (s *Store) Record(agentID string, m *turbulencev1.HostMetrics, sentAt, rece
 }
 
 // values returns a heartbeat sample's metrics in the order of entry.v,
-// NaN for those the agent did not send.
+// NaN for those the agent did not send. The agent is trusted with what
+// it measures, not with the shape of a number: a value no measurement
+// can give (negative, not finite, a percentage above 100, beyond
+// float32) is kept as absent, so that a broken agent's sample can
+// neither pass nor fail a probe by accident.
 func values(m *turbulencev1.HostMetrics) [nMetrics]float64 {
 	nan := math.NaN()
-	opt := func(v *float64) float64 {
-		if v == nil {
+	opt := func(v *float64, most float64) float64 {
+		if v == nil || !(*v >= 0 && *v <= most) { // NaN fails both
 			return nan
 		}
 		return *v
 	}
 	sum := func(a, b *float64) float64 {
-		if a == nil || b == nil {
-			return nan
-		}
-		return *a + *b
+		return opt(a, math.MaxFloat32) + opt(b, math.MaxFloat32) // NaN if either is
 	}
 	memBytes := nan
 	if m.MemoryUsedBytes != nil {
 		memBytes = float64(*m.MemoryUsedBytes)
 	}
 	return [nMetrics]float64{
-		opt(m.CpuPercent), opt(m.MemoryUsedPercent), memBytes,
-		opt(m.Load1), opt(m.Load5), opt(m.Load15),
-		opt(m.DiskUsedPercent),
-		sum(m.DiskReadBytesPerSecond, m.DiskWriteBytesPerSecond),
-		sum(m.NetworkRxBytesPerSecond, m.NetworkTxBytesPerSecond),
+		opt(m.CpuPercent, 100), opt(m.MemoryUsedPercent, 100), memBytes,
+		opt(m.Load1, math.MaxFloat32), opt(m.Load5, math.MaxFloat32), opt(m.Load15, math.MaxFloat32),
+		opt(m.DiskUsedPercent, 100),
+		opt(f64(sum(m.DiskReadBytesPerSecond, m.DiskWriteBytesPerSecond)), math.MaxFloat32),
+		opt(f64(sum(m.NetworkRxBytesPerSecond, m.NetworkTxBytesPerSecond)), math.MaxFloat32),
 	}
 }
+
+func f64(v float64) *float64 { return &v }
 
 // prune forgets agents whose newest sample is older than the window: an
 // agent gone for good costs nothing after that. Caller holds s.mu.

@@ -15,22 +15,23 @@ import (
 
 var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 
-func f(v float64) *float64 { return &v }
+func fp(v float64) *float64 { return &v }
+
 
 // hb is a heartbeat sample taken at t with cpu as its CPU figure.
 func hb(t time.Time, cpu float64) *turbulencev1.HostMetrics {
 	used := uint64(1 << 30)
 	return &turbulencev1.HostMetrics{
 		SampledAt:               timestamppb.New(t),
-		CpuPercent:              f(cpu),
-		MemoryUsedPercent:       f(42.5),
+		CpuPercent:              fp(cpu),
+		MemoryUsedPercent:       fp(42.5),
 		MemoryUsedBytes:         &used,
-		Load1:                   f(1.25),
-		DiskUsedPercent:         f(12.3),
-		DiskReadBytesPerSecond:  f(100),
-		DiskWriteBytesPerSecond: f(23),
-		NetworkRxBytesPerSecond: f(1000),
-		NetworkTxBytesPerSecond: f(500),
+		Load1:                   fp(1.25),
+		DiskUsedPercent:         fp(12.3),
+		DiskReadBytesPerSecond:  fp(100),
+		DiskWriteBytesPerSecond: fp(23),
+		NetworkRxBytesPerSecond: fp(1000),
+		NetworkTxBytesPerSecond: fp(500),
 	}
 }
 
@@ -147,6 +148,27 @@ func TestStore_PrunesSilentAgentsAndResets(t *testing.T) {
 	}
 }
 
+// TestStore_ImpossibleValuesAreAbsent: a number no measurement gives is
+// recorded as absent, never as a figure a probe would judge.
+func TestStore_ImpossibleValuesAreAbsent(t *testing.T) {
+	t.Parallel()
+	s := New(0, 0)
+	m := hb(t0, 150)
+	m.MemoryUsedPercent = fp(math.NaN())
+	m.Load1 = fp(-1)
+	m.DiskUsedPercent = fp(math.Inf(1))
+	m.NetworkRxBytesPerSecond = fp(1e300)
+	s.Record("a1", m, t0, t0)
+	for _, metric := range []string{CPUPercent, MemoryUsedPercent, Load1, DiskUsedPercent, NetworkBytesPerSecond} {
+		if v, _, ok := s.Latest("a1", metric); ok {
+			t.Errorf("Latest(%s) = %v, ok; want absent", metric, v)
+		}
+	}
+	if v, _, ok := s.Latest("a1", DiskIOBytesPerSecond); !ok || v != 123 {
+		t.Errorf("Latest(disk io) = %v, %v; want 123 (the valid figures stay)", v, ok)
+	}
+}
+
 func TestStore_CapacityBounds(t *testing.T) {
 	t.Parallel()
 	if c := New(time.Hour*24, time.Millisecond).Capacity(); c != 3600 {
@@ -174,7 +196,7 @@ func TestStore_ConcurrentUse(t *testing.T) {
 		wg.Go(func() {
 			for i := range 200 {
 				at := t0.Add(time.Duration(i) * time.Second)
-				s.Record(id, hb(at, float64(i)), at, at)
+				s.Record(id, hb(at, float64(i%100)), at, at)
 				s.Series(id, time.Time{})
 				s.Latest(id, CPUPercent)
 			}
@@ -182,8 +204,8 @@ func TestStore_ConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	for a := range 4 {
-		if v, _, _ := s.Latest(fmt.Sprint("a", a), CPUPercent); v != 199 {
-			t.Errorf("agent a%d latest cpu = %v, want 199", a, v)
+		if v, _, _ := s.Latest(fmt.Sprint("a", a), CPUPercent); v != 99 {
+			t.Errorf("agent a%d latest cpu = %v, want 99", a, v)
 		}
 	}
 }
