@@ -17,7 +17,6 @@ var t0 = time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 
 func fp(v float64) *float64 { return &v }
 
-
 // hb is a heartbeat sample taken at t with cpu as its CPU figure.
 func hb(t time.Time, cpu float64) *turbulencev1.HostMetrics {
 	used := uint64(1 << 30)
