@@ -92,7 +92,12 @@ The controller filters before it pages, so --limit counts matching agents.`,
 				if err != nil {
 					return err
 				}
-				if !a.json() {
+				switch {
+				case a.json():
+				case a.livenessUnknown:
+					// Asking would only wait out the controller's hold time.
+					a.hostMetricsWhy = "unknown (no raft leader, which alone keeps them)"
+				default:
 					a.hostMetrics, a.hostMetricsWhy = a.latestMetrics(cmd.Context(), c, args[0])
 				}
 				return a.printAgent(ag)
