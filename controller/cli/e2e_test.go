@@ -119,6 +119,10 @@ func (f *fakeControl) ListAgents(context.Context, *turbulencev1.ListAgentsReques
 	return &turbulencev1.ListAgentsResponse{Agents: []*turbulencev1.Agent{{Id: "a1", Connected: true}}}, nil
 }
 
+func (f *fakeControl) GetAgent(_ context.Context, req *turbulencev1.GetAgentRequest) (*turbulencev1.Agent, error) {
+	return &turbulencev1.Agent{Id: req.GetId(), Connected: true}, nil
+}
+
 func (f *fakeControl) WatchEvents(req *turbulencev1.WatchEventsRequest, stream grpc.ServerStreamingServer[turbulencev1.Event]) error {
 	after := req.GetAfterSequence()
 	for {

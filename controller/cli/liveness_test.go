@@ -79,3 +79,26 @@ func TestFaultLs_EmptyIsConfirmedThroughTheLeader(t *testing.T) {
 		r.check(t, ExitOK, "may still be catching up", "may be incomplete", "no controller leader reachable")
 	}
 }
+
+// TestAgentsShow_MetricsUnknownSaysWhy: `agents show` still shows the
+// agent when its host metrics cannot be had, and says why: no leader
+// (then it does not ask at all), or a controller without the call.
+func TestAgentsShow_MetricsUnknownSaysWhy(t *testing.T) {
+	t.Parallel()
+	fake := &fakeControl{faults: map[string]*turbulencev1.Fault{}}
+	addr, pki := serveFake(t, func(srv *grpc.Server) {
+		turbulencev1.RegisterControlServiceServer(srv, fake)
+		turbulencev1.RegisterClusterServiceServer(srv, leaderCluster{none: true})
+	})
+	h := &harness{addr: addr, fake: fake, admin: pki.Admin}
+	r := runCLI(t, h.environ(), "agents", "show", "a1")
+	r.check(t, ExitOK)
+	if !strings.Contains(r.stdout, "Host metrics:     unknown (no raft leader, which alone keeps them)") {
+		t.Errorf("agents show without a leader:\n%s", r.stdout)
+	}
+	r = runCLI(t, startFake(t).environ(), "agents", "show", "a1")
+	r.check(t, ExitOK)
+	if !strings.Contains(r.stdout, "Host metrics:     unknown (this controller does not serve them)") {
+		t.Errorf("agents show against a controller without GetAgentMetrics:\n%s", r.stdout)
+	}
+}

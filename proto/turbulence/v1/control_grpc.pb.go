@@ -37,6 +37,7 @@ const (
 	ControlService_ListFaultGroups_FullMethodName  = "/turbulence.v1.ControlService/ListFaultGroups"
 	ControlService_GetFaultGroup_FullMethodName    = "/turbulence.v1.ControlService/GetFaultGroup"
 	ControlService_RevertFaultGroup_FullMethodName = "/turbulence.v1.ControlService/RevertFaultGroup"
+	ControlService_GetAgentMetrics_FullMethodName  = "/turbulence.v1.ControlService/GetAgentMetrics"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -72,6 +73,10 @@ type ControlServiceClient interface {
 	// RevertFaultGroup reverts every live member of a group in one raft
 	// entry.
 	RevertFaultGroup(ctx context.Context, in *RevertFaultGroupRequest, opts ...grpc.CallOption) (*FaultGroup, error)
+	// GetAgentMetrics returns the host metrics the leader keeps for one
+	// agent, a short series taken from its heartbeats (docs/hostmetrics.md).
+	// They are soft state on the leader: a follower forwards the call.
+	GetAgentMetrics(ctx context.Context, in *GetAgentMetricsRequest, opts ...grpc.CallOption) (*GetAgentMetricsResponse, error)
 }
 
 type controlServiceClient struct {
@@ -251,6 +256,16 @@ func (c *controlServiceClient) RevertFaultGroup(ctx context.Context, in *RevertF
 	return out, nil
 }
 
+func (c *controlServiceClient) GetAgentMetrics(ctx context.Context, in *GetAgentMetricsRequest, opts ...grpc.CallOption) (*GetAgentMetricsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAgentMetricsResponse)
+	err := c.cc.Invoke(ctx, ControlService_GetAgentMetrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -284,6 +299,10 @@ type ControlServiceServer interface {
 	// RevertFaultGroup reverts every live member of a group in one raft
 	// entry.
 	RevertFaultGroup(context.Context, *RevertFaultGroupRequest) (*FaultGroup, error)
+	// GetAgentMetrics returns the host metrics the leader keeps for one
+	// agent, a short series taken from its heartbeats (docs/hostmetrics.md).
+	// They are soft state on the leader: a follower forwards the call.
+	GetAgentMetrics(context.Context, *GetAgentMetricsRequest) (*GetAgentMetricsResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -341,6 +360,9 @@ func (UnimplementedControlServiceServer) GetFaultGroup(context.Context, *GetFaul
 }
 func (UnimplementedControlServiceServer) RevertFaultGroup(context.Context, *RevertFaultGroupRequest) (*FaultGroup, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevertFaultGroup not implemented")
+}
+func (UnimplementedControlServiceServer) GetAgentMetrics(context.Context, *GetAgentMetricsRequest) (*GetAgentMetricsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAgentMetrics not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -644,6 +666,24 @@ func _ControlService_RevertFaultGroup_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_GetAgentMetrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAgentMetricsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).GetAgentMetrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_GetAgentMetrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).GetAgentMetrics(ctx, req.(*GetAgentMetricsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -710,6 +750,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevertFaultGroup",
 			Handler:    _ControlService_RevertFaultGroup_Handler,
+		},
+		{
+			MethodName: "GetAgentMetrics",
+			Handler:    _ControlService_GetAgentMetrics_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
