@@ -209,6 +209,38 @@ func TestGuardian_LiveAgentGetsGrace(t *testing.T) {
 	})
 }
 
+// TestGuardian_StuckLockHolderIsOvertaken: an agent frozen in the middle
+// of its own revert holds the fault's lock. The guardian, whose fault is
+// due, waits LockPatience for the lock and then takes the fault back
+// without it, writing its outcome where the agent will find it.
+func TestGuardian_StuckLockHolderIsOvertaken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		deadline := time.Now().Add(time.Second)
+		fx := newFixture(t, deadline)
+		frozen, err := LockFault(fx.dir, "f1") // the agent, stopped mid-revert
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, w := io.Pipe()
+		defer func() { _ = w.Close() }() // the agent is alive, only stuck
+		ended := fx.run(r)
+		if want := deadline.Add(Grace + LockPatience); ended.After(want) {
+			t.Errorf("guardian took the fault back at %v, after deadline + Grace + LockPatience = %v", ended, want)
+		}
+		if n := fx.recovered(); n != 1 {
+			t.Fatalf("recovered %d times while the agent held the lock, want 1", n)
+		}
+		// The agent wakes, and its retry finds the guardian's outcome.
+		if err := frozen.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		o, taken, err := Revert(fx.dir, "f1", "deadline", func() error { return nil })
+		if err != nil || taken || o.Reason != ReasonDeadline {
+			t.Errorf("the agent's revert after waking = %+v, taken %v, %v; want the guardian's outcome %q", o, taken, err, ReasonDeadline)
+		}
+	})
+}
+
 // TestGuardian_LeaseEndsFirst: the agent gone and its lease ending before
 // the deadline, the guardian reverts at the lease's end, with that reason.
 func TestGuardian_LeaseEndsFirst(t *testing.T) {

@@ -57,12 +57,9 @@ type Lock struct {
 // LockFault takes fault id's lock in stateDir, creating its file, and waits
 // while someone else (the agent or the guardian) holds it.
 func LockFault(stateDir, id string) (*Lock, error) {
-	if err := os.MkdirAll(filepath.Join(stateDir, dirName), 0o700); err != nil {
-		return nil, fmt.Errorf("guardian lock directory: %w", err)
-	}
-	f, err := os.OpenFile(LockPath(stateDir, id), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := openLockFile(stateDir, id)
 	if err != nil {
-		return nil, fmt.Errorf("open guardian lock of fault %s: %w", id, err)
+		return nil, err
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
@@ -75,6 +72,61 @@ func LockFault(stateDir, id string) (*Lock, error) {
 		return nil, fmt.Errorf("lock fault %s: %w", id, err)
 	}
 	return &Lock{f: f}, nil
+}
+
+// TryLockFault takes fault id's lock like LockFault, but waits at most
+// patience for it. ok is false, and the lock is not held, when someone
+// held it all that time.
+func TryLockFault(stateDir, id string, patience time.Duration) (l *Lock, ok bool, err error) {
+	f, err := openLockFile(stateDir, id)
+	if err != nil {
+		return nil, false, fmt.Errorf("open guardian lock of fault %s: %w", id, err)
+	}
+	giveUp := time.Now().Add(patience)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return &Lock{f: f}, true, nil
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case !errors.Is(err, syscall.EWOULDBLOCK):
+			_ = f.Close() // the lock error is the one that matters
+			return nil, false, fmt.Errorf("lock fault %s: %w", id, err)
+		case !time.Now().Before(giveUp):
+			_ = f.Close() // nothing held
+			return nil, false, nil
+		}
+		// flock has no timeout; a poll this coarse costs nothing and
+		// bounds the wait. The guardian is a process of its own.
+		time.Sleep(lockPoll)
+	}
+}
+
+// lockPoll is how often TryLockFault asks again for a held lock.
+const lockPoll = 10 * time.Millisecond
+
+// unlockedOutcome opens fault id's lock file without taking its lock, for
+// the guardian of a fault whose lock holder is stuck: Outcome and
+// SetOutcome work on it, Unlock closes it.
+func unlockedOutcome(stateDir, id string) (*Lock, error) {
+	f, err := openLockFile(stateDir, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Lock{f: f}, nil
+}
+
+// openLockFile opens fault id's lock file, creating it and its directory.
+func openLockFile(stateDir, id string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Join(stateDir, dirName), 0o700); err != nil {
+		return nil, fmt.Errorf("guardian lock directory: %w", err)
+	}
+	f, err := os.OpenFile(LockPath(stateDir, id), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open guardian lock of fault %s: %w", id, err)
+	}
+	return f, nil
 }
 
 // Outcome returns the outcome written under this lock, if any.
@@ -123,6 +175,11 @@ func Revert(stateDir, id string, reason string, revert func() error) (o Outcome,
 		return Outcome{}, false, err
 	}
 	defer func() { _ = l.Unlock() }() // closing the file releases the flock
+	return revertHeld(l, id, reason, revert)
+}
+
+// revertHeld is Revert's work on an opened lock file.
+func revertHeld(l *Lock, id, reason string, revert func() error) (o Outcome, taken bool, err error) {
 	if prev, ok, err := l.Outcome(); err != nil {
 		return Outcome{}, false, err
 	} else if ok {

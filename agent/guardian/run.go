@@ -23,6 +23,12 @@ import (
 // worker judges its agent's lease with the same grace (agent/leasefile).
 const Grace = leasefile.Grace
 
+// LockPatience is how long a guardian whose fault is due waits for the
+// fault's lock before it takes the fault back without it (see takeBack).
+// Grace plus LockPatience stays within the second past a fault's end that
+// invariant 3 allows.
+const LockPatience = 250 * time.Millisecond
+
 // Exit codes of a guardian.
 const (
 	ExitOK    = 0
@@ -146,8 +152,11 @@ func (g *watch) refresh() (bool, error) {
 	return false, nil
 }
 
+// hasOutcome reads the fault's outcome without waiting for its lock: a
+// holder stuck mid-revert must not hold the guardian up here (see
+// takeBack). An outcome being written reads as torn, that is as none.
 func (g *watch) hasOutcome() bool {
-	l, err := LockFault(g.stateDir, g.faultID)
+	l, err := unlockedOutcome(g.stateDir, g.faultID)
 	if err != nil {
 		return false
 	}
@@ -168,11 +177,22 @@ func (g *watch) due() (time.Time, string) {
 
 // takeBack reverts the fault under its lock, retrying until it succeeds or
 // someone else has.
+//
+// The fault is due now, so the lock is waited for only LockPatience. A
+// lock held longer than that belongs to an agent frozen or stuck in the
+// middle of its own revert (SIGSTOP, a hung syscall): waiting for it would
+// keep the fault in effect for as long as the agent stays stuck. The
+// guardian then takes the fault back without the lock. That is safe: a
+// revert only removes the fault's own marks (its recovery is written to be
+// run again at any point, like start-up recovery), the agent releases the
+// fault's resources (an interface, a table name) only after it released
+// this lock, so no newer fault can be hit, and an agent that resumes finds
+// its revert done or the guardian's outcome when it retries.
 func (g *watch) takeBack(reason string) {
 	wait := retryFirst
 	for {
 		rec := *g.last
-		o, taken, err := Revert(g.stateDir, g.faultID, reason, func() error {
+		o, taken, err := g.revert(reason, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			return g.recover(ctx, rec)
@@ -191,4 +211,22 @@ func (g *watch) takeBack(reason string) {
 			return
 		}
 	}
+}
+
+// revert runs Revert with a bounded wait for the lock; past it, without
+// the lock (see takeBack).
+func (g *watch) revert(reason string, revert func() error) (Outcome, bool, error) {
+	l, ok, err := TryLockFault(g.stateDir, g.faultID, LockPatience)
+	if err != nil {
+		return Outcome{}, false, err
+	}
+	if !ok {
+		g.log.Warn("the fault's lock is still held past its end (the agent is stuck mid-revert); taking the fault back without it",
+			"waited", LockPatience)
+		if l, err = unlockedOutcome(g.stateDir, g.faultID); err != nil {
+			return Outcome{}, false, err
+		}
+	}
+	defer func() { _ = l.Unlock() }()
+	return revertHeld(l, g.faultID, reason, revert)
 }
