@@ -19,7 +19,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // waitSample samples until ok accepts a sample or the deadline passes.
-func waitSample(t *testing.T, s *Sampler, timeout time.Duration, ok func(*turbulencev1.HostMetrics) bool) *turbulencev1.HostMetrics {
+func waitSample(t *testing.T, s *Sampler, timeout, pause time.Duration, ok func(*turbulencev1.HostMetrics) bool) *turbulencev1.HostMetrics {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last *turbulencev1.HostMetrics
@@ -30,7 +30,7 @@ func waitSample(t *testing.T, s *Sampler, timeout time.Duration, ok func(*turbul
 		}
 		// Let the kernel's counters advance by a few ticks: polling, not
 		// synchronisation; the loop's condition decides.
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(pause)
 	}
 	t.Fatalf("no acceptable sample within %v; last %v", timeout, last)
 	return nil
@@ -46,7 +46,7 @@ func TestSampler_SaneValuesOnThisHost(t *testing.T) {
 	if first.CpuPercent != nil || first.NetworkRxBytesPerSecond != nil || first.Interval != nil {
 		t.Errorf("first sample has rates without a reading before it: %v", first)
 	}
-	m := waitSample(t, s, 10*time.Second, func(m *turbulencev1.HostMetrics) bool { return m.CpuPercent != nil })
+	m := waitSample(t, s, 10*time.Second, 50*time.Millisecond, func(m *turbulencev1.HostMetrics) bool { return m.CpuPercent != nil })
 	check := func(name string, v *float64, lo, hi float64) {
 		t.Helper()
 		if v == nil {
@@ -102,8 +102,9 @@ func TestSampler_CPUMovesUnderLoad(t *testing.T) {
 	defer wg.Wait()
 	defer close(stop)
 	// Every CPU has a runnable burner, whatever else the host runs: a
-	// sample over a few hundred milliseconds must see it nearly all busy.
-	waitSample(t, s, 20*time.Second, func(m *turbulencev1.HostMetrics) bool {
+	// sample over a few hundred milliseconds must see it nearly all busy,
+	// so the samples are taken that far apart.
+	waitSample(t, s, 20*time.Second, 300*time.Millisecond, func(m *turbulencev1.HostMetrics) bool {
 		return m.CpuPercent != nil && m.GetInterval().AsDuration() >= 200*time.Millisecond && *m.CpuPercent >= 80
 	})
 }
