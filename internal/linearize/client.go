@@ -142,7 +142,7 @@ func (c *Client) attempt(ctx context.Context, api turbulencev1.ControlServiceCli
 		}
 		var g *turbulencev1.FaultGroup
 		g, err = api.ApplyFaultGroup(actx, c.ApplyGroupRequest(in.Req))
-		out.FaultIDs = MemberFaults(g)
+		out.FaultIDs, out.Group = MemberFaults(g), g
 		if status.Code(err) == codes.FailedPrecondition {
 			switch msg := status.Convert(err).Message(); {
 			case strings.Contains(msg, "halted"):

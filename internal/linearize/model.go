@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/anishathalye/porcupine"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
 // Op is the kind of one operation of a history.
@@ -64,6 +66,9 @@ type Output struct {
 	// the refusal is allowed whenever the fleet is not halted and the
 	// request ID made nothing yet.
 	TooSmall bool
+	// Group is, for apply-group, the answer itself (its ID, each member's
+	// agent), for the caller; the model does not read it.
+	Group *turbulencev1.FaultGroup
 	// Halted is, for halt, resume and read-halt, the flag answered.
 	Halted bool
 	// IDs is, for list, every fault ID, sorted.

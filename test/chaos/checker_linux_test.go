@@ -270,7 +270,8 @@ func (r *run) checkLeases() {
 }
 
 // auditActions are the audit actions of the workload's writes.
-var auditActions = map[string]string{"apply": "fault.apply", "revert": "fault.revert", "halt": "fleet.halt", "resume": "fleet.resume"}
+var auditActions = map[string]string{"apply": "fault.apply", "revert": "fault.revert", "halt": "fleet.halt", "resume": "fleet.resume",
+	"group-apply": "fault.group.apply", "group-revert": "fault.group.revert"}
 
 // checkAudit: check 4, every acknowledged write has its audit entry: its
 // request ID, its action, no error.
@@ -375,6 +376,12 @@ func (r *run) checkFalseReverts() {
 		case "revert":
 			if t, ok := reverted[op.faultID]; !ok || op.call.Before(t) {
 				reverted[op.faultID] = op.call
+			}
+		case "group-revert":
+			for _, id := range op.members {
+				if t, ok := reverted[id]; !ok || op.call.Before(t) {
+					reverted[id] = op.call
+				}
 			}
 		}
 	}
@@ -493,12 +500,25 @@ func (r *run) report() {
 		}
 	}
 	r.w.mu.Lock()
+	wops := slices.Clone(r.w.ops)
+	r.w.mu.Unlock()
 	ops := map[string]int{}
-	for _, op := range r.w.ops {
+	for _, op := range wops {
 		ops[op.op]++
 	}
-	r.w.mu.Unlock()
 	t.Logf("REPORT client operations: %v", ops)
+	groups, members, small := 0, 0, 0
+	for _, op := range wops {
+		switch {
+		case op.op != "group-apply":
+		case op.acked:
+			groups++
+			members += len(op.members)
+		case strings.Contains(op.err, "too few"):
+			small++
+		}
+	}
+	t.Logf("REPORT fault groups: %d made, %d member faults (checked as every other fault); %d refused for too few eligible agents", groups, members, small)
 	var gaps []time.Duration
 	for i := 1; i < len(r.samples); i++ {
 		gaps = append(gaps, r.samples[i].start.Sub(r.samples[i-1].start))
