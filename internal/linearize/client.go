@@ -58,6 +58,10 @@ type Client struct {
 	ApplyGroupRequest func(req string) *turbulencev1.ApplyFaultGroupRequest
 	// History, when set, records every operation that got an answer.
 	History *History
+	// Retried, when set, is told of every attempt whose error left the
+	// outcome open (Retryable) before the operation is tried again: a
+	// test counts, say, the writes a full disk refused.
+	Retried func(node string, err error)
 }
 
 // Do runs one logical operation to a definite answer, retrying at random
@@ -100,6 +104,8 @@ func (c *Client) Do(ctx context.Context, in Input) (Output, error) {
 			return out, nil
 		case !Retryable(err):
 			return Output{}, fmt.Errorf("%s via %s: %w", describeInput(in), node.Name, err)
+		case c.Retried != nil:
+			c.Retried(node.Name, err)
 		}
 	}
 }

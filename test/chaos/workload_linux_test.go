@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/linearize"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -103,6 +106,10 @@ type appliedFault struct {
 	id, agent, kind, req string
 	group                string
 	call, ack            time.Time
+	// ends is about when its deadline comes (the answer's time plus its
+	// duration; the controller's deadline is a little earlier), for the
+	// nemesis to find agents that hold a long fault.
+	ends time.Time
 }
 
 // appliedGroup is a fault group a client was told was made.
@@ -123,6 +130,10 @@ type workload struct {
 	applied []appliedFault
 	errs    []error
 	conns   []*grpc.ClientConn
+	// retried counts the attempts whose error left the outcome open, by
+	// class: "disk full" (a controller that cannot write its raft log
+	// says so, as Unavailable), else the gRPC code.
+	retried map[string]int
 }
 
 // wclient is one client of the workload; used by one goroutine.
@@ -141,12 +152,13 @@ type wclient struct {
 // startWorkload starts the clients; client i draws from a PCG seeded with
 // the campaign's seed and i.
 func startWorkload(l *lab, seed uint64, history *linearize.History) *workload {
-	w := &workload{lab: l, history: history, stopc: make(chan struct{})}
+	w := &workload{lab: l, history: history, stopc: make(chan struct{}), retried: map[string]int{}}
 	for id := 1; id <= workloadClients; id++ {
 		cl := &wclient{w: w, id: id, rnd: rand.New(rand.NewPCG(seed, uint64(id))),
 			reqs: map[string]*turbulencev1.ApplyFaultRequest{}, greqs: map[string]*turbulencev1.ApplyFaultGroupRequest{}}
 		lin, conns := l.c.linClient(id, cl.rnd, func(req string) *turbulencev1.ApplyFaultRequest { return cl.reqs[req] }, history)
 		lin.ApplyGroupRequest = func(req string) *turbulencev1.ApplyFaultGroupRequest { return cl.greqs[req] }
+		lin.Retried = func(_ string, err error) { w.noteRetry(err) }
 		cl.lin = lin
 		w.conns = append(w.conns, conns...)
 		w.wg.Go(cl.loop)
@@ -209,6 +221,35 @@ func (w *workload) fail(err error) {
 	w.errs = append(w.errs, err)
 }
 
+// holdingLong returns the agents among candidates (lab indexes) that were
+// given a fault at least a second ago whose deadline comes after t: the
+// agents whose faults only the lease can end if they are cut off now.
+func (w *workload) holdingLong(candidates []int, t time.Time) []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	var out []int
+	for _, i := range candidates {
+		name := w.lab.agents[i].name
+		if slices.ContainsFunc(w.applied, func(f appliedFault) bool {
+			return f.agent == name && f.ends.After(t) && now.Sub(f.ack) > time.Second
+		}) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (w *workload) noteRetry(err error) {
+	class := status.Code(err).String()
+	if strings.Contains(err.Error(), raftnode.ErrDiskFull.Error()) {
+		class = "disk full"
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.retried[class]++
+}
+
 func (w *workload) record(r opRecord) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -241,7 +282,7 @@ func (cl *wclient) apply(ctx context.Context) error {
 	if out.Refused {
 		return nil
 	}
-	f := appliedFault{id: out.FaultID, agent: a.name, kind: kind, req: req, call: call, ack: ret}
+	f := appliedFault{id: out.FaultID, agent: a.name, kind: kind, req: req, call: call, ack: ret, ends: ret.Add(d)}
 	cl.w.mu.Lock()
 	cl.w.applied = append(cl.w.applied, f)
 	cl.w.mu.Unlock()
@@ -312,7 +353,7 @@ func (cl *wclient) applyGroup(ctx context.Context) error {
 		if m.GetFaultId() == "" {
 			continue
 		}
-		f := appliedFault{id: m.GetFaultId(), agent: m.GetAgentId(), kind: kind, req: req, group: g.GetId(), call: call, ack: ret}
+		f := appliedFault{id: m.GetFaultId(), agent: m.GetAgentId(), kind: kind, req: req, group: g.GetId(), call: call, ack: ret, ends: ret.Add(d)}
 		cl.w.applied = append(cl.w.applied, f)
 	}
 	cl.w.mu.Unlock()
@@ -348,6 +389,7 @@ func (cl *wclient) revertGroup(ctx context.Context) error {
 		cancel()
 		if err != nil && linearize.Retryable(err) {
 			last = err
+			cl.w.noteRetry(err)
 			continue
 		}
 		// A group with no live member is answered as it is, and nothing
@@ -409,6 +451,7 @@ func (cl *wclient) revert(ctx context.Context) error {
 		cancel()
 		if err != nil && linearize.Retryable(err) {
 			last = err
+			cl.w.noteRetry(err)
 			continue
 		}
 		r := opRecord{client: cl.id, op: "revert", req: req, faultID: f.id, agent: f.agent, kind: f.kind, call: call, ret: time.Now(), acked: err == nil,
