@@ -446,13 +446,15 @@ func (r *run) checkFalseReverts() {
 // hears nothing and must take back, at the lease's end, every fault whose
 // deadline is later (invariant 2); once it is attached again it reports
 // how each ended, and the controller records that: REVERTED, "lease
-// expired". Its guardians and workers, which also read the lease, end the
-// faults half a second later anyway, so check 1 alone cannot tell a lease
-// that works from one that does nothing; the reason can. (An agent later
+// expired". A revert or halt asked while it is cut off changes nothing of
+// that: it reaches the agent after its lease ended the fault. Its
+// guardians and workers, which also read the lease, end the faults half a
+// second later anyway, so check 1 alone cannot tell a lease that works
+// from one that does nothing; the reason can. (An agent later
 // than that half second under load fails this check too: its backstops
 // then raced it, which they are meant never to do.) Faults a client
-// asked to revert, or a halt may have touched, before the lease's end are
-// left out, and so are faults whose end the controller never heard
+// asked to revert, or a halt may have touched, before the cut are left
+// out, and so are faults whose end the controller never heard
 // (UNCONFIRMED: say, the agent was killed before it reported).
 func (r *run) checkLeaseEnds() {
 	r.t.Helper()
@@ -468,10 +470,14 @@ func (r *run) checkLeaseEnds() {
 			if f.GetAgentId() != name || !f.GetDeadline().AsTime().After(limit) || !r.pres[id].any.heldAt(e.start) {
 				continue
 			}
-			if t, ok := reverted[id]; ok && t.Before(limit) {
+			// What was asked after the cut reaches the agent only once it
+			// is attached again, after its lease, which ended the fault
+			// first: only what was asked before the cut (a second before,
+			// for a halt that was still on its way) can have ended it.
+			if t, ok := reverted[id]; ok && t.Before(e.start) {
 				continue
 			}
-			if slices.ContainsFunc(halted, func(h span) bool { return h.overlaps(e.start, limit) }) {
+			if slices.ContainsFunc(halted, func(h span) bool { return h.overlaps(e.start.Add(-time.Second), e.start) }) {
 				continue
 			}
 			if f.GetState() == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED {

@@ -31,7 +31,7 @@ const (
 // at that moment.
 var nemesisWeights = map[string]int{
 	nemKillLeader: 10, nemKillFollower: 8, nemPartitionCtl: 10, nemStopCtl: 6,
-	nemCutAgent: 12, nemKillAgent: 12, nemKillAgentNever: 3, nemStopAgent: 8, nemStarve: 5,
+	nemCutAgent: 16, nemKillAgent: 12, nemKillAgentNever: 3, nemStopAgent: 8, nemStarve: 5,
 	nemFillLeader: 4, nemFillFollower: 3,
 }
 
@@ -111,16 +111,17 @@ type nemesis struct {
 	t      *testing.T
 	lab    *lab
 	w      *workload // what the clients were told, to aim cut-offs
+	samp   *sampler  // what the hosts show, to aim cut-offs
 	rnd    *rand.Rand
 	events []*event
 	dead   map[int]bool // agents killed and never restarted
 	spin   sync.WaitGroup
 }
 
-func newNemesis(t *testing.T, l *lab, w *workload, seed uint64) *nemesis {
+func newNemesis(t *testing.T, l *lab, w *workload, samp *sampler, seed uint64) *nemesis {
 	// The stream is the campaign's seed with a constant of its own, so
 	// that the nemesis and the clients draw apart.
-	return &nemesis{t: t, lab: l, w: w, rnd: rand.New(rand.NewPCG(seed, 0x6e656d)), dead: map[int]bool{}}
+	return &nemesis{t: t, lab: l, w: w, samp: samp, rnd: rand.New(rand.NewPCG(seed, 0x6e656d)), dead: map[int]bool{}}
 }
 
 // run starts events until until, heals each when its time comes, and
@@ -256,7 +257,7 @@ func (n *nemesis) startOne() {
 		// which agents hold what depends on the timing, as the clients'
 		// own draws do.
 		if kind == nemCutAgent && n.rnd.IntN(4) < biasCut {
-			if holders := n.w.holdingLong(free, time.Now().Add(leaseTTL+2*time.Second)); len(holders) > 0 {
+			if holders := n.holdingLong(free, time.Now().Add(leaseTTL+2*time.Second)); len(holders) > 0 {
 				e.agent, e.pastLease = holders[pick%len(holders)], true
 			}
 		}
@@ -264,6 +265,25 @@ func (n *nemesis) startOne() {
 	n.apply(e)
 	n.events = append(n.events, e)
 	n.t.Logf("nemesis: %s %s", e.kind, e.target())
+}
+
+// holdingLong returns the agents among free (lab indexes) that hold, as
+// the latest look at the hosts saw, a fault that outlives t and that no
+// client asked to revert: the agents whose faults only the lease can end
+// if they are cut off now.
+func (n *nemesis) holdingLong(free []int, t time.Time) []int {
+	long := n.w.longFaults(t)
+	marks := n.samp.latest()
+	var out []int
+	for _, i := range free {
+		ids := long[n.lab.agents[i].name]
+		if slices.ContainsFunc(marks, func(m mark) bool {
+			return m.agent == i && m.effect() && faultOf(m, ids) != "" && slices.Contains(ids, faultOf(m, ids))
+		}) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // pickNode chooses the controller of a controller event: the leader (as

@@ -134,6 +134,8 @@ type workload struct {
 	// class: "disk full" (a controller that cannot write its raft log
 	// says so, as Unavailable), else the gRPC code.
 	retried map[string]int
+	// revertAsked: faults a client asked to revert (alone or by group).
+	revertAsked map[string]bool
 }
 
 // wclient is one client of the workload; used by one goroutine.
@@ -152,7 +154,7 @@ type wclient struct {
 // startWorkload starts the clients; client i draws from a PCG seeded with
 // the campaign's seed and i.
 func startWorkload(l *lab, seed uint64, history *linearize.History) *workload {
-	w := &workload{lab: l, history: history, stopc: make(chan struct{}), retried: map[string]int{}}
+	w := &workload{lab: l, history: history, stopc: make(chan struct{}), retried: map[string]int{}, revertAsked: map[string]bool{}}
 	for id := 1; id <= workloadClients; id++ {
 		cl := &wclient{w: w, id: id, rnd: rand.New(rand.NewPCG(seed, uint64(id))),
 			reqs: map[string]*turbulencev1.ApplyFaultRequest{}, greqs: map[string]*turbulencev1.ApplyFaultGroupRequest{}}
@@ -221,23 +223,30 @@ func (w *workload) fail(err error) {
 	w.errs = append(w.errs, err)
 }
 
-// holdingLong returns the agents among candidates (lab indexes) that were
-// given a fault at least a second ago whose deadline comes after t: the
-// agents whose faults only the lease can end if they are cut off now.
-func (w *workload) holdingLong(candidates []int, t time.Time) []int {
+// longFaults returns, by agent, the faults given at least a second ago
+// whose deadline comes after t and that no client asked to revert: the
+// faults only the lease can end if their agent is cut off now.
+func (w *workload) longFaults(t time.Time) map[string][]string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := time.Now()
-	var out []int
-	for _, i := range candidates {
-		name := w.lab.agents[i].name
-		if slices.ContainsFunc(w.applied, func(f appliedFault) bool {
-			return f.agent == name && f.ends.After(t) && now.Sub(f.ack) > time.Second
-		}) {
-			out = append(out, i)
+	out := map[string][]string{}
+	for _, f := range w.applied {
+		if f.ends.After(t) && now.Sub(f.ack) > time.Second && !w.revertAsked[f.id] {
+			out[f.agent] = append(out[f.agent], f.id)
 		}
 	}
 	return out
+}
+
+// askRevert notes that a client is about to ask for these faults to be
+// reverted.
+func (w *workload) askRevert(ids ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range ids {
+		w.revertAsked[id] = true
+	}
 }
 
 func (w *workload) noteRetry(err error) {
@@ -373,6 +382,7 @@ func (cl *wclient) revertGroup(ctx context.Context) error {
 		return nil
 	}
 	g := cl.groups[cl.rnd.IntN(len(cl.groups))]
+	cl.w.askRevert(g.members...)
 	req := cl.nextReq("grevert")
 	call := time.Now()
 	var last error
@@ -435,6 +445,7 @@ func (cl *wclient) revert(ctx context.Context) error {
 		return nil
 	}
 	f := cl.mine[cl.rnd.IntN(len(cl.mine))]
+	cl.w.askRevert(f.id)
 	req := cl.nextReq("revert")
 	call := time.Now()
 	var last error
