@@ -58,10 +58,6 @@ const (
 	// disk left 64 KiB free was never refused a write in a campaign);
 	// it is refused once it needs one more.
 	fillLeave = 0
-	// biasCut is the chance, in quarters, that a cut-off goes to an agent
-	// that holds a fault its lease must end, and outlasts the lease: so
-	// that every short campaign checks the agent's own lease (check 7).
-	biasCut = 3
 )
 
 // event is one nemesis event: what, on which controller (node ≥ 0) or
@@ -251,12 +247,13 @@ func (n *nemesis) startOne() {
 		}
 		pick := n.rnd.IntN(len(free))
 		e.agent = free[pick]
-		// A cut-off is aimed, most of the time, at an agent holding a
-		// fault that only its lease can end, and outlasts the lease
-		// (check 7). The draws are the same whatever the clients did;
-		// which agents hold what depends on the timing, as the clients'
-		// own draws do.
-		if kind == nemCutAgent && n.rnd.IntN(4) < biasCut {
+		// A cut-off is aimed at an agent holding a fault that only its
+		// lease can end, whenever one does, and then outlasts the lease
+		// (check 7): halts and reverts leave few such agents at times,
+		// and a short campaign draws only two or three cut-offs. The
+		// draws are the same whatever the clients did; which agents hold
+		// what depends on the timing, as the clients' own draws do.
+		if kind == nemCutAgent {
 			if holders := n.holdingLong(free, time.Now().Add(leaseTTL+2*time.Second)); len(holders) > 0 {
 				e.agent, e.pastLease = holders[pick%len(holders)], true
 			}
