@@ -84,6 +84,13 @@
 // events and operations in the same order; the daemons' timing, and so
 // which agents a cut-off can aim at, does not replay.
 //
+// TestPrivilegedControllerCluster_FullDisks fills controllers' data
+// disks (a tmpfs each) to the last block while writing: with the
+// leader's full the cluster keeps writing and reading, with two of three
+// full every write is answered Unavailable or DeadlineExceeded and no
+// other error, and once the space is back every open request succeeds
+// once and every node holds every acknowledged write, and nothing else.
+//
 // The tests are privileged (TestPrivileged…, internal/testutil.
 // RequirePrivileged: skipped without root, failed instead under
 // TURBULENCE_REQUIRE_PRIVILEGED=1) and Linux-only; the package has nothing
