@@ -53,8 +53,15 @@ type Client struct {
 	Consistent func(context.Context) context.Context
 	// ApplyRequest builds the ApplyFault request for a request ID.
 	ApplyRequest func(req string) *turbulencev1.ApplyFaultRequest
+	// ApplyGroupRequest builds the ApplyFaultGroup request for a request
+	// ID; needed only by a client that runs OpApplyGroup.
+	ApplyGroupRequest func(req string) *turbulencev1.ApplyFaultGroupRequest
 	// History, when set, records every operation that got an answer.
 	History *History
+	// Retried, when set, is told of every attempt whose error left the
+	// outcome open (Retryable) before the operation is tried again: a
+	// test counts, say, the writes a full disk refused.
+	Retried func(node string, err error)
 }
 
 // Do runs one logical operation to a definite answer, retrying at random
@@ -97,6 +104,8 @@ func (c *Client) Do(ctx context.Context, in Input) (Output, error) {
 			return out, nil
 		case !Retryable(err):
 			return Output{}, fmt.Errorf("%s via %s: %w", describeInput(in), node.Name, err)
+		case c.Retried != nil:
+			c.Retried(node.Name, err)
 		}
 	}
 }
@@ -133,6 +142,22 @@ func (c *Client) attempt(ctx context.Context, api turbulencev1.ControlServiceCli
 		if status.Code(err) == codes.FailedPrecondition && strings.Contains(err.Error(), "halted") {
 			out, err = Output{Refused: true}, nil
 		}
+	case OpApplyGroup:
+		if c.ApplyGroupRequest == nil {
+			return Output{}, errors.New("linearize: Client.ApplyGroupRequest is not set")
+		}
+		var g *turbulencev1.FaultGroup
+		g, err = api.ApplyFaultGroup(actx, c.ApplyGroupRequest(in.Req))
+		out.FaultIDs, out.Group = MemberFaults(g), g
+		if status.Code(err) == codes.FailedPrecondition {
+			switch msg := status.Convert(err).Message(); {
+			case strings.Contains(msg, "halted"):
+				out, err = Output{Refused: true}, nil
+			case strings.HasPrefix(msg, "min: "):
+				// controlapi's ErrGroupTooSmall, which names the field.
+				out, err = Output{TooSmall: true}, nil
+			}
+		}
 	case OpHalt:
 		var h *turbulencev1.HaltStatus
 		h, err = api.Halt(actx, &turbulencev1.HaltRequest{RequestId: in.Req, Reason: "linearizability"})
@@ -160,6 +185,18 @@ func (c *Client) attempt(ctx context.Context, api turbulencev1.ControlServiceCli
 		return Output{}, fmt.Errorf("linearize: unknown operation %q", in.Op)
 	}
 	return out, err
+}
+
+// MemberFaults returns the fault IDs of a group's chosen members, sorted.
+func MemberFaults(g *turbulencev1.FaultGroup) []string {
+	var ids []string
+	for _, m := range g.GetMembers() {
+		if m.GetRefusal() == "" && m.GetFaultId() != "" {
+			ids = append(ids, m.GetFaultId())
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func describeInput(in Input) string {

@@ -73,13 +73,22 @@ func (h *History) Counts() map[Op]int {
 	return counts
 }
 
-// Acknowledged returns the IDs of the faults that applies were answered
-// with (not refusals), sorted and without duplicates.
+// Acknowledged returns the IDs of the faults that applies and group
+// applies were answered with (not refusals), sorted and without
+// duplicates.
 func (h *History) Acknowledged() []string {
 	acked := map[string]bool{}
 	for _, op := range h.Operations() {
-		if op.Input.(Input).Op == OpApply && !op.Output.(Output).Refused {
-			acked[op.Output.(Output).FaultID] = true
+		out := op.Output.(Output)
+		switch op.Input.(Input).Op {
+		case OpApply:
+			if !out.Refused {
+				acked[out.FaultID] = true
+			}
+		case OpApplyGroup:
+			for _, id := range out.FaultIDs {
+				acked[id] = true
+			}
 		}
 	}
 	return slices.Sorted(maps.Keys(acked))

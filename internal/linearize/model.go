@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/anishathalye/porcupine"
+
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
 // Op is the kind of one operation of a history.
@@ -34,12 +36,15 @@ const (
 	OpListExisting Op = "list-existing"
 	// OpGet is a consistent GetFault of one fault ID.
 	OpGet Op = "get"
+	// OpApplyGroup is ApplyFaultGroup with a request ID: one raft entry
+	// that makes a fault for every chosen agent, or nothing.
+	OpApplyGroup Op = "apply-group"
 )
 
 // Input is what a client asked.
 type Input struct {
 	Op Op
-	// Req is the request ID of apply, halt and resume.
+	// Req is the request ID of apply, apply-group, halt and resume.
 	Req string
 	// FaultID is the fault a get reads.
 	FaultID string
@@ -49,8 +54,21 @@ type Input struct {
 type Output struct {
 	// FaultID is, for apply, the fault made (or found) for the request ID.
 	FaultID string
-	// Refused is, for apply, a refusal because the fleet is halted.
+	// Refused is, for apply and apply-group, a refusal because the fleet
+	// is halted.
 	Refused bool
+	// FaultIDs is, for apply-group, the member faults made (or found) for
+	// the request ID, sorted.
+	FaultIDs []string
+	// TooSmall is, for apply-group, a refusal because fewer agents were
+	// eligible than the group's minimum. Eligibility is the leader's soft
+	// state (which agents are connected), which the model does not know:
+	// the refusal is allowed whenever the fleet is not halted and the
+	// request ID made nothing yet.
+	TooSmall bool
+	// Group is, for apply-group, the answer itself (its ID, each member's
+	// agent), for the caller; the model does not read it.
+	Group *turbulencev1.FaultGroup
 	// Halted is, for halt, resume and read-halt, the flag answered.
 	Halted bool
 	// IDs is, for list, every fault ID, sorted.
@@ -65,24 +83,28 @@ type Output struct {
 // changes.
 type state struct {
 	halted bool
-	faults map[string]string // request ID → fault ID
-	seen   map[string]bool   // halt and resume request IDs applied
+	faults map[string]string   // request ID → fault ID
+	groups map[string][]string // group request ID → its member faults, sorted
+	seen   map[string]bool     // halt and resume request IDs applied
 }
 
 // Model is the fault registry as clients see it, as a sequential
 // specification for porcupine.
 var Model = porcupine.Model{
-	Init: func() any { return state{faults: map[string]string{}, seen: map[string]bool{}} },
+	Init: func() any {
+		return state{faults: map[string]string{}, groups: map[string][]string{}, seen: map[string]bool{}}
+	},
 	Step: func(st, in, out any) (bool, any) {
 		return step(st.(state), in.(Input), out.(Output))
 	},
 	Equal: func(a, b any) bool {
 		x, y := a.(state), b.(state)
-		return x.halted == y.halted && maps.Equal(x.faults, y.faults) && maps.Equal(x.seen, y.seen)
+		return x.halted == y.halted && maps.Equal(x.faults, y.faults) && maps.Equal(x.seen, y.seen) &&
+			maps.EqualFunc(x.groups, y.groups, slices.Equal[[]string])
 	},
 	Hash: func(st any) uint64 {
 		s := st.(state)
-		h := uint64(len(s.faults))<<32 | uint64(len(s.seen))<<1
+		h := uint64(len(s.faults))<<32 | uint64(len(s.groups))<<20 | uint64(len(s.seen))<<1
 		if s.halted {
 			h |= 1
 		}
@@ -91,7 +113,7 @@ var Model = porcupine.Model{
 	DescribeOperation: func(in, out any) string { return describe(in.(Input), out.(Output)) },
 	DescribeState: func(st any) string {
 		s := st.(state)
-		return fmt.Sprintf("%d faults, halted=%v", len(s.faults), s.halted)
+		return fmt.Sprintf("%d faults, %d groups, halted=%v", len(s.faults), len(s.groups), s.halted)
 	},
 	DescribeOperationMetadata: func(md any) string {
 		if md == nil {
@@ -120,6 +142,34 @@ func step(s state, i Input, o Output) (bool, any) {
 		next.faults = maps.Clone(s.faults)
 		next.faults[i.Req] = o.FaultID
 		return true, next
+	case OpApplyGroup:
+		// A retry returns the group the request ID made, whatever changed
+		// since (halt included).
+		if ids, ok := s.groups[i.Req]; ok {
+			return !o.Refused && !o.TooSmall && slices.Equal(o.FaultIDs, ids), s
+		}
+		// Invariant 5: the halt is checked before the choice.
+		if s.halted {
+			return o.Refused, s
+		}
+		if o.Refused {
+			return false, s
+		}
+		if o.TooSmall {
+			return len(o.FaultIDs) == 0, s
+		}
+		if len(o.FaultIDs) == 0 {
+			return false, s // an empty group is an error, never an answer
+		}
+		for _, id := range o.FaultIDs {
+			if s.holds(id) {
+				return false, s
+			}
+		}
+		next := s
+		next.groups = maps.Clone(s.groups)
+		next.groups[i.Req] = o.FaultIDs
+		return true, next
 	case OpHalt, OpResume:
 		// A halt or resume retried after it was applied answers the flag
 		// as it is now (state.ApplySetHalt).
@@ -138,9 +188,9 @@ func step(s state, i Input, o Output) (bool, any) {
 	case OpReadHalt:
 		return o.Halted == s.halted, s
 	case OpList:
-		return slices.Equal(o.IDs, slices.Sorted(maps.Values(s.faults))), s
+		return slices.Equal(o.IDs, s.all()), s
 	case OpListComplete:
-		for _, id := range s.faults {
+		for _, id := range s.all() {
 			if _, found := slices.BinarySearch(o.IDs, id); !found {
 				return false, s
 			}
@@ -159,14 +209,30 @@ func step(s state, i Input, o Output) (bool, any) {
 	return false, s
 }
 
-// holds reports whether a fault with this ID was made.
+// holds reports whether a fault with this ID was made, alone or as a
+// group's member.
 func (s state) holds(faultID string) bool {
 	for _, id := range s.faults {
 		if id == faultID {
 			return true
 		}
 	}
+	for _, ids := range s.groups {
+		if _, found := slices.BinarySearch(ids, faultID); found {
+			return true
+		}
+	}
 	return false
+}
+
+// all returns every fault made, alone or as a group's member, sorted.
+func (s state) all() []string {
+	out := slices.Collect(maps.Values(s.faults))
+	for _, ids := range s.groups {
+		out = append(out, ids...)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func describe(i Input, o Output) string {
@@ -176,6 +242,14 @@ func describe(i Input, o Output) string {
 			return fmt.Sprintf("apply(%s) -> refused: halted", i.Req)
 		}
 		return fmt.Sprintf("apply(%s) -> %s", i.Req, o.FaultID)
+	case OpApplyGroup:
+		switch {
+		case o.Refused:
+			return fmt.Sprintf("apply-group(%s) -> refused: halted", i.Req)
+		case o.TooSmall:
+			return fmt.Sprintf("apply-group(%s) -> refused: too few eligible agents", i.Req)
+		}
+		return fmt.Sprintf("apply-group(%s) -> %v", i.Req, o.FaultIDs)
 	case OpList, OpListComplete, OpListExisting:
 		return fmt.Sprintf("%s() -> %d faults", i.Op, len(o.IDs))
 	case OpGet:

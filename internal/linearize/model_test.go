@@ -18,6 +18,8 @@ func get(id string) Input { return Input{Op: OpGet, FaultID: id} }
 
 var list = Input{Op: OpList}
 
+func group(req string) Input { return Input{Op: OpApplyGroup, Req: req} }
+
 // The model must reject what the cluster must never do; otherwise a
 // passing check would prove nothing.
 func TestModel_RejectsBadHistories(t *testing.T) {
@@ -79,6 +81,45 @@ func TestModel_RejectsBadHistories(t *testing.T) {
 			op(0, 0, 10, Input{Op: OpHalt, Req: "h1"}, Output{Halted: true}),
 			op(1, 20, 30, apply("r1"), Output{FaultID: "f1"}),
 		}, false},
+		{"group then reads of its members", []porcupine.Operation{
+			op(0, 0, 10, apply("r1"), Output{FaultID: "f1"}),
+			op(0, 20, 30, group("g1"), Output{FaultIDs: []string{"f2", "f3"}}),
+			op(1, 40, 50, list, Output{IDs: []string{"f1", "f2", "f3"}}),
+			op(1, 60, 70, get("f3"), Output{Found: true}),
+		}, true},
+		{"group member lost", []porcupine.Operation{
+			op(0, 0, 10, group("g1"), Output{FaultIDs: []string{"f2", "f3"}}),
+			op(1, 20, 30, list, Output{IDs: []string{"f2"}}),
+		}, false},
+		{"half a group seen while it is being made", []porcupine.Operation{
+			op(0, 0, 100, group("g1"), Output{FaultIDs: []string{"f2", "f3"}}),
+			op(1, 20, 30, list, Output{IDs: []string{"f2"}}),
+		}, false},
+		{"group retry answered with other members", []porcupine.Operation{
+			op(0, 0, 10, group("g1"), Output{FaultIDs: []string{"f2", "f3"}}),
+			op(0, 20, 30, group("g1"), Output{FaultIDs: []string{"f2", "f4"}}),
+		}, false},
+		{"group retry answered with the same members", []porcupine.Operation{
+			op(0, 0, 10, group("g1"), Output{FaultIDs: []string{"f2", "f3"}}),
+			op(0, 20, 30, Input{Op: OpHalt, Req: "h1"}, Output{Halted: true}),
+			op(0, 40, 50, group("g1"), Output{FaultIDs: []string{"f2", "f3"}}),
+		}, true},
+		{"group made after an acknowledged halt", []porcupine.Operation{
+			op(0, 0, 10, Input{Op: OpHalt, Req: "h1"}, Output{Halted: true}),
+			op(1, 20, 30, group("g1"), Output{FaultIDs: []string{"f2"}}),
+		}, false},
+		{"group too small while halted", []porcupine.Operation{
+			op(0, 0, 10, Input{Op: OpHalt, Req: "h1"}, Output{Halted: true}),
+			op(1, 20, 30, group("g1"), Output{TooSmall: true}),
+		}, false},
+		{"group too small, then its members appear", []porcupine.Operation{
+			op(0, 0, 10, group("g1"), Output{TooSmall: true}),
+			op(1, 20, 30, list, Output{IDs: []string{"f2"}}),
+		}, false},
+		{"group reuses a single fault's ID", []porcupine.Operation{
+			op(0, 0, 10, apply("r1"), Output{FaultID: "f1"}),
+			op(0, 20, 30, group("g1"), Output{FaultIDs: []string{"f1", "f2"}}),
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +160,7 @@ func TestHistory_CheckExplainsALostWrite(t *testing.T) {
 // facts, each true at one point: nothing of the state is missing, and
 // nothing listed is made up.
 func TestModel_PagedList(t *testing.T) {
-	s := state{faults: map[string]string{"r1": "f1", "r2": "f2"}, seen: map[string]bool{}}
+	s := state{faults: map[string]string{"r1": "f1"}, groups: map[string][]string{"g1": {"f2"}}, seen: map[string]bool{}}
 	tests := []struct {
 		op   Op
 		ids  []string

@@ -50,9 +50,12 @@ type procAgent struct {
 	socket   string
 	tls      tlsutil.Files
 	logPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	exitErr  error // set before exited is closed
+	// rack is the agent's label rack=…: r0, r1 or r2 by its number, for
+	// the selectors of fault groups.
+	rack    string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	exitErr error // set before exited is closed
 }
 
 // leaseReason is the reason of a fault the agent's lease took back.
@@ -85,7 +88,7 @@ func (c *procCluster) addAgent(pol string, ns netns.NsHandle) *procAgent {
 	c.t.Helper()
 	c.agents++
 	i := c.agents - 1
-	a := &procAgent{name: fmt.Sprintf("agent-%d", i+1), ip: fmt.Sprintf("%s%d", subnet, agentHost+i), ns: ns}
+	a := &procAgent{name: fmt.Sprintf("agent-%d", i+1), ip: fmt.Sprintf("%s%d", subnet, agentHost+i), ns: ns, rack: fmt.Sprintf("r%d", i%3)}
 	if a.ns == 0 {
 		a.ns = c.plug(fmt.Sprintf("va%d", i+1), a.ip)
 	}
@@ -128,7 +131,7 @@ func (c *procCluster) startAgent(a *procAgent) {
 		"--state-dir", filepath.Join(a.dir, "state"),
 		"--policy", filepath.Join(a.dir, "policy.yaml"),
 		"--socket", a.socket,
-		"--label", "chaos=true")
+		"--label", "chaos=true", "--label", "rack="+a.rack)
 }
 
 // stopAgent ends the agent with SIGTERM, which reverts every fault it

@@ -71,7 +71,7 @@ func TestPrivilegedChaosCampaign(t *testing.T) {
 	history := linearize.NewHistory()
 	w := startWorkload(l, seed, history)
 	t.Cleanup(w.stop)
-	nem := newNemesis(t, l, seed)
+	nem := newNemesis(t, l, w, samp, seed)
 
 	start := time.Now()
 	nem.run(start.Add(d))

@@ -109,6 +109,17 @@ func (p *presence) goneAfter(from time.Time) (gone time.Time, ok bool) {
 
 func (p *presence) seen() bool { return len(p.runs) > 0 }
 
+// heldAt reports whether the mark was seen at or before t, in a run not
+// seen gone by t: in effect at t, as far as the samples tell.
+func (p *presence) heldAt(t time.Time) bool {
+	for _, r := range p.runs {
+		if !r.first.After(t) && (r.goneBy.IsZero() || r.goneBy.After(t)) {
+			return true
+		}
+	}
+	return false
+}
+
 // faultPresence is one fault's presence on its host: any of its marks in
 // effect, its guarded marks (tables, directories: what a guardian takes
 // back) and its workers.
@@ -167,13 +178,13 @@ func (r *run) worst(what string, d time.Duration) {
 	r.fig.n[what]++
 }
 
-// check runs checks 1, 4, 5 and 6 on the run (2 and 3 run on the live
+// check runs checks 1, 4, 5, 6 and 7 on the run (2 and 3 run on the live
 // lab: checkClean, checkHistory, waitHolds).
 func (r *run) check() {
 	r.t.Helper()
 	r.fig = figures{worst: map[string]time.Duration{}, n: map[string]int{}, violations: map[string]int{}}
 	r.build()
-	for _, check := range []string{"1", "2", "4", "5", "6"} {
+	for _, check := range []string{"1", "2", "4", "5", "6", "7"} {
 		r.fig.violations[check] += 0
 	}
 	r.checkDeadlines()
@@ -181,6 +192,7 @@ func (r *run) check() {
 	r.checkAudit()
 	r.checkRevertedRecords()
 	r.checkFalseReverts()
+	r.checkLeaseEnds()
 }
 
 // checkDeadlines: check 1, no fault seen in effect more than a second past
@@ -270,7 +282,8 @@ func (r *run) checkLeases() {
 }
 
 // auditActions are the audit actions of the workload's writes.
-var auditActions = map[string]string{"apply": "fault.apply", "revert": "fault.revert", "halt": "fleet.halt", "resume": "fleet.resume"}
+var auditActions = map[string]string{"apply": "fault.apply", "revert": "fault.revert", "halt": "fleet.halt", "resume": "fleet.resume",
+	"group-apply": "fault.group.apply", "group-revert": "fault.group.revert"}
 
 // checkAudit: check 4, every acknowledged write has its audit entry: its
 // request ID, its action, no error.
@@ -286,11 +299,11 @@ func (r *run) checkAudit() {
 	// A halt of a halted fleet writes nothing, by design
 	// (controlapi.Server.Halt): a halt called while another client's halt
 	// may be in force needs no entry.
-	type span struct {
+	type clientSpan struct {
 		client   int
 		from, to time.Time
 	}
-	var halts []span
+	var halts []clientSpan
 	open := map[int]time.Time{}
 	for _, op := range ops {
 		switch op.op {
@@ -298,7 +311,7 @@ func (r *run) checkAudit() {
 			open[op.client] = op.call
 		case "resume":
 			if from, ok := open[op.client]; ok {
-				halts = append(halts, span{op.client, from, op.ret})
+				halts = append(halts, clientSpan{op.client, from, op.ret})
 				delete(open, op.client)
 			}
 		}
@@ -308,7 +321,7 @@ func (r *run) checkAudit() {
 		if !write || !op.acked {
 			continue
 		}
-		if op.noop || op.op == "halt" && slices.ContainsFunc(halts, func(h span) bool {
+		if op.noop || op.op == "halt" && slices.ContainsFunc(halts, func(h clientSpan) bool {
 			return h.client != op.client && h.from.Before(op.ret) && h.to.After(op.call)
 		}) {
 			r.fig.n["writes that changed nothing"]++
@@ -344,25 +357,25 @@ func (r *run) checkRevertedRecords() {
 	}
 }
 
-// checkFalseReverts: check 6, no fault of an agent that stayed healthy,
-// with its controllers healthy, with no revert asked and no halt, was
-// seen gone before its deadline.
-func (r *run) checkFalseReverts() {
-	r.t.Helper()
+// span is an interval of the campaign.
+type span struct{ from, to time.Time }
+
+func (s span) overlaps(from, to time.Time) bool { return s.from.Before(to) && s.to.After(from) }
+
+// asked returns when a revert was first asked of each fault (alone or by
+// its group), and the spans in which the fleet may have been halted: from
+// a halt's call to the next resume's answer.
+func (r *run) asked() (reverted map[string]time.Time, halted []span) {
 	r.w.mu.Lock()
 	ops := slices.Clone(r.w.ops)
-	applied := slices.Clone(r.w.applied)
 	r.w.mu.Unlock()
-	call := map[string]time.Time{}
-	for _, a := range applied {
-		call[a.id] = a.call
-	}
-	// The fleet may be halted from a halt's call to the next resume's
-	// answer.
-	type span struct{ from, to time.Time }
-	var halted []span
 	open := map[int]time.Time{}
-	reverted := map[string]time.Time{}
+	reverted = map[string]time.Time{}
+	ask := func(id string, at time.Time) {
+		if t, ok := reverted[id]; !ok || at.Before(t) {
+			reverted[id] = at
+		}
+	}
 	for _, op := range ops {
 		switch op.op {
 		case "halt":
@@ -373,20 +386,38 @@ func (r *run) checkFalseReverts() {
 				delete(open, op.client)
 			}
 		case "revert":
-			if t, ok := reverted[op.faultID]; !ok || op.call.Before(t) {
-				reverted[op.faultID] = op.call
+			ask(op.faultID, op.call)
+		case "group-revert":
+			for _, id := range op.members {
+				ask(id, op.call)
 			}
 		}
 	}
 	for _, from := range open {
 		halted = append(halted, span{from, time.Now()})
 	}
+	return reverted, halted
+}
+
+// checkFalseReverts: check 6, no fault of an agent that stayed healthy,
+// with its controllers healthy, with no revert asked and no halt, was
+// seen gone before its deadline.
+func (r *run) checkFalseReverts() {
+	r.t.Helper()
+	r.w.mu.Lock()
+	applied := slices.Clone(r.w.applied)
+	r.w.mu.Unlock()
+	call := map[string]time.Time{}
+	for _, a := range applied {
+		call[a.id] = a.call
+	}
+	reverted, halted := r.asked()
 	for id, f := range r.faults {
 		from, to := call[id], f.GetDeadline().AsTime()
 		if t, ok := reverted[id]; ok && t.Before(to) {
 			continue
 		}
-		if slices.ContainsFunc(halted, func(h span) bool { return h.from.Before(to) && h.to.After(from) }) {
+		if slices.ContainsFunc(halted, func(h span) bool { return h.overlaps(from, to) }) {
 			continue
 		}
 		if r.disturbed(f.GetAgentId(), from, to) {
@@ -405,6 +436,62 @@ func (r *run) checkFalseReverts() {
 				r.violation("6", "%s (%s on %s) was gone by %s, %s before its deadline, with agent and controllers healthy and no revert or halt asked; recorded %s (%s)",
 					id, kindOf(f), f.GetAgentId(), run.goneBy.Format(time.StampMilli), to.Sub(run.goneBy).Round(time.Millisecond), f.GetState(), f.GetReason())
 				break
+			}
+		}
+	}
+}
+
+// checkLeaseEnds: check 7, the agent's own lease ends what it holds. An
+// agent cut off from every controller for longer than its lease (+ 1 s)
+// hears nothing and must take back, at the lease's end, every fault whose
+// deadline is later (invariant 2); once it is attached again it reports
+// how each ended, and the controller records that: REVERTED, "lease
+// expired". A revert or halt asked while it is cut off changes nothing of
+// that: it reaches the agent after its lease ended the fault. Its
+// guardians and workers, which also read the lease, end the faults half a
+// second later anyway, so check 1 alone cannot tell a lease that works
+// from one that does nothing; the reason can. (An agent later
+// than that half second under load fails this check too: its backstops
+// then raced it, which they are meant never to do.) Faults a client
+// asked to revert, or a halt may have touched, before the cut are left
+// out, and so are faults whose end the controller never heard
+// (UNCONFIRMED: say, the agent was killed before it reported).
+func (r *run) checkLeaseEnds() {
+	r.t.Helper()
+	reverted, halted := r.asked()
+	for _, e := range r.nem.events {
+		if e.kind != nemCutAgent || e.end.IsZero() || e.end.Sub(e.start) <= leaseTTL+time.Second {
+			continue
+		}
+		name := r.lab.agents[e.agent].name
+		limit := e.start.Add(leaseTTL + time.Second)
+		for _, id := range slices.Sorted(maps.Keys(r.faults)) {
+			f := r.faults[id]
+			if f.GetAgentId() != name || !f.GetDeadline().AsTime().After(limit) || !r.pres[id].any.heldAt(e.start) {
+				continue
+			}
+			// What was asked after the cut reaches the agent only once it
+			// is attached again, after its lease, which ended the fault
+			// first: only what was asked before the cut (a second before,
+			// for a halt that was still on its way) can have ended it.
+			if t, ok := reverted[id]; ok && t.Before(e.start) {
+				continue
+			}
+			if slices.ContainsFunc(halted, func(h span) bool { return h.overlaps(e.start.Add(-time.Second), e.start) }) {
+				continue
+			}
+			if f.GetState() == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED {
+				r.fig.n["lease ends not reported"]++
+				continue
+			}
+			r.fig.n["lease ends"]++
+			r.t.Logf("REPORT %s (%s on %s), held at the %s, ended %s: %s", id, kindOf(f), name, e, f.GetState(), f.GetReason())
+			// Exactly the agent's reason: a worker that ended itself on the
+			// lease file says so in a reason of its own (agent/worker), and
+			// that is the backstop acting because the agent did not.
+			if f.GetState() != turbulencev1.FaultState_FAULT_STATE_REVERTED || f.GetReason() != leaseReason {
+				r.violation("7", "%s (%s on %s) was held when its agent was cut off at %s for %s, past its lease, but is recorded %s (%q), not ended by the lease",
+					id, kindOf(f), name, e.start.Format(time.StampMilli), e.end.Sub(e.start).Round(time.Millisecond), f.GetState(), f.GetReason())
 			}
 		}
 	}
@@ -493,12 +580,32 @@ func (r *run) report() {
 		}
 	}
 	r.w.mu.Lock()
+	wops := slices.Clone(r.w.ops)
+	retried := maps.Clone(r.w.retried)
+	r.w.mu.Unlock()
 	ops := map[string]int{}
-	for _, op := range r.w.ops {
+	for _, op := range wops {
 		ops[op.op]++
 	}
-	r.w.mu.Unlock()
 	t.Logf("REPORT client operations: %v", ops)
+	groups, members, small := 0, 0, 0
+	for _, op := range wops {
+		switch {
+		case op.op != "group-apply":
+		case op.acked:
+			groups++
+			members += len(op.members)
+		case strings.Contains(op.err, "too few"):
+			small++
+		}
+	}
+	t.Logf("REPORT attempts answered with an open outcome and retried elsewhere, by class: %v", retried)
+	for _, e := range r.nem.events {
+		if e.kind == nemFillLeader || e.kind == nemFillFollower {
+			t.Logf("REPORT %s at +%s (leader: %v): %s", e, e.start.Sub(r.began).Round(time.Millisecond), e.leader, e.outcome)
+		}
+	}
+	t.Logf("REPORT fault groups: %d made, %d member faults (checked as every other fault); %d refused for too few eligible agents", groups, members, small)
 	var gaps []time.Duration
 	for i := 1; i < len(r.samples); i++ {
 		gaps = append(gaps, r.samples[i].start.Sub(r.samples[i-1].start))
@@ -514,5 +621,6 @@ func (r *run) report() {
 	if len(r.events) > 0 && r.events[0].GetSequence() > 1 {
 		t.Logf("REPORT the controllers' event log dropped its %d oldest events (its cap): check 5 saw the reverted records of the rest only", r.events[0].GetSequence()-1)
 	}
-	t.Logf("REPORT violations by check (1 deadline/lease, 2 leftovers, 4 audit, 5 false REVERTED records, 6 false reverts): %v", r.fig.violations)
+	t.Logf("REPORT faults of agents cut off past the lease, ended by the lease as recorded: %d (and %d whose end was never reported)", r.fig.n["lease ends"], r.fig.n["lease ends not reported"])
+	t.Logf("REPORT violations by check (1 deadline/lease, 2 leftovers, 4 audit, 5 false REVERTED records, 6 false reverts, 7 lease ends): %v", r.fig.violations)
 }

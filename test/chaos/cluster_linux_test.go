@@ -72,6 +72,7 @@ type procNode struct {
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan struct{}
+	exitErr error // how the last run ended; set before exited is closed
 }
 
 func (n *procNode) grpcAddr() string { return n.ip + ":" + grpcPort }
@@ -450,7 +451,7 @@ func (c *procCluster) start(n *procNode) {
 		"--ca", n.tls.CA, "--cert", n.tls.Cert, "--key", n.tls.Key,
 		"--bootstrap-expect", strconv.Itoa(len(c.nodes)), "--join", strings.Join(join, ","),
 		"--lease-ttl", leaseTTL.String(), "--heartbeat-interval", heartbeatInterval.String()}
-	n.cmd, n.exited = c.startDaemon(n.id, n.ns, n.logPath, nil, c.bin, args...)
+	n.cmd, n.exited = c.startDaemon(n.id, n.ns, n.logPath, &n.exitErr, c.bin, args...)
 }
 
 // startDaemon starts bin with args inside ns, forked from a thread that

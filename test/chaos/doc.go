@@ -62,23 +62,34 @@
 // logged.
 //
 // TestPrivilegedChaosCampaign is the seeded campaign (issue 18;
-// docs/reliability.md has its figures): three controllers and six agents
-// (lab_linux_test.go), each agent with a tmpfs of its own for disk faults;
-// clients (workload_linux_test.go) apply faults of every kind this kernel
-// takes without the VM lab (cpu, memory, disk_fill, disk_io, partition),
-// revert them, halt and resume the fleet, list and read, recording every
-// call; a nemesis (nemesis_linux_test.go) drawn from the seed with
-// math/rand/v2's PCG kills, partitions and freezes controllers, cuts
-// agents off, kills them (restarted or not), freezes them past their
-// lease, and starves the machine of CPU; a sampler
-// (sampler_linux_test.go) reads the hosts themselves every 100 ms:
-// worker and guardian processes by the owner and fault ID in their argv,
-// the agents' nftables tables, the marked directories on their tmpfs. The
-// checks (checker_linux_test.go) are those of docs/reliability.md. The
-// seed comes from CHAOS_SEED (random when unset, and logged), the length
-// from CHAOS_DURATION (60 s when unset, for `make test`); `make chaos`
-// runs a long one. The same seed draws the same events and operations in
-// the same order; the daemons' timing does not replay.
+// docs/reliability.md has its figures): three controllers, each with its
+// data directory on a tmpfs of its own, and six agents
+// (lab_linux_test.go), each agent with a tmpfs of its own for disk faults
+// and rack labels; clients (workload_linux_test.go) apply faults of every
+// kind this kernel takes without the VM lab (cpu, memory, disk_fill,
+// disk_io, partition), alone and as fault groups (a selector, a count or
+// a percentage, a seed), revert them, halt and resume the fleet, list and
+// read, recording every call; a nemesis (nemesis_linux_test.go) drawn
+// from the seed with math/rand/v2's PCG kills, partitions and freezes
+// controllers, fills a controller's data disk, cuts agents off (aimed at
+// agents holding faults only their lease can end), kills them (restarted
+// or not), freezes them past their lease, and starves the machine of CPU;
+// a sampler (sampler_linux_test.go) reads the hosts themselves every
+// 100 ms: worker and guardian processes by the owner and fault ID in
+// their argv, the agents' nftables tables, the marked directories on
+// their tmpfs. The checks (checker_linux_test.go) are those of
+// docs/reliability.md. The seed comes from CHAOS_SEED (random when unset,
+// and logged), the length from CHAOS_DURATION (60 s when unset, for `make
+// test`); `make chaos` runs a long one. The same seed draws the same
+// events and operations in the same order; the daemons' timing, and so
+// which agents a cut-off can aim at, does not replay.
+//
+// TestPrivilegedControllerCluster_FullDisks fills controllers' data
+// disks (a tmpfs each) to the last block while writing: with the
+// leader's full the cluster keeps writing and reading, with two of three
+// full every write is answered Unavailable or DeadlineExceeded and no
+// other error, and once the space is back every open request succeeds
+// once and every node holds every acknowledged write, and nothing else.
 //
 // The tests are privileged (TestPrivileged…, internal/testutil.
 // RequirePrivileged: skipped without root, failed instead under

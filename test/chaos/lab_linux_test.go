@@ -1,10 +1,14 @@
 package chaos
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // campaignAgents is how many real agents the campaign runs, each in a
@@ -41,6 +45,12 @@ const (
 	labIOBytes   = 272 << 20
 )
 
+// labDataBytes is the size of each controller's data disk: a tmpfs of
+// its own, so that the nemesis can fill it (nemFillLeader, nemFillFollower) without touching
+// any disk the test did not make. A 10-minute campaign writes a few MiB
+// of raft log and snapshots.
+const labDataBytes = 64 << 20
+
 // lab is the campaign's fleet: three controllers formed by
 // --bootstrap-expect and campaignAgents agents, with real mTLS
 // certificates from the test's CA, all on the test's bridge in
@@ -70,6 +80,7 @@ func newLab(t *testing.T) *lab {
 	t.Helper()
 	c := newProcCluster(t, 3)
 	for _, n := range c.nodes {
+		c.dataOnTmpfs(n, labDataBytes)
 		c.start(n)
 	}
 	leader := c.waitLeader(c.nodes, startLimit)
@@ -87,6 +98,62 @@ func newLab(t *testing.T) *lab {
 		c.waitAttached(leader, all, startLimit).Round(time.Millisecond))
 	return l
 }
+
+// dataOnTmpfs gives n's data directory a tmpfs of size bytes. At the
+// test's end the node is stopped before the tmpfs is unmounted (cleanups
+// run last in, first out).
+func (c *procCluster) dataOnTmpfs(n *procNode, size int) {
+	c.t.Helper()
+	if err := os.MkdirAll(n.dataDir, 0o700); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", n.dataDir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		c.t.Fatalf("mount a tmpfs on %s's data directory: %v", n.id, err)
+	}
+	c.t.Cleanup(func() {
+		c.stop(n)
+		_ = unix.Unmount(n.dataDir, unix.MNT_DETACH)
+	})
+}
+
+// fillDisk fills the filesystem of dir until at most leave bytes are
+// free, with one file, and returns it and how much it took. Remove the
+// file to free the space. The blocks are taken with fallocate (nothing is
+// written), in chunks that halve on ENOSPC down to a page: what statfs
+// says is free is not all a file can take, and the controller may take
+// some meanwhile.
+func fillDisk(dir string, leave int64) (path string, took int64, err error) {
+	path = filepath.Join(dir, fillName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", 0, err
+	}
+	defer func() { _ = f.Close() }()
+	for chunk := int64(1 << 20); chunk >= 4096; {
+		err := unix.Fallocate(int(f.Fd()), 0, took, chunk)
+		switch {
+		case err == nil:
+			took += chunk
+		case errors.Is(err, unix.ENOSPC):
+			chunk /= 2
+		default:
+			_ = os.Remove(path)
+			return "", 0, fmt.Errorf("fallocate in %s: %w", dir, err)
+		}
+	}
+	if leave > 0 && took > 0 {
+		took = max(0, took-leave)
+		if err := f.Truncate(took); err != nil {
+			_ = os.Remove(path)
+			return "", 0, fmt.Errorf("leave %d bytes free in %s: %w", leave, dir, err)
+		}
+	}
+	return path, took, nil
+}
+
+// fillName is the file that fills a controller's data disk; the
+// controller ignores files it does not know in its data directory.
+const fillName = "chaos-fill"
 
 // controllerIPs are the addresses an agent must reach to hear from any
 // controller.

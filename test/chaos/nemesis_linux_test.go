@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,19 +23,22 @@ const (
 	nemKillAgentNever = "kill -9 agent, never restart"
 	nemStopAgent      = "SIGSTOP agent past lease"
 	nemStarve         = "starve CPU"
+	nemFillLeader     = "fill leader's disk"
+	nemFillFollower   = "fill follower's disk"
 )
 
 // nemesisWeights are how often each type is drawn, among those allowed
 // at that moment.
 var nemesisWeights = map[string]int{
 	nemKillLeader: 10, nemKillFollower: 8, nemPartitionCtl: 10, nemStopCtl: 6,
-	nemCutAgent: 12, nemKillAgent: 12, nemKillAgentNever: 3, nemStopAgent: 8, nemStarve: 5,
+	nemCutAgent: 16, nemKillAgent: 12, nemKillAgentNever: 3, nemStopAgent: 8, nemStarve: 5,
+	nemFillLeader: 4, nemFillFollower: 3,
 }
 
 // nemesisTypes is the types in a fixed order, so that a seed draws the
 // same sequence every time (map order is random).
 var nemesisTypes = []string{nemKillLeader, nemKillFollower, nemPartitionCtl, nemStopCtl,
-	nemCutAgent, nemKillAgent, nemKillAgentNever, nemStopAgent, nemStarve}
+	nemCutAgent, nemKillAgent, nemKillAgentNever, nemStopAgent, nemStarve, nemFillLeader, nemFillFollower}
 
 const (
 	// nemesisGapMin and nemesisGapMax bound the time between two events.
@@ -49,6 +53,11 @@ const (
 	// starveWorkers is how many goroutines of the test spin when the
 	// machine is starved: both cores of the machine, for a few seconds.
 	starveWorkers = 2
+	// fillLeave is what a filled controller disk keeps free: nothing. The
+	// log store still writes into the pages its file holds already (a
+	// disk left 64 KiB free was never refused a write in a campaign);
+	// it is refused once it needs one more.
+	fillLeave = 0
 )
 
 // event is one nemesis event: what, on which controller (node ≥ 0) or
@@ -59,10 +68,18 @@ type event struct {
 	node, agent int
 	// leader: the controller hurt was the leader when it was hurt (as the
 	// cluster said then), which holds every agent's session.
-	leader     bool
+	leader bool
+	// pastLease: a cut-off aimed at an agent holding a long fault, made
+	// to outlast the lease.
+	pastLease  bool
 	start, end time.Time
 	heal       func() // undoes it; nil once done
 	healAt     time.Time
+	// outcome says, for a filled disk, what became of its controller.
+	outcome string
+	// exited: the controller hurt was found exited when healed (and was
+	// restarted then, as systemd's Restart=on-failure would).
+	exited bool
 }
 
 func (e *event) String() string {
@@ -89,16 +106,18 @@ func (e *event) target() string {
 type nemesis struct {
 	t      *testing.T
 	lab    *lab
+	w      *workload // what the clients were told, to aim cut-offs
+	samp   *sampler  // what the hosts show, to aim cut-offs
 	rnd    *rand.Rand
 	events []*event
 	dead   map[int]bool // agents killed and never restarted
 	spin   sync.WaitGroup
 }
 
-func newNemesis(t *testing.T, l *lab, seed uint64) *nemesis {
+func newNemesis(t *testing.T, l *lab, w *workload, samp *sampler, seed uint64) *nemesis {
 	// The stream is the campaign's seed with a constant of its own, so
 	// that the nemesis and the clients draw apart.
-	return &nemesis{t: t, lab: l, rnd: rand.New(rand.NewPCG(seed, 0x6e656d)), dead: map[int]bool{}}
+	return &nemesis{t: t, lab: l, w: w, samp: samp, rnd: rand.New(rand.NewPCG(seed, 0x6e656d)), dead: map[int]bool{}}
 }
 
 // run starts events until until, heals each when its time comes, and
@@ -151,6 +170,10 @@ func (n *nemesis) healOne(e *event) {
 	e.heal()
 	e.heal = nil
 	e.end = time.Now()
+	if e.outcome != "" {
+		n.t.Logf("nemesis: healed %s: %s", e, e.outcome)
+		return
+	}
 	n.t.Logf("nemesis: healed %s", e)
 }
 
@@ -186,7 +209,7 @@ func (n *nemesis) startOne() {
 	for _, k := range nemesisTypes {
 		ok := true
 		switch k {
-		case nemKillLeader, nemKillFollower, nemPartitionCtl, nemStopCtl:
+		case nemKillLeader, nemKillFollower, nemPartitionCtl, nemStopCtl, nemFillLeader, nemFillFollower:
 			ok = len(nodes) == 0
 		case nemKillAgentNever:
 			ok = len(n.dead) == 0 && len(agents) < maxAgentsHurt
@@ -213,7 +236,7 @@ func (n *nemesis) startOne() {
 	}
 	e := &event{kind: kind, node: -1, agent: -1}
 	switch kind {
-	case nemKillLeader, nemKillFollower, nemPartitionCtl, nemStopCtl:
+	case nemKillLeader, nemKillFollower, nemPartitionCtl, nemStopCtl, nemFillLeader, nemFillFollower:
 		e.node, e.leader = n.pickNode(kind)
 	case nemCutAgent, nemKillAgent, nemKillAgentNever, nemStopAgent:
 		var free []int
@@ -222,18 +245,49 @@ func (n *nemesis) startOne() {
 				free = append(free, i)
 			}
 		}
-		e.agent = free[n.rnd.IntN(len(free))]
+		pick := n.rnd.IntN(len(free))
+		e.agent = free[pick]
+		// A cut-off is aimed at an agent holding a fault that only its
+		// lease can end, whenever one does, and then outlasts the lease
+		// (check 7): halts and reverts leave few such agents at times,
+		// and a short campaign draws only two or three cut-offs. The
+		// draws are the same whatever the clients did; which agents hold
+		// what depends on the timing, as the clients' own draws do.
+		if kind == nemCutAgent {
+			if holders := n.holdingLong(free, time.Now().Add(leaseTTL+2*time.Second)); len(holders) > 0 {
+				e.agent, e.pastLease = holders[pick%len(holders)], true
+			}
+		}
 	}
 	n.apply(e)
 	n.events = append(n.events, e)
 	n.t.Logf("nemesis: %s %s", e.kind, e.target())
 }
 
+// holdingLong returns the agents among free (lab indexes) that hold, as
+// the latest look at the hosts saw, a fault that outlives t and that no
+// client asked to revert: the agents whose faults only the lease can end
+// if they are cut off now.
+func (n *nemesis) holdingLong(free []int, t time.Time) []int {
+	long := n.w.longFaults(t)
+	marks := n.samp.latest()
+	var out []int
+	for _, i := range free {
+		ids := long[n.lab.agents[i].name]
+		if slices.ContainsFunc(marks, func(m mark) bool {
+			return m.agent == i && m.effect() && faultOf(m, ids) != "" && slices.Contains(ids, faultOf(m, ids))
+		}) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // pickNode chooses the controller of a controller event: the leader (as
-// the cluster says now) for a leader kill, another node for a follower
-// kill, any node otherwise; and says whether it leads. The draw happens
-// whatever the answer, so that the seed's sequence does not depend on
-// who leads.
+// the cluster says now) for a leader kill or disk fill, another node for
+// a follower's, any node otherwise; and says whether it leads. The draw
+// happens whatever the answer, so that the seed's sequence does not
+// depend on who leads.
 func (n *nemesis) pickNode(kind string) (node int, leads bool) {
 	draw := n.rnd.IntN(len(n.lab.c.nodes))
 	leader := -1
@@ -243,9 +297,9 @@ func (n *nemesis) pickNode(kind string) (node int, leads bool) {
 		}
 	}
 	switch {
-	case kind == nemKillLeader && leader >= 0:
+	case (kind == nemKillLeader || kind == nemFillLeader) && leader >= 0:
 		draw = leader
-	case kind == nemKillFollower && draw == leader:
+	case (kind == nemKillFollower || kind == nemFillFollower) && draw == leader:
 		draw = (draw + 1) % len(n.lab.c.nodes)
 	}
 	return draw, draw == leader
@@ -270,6 +324,32 @@ func (n *nemesis) apply(e *event) {
 		n.signal(nd.cmd.Process, syscall.SIGSTOP, nd.id)
 		e.heal = func() { n.signal(nd.cmd.Process, syscall.SIGCONT, nd.id) }
 		e.healAt = e.start.Add(n.between(2*time.Second, 6*time.Second))
+	case nemFillLeader, nemFillFollower:
+		nd := c.nodes[e.node]
+		logFrom := fileSize(nd.logPath)
+		path, took, err := fillDisk(nd.dataDir, fillLeave)
+		if err != nil {
+			n.t.Fatalf("fill %s's data disk: %v", nd.id, err)
+		}
+		e.heal = func() {
+			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+				n.t.Fatalf("free %s's data disk: %v", nd.id, err)
+			}
+			// What the node said of it: its log's lines since the fill that
+			// name the full disk.
+			full := countLines(nd.logPath, logFrom, "no space left on device")
+			led := countLines(nd.logPath, logFrom, `msg="entering leader state"`)
+			e.outcome = fmt.Sprintf("%d KiB filled, %d log lines of the node name the full disk, elected leader %d times while full; still running", took>>10, full, led)
+			if !nd.running() {
+				// A node whose disk was full may have stopped itself (raft
+				// cannot persist a new term): it is started again once the
+				// space is back, as its unit's Restart=on-failure would.
+				e.exited = true
+				e.outcome = fmt.Sprintf("%d KiB filled, %d log lines of the node name the full disk, elected leader %d times while full; exited (%v), restarted with the space back", took>>10, full, led, nd.exitErr)
+				c.start(nd)
+			}
+		}
+		e.healAt = e.start.Add(n.between(4*time.Second, 12*time.Second))
 	case nemCutAgent:
 		a := n.lab.agents[e.agent]
 		undo, err := dropIn(a.ns, n.lab.controllerIPs())
@@ -283,7 +363,11 @@ func (n *nemesis) apply(e *event) {
 		}
 		// Sometimes shorter than the lease (nothing may be reverted),
 		// sometimes longer (everything must be).
-		e.healAt = e.start.Add(n.between(4*time.Second, leaseTTL+6*time.Second))
+		lo := 4 * time.Second
+		if e.pastLease {
+			lo = leaseTTL + 2*time.Second
+		}
+		e.healAt = e.start.Add(n.between(lo, leaseTTL+6*time.Second))
 	case nemKillAgent, nemKillAgentNever:
 		a := n.lab.agents[e.agent]
 		n.signal(a.cmd.Process, syscall.SIGKILL, a.name)
@@ -312,6 +396,31 @@ func (n *nemesis) apply(e *event) {
 		e.heal = func() { n.spin.Wait() }
 		e.healAt = end
 	}
+}
+
+// fileSize is the size of the file at path, 0 if it cannot be read.
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// countLines counts the lines of the file at path, from byte offset from
+// on, that contain what.
+func countLines(path string, from int64, what string) int {
+	b, err := os.ReadFile(path)
+	if err != nil || int64(len(b)) < from {
+		return 0
+	}
+	n := 0
+	for line := range strings.Lines(string(b[from:])) {
+		if strings.Contains(line, what) {
+			n++
+		}
+	}
+	return n
 }
 
 func (n *nemesis) signal(p *os.Process, sig syscall.Signal, who string) {

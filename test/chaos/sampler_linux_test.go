@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -87,6 +88,16 @@ func (s *sampler) stop() []sample {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.samples)
+}
+
+// latest returns the marks the newest look saw.
+func (s *sampler) latest() []mark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.samples) == 0 {
+		return nil
+	}
+	return slices.Collect(maps.Keys(s.samples[len(s.samples)-1].present))
 }
 
 // take looks at every host once and records it.

@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/linearize"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -39,6 +43,19 @@ const (
 // kernel. network (netem) needs the VM lab and is not in this campaign.
 var faultKinds = []string{"cpu", "memory", "disk_fill", "disk_io", "partition"}
 
+// groupKinds are the kinds of fault groups: one spec for every member, so
+// not the disk kinds, whose path is each agent's own tmpfs.
+var groupKinds = []string{"cpu", "memory", "partition"}
+
+// groupSelectors are the selectors groups draw from, over the agents'
+// labels chaos=true and rack=r0|r1|r2 (two agents a rack).
+var groupSelectors = []string{"chaos=true", "rack=r0", "rack=r1", "rack=r2", "rack in (r0,r1)", "rack!=r2", ""}
+
+// groupMaxCount keeps every group within the controller's default cap
+// (50 % of the six registered agents): a group above it is refused as
+// bad input, which the workload never sends.
+const groupMaxCount = 3
+
 // opKind is one type of operation of the workload, drawn with its weight.
 // A new type (ApplyFaultGroup, experiments) is one more entry in
 // workloadOps and one method: run records into the workload's log and,
@@ -51,23 +68,29 @@ type opKind struct {
 
 // workloadOps are the operations the clients draw from.
 var workloadOps = []opKind{
-	{"apply", 40, (*wclient).apply},
-	{"revert", 15, (*wclient).revert},
+	{"apply", 36, (*wclient).apply},
+	{"revert", 13, (*wclient).revert},
+	{"group-apply", 8, (*wclient).applyGroup},
+	{"group-revert", 4, (*wclient).revertGroup},
 	{"halt", 1, (*wclient).haltResume},
-	{"list", 15, (*wclient).list},
-	{"get", 28, (*wclient).get},
+	{"list", 14, (*wclient).list},
+	{"get", 24, (*wclient).get},
 }
 
 // opRecord is one operation as its client saw it: invoked at call, with
 // its definite answer at ret (acked: the write was acknowledged), or
 // with the error that was its answer.
 type opRecord struct {
-	client    int
-	op        string
-	req       string
-	faultID   string
-	agent     string
-	kind      string
+	client  int
+	op      string
+	req     string
+	faultID string
+	agent   string
+	kind    string
+	// group is, for group-apply and group-revert, the group's ID and its
+	// member faults.
+	group     string
+	members   []string
 	call, ret time.Time
 	acked     bool
 	// noop: the answer says nothing was written (a revert of a fault
@@ -77,10 +100,22 @@ type opRecord struct {
 	err  string
 }
 
-// appliedFault is a fault a client was told was made.
+// appliedFault is a fault a client was told was made, alone or as a
+// member of group.
 type appliedFault struct {
 	id, agent, kind, req string
+	group                string
 	call, ack            time.Time
+	// ends is about when its deadline comes (the answer's time plus its
+	// duration; the controller's deadline is a little earlier), for the
+	// nemesis to find agents that hold a long fault.
+	ends time.Time
+}
+
+// appliedGroup is a fault group a client was told was made.
+type appliedGroup struct {
+	id, kind, req string
+	members       []string // fault IDs
 }
 
 // workload is the clients, running in the background until stopped.
@@ -95,26 +130,37 @@ type workload struct {
 	applied []appliedFault
 	errs    []error
 	conns   []*grpc.ClientConn
+	// retried counts the attempts whose error left the outcome open, by
+	// class: "disk full" (a controller that cannot write its raft log
+	// says so, as Unavailable), else the gRPC code.
+	retried map[string]int
+	// revertAsked: faults a client asked to revert (alone or by group).
+	revertAsked map[string]bool
 }
 
 // wclient is one client of the workload; used by one goroutine.
 type wclient struct {
-	w    *workload
-	id   int
-	rnd  *rand.Rand
-	lin  *linearize.Client
-	reqs map[string]*turbulencev1.ApplyFaultRequest // by request ID
-	n    int                                        // operations so far, for request IDs
-	mine []appliedFault                             // its own recent faults, to revert
+	w      *workload
+	id     int
+	rnd    *rand.Rand
+	lin    *linearize.Client
+	reqs   map[string]*turbulencev1.ApplyFaultRequest      // by request ID
+	greqs  map[string]*turbulencev1.ApplyFaultGroupRequest // by request ID
+	n      int                                             // operations so far, for request IDs
+	mine   []appliedFault                                  // its own recent faults, to revert
+	groups []appliedGroup                                  // its own recent groups, to revert
 }
 
 // startWorkload starts the clients; client i draws from a PCG seeded with
 // the campaign's seed and i.
 func startWorkload(l *lab, seed uint64, history *linearize.History) *workload {
-	w := &workload{lab: l, history: history, stopc: make(chan struct{})}
+	w := &workload{lab: l, history: history, stopc: make(chan struct{}), retried: map[string]int{}, revertAsked: map[string]bool{}}
 	for id := 1; id <= workloadClients; id++ {
-		cl := &wclient{w: w, id: id, rnd: rand.New(rand.NewPCG(seed, uint64(id))), reqs: map[string]*turbulencev1.ApplyFaultRequest{}}
+		cl := &wclient{w: w, id: id, rnd: rand.New(rand.NewPCG(seed, uint64(id))),
+			reqs: map[string]*turbulencev1.ApplyFaultRequest{}, greqs: map[string]*turbulencev1.ApplyFaultGroupRequest{}}
 		lin, conns := l.c.linClient(id, cl.rnd, func(req string) *turbulencev1.ApplyFaultRequest { return cl.reqs[req] }, history)
+		lin.ApplyGroupRequest = func(req string) *turbulencev1.ApplyFaultGroupRequest { return cl.greqs[req] }
+		lin.Retried = func(_ string, err error) { w.noteRetry(err) }
 		cl.lin = lin
 		w.conns = append(w.conns, conns...)
 		w.wg.Go(cl.loop)
@@ -177,6 +223,42 @@ func (w *workload) fail(err error) {
 	w.errs = append(w.errs, err)
 }
 
+// longFaults returns, by agent, the faults given at least a second ago
+// whose deadline comes after t and that no client asked to revert: the
+// faults only the lease can end if their agent is cut off now.
+func (w *workload) longFaults(t time.Time) map[string][]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	out := map[string][]string{}
+	for _, f := range w.applied {
+		if f.ends.After(t) && now.Sub(f.ack) > time.Second && !w.revertAsked[f.id] {
+			out[f.agent] = append(out[f.agent], f.id)
+		}
+	}
+	return out
+}
+
+// askRevert notes that a client is about to ask for these faults to be
+// reverted.
+func (w *workload) askRevert(ids ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range ids {
+		w.revertAsked[id] = true
+	}
+}
+
+func (w *workload) noteRetry(err error) {
+	class := status.Code(err).String()
+	if strings.Contains(err.Error(), raftnode.ErrDiskFull.Error()) {
+		class = "disk full"
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.retried[class]++
+}
+
 func (w *workload) record(r opRecord) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -194,13 +276,7 @@ func (cl *wclient) nextReq(op string) string {
 func (cl *wclient) apply(ctx context.Context) error {
 	a := cl.w.lab.agents[cl.rnd.IntN(len(cl.w.lab.agents))]
 	kind := faultKinds[cl.rnd.IntN(len(faultKinds))]
-	// Most faults are short; one in four outlives the lease, so that
-	// only the lease (or a restart) can end it when its agent is hurt.
-	lo, hi := minFault, maxFault
-	if cl.rnd.IntN(4) == 0 {
-		lo, hi = maxFault, longFault
-	}
-	d := lo + time.Duration(cl.rnd.Int64N(int64(hi-lo)))
+	d := cl.faultDuration()
 	req := cl.nextReq("apply")
 	cl.reqs[req] = &turbulencev1.ApplyFaultRequest{RequestId: req, AgentId: a.name, Spec: faultSpec(kind, a, d)}
 	call := time.Now()
@@ -215,7 +291,7 @@ func (cl *wclient) apply(ctx context.Context) error {
 	if out.Refused {
 		return nil
 	}
-	f := appliedFault{id: out.FaultID, agent: a.name, kind: kind, req: req, call: call, ack: ret}
+	f := appliedFault{id: out.FaultID, agent: a.name, kind: kind, req: req, call: call, ack: ret, ends: ret.Add(d)}
 	cl.w.mu.Lock()
 	cl.w.applied = append(cl.w.applied, f)
 	cl.w.mu.Unlock()
@@ -226,8 +302,122 @@ func (cl *wclient) apply(ctx context.Context) error {
 	return nil
 }
 
+// faultDuration draws a fault's duration: most are short; one in four
+// outlives the lease, so that only the lease (or a restart) can end it
+// when its agent is hurt.
+func (cl *wclient) faultDuration() time.Duration {
+	lo, hi := minFault, maxFault
+	if cl.rnd.IntN(4) == 0 {
+		lo, hi = maxFault, longFault
+	}
+	return lo + time.Duration(cl.rnd.Int64N(int64(hi-lo)))
+}
+
+// applyGroup applies one fault to a seeded, capped slice of the agents a
+// selector matches (ApplyFaultGroup): a count of 1 to groupMaxCount, or
+// 50 %, with a seed of the client's drawing. The members are ordinary
+// faults and are checked as such; the call itself is in the history
+// (internal/linearize: all members or none, a retry returns the same).
+// Agents that are dead, cut off or frozen are refused as offline when
+// the leader knows it, so a group may be smaller than asked, or refused
+// for too few (min), which changes nothing.
+func (cl *wclient) applyGroup(ctx context.Context) error {
+	kind := groupKinds[cl.rnd.IntN(len(groupKinds))]
+	sel := groupSelectors[cl.rnd.IntN(len(groupSelectors))]
+	d := cl.faultDuration()
+	req := cl.nextReq("group")
+	gr := &turbulencev1.ApplyFaultGroupRequest{RequestId: req, Selector: sel, Spec: faultSpec(kind, nil, d)}
+	if cl.rnd.IntN(4) == 0 {
+		gr.Percent = 50
+	} else {
+		gr.Count = uint32(1 + cl.rnd.IntN(groupMaxCount))
+	}
+	seed := cl.rnd.Uint64()
+	gr.Seed = &seed
+	cl.greqs[req] = gr
+	call := time.Now()
+	out, err := cl.lin.Do(ctx, linearize.Input{Op: linearize.OpApplyGroup, Req: req})
+	ret := time.Now()
+	delete(cl.greqs, req)
+	if err != nil {
+		return err
+	}
+	r := opRecord{client: cl.id, op: "group-apply", req: req, kind: kind, members: out.FaultIDs, call: call, ret: ret, acked: len(out.FaultIDs) > 0}
+	switch {
+	case out.Refused:
+		r.err = "refused: halted"
+	case out.TooSmall:
+		r.err = "refused: too few eligible agents"
+	}
+	if !r.acked {
+		cl.w.record(r)
+		return nil
+	}
+	g := out.Group
+	r.group = g.GetId()
+	cl.w.record(r)
+	ag := appliedGroup{id: g.GetId(), kind: kind, req: req, members: out.FaultIDs}
+	cl.w.mu.Lock()
+	for _, m := range g.GetMembers() {
+		if m.GetFaultId() == "" {
+			continue
+		}
+		f := appliedFault{id: m.GetFaultId(), agent: m.GetAgentId(), kind: kind, req: req, group: g.GetId(), call: call, ack: ret, ends: ret.Add(d)}
+		cl.w.applied = append(cl.w.applied, f)
+	}
+	cl.w.mu.Unlock()
+	cl.groups = append(cl.groups, ag)
+	if len(cl.groups) > 10 {
+		cl.groups = cl.groups[1:]
+	}
+	return nil
+}
+
+// revertGroup asks for one of the client's recent groups to be reverted
+// (RevertFaultGroup), retried with the same request ID to a definite
+// answer. Like revert, it is in the workload's log only; every member
+// counts as asked to revert.
+func (cl *wclient) revertGroup(ctx context.Context) error {
+	if len(cl.groups) == 0 {
+		return nil
+	}
+	g := cl.groups[cl.rnd.IntN(len(cl.groups))]
+	cl.w.askRevert(g.members...)
+	req := cl.nextReq("grevert")
+	call := time.Now()
+	var last error
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("revert group %s: no answer (last attempt: %s): %w", g.id, errText(last), err)
+		}
+		if attempt > 0 {
+			pauseFor(cl.lin.RetryPause)
+		}
+		node := cl.lin.Nodes[cl.rnd.IntN(len(cl.lin.Nodes))]
+		actx, cancel := context.WithTimeout(ctx, historyAttempt)
+		got, err := node.API.RevertFaultGroup(actx, &turbulencev1.RevertFaultGroupRequest{RequestId: req, Id: g.id})
+		cancel()
+		if err != nil && linearize.Retryable(err) {
+			last = err
+			cl.w.noteRetry(err)
+			continue
+		}
+		// A group with no live member is answered as it is, and nothing
+		// is written: no member REVERTING in the answer.
+		noop := err == nil && !slices.ContainsFunc(got.GetMembers(), func(m *turbulencev1.GroupMember) bool {
+			return m.GetState() == turbulencev1.FaultState_FAULT_STATE_REVERTING
+		})
+		r := opRecord{client: cl.id, op: "group-revert", req: req, group: g.id, members: g.members, kind: g.kind, call: call, ret: time.Now(), acked: err == nil, noop: noop}
+		if err != nil {
+			r.err = err.Error()
+		}
+		cl.w.record(r)
+		return nil
+	}
+}
+
 // faultSpec is a small fault of kind lasting d for a; disk faults go to
-// its tmpfs.
+// its tmpfs (a is nil for a group, which takes no disk kind).
 func faultSpec(kind string, a *labAgent, d time.Duration) *turbulencev1.FaultSpec {
 	s := &turbulencev1.FaultSpec{Duration: durationpb.New(d)}
 	switch kind {
@@ -255,6 +445,7 @@ func (cl *wclient) revert(ctx context.Context) error {
 		return nil
 	}
 	f := cl.mine[cl.rnd.IntN(len(cl.mine))]
+	cl.w.askRevert(f.id)
 	req := cl.nextReq("revert")
 	call := time.Now()
 	var last error
@@ -271,6 +462,7 @@ func (cl *wclient) revert(ctx context.Context) error {
 		cancel()
 		if err != nil && linearize.Retryable(err) {
 			last = err
+			cl.w.noteRetry(err)
 			continue
 		}
 		r := opRecord{client: cl.id, op: "revert", req: req, faultID: f.id, agent: f.agent, kind: f.kind, call: call, ret: time.Now(), acked: err == nil,
