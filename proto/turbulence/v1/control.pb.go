@@ -2175,7 +2175,7 @@ var File_turbulence_v1_control_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x1bturbulence/v1/control.proto\x12\rturbulence.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/agent.proto\x1a\x19turbulence/v1/fault.proto\"\xbc\x03\n" +
+	"\x1bturbulence/v1/control.proto\x12\rturbulence.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/agent.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\xbc\x03\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
 	"\x06labels\x18\x02 \x03(\v2 .turbulence.v1.Agent.LabelsEntryR\x06labels\x12.\n" +
@@ -2360,7 +2360,7 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\x17RevertFaultGroupRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id2\xe7\t\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id2\xc4\f\n" +
 	"\x0eControlService\x12Q\n" +
 	"\n" +
 	"ListAgents\x12 .turbulence.v1.ListAgentsRequest\x1a!.turbulence.v1.ListAgentsResponse\x12@\n" +
@@ -2381,7 +2381,11 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\x0fApplyFaultGroup\x12%.turbulence.v1.ApplyFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12`\n" +
 	"\x0fListFaultGroups\x12%.turbulence.v1.ListFaultGroupsRequest\x1a&.turbulence.v1.ListFaultGroupsResponse\x12O\n" +
 	"\rGetFaultGroup\x12#.turbulence.v1.GetFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12U\n" +
-	"\x10RevertFaultGroup\x12&.turbulence.v1.RevertFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroupBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
+	"\x10RevertFaultGroup\x12&.turbulence.v1.RevertFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12S\n" +
+	"\x0fStartExperiment\x12%.turbulence.v1.StartExperimentRequest\x1a\x19.turbulence.v1.Experiment\x12`\n" +
+	"\x0fListExperiments\x12%.turbulence.v1.ListExperimentsRequest\x1a&.turbulence.v1.ListExperimentsResponse\x12O\n" +
+	"\rGetExperiment\x12#.turbulence.v1.GetExperimentRequest\x1a\x19.turbulence.v1.Experiment\x12S\n" +
+	"\x0fAbortExperiment\x12%.turbulence.v1.AbortExperimentRequest\x1a\x19.turbulence.v1.ExperimentBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
 
 var (
 	file_turbulence_v1_control_proto_rawDescOnce sync.Once
@@ -2433,6 +2437,12 @@ var file_turbulence_v1_control_proto_goTypes = []any{
 	(*FaultSpec)(nil),               // 33: turbulence.v1.FaultSpec
 	(FaultState)(0),                 // 34: turbulence.v1.FaultState
 	(*Fault)(nil),                   // 35: turbulence.v1.Fault
+	(*StartExperimentRequest)(nil),  // 36: turbulence.v1.StartExperimentRequest
+	(*ListExperimentsRequest)(nil),  // 37: turbulence.v1.ListExperimentsRequest
+	(*GetExperimentRequest)(nil),    // 38: turbulence.v1.GetExperimentRequest
+	(*AbortExperimentRequest)(nil),  // 39: turbulence.v1.AbortExperimentRequest
+	(*Experiment)(nil),              // 40: turbulence.v1.Experiment
+	(*ListExperimentsResponse)(nil), // 41: turbulence.v1.ListExperimentsResponse
 }
 var file_turbulence_v1_control_proto_depIdxs = []int32{
 	29, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
@@ -2480,24 +2490,32 @@ var file_turbulence_v1_control_proto_depIdxs = []int32{
 	25, // 42: turbulence.v1.ControlService.ListFaultGroups:input_type -> turbulence.v1.ListFaultGroupsRequest
 	27, // 43: turbulence.v1.ControlService.GetFaultGroup:input_type -> turbulence.v1.GetFaultGroupRequest
 	28, // 44: turbulence.v1.ControlService.RevertFaultGroup:input_type -> turbulence.v1.RevertFaultGroupRequest
-	2,  // 45: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
-	0,  // 46: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
-	35, // 47: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
-	6,  // 48: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
-	35, // 49: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
-	35, // 50: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
-	12, // 51: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
-	12, // 52: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
-	12, // 53: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
-	13, // 54: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
-	16, // 55: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
-	19, // 56: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
-	23, // 57: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
-	26, // 58: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
-	23, // 59: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
-	23, // 60: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
-	45, // [45:61] is the sub-list for method output_type
-	29, // [29:45] is the sub-list for method input_type
+	36, // 45: turbulence.v1.ControlService.StartExperiment:input_type -> turbulence.v1.StartExperimentRequest
+	37, // 46: turbulence.v1.ControlService.ListExperiments:input_type -> turbulence.v1.ListExperimentsRequest
+	38, // 47: turbulence.v1.ControlService.GetExperiment:input_type -> turbulence.v1.GetExperimentRequest
+	39, // 48: turbulence.v1.ControlService.AbortExperiment:input_type -> turbulence.v1.AbortExperimentRequest
+	2,  // 49: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
+	0,  // 50: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
+	35, // 51: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
+	6,  // 52: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
+	35, // 53: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
+	35, // 54: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
+	12, // 55: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
+	12, // 56: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
+	12, // 57: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
+	13, // 58: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
+	16, // 59: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
+	19, // 60: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
+	23, // 61: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
+	26, // 62: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
+	23, // 63: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
+	23, // 64: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
+	40, // 65: turbulence.v1.ControlService.StartExperiment:output_type -> turbulence.v1.Experiment
+	41, // 66: turbulence.v1.ControlService.ListExperiments:output_type -> turbulence.v1.ListExperimentsResponse
+	40, // 67: turbulence.v1.ControlService.GetExperiment:output_type -> turbulence.v1.Experiment
+	40, // 68: turbulence.v1.ControlService.AbortExperiment:output_type -> turbulence.v1.Experiment
+	49, // [49:69] is the sub-list for method output_type
+	29, // [29:49] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name
@@ -2509,6 +2527,7 @@ func file_turbulence_v1_control_proto_init() {
 		return
 	}
 	file_turbulence_v1_agent_proto_init()
+	file_turbulence_v1_experiment_proto_init()
 	file_turbulence_v1_fault_proto_init()
 	file_turbulence_v1_control_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
