@@ -46,11 +46,12 @@ func TestFSM_ExperimentLifecycle(t *testing.T) {
 		// A stale runner cannot rewrite how it ended.
 		progressEntry(&raftv1.UpdateExperiment{Id: "x1", State: xCompleted, Verdict: turbulencev1.Verdict_VERDICT_PASSED}),
 		progressEntry(&raftv1.UpdateExperiment{Id: "nope", State: xRunning}),
+		progressEntry(&raftv1.UpdateExperiment{Id: "x1", Events: []*turbulencev1.ExperimentEvent{{Type: "late"}}}),
 	)
 	if x, ok := resp[1].(*turbulencev1.Experiment); !ok || x.GetId() != "x1" {
 		t.Errorf("retry = %v, want experiment x1", resp[1])
 	}
-	for i, want := range map[int]error{3: state.ErrInvalidEntry, 4: state.ErrInvalidTransition, 7: state.ErrInvalidTransition, 8: state.ErrNotFound} {
+	for i, want := range map[int]error{3: state.ErrInvalidEntry, 4: state.ErrInvalidTransition, 7: state.ErrInvalidTransition, 8: state.ErrNotFound, 9: state.ErrInvalidTransition} {
 		if err, _ := resp[i].(error); !errors.Is(err, want) {
 			t.Errorf("entry %d = %v, want %v", i, resp[i], want)
 		}
