@@ -138,11 +138,11 @@ const (
 	MaxExperimentSpec = 64 << 10
 	// MaxExperimentTargets, MaxExperimentSteps and MaxExperimentProbes
 	// bound the file's lists as the controller records them.
-	MaxExperimentTargets = 8
+	MaxExperimentTargets = 16
 	MaxExperimentSteps   = 64
-	MaxExperimentProbes  = 16
+	MaxExperimentProbes  = 32
 	// MaxExperimentTargetAgents bounds the agents one target may choose.
-	MaxExperimentTargetAgents = 1000
+	MaxExperimentTargetAgents = 500
 	// MaxProbeSamples bounds the samples kept per probe: half an hour at
 	// the default interval of one second. Later samples are counted, not
 	// kept.
