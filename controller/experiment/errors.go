@@ -1,0 +1,48 @@
+package experiment
+
+import (
+	"fmt"
+	"strings"
+)
+
+// FieldError is one problem with one field of an experiment file. It has
+// the shape of internal/faultspec's FieldError, so that a fault step's
+// problems read the same way as every other fault's.
+type FieldError struct {
+	// Field is the path of the field in the file: "name",
+	// "targets.web.count", "steps[2].fault.cpu.load_percent".
+	Field string
+	// Reason says what is wrong and names the limit.
+	Reason string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Error lists every problem found in an experiment file, in the order of
+// the file. Parse and Validate return it as a pointer; match it with
+// errors.As.
+type Error struct {
+	Problems []FieldError
+}
+
+func (e *Error) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Error()
+	}
+	return "invalid experiment: " + strings.Join(parts, "; ")
+}
+
+// collector gathers problems while a spec is walked.
+type collector struct{ problems []FieldError }
+
+func (c *collector) addf(field, format string, args ...any) {
+	c.problems = append(c.problems, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (c *collector) err() error {
+	if len(c.problems) == 0 {
+		return nil
+	}
+	return &Error{Problems: c.problems}
+}
