@@ -78,7 +78,7 @@ demo: build ## one-node controller + local agent in a temp dir: apply, measure a
 	$(GO) run ./test/demo -bin $(BIN)
 
 .PHONY: test
-test: packaging-tools ## go test -race ./... (privileged tests too when root), then a short run of every fuzz target
+test: packaging-tools prometheus ## go test -race ./... (privileged tests too when root), then a short run of every fuzz target
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
@@ -113,6 +113,10 @@ fuzz: ## a short run of every fuzz target
 .PHONY: tools
 tools: ## build the code generators pinned in go.mod into build/tools
 	$(GO) build -o $(TOOLS)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+.PHONY: prometheus
+prometheus: # the probe tests (controller/experiment/probe) start a real Prometheus from Debian
+	@test -x /usr/bin/prometheus || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }
 
 .PHONY: stress-ng
 stress-ng: # the CPU accuracy bench compares against stress-ng from Debian
