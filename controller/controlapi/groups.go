@@ -171,13 +171,19 @@ func (s *Server) validateGroup(req *turbulencev1.ApplyFaultGroupRequest) (*turbu
 // invalidGroup is InvalidArgument listing every problem of a group
 // request, with one BadRequest field violation each (invariant 6).
 func invalidGroup(problems []faultspec.FieldError) error {
+	return invalidProblems("invalid fault group request", problems)
+}
+
+// invalidProblems is InvalidArgument saying what, then every problem,
+// with one BadRequest field violation each.
+func invalidProblems(what string, problems []faultspec.FieldError) error {
 	br := &errdetails.BadRequest{}
 	msgs := make([]string, len(problems))
 	for i, p := range problems {
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: p.Field, Description: p.Reason})
 		msgs[i] = p.Field + ": " + p.Reason
 	}
-	st := status.New(codes.InvalidArgument, "invalid fault group request: "+strings.Join(msgs, "; "))
+	st := status.New(codes.InvalidArgument, what+": "+strings.Join(msgs, "; "))
 	if d, err := st.WithDetails(br); err == nil {
 		st = d
 	}

@@ -235,9 +235,24 @@ func (ru *run) checkBudget(ctx context.Context) (outcome, bool) {
 	return outcome{}, true
 }
 
-// chooseTargets chooses each target's agents once, with the group code
-// (a dry run of ApplyFaultGroup), and records them.
+// chooseTargets chooses each target's agents and records them.
 func (ru *run) chooseTargets(ctx context.Context) (outcome, bool) {
+	recs, err := ru.choose(ctx)
+	if err != nil {
+		return refused(err.Error(), "", 0), false
+	}
+	u := ru.batch()
+	u.Targets = recs
+	if err := ru.r.propose(ctx, u, nil); err != nil {
+		return refused("recording the targets: "+err.Error(), "", 0), false
+	}
+	return outcome{}, true
+}
+
+// choose chooses each target's agents once, with the group code (a dry
+// run of ApplyFaultGroup), each with a seed derived from the
+// experiment's.
+func (ru *run) choose(ctx context.Context) ([]*turbulencev1.ExperimentTarget, error) {
 	names := make([]string, 0, len(ru.spec.Targets))
 	for n := range ru.spec.Targets {
 		names = append(names, n)
@@ -249,7 +264,7 @@ func (ru *run) chooseTargets(ctx context.Context) (outcome, bool) {
 		t := ru.spec.Targets[name]
 		fs, err := ru.targetFault(name)
 		if err != nil {
-			return refused(fmt.Sprintf("targets.%s: %v", name, err), "", 0), false
+			return nil, fmt.Errorf("targets.%s: %w", name, err)
 		}
 		seed := targetSeed(ru.x.GetSeed(), name)
 		g, err := ru.r.cfg.Groups.ApplyGroupFor(ctx, actor(ru.id), &turbulencev1.ApplyFaultGroupRequest{
@@ -257,7 +272,7 @@ func (ru *run) chooseTargets(ctx context.Context) (outcome, bool) {
 			Seed: &seed, Min: t.Min, DryRun: true,
 		})
 		if err != nil {
-			return refused(fmt.Sprintf("targets.%s: %v", name, err), "", 0), false
+			return nil, fmt.Errorf("targets.%s: %w", name, err)
 		}
 		var ids []string
 		for _, m := range g.GetMembers() {
@@ -266,18 +281,13 @@ func (ru *run) chooseTargets(ctx context.Context) (outcome, bool) {
 			}
 		}
 		if len(ids) > limits.MaxExperimentTargetAgents {
-			return refused(fmt.Sprintf("targets.%s: %d agents chosen, at most %d per target", name, len(ids), limits.MaxExperimentTargetAgents), "", 0), false
+			return nil, fmt.Errorf("targets.%s: %d agents chosen, at most %d per target", name, len(ids), limits.MaxExperimentTargetAgents)
 		}
 		ru.targets[name] = ids
 		recs = append(recs, &turbulencev1.ExperimentTarget{Name: name, AgentIds: ids, Seed: seed})
 		ru.event(EventTargetsChosen, fmt.Sprintf("target %s: %d agents (%d matched, %d eligible)", name, len(ids), g.GetMatched(), g.GetEligible()), "", 0)
 	}
-	u := ru.batch()
-	u.Targets = recs
-	if err := ru.r.propose(ctx, u, nil); err != nil {
-		return refused("recording the targets: "+err.Error(), "", 0), false
-	}
-	return outcome{}, true
+	return recs, nil
 }
 
 // targetFault is the fault the target is chosen for: that of its first

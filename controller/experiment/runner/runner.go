@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/controller/experiment"
@@ -158,6 +159,25 @@ func (r *Runner) haltAll() {
 	}
 }
 
+// Plan returns x (not recorded) with its steps as planned and its
+// targets chosen as a start would choose them now, touching nothing: a
+// dry run of StartExperiment.
+func (r *Runner) Plan(ctx context.Context, x *turbulencev1.Experiment) (*turbulencev1.Experiment, error) {
+	spec, err := experiment.Parse(x.GetSpec())
+	if err != nil {
+		return nil, err
+	}
+	ru := newRun(r, x, spec)
+	ru.plan()
+	targets, err := ru.choose(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := proto.CloneOf(x)
+	out.Targets, out.Steps = targets, ru.steps
+	return out, nil
+}
+
 // Launch starts running a PENDING experiment recorded in the state.
 func (r *Runner) Launch(id string) error {
 	x, ok := r.cfg.State.Experiment(id, false)
@@ -288,3 +308,7 @@ func actor(id string) tlsutil.Identity { return tlsutil.Identity{Role: "experime
 // stepRequestID is the request ID of a step's group: derived, so that a
 // retry (and a new leader's search) finds the group already made.
 func stepRequestID(experimentID, step string) string { return experimentID + "/" + step }
+
+// errNoHostMetrics refuses a host probe on a controller that keeps no
+// host metrics.
+var errNoHostMetrics = errors.New("host probes need the agents' host metrics, which this controller does not keep")
