@@ -26,7 +26,7 @@ type service struct {
 	failingSince atomic.Int64
 }
 
-func startService(t *testing.T) *service {
+func startService(t testing.TB) *service {
 	t.Helper()
 	s := &service{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -75,7 +75,7 @@ recovery: %s
 
 // fleet starts n following agents on srv's controllers and waits until
 // they are connected.
-func fleet(t *testing.T, srv *controllertest.Server, addrs []string, n int) []string {
+func fleet(t testing.TB, srv *controllertest.Server, addrs []string, n int) []string {
 	t.Helper()
 	var ids []string
 	for i := range n {
@@ -96,7 +96,7 @@ func fleet(t *testing.T, srv *controllertest.Server, addrs []string, n int) []st
 }
 
 // waitExperiment polls an experiment until cond holds and returns it.
-func waitExperiment(t *testing.T, c turbulencev1.ControlServiceClient, id string, timeout time.Duration, what string, cond func(*turbulencev1.Experiment) bool) *turbulencev1.Experiment {
+func waitExperiment(t testing.TB, c turbulencev1.ControlServiceClient, id string, timeout time.Duration, what string, cond func(*turbulencev1.Experiment) bool) *turbulencev1.Experiment {
 	t.Helper()
 	var x *turbulencev1.Experiment
 	controllertest.WaitFor(t, timeout, what, func() bool {
@@ -117,7 +117,7 @@ func stepStarted(x *turbulencev1.Experiment) bool {
 }
 
 // groupFaults returns the member faults of the experiment's groups.
-func groupFaults(t *testing.T, c turbulencev1.ControlServiceClient, x *turbulencev1.Experiment) []*turbulencev1.Fault {
+func groupFaults(t testing.TB, c turbulencev1.ControlServiceClient, x *turbulencev1.Experiment) []*turbulencev1.Fault {
 	t.Helper()
 	var out []*turbulencev1.Fault
 	for _, st := range x.GetSteps() {
