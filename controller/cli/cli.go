@@ -142,6 +142,7 @@ through the leader instead and sees every write acknowledged before it.
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.tlsCommand())
 	root.AddCommand(a.clusterCommand())
+	root.AddCommand(a.experimentCommand())
 	return root
 }
 

@@ -46,3 +46,14 @@ func (c *collector) err() error {
 	}
 	return &Error{Problems: c.problems}
 }
+
+// addUnique adds a problem unless the same one is already listed (a
+// target's problem seen again from a second step on it).
+func (c *collector) addUnique(field, reason string) {
+	for _, p := range c.problems {
+		if p.Field == field && p.Reason == reason {
+			return
+		}
+	}
+	c.problems = append(c.problems, FieldError{Field: field, Reason: reason})
+}

@@ -17,6 +17,10 @@ const (
 	MaxHypothesis = 1024
 	MaxOwner      = 256
 
+	// MaxTargetAgents bounds the agents one target may choose: the
+	// runner records each chosen agent, and refuses a larger choice.
+	MaxTargetAgents = 500
+
 	// MaxTargets, MaxSteps and MaxProbes bound the lists.
 	MaxTargets = 16
 	MaxSteps   = 64

@@ -14,10 +14,11 @@ import (
 	"github.com/turbulence-sre/turbulence/internal/config"
 )
 
-// MaxFileBytes bounds an experiment file: far above any real one, small
-// enough that a mistaken path (a log file) is refused before it is read
-// into a tree.
-const MaxFileBytes = 1 << 20
+// MaxFileBytes bounds an experiment file. The controller records the
+// file's text as it was sent, within the same bound; a real file is a few
+// KiB, and a mistaken path (a log file) is refused before it is read into
+// a tree.
+const MaxFileBytes = 64 << 10
 
 // Parse reads an experiment file strictly and fills in the defaults. Every
 // problem of form is reported at once, each with its path in the file: an

@@ -116,7 +116,7 @@ func TestParse_Problems(t *testing.T) {
 func TestParse_TooLarge(t *testing.T) {
 	t.Parallel()
 	_, err := Parse(make([]byte, MaxFileBytes+1))
-	want := []string{"file: is 1048577 bytes, above the limit of 1048576 bytes"}
+	want := []string{"file: is 65537 bytes, above the limit of 65536 bytes"}
 	if diff := cmp.Diff(want, problems(t, err)); diff != "" {
 		t.Errorf("Parse(too large) (-want +got):\n%s", diff)
 	}

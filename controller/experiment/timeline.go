@@ -5,10 +5,10 @@ import "time"
 // Window is when one step's fault lives, counted from the experiment's
 // start (the moment the steady state was found to hold).
 type Window struct {
-	Step   string
-	Target string
-	Start  time.Duration
-	End    time.Duration
+	Step   string        `json:"step"`
+	Target string        `json:"target"`
+	Start  time.Duration `json:"start"`
+	End    time.Duration `json:"end"`
 }
 
 // Timeline returns each step's window, in the order of the file, with

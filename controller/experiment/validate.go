@@ -138,14 +138,14 @@ func (t Target) validate(c *collector, path, name string) {
 	if t.Count > 0 && t.Percent != 0 {
 		c.addf(path, "sets both count and percent: at most one of them")
 	}
-	if t.Count > limits.MaxGroupAgents {
-		c.addf(path+".count", "must be at most %d, got %d", limits.MaxGroupAgents, t.Count)
+	if t.Count > MaxTargetAgents {
+		c.addf(path+".count", "must be at most %d, got %d", MaxTargetAgents, t.Count)
 	}
 	if math.IsNaN(t.Percent) || t.Percent < 0 || t.Percent > 100 {
 		c.addf(path+".percent", "must be above 0 and at most 100, got %v", t.Percent)
 	}
-	if t.Min > limits.MaxGroupAgents {
-		c.addf(path+".min", "must be at most %d, got %d", limits.MaxGroupAgents, t.Min)
+	if t.Min > MaxTargetAgents {
+		c.addf(path+".min", "must be at most %d, got %d", MaxTargetAgents, t.Min)
 	}
 	if t.Count > 0 && t.Min > t.Count {
 		c.addf(path+".min", "must be at most count (%d), got %d", t.Count, t.Min)

@@ -77,7 +77,9 @@ func TestHTTP_Failures(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed := "http://" + l.Addr().String() + "/"
-	l.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		name       string

@@ -124,7 +124,9 @@ func tryPrometheus(t testing.TB, cfg, data string) (*promServer, error) {
 		return nil, err
 	}
 	addr := l.Addr().String()
-	l.Close()
+	if err := l.Close(); err != nil {
+		return nil, err
+	}
 	p := &promServer{URL: "http://" + addr, log: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(prometheusBin,
 		"--config.file="+cfg,
@@ -152,16 +154,20 @@ func tryPrometheus(t testing.TB, cfg, data string) (*promServer, error) {
 			return nil, fmt.Errorf("prometheus exited before it was ready: %s\n%s", p.cmd.ProcessState, p.log)
 		default:
 		}
+		var last string
 		resp, err := hc.Get(p.URL + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
+		if err != nil {
+			last = err.Error()
+		} else {
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				hc.CloseIdleConnections()
 				return p, nil
 			}
+			last = resp.Status
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("prometheus not ready within 60s: %v\n%s", err, p.log)
+			return nil, fmt.Errorf("prometheus not ready within 60s (last answer: %s)\n%s", last, p.log)
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
