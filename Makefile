@@ -70,8 +70,8 @@ install: build ## install binaries, units and example configuration (PREFIX=/usr
 	@echo "installed; then: systemctl daemon-reload, certificates in $(SYSCONFDIR)/turbulence/tls, systemctl enable --now turbulence-agent (packaging/README.md)"
 
 .PHONY: packaging-tools
-packaging-tools: # systemd-analyze, dpkg-deb and rpm for the checks in test/packaging
-	@command -v systemd-analyze >/dev/null && command -v rpm >/dev/null || { apt-get update -qq && apt-get install -y -qq systemd rpm; }
+packaging-tools: # systemd-analyze, dpkg-deb and rpm for the checks in test/packaging; chromium for the experiment report's render test
+	@command -v systemd-analyze >/dev/null && command -v rpm >/dev/null && command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq systemd rpm chromium; }
 
 .PHONY: demo
 demo: build ## one-node controller + local agent in a temp dir: apply, measure and revert a 50 % CPU fault
