@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"slices"
 	"sort"
@@ -266,7 +265,7 @@ func (ru *run) choose(ctx context.Context) ([]*turbulencev1.ExperimentTarget, er
 		if err != nil {
 			return nil, fmt.Errorf("targets.%s: %w", name, err)
 		}
-		seed := targetSeed(ru.x.GetSeed(), name)
+		seed := experiment.TargetSeed(ru.x.GetSeed(), name)
 		g, err := ru.r.cfg.Groups.ApplyGroupFor(ctx, actor(ru.id), &turbulencev1.ApplyFaultGroupRequest{
 			Spec: fs, Selector: t.Selector, AgentIds: t.Agents, Count: t.Count, Percent: t.Percent,
 			Seed: &seed, Min: t.Min, DryRun: true,
@@ -302,14 +301,6 @@ func (ru *run) targetFault(name string) (*turbulencev1.FaultSpec, error) {
 		return nil, errors.New("the experiment has no step")
 	}
 	return ru.spec.Steps[i].FaultSpec()
-}
-
-// targetSeed derives a target's seed from the experiment's, so that two
-// targets with the same selector do not choose the same agents.
-func targetSeed(seed uint64, name string) uint64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(name))
-	return seed ^ h.Sum64()
 }
 
 // buildProbes builds every probe's prober (host probes over their
@@ -517,7 +508,7 @@ func (ru *run) startStep(ctx context.Context, i int) error {
 		return err
 	}
 	agents := ru.targets[st.GetTarget()]
-	seed := targetSeed(ru.x.GetSeed(), st.GetTarget())
+	seed := experiment.TargetSeed(ru.x.GetSeed(), st.GetTarget())
 	g, err := ru.r.cfg.Groups.ApplyGroupFor(ctx, actor(ru.id), &turbulencev1.ApplyFaultGroupRequest{
 		RequestId: stepRequestID(ru.id, st.GetName()),
 		Spec:      fs, AgentIds: agents, Seed: &seed, Min: 1,
