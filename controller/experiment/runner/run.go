@@ -399,7 +399,16 @@ func (ru *run) timeline(ctx context.Context, samplers *sync.WaitGroup) (outcome,
 	defer timer.Stop()
 	next := 0
 	for {
-		// Due marks first: a step starts or ends at its time, whatever
+		// An abort asked for while the checks ran (or while a step was
+		// being applied) wins over the next step.
+		select {
+		case a := <-ru.abort:
+			o := aborted(a.reason, "", 0)
+			o.by = a.by
+			return o, nil
+		default:
+		}
+		// Due marks next: a step starts or ends at its time, whatever
 		// else is waiting.
 		for next < len(marks) && time.Since(start) >= marks[next].at {
 			m := marks[next]
