@@ -8,16 +8,19 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/hostinfo"
+	"github.com/turbulence-sre/turbulence/agent/hostmetrics"
 	"github.com/turbulence-sre/turbulence/agent/inject"
 	"github.com/turbulence-sre/turbulence/agent/killswitch"
 	"github.com/turbulence-sre/turbulence/agent/leasefile"
 	"github.com/turbulence-sre/turbulence/agent/policy"
 	"github.com/turbulence-sre/turbulence/agent/session"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	"github.com/turbulence-sre/turbulence/internal/version"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -60,6 +63,10 @@ type Config struct {
 	Logger *slog.Logger
 	// ProcRoot is where /proc is mounted; default "/proc".
 	ProcRoot string
+	// MetricsPaths are paths whose filesystems' usage the heartbeats
+	// report, besides the state directory's (agent/hostmetrics); at
+	// most limits.MaxWatchedFilesystems in all.
+	MetricsPaths []string
 	// LocalSocket is the path of the operator's unix socket (status, halt,
 	// resume; agent/localapi); "" means localapi.DefaultPath and
 	// LocalSocketDisabled serves none (tests only).
@@ -160,6 +167,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("a state directory is required: the journal lives there")
 	}
+	if err := checkMetricsPaths(cfg.MetricsPaths); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
@@ -184,6 +194,21 @@ func New(cfg Config) (*Agent, error) {
 	a.policy = pol
 	a.manager.UsePolicy(pol, policy.Host{TotalMemoryBytes: facts.GetMemoryBytes(), CPUs: facts.GetCpus()})
 	return a, nil
+}
+
+// checkMetricsPaths refuses watched filesystem paths the heartbeat could
+// not carry: the state directory's filesystem takes one of the
+// limits.MaxWatchedFilesystems places.
+func checkMetricsPaths(paths []string) error {
+	if n, most := len(paths), limits.MaxWatchedFilesystems-1; n > most {
+		return fmt.Errorf("metrics paths (--watch-fs): %d given, at most %d besides the state directory", n, most)
+	}
+	for _, p := range paths {
+		if !filepath.IsAbs(p) || len(p) > limits.MaxPathLen {
+			return fmt.Errorf("metrics paths (--watch-fs): %q must be an absolute path of at most %d bytes", p, limits.MaxPathLen)
+		}
+	}
+	return nil
 }
 
 // withDefaults fills in cfg's defaults: logger, /proc, the worker binary.
@@ -283,6 +308,20 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("lease file for the guardians not written", "err", err)
 		}
 	}))
+	// Host metrics are sampled on their own goroutine; heartbeats copy
+	// the latest sample (agent/hostmetrics).
+	sampler := hostmetrics.New(hostmetrics.Config{
+		ProcRoot: a.cfg.ProcRoot,
+		Paths:    append([]string{a.cfg.StateDir}, a.cfg.MetricsPaths...),
+		Logger:   a.log,
+	})
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		_ = sampler.Run(sampleCtx)
+	}()
+	defer func() { stopSampling(); <-sampled }()
 	sess, err := session.New(session.Config{
 		Controllers: a.cfg.Controllers,
 		TLS:         a.cfg.TLS,
@@ -299,6 +338,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		BackoffMin:     a.cfg.BackoffMin,
 		BackoffMax:     a.cfg.BackoffMax,
 		OnOpen:         a.metrics.sessionOpened,
+		HostMetrics:    sampler,
 	})
 	if err != nil {
 		lease.Stop()

@@ -335,3 +335,31 @@ func TestAgent_HelloAdvertisesOnlyKindsItsPolicyAllows(t *testing.T) {
 		t.Errorf("Hello.capabilities.fault_kinds = %q, want %q (the policy's allowed kinds)", kinds, want)
 	}
 }
+
+func TestNew_RefusesMetricsPathsTheHeartbeatCannotCarry(t *testing.T) {
+	t.Parallel()
+	pki, err := tlsutil.EnsureDevPKI(t.TempDir(), "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	many := make([]string, 16)
+	for i := range many {
+		many[i] = "/srv"
+	}
+	for _, c := range []struct {
+		paths []string
+		want  string
+	}{
+		{[]string{"relative/dir"}, `"relative/dir" must be an absolute path of at most 4096 bytes`},
+		{many, "16 given, at most 15 besides the state directory"},
+	} {
+		_, err := New(Config{Controllers: []string{"127.0.0.1:7420"}, TLS: pki.Agent, StateDir: state, WorkerBinary: "/bin/false", MetricsPaths: c.paths})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--watch-fs") {
+			t.Errorf("New(MetricsPaths %d paths) = %v, want an error naming --watch-fs and %q", len(c.paths), err, c.want)
+		}
+	}
+	if _, err := New(Config{Controllers: []string{"127.0.0.1:7420"}, TLS: pki.Agent, StateDir: state, WorkerBinary: "/bin/false", MetricsPaths: []string{"/srv"}}); err != nil {
+		t.Errorf("New with one absolute metrics path = %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/controlapi"
 	"github.com/turbulence-sre/turbulence/controller/forward"
+	"github.com/turbulence-sre/turbulence/controller/hostseries"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
@@ -36,6 +37,10 @@ type Config struct {
 	LeaseTTL time.Duration
 	// HeartbeatInterval is how often agents report.
 	HeartbeatInterval time.Duration
+	// HostMetricsWindow is how far back the leader keeps each agent's
+	// host metrics (controller/hostseries): one sample per heartbeat, at
+	// most limits.MaxMetricSamples of them.
+	HostMetricsWindow time.Duration
 	// DefaultFaultDuration is given to a fault spec without a duration.
 	DefaultFaultDuration time.Duration
 	// MaxGroupPercent and MaxGroupAgents cap one fault group call: it
@@ -108,6 +113,7 @@ func DefaultConfig() Config {
 		RaftAddr:             "127.0.0.1:7421",
 		LeaseTTL:             agentapi.DefaultLeaseTTL,
 		HeartbeatInterval:    agentapi.DefaultHeartbeatInterval,
+		HostMetricsWindow:    hostseries.DefaultWindow,
 		DefaultFaultDuration: controlapi.DefaultFaultDuration,
 		MaxGroupPercent:      controlapi.DefaultMaxGroupPercent,
 		MaxGroupAgents:       controlapi.DefaultMaxGroupAgents,
@@ -139,6 +145,10 @@ func (c Config) validate() error {
 	}
 	if c.LeaseTTL > 0 && c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))
+	}
+	if w, i := c.HostMetricsWindow, c.HeartbeatInterval; w < 0 || i > 0 && w/i > limits.MaxMetricSamples {
+		errs = append(errs, fmt.Errorf("host metrics window: %v is not in [0, %v] (%d samples at the %v heartbeat interval; 0 means the default, %v)",
+			w, limits.MaxMetricSamples*i, limits.MaxMetricSamples, i, hostseries.DefaultWindow))
 	}
 	if err := c.RaftGuard.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("raft port: %w", err))
@@ -213,6 +223,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.HostMetricsWindow == 0 {
+		c.HostMetricsWindow = d.HostMetricsWindow
 	}
 	if c.DefaultFaultDuration <= 0 {
 		c.DefaultFaultDuration = d.DefaultFaultDuration

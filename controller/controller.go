@@ -23,6 +23,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/experiment/runner"
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/controller/fsm"
+	"github.com/turbulence-sre/turbulence/controller/hostseries"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/connlimit"
@@ -162,6 +163,9 @@ func New(cfg Config) (*Controller, error) {
 			turbulencev1.ControlService_ServiceDesc.ServiceName,
 			turbulencev1.ClusterService_ServiceDesc.ServiceName,
 		},
+		// Host metrics are the leader's soft state (controller/hostseries):
+		// a follower has none to answer from.
+		LeaderReads: []string{turbulencev1.ControlService_GetAgentMetrics_FullMethodName},
 		HoldTimeout: cfg.HoldTimeout,
 		Logger:      logger,
 	})
@@ -193,6 +197,7 @@ func New(cfg Config) (*Controller, error) {
 		State:             c.state,
 		LeaseTTL:          cfg.LeaseTTL,
 		HeartbeatInterval: cfg.HeartbeatInterval,
+		HostSeries:        hostseries.New(cfg.HostMetricsWindow, cfg.HeartbeatInterval),
 		// A follower answers an agent's Hello with a Redirect to the
 		// leader's gRPC address, which raft carries (raftnode.Address),
 		// but only to a leader it heard from recently: raft keeps naming
@@ -286,6 +291,11 @@ func (c *Controller) LeaderID() string { return c.node.LeaderID() }
 
 // Servers is the raft configuration as this node knows it.
 func (c *Controller) Servers() ([]raftnode.Server, error) { return c.node.Servers() }
+
+// HostMetrics is the series of the agents' host metrics, kept from their
+// heartbeats while this node leads (controller/hostseries): the
+// experiment runner's host probes read it on the leader.
+func (c *Controller) HostMetrics() *hostseries.Store { return c.hub.HostMetrics() }
 
 // ConnectedAgents is how many agents hold a session with this node (only
 // the leader keeps sessions).

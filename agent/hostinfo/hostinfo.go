@@ -1,16 +1,16 @@
 // Package hostinfo gathers the HostFacts an agent sends in its Hello: host
-// name, OS, architecture, kernel release, CPU count and total memory. The
-// /proc root is a parameter so that tests read fixtures.
+// name, OS, architecture, kernel release, CPU count and total memory
+// (through gopsutil, as agent/hostmetrics reads the rest). The /proc root
+// is a parameter so that tests read fixtures.
 package hostinfo
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
+
+	"github.com/shirou/gopsutil/v3/common"
+	"github.com/shirou/gopsutil/v3/mem"
 
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
@@ -30,27 +30,13 @@ func Facts(procRoot, agentVersion string) *turbulencev1.HostFacts {
 	}
 }
 
-// memTotal reads MemTotal from <procRoot>/meminfo, in bytes; 0 if unknown.
+// memTotal is the host's total memory in bytes, read by gopsutil from
+// <procRoot>/meminfo; 0 if unknown.
 func memTotal(procRoot string) uint64 {
-	data, err := os.ReadFile(filepath.Join(procRoot, "meminfo"))
+	ctx := context.WithValue(context.Background(), common.EnvKey, common.EnvMap{common.HostProcEnvKey: procRoot})
+	m, err := mem.VirtualMemoryWithContext(ctx)
 	if err != nil {
 		return 0
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
-		if !ok {
-			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			return 0
-		}
-		kb, err := strconv.ParseUint(fields[0], 10, 64)
-		if err != nil {
-			return 0
-		}
-		return kb * 1024 // the kernel's "kB" is KiB
-	}
-	return 0
+	return m.Total
 }

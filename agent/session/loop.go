@@ -158,6 +158,9 @@ func (s *Session) heartbeat(st stream) error {
 		LocallyHalted: s.cfg.Manager.LocallyHalted(),
 		SentAt:        timestamppb.Now(),
 	}
+	if s.cfg.HostMetrics != nil {
+		hb.HostMetrics = s.cfg.HostMetrics.Latest()
+	}
 	msg := &turbulencev1.AgentMessage{Msg: &turbulencev1.AgentMessage_Heartbeat{Heartbeat: hb}}
 	// Reasons are composed from errors the agent does not control: cut
 	// them to the controller's bounds rather than lose the session.

@@ -66,6 +66,12 @@ type Config struct {
 	Lease        *killswitch.Lease
 	Logger       *slog.Logger
 
+	// HostMetrics, when not nil, supplies the host metrics sample each
+	// heartbeat carries (agent/hostmetrics): the heartbeat copies the
+	// latest sample and never waits for one. The session tells it the
+	// heartbeat interval each Welcome asks for.
+	HostMetrics HostMetrics
+
 	// OnOpen, if set, is called each time a leader welcomes a session
 	// (the agent counts reconnects with it).
 	OnOpen func()
@@ -81,6 +87,16 @@ type Config struct {
 	// Zero means the default.
 	BackoffMin, BackoffMax time.Duration
 	WelcomeTimeout         time.Duration
+}
+
+// HostMetrics is the source of the heartbeats' host metrics;
+// *hostmetrics.Sampler is one.
+type HostMetrics interface {
+	// Latest returns the latest sample, nil if none yet; the caller
+	// owns it.
+	Latest() *turbulencev1.HostMetrics
+	// SetInterval follows the heartbeat interval.
+	SetInterval(time.Duration)
 }
 
 // Session is the agent's connection to the controllers.
@@ -376,6 +392,9 @@ func (s *Session) welcome(w *turbulencev1.Welcome) time.Duration {
 	interval := DefaultHeartbeatInterval
 	if d := w.GetHeartbeatInterval(); d.IsValid() && d.AsDuration() > 0 {
 		interval = max(d.AsDuration(), minHeartbeatInterval)
+	}
+	if s.cfg.HostMetrics != nil {
+		s.cfg.HostMetrics.SetInterval(interval)
 	}
 	// Welcome.halted halts an agent that connects during a fleet halt
 	// (invariant 5); false lifts a halt that ended while we were away.

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/turbulence-sre/turbulence/controller/hostseries"
 	"github.com/turbulence-sre/turbulence/controller/state"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
@@ -34,7 +35,11 @@ type Config struct {
 	// recently: a follower must not send agents to a leader that may be
 	// dead (see await.go). May be nil.
 	LeaderGRPCAddr func() string
-	Logger         *slog.Logger
+	// HostSeries keeps the host metrics of the agents' heartbeats
+	// (controller/hostseries); nil makes one that keeps
+	// hostseries.DefaultWindow at HeartbeatInterval.
+	HostSeries *hostseries.Store
+	Logger     *slog.Logger
 }
 
 // Defaults from docs/protocol.md.
@@ -93,6 +98,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HostSeries == nil {
+		cfg.HostSeries = hostseries.New(hostseries.DefaultWindow, cfg.HeartbeatInterval)
 	}
 	return &Hub{
 		cfg:      cfg,
@@ -158,6 +166,11 @@ func (h *Hub) lastSeen(a *agentSoft, s *session, now time.Time) time.Time {
 	return seen
 }
 
+// HostMetrics is the series of the agents' host metrics, kept from
+// their heartbeats while this node leads: the experiment runner's host
+// probes and GetAgentMetrics read it.
+func (h *Hub) HostMetrics() *hostseries.Store { return h.cfg.HostSeries }
+
 // HeldStatus returns the latest status an agent reported for a fault it
 // holds.
 func (h *Hub) HeldStatus(agentID, faultID string) (*turbulencev1.FaultStatus, bool) {
@@ -215,7 +228,12 @@ func (h *Hub) broadcast(m *turbulencev1.ControllerMessage) {
 // leader (Close does it for a shutdown). Agents reconnect and find the leader. A session
 // registering concurrently is refused by register unless this node still
 // leads (both hold h.mu).
-func (h *Hub) CloseSessions(reason string) { h.closeSessions(CauseNotLeader, reason) }
+func (h *Hub) CloseSessions(reason string) {
+	h.closeSessions(CauseNotLeader, reason)
+	// Soft state is the leader's only: should this node lead again, its
+	// series must not join an old stretch to a new one across the gap.
+	h.cfg.HostSeries.Reset()
+}
 
 // closeSessions ends every session with reason, counted under label.
 func (h *Hub) closeSessions(label, reason string) {

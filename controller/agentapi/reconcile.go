@@ -134,9 +134,17 @@ func (h *Hub) onHeartbeat(ctx context.Context, s *session, hb *turbulencev1.Hear
 	// must not wait behind the raft writes below, nor behind commands
 	// queued for the agent (sendLoop).
 	h.renewLease(s)
+	now := time.Now()
+	if m := hb.GetHostMetrics(); m != nil {
+		var sent time.Time
+		if hb.GetSentAt() != nil {
+			sent = hb.GetSentAt().AsTime()
+		}
+		h.cfg.HostSeries.Record(s.agentID, m, sent, now)
+	}
 	h.mu.Lock()
 	a := h.soft(s.agentID)
-	a.LastSeen = time.Now()
+	a.LastSeen = now
 	a.LocallyHalted = hb.GetLocallyHalted()
 	h.mu.Unlock()
 	h.recordStatuses(ctx, s, hb.GetFaults())

@@ -92,10 +92,14 @@ The controller filters before it pages, so --limit counts matching agents.`,
 				if err != nil {
 					return err
 				}
+				if !a.json() {
+					a.hostMetrics, a.hostMetricsWhy = a.latestMetrics(cmd.Context(), c, args[0])
+				}
 				return a.printAgent(ag)
 			})
 		}),
 	}))
+	cmd.AddCommand(a.agentsMetricsCommand())
 	return cmd
 }
 
@@ -110,7 +114,10 @@ func (a *app) printAgent(ag *turbulencev1.Agent) error {
 	if a.json() {
 		return writeJSON(a.stdout, ag)
 	}
-	return agentDetail(a.stdout, a.env.now(), ag, a.livenessUnknown)
+	tw := table(a.stdout)
+	agentDetail(tw, a.env.now(), ag, a.livenessUnknown)
+	metricsRows(tw, a.env.now(), a.hostMetrics, a.hostMetricsWhy)
+	return tw.Flush()
 }
 
 // agentsTable prints the agents; unknown says that the controller that
@@ -128,9 +135,9 @@ func agentsTable(w io.Writer, now time.Time, agents []*turbulencev1.Agent, unkno
 	return tw.Flush()
 }
 
-func agentDetail(w io.Writer, now time.Time, ag *turbulencev1.Agent, unknown bool) error {
+// agentDetail writes an agent's rows to tw; the caller flushes it.
+func agentDetail(tw io.Writer, now time.Time, ag *turbulencev1.Agent, unknown bool) {
 	f := ag.GetFacts()
-	tw := table(w)
 	row(tw, "ID:", ag.GetId())
 	row(tw, "Connected:", connected(ag, unknown))
 	row(tw, "Last seen:", absolute(ag.GetLastSeen(), now))
@@ -146,7 +153,6 @@ func agentDetail(w io.Writer, now time.Time, ag *turbulencev1.Agent, unknown boo
 	row(tw, "Cert expires:", certExpiry(f.GetCertNotAfter(), now))
 	row(tw, "Fault kinds:", orNone(strings.Join(ag.GetCapabilities().GetFaultKinds(), ",")))
 	row(tw, "Kernel features:", orNone(strings.Join(ag.GetCapabilities().GetKernelFeatures(), ",")))
-	return tw.Flush()
 }
 
 // localHalt says whether the host's operator halted the agent

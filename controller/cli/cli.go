@@ -18,6 +18,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
 	"github.com/turbulence-sre/turbulence/internal/version"
+	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
 // Defaults of the global flags.
@@ -80,6 +81,10 @@ type app struct {
 	output     string
 	// consistent is --consistent, which only read commands have.
 	consistent bool
+	// hostMetrics is the agent's latest host metrics sample for
+	// `agents show`, or nil with hostMetricsWhy saying why.
+	hostMetrics    *turbulencev1.HostMetricsSample
+	hostMetricsWhy string
 	// livenessUnknown is set when no leader answered an agents read:
 	// CONNECTED is then shown as unknown (liveness.go).
 	livenessUnknown bool

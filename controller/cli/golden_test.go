@@ -47,6 +47,22 @@ func goldenAgents() *turbulencev1.ListAgentsResponse {
 	}}
 }
 
+func f64(v float64) *float64 { return &v }
+
+// goldenMetrics is a short series of web-1: the second sample has every
+// figure, the first lacks what the agent could not read yet.
+func goldenMetrics() *turbulencev1.GetAgentMetricsResponse {
+	return &turbulencev1.GetAgentMetricsResponse{
+		AgentId: "web-1", Window: durationpb.New(10 * time.Minute), Capacity: 600,
+		Samples: []*turbulencev1.HostMetricsSample{
+			{SampledAt: ts(-2 * time.Second), MemoryUsedPercent: f64(41.25), MemoryUsedBytes: f64(7 << 30), Load1: f64(0.5), Load5: f64(0.25), Load15: f64(0.125), DiskUsedPercent: f64(71)},
+			{SampledAt: ts(-time.Second), CpuPercent: f64(37.5), MemoryUsedPercent: f64(42.5), MemoryUsedBytes: f64(6.8 * (1 << 30)),
+				Load1: f64(1.25), Load5: f64(0.8), Load15: f64(0.5), DiskUsedPercent: f64(71.04),
+				DiskIoBytesPerSecond: f64(12.5 * (1 << 20)), NetworkBytesPerSecond: f64(1536)},
+		},
+	}
+}
+
 func goldenFaults() *turbulencev1.ListFaultsResponse {
 	return &turbulencev1.ListFaultsResponse{Faults: []*turbulencev1.Fault{
 		{
@@ -139,6 +155,10 @@ func TestGolden(t *testing.T) {
 		{"agents_ls", func(a *app) error { return a.printAgents(goldenAgents()) }},
 		{"agents_show", func(a *app) error { return a.printAgent(goldenAgents().GetAgents()[0]) }},
 		{"agents_show_halted_locally", func(a *app) error { return a.printAgent(goldenAgents().GetAgents()[1]) }},
+		{"agents_metrics", func(a *app) error { return a.printAgentMetrics(goldenMetrics()) }},
+		{"agents_metrics_empty", func(a *app) error {
+			return a.printAgentMetrics(&turbulencev1.GetAgentMetricsResponse{AgentId: "new-3", Window: durationpb.New(10 * time.Minute), Capacity: 600})
+		}},
 		{"fault_ls", func(a *app) error { return a.printFaults(faults) }},
 		{"fault_ls_empty", func(a *app) error { return a.printFaults(&turbulencev1.ListFaultsResponse{}) }},
 		{"fault_show_active", func(a *app) error { return a.printFault(faults.GetFaults()[0]) }},
@@ -148,6 +168,23 @@ func TestGolden(t *testing.T) {
 		{"fault_show_reverted_reported", func(a *app) error { return a.printFault(faults.GetFaults()[5]) }},
 		{"status_halted", func(a *app) error {
 			return a.printHalt(&turbulencev1.HaltStatus{Halted: true, Reason: "SLO burn on checkout", By: "admin/alice", Since: ts(-90 * time.Second)})
+		}},
+	})
+}
+
+// TestGoldenAgentShowMetrics: `agents show` adds the latest host metrics
+// to its table. Its JSON stays the Agent record alone (scripts read it);
+// `agents metrics -o json` has the metrics.
+func TestGoldenAgentShowMetrics(t *testing.T) {
+	t.Parallel()
+	checkGoldens(t, []string{"table"}, []goldenCase{
+		{"agents_show_metrics", func(a *app) error {
+			a.hostMetrics = goldenMetrics().GetSamples()[1]
+			return a.printAgent(goldenAgents().GetAgents()[0])
+		}},
+		{"agents_show_metrics_none", func(a *app) error {
+			a.hostMetricsWhy = "none yet (none in the leader's window)"
+			return a.printAgent(goldenAgents().GetAgents()[2])
 		}},
 	})
 }

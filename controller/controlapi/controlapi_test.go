@@ -189,10 +189,15 @@ func TestAuthz_Roles(t *testing.T) {
 		if _, err := viewer.ListAgents(ctx, &turbulencev1.ListAgentsRequest{}); err != nil {
 			t.Error(err)
 		}
+		if _, err := viewer.GetAgentMetrics(ctx, &turbulencev1.GetAgentMetricsRequest{AgentId: controllertest.AgentName}); err != nil {
+			t.Error(err)
+		}
 	})
 	t.Run("agent and controller certificates are refused", func(t *testing.T) {
 		for _, c := range []turbulencev1.ControlServiceClient{asAgent, asController} {
 			_, err := c.ListAgents(ctx, &turbulencev1.ListAgentsRequest{})
+			wantCode(t, err, codes.PermissionDenied)
+			_, err = c.GetAgentMetrics(ctx, &turbulencev1.GetAgentMetricsRequest{AgentId: controllertest.AgentName})
 			wantCode(t, err, codes.PermissionDenied)
 			_, err = c.Halt(ctx, &turbulencev1.HaltRequest{})
 			wantCode(t, err, codes.PermissionDenied)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
+	"github.com/turbulence-sre/turbulence/controller/hostseries"
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/selector"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
@@ -30,6 +31,7 @@ func (h *liveHub) DispatchRevert(*turbulencev1.Fault, string)                  {
 func (h *liveHub) BroadcastHalt(string)                                        {}
 func (h *liveHub) BroadcastResume()                                            {}
 func (h *liveHub) HeldStatus(string, string) (*turbulencev1.FaultStatus, bool) { return nil, false }
+func (h *liveHub) HostMetrics() *hostseries.Store                              { return hostseries.New(0, 0) }
 func (h *liveHub) Liveness(id string) (agentapi.Liveness, bool) {
 	lv, ok := h.live[id]
 	return lv, ok

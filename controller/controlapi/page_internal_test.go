@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
+	"github.com/turbulence-sre/turbulence/controller/hostseries"
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/limits"
 	"github.com/turbulence-sre/turbulence/internal/tlsutil"
@@ -32,6 +33,7 @@ func (quietHub) Liveness(string) (agentapi.Liveness, bool)  { return agentapi.Li
 func (quietHub) HeldStatus(string, string) (*turbulencev1.FaultStatus, bool) {
 	return nil, false
 }
+func (quietHub) HostMetrics() *hostseries.Store { return hostseries.New(0, 0) }
 
 // bigFleet is 30,000 agents and 30,000 faults (one per agent, created a
 // millisecond apart, and a few sharing a creation time so that the ID

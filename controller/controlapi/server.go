@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
+	"github.com/turbulence-sre/turbulence/controller/hostseries"
 	"github.com/turbulence-sre/turbulence/controller/state"
 	"github.com/turbulence-sre/turbulence/internal/limits"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
@@ -26,6 +27,9 @@ type Dispatcher interface {
 	BroadcastResume()
 	Liveness(agentID string) (agentapi.Liveness, bool)
 	HeldStatus(agentID, faultID string) (*turbulencev1.FaultStatus, bool)
+	// HostMetrics is the series of the agents' host metrics, kept while
+	// this node leads (GetAgentMetrics).
+	HostMetrics() *hostseries.Store
 }
 
 // DefaultFaultDuration is the duration given to a spec that has none.

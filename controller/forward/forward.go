@@ -77,6 +77,13 @@ type Config struct {
 	// forwarded ("turbulence.v1.ControlService"). Other services (agent
 	// streams, health) are left alone.
 	Services []string
+	// LeaderReads are the full names of the reads that only the leader
+	// can answer, because what they read is its soft state rather than
+	// the replicated one (host metrics from the agents' heartbeats):
+	// they are always routed to the leader, without a barrier, which
+	// they do not need. Like writes, they are held while no leader is
+	// reachable.
+	LeaderReads []string
 	// HoldTimeout bounds how long a write waits for a reachable leader.
 	HoldTimeout time.Duration
 	Logger      *slog.Logger
@@ -140,10 +147,12 @@ func (f *Forwarder) Unary() grpc.UnaryServerInterceptor {
 			return nil, err
 		}
 		switch {
+		case slices.Contains(f.cfg.LeaderReads, info.FullMethod):
+			return f.route(ctx, req, info.FullMethod, hops, handler, routeLeaderRead)
 		case f.isWrite(info.FullMethod):
-			return f.route(ctx, req, info.FullMethod, hops, handler, false)
+			return f.route(ctx, req, info.FullMethod, hops, handler, routeWrite)
 		case f.isForwarded(info.FullMethod) && consistentRead(ctx):
-			return f.route(ctx, req, info.FullMethod, hops, handler, true)
+			return f.route(ctx, req, info.FullMethod, hops, handler, routeConsistentRead)
 		}
 		return handler(ctx, req)
 	}
@@ -170,12 +179,24 @@ func consistentRead(ctx context.Context) bool {
 	return len(v) > 0 && v[0] == "true"
 }
 
-// route runs a write, or a consistent read, here on the leader or
+// routeKind is what route does with a call.
+type routeKind int
+
+const (
+	routeWrite routeKind = iota + 1
+	// routeConsistentRead passes a barrier on the leader first.
+	routeConsistentRead
+	// routeLeaderRead runs on the leader as it is (LeaderReads).
+	routeLeaderRead
+)
+
+// route runs a write, or a consistent or leader-only read, here on the leader or
 // forwards it, holding it while no leader is reachable. A consistent read
 // passes a barrier on the leader first, so that it sees every write
 // acknowledged before it by any leader (a new leader's state may lag its
 // log until then).
-func (f *Forwarder) route(ctx context.Context, req any, method string, hops int, handler grpc.UnaryHandler, read bool) (any, error) {
+func (f *Forwarder) route(ctx context.Context, req any, method string, hops int, handler grpc.UnaryHandler, kind routeKind) (any, error) {
+	read := kind != routeWrite
 	msg, ok := req.(proto.Message)
 	if !ok {
 		return handler(ctx, req)
@@ -189,6 +210,9 @@ func (f *Forwarder) route(ctx context.Context, req any, method string, hops int,
 	defer hold.Stop()
 	var lastErr error
 	for attempt := 1; ; attempt++ {
+		if f.cfg.Handle.IsLeader() && kind == routeLeaderRead {
+			return handler(ctx, req)
+		}
 		if f.cfg.Handle.IsLeader() && read {
 			if err := f.cfg.Handle.Barrier(f.cfg.HoldTimeout); err != nil {
 				lastErr = status.Errorf(codes.Unavailable, "consistent read: barrier: %v", err)
@@ -215,7 +239,7 @@ func (f *Forwarder) route(ctx context.Context, req any, method string, hops int,
 			return handler(ctx, req)
 		}
 		if addr := f.cfg.Handle.LeaderGRPCAddr(); addr != "" {
-			resp, err := f.forward(ctx, addr, method, msg, caller, hops+1, read)
+			resp, err := f.forward(ctx, addr, method, msg, caller, hops+1, kind == routeConsistentRead)
 			if err == nil || status.Code(err) != codes.Unavailable {
 				return resp, err
 			}

@@ -86,6 +86,13 @@ const (
 	MaxNotes = 64
 	// MaxNote bounds one such line.
 	MaxNote = 256
+	// MaxWatchedFilesystems bounds HostMetrics.filesystems: the agent
+	// watches its state directory's filesystem and a few configured ones.
+	MaxWatchedFilesystems = 16
+	// MaxMetricSamples bounds the samples of one GetAgentMetrics answer
+	// and so the series the leader keeps per agent (controller/hostseries):
+	// an hour at one heartbeat a second, about 0.4 MiB at every bound.
+	MaxMetricSamples = 3600
 )
 
 // Bounds of a fault spec. internal/faultspec checks them (with the

@@ -48,6 +48,7 @@ var table = map[protoreflect.FullName]Bound{
 	"turbulence.v1.AbortExperimentRequest.request_id":  text(MaxRequestID),
 	"turbulence.v1.AbortExperimentRequest.id":          text(MaxID),
 	"turbulence.v1.AbortExperimentRequest.reason":      text(MaxReason),
+	"turbulence.v1.GetAgentMetricsRequest.agent_id":    text(MaxID),
 
 	// Fault specs (internal/faultspec checks the values too).
 	"turbulence.v1.CPUSpec.pin_cpus":                        list(MaxCores),
@@ -101,6 +102,8 @@ var table = map[protoreflect.FullName]Bound{
 	"turbulence.v1.ListEventsResponse.next_page_token":      text(MaxPageToken),
 	"turbulence.v1.ListAuditResponse.entries":               list(MaxPageAudit),
 	"turbulence.v1.ListAuditResponse.next_page_token":       text(MaxPageToken),
+	"turbulence.v1.GetAgentMetricsResponse.agent_id":        text(MaxID),
+	"turbulence.v1.GetAgentMetricsResponse.samples":         list(MaxMetricSamples),
 
 	// Experiments.
 	"turbulence.v1.Experiment.id":                           text(MaxID),
@@ -158,6 +161,8 @@ var table = map[protoreflect.FullName]Bound{
 	"turbulence.v1.Capabilities.fault_kinds":     texts(MaxFaultKinds, MaxName),
 	"turbulence.v1.Capabilities.kernel_features": texts(MaxKernelFeatures, MaxName),
 	"turbulence.v1.Heartbeat.faults":             list(MaxHeldFaults),
+	"turbulence.v1.HostMetrics.filesystems":      list(MaxWatchedFilesystems),
+	"turbulence.v1.FilesystemUsage.path":         text(MaxPathLen),
 	"turbulence.v1.CommandResult.command_id":     text(MaxID),
 	"turbulence.v1.CommandResult.fault_id":       text(MaxID),
 	"turbulence.v1.CommandResult.error":          text(MaxReason),

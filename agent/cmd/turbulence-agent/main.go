@@ -176,6 +176,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 type runFlags struct {
 	controllers listFlag
 	labels      labelFlag
+	watchFS     listFlag
 	cfg         agent.Config
 	version     bool
 }
@@ -198,6 +199,7 @@ func newRunFlagSet(stderr io.Writer, r *runFlags) *flag.FlagSet {
 	fs.StringVar(&r.cfg.LabelsFile, "labels-file", "", "YAML map of labels sent to the controller (key: value)")
 	fs.StringVar(&cfg.LocalSocket, "socket", localapi.DefaultPath, "the operator's local unix socket (status, halt, resume)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off, no TCP port)")
+	fs.Var(&r.watchFS, "watch-fs", "path whose filesystem's usage the heartbeats report, besides the state directory's (repeatable or comma-separated)")
 	fs.BoolVar(&r.version, "version", false, "print the version and exit")
 	return fs
 }
@@ -228,6 +230,7 @@ func parseRunFlags(args []string, stderr io.Writer) (agent.Config, error) {
 		}
 	}
 	cfg.Controllers = r.controllers
+	cfg.MetricsPaths = r.watchFS
 	cfg.Labels = r.labels
 	return cfg, nil
 }

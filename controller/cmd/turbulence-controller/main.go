@@ -168,6 +168,7 @@ func parseFlagsDev(args []string, stderr io.Writer) (cfg controller.Config, dev 
 	})
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "agents revert every fault after hearing nothing for this long")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often agents report")
+	fs.DurationVar(&cfg.HostMetricsWindow, "host-metrics-window", cfg.HostMetricsWindow, "how far back the leader keeps each agent's host metrics (one sample per heartbeat, at most 3600)")
 	fs.DurationVar(&cfg.DefaultFaultDuration, "default-duration", cfg.DefaultFaultDuration, "duration of a fault whose spec has none")
 	fs.Float64Var(&cfg.MaxGroupPercent, "max-group-percent", cfg.MaxGroupPercent, "a fault group call may choose at most this percentage of the registered fleet")
 	fs.IntVar(&cfg.MaxGroupAgents, "max-group-agents", cfg.MaxGroupAgents, "a fault group call may choose at most this many agents")

@@ -126,6 +126,8 @@ func TestParseFlags_UsageErrors(t *testing.T) {
 		{"election timeout too long", []string{"--bootstrap-expect", "1", "--raft-election-timeout", "1m"}, "raft election timeout 1m0s: must be between 100ms and 10s"},
 		{"group percent above 100", []string{"--bootstrap-expect", "1", "--max-group-percent", "150"}, "max group percent: 150 is not in [0, 100]"},
 		{"group agents above the bound", []string{"--bootstrap-expect", "1", "--max-group-agents", "6000"}, "max group agents: 6000 is not in [0, 5000]"},
+		{"host metrics window above the bound", []string{"--bootstrap-expect", "1", "--host-metrics-window", "2h"}, "host metrics window: 2h0m0s is not in [0, 1h0m0s] (3600 samples at the 1s heartbeat interval"},
+		{"negative host metrics window", []string{"--bootstrap-expect", "1", "--host-metrics-window", "-1s"}, "host metrics window: -1s is not in"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

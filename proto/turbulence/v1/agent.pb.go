@@ -281,6 +281,10 @@ type Heartbeat struct {
 	Faults        []*FaultStatus         `protobuf:"bytes,1,rep,name=faults,proto3" json:"faults,omitempty"`
 	LocallyHalted bool                   `protobuf:"varint,2,opt,name=locally_halted,json=locallyHalted,proto3" json:"locally_halted,omitempty"`
 	SentAt        *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
+	// host_metrics is the latest sample of the host's own figures, taken
+	// off the heartbeat's path once per heartbeat interval (agent/hostmetrics).
+	// Absent from an agent that has no sample yet, or predates it.
+	HostMetrics   *HostMetrics `protobuf:"bytes,4,opt,name=host_metrics,json=hostMetrics,proto3" json:"host_metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +340,248 @@ func (x *Heartbeat) GetSentAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Heartbeat) GetHostMetrics() *HostMetrics {
+	if x != nil {
+		return x.HostMetrics
+	}
+	return nil
+}
+
+// HostMetrics is one sample of the whole host's figures as the agent
+// measures them (docs/hostmetrics.md). cpu_percent and the rates are
+// averages over interval, the time since the sample before. A figure the
+// agent could not read is absent, never a zero that reads as "idle".
+type HostMetrics struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SampledAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=sampled_at,json=sampledAt,proto3" json:"sampled_at,omitempty"`
+	Interval  *durationpb.Duration   `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	// Busy share of all CPUs, 0..100.
+	CpuPercent        *float64 `protobuf:"fixed64,3,opt,name=cpu_percent,json=cpuPercent,proto3,oneof" json:"cpu_percent,omitempty"`
+	MemoryUsedPercent *float64 `protobuf:"fixed64,4,opt,name=memory_used_percent,json=memoryUsedPercent,proto3,oneof" json:"memory_used_percent,omitempty"`
+	MemoryUsedBytes   *uint64  `protobuf:"varint,5,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3,oneof" json:"memory_used_bytes,omitempty"`
+	MemoryTotalBytes  *uint64  `protobuf:"varint,6,opt,name=memory_total_bytes,json=memoryTotalBytes,proto3,oneof" json:"memory_total_bytes,omitempty"`
+	Load1             *float64 `protobuf:"fixed64,7,opt,name=load1,proto3,oneof" json:"load1,omitempty"`
+	Load5             *float64 `protobuf:"fixed64,8,opt,name=load5,proto3,oneof" json:"load5,omitempty"`
+	Load15            *float64 `protobuf:"fixed64,9,opt,name=load15,proto3,oneof" json:"load15,omitempty"`
+	// The highest used_percent of filesystems: the fullest watched one.
+	DiskUsedPercent *float64 `protobuf:"fixed64,10,opt,name=disk_used_percent,json=diskUsedPercent,proto3,oneof" json:"disk_used_percent,omitempty"`
+	// The filesystems the agent watches (its state directory's at least).
+	Filesystems []*FilesystemUsage `protobuf:"bytes,11,rep,name=filesystems,proto3" json:"filesystems,omitempty"`
+	// Bytes read and written per second by the host's physical disks.
+	DiskReadBytesPerSecond  *float64 `protobuf:"fixed64,12,opt,name=disk_read_bytes_per_second,json=diskReadBytesPerSecond,proto3,oneof" json:"disk_read_bytes_per_second,omitempty"`
+	DiskWriteBytesPerSecond *float64 `protobuf:"fixed64,13,opt,name=disk_write_bytes_per_second,json=diskWriteBytesPerSecond,proto3,oneof" json:"disk_write_bytes_per_second,omitempty"`
+	// Bytes per second received and sent on every interface but the
+	// loopback and the agent's own ifb mirrors, summed.
+	NetworkRxBytesPerSecond *float64 `protobuf:"fixed64,14,opt,name=network_rx_bytes_per_second,json=networkRxBytesPerSecond,proto3,oneof" json:"network_rx_bytes_per_second,omitempty"`
+	NetworkTxBytesPerSecond *float64 `protobuf:"fixed64,15,opt,name=network_tx_bytes_per_second,json=networkTxBytesPerSecond,proto3,oneof" json:"network_tx_bytes_per_second,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *HostMetrics) Reset() {
+	*x = HostMetrics{}
+	mi := &file_turbulence_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostMetrics) ProtoMessage() {}
+
+func (x *HostMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostMetrics.ProtoReflect.Descriptor instead.
+func (*HostMetrics) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HostMetrics) GetSampledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SampledAt
+	}
+	return nil
+}
+
+func (x *HostMetrics) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HostMetrics) GetCpuPercent() float64 {
+	if x != nil && x.CpuPercent != nil {
+		return *x.CpuPercent
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetMemoryUsedPercent() float64 {
+	if x != nil && x.MemoryUsedPercent != nil {
+		return *x.MemoryUsedPercent
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetMemoryUsedBytes() uint64 {
+	if x != nil && x.MemoryUsedBytes != nil {
+		return *x.MemoryUsedBytes
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetMemoryTotalBytes() uint64 {
+	if x != nil && x.MemoryTotalBytes != nil {
+		return *x.MemoryTotalBytes
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetLoad1() float64 {
+	if x != nil && x.Load1 != nil {
+		return *x.Load1
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetLoad5() float64 {
+	if x != nil && x.Load5 != nil {
+		return *x.Load5
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetLoad15() float64 {
+	if x != nil && x.Load15 != nil {
+		return *x.Load15
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetDiskUsedPercent() float64 {
+	if x != nil && x.DiskUsedPercent != nil {
+		return *x.DiskUsedPercent
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetFilesystems() []*FilesystemUsage {
+	if x != nil {
+		return x.Filesystems
+	}
+	return nil
+}
+
+func (x *HostMetrics) GetDiskReadBytesPerSecond() float64 {
+	if x != nil && x.DiskReadBytesPerSecond != nil {
+		return *x.DiskReadBytesPerSecond
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetDiskWriteBytesPerSecond() float64 {
+	if x != nil && x.DiskWriteBytesPerSecond != nil {
+		return *x.DiskWriteBytesPerSecond
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetNetworkRxBytesPerSecond() float64 {
+	if x != nil && x.NetworkRxBytesPerSecond != nil {
+		return *x.NetworkRxBytesPerSecond
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetNetworkTxBytesPerSecond() float64 {
+	if x != nil && x.NetworkTxBytesPerSecond != nil {
+		return *x.NetworkTxBytesPerSecond
+	}
+	return 0
+}
+
+// FilesystemUsage is the usage of the filesystem holding path.
+type FilesystemUsage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	UsedPercent   float64                `protobuf:"fixed64,2,opt,name=used_percent,json=usedPercent,proto3" json:"used_percent,omitempty"`
+	UsedBytes     uint64                 `protobuf:"varint,3,opt,name=used_bytes,json=usedBytes,proto3" json:"used_bytes,omitempty"`
+	TotalBytes    uint64                 `protobuf:"varint,4,opt,name=total_bytes,json=totalBytes,proto3" json:"total_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FilesystemUsage) Reset() {
+	*x = FilesystemUsage{}
+	mi := &file_turbulence_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FilesystemUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FilesystemUsage) ProtoMessage() {}
+
+func (x *FilesystemUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FilesystemUsage.ProtoReflect.Descriptor instead.
+func (*FilesystemUsage) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FilesystemUsage) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FilesystemUsage) GetUsedPercent() float64 {
+	if x != nil {
+		return x.UsedPercent
+	}
+	return 0
+}
+
+func (x *FilesystemUsage) GetUsedBytes() uint64 {
+	if x != nil {
+		return x.UsedBytes
+	}
+	return 0
+}
+
+func (x *FilesystemUsage) GetTotalBytes() uint64 {
+	if x != nil {
+		return x.TotalBytes
+	}
+	return 0
+}
+
 // CommandResult answers an ApplyFault or RevertFault.
 type CommandResult struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -351,7 +597,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[4]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -363,7 +609,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[4]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -376,7 +622,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CommandResult) GetCommandId() string {
@@ -429,7 +675,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[5]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +687,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[5]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +700,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AgentMessage) GetMsg() isAgentMessage_Msg {
@@ -529,7 +775,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[6]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +787,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[6]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +800,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Welcome) GetLeaseTtl() *durationpb.Duration {
@@ -588,7 +834,7 @@ type Redirect struct {
 
 func (x *Redirect) Reset() {
 	*x = Redirect{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[7]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +846,7 @@ func (x *Redirect) String() string {
 func (*Redirect) ProtoMessage() {}
 
 func (x *Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[7]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +859,7 @@ func (x *Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Redirect.ProtoReflect.Descriptor instead.
 func (*Redirect) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Redirect) GetLeaderAddress() string {
@@ -634,7 +880,7 @@ type ApplyFault struct {
 
 func (x *ApplyFault) Reset() {
 	*x = ApplyFault{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[8]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +892,7 @@ func (x *ApplyFault) String() string {
 func (*ApplyFault) ProtoMessage() {}
 
 func (x *ApplyFault) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[8]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +905,7 @@ func (x *ApplyFault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyFault.ProtoReflect.Descriptor instead.
 func (*ApplyFault) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ApplyFault) GetCommandId() string {
@@ -688,7 +934,7 @@ type RevertFault struct {
 
 func (x *RevertFault) Reset() {
 	*x = RevertFault{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[9]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +946,7 @@ func (x *RevertFault) String() string {
 func (*RevertFault) ProtoMessage() {}
 
 func (x *RevertFault) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[9]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +959,7 @@ func (x *RevertFault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevertFault.ProtoReflect.Descriptor instead.
 func (*RevertFault) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RevertFault) GetCommandId() string {
@@ -747,7 +993,7 @@ type LeaseRenewal struct {
 
 func (x *LeaseRenewal) Reset() {
 	*x = LeaseRenewal{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[10]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +1005,7 @@ func (x *LeaseRenewal) String() string {
 func (*LeaseRenewal) ProtoMessage() {}
 
 func (x *LeaseRenewal) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[10]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +1018,7 @@ func (x *LeaseRenewal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRenewal.ProtoReflect.Descriptor instead.
 func (*LeaseRenewal) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LeaseRenewal) GetLeaseTtl() *durationpb.Duration {
@@ -793,7 +1039,7 @@ type HaltAgent struct {
 
 func (x *HaltAgent) Reset() {
 	*x = HaltAgent{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[11]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +1051,7 @@ func (x *HaltAgent) String() string {
 func (*HaltAgent) ProtoMessage() {}
 
 func (x *HaltAgent) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[11]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +1064,7 @@ func (x *HaltAgent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HaltAgent.ProtoReflect.Descriptor instead.
 func (*HaltAgent) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HaltAgent) GetReason() string {
@@ -837,7 +1083,7 @@ type ResumeAgent struct {
 
 func (x *ResumeAgent) Reset() {
 	*x = ResumeAgent{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[12]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1095,7 @@ func (x *ResumeAgent) String() string {
 func (*ResumeAgent) ProtoMessage() {}
 
 func (x *ResumeAgent) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[12]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1108,7 @@ func (x *ResumeAgent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeAgent.ProtoReflect.Descriptor instead.
 func (*ResumeAgent) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 // ControllerMessage is everything the controller sends to an agent.
@@ -884,7 +1130,7 @@ type ControllerMessage struct {
 
 func (x *ControllerMessage) Reset() {
 	*x = ControllerMessage{}
-	mi := &file_turbulence_v1_agent_proto_msgTypes[13]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1142,7 @@ func (x *ControllerMessage) String() string {
 func (*ControllerMessage) ProtoMessage() {}
 
 func (x *ControllerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_v1_agent_proto_msgTypes[13]
+	mi := &file_turbulence_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1155,7 @@ func (x *ControllerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControllerMessage.ProtoReflect.Descriptor instead.
 func (*ControllerMessage) Descriptor() ([]byte, []int) {
-	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_turbulence_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ControllerMessage) GetMsg() isControllerMessage_Msg {
@@ -1055,11 +1301,51 @@ const file_turbulence_v1_agent_proto_rawDesc = "" +
 	"\x0elocally_halted\x18\x06 \x01(\bR\rlocallyHalted\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xda\x01\n" +
 	"\tHeartbeat\x122\n" +
 	"\x06faults\x18\x01 \x03(\v2\x1a.turbulence.v1.FaultStatusR\x06faults\x12%\n" +
 	"\x0elocally_halted\x18\x02 \x01(\bR\rlocallyHalted\x123\n" +
-	"\asent_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xa3\x01\n" +
+	"\asent_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\x12=\n" +
+	"\fhost_metrics\x18\x04 \x01(\v2\x1a.turbulence.v1.HostMetricsR\vhostMetrics\"\x97\b\n" +
+	"\vHostMetrics\x129\n" +
+	"\n" +
+	"sampled_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tsampledAt\x125\n" +
+	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12$\n" +
+	"\vcpu_percent\x18\x03 \x01(\x01H\x00R\n" +
+	"cpuPercent\x88\x01\x01\x123\n" +
+	"\x13memory_used_percent\x18\x04 \x01(\x01H\x01R\x11memoryUsedPercent\x88\x01\x01\x12/\n" +
+	"\x11memory_used_bytes\x18\x05 \x01(\x04H\x02R\x0fmemoryUsedBytes\x88\x01\x01\x121\n" +
+	"\x12memory_total_bytes\x18\x06 \x01(\x04H\x03R\x10memoryTotalBytes\x88\x01\x01\x12\x19\n" +
+	"\x05load1\x18\a \x01(\x01H\x04R\x05load1\x88\x01\x01\x12\x19\n" +
+	"\x05load5\x18\b \x01(\x01H\x05R\x05load5\x88\x01\x01\x12\x1b\n" +
+	"\x06load15\x18\t \x01(\x01H\x06R\x06load15\x88\x01\x01\x12/\n" +
+	"\x11disk_used_percent\x18\n" +
+	" \x01(\x01H\aR\x0fdiskUsedPercent\x88\x01\x01\x12@\n" +
+	"\vfilesystems\x18\v \x03(\v2\x1e.turbulence.v1.FilesystemUsageR\vfilesystems\x12?\n" +
+	"\x1adisk_read_bytes_per_second\x18\f \x01(\x01H\bR\x16diskReadBytesPerSecond\x88\x01\x01\x12A\n" +
+	"\x1bdisk_write_bytes_per_second\x18\r \x01(\x01H\tR\x17diskWriteBytesPerSecond\x88\x01\x01\x12A\n" +
+	"\x1bnetwork_rx_bytes_per_second\x18\x0e \x01(\x01H\n" +
+	"R\x17networkRxBytesPerSecond\x88\x01\x01\x12A\n" +
+	"\x1bnetwork_tx_bytes_per_second\x18\x0f \x01(\x01H\vR\x17networkTxBytesPerSecond\x88\x01\x01B\x0e\n" +
+	"\f_cpu_percentB\x16\n" +
+	"\x14_memory_used_percentB\x14\n" +
+	"\x12_memory_used_bytesB\x15\n" +
+	"\x13_memory_total_bytesB\b\n" +
+	"\x06_load1B\b\n" +
+	"\x06_load5B\t\n" +
+	"\a_load15B\x14\n" +
+	"\x12_disk_used_percentB\x1d\n" +
+	"\x1b_disk_read_bytes_per_secondB\x1e\n" +
+	"\x1c_disk_write_bytes_per_secondB\x1e\n" +
+	"\x1c_network_rx_bytes_per_secondB\x1e\n" +
+	"\x1c_network_tx_bytes_per_second\"\x88\x01\n" +
+	"\x0fFilesystemUsage\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12!\n" +
+	"\fused_percent\x18\x02 \x01(\x01R\vusedPercent\x12\x1d\n" +
+	"\n" +
+	"used_bytes\x18\x03 \x01(\x04R\tusedBytes\x12\x1f\n" +
+	"\vtotal_bytes\x18\x04 \x01(\x04R\n" +
+	"totalBytes\"\xa3\x01\n" +
 	"\rCommandResult\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x19\n" +
@@ -1117,58 +1403,64 @@ func file_turbulence_v1_agent_proto_rawDescGZIP() []byte {
 	return file_turbulence_v1_agent_proto_rawDescData
 }
 
-var file_turbulence_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_turbulence_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_turbulence_v1_agent_proto_goTypes = []any{
 	(*HostFacts)(nil),             // 0: turbulence.v1.HostFacts
 	(*Capabilities)(nil),          // 1: turbulence.v1.Capabilities
 	(*Hello)(nil),                 // 2: turbulence.v1.Hello
 	(*Heartbeat)(nil),             // 3: turbulence.v1.Heartbeat
-	(*CommandResult)(nil),         // 4: turbulence.v1.CommandResult
-	(*AgentMessage)(nil),          // 5: turbulence.v1.AgentMessage
-	(*Welcome)(nil),               // 6: turbulence.v1.Welcome
-	(*Redirect)(nil),              // 7: turbulence.v1.Redirect
-	(*ApplyFault)(nil),            // 8: turbulence.v1.ApplyFault
-	(*RevertFault)(nil),           // 9: turbulence.v1.RevertFault
-	(*LeaseRenewal)(nil),          // 10: turbulence.v1.LeaseRenewal
-	(*HaltAgent)(nil),             // 11: turbulence.v1.HaltAgent
-	(*ResumeAgent)(nil),           // 12: turbulence.v1.ResumeAgent
-	(*ControllerMessage)(nil),     // 13: turbulence.v1.ControllerMessage
-	nil,                           // 14: turbulence.v1.Hello.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*FaultStatus)(nil),           // 16: turbulence.v1.FaultStatus
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
-	(*Fault)(nil),                 // 18: turbulence.v1.Fault
+	(*HostMetrics)(nil),           // 4: turbulence.v1.HostMetrics
+	(*FilesystemUsage)(nil),       // 5: turbulence.v1.FilesystemUsage
+	(*CommandResult)(nil),         // 6: turbulence.v1.CommandResult
+	(*AgentMessage)(nil),          // 7: turbulence.v1.AgentMessage
+	(*Welcome)(nil),               // 8: turbulence.v1.Welcome
+	(*Redirect)(nil),              // 9: turbulence.v1.Redirect
+	(*ApplyFault)(nil),            // 10: turbulence.v1.ApplyFault
+	(*RevertFault)(nil),           // 11: turbulence.v1.RevertFault
+	(*LeaseRenewal)(nil),          // 12: turbulence.v1.LeaseRenewal
+	(*HaltAgent)(nil),             // 13: turbulence.v1.HaltAgent
+	(*ResumeAgent)(nil),           // 14: turbulence.v1.ResumeAgent
+	(*ControllerMessage)(nil),     // 15: turbulence.v1.ControllerMessage
+	nil,                           // 16: turbulence.v1.Hello.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*FaultStatus)(nil),           // 18: turbulence.v1.FaultStatus
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*Fault)(nil),                 // 20: turbulence.v1.Fault
 }
 var file_turbulence_v1_agent_proto_depIdxs = []int32{
-	15, // 0: turbulence.v1.HostFacts.cert_not_after:type_name -> google.protobuf.Timestamp
-	14, // 1: turbulence.v1.Hello.labels:type_name -> turbulence.v1.Hello.LabelsEntry
+	17, // 0: turbulence.v1.HostFacts.cert_not_after:type_name -> google.protobuf.Timestamp
+	16, // 1: turbulence.v1.Hello.labels:type_name -> turbulence.v1.Hello.LabelsEntry
 	0,  // 2: turbulence.v1.Hello.facts:type_name -> turbulence.v1.HostFacts
 	1,  // 3: turbulence.v1.Hello.capabilities:type_name -> turbulence.v1.Capabilities
-	16, // 4: turbulence.v1.Hello.faults:type_name -> turbulence.v1.FaultStatus
-	16, // 5: turbulence.v1.Heartbeat.faults:type_name -> turbulence.v1.FaultStatus
-	15, // 6: turbulence.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	16, // 7: turbulence.v1.CommandResult.status:type_name -> turbulence.v1.FaultStatus
-	2,  // 8: turbulence.v1.AgentMessage.hello:type_name -> turbulence.v1.Hello
-	3,  // 9: turbulence.v1.AgentMessage.heartbeat:type_name -> turbulence.v1.Heartbeat
-	4,  // 10: turbulence.v1.AgentMessage.result:type_name -> turbulence.v1.CommandResult
-	17, // 11: turbulence.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
-	17, // 12: turbulence.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	18, // 13: turbulence.v1.ApplyFault.fault:type_name -> turbulence.v1.Fault
-	17, // 14: turbulence.v1.LeaseRenewal.lease_ttl:type_name -> google.protobuf.Duration
-	6,  // 15: turbulence.v1.ControllerMessage.welcome:type_name -> turbulence.v1.Welcome
-	7,  // 16: turbulence.v1.ControllerMessage.redirect:type_name -> turbulence.v1.Redirect
-	8,  // 17: turbulence.v1.ControllerMessage.apply:type_name -> turbulence.v1.ApplyFault
-	9,  // 18: turbulence.v1.ControllerMessage.revert:type_name -> turbulence.v1.RevertFault
-	10, // 19: turbulence.v1.ControllerMessage.lease:type_name -> turbulence.v1.LeaseRenewal
-	11, // 20: turbulence.v1.ControllerMessage.halt:type_name -> turbulence.v1.HaltAgent
-	12, // 21: turbulence.v1.ControllerMessage.resume:type_name -> turbulence.v1.ResumeAgent
-	5,  // 22: turbulence.v1.AgentService.Connect:input_type -> turbulence.v1.AgentMessage
-	13, // 23: turbulence.v1.AgentService.Connect:output_type -> turbulence.v1.ControllerMessage
-	23, // [23:24] is the sub-list for method output_type
-	22, // [22:23] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	18, // 4: turbulence.v1.Hello.faults:type_name -> turbulence.v1.FaultStatus
+	18, // 5: turbulence.v1.Heartbeat.faults:type_name -> turbulence.v1.FaultStatus
+	17, // 6: turbulence.v1.Heartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	4,  // 7: turbulence.v1.Heartbeat.host_metrics:type_name -> turbulence.v1.HostMetrics
+	17, // 8: turbulence.v1.HostMetrics.sampled_at:type_name -> google.protobuf.Timestamp
+	19, // 9: turbulence.v1.HostMetrics.interval:type_name -> google.protobuf.Duration
+	5,  // 10: turbulence.v1.HostMetrics.filesystems:type_name -> turbulence.v1.FilesystemUsage
+	18, // 11: turbulence.v1.CommandResult.status:type_name -> turbulence.v1.FaultStatus
+	2,  // 12: turbulence.v1.AgentMessage.hello:type_name -> turbulence.v1.Hello
+	3,  // 13: turbulence.v1.AgentMessage.heartbeat:type_name -> turbulence.v1.Heartbeat
+	6,  // 14: turbulence.v1.AgentMessage.result:type_name -> turbulence.v1.CommandResult
+	19, // 15: turbulence.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
+	19, // 16: turbulence.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	20, // 17: turbulence.v1.ApplyFault.fault:type_name -> turbulence.v1.Fault
+	19, // 18: turbulence.v1.LeaseRenewal.lease_ttl:type_name -> google.protobuf.Duration
+	8,  // 19: turbulence.v1.ControllerMessage.welcome:type_name -> turbulence.v1.Welcome
+	9,  // 20: turbulence.v1.ControllerMessage.redirect:type_name -> turbulence.v1.Redirect
+	10, // 21: turbulence.v1.ControllerMessage.apply:type_name -> turbulence.v1.ApplyFault
+	11, // 22: turbulence.v1.ControllerMessage.revert:type_name -> turbulence.v1.RevertFault
+	12, // 23: turbulence.v1.ControllerMessage.lease:type_name -> turbulence.v1.LeaseRenewal
+	13, // 24: turbulence.v1.ControllerMessage.halt:type_name -> turbulence.v1.HaltAgent
+	14, // 25: turbulence.v1.ControllerMessage.resume:type_name -> turbulence.v1.ResumeAgent
+	7,  // 26: turbulence.v1.AgentService.Connect:input_type -> turbulence.v1.AgentMessage
+	15, // 27: turbulence.v1.AgentService.Connect:output_type -> turbulence.v1.ControllerMessage
+	27, // [27:28] is the sub-list for method output_type
+	26, // [26:27] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_agent_proto_init() }
@@ -1177,12 +1469,13 @@ func file_turbulence_v1_agent_proto_init() {
 		return
 	}
 	file_turbulence_v1_fault_proto_init()
-	file_turbulence_v1_agent_proto_msgTypes[5].OneofWrappers = []any{
+	file_turbulence_v1_agent_proto_msgTypes[4].OneofWrappers = []any{}
+	file_turbulence_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Heartbeat)(nil),
 		(*AgentMessage_Result)(nil),
 	}
-	file_turbulence_v1_agent_proto_msgTypes[13].OneofWrappers = []any{
+	file_turbulence_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
 		(*ControllerMessage_Welcome)(nil),
 		(*ControllerMessage_Redirect)(nil),
 		(*ControllerMessage_Apply)(nil),
@@ -1197,7 +1490,7 @@ func file_turbulence_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_v1_agent_proto_rawDesc), len(file_turbulence_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

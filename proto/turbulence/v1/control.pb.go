@@ -11,6 +11,7 @@ package turbulencev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -2171,11 +2172,263 @@ func (x *RevertFaultGroupRequest) GetId() string {
 	return ""
 }
 
+type GetAgentMetricsRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AgentId string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Only samples taken at or after since; absent means the whole window
+	// the leader keeps.
+	Since *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=since,proto3" json:"since,omitempty"`
+	// Only the newest sample (turbctl agents show).
+	LatestOnly    bool `protobuf:"varint,3,opt,name=latest_only,json=latestOnly,proto3" json:"latest_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAgentMetricsRequest) Reset() {
+	*x = GetAgentMetricsRequest{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAgentMetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAgentMetricsRequest) ProtoMessage() {}
+
+func (x *GetAgentMetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAgentMetricsRequest.ProtoReflect.Descriptor instead.
+func (*GetAgentMetricsRequest) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetAgentMetricsRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *GetAgentMetricsRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetAgentMetricsRequest) GetLatestOnly() bool {
+	if x != nil {
+		return x.LatestOnly
+	}
+	return false
+}
+
+type GetAgentMetricsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	AgentId string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	// Oldest first.
+	Samples []*HostMetricsSample `protobuf:"bytes,2,rep,name=samples,proto3" json:"samples,omitempty"`
+	// How far back the leader keeps samples, and how many at most.
+	Window        *durationpb.Duration `protobuf:"bytes,3,opt,name=window,proto3" json:"window,omitempty"`
+	Capacity      uint32               `protobuf:"varint,4,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAgentMetricsResponse) Reset() {
+	*x = GetAgentMetricsResponse{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAgentMetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAgentMetricsResponse) ProtoMessage() {}
+
+func (x *GetAgentMetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAgentMetricsResponse.ProtoReflect.Descriptor instead.
+func (*GetAgentMetricsResponse) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetAgentMetricsResponse) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *GetAgentMetricsResponse) GetSamples() []*HostMetricsSample {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+func (x *GetAgentMetricsResponse) GetWindow() *durationpb.Duration {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+func (x *GetAgentMetricsResponse) GetCapacity() uint32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+// HostMetricsSample is one sample of an agent's series. Each metric
+// keeps the name a host probe uses (controller/experiment/spec.go); one
+// the agent could not read is absent.
+type HostMetricsSample struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	SampledAt             *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=sampled_at,json=sampledAt,proto3" json:"sampled_at,omitempty"`
+	CpuPercent            *float64               `protobuf:"fixed64,2,opt,name=cpu_percent,json=cpuPercent,proto3,oneof" json:"cpu_percent,omitempty"`
+	MemoryUsedPercent     *float64               `protobuf:"fixed64,3,opt,name=memory_used_percent,json=memoryUsedPercent,proto3,oneof" json:"memory_used_percent,omitempty"`
+	MemoryUsedBytes       *float64               `protobuf:"fixed64,4,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3,oneof" json:"memory_used_bytes,omitempty"`
+	Load1                 *float64               `protobuf:"fixed64,5,opt,name=load1,proto3,oneof" json:"load1,omitempty"`
+	Load5                 *float64               `protobuf:"fixed64,6,opt,name=load5,proto3,oneof" json:"load5,omitempty"`
+	Load15                *float64               `protobuf:"fixed64,7,opt,name=load15,proto3,oneof" json:"load15,omitempty"`
+	DiskUsedPercent       *float64               `protobuf:"fixed64,8,opt,name=disk_used_percent,json=diskUsedPercent,proto3,oneof" json:"disk_used_percent,omitempty"`
+	DiskIoBytesPerSecond  *float64               `protobuf:"fixed64,9,opt,name=disk_io_bytes_per_second,json=diskIoBytesPerSecond,proto3,oneof" json:"disk_io_bytes_per_second,omitempty"`
+	NetworkBytesPerSecond *float64               `protobuf:"fixed64,10,opt,name=network_bytes_per_second,json=networkBytesPerSecond,proto3,oneof" json:"network_bytes_per_second,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *HostMetricsSample) Reset() {
+	*x = HostMetricsSample{}
+	mi := &file_turbulence_v1_control_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostMetricsSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostMetricsSample) ProtoMessage() {}
+
+func (x *HostMetricsSample) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_v1_control_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostMetricsSample.ProtoReflect.Descriptor instead.
+func (*HostMetricsSample) Descriptor() ([]byte, []int) {
+	return file_turbulence_v1_control_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *HostMetricsSample) GetSampledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SampledAt
+	}
+	return nil
+}
+
+func (x *HostMetricsSample) GetCpuPercent() float64 {
+	if x != nil && x.CpuPercent != nil {
+		return *x.CpuPercent
+	}
+	return 0
+}
+
+func (x *HostMetricsSample) GetMemoryUsedPercent() float64 {
+	if x != nil && x.MemoryUsedPercent != nil {
+		return *x.MemoryUsedPercent
+	}
+	return 0
+}
+
+func (x *HostMetricsSample) GetMemoryUsedBytes() float64 {
+	if x != nil && x.MemoryUsedBytes != nil {
+		return *x.MemoryUsedBytes
+	}
+	return 0
+}
+
+func (x *HostMetricsSample) GetLoad1() float64 {
+	if x != nil && x.Load1 != nil {
+		return *x.Load1
+	}
+	return 0
+}
+
+func (x *HostMetricsSample) GetLoad5() float64 {
+	if x != nil && x.Load5 != nil {
+		return *x.Load5
+	}
+	return 0
+}
+
+func (x *HostMetricsSample) GetLoad15() float64 {
+	if x != nil && x.Load15 != nil {
+		return *x.Load15
+	}
+	return 0
+}
+
+func (x *HostMetricsSample) GetDiskUsedPercent() float64 {
+	if x != nil && x.DiskUsedPercent != nil {
+		return *x.DiskUsedPercent
+	}
+	return 0
+}
+
+func (x *HostMetricsSample) GetDiskIoBytesPerSecond() float64 {
+	if x != nil && x.DiskIoBytesPerSecond != nil {
+		return *x.DiskIoBytesPerSecond
+	}
+	return 0
+}
+
+func (x *HostMetricsSample) GetNetworkBytesPerSecond() float64 {
+	if x != nil && x.NetworkBytesPerSecond != nil {
+		return *x.NetworkBytesPerSecond
+	}
+	return 0
+}
+
 var File_turbulence_v1_control_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x1bturbulence/v1/control.proto\x12\rturbulence.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/agent.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\xbc\x03\n" +
+	"\x1bturbulence/v1/control.proto\x12\rturbulence.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/agent.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\xbc\x03\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
 	"\x06labels\x18\x02 \x03(\v2 .turbulence.v1.Agent.LabelsEntryR\x06labels\x12.\n" +
@@ -2360,7 +2613,40 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\x17RevertFaultGroupRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id2\xc4\f\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"\x86\x01\n" +
+	"\x16GetAgentMetricsRequest\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x120\n" +
+	"\x05since\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1f\n" +
+	"\vlatest_only\x18\x03 \x01(\bR\n" +
+	"latestOnly\"\xbf\x01\n" +
+	"\x17GetAgentMetricsResponse\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12:\n" +
+	"\asamples\x18\x02 \x03(\v2 .turbulence.v1.HostMetricsSampleR\asamples\x121\n" +
+	"\x06window\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12\x1a\n" +
+	"\bcapacity\x18\x04 \x01(\rR\bcapacity\"\x86\x05\n" +
+	"\x11HostMetricsSample\x129\n" +
+	"\n" +
+	"sampled_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tsampledAt\x12$\n" +
+	"\vcpu_percent\x18\x02 \x01(\x01H\x00R\n" +
+	"cpuPercent\x88\x01\x01\x123\n" +
+	"\x13memory_used_percent\x18\x03 \x01(\x01H\x01R\x11memoryUsedPercent\x88\x01\x01\x12/\n" +
+	"\x11memory_used_bytes\x18\x04 \x01(\x01H\x02R\x0fmemoryUsedBytes\x88\x01\x01\x12\x19\n" +
+	"\x05load1\x18\x05 \x01(\x01H\x03R\x05load1\x88\x01\x01\x12\x19\n" +
+	"\x05load5\x18\x06 \x01(\x01H\x04R\x05load5\x88\x01\x01\x12\x1b\n" +
+	"\x06load15\x18\a \x01(\x01H\x05R\x06load15\x88\x01\x01\x12/\n" +
+	"\x11disk_used_percent\x18\b \x01(\x01H\x06R\x0fdiskUsedPercent\x88\x01\x01\x12;\n" +
+	"\x18disk_io_bytes_per_second\x18\t \x01(\x01H\aR\x14diskIoBytesPerSecond\x88\x01\x01\x12<\n" +
+	"\x18network_bytes_per_second\x18\n" +
+	" \x01(\x01H\bR\x15networkBytesPerSecond\x88\x01\x01B\x0e\n" +
+	"\f_cpu_percentB\x16\n" +
+	"\x14_memory_used_percentB\x14\n" +
+	"\x12_memory_used_bytesB\b\n" +
+	"\x06_load1B\b\n" +
+	"\x06_load5B\t\n" +
+	"\a_load15B\x14\n" +
+	"\x12_disk_used_percentB\x1b\n" +
+	"\x19_disk_io_bytes_per_secondB\x1b\n" +
+	"\x19_network_bytes_per_second2\xa6\r\n" +
 	"\x0eControlService\x12Q\n" +
 	"\n" +
 	"ListAgents\x12 .turbulence.v1.ListAgentsRequest\x1a!.turbulence.v1.ListAgentsResponse\x12@\n" +
@@ -2385,7 +2671,8 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\x0fStartExperiment\x12%.turbulence.v1.StartExperimentRequest\x1a\x19.turbulence.v1.Experiment\x12`\n" +
 	"\x0fListExperiments\x12%.turbulence.v1.ListExperimentsRequest\x1a&.turbulence.v1.ListExperimentsResponse\x12O\n" +
 	"\rGetExperiment\x12#.turbulence.v1.GetExperimentRequest\x1a\x19.turbulence.v1.Experiment\x12S\n" +
-	"\x0fAbortExperiment\x12%.turbulence.v1.AbortExperimentRequest\x1a\x19.turbulence.v1.ExperimentBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
+	"\x0fAbortExperiment\x12%.turbulence.v1.AbortExperimentRequest\x1a\x19.turbulence.v1.Experiment\x12`\n" +
+	"\x0fGetAgentMetrics\x12%.turbulence.v1.GetAgentMetricsRequest\x1a&.turbulence.v1.GetAgentMetricsResponseBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
 
 var (
 	file_turbulence_v1_control_proto_rawDescOnce sync.Once
@@ -2399,7 +2686,7 @@ func file_turbulence_v1_control_proto_rawDescGZIP() []byte {
 	return file_turbulence_v1_control_proto_rawDescData
 }
 
-var file_turbulence_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_turbulence_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_turbulence_v1_control_proto_goTypes = []any{
 	(*Agent)(nil),                   // 0: turbulence.v1.Agent
 	(*ListAgentsRequest)(nil),       // 1: turbulence.v1.ListAgentsRequest
@@ -2430,95 +2717,105 @@ var file_turbulence_v1_control_proto_goTypes = []any{
 	(*ListFaultGroupsResponse)(nil), // 26: turbulence.v1.ListFaultGroupsResponse
 	(*GetFaultGroupRequest)(nil),    // 27: turbulence.v1.GetFaultGroupRequest
 	(*RevertFaultGroupRequest)(nil), // 28: turbulence.v1.RevertFaultGroupRequest
-	nil,                             // 29: turbulence.v1.Agent.LabelsEntry
-	(*HostFacts)(nil),               // 30: turbulence.v1.HostFacts
-	(*Capabilities)(nil),            // 31: turbulence.v1.Capabilities
-	(*timestamppb.Timestamp)(nil),   // 32: google.protobuf.Timestamp
-	(*FaultSpec)(nil),               // 33: turbulence.v1.FaultSpec
-	(FaultState)(0),                 // 34: turbulence.v1.FaultState
-	(*Fault)(nil),                   // 35: turbulence.v1.Fault
-	(*StartExperimentRequest)(nil),  // 36: turbulence.v1.StartExperimentRequest
-	(*ListExperimentsRequest)(nil),  // 37: turbulence.v1.ListExperimentsRequest
-	(*GetExperimentRequest)(nil),    // 38: turbulence.v1.GetExperimentRequest
-	(*AbortExperimentRequest)(nil),  // 39: turbulence.v1.AbortExperimentRequest
-	(*Experiment)(nil),              // 40: turbulence.v1.Experiment
-	(*ListExperimentsResponse)(nil), // 41: turbulence.v1.ListExperimentsResponse
+	(*GetAgentMetricsRequest)(nil),  // 29: turbulence.v1.GetAgentMetricsRequest
+	(*GetAgentMetricsResponse)(nil), // 30: turbulence.v1.GetAgentMetricsResponse
+	(*HostMetricsSample)(nil),       // 31: turbulence.v1.HostMetricsSample
+	nil,                             // 32: turbulence.v1.Agent.LabelsEntry
+	(*HostFacts)(nil),               // 33: turbulence.v1.HostFacts
+	(*Capabilities)(nil),            // 34: turbulence.v1.Capabilities
+	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
+	(*FaultSpec)(nil),               // 36: turbulence.v1.FaultSpec
+	(FaultState)(0),                 // 37: turbulence.v1.FaultState
+	(*Fault)(nil),                   // 38: turbulence.v1.Fault
+	(*durationpb.Duration)(nil),     // 39: google.protobuf.Duration
+	(*StartExperimentRequest)(nil),  // 40: turbulence.v1.StartExperimentRequest
+	(*ListExperimentsRequest)(nil),  // 41: turbulence.v1.ListExperimentsRequest
+	(*GetExperimentRequest)(nil),    // 42: turbulence.v1.GetExperimentRequest
+	(*AbortExperimentRequest)(nil),  // 43: turbulence.v1.AbortExperimentRequest
+	(*Experiment)(nil),              // 44: turbulence.v1.Experiment
+	(*ListExperimentsResponse)(nil), // 45: turbulence.v1.ListExperimentsResponse
 }
 var file_turbulence_v1_control_proto_depIdxs = []int32{
-	29, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
-	30, // 1: turbulence.v1.Agent.facts:type_name -> turbulence.v1.HostFacts
-	31, // 2: turbulence.v1.Agent.capabilities:type_name -> turbulence.v1.Capabilities
-	32, // 3: turbulence.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
-	32, // 4: turbulence.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
+	32, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
+	33, // 1: turbulence.v1.Agent.facts:type_name -> turbulence.v1.HostFacts
+	34, // 2: turbulence.v1.Agent.capabilities:type_name -> turbulence.v1.Capabilities
+	35, // 3: turbulence.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
+	35, // 4: turbulence.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
 	0,  // 5: turbulence.v1.ListAgentsResponse.agents:type_name -> turbulence.v1.Agent
-	33, // 6: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
-	34, // 7: turbulence.v1.ListFaultsRequest.state:type_name -> turbulence.v1.FaultState
-	32, // 8: turbulence.v1.ListFaultsRequest.since:type_name -> google.protobuf.Timestamp
-	32, // 9: turbulence.v1.ListFaultsRequest.until:type_name -> google.protobuf.Timestamp
-	35, // 10: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
-	32, // 11: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
-	32, // 12: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
-	32, // 13: turbulence.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	32, // 14: turbulence.v1.ListEventsRequest.until:type_name -> google.protobuf.Timestamp
+	36, // 6: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
+	37, // 7: turbulence.v1.ListFaultsRequest.state:type_name -> turbulence.v1.FaultState
+	35, // 8: turbulence.v1.ListFaultsRequest.since:type_name -> google.protobuf.Timestamp
+	35, // 9: turbulence.v1.ListFaultsRequest.until:type_name -> google.protobuf.Timestamp
+	38, // 10: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
+	35, // 11: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
+	35, // 12: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
+	35, // 13: turbulence.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	35, // 14: turbulence.v1.ListEventsRequest.until:type_name -> google.protobuf.Timestamp
 	13, // 15: turbulence.v1.ListEventsResponse.events:type_name -> turbulence.v1.Event
-	32, // 16: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	32, // 17: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	32, // 18: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
+	35, // 16: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	35, // 17: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	35, // 18: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
 	17, // 19: turbulence.v1.ListAuditResponse.entries:type_name -> turbulence.v1.AuditEntry
-	33, // 20: turbulence.v1.ApplyFaultGroupRequest.spec:type_name -> turbulence.v1.FaultSpec
-	34, // 21: turbulence.v1.GroupMember.state:type_name -> turbulence.v1.FaultState
-	33, // 22: turbulence.v1.FaultGroup.spec:type_name -> turbulence.v1.FaultSpec
-	32, // 23: turbulence.v1.FaultGroup.created_at:type_name -> google.protobuf.Timestamp
+	36, // 20: turbulence.v1.ApplyFaultGroupRequest.spec:type_name -> turbulence.v1.FaultSpec
+	37, // 21: turbulence.v1.GroupMember.state:type_name -> turbulence.v1.FaultState
+	36, // 22: turbulence.v1.FaultGroup.spec:type_name -> turbulence.v1.FaultSpec
+	35, // 23: turbulence.v1.FaultGroup.created_at:type_name -> google.protobuf.Timestamp
 	21, // 24: turbulence.v1.FaultGroup.members:type_name -> turbulence.v1.GroupMember
 	22, // 25: turbulence.v1.FaultGroup.refusals:type_name -> turbulence.v1.RefusalCount
-	33, // 26: turbulence.v1.FaultGroupSummary.spec:type_name -> turbulence.v1.FaultSpec
-	32, // 27: turbulence.v1.FaultGroupSummary.created_at:type_name -> google.protobuf.Timestamp
+	36, // 26: turbulence.v1.FaultGroupSummary.spec:type_name -> turbulence.v1.FaultSpec
+	35, // 27: turbulence.v1.FaultGroupSummary.created_at:type_name -> google.protobuf.Timestamp
 	24, // 28: turbulence.v1.ListFaultGroupsResponse.groups:type_name -> turbulence.v1.FaultGroupSummary
-	1,  // 29: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
-	3,  // 30: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
-	4,  // 31: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
-	5,  // 32: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
-	7,  // 33: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
-	8,  // 34: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
-	9,  // 35: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
-	10, // 36: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
-	11, // 37: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
-	14, // 38: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
-	15, // 39: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
-	18, // 40: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
-	20, // 41: turbulence.v1.ControlService.ApplyFaultGroup:input_type -> turbulence.v1.ApplyFaultGroupRequest
-	25, // 42: turbulence.v1.ControlService.ListFaultGroups:input_type -> turbulence.v1.ListFaultGroupsRequest
-	27, // 43: turbulence.v1.ControlService.GetFaultGroup:input_type -> turbulence.v1.GetFaultGroupRequest
-	28, // 44: turbulence.v1.ControlService.RevertFaultGroup:input_type -> turbulence.v1.RevertFaultGroupRequest
-	36, // 45: turbulence.v1.ControlService.StartExperiment:input_type -> turbulence.v1.StartExperimentRequest
-	37, // 46: turbulence.v1.ControlService.ListExperiments:input_type -> turbulence.v1.ListExperimentsRequest
-	38, // 47: turbulence.v1.ControlService.GetExperiment:input_type -> turbulence.v1.GetExperimentRequest
-	39, // 48: turbulence.v1.ControlService.AbortExperiment:input_type -> turbulence.v1.AbortExperimentRequest
-	2,  // 49: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
-	0,  // 50: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
-	35, // 51: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
-	6,  // 52: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
-	35, // 53: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
-	35, // 54: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
-	12, // 55: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
-	12, // 56: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
-	12, // 57: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
-	13, // 58: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
-	16, // 59: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
-	19, // 60: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
-	23, // 61: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
-	26, // 62: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
-	23, // 63: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
-	23, // 64: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
-	40, // 65: turbulence.v1.ControlService.StartExperiment:output_type -> turbulence.v1.Experiment
-	41, // 66: turbulence.v1.ControlService.ListExperiments:output_type -> turbulence.v1.ListExperimentsResponse
-	40, // 67: turbulence.v1.ControlService.GetExperiment:output_type -> turbulence.v1.Experiment
-	40, // 68: turbulence.v1.ControlService.AbortExperiment:output_type -> turbulence.v1.Experiment
-	49, // [49:69] is the sub-list for method output_type
-	29, // [29:49] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	35, // 29: turbulence.v1.GetAgentMetricsRequest.since:type_name -> google.protobuf.Timestamp
+	31, // 30: turbulence.v1.GetAgentMetricsResponse.samples:type_name -> turbulence.v1.HostMetricsSample
+	39, // 31: turbulence.v1.GetAgentMetricsResponse.window:type_name -> google.protobuf.Duration
+	35, // 32: turbulence.v1.HostMetricsSample.sampled_at:type_name -> google.protobuf.Timestamp
+	1,  // 33: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
+	3,  // 34: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
+	4,  // 35: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
+	5,  // 36: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
+	7,  // 37: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
+	8,  // 38: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
+	9,  // 39: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
+	10, // 40: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
+	11, // 41: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
+	14, // 42: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
+	15, // 43: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
+	18, // 44: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
+	20, // 45: turbulence.v1.ControlService.ApplyFaultGroup:input_type -> turbulence.v1.ApplyFaultGroupRequest
+	25, // 46: turbulence.v1.ControlService.ListFaultGroups:input_type -> turbulence.v1.ListFaultGroupsRequest
+	27, // 47: turbulence.v1.ControlService.GetFaultGroup:input_type -> turbulence.v1.GetFaultGroupRequest
+	28, // 48: turbulence.v1.ControlService.RevertFaultGroup:input_type -> turbulence.v1.RevertFaultGroupRequest
+	40, // 49: turbulence.v1.ControlService.StartExperiment:input_type -> turbulence.v1.StartExperimentRequest
+	41, // 50: turbulence.v1.ControlService.ListExperiments:input_type -> turbulence.v1.ListExperimentsRequest
+	42, // 51: turbulence.v1.ControlService.GetExperiment:input_type -> turbulence.v1.GetExperimentRequest
+	43, // 52: turbulence.v1.ControlService.AbortExperiment:input_type -> turbulence.v1.AbortExperimentRequest
+	29, // 53: turbulence.v1.ControlService.GetAgentMetrics:input_type -> turbulence.v1.GetAgentMetricsRequest
+	2,  // 54: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
+	0,  // 55: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
+	38, // 56: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
+	6,  // 57: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
+	38, // 58: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
+	38, // 59: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
+	12, // 60: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
+	12, // 61: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
+	12, // 62: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
+	13, // 63: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
+	16, // 64: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
+	19, // 65: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
+	23, // 66: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
+	26, // 67: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
+	23, // 68: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
+	23, // 69: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
+	44, // 70: turbulence.v1.ControlService.StartExperiment:output_type -> turbulence.v1.Experiment
+	45, // 71: turbulence.v1.ControlService.ListExperiments:output_type -> turbulence.v1.ListExperimentsResponse
+	44, // 72: turbulence.v1.ControlService.GetExperiment:output_type -> turbulence.v1.Experiment
+	44, // 73: turbulence.v1.ControlService.AbortExperiment:output_type -> turbulence.v1.Experiment
+	30, // 74: turbulence.v1.ControlService.GetAgentMetrics:output_type -> turbulence.v1.GetAgentMetricsResponse
+	54, // [54:75] is the sub-list for method output_type
+	33, // [33:54] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_control_proto_init() }
@@ -2530,13 +2827,14 @@ func file_turbulence_v1_control_proto_init() {
 	file_turbulence_v1_experiment_proto_init()
 	file_turbulence_v1_fault_proto_init()
 	file_turbulence_v1_control_proto_msgTypes[20].OneofWrappers = []any{}
+	file_turbulence_v1_control_proto_msgTypes[31].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_v1_control_proto_rawDesc), len(file_turbulence_v1_control_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -41,6 +41,7 @@ const (
 	ControlService_ListExperiments_FullMethodName  = "/turbulence.v1.ControlService/ListExperiments"
 	ControlService_GetExperiment_FullMethodName    = "/turbulence.v1.ControlService/GetExperiment"
 	ControlService_AbortExperiment_FullMethodName  = "/turbulence.v1.ControlService/AbortExperiment"
+	ControlService_GetAgentMetrics_FullMethodName  = "/turbulence.v1.ControlService/GetAgentMetrics"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -86,6 +87,10 @@ type ControlServiceClient interface {
 	// AbortExperiment reverts every fault group of a live experiment and
 	// ends it ABORTED with the reason given.
 	AbortExperiment(ctx context.Context, in *AbortExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
+	// GetAgentMetrics returns the host metrics the leader keeps for one
+	// agent, a short series taken from its heartbeats (docs/hostmetrics.md).
+	// They are soft state on the leader: a follower forwards the call.
+	GetAgentMetrics(ctx context.Context, in *GetAgentMetricsRequest, opts ...grpc.CallOption) (*GetAgentMetricsResponse, error)
 }
 
 type controlServiceClient struct {
@@ -305,6 +310,16 @@ func (c *controlServiceClient) AbortExperiment(ctx context.Context, in *AbortExp
 	return out, nil
 }
 
+func (c *controlServiceClient) GetAgentMetrics(ctx context.Context, in *GetAgentMetricsRequest, opts ...grpc.CallOption) (*GetAgentMetricsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAgentMetricsResponse)
+	err := c.cc.Invoke(ctx, ControlService_GetAgentMetrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -348,6 +363,10 @@ type ControlServiceServer interface {
 	// AbortExperiment reverts every fault group of a live experiment and
 	// ends it ABORTED with the reason given.
 	AbortExperiment(context.Context, *AbortExperimentRequest) (*Experiment, error)
+	// GetAgentMetrics returns the host metrics the leader keeps for one
+	// agent, a short series taken from its heartbeats (docs/hostmetrics.md).
+	// They are soft state on the leader: a follower forwards the call.
+	GetAgentMetrics(context.Context, *GetAgentMetricsRequest) (*GetAgentMetricsResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -417,6 +436,9 @@ func (UnimplementedControlServiceServer) GetExperiment(context.Context, *GetExpe
 }
 func (UnimplementedControlServiceServer) AbortExperiment(context.Context, *AbortExperimentRequest) (*Experiment, error) {
 	return nil, status.Error(codes.Unimplemented, "method AbortExperiment not implemented")
+}
+func (UnimplementedControlServiceServer) GetAgentMetrics(context.Context, *GetAgentMetricsRequest) (*GetAgentMetricsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAgentMetrics not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -792,6 +814,24 @@ func _ControlService_AbortExperiment_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_GetAgentMetrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAgentMetricsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).GetAgentMetrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_GetAgentMetrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).GetAgentMetrics(ctx, req.(*GetAgentMetricsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -874,6 +914,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AbortExperiment",
 			Handler:    _ControlService_AbortExperiment_Handler,
+		},
+		{
+			MethodName: "GetAgentMetrics",
+			Handler:    _ControlService_GetAgentMetrics_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
