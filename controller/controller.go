@@ -228,7 +228,9 @@ func New(cfg Config) (*Controller, error) {
 		Raft:   leaderGate{node: node, leading: &c.leading},
 		State:  c.state,
 		Groups: c.api,
-		Probes: runner.ProbePackage{},
+		// Host probes read the agents' host metrics that this node keeps
+		// while it leads, which is when the runner runs.
+		Probes: runner.ProbePackage{Hosts: c.hub.HostMetrics()},
 		Logger: logger,
 	})
 	c.api.SetExperiments(c.runner)

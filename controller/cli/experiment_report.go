@@ -81,7 +81,50 @@ func fetchReport(ctx context.Context, c *client, id string) (*xreport.Report, er
 			faults[f.GetId()] = f
 		}
 	}
-	return buildReport(x, groups, faults), nil
+	r := buildReport(x, groups, faults)
+	r.Hosts = fetchHosts(ctx, c, x)
+	return r, nil
+}
+
+// fetchHosts reads the host metrics of every chosen agent since the
+// experiment started. They are the leader's soft state, kept for a short
+// window (docs/hostmetrics.md): a report made long after the run, or
+// after a leader change, has none or part of them, and says so by their
+// absence rather than failing.
+func fetchHosts(ctx context.Context, c *client, x *turbulencev1.Experiment) []xreport.HostSeries {
+	var out []xreport.HostSeries
+	for _, t := range x.GetTargets() {
+		for _, id := range t.GetAgentIds() {
+			var resp *turbulencev1.GetAgentMetricsResponse
+			if err := c.call(ctx, func(ctx context.Context) (err error) {
+				resp, err = c.api.GetAgentMetrics(ctx, &turbulencev1.GetAgentMetricsRequest{AgentId: id, Since: x.GetStartedAt()})
+				return err
+			}); err != nil || len(resp.GetSamples()) == 0 {
+				continue
+			}
+			hs := xreport.HostSeries{Agent: id, Target: t.GetName(), Metrics: map[string][]xreport.Point{}}
+			end := x.GetEndedAt()
+			for _, smp := range resp.GetSamples() {
+				at := smp.GetSampledAt().AsTime()
+				if end != nil && at.After(end.AsTime()) {
+					break
+				}
+				add := func(name string, v *float64) {
+					if v != nil {
+						hs.Metrics[name] = append(hs.Metrics[name], xreport.Point{At: at.UTC(), Value: xreport.Float(*v)})
+					}
+				}
+				add("cpu_percent", smp.CpuPercent)
+				add("memory_used_percent", smp.MemoryUsedPercent)
+				add("load1", smp.Load1)
+				add("disk_used_percent", smp.DiskUsedPercent)
+				add("disk_io_bytes_per_second", smp.DiskIoBytesPerSecond)
+				add("network_bytes_per_second", smp.NetworkBytesPerSecond)
+			}
+			out = append(out, hs)
+		}
+	}
+	return out
 }
 
 // buildReport makes the report of an experiment from its record, its

@@ -47,10 +47,29 @@ probes:
   - name: home
     interval: 200ms
     http: {url: %q, timeout: 1s, max_latency: 500ms}
-steady_state: [home]
+  - name: web-cpu
+    interval: 1s
+    host: {target: web, metric: cpu_percent, max: 100}
+steady_state: [home, web-cpu]
 abort_when: [home]
 recovery: 10s
 %s`, duration, url, budget)
+}
+
+// waitCPUReports waits until both web agents have reported a CPU share,
+// which takes two readings (their second heartbeat): the web-cpu probe of
+// the steady state would fail before.
+func waitCPUReports(t *testing.T, f *fleet) {
+	t.Helper()
+	controllertest.WaitFor(t, waitLong, "the web agents to report cpu_percent", func() bool {
+		for _, id := range []string{"web-1", "web-2"} {
+			m, err := f.api.GetAgentMetrics(t.Context(), &turbulencev1.GetAgentMetricsRequest{AgentId: id, LatestOnly: true})
+			if err != nil || len(m.GetSamples()) == 0 || m.GetSamples()[0].CpuPercent == nil {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestExperimentRun_FollowCompletesAndReports runs an experiment with
@@ -60,6 +79,7 @@ func TestExperimentRun_FollowCompletesAndReports(t *testing.T) {
 	f := experimentFleet(t)
 	url, _ := healthService(t)
 	path := writeExperiment(t, runText(url, "2s", ""))
+	waitCPUReports(t, f)
 	code, out, stderr := f.turbctl(t, "experiment", "run", "--follow", path)
 	if code != cli.ExitOK {
 		t.Fatalf("experiment run --follow: exit %d\n%s\n%s", code, out, stderr)
@@ -88,7 +108,11 @@ func TestExperimentRun_FollowCompletesAndReports(t *testing.T) {
 	}
 	code, out, _ = f.turbctl(t, "experiment", "report", id, "-o", "json")
 	var rep struct {
-		State  string `json:"state"`
+		State string `json:"state"`
+		Hosts []struct {
+			Agent   string         `json:"agent"`
+			Metrics map[string]any `json:"metrics"`
+		} `json:"hosts"`
 		Probes []struct {
 			Name    string `json:"name"`
 			Samples []any  `json:"samples"`
@@ -102,7 +126,8 @@ func TestExperimentRun_FollowCompletesAndReports(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); code != cli.ExitOK || err != nil {
 		t.Fatalf("experiment report -o json: exit %d, %v\n%s", code, err, out)
 	}
-	if rep.State != "COMPLETED" || len(rep.Probes) != 1 || len(rep.Probes[0].Samples) < 5 || len(rep.Steps) != 1 || len(rep.Steps[0].Agents) != 1 {
+	if rep.State != "COMPLETED" || len(rep.Probes) != 2 || len(rep.Probes[0].Samples) < 5 || len(rep.Steps) != 1 || len(rep.Steps[0].Agents) != 1 ||
+		len(rep.Hosts) != 1 || rep.Hosts[0].Metrics["cpu_percent"] == nil {
 		t.Errorf("report = %+v", rep)
 	}
 	if code, out, _ := f.turbctl(t, "experiment", "report", id, "-o", "html"); code != cli.ExitOK || !strings.Contains(out, "<svg") {
@@ -118,6 +143,7 @@ func TestExperimentRun_FollowCompletesAndReports(t *testing.T) {
 func TestExperimentRun_AbortByHandRevertsTheFault(t *testing.T) {
 	f := experimentFleet(t)
 	url, _ := healthService(t)
+	waitCPUReports(t, f)
 	code, out, stderr := f.turbctl(t, "experiment", "run", writeExperiment(t, runText(url, "5m", "")), "-o", "json")
 	if code != cli.ExitOK {
 		t.Fatalf("experiment run: exit %d\n%s\n%s", code, out, stderr)

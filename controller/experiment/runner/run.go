@@ -568,7 +568,7 @@ func (ru *run) revertAll(ctx context.Context, reason string) error {
 // addSample buffers a sample, and an event when a probe changes from
 // passing to failing or back.
 func (ru *run) addSample(probe string, s Sample) {
-	ru.samples[probe] = append(ru.samples[probe], &turbulencev1.ProbeSample{TimeUnixNano: s.At.UnixNano(), Value: finite(s.Value), Ok: s.Pass})
+	ru.samples[probe] = append(ru.samples[probe], &turbulencev1.ProbeSample{TimeUnixNano: s.At.UnixNano(), Value: s.Value, Ok: s.Pass})
 	prev, seen := ru.lastPass[probe]
 	ru.lastPass[probe] = s.Pass
 	switch {
@@ -616,8 +616,9 @@ func (ru *run) flush(ctx context.Context) error {
 	return ru.r.propose(ctx, u, nil)
 }
 
-// finite makes NaN and infinities 0 for the record; a sample's pass/fail
-// says what happened.
+// finite makes NaN and infinities 0 in events and the experiment's
+// failed value, which people read as numbers; a sample keeps its NaN (the
+// report shows "nothing measured").
 func finite(v float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0
