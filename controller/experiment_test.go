@@ -299,12 +299,28 @@ func TestCluster_ExperimentFailoverAborts(t *testing.T) {
 	old := c.Leader()
 	ids := fleet(t, old.Server, c.Addrs(), 4)
 	svc := startService(t)
-	x, err := old.AdminClient(t).StartExperiment(t.Context(), &turbulencev1.StartExperimentRequest{Spec: experimentFile(svc.URL, ids[:2], "5m", "5s")})
-	if err != nil {
-		t.Fatal(err)
+	var follower *controllertest.Node
+	// On a loaded machine the cluster may change leaders by itself
+	// before the step starts; the rule then ends the experiment at once
+	// (ABORTED, leader changed), and the test starts another.
+	var x *turbulencev1.Experiment
+	for attempt := 1; ; attempt++ {
+		old = c.WaitLeader(t, failoverLimit)
+		follower = c.Followers()[0]
+		started, err := old.AdminClient(t).StartExperiment(t.Context(), &turbulencev1.StartExperimentRequest{Spec: experimentFile(svc.URL, ids[:2], "5m", "5s")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x = waitExperiment(t, follower.AdminClient(t), started.GetId(), 20*time.Second, "the step to start (seen on a follower)",
+			func(x *turbulencev1.Experiment) bool { return stepStarted(x) || ended(x) })
+		if !ended(x) {
+			break
+		}
+		if x.GetReason() != "leader changed: probe history incomplete" || attempt == 3 {
+			t.Fatalf("experiment ended before the crash: %s %q", x.GetState(), x.GetReason())
+		}
+		t.Logf("attempt %d: the leader changed by itself before the step started; the rule aborted it; again", attempt)
 	}
-	follower := c.Followers()[0]
-	x = waitExperiment(t, follower.AdminClient(t), x.GetId(), 20*time.Second, "the step to start (seen on a follower)", stepStarted)
 	if err := old.Crash(); err != nil {
 		t.Fatalf("crash leader: %v", err)
 	}
