@@ -214,16 +214,20 @@ func (a *app) experimentListCommand() *cobra.Command {
 				}); err != nil {
 					return err
 				}
-				if a.json() {
-					return writeJSON(a.stdout, resp)
-				}
-				return experimentsTable(a.stdout, a.env.now(), resp)
+				return a.printExperiments(resp)
 			})
 		}),
 	}
 	cmd.Flags().Uint32Var(&pageSize, "page-size", 0, fmt.Sprintf("experiments per page (default %d, at most %d)", limits.DefaultPageExperiments, limits.MaxPageExperiments))
 	cmd.Flags().StringVar(&pageToken, "page-token", "", "the next_page_token of the previous page")
 	return cmd
+}
+
+func (a *app) printExperiments(resp *turbulencev1.ListExperimentsResponse) error {
+	if a.json() {
+		return writeJSON(a.stdout, resp)
+	}
+	return experimentsTable(a.stdout, a.env.now(), resp)
 }
 
 func experimentsTable(w io.Writer, now time.Time, resp *turbulencev1.ListExperimentsResponse) error {
