@@ -192,3 +192,44 @@ func TestExperimentRun_ErrorBudgetRefusesTheStart(t *testing.T) {
 		t.Errorf("groups = %v, %v; a refused experiment applies nothing", groups, err)
 	}
 }
+
+// TestExperimentRun_BurnRateAbortsAndDryRunTouchesNothing: a dry run
+// chooses the target and records nothing; the run then aborts on the
+// error budget's burn-rate guard, asked of a real Prometheus while the
+// fault runs.
+func TestExperimentRun_BurnRateAbortsAndDryRunTouchesNothing(t *testing.T) {
+	f := experimentFleet(t)
+	prom := startPrometheus(t)
+	url, _ := healthService(t)
+	waitCPUReports(t, f)
+	budget := fmt.Sprintf("error_budget: {url: %q, query: \"vector(0.9)\", min_remaining: 0.5, burn_rate_query: \"vector(14)\", max_burn_rate: 2}\n", prom)
+	path := writeExperiment(t, runText(url, "5m", budget))
+
+	before := f.record(t)
+	code, out, stderr := f.turbctl(t, "experiment", "run", "--dry-run", "-o", "json", path)
+	var plan struct {
+		ID      string `json:"id"`
+		Targets []struct {
+			AgentIDs []string `json:"agentIds"`
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(out), &plan); code != cli.ExitOK || err != nil || plan.ID != "" || len(plan.Targets) != 1 || len(plan.Targets[0].AgentIDs) != 1 {
+		t.Fatalf("run --dry-run: exit %d, %v\n%s\n%s", code, err, out, stderr)
+	}
+	if after := f.record(t); after != before {
+		t.Errorf("after a dry run: %+v, before: %+v; it must write nothing", after, before)
+	}
+
+	code, out, stderr = f.turbctl(t, "experiment", "run", "--follow", path)
+	if code != cli.ExitExperimentFailed || !strings.Contains(stderr, "ABORTED") || !strings.Contains(stderr, "error_budget.burn_rate") {
+		t.Fatalf("experiment run --follow: exit %d, want %d\n%s\n%s", code, cli.ExitExperimentFailed, out, stderr)
+	}
+	groups, err := f.api.ListFaultGroups(t.Context(), &turbulencev1.ListFaultGroupsRequest{})
+	if err != nil || len(groups.GetGroups()) != 1 {
+		t.Fatalf("groups = %v, %v; want the step's one", groups, err)
+	}
+	controllertest.WaitFor(t, waitLong, "the step's fault to be REVERTED", func() bool {
+		g, err := f.api.GetFaultGroup(t.Context(), &turbulencev1.GetFaultGroupRequest{Id: groups.GetGroups()[0].GetId()})
+		return err == nil && g.GetMembers()[0].GetState() == turbulencev1.FaultState_FAULT_STATE_REVERTED
+	})
+}
