@@ -203,7 +203,9 @@ func TestExperimentRun_BurnRateAbortsAndDryRunTouchesNothing(t *testing.T) {
 	url, _ := healthService(t)
 	waitCPUReports(t, f)
 	budget := fmt.Sprintf("error_budget: {url: %q, query: \"vector(0.9)\", min_remaining: 0.5, burn_rate_query: \"vector(14)\", max_burn_rate: 2}\n", prom)
-	path := writeExperiment(t, runText(url, "5m", budget))
+	// A short step: were the guard not watched, the run would complete
+	// (exit 0) soon rather than hold the test for minutes.
+	path := writeExperiment(t, runText(url, "15s", budget))
 
 	before := f.record(t)
 	code, out, stderr := f.turbctl(t, "experiment", "run", "--dry-run", "-o", "json", path)
