@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -374,7 +375,7 @@ func (ru *run) timeline(ctx context.Context, samplers *sync.WaitGroup) (outcome,
 	// Ends before starts at the same instant: a sequence never overlaps.
 	slices.SortStableFunc(marks, func(a, b mark) int {
 		if a.at != b.at {
-			return int(a.at - b.at)
+			return cmp.Compare(a.at, b.at)
 		}
 		if a.start == b.start {
 			return 0
@@ -384,14 +385,10 @@ func (ru *run) timeline(ctx context.Context, samplers *sync.WaitGroup) (outcome,
 		}
 		return -1
 	})
-	firstStart := time.Duration(math.MaxInt64)
-	for _, w := range ru.windows {
-		firstStart = min(firstStart, w.Start)
-	}
 	ph := phaseBefore
 	var recoveryEnd time.Time
-	// passedSince is, in recovery, which steady-state probes have
-	// passed on their latest sample.
+	// recovered is, in recovery, whether each steady-state probe passed
+	// on its latest sample.
 	recovered := map[string]bool{}
 	flush := time.NewTicker(ru.r.cfg.FlushInterval)
 	defer flush.Stop()
