@@ -291,8 +291,8 @@ func TestExperiment_AbortByHandAndByHalt(t *testing.T) {
 	wantCode(t, err, codes.FailedPrecondition, "halted")
 }
 
-// TestCluster_ExperimentFailoverAborts crashes the leader while an
-// experiment runs: the new leader follows the failover rule, reverting
+// TestCluster_ExperimentFailoverAborts starts an experiment through a
+// follower and crashes the leader while it runs: the new leader follows the failover rule, reverting
 // the experiment's group and ending it ABORTED.
 func TestCluster_ExperimentFailoverAborts(t *testing.T) {
 	c := controllertest.NewCluster(t, 3, nil)
@@ -307,7 +307,9 @@ func TestCluster_ExperimentFailoverAborts(t *testing.T) {
 	for attempt := 1; ; attempt++ {
 		old = c.WaitLeader(t, failoverLimit)
 		follower = c.Followers()[0]
-		started, err := old.AdminClient(t).StartExperiment(t.Context(), &turbulencev1.StartExperimentRequest{Spec: experimentFile(svc.URL, ids[:2], "5m", "5s")})
+		// Through a follower: the start is forwarded to the leader,
+		// whose runner takes it.
+		started, err := follower.AdminClient(t).StartExperiment(t.Context(), &turbulencev1.StartExperimentRequest{Spec: experimentFile(svc.URL, ids[:2], "5m", "5s")})
 		if err != nil {
 			t.Fatal(err)
 		}
