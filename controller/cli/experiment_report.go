@@ -10,7 +10,6 @@ import (
 
 	"github.com/turbulence-sre/turbulence/controller/experiment"
 	xreport "github.com/turbulence-sre/turbulence/controller/experiment/report"
-	"github.com/turbulence-sre/turbulence/controller/experiment/runner"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -243,7 +242,7 @@ func verdicts(x *turbulencev1.Experiment) (xreport.State, xreport.Verdict, xrepo
 // describeProbe fills a series' kind, subject, unit, bounds and roles
 // from the experiment file.
 func describeProbe(ps *xreport.ProbeSeries, spec *experiment.Spec) {
-	if ps.Name == runner.BudgetProbe || ps.Name == "error_budget.burn_rate" {
+	if ps.Name == budgetProbe || ps.Name == burnRateProbe {
 		ps.Kind = xreport.KindErrorBudget
 		return
 	}
@@ -293,12 +292,21 @@ func failingSampleAt(x *turbulencev1.Experiment, probe string) time.Time {
 	return time.Time{}
 }
 
+// Names the runner records (controller/experiment/runner: BudgetProbe,
+// probe.BurnRateName, and the Event… types, also listed on
+// ExperimentEvent.type); turbctl does not import the runner, which is
+// server code (test/deps_test.go).
+const (
+	budgetProbe   = "error_budget"
+	burnRateProbe = "error_budget.burn_rate"
+)
+
 // eventClass is the report's display class of a runner event.
 func eventClass(typ string) string {
 	switch typ {
-	case runner.EventAborted, runner.EventRefused:
+	case "aborted", "refused":
 		return "abort"
-	case runner.EventProbeFailed:
+	case "probe.failed":
 		return "failed"
 	}
 	return typ

@@ -443,8 +443,10 @@ func (x *ProbeSeries) GetDropped() uint32 {
 type ExperimentEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
-	// "started", "refused", "step.started", "step.ended", "probe.failed",
-	// "aborted", "recovered", "completed"…
+	// "started", "budget.checked", "targets.chosen", "steady_state.held",
+	// "step.started", "step.ended", "probe.failed", "probe.passed",
+	// "recovery", and the end: "refused", "aborted" or "completed"
+	// (controller/experiment/runner names them).
 	Type    string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	// The probe and its value, for events about a probe.
