@@ -471,11 +471,45 @@ func (ru *run) timeline(ctx context.Context, samplers *sync.WaitGroup) (outcome,
 					reason: fmt.Sprintf("the steady state did not hold within the recovery time of %s: %v still failing", ru.spec.Recovery.D(), failing)}, nil
 			}
 		case <-flush.C:
+			if o, failed := ru.checkSteps(); failed {
+				return o, nil
+			}
 			if err := ru.flush(ctx); err != nil {
 				return outcome{}, err
 			}
 		}
 	}
+}
+
+// checkSteps aborts when every fault of a running step has FAILED (the
+// agents refused it, by their policy or for a missing feature): the
+// experiment would go on hurting nothing while its verdict claimed the
+// fault ran.
+func (ru *run) checkSteps() (outcome, bool) {
+	for _, st := range ru.steps {
+		if st.GetGroupId() == "" || st.GetEndedAt() != nil {
+			continue
+		}
+		g, ok := ru.r.cfg.State.FaultGroup(st.GetGroupId())
+		if !ok {
+			continue
+		}
+		chosen, failed, reason := 0, 0, ""
+		for _, m := range g.GetMembers() {
+			if !state.Chosen(m) {
+				continue
+			}
+			chosen++
+			if m.GetState() == turbulencev1.FaultState_FAULT_STATE_FAILED {
+				failed++
+				reason = m.GetReason()
+			}
+		}
+		if chosen > 0 && failed == chosen {
+			return aborted(fmt.Sprintf("step %s: every fault of group %s failed (%s)", st.GetName(), g.GetId(), reason), "", 0), true
+		}
+	}
+	return outcome{}, false
 }
 
 func allTrue(m map[string]bool, keys []string) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -293,5 +294,39 @@ func TestRunner_LostLeadershipWritesNothing(t *testing.T) {
 		if err := fx.r.Launch("x1"); !errors.Is(err, ErrNotLeader) {
 			t.Errorf("Launch after the term = %v, want ErrNotLeader", err)
 		}
+	})
+}
+
+// TestRunner_StepWhoseFaultsAllFailAborts: when the agents refuse every
+// fault of a running step, the experiment is aborted rather than left to
+// judge a fault that never ran.
+func TestRunner_StepWhoseFaultsAllFailAborts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fx := newFixture(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = fx.r.Run(ctx) }()
+		synctest.Wait()
+		fx.create(t, "x1")
+		if err := fx.r.Launch("x1"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // the first step has started
+		synctest.Wait()
+		for _, a := range []string{"a1", "a2"} {
+			if _, err := fx.raft.Apply(t.Context(), &raftv1.LogEntry{Cmd: &raftv1.LogEntry_UpdateFault{UpdateFault: &raftv1.UpdateFault{
+				FaultId: "g1-" + a, State: turbulencev1.FaultState_FAULT_STATE_FAILED, Reason: "refused by agent policy",
+			}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(2 * time.Second) // a flush tick
+		synctest.Wait()
+		x := fx.experiment(t, "x1")
+		if x.GetState() != turbulencev1.ExperimentState_EXPERIMENT_STATE_ABORTED || !strings.Contains(x.GetReason(), "every fault of group g1 failed") {
+			t.Errorf("experiment %s: %q, want ABORTED as every fault of g1 failed", x.GetState(), x.GetReason())
+		}
+		cancel()
+		<-done
 	})
 }
