@@ -3,6 +3,7 @@ package state
 import (
 	"slices"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/internal/limits"
@@ -154,11 +155,18 @@ func (s *State) Experiment(id string, withSamples bool) (*turbulencev1.Experimen
 	if withSamples {
 		return clone(x), true
 	}
-	series := x.Series
-	x.Series = nil
-	out := clone(x)
-	x.Series = series
-	return out, true
+	// Every field but the series, without copying the series first
+	// (they are most of the record) nor touching the record (readers
+	// share it under the read lock).
+	lean := &turbulencev1.Experiment{}
+	lm := lean.ProtoReflect()
+	x.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Name() != "series" {
+			lm.Set(fd, v)
+		}
+		return true
+	})
+	return clone(lean), true
 }
 
 // LiveExperiments returns the IDs of the PENDING and RUNNING experiments,

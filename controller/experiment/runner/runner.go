@@ -129,13 +129,12 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		r.wg.Wait()
 	}()
-	for _, id := range orphans {
-		r.logger.Warn("aborting an experiment left running by an earlier leader", "experiment_id", id)
-		if err := r.abortOrphan(ctx, id, ReasonLeaderChanged, nil); err != nil {
-			r.logger.Error("could not abort an orphaned experiment", "experiment_id", id, "error", err)
-		}
-	}
+	// An orphan whose abort failed (a group revert or the record could
+	// not be written) is tried again, until the term ends.
+	retry := time.NewTicker(orphanRetry)
+	defer retry.Stop()
 	for {
+		orphans = r.abortOrphans(ctx, orphans)
 		changed := r.cfg.State.Changed()
 		if h := r.cfg.State.Halt(); h.GetHalted() {
 			r.haltAll()
@@ -144,8 +143,27 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
+		case <-retry.C:
 		}
 	}
+}
+
+// orphanRetry is how often a term tries again to abort an orphan whose
+// abort failed.
+const orphanRetry = 5 * time.Second
+
+// abortOrphans applies the failover rule to ids and returns those whose
+// abort failed.
+func (r *Runner) abortOrphans(ctx context.Context, ids []string) []string {
+	var failed []string
+	for _, id := range ids {
+		r.logger.Warn("aborting an experiment left running by an earlier leader", "experiment_id", id)
+		if err := r.abortOrphan(ctx, id, ReasonLeaderChanged, nil); err != nil {
+			r.logger.Error("could not abort an orphaned experiment; trying again", "experiment_id", id, "error", err)
+			failed = append(failed, id)
+		}
+	}
+	return failed
 }
 
 // haltAll asks every running experiment to end ABORTED "fleet halted".

@@ -62,6 +62,8 @@ type groups struct {
 	mu       sync.Mutex
 	applied  []string
 	reverted []string
+	// failReverts is how many reverts fail before they succeed.
+	failReverts int
 }
 
 func (g *groups) ApplyGroupFor(ctx context.Context, _ tlsutil.Identity, req *turbulencev1.ApplyFaultGroupRequest) (*turbulencev1.FaultGroup, error) {
@@ -89,6 +91,10 @@ func (g *groups) ApplyGroupFor(ctx context.Context, _ tlsutil.Identity, req *tur
 func (g *groups) RevertGroupFor(_ context.Context, _ tlsutil.Identity, _, groupID, _ string) (*turbulencev1.FaultGroup, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.failReverts > 0 {
+		g.failReverts--
+		return nil, errors.New("not the leader")
+	}
 	g.reverted = append(g.reverted, groupID)
 	return &turbulencev1.FaultGroup{Id: groupID}, nil
 }
@@ -254,9 +260,16 @@ func TestRunner_NewTermAbortsOrphansByDerivedRequestID(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The first revert fails: the term tries again.
+		fx.groups.failReverts = 1
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() { defer close(done); _ = fx.r.Run(ctx) }()
+		synctest.Wait()
+		if x := fx.experiment(t, "x1"); x.GetState() != turbulencev1.ExperimentState_EXPERIMENT_STATE_RUNNING {
+			t.Errorf("after a failed revert: %s, want still RUNNING (never ended while a group may be live)", x.GetState())
+		}
+		time.Sleep(orphanRetry)
 		synctest.Wait()
 		x := fx.experiment(t, "x1")
 		if x.GetState() != turbulencev1.ExperimentState_EXPERIMENT_STATE_ABORTED || x.GetReason() != ReasonLeaderChanged {
