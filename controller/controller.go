@@ -20,6 +20,7 @@ import (
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/clusterapi"
 	"github.com/turbulence-sre/turbulence/controller/controlapi"
+	"github.com/turbulence-sre/turbulence/controller/experiment/runner"
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/controller/fsm"
 	"github.com/turbulence-sre/turbulence/controller/hostseries"
@@ -52,10 +53,12 @@ type Controller struct {
 	cfg    Config
 	logger *slog.Logger
 
-	state   *state.State
-	node    *raftnode.Node
-	hub     *agentapi.Hub
-	api     *controlapi.Server
+	state *state.State
+	node  *raftnode.Node
+	hub   *agentapi.Hub
+	api   *controlapi.Server
+	// runner runs experiments while this node leads.
+	runner  *runner.Runner
 	fwd     *forward.Forwarder
 	server  *grpc.Server
 	health  *health.Server
@@ -221,6 +224,16 @@ func New(cfg Config) (*Controller, error) {
 		MaxGroupAgents:       cfg.MaxGroupAgents,
 		Logger:               logger,
 	})
+	c.runner = runner.New(runner.Config{
+		Raft:   leaderGate{node: node, leading: &c.leading},
+		State:  c.state,
+		Groups: c.api,
+		// Host probes read the agents' host metrics that this node keeps
+		// while it leads, which is when the runner runs.
+		Probes: runner.ProbePackage{Hosts: c.hub.HostMetrics()},
+		Logger: logger,
+	})
+	c.api.SetExperiments(c.runner)
 	c.health = health.NewServer()
 	c.setServing(false)
 	for _, svc := range []string{turbulencev1.ControlService_ServiceDesc.ServiceName, turbulencev1.ClusterService_ServiceDesc.ServiceName} {
@@ -478,9 +491,15 @@ type leaderLoop struct {
 func (c *Controller) startLeaderLoop(ctx context.Context) *leaderLoop {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &leaderLoop{cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.hub.RunLeaderLoop(ctx) })
+	// Experiments are leader-only work too: the runner of this term
+	// first applies the failover rule to what an earlier term left
+	// running (controller/experiment/runner).
+	wg.Go(func() { _ = c.runner.Run(ctx) })
 	go func() {
 		defer close(l.done)
-		_ = c.hub.RunLeaderLoop(ctx)
+		wg.Wait()
 	}()
 	return l
 }

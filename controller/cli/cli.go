@@ -180,10 +180,12 @@ func (a *app) prepareFlags(cmd *cobra.Command) error {
 			}
 		}
 	}
-	switch a.output {
-	case "table", "json":
+	switch {
+	case a.output == "table", a.output == "json":
+	case (a.output == "text" || a.output == "html") && cmd.Annotations[annotationReportFormats] == "true":
+		// experiment report renders the report package's text and HTML.
 	default:
-		return invalidf("-o/--output must be table or json, got %q", a.output)
+		return invalidf("-o/--output must be table or json (experiment report also takes text and html), got %q", a.output)
 	}
 	if a.timeout <= 0 {
 		return invalidf("--timeout must be positive, got %s", a.timeout)
@@ -193,6 +195,10 @@ func (a *app) prepareFlags(cmd *cobra.Command) error {
 	}
 	return nil
 }
+
+// annotationReportFormats marks a command that also takes -o text and
+// -o html (experiment report).
+const annotationReportFormats = "report-formats"
 
 // json reports whether -o json was asked for.
 func (a *app) json() bool { return a.output == "json" }

@@ -66,6 +66,9 @@
 //	   the controller refused turbctl's --cert. The message names the
 //	   file and what did not match. Not 6: the controller is there, and
 //	   only a changed certificate file helps
+//	10 experiment run --follow: the experiment ended otherwise than
+//	   COMPLETED with the verdict PASSED (refused, aborted, or the steady
+//	   state did not come back within its recovery time)
 //
 // Errors are printed to stderr as "turbctl: <message>".
 package cli

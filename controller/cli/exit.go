@@ -42,6 +42,10 @@ const (
 	// ExitUnavailable: the controller is up and answering, and no retry
 	// or network check will help until a certificate file is changed.
 	ExitTLS = 9
+	// ExitExperimentFailed is `experiment run --follow` whose experiment
+	// ended otherwise than COMPLETED with the verdict PASSED (refused,
+	// aborted, or the steady state did not come back).
+	ExitExperimentFailed = 10
 )
 
 // exitCodesHelp is the exit-code table shown by `turbctl --help`.
@@ -60,7 +64,9 @@ const exitCodesHelp = `Exit codes:
      the fault is recorded and its ID printed
   9  TLS trust failure: the controller's certificate is not signed by
      --ca or not valid for the address, or the controller refused
-     --cert; the message names the file`
+     --cert; the message names the file
+ 10  experiment run --follow: the experiment did not complete with the
+     verdict PASSED (refused, aborted, or not recovered in time)`
 
 // usageError is a mistake in the command line. It exits with ExitUsage.
 // cmd is the command path, for the hint that points at its help.
@@ -177,6 +183,11 @@ func report(w io.Writer, err error) int {
 	if errors.As(err, &nv) {
 		fmt.Fprintf(w, "turbctl: %v\n", nv)
 		return ExitNoVerdict
+	}
+	var xf *experimentFailedError
+	if errors.As(err, &xf) {
+		fmt.Fprintf(w, "turbctl: %v\n", xf)
+		return ExitExperimentFailed
 	}
 	var nl *noLeaderError
 	if errors.As(err, &nl) {

@@ -31,7 +31,9 @@ func (a *app) experimentCommand() *cobra.Command {
 		Args:    noSubcommand,
 		RunE:    missingSubcommand,
 	}
-	cmd.AddCommand(a.experimentValidateCommand(), a.experimentPlanCommand())
+	cmd.AddCommand(a.experimentValidateCommand(), a.experimentPlanCommand(),
+		a.experimentRunCommand(), a.experimentListCommand(), a.experimentShowCommand(),
+		a.experimentAbortCommand(), a.experimentReportCommand())
 	return cmd
 }
 

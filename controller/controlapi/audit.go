@@ -31,14 +31,16 @@ const (
 
 // Audit actions, as they appear in AuditEntry.action.
 const (
-	AuditFaultApply    = "fault.apply"
-	AuditFaultRevert   = "fault.revert"
-	AuditFaultUpdate   = "fault.update"
-	AuditFleetHalt     = "fleet.halt"
-	AuditFleetResume   = "fleet.resume"
-	AuditAgentRegister = "agent.register"
-	AuditGroupApply    = "fault.group.apply"
-	AuditGroupRevert   = "fault.group.revert"
+	AuditFaultApply       = "fault.apply"
+	AuditFaultRevert      = "fault.revert"
+	AuditFaultUpdate      = "fault.update"
+	AuditFleetHalt        = "fleet.halt"
+	AuditFleetResume      = "fleet.resume"
+	AuditAgentRegister    = "agent.register"
+	AuditGroupApply       = "fault.group.apply"
+	AuditGroupRevert      = "fault.group.revert"
+	AuditExperimentStart  = "experiment.start"
+	AuditExperimentUpdate = "experiment.update"
 )
 
 // withAudit returns the entry to propose for a ControlService call: a
@@ -96,6 +98,15 @@ func describe(e *raftv1.LogEntry) *raftv1.Audit {
 			faultspec.Kind(g.GetSpec()), g.GetId(), g.GetChosen(), g.GetEligible(), g.GetSpec().GetDuration().AsDuration(), g.GetSeed(), g.GetSelector())}
 	case *raftv1.LogEntry_RevertFaultGroup:
 		return &raftv1.Audit{Action: AuditGroupRevert, Summary: "revert group " + c.RevertFaultGroup.GetGroupId()}
+	case *raftv1.LogEntry_CreateExperiment:
+		x := c.CreateExperiment.GetExperiment()
+		return &raftv1.Audit{Action: AuditExperimentStart, Summary: fmt.Sprintf("start experiment %s (%s, seed %d)", x.GetId(), x.GetName(), x.GetSeed())}
+	case *raftv1.LogEntry_UpdateExperiment:
+		u := c.UpdateExperiment
+		if u.GetState() > turbulencev1.ExperimentState_EXPERIMENT_STATE_RUNNING {
+			return &raftv1.Audit{Action: AuditExperimentUpdate, Summary: fmt.Sprintf("end experiment %s %s: %s", u.GetId(), u.GetState(), u.GetReason())}
+		}
+		return &raftv1.Audit{Action: AuditExperimentUpdate, Summary: "record progress of experiment " + u.GetId()}
 	case *raftv1.LogEntry_RegisterAgent:
 		return &raftv1.Audit{Action: AuditAgentRegister, Summary: "register agent " + c.RegisterAgent.GetAgent().GetId()}
 	}

@@ -208,6 +208,24 @@ func TestAuthz_Roles(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	t.Run("viewer reads experiments but cannot start or abort one", func(t *testing.T) {
+		if _, err := viewer.ListExperiments(ctx, &turbulencev1.ListExperimentsRequest{}); err != nil {
+			t.Error(err)
+		}
+		_, err := viewer.GetExperiment(ctx, &turbulencev1.GetExperimentRequest{Id: "x-none"})
+		wantCode(t, err, codes.NotFound)
+		_, err = viewer.StartExperiment(ctx, &turbulencev1.StartExperimentRequest{Spec: []byte("name: x"), DryRun: true})
+		wantCode(t, err, codes.PermissionDenied, "viewer/vera")
+		_, err = viewer.AbortExperiment(ctx, &turbulencev1.AbortExperimentRequest{Id: "x-none"})
+		wantCode(t, err, codes.PermissionDenied, "viewer/vera")
+	})
+	t.Run("operator may start an experiment", func(t *testing.T) {
+		// Past the role check, the file itself is refused, by field.
+		_, err := operator.StartExperiment(ctx, &turbulencev1.StartExperimentRequest{Spec: []byte("name: x\nsteps: 3\n"), DryRun: true})
+		wantCode(t, err, codes.InvalidArgument, "steps")
+		_, err = operator.AbortExperiment(ctx, &turbulencev1.AbortExperimentRequest{Id: "x-none"})
+		wantCode(t, err, codes.NotFound)
+	})
 	t.Run("viewer can halt but not resume", func(t *testing.T) {
 		h, err := viewer.Halt(ctx, &turbulencev1.HaltRequest{Reason: "error budget burning"})
 		if err != nil {

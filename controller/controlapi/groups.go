@@ -171,13 +171,19 @@ func (s *Server) validateGroup(req *turbulencev1.ApplyFaultGroupRequest) (*turbu
 // invalidGroup is InvalidArgument listing every problem of a group
 // request, with one BadRequest field violation each (invariant 6).
 func invalidGroup(problems []faultspec.FieldError) error {
+	return invalidProblems("invalid fault group request", problems)
+}
+
+// invalidProblems is InvalidArgument saying what, then every problem,
+// with one BadRequest field violation each.
+func invalidProblems(what string, problems []faultspec.FieldError) error {
 	br := &errdetails.BadRequest{}
 	msgs := make([]string, len(problems))
 	for i, p := range problems {
 		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: p.Field, Description: p.Reason})
 		msgs[i] = p.Field + ": " + p.Reason
 	}
-	st := status.New(codes.InvalidArgument, "invalid fault group request: "+strings.Join(msgs, "; "))
+	st := status.New(codes.InvalidArgument, what+": "+strings.Join(msgs, "; "))
 	if d, err := st.WithDetails(br); err == nil {
 		st = d
 	}
@@ -376,9 +382,28 @@ func (s *Server) RevertFaultGroup(ctx context.Context, req *turbulencev1.RevertF
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	g, ok := s.cfg.State.FaultGroup(req.GetId())
+	g, err := s.revertFaultGroup(ctx, caller, req.GetRequestId(), req.GetId(), "group revert requested by "+caller.String())
+	return g, toStatus(err)
+}
+
+// ApplyGroupFor applies (or, with dry_run, plans) a fault group on behalf
+// of actor, a caller already authorized: the experiment runner applies
+// each step through it, so that a step's group is chosen, checked,
+// recorded and dispatched exactly as ApplyFaultGroup's.
+func (s *Server) ApplyGroupFor(ctx context.Context, actor tlsutil.Identity, req *turbulencev1.ApplyFaultGroupRequest) (*turbulencev1.FaultGroup, error) {
+	return s.applyFaultGroup(ctx, actor, req)
+}
+
+// RevertGroupFor reverts a group on behalf of actor, as RevertFaultGroup
+// does, with reason recorded on its faults.
+func (s *Server) RevertGroupFor(ctx context.Context, actor tlsutil.Identity, requestID, groupID, reason string) (*turbulencev1.FaultGroup, error) {
+	return s.revertFaultGroup(ctx, actor, requestID, groupID, reason)
+}
+
+func (s *Server) revertFaultGroup(ctx context.Context, caller tlsutil.Identity, requestID, id, reason string) (*turbulencev1.FaultGroup, error) {
+	g, ok := s.cfg.State.FaultGroup(id)
 	if !ok {
-		return nil, toStatus(errorf(ErrNotFound, "id: fault group %q not found", req.GetId()))
+		return nil, errorf(ErrNotFound, "id: fault group %q not found", id)
 	}
 	live := false
 	for _, m := range g.GetMembers() {
@@ -387,18 +412,17 @@ func (s *Server) RevertFaultGroup(ctx context.Context, req *turbulencev1.RevertF
 	if !live {
 		return s.overlayGroup(g), nil
 	}
-	reason := "group revert requested by " + caller.String()
 	resp, err := s.propose(ctx, &raftv1.LogEntry{
-		RequestId: req.GetRequestId(),
+		RequestId: requestID,
 		Actor:     caller.String(),
-		Cmd:       &raftv1.LogEntry_RevertFaultGroup{RevertFaultGroup: &raftv1.RevertFaultGroup{GroupId: g.GetId(), Reason: reason}},
+		Cmd:       &raftv1.LogEntry_RevertFaultGroup{RevertFaultGroup: &raftv1.RevertFaultGroup{GroupId: g.GetId(), Reason: limits.Truncate(reason, limits.MaxReason)}},
 	})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	updated, ok := resp.(*turbulencev1.FaultGroup)
 	if !ok {
-		return nil, toStatus(fmt.Errorf("revert fault group: unexpected raft response %T", resp))
+		return nil, fmt.Errorf("revert fault group: unexpected raft response %T", resp)
 	}
 	for _, m := range updated.GetMembers() {
 		if m.GetState() != turbulencev1.FaultState_FAULT_STATE_REVERTING {

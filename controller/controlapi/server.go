@@ -48,7 +48,10 @@ type Config struct {
 	// at most this many (docs/groups.md). Zero means the default.
 	MaxGroupPercent float64
 	MaxGroupAgents  int
-	Logger          *slog.Logger
+	// Experiments is the leader's experiment runner; nil refuses
+	// StartExperiment and AbortExperiment.
+	Experiments ExperimentRunner
+	Logger      *slog.Logger
 }
 
 // Server implements turbulencev1.ControlServiceServer.
@@ -80,6 +83,11 @@ func New(cfg Config) *Server {
 	}
 	return &Server{cfg: cfg, logger: cfg.Logger.With("component", "controlapi"), stopping: make(chan struct{})}
 }
+
+// SetExperiments gives the server its experiment runner, which is made
+// after the server (it applies groups through it). Call it before the
+// server serves.
+func (s *Server) SetExperiments(r ExperimentRunner) { s.cfg.Experiments = r }
 
 // Stop ends the open WatchEvents streams. Call it once, at shutdown.
 func (s *Server) Stop() { close(s.stopping) }

@@ -177,6 +177,11 @@ func fullFSM(t *testing.T) *FSM {
 			Status: &turbulencev1.FaultStatus{FaultId: "f4", State: turbulencev1.FaultState_FAULT_STATE_REVERTED, EndedAt: timestamppb.New(t0.Add(-time.Minute))},
 		}}},
 		groupEntry("r5", "g1", []string{"a1", "a2"}, []string{"a3"}),
+		experimentEntry("r6", "x1"),
+		progressEntry(&raftv1.UpdateExperiment{Id: "x1", State: turbulencev1.ExperimentState_EXPERIMENT_STATE_RUNNING,
+			Targets: []*turbulencev1.ExperimentTarget{{Name: "web", AgentIds: []string{"a1"}}},
+			Series:  []*turbulencev1.ProbeSeries{{Probe: "http", Samples: []*turbulencev1.ProbeSample{{TimeUnixNano: 1, Value: 0.1, Ok: true}}}}}),
+		experimentEntry("r7", "x2"),
 		audited(haltEntry(true, "game day over"), "fleet.halt", "halt the fleet: game day over"),
 		audited(&raftv1.LogEntry{Cmd: &raftv1.LogEntry_RecordAudit{RecordAudit: &raftv1.RecordAudit{}}}, "cluster.join", "join c2"),
 	)
@@ -208,7 +213,7 @@ func TestFSM_SnapshotRestoreRoundTrip(t *testing.T) {
 	for _, r := range want {
 		seen[string(r.ProtoReflect().WhichOneof(r.ProtoReflect().Descriptor().Oneofs().Get(0)).Name())] = true
 	}
-	for _, kind := range []string{"agent", "fault", "halt", "event", "applied_request", "counters", "audit", "fault_group"} {
+	for _, kind := range []string{"agent", "fault", "halt", "event", "applied_request", "counters", "audit", "fault_group", "experiment"} {
 		if !seen[kind] {
 			t.Errorf("test state has no %s record; the round trip does not cover it", kind)
 		}

@@ -13,6 +13,11 @@ const (
 	EventFaultUnconfirmed = "fault.unconfirmed"
 	EventFleetHalted      = "fleet.halted"
 	EventFleetResumed     = "fleet.resumed"
+	// EventExperimentCreated and EventExperimentEnded bracket an
+	// experiment in the fleet's event log; its own timeline of events is
+	// in the experiment record.
+	EventExperimentCreated = "experiment.created"
+	EventExperimentEnded   = "experiment.ended"
 )
 
 // Bounds of the replicated history. They keep snapshots and memory

@@ -8,7 +8,7 @@ import (
 )
 
 // Records returns the whole state as snapshot records, in a fixed order:
-// counters, halt status, agents, faults and fault groups by ID, events oldest first,
+// counters, halt status, agents, faults and fault groups by ID, experiments oldest first, events oldest first,
 // applied requests oldest first, audit records oldest first. The records are copies; the snapshot can
 // be written while new entries are applied.
 func (s *State) Records() []*raftv1.SnapshotRecord {
@@ -28,6 +28,10 @@ func (s *State) Records() []*raftv1.SnapshotRecord {
 	}
 	for _, id := range sortedKeys(d.groups) {
 		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_FaultGroup{FaultGroup: clone(d.groups[id])}})
+	}
+	// Creation order, so that the restored list keeps its order.
+	for _, x := range d.experimentOrder {
+		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Experiment{Experiment: clone(x)}})
 	}
 	for e := range d.events.from(0) {
 		out = append(out, &raftv1.SnapshotRecord{Record: &raftv1.SnapshotRecord_Event{Event: clone(e)}})
@@ -73,6 +77,13 @@ func (s *State) Replace(records []*raftv1.SnapshotRecord) error {
 				return fmt.Errorf("snapshot record %d: fault group without id", i)
 			}
 			d.groups[rec.FaultGroup.GetId()] = clone(rec.FaultGroup)
+		case *raftv1.SnapshotRecord_Experiment:
+			if rec.Experiment.GetId() == "" || d.experiments[rec.Experiment.GetId()] != nil {
+				return fmt.Errorf("snapshot record %d: experiment without id or twice", i)
+			}
+			x := clone(rec.Experiment)
+			d.experiments[x.GetId()] = x
+			d.experimentOrder = append(d.experimentOrder, x)
 		case *raftv1.SnapshotRecord_Event:
 			if last := d.events.last(); last != nil && rec.Event.GetSequence() <= last.GetSequence() {
 				return fmt.Errorf("snapshot record %d: event sequence %d out of order", i, rec.Event.GetSequence())

@@ -53,6 +53,10 @@ type data struct {
 	// back from their faults); groupOrder indexes them like faultOrder.
 	groups     map[string]*turbulencev1.FaultGroup
 	groupOrder []*turbulencev1.FaultGroup
+	// experiments holds at most limits.MaxExperiments runs of experiment
+	// files; experimentOrder holds the same pointers in creation order.
+	experiments     map[string]*turbulencev1.Experiment
+	experimentOrder []*turbulencev1.Experiment
 }
 
 func newData() *data {
@@ -64,6 +68,7 @@ func newData() *data {
 		nextAuditSeq: 1,
 		applied:      make(map[string]string),
 		groups:       make(map[string]*turbulencev1.FaultGroup),
+		experiments:  make(map[string]*turbulencev1.Experiment),
 	}
 }
 

@@ -131,6 +131,34 @@ const (
 	MaxPageGroups     = 20
 	DefaultPageServer = 100
 	MaxPageServers    = 1000
+	// Experiment summaries are small; a page of them is far below the cap.
+	DefaultPageExperiments = 50
+	MaxPageExperiments     = 200
+)
+
+// Bounds of an experiment (docs/experiments-runner.md). An experiment
+// with every probe's samples is one record of the state and one
+// GetExperiment answer, so these keep it well inside MaxMessageBytes:
+// TestPagesFitMessageCap computes the worst case.
+const (
+	// MaxExperimentSpec bounds the experiment file's text.
+	MaxExperimentSpec = 64 << 10
+	// MaxExperimentTargets, MaxExperimentSteps and MaxExperimentProbes
+	// bound the file's lists as the controller records them.
+	MaxExperimentTargets = 16
+	MaxExperimentSteps   = 64
+	MaxExperimentProbes  = 32
+	// MaxExperimentTargetAgents bounds the agents one target may choose.
+	MaxExperimentTargetAgents = 500
+	// MaxProbeSamples bounds the samples kept per probe: half an hour at
+	// the default interval of one second. Later samples are counted, not
+	// kept.
+	MaxProbeSamples = 1800
+	// MaxExperimentEvents bounds an experiment's timeline of events.
+	MaxExperimentEvents = 256
+	// MaxExperiments bounds the experiments the state keeps; the oldest
+	// ended one is forgotten first.
+	MaxExperiments = 100
 )
 
 // MaxUnknownBytes bounds the unknown fields one message may carry (fields

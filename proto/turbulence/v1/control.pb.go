@@ -2428,7 +2428,7 @@ var File_turbulence_v1_control_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x1bturbulence/v1/control.proto\x12\rturbulence.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/agent.proto\x1a\x19turbulence/v1/fault.proto\"\xbc\x03\n" +
+	"\x1bturbulence/v1/control.proto\x12\rturbulence.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/agent.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\xbc\x03\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
 	"\x06labels\x18\x02 \x03(\v2 .turbulence.v1.Agent.LabelsEntryR\x06labels\x12.\n" +
@@ -2646,8 +2646,7 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\a_load15B\x14\n" +
 	"\x12_disk_used_percentB\x1b\n" +
 	"\x19_disk_io_bytes_per_secondB\x1b\n" +
-	"\x19_network_bytes_per_second2\xc9\n" +
-	"\n" +
+	"\x19_network_bytes_per_second2\xa6\r\n" +
 	"\x0eControlService\x12Q\n" +
 	"\n" +
 	"ListAgents\x12 .turbulence.v1.ListAgentsRequest\x1a!.turbulence.v1.ListAgentsResponse\x12@\n" +
@@ -2668,7 +2667,11 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\x0fApplyFaultGroup\x12%.turbulence.v1.ApplyFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12`\n" +
 	"\x0fListFaultGroups\x12%.turbulence.v1.ListFaultGroupsRequest\x1a&.turbulence.v1.ListFaultGroupsResponse\x12O\n" +
 	"\rGetFaultGroup\x12#.turbulence.v1.GetFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12U\n" +
-	"\x10RevertFaultGroup\x12&.turbulence.v1.RevertFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12`\n" +
+	"\x10RevertFaultGroup\x12&.turbulence.v1.RevertFaultGroupRequest\x1a\x19.turbulence.v1.FaultGroup\x12S\n" +
+	"\x0fStartExperiment\x12%.turbulence.v1.StartExperimentRequest\x1a\x19.turbulence.v1.Experiment\x12`\n" +
+	"\x0fListExperiments\x12%.turbulence.v1.ListExperimentsRequest\x1a&.turbulence.v1.ListExperimentsResponse\x12O\n" +
+	"\rGetExperiment\x12#.turbulence.v1.GetExperimentRequest\x1a\x19.turbulence.v1.Experiment\x12S\n" +
+	"\x0fAbortExperiment\x12%.turbulence.v1.AbortExperimentRequest\x1a\x19.turbulence.v1.Experiment\x12`\n" +
 	"\x0fGetAgentMetrics\x12%.turbulence.v1.GetAgentMetricsRequest\x1a&.turbulence.v1.GetAgentMetricsResponseBGZEgithub.com/turbulence-sre/turbulence/proto/turbulence/v1;turbulencev1b\x06proto3"
 
 var (
@@ -2725,6 +2728,12 @@ var file_turbulence_v1_control_proto_goTypes = []any{
 	(FaultState)(0),                 // 37: turbulence.v1.FaultState
 	(*Fault)(nil),                   // 38: turbulence.v1.Fault
 	(*durationpb.Duration)(nil),     // 39: google.protobuf.Duration
+	(*StartExperimentRequest)(nil),  // 40: turbulence.v1.StartExperimentRequest
+	(*ListExperimentsRequest)(nil),  // 41: turbulence.v1.ListExperimentsRequest
+	(*GetExperimentRequest)(nil),    // 42: turbulence.v1.GetExperimentRequest
+	(*AbortExperimentRequest)(nil),  // 43: turbulence.v1.AbortExperimentRequest
+	(*Experiment)(nil),              // 44: turbulence.v1.Experiment
+	(*ListExperimentsResponse)(nil), // 45: turbulence.v1.ListExperimentsResponse
 }
 var file_turbulence_v1_control_proto_depIdxs = []int32{
 	32, // 0: turbulence.v1.Agent.labels:type_name -> turbulence.v1.Agent.LabelsEntry
@@ -2776,26 +2785,34 @@ var file_turbulence_v1_control_proto_depIdxs = []int32{
 	25, // 46: turbulence.v1.ControlService.ListFaultGroups:input_type -> turbulence.v1.ListFaultGroupsRequest
 	27, // 47: turbulence.v1.ControlService.GetFaultGroup:input_type -> turbulence.v1.GetFaultGroupRequest
 	28, // 48: turbulence.v1.ControlService.RevertFaultGroup:input_type -> turbulence.v1.RevertFaultGroupRequest
-	29, // 49: turbulence.v1.ControlService.GetAgentMetrics:input_type -> turbulence.v1.GetAgentMetricsRequest
-	2,  // 50: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
-	0,  // 51: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
-	38, // 52: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
-	6,  // 53: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
-	38, // 54: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
-	38, // 55: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
-	12, // 56: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
-	12, // 57: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
-	12, // 58: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
-	13, // 59: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
-	16, // 60: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
-	19, // 61: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
-	23, // 62: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
-	26, // 63: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
-	23, // 64: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
-	23, // 65: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
-	30, // 66: turbulence.v1.ControlService.GetAgentMetrics:output_type -> turbulence.v1.GetAgentMetricsResponse
-	50, // [50:67] is the sub-list for method output_type
-	33, // [33:50] is the sub-list for method input_type
+	40, // 49: turbulence.v1.ControlService.StartExperiment:input_type -> turbulence.v1.StartExperimentRequest
+	41, // 50: turbulence.v1.ControlService.ListExperiments:input_type -> turbulence.v1.ListExperimentsRequest
+	42, // 51: turbulence.v1.ControlService.GetExperiment:input_type -> turbulence.v1.GetExperimentRequest
+	43, // 52: turbulence.v1.ControlService.AbortExperiment:input_type -> turbulence.v1.AbortExperimentRequest
+	29, // 53: turbulence.v1.ControlService.GetAgentMetrics:input_type -> turbulence.v1.GetAgentMetricsRequest
+	2,  // 54: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
+	0,  // 55: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
+	38, // 56: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
+	6,  // 57: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
+	38, // 58: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
+	38, // 59: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
+	12, // 60: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
+	12, // 61: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
+	12, // 62: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
+	13, // 63: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
+	16, // 64: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
+	19, // 65: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
+	23, // 66: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
+	26, // 67: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
+	23, // 68: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
+	23, // 69: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
+	44, // 70: turbulence.v1.ControlService.StartExperiment:output_type -> turbulence.v1.Experiment
+	45, // 71: turbulence.v1.ControlService.ListExperiments:output_type -> turbulence.v1.ListExperimentsResponse
+	44, // 72: turbulence.v1.ControlService.GetExperiment:output_type -> turbulence.v1.Experiment
+	44, // 73: turbulence.v1.ControlService.AbortExperiment:output_type -> turbulence.v1.Experiment
+	30, // 74: turbulence.v1.ControlService.GetAgentMetrics:output_type -> turbulence.v1.GetAgentMetricsResponse
+	54, // [54:75] is the sub-list for method output_type
+	33, // [33:54] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name
 	33, // [33:33] is the sub-list for extension extendee
 	0,  // [0:33] is the sub-list for field type_name
@@ -2807,6 +2824,7 @@ func file_turbulence_v1_control_proto_init() {
 		return
 	}
 	file_turbulence_v1_agent_proto_init()
+	file_turbulence_v1_experiment_proto_init()
 	file_turbulence_v1_fault_proto_init()
 	file_turbulence_v1_control_proto_msgTypes[20].OneofWrappers = []any{}
 	file_turbulence_v1_control_proto_msgTypes[31].OneofWrappers = []any{}

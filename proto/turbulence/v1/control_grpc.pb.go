@@ -37,6 +37,10 @@ const (
 	ControlService_ListFaultGroups_FullMethodName  = "/turbulence.v1.ControlService/ListFaultGroups"
 	ControlService_GetFaultGroup_FullMethodName    = "/turbulence.v1.ControlService/GetFaultGroup"
 	ControlService_RevertFaultGroup_FullMethodName = "/turbulence.v1.ControlService/RevertFaultGroup"
+	ControlService_StartExperiment_FullMethodName  = "/turbulence.v1.ControlService/StartExperiment"
+	ControlService_ListExperiments_FullMethodName  = "/turbulence.v1.ControlService/ListExperiments"
+	ControlService_GetExperiment_FullMethodName    = "/turbulence.v1.ControlService/GetExperiment"
+	ControlService_AbortExperiment_FullMethodName  = "/turbulence.v1.ControlService/AbortExperiment"
 	ControlService_GetAgentMetrics_FullMethodName  = "/turbulence.v1.ControlService/GetAgentMetrics"
 )
 
@@ -73,6 +77,16 @@ type ControlServiceClient interface {
 	// RevertFaultGroup reverts every live member of a group in one raft
 	// entry.
 	RevertFaultGroup(ctx context.Context, in *RevertFaultGroupRequest, opts ...grpc.CallOption) (*FaultGroup, error)
+	// StartExperiment validates an experiment file on the leader, records
+	// the experiment in raft and hands it to the leader's runner
+	// (docs/experiments-runner.md). With dry_run it only validates and
+	// chooses the targets.
+	StartExperiment(ctx context.Context, in *StartExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
+	ListExperiments(ctx context.Context, in *ListExperimentsRequest, opts ...grpc.CallOption) (*ListExperimentsResponse, error)
+	GetExperiment(ctx context.Context, in *GetExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
+	// AbortExperiment reverts every fault group of a live experiment and
+	// ends it ABORTED with the reason given.
+	AbortExperiment(ctx context.Context, in *AbortExperimentRequest, opts ...grpc.CallOption) (*Experiment, error)
 	// GetAgentMetrics returns the host metrics the leader keeps for one
 	// agent, a short series taken from its heartbeats (docs/hostmetrics.md).
 	// They are soft state on the leader: a follower forwards the call.
@@ -256,6 +270,46 @@ func (c *controlServiceClient) RevertFaultGroup(ctx context.Context, in *RevertF
 	return out, nil
 }
 
+func (c *controlServiceClient) StartExperiment(ctx context.Context, in *StartExperimentRequest, opts ...grpc.CallOption) (*Experiment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Experiment)
+	err := c.cc.Invoke(ctx, ControlService_StartExperiment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) ListExperiments(ctx context.Context, in *ListExperimentsRequest, opts ...grpc.CallOption) (*ListExperimentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListExperimentsResponse)
+	err := c.cc.Invoke(ctx, ControlService_ListExperiments_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) GetExperiment(ctx context.Context, in *GetExperimentRequest, opts ...grpc.CallOption) (*Experiment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Experiment)
+	err := c.cc.Invoke(ctx, ControlService_GetExperiment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controlServiceClient) AbortExperiment(ctx context.Context, in *AbortExperimentRequest, opts ...grpc.CallOption) (*Experiment, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Experiment)
+	err := c.cc.Invoke(ctx, ControlService_AbortExperiment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlServiceClient) GetAgentMetrics(ctx context.Context, in *GetAgentMetricsRequest, opts ...grpc.CallOption) (*GetAgentMetricsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetAgentMetricsResponse)
@@ -299,6 +353,16 @@ type ControlServiceServer interface {
 	// RevertFaultGroup reverts every live member of a group in one raft
 	// entry.
 	RevertFaultGroup(context.Context, *RevertFaultGroupRequest) (*FaultGroup, error)
+	// StartExperiment validates an experiment file on the leader, records
+	// the experiment in raft and hands it to the leader's runner
+	// (docs/experiments-runner.md). With dry_run it only validates and
+	// chooses the targets.
+	StartExperiment(context.Context, *StartExperimentRequest) (*Experiment, error)
+	ListExperiments(context.Context, *ListExperimentsRequest) (*ListExperimentsResponse, error)
+	GetExperiment(context.Context, *GetExperimentRequest) (*Experiment, error)
+	// AbortExperiment reverts every fault group of a live experiment and
+	// ends it ABORTED with the reason given.
+	AbortExperiment(context.Context, *AbortExperimentRequest) (*Experiment, error)
 	// GetAgentMetrics returns the host metrics the leader keeps for one
 	// agent, a short series taken from its heartbeats (docs/hostmetrics.md).
 	// They are soft state on the leader: a follower forwards the call.
@@ -360,6 +424,18 @@ func (UnimplementedControlServiceServer) GetFaultGroup(context.Context, *GetFaul
 }
 func (UnimplementedControlServiceServer) RevertFaultGroup(context.Context, *RevertFaultGroupRequest) (*FaultGroup, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevertFaultGroup not implemented")
+}
+func (UnimplementedControlServiceServer) StartExperiment(context.Context, *StartExperimentRequest) (*Experiment, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartExperiment not implemented")
+}
+func (UnimplementedControlServiceServer) ListExperiments(context.Context, *ListExperimentsRequest) (*ListExperimentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListExperiments not implemented")
+}
+func (UnimplementedControlServiceServer) GetExperiment(context.Context, *GetExperimentRequest) (*Experiment, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetExperiment not implemented")
+}
+func (UnimplementedControlServiceServer) AbortExperiment(context.Context, *AbortExperimentRequest) (*Experiment, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbortExperiment not implemented")
 }
 func (UnimplementedControlServiceServer) GetAgentMetrics(context.Context, *GetAgentMetricsRequest) (*GetAgentMetricsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAgentMetrics not implemented")
@@ -666,6 +742,78 @@ func _ControlService_RevertFaultGroup_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_StartExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).StartExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_StartExperiment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).StartExperiment(ctx, req.(*StartExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_ListExperiments_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListExperimentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ListExperiments(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ListExperiments_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ListExperiments(ctx, req.(*ListExperimentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_GetExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).GetExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_GetExperiment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).GetExperiment(ctx, req.(*GetExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControlService_AbortExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbortExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).AbortExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_AbortExperiment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).AbortExperiment(ctx, req.(*AbortExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ControlService_GetAgentMetrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetAgentMetricsRequest)
 	if err := dec(in); err != nil {
@@ -750,6 +898,22 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevertFaultGroup",
 			Handler:    _ControlService_RevertFaultGroup_Handler,
+		},
+		{
+			MethodName: "StartExperiment",
+			Handler:    _ControlService_StartExperiment_Handler,
+		},
+		{
+			MethodName: "ListExperiments",
+			Handler:    _ControlService_ListExperiments_Handler,
+		},
+		{
+			MethodName: "GetExperiment",
+			Handler:    _ControlService_GetExperiment_Handler,
+		},
+		{
+			MethodName: "AbortExperiment",
+			Handler:    _ControlService_AbortExperiment_Handler,
 		},
 		{
 			MethodName: "GetAgentMetrics",

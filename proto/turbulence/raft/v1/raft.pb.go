@@ -51,6 +51,8 @@ type LogEntry struct {
 	//	*LogEntry_RecordAudit
 	//	*LogEntry_CreateFaultGroup
 	//	*LogEntry_RevertFaultGroup
+	//	*LogEntry_CreateExperiment
+	//	*LogEntry_UpdateExperiment
 	Cmd           isLogEntry_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -184,6 +186,24 @@ func (x *LogEntry) GetRevertFaultGroup() *RevertFaultGroup {
 	return nil
 }
 
+func (x *LogEntry) GetCreateExperiment() *CreateExperiment {
+	if x != nil {
+		if x, ok := x.Cmd.(*LogEntry_CreateExperiment); ok {
+			return x.CreateExperiment
+		}
+	}
+	return nil
+}
+
+func (x *LogEntry) GetUpdateExperiment() *UpdateExperiment {
+	if x != nil {
+		if x, ok := x.Cmd.(*LogEntry_UpdateExperiment); ok {
+			return x.UpdateExperiment
+		}
+	}
+	return nil
+}
+
 type isLogEntry_Cmd interface {
 	isLogEntry_Cmd()
 }
@@ -216,6 +236,14 @@ type LogEntry_RevertFaultGroup struct {
 	RevertFaultGroup *RevertFaultGroup `protobuf:"bytes,16,opt,name=revert_fault_group,json=revertFaultGroup,proto3,oneof"`
 }
 
+type LogEntry_CreateExperiment struct {
+	CreateExperiment *CreateExperiment `protobuf:"bytes,17,opt,name=create_experiment,json=createExperiment,proto3,oneof"`
+}
+
+type LogEntry_UpdateExperiment struct {
+	UpdateExperiment *UpdateExperiment `protobuf:"bytes,18,opt,name=update_experiment,json=updateExperiment,proto3,oneof"`
+}
+
 func (*LogEntry_RegisterAgent) isLogEntry_Cmd() {}
 
 func (*LogEntry_CreateFault) isLogEntry_Cmd() {}
@@ -229,6 +257,10 @@ func (*LogEntry_RecordAudit) isLogEntry_Cmd() {}
 func (*LogEntry_CreateFaultGroup) isLogEntry_Cmd() {}
 
 func (*LogEntry_RevertFaultGroup) isLogEntry_Cmd() {}
+
+func (*LogEntry_CreateExperiment) isLogEntry_Cmd() {}
+
+func (*LogEntry_UpdateExperiment) isLogEntry_Cmd() {}
 
 // Audit is what the proposer says about a mutating call. Who and when come
 // from the entry (actor, proposed_at, request_id).
@@ -597,6 +629,172 @@ func (x *RevertFaultGroup) GetReason() string {
 	return ""
 }
 
+// CreateExperiment records a new experiment in state PENDING.
+type CreateExperiment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Experiment    *v1.Experiment         `protobuf:"bytes,1,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateExperiment) Reset() {
+	*x = CreateExperiment{}
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateExperiment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateExperiment) ProtoMessage() {}
+
+func (x *CreateExperiment) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateExperiment.ProtoReflect.Descriptor instead.
+func (*CreateExperiment) Descriptor() ([]byte, []int) {
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CreateExperiment) GetExperiment() *v1.Experiment {
+	if x != nil {
+		return x.Experiment
+	}
+	return nil
+}
+
+// UpdateExperiment is the runner's record of an experiment's progress:
+// a new state (forward only; a final state is final), the chosen
+// targets (once), steps (replaced by name), events and probe samples
+// (appended, up to their bounds). Started and ended times are the
+// entry's own.
+type UpdateExperiment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	State         v1.ExperimentState     `protobuf:"varint,2,opt,name=state,proto3,enum=turbulence.v1.ExperimentState" json:"state,omitempty"`
+	Verdict       v1.Verdict             `protobuf:"varint,3,opt,name=verdict,proto3,enum=turbulence.v1.Verdict" json:"verdict,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	FailedProbe   string                 `protobuf:"bytes,5,opt,name=failed_probe,json=failedProbe,proto3" json:"failed_probe,omitempty"`
+	FailedValue   float64                `protobuf:"fixed64,6,opt,name=failed_value,json=failedValue,proto3" json:"failed_value,omitempty"`
+	Targets       []*v1.ExperimentTarget `protobuf:"bytes,7,rep,name=targets,proto3" json:"targets,omitempty"`
+	Steps         []*v1.ExperimentStep   `protobuf:"bytes,8,rep,name=steps,proto3" json:"steps,omitempty"`
+	Events        []*v1.ExperimentEvent  `protobuf:"bytes,9,rep,name=events,proto3" json:"events,omitempty"`
+	Series        []*v1.ProbeSeries      `protobuf:"bytes,10,rep,name=series,proto3" json:"series,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateExperiment) Reset() {
+	*x = UpdateExperiment{}
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateExperiment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateExperiment) ProtoMessage() {}
+
+func (x *UpdateExperiment) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateExperiment.ProtoReflect.Descriptor instead.
+func (*UpdateExperiment) Descriptor() ([]byte, []int) {
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateExperiment) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateExperiment) GetState() v1.ExperimentState {
+	if x != nil {
+		return x.State
+	}
+	return v1.ExperimentState(0)
+}
+
+func (x *UpdateExperiment) GetVerdict() v1.Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return v1.Verdict(0)
+}
+
+func (x *UpdateExperiment) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *UpdateExperiment) GetFailedProbe() string {
+	if x != nil {
+		return x.FailedProbe
+	}
+	return ""
+}
+
+func (x *UpdateExperiment) GetFailedValue() float64 {
+	if x != nil {
+		return x.FailedValue
+	}
+	return 0
+}
+
+func (x *UpdateExperiment) GetTargets() []*v1.ExperimentTarget {
+	if x != nil {
+		return x.Targets
+	}
+	return nil
+}
+
+func (x *UpdateExperiment) GetSteps() []*v1.ExperimentStep {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *UpdateExperiment) GetEvents() []*v1.ExperimentEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *UpdateExperiment) GetSeries() []*v1.ProbeSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
 // SetHalt raises or lowers the fleet halt flag. Raising it also moves every
 // pending or active fault to REVERTING.
 type SetHalt struct {
@@ -609,7 +807,7 @@ type SetHalt struct {
 
 func (x *SetHalt) Reset() {
 	*x = SetHalt{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +819,7 @@ func (x *SetHalt) String() string {
 func (*SetHalt) ProtoMessage() {}
 
 func (x *SetHalt) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +832,7 @@ func (x *SetHalt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHalt.ProtoReflect.Descriptor instead.
 func (*SetHalt) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetHalt) GetHalted() bool {
@@ -661,7 +859,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +871,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +884,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SnapshotHeader) GetFormatVersion() uint32 {
@@ -710,6 +908,7 @@ type SnapshotRecord struct {
 	//	*SnapshotRecord_Counters
 	//	*SnapshotRecord_Audit
 	//	*SnapshotRecord_FaultGroup
+	//	*SnapshotRecord_Experiment
 	Record        isSnapshotRecord_Record `protobuf_oneof:"record"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -717,7 +916,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +928,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +941,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -824,6 +1023,15 @@ func (x *SnapshotRecord) GetFaultGroup() *v1.FaultGroup {
 	return nil
 }
 
+func (x *SnapshotRecord) GetExperiment() *v1.Experiment {
+	if x != nil {
+		if x, ok := x.Record.(*SnapshotRecord_Experiment); ok {
+			return x.Experiment
+		}
+	}
+	return nil
+}
+
 type isSnapshotRecord_Record interface {
 	isSnapshotRecord_Record()
 }
@@ -860,6 +1068,10 @@ type SnapshotRecord_FaultGroup struct {
 	FaultGroup *v1.FaultGroup `protobuf:"bytes,8,opt,name=fault_group,json=faultGroup,proto3,oneof"`
 }
 
+type SnapshotRecord_Experiment struct {
+	Experiment *v1.Experiment `protobuf:"bytes,9,opt,name=experiment,proto3,oneof"`
+}
+
 func (*SnapshotRecord_Agent) isSnapshotRecord_Record() {}
 
 func (*SnapshotRecord_Fault) isSnapshotRecord_Record() {}
@@ -876,6 +1088,8 @@ func (*SnapshotRecord_Audit) isSnapshotRecord_Record() {}
 
 func (*SnapshotRecord_FaultGroup) isSnapshotRecord_Record() {}
 
+func (*SnapshotRecord_Experiment) isSnapshotRecord_Record() {}
+
 // AppliedRequest remembers a request ID and what it produced.
 type AppliedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -887,7 +1101,7 @@ type AppliedRequest struct {
 
 func (x *AppliedRequest) Reset() {
 	*x = AppliedRequest{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1113,7 @@ func (x *AppliedRequest) String() string {
 func (*AppliedRequest) ProtoMessage() {}
 
 func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1126,7 @@ func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedRequest.ProtoReflect.Descriptor instead.
 func (*AppliedRequest) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{11}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AppliedRequest) GetRequestId() string {
@@ -940,7 +1154,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1166,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1179,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Counters) GetNextEventSequence() uint64 {
@@ -986,7 +1200,7 @@ var File_turbulence_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x19turbulence/v1/fault.proto\"\xb8\x05\n" +
+	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\xe2\x06\n" +
 	"\bLogEntry\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12;\n" +
@@ -1001,7 +1215,9 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\bset_halt\x18\r \x01(\v2\x1b.turbulence.raft.v1.SetHaltH\x00R\asetHalt\x12D\n" +
 	"\frecord_audit\x18\x0e \x01(\v2\x1f.turbulence.raft.v1.RecordAuditH\x00R\vrecordAudit\x12T\n" +
 	"\x12create_fault_group\x18\x0f \x01(\v2$.turbulence.raft.v1.CreateFaultGroupH\x00R\x10createFaultGroup\x12T\n" +
-	"\x12revert_fault_group\x18\x10 \x01(\v2$.turbulence.raft.v1.RevertFaultGroupH\x00R\x10revertFaultGroupB\x05\n" +
+	"\x12revert_fault_group\x18\x10 \x01(\v2$.turbulence.raft.v1.RevertFaultGroupH\x00R\x10revertFaultGroup\x12S\n" +
+	"\x11create_experiment\x18\x11 \x01(\v2$.turbulence.raft.v1.CreateExperimentH\x00R\x10createExperiment\x12S\n" +
+	"\x11update_experiment\x18\x12 \x01(\v2$.turbulence.raft.v1.UpdateExperimentH\x00R\x10updateExperimentB\x05\n" +
 	"\x03cmd\"9\n" +
 	"\x05Audit\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
@@ -1021,12 +1237,28 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x19.turbulence.v1.FaultGroupR\x05group\"E\n" +
 	"\x10RevertFaultGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"9\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"M\n" +
+	"\x10CreateExperiment\x129\n" +
+	"\n" +
+	"experiment\x18\x01 \x01(\v2\x19.turbulence.v1.ExperimentR\n" +
+	"experiment\"\xc4\x03\n" +
+	"\x10UpdateExperiment\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1e.turbulence.v1.ExperimentStateR\x05state\x120\n" +
+	"\averdict\x18\x03 \x01(\x0e2\x16.turbulence.v1.VerdictR\averdict\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12!\n" +
+	"\ffailed_probe\x18\x05 \x01(\tR\vfailedProbe\x12!\n" +
+	"\ffailed_value\x18\x06 \x01(\x01R\vfailedValue\x129\n" +
+	"\atargets\x18\a \x03(\v2\x1f.turbulence.v1.ExperimentTargetR\atargets\x123\n" +
+	"\x05steps\x18\b \x03(\v2\x1d.turbulence.v1.ExperimentStepR\x05steps\x126\n" +
+	"\x06events\x18\t \x03(\v2\x1e.turbulence.v1.ExperimentEventR\x06events\x122\n" +
+	"\x06series\x18\n" +
+	" \x03(\v2\x1a.turbulence.v1.ProbeSeriesR\x06series\"9\n" +
 	"\aSetHalt\x12\x16\n" +
 	"\x06halted\x18\x01 \x01(\bR\x06halted\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
 	"\x0eSnapshotHeader\x12%\n" +
-	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\"\xd1\x03\n" +
+	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\"\x8e\x04\n" +
 	"\x0eSnapshotRecord\x12,\n" +
 	"\x05agent\x18\x01 \x01(\v2\x14.turbulence.v1.AgentH\x00R\x05agent\x12,\n" +
 	"\x05fault\x18\x02 \x01(\v2\x14.turbulence.v1.FaultH\x00R\x05fault\x12/\n" +
@@ -1036,7 +1268,10 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\bcounters\x18\x06 \x01(\v2\x1c.turbulence.raft.v1.CountersH\x00R\bcounters\x121\n" +
 	"\x05audit\x18\a \x01(\v2\x19.turbulence.v1.AuditEntryH\x00R\x05audit\x12<\n" +
 	"\vfault_group\x18\b \x01(\v2\x19.turbulence.v1.FaultGroupH\x00R\n" +
-	"faultGroupB\b\n" +
+	"faultGroup\x12;\n" +
+	"\n" +
+	"experiment\x18\t \x01(\v2\x19.turbulence.v1.ExperimentH\x00R\n" +
+	"experimentB\b\n" +
 	"\x06record\"L\n" +
 	"\x0eAppliedRequest\x12\x1d\n" +
 	"\n" +
@@ -1058,7 +1293,7 @@ func file_turbulence_raft_v1_raft_proto_rawDescGZIP() []byte {
 	return file_turbulence_raft_v1_raft_proto_rawDescData
 }
 
-var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*LogEntry)(nil),              // 0: turbulence.raft.v1.LogEntry
 	(*Audit)(nil),                 // 1: turbulence.raft.v1.Audit
@@ -1068,50 +1303,69 @@ var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*UpdateFault)(nil),           // 5: turbulence.raft.v1.UpdateFault
 	(*CreateFaultGroup)(nil),      // 6: turbulence.raft.v1.CreateFaultGroup
 	(*RevertFaultGroup)(nil),      // 7: turbulence.raft.v1.RevertFaultGroup
-	(*SetHalt)(nil),               // 8: turbulence.raft.v1.SetHalt
-	(*SnapshotHeader)(nil),        // 9: turbulence.raft.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 10: turbulence.raft.v1.SnapshotRecord
-	(*AppliedRequest)(nil),        // 11: turbulence.raft.v1.AppliedRequest
-	(*Counters)(nil),              // 12: turbulence.raft.v1.Counters
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 14: turbulence.v1.Agent
-	(*v1.Fault)(nil),              // 15: turbulence.v1.Fault
-	(v1.FaultState)(0),            // 16: turbulence.v1.FaultState
-	(*v1.FaultStatus)(nil),        // 17: turbulence.v1.FaultStatus
-	(*v1.FaultGroup)(nil),         // 18: turbulence.v1.FaultGroup
-	(*v1.HaltStatus)(nil),         // 19: turbulence.v1.HaltStatus
-	(*v1.Event)(nil),              // 20: turbulence.v1.Event
-	(*v1.AuditEntry)(nil),         // 21: turbulence.v1.AuditEntry
+	(*CreateExperiment)(nil),      // 8: turbulence.raft.v1.CreateExperiment
+	(*UpdateExperiment)(nil),      // 9: turbulence.raft.v1.UpdateExperiment
+	(*SetHalt)(nil),               // 10: turbulence.raft.v1.SetHalt
+	(*SnapshotHeader)(nil),        // 11: turbulence.raft.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 12: turbulence.raft.v1.SnapshotRecord
+	(*AppliedRequest)(nil),        // 13: turbulence.raft.v1.AppliedRequest
+	(*Counters)(nil),              // 14: turbulence.raft.v1.Counters
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 16: turbulence.v1.Agent
+	(*v1.Fault)(nil),              // 17: turbulence.v1.Fault
+	(v1.FaultState)(0),            // 18: turbulence.v1.FaultState
+	(*v1.FaultStatus)(nil),        // 19: turbulence.v1.FaultStatus
+	(*v1.FaultGroup)(nil),         // 20: turbulence.v1.FaultGroup
+	(*v1.Experiment)(nil),         // 21: turbulence.v1.Experiment
+	(v1.ExperimentState)(0),       // 22: turbulence.v1.ExperimentState
+	(v1.Verdict)(0),               // 23: turbulence.v1.Verdict
+	(*v1.ExperimentTarget)(nil),   // 24: turbulence.v1.ExperimentTarget
+	(*v1.ExperimentStep)(nil),     // 25: turbulence.v1.ExperimentStep
+	(*v1.ExperimentEvent)(nil),    // 26: turbulence.v1.ExperimentEvent
+	(*v1.ProbeSeries)(nil),        // 27: turbulence.v1.ProbeSeries
+	(*v1.HaltStatus)(nil),         // 28: turbulence.v1.HaltStatus
+	(*v1.Event)(nil),              // 29: turbulence.v1.Event
+	(*v1.AuditEntry)(nil),         // 30: turbulence.v1.AuditEntry
 }
 var file_turbulence_raft_v1_raft_proto_depIdxs = []int32{
-	13, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
+	15, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: turbulence.raft.v1.LogEntry.audit:type_name -> turbulence.raft.v1.Audit
 	3,  // 2: turbulence.raft.v1.LogEntry.register_agent:type_name -> turbulence.raft.v1.RegisterAgent
 	4,  // 3: turbulence.raft.v1.LogEntry.create_fault:type_name -> turbulence.raft.v1.CreateFault
 	5,  // 4: turbulence.raft.v1.LogEntry.update_fault:type_name -> turbulence.raft.v1.UpdateFault
-	8,  // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
+	10, // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
 	2,  // 6: turbulence.raft.v1.LogEntry.record_audit:type_name -> turbulence.raft.v1.RecordAudit
 	6,  // 7: turbulence.raft.v1.LogEntry.create_fault_group:type_name -> turbulence.raft.v1.CreateFaultGroup
 	7,  // 8: turbulence.raft.v1.LogEntry.revert_fault_group:type_name -> turbulence.raft.v1.RevertFaultGroup
-	14, // 9: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
-	15, // 10: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
-	16, // 11: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
-	17, // 12: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
-	13, // 13: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
-	18, // 14: turbulence.raft.v1.CreateFaultGroup.group:type_name -> turbulence.v1.FaultGroup
-	14, // 15: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
-	15, // 16: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
-	19, // 17: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
-	20, // 18: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
-	11, // 19: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
-	12, // 20: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
-	21, // 21: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
-	18, // 22: turbulence.raft.v1.SnapshotRecord.fault_group:type_name -> turbulence.v1.FaultGroup
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	8,  // 9: turbulence.raft.v1.LogEntry.create_experiment:type_name -> turbulence.raft.v1.CreateExperiment
+	9,  // 10: turbulence.raft.v1.LogEntry.update_experiment:type_name -> turbulence.raft.v1.UpdateExperiment
+	16, // 11: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
+	17, // 12: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
+	18, // 13: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
+	19, // 14: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
+	15, // 15: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
+	20, // 16: turbulence.raft.v1.CreateFaultGroup.group:type_name -> turbulence.v1.FaultGroup
+	21, // 17: turbulence.raft.v1.CreateExperiment.experiment:type_name -> turbulence.v1.Experiment
+	22, // 18: turbulence.raft.v1.UpdateExperiment.state:type_name -> turbulence.v1.ExperimentState
+	23, // 19: turbulence.raft.v1.UpdateExperiment.verdict:type_name -> turbulence.v1.Verdict
+	24, // 20: turbulence.raft.v1.UpdateExperiment.targets:type_name -> turbulence.v1.ExperimentTarget
+	25, // 21: turbulence.raft.v1.UpdateExperiment.steps:type_name -> turbulence.v1.ExperimentStep
+	26, // 22: turbulence.raft.v1.UpdateExperiment.events:type_name -> turbulence.v1.ExperimentEvent
+	27, // 23: turbulence.raft.v1.UpdateExperiment.series:type_name -> turbulence.v1.ProbeSeries
+	16, // 24: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
+	17, // 25: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
+	28, // 26: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
+	29, // 27: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
+	13, // 28: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
+	14, // 29: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
+	30, // 30: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
+	20, // 31: turbulence.raft.v1.SnapshotRecord.fault_group:type_name -> turbulence.v1.FaultGroup
+	21, // 32: turbulence.raft.v1.SnapshotRecord.experiment:type_name -> turbulence.v1.Experiment
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_raft_v1_raft_proto_init() }
@@ -1127,8 +1381,10 @@ func file_turbulence_raft_v1_raft_proto_init() {
 		(*LogEntry_RecordAudit)(nil),
 		(*LogEntry_CreateFaultGroup)(nil),
 		(*LogEntry_RevertFaultGroup)(nil),
+		(*LogEntry_CreateExperiment)(nil),
+		(*LogEntry_UpdateExperiment)(nil),
 	}
-	file_turbulence_raft_v1_raft_proto_msgTypes[10].OneofWrappers = []any{
+	file_turbulence_raft_v1_raft_proto_msgTypes[12].OneofWrappers = []any{
 		(*SnapshotRecord_Agent)(nil),
 		(*SnapshotRecord_Fault)(nil),
 		(*SnapshotRecord_Halt)(nil),
@@ -1137,6 +1393,7 @@ func file_turbulence_raft_v1_raft_proto_init() {
 		(*SnapshotRecord_Counters)(nil),
 		(*SnapshotRecord_Audit)(nil),
 		(*SnapshotRecord_FaultGroup)(nil),
+		(*SnapshotRecord_Experiment)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1144,7 +1401,7 @@ func file_turbulence_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_raft_v1_raft_proto_rawDesc), len(file_turbulence_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
