@@ -129,9 +129,7 @@ func (s *Server) checkExperiment(data []byte) (*experiment.Spec, error) {
 	var xerr *experiment.Error
 	switch {
 	case errors.As(err, &xerr):
-		for _, p := range xerr.Problems {
-			problems = append(problems, faultspec.FieldError{Field: p.Field, Reason: p.Reason})
-		}
+		problems = append(problems, xerr.Problems...)
 	case err != nil:
 		return nil, invalidField("spec", err.Error())
 	}

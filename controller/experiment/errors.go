@@ -3,20 +3,15 @@ package experiment
 import (
 	"fmt"
 	"strings"
+
+	"github.com/turbulence-sre/turbulence/internal/faultspec"
 )
 
-// FieldError is one problem with one field of an experiment file. It has
-// the shape of internal/faultspec's FieldError, so that a fault step's
-// problems read the same way as every other fault's.
-type FieldError struct {
-	// Field is the path of the field in the file: "name",
-	// "targets.web.count", "steps[2].fault.cpu.load_percent".
-	Field string
-	// Reason says what is wrong and names the limit.
-	Reason string
-}
-
-func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
+// FieldError is one problem with one field of an experiment file: the
+// type of internal/faultspec, so that a fault step's problems and every
+// other field's are one list. Its Field is the path of the field in the
+// file: "name", "targets.web.count", "steps[2].fault.cpu.load_percent".
+type FieldError = faultspec.FieldError
 
 // Error lists every problem found in an experiment file, in the order of
 // the file. Parse and Validate return it as a pointer; match it with
