@@ -92,6 +92,9 @@ type Config struct {
 	// Prometheus metrics (RegisterMetrics); "" serves none. New and Run
 	// do not listen on it: the main does, before New (controller/metrics.go).
 	MetricsAddr string
+	// Retention bounds the history the replicated state keeps (ended
+	// faults and groups, departed agents); zero fields take the defaults.
+	Retention Retention
 }
 
 // DefaultConfig returns a complete configuration for a single local node.
@@ -140,6 +143,7 @@ func (c Config) validate() error {
 	if c.LeaseTTL > 0 && c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))
 	}
+	errs = append(errs, c.Retention.validate()...)
 	if err := c.RaftGuard.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("raft port: %w", err))
 	}
@@ -224,5 +228,6 @@ func (c Config) withDefaults() Config {
 		c.HoldTimeout = forward.DefaultHoldTimeout
 	}
 	c.GRPCGuard = c.GRPCGuard.withDefaults()
+	c.Retention = c.Retention.withDefaults()
 	return c
 }

@@ -470,7 +470,10 @@ func (c *Controller) startLeaderLoop(ctx context.Context) *leaderLoop {
 	l := &leaderLoop{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
+		var wg sync.WaitGroup
+		wg.Go(func() { c.pruneLoop(ctx) })
 		_ = c.hub.RunLeaderLoop(ctx)
+		wg.Wait()
 	}()
 	return l
 }

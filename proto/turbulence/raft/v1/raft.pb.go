@@ -13,6 +13,7 @@ import (
 	v1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -51,6 +52,7 @@ type LogEntry struct {
 	//	*LogEntry_RecordAudit
 	//	*LogEntry_CreateFaultGroup
 	//	*LogEntry_RevertFaultGroup
+	//	*LogEntry_Prune
 	Cmd           isLogEntry_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -184,6 +186,15 @@ func (x *LogEntry) GetRevertFaultGroup() *RevertFaultGroup {
 	return nil
 }
 
+func (x *LogEntry) GetPrune() *Prune {
+	if x != nil {
+		if x, ok := x.Cmd.(*LogEntry_Prune); ok {
+			return x.Prune
+		}
+	}
+	return nil
+}
+
 type isLogEntry_Cmd interface {
 	isLogEntry_Cmd()
 }
@@ -216,6 +227,10 @@ type LogEntry_RevertFaultGroup struct {
 	RevertFaultGroup *RevertFaultGroup `protobuf:"bytes,16,opt,name=revert_fault_group,json=revertFaultGroup,proto3,oneof"`
 }
 
+type LogEntry_Prune struct {
+	Prune *Prune `protobuf:"bytes,17,opt,name=prune,proto3,oneof"`
+}
+
 func (*LogEntry_RegisterAgent) isLogEntry_Cmd() {}
 
 func (*LogEntry_CreateFault) isLogEntry_Cmd() {}
@@ -229,6 +244,8 @@ func (*LogEntry_RecordAudit) isLogEntry_Cmd() {}
 func (*LogEntry_CreateFaultGroup) isLogEntry_Cmd() {}
 
 func (*LogEntry_RevertFaultGroup) isLogEntry_Cmd() {}
+
+func (*LogEntry_Prune) isLogEntry_Cmd() {}
 
 // Audit is what the proposer says about a mutating call. Who and when come
 // from the entry (actor, proposed_at, request_id).
@@ -597,6 +614,85 @@ func (x *RevertFaultGroup) GetReason() string {
 	return ""
 }
 
+// Prune removes what the retention policy no longer keeps (docs/operations.md,
+// Retention). The leader proposes it; every replica computes the same
+// cut-offs from the entry's proposed_at minus the ages given here, never
+// from its own clock. Faults that are not ended are never removed.
+type Prune struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ended faults (REVERTED or FAILED) that ended before proposed_at minus
+	// this age are removed; zero removes none by age.
+	EndedFaultAge *durationpb.Duration `protobuf:"bytes,1,opt,name=ended_fault_age,json=endedFaultAge,proto3" json:"ended_fault_age,omitempty"`
+	// At most this many ended faults are kept: the ones that ended first go
+	// first (ties by fault ID). Zero keeps any number.
+	MaxEndedFaults uint32 `protobuf:"varint,2,opt,name=max_ended_faults,json=maxEndedFaults,proto3" json:"max_ended_faults,omitempty"`
+	// The agents the leader has not heard from for departed_agent_age. Each
+	// is removed only if it last registered before proposed_at minus that
+	// age and holds no fault that is not ended.
+	DepartedAgentIds []string             `protobuf:"bytes,3,rep,name=departed_agent_ids,json=departedAgentIds,proto3" json:"departed_agent_ids,omitempty"`
+	DepartedAgentAge *durationpb.Duration `protobuf:"bytes,4,opt,name=departed_agent_age,json=departedAgentAge,proto3" json:"departed_agent_age,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Prune) Reset() {
+	*x = Prune{}
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Prune) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Prune) ProtoMessage() {}
+
+func (x *Prune) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Prune.ProtoReflect.Descriptor instead.
+func (*Prune) Descriptor() ([]byte, []int) {
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Prune) GetEndedFaultAge() *durationpb.Duration {
+	if x != nil {
+		return x.EndedFaultAge
+	}
+	return nil
+}
+
+func (x *Prune) GetMaxEndedFaults() uint32 {
+	if x != nil {
+		return x.MaxEndedFaults
+	}
+	return 0
+}
+
+func (x *Prune) GetDepartedAgentIds() []string {
+	if x != nil {
+		return x.DepartedAgentIds
+	}
+	return nil
+}
+
+func (x *Prune) GetDepartedAgentAge() *durationpb.Duration {
+	if x != nil {
+		return x.DepartedAgentAge
+	}
+	return nil
+}
+
 // SetHalt raises or lowers the fleet halt flag. Raising it also moves every
 // pending or active fault to REVERTING.
 type SetHalt struct {
@@ -609,7 +705,7 @@ type SetHalt struct {
 
 func (x *SetHalt) Reset() {
 	*x = SetHalt{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +717,7 @@ func (x *SetHalt) String() string {
 func (*SetHalt) ProtoMessage() {}
 
 func (x *SetHalt) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[8]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +730,7 @@ func (x *SetHalt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHalt.ProtoReflect.Descriptor instead.
 func (*SetHalt) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{8}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetHalt) GetHalted() bool {
@@ -661,7 +757,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +769,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[9]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +782,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{9}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SnapshotHeader) GetFormatVersion() uint32 {
@@ -717,7 +813,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +825,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +838,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -887,7 +983,7 @@ type AppliedRequest struct {
 
 func (x *AppliedRequest) Reset() {
 	*x = AppliedRequest{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +995,7 @@ func (x *AppliedRequest) String() string {
 func (*AppliedRequest) ProtoMessage() {}
 
 func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1008,7 @@ func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedRequest.ProtoReflect.Descriptor instead.
 func (*AppliedRequest) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{11}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppliedRequest) GetRequestId() string {
@@ -940,7 +1036,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1048,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1061,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Counters) GetNextEventSequence() uint64 {
@@ -986,7 +1082,7 @@ var File_turbulence_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x19turbulence/v1/fault.proto\"\xb8\x05\n" +
+	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x19turbulence/v1/fault.proto\"\xeb\x05\n" +
 	"\bLogEntry\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12;\n" +
@@ -1001,7 +1097,8 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\bset_halt\x18\r \x01(\v2\x1b.turbulence.raft.v1.SetHaltH\x00R\asetHalt\x12D\n" +
 	"\frecord_audit\x18\x0e \x01(\v2\x1f.turbulence.raft.v1.RecordAuditH\x00R\vrecordAudit\x12T\n" +
 	"\x12create_fault_group\x18\x0f \x01(\v2$.turbulence.raft.v1.CreateFaultGroupH\x00R\x10createFaultGroup\x12T\n" +
-	"\x12revert_fault_group\x18\x10 \x01(\v2$.turbulence.raft.v1.RevertFaultGroupH\x00R\x10revertFaultGroupB\x05\n" +
+	"\x12revert_fault_group\x18\x10 \x01(\v2$.turbulence.raft.v1.RevertFaultGroupH\x00R\x10revertFaultGroup\x121\n" +
+	"\x05prune\x18\x11 \x01(\v2\x19.turbulence.raft.v1.PruneH\x00R\x05pruneB\x05\n" +
 	"\x03cmd\"9\n" +
 	"\x05Audit\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
@@ -1021,7 +1118,12 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x19.turbulence.v1.FaultGroupR\x05group\"E\n" +
 	"\x10RevertFaultGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"9\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xeb\x01\n" +
+	"\x05Prune\x12A\n" +
+	"\x0fended_fault_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\rendedFaultAge\x12(\n" +
+	"\x10max_ended_faults\x18\x02 \x01(\rR\x0emaxEndedFaults\x12,\n" +
+	"\x12departed_agent_ids\x18\x03 \x03(\tR\x10departedAgentIds\x12G\n" +
+	"\x12departed_agent_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10departedAgentAge\"9\n" +
 	"\aSetHalt\x12\x16\n" +
 	"\x06halted\x18\x01 \x01(\bR\x06halted\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
@@ -1058,7 +1160,7 @@ func file_turbulence_raft_v1_raft_proto_rawDescGZIP() []byte {
 	return file_turbulence_raft_v1_raft_proto_rawDescData
 }
 
-var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*LogEntry)(nil),              // 0: turbulence.raft.v1.LogEntry
 	(*Audit)(nil),                 // 1: turbulence.raft.v1.Audit
@@ -1068,50 +1170,55 @@ var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*UpdateFault)(nil),           // 5: turbulence.raft.v1.UpdateFault
 	(*CreateFaultGroup)(nil),      // 6: turbulence.raft.v1.CreateFaultGroup
 	(*RevertFaultGroup)(nil),      // 7: turbulence.raft.v1.RevertFaultGroup
-	(*SetHalt)(nil),               // 8: turbulence.raft.v1.SetHalt
-	(*SnapshotHeader)(nil),        // 9: turbulence.raft.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 10: turbulence.raft.v1.SnapshotRecord
-	(*AppliedRequest)(nil),        // 11: turbulence.raft.v1.AppliedRequest
-	(*Counters)(nil),              // 12: turbulence.raft.v1.Counters
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 14: turbulence.v1.Agent
-	(*v1.Fault)(nil),              // 15: turbulence.v1.Fault
-	(v1.FaultState)(0),            // 16: turbulence.v1.FaultState
-	(*v1.FaultStatus)(nil),        // 17: turbulence.v1.FaultStatus
-	(*v1.FaultGroup)(nil),         // 18: turbulence.v1.FaultGroup
-	(*v1.HaltStatus)(nil),         // 19: turbulence.v1.HaltStatus
-	(*v1.Event)(nil),              // 20: turbulence.v1.Event
-	(*v1.AuditEntry)(nil),         // 21: turbulence.v1.AuditEntry
+	(*Prune)(nil),                 // 8: turbulence.raft.v1.Prune
+	(*SetHalt)(nil),               // 9: turbulence.raft.v1.SetHalt
+	(*SnapshotHeader)(nil),        // 10: turbulence.raft.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 11: turbulence.raft.v1.SnapshotRecord
+	(*AppliedRequest)(nil),        // 12: turbulence.raft.v1.AppliedRequest
+	(*Counters)(nil),              // 13: turbulence.raft.v1.Counters
+	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 15: turbulence.v1.Agent
+	(*v1.Fault)(nil),              // 16: turbulence.v1.Fault
+	(v1.FaultState)(0),            // 17: turbulence.v1.FaultState
+	(*v1.FaultStatus)(nil),        // 18: turbulence.v1.FaultStatus
+	(*v1.FaultGroup)(nil),         // 19: turbulence.v1.FaultGroup
+	(*durationpb.Duration)(nil),   // 20: google.protobuf.Duration
+	(*v1.HaltStatus)(nil),         // 21: turbulence.v1.HaltStatus
+	(*v1.Event)(nil),              // 22: turbulence.v1.Event
+	(*v1.AuditEntry)(nil),         // 23: turbulence.v1.AuditEntry
 }
 var file_turbulence_raft_v1_raft_proto_depIdxs = []int32{
-	13, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
+	14, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: turbulence.raft.v1.LogEntry.audit:type_name -> turbulence.raft.v1.Audit
 	3,  // 2: turbulence.raft.v1.LogEntry.register_agent:type_name -> turbulence.raft.v1.RegisterAgent
 	4,  // 3: turbulence.raft.v1.LogEntry.create_fault:type_name -> turbulence.raft.v1.CreateFault
 	5,  // 4: turbulence.raft.v1.LogEntry.update_fault:type_name -> turbulence.raft.v1.UpdateFault
-	8,  // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
+	9,  // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
 	2,  // 6: turbulence.raft.v1.LogEntry.record_audit:type_name -> turbulence.raft.v1.RecordAudit
 	6,  // 7: turbulence.raft.v1.LogEntry.create_fault_group:type_name -> turbulence.raft.v1.CreateFaultGroup
 	7,  // 8: turbulence.raft.v1.LogEntry.revert_fault_group:type_name -> turbulence.raft.v1.RevertFaultGroup
-	14, // 9: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
-	15, // 10: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
-	16, // 11: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
-	17, // 12: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
-	13, // 13: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
-	18, // 14: turbulence.raft.v1.CreateFaultGroup.group:type_name -> turbulence.v1.FaultGroup
-	14, // 15: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
-	15, // 16: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
-	19, // 17: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
-	20, // 18: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
-	11, // 19: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
-	12, // 20: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
-	21, // 21: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
-	18, // 22: turbulence.raft.v1.SnapshotRecord.fault_group:type_name -> turbulence.v1.FaultGroup
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	8,  // 9: turbulence.raft.v1.LogEntry.prune:type_name -> turbulence.raft.v1.Prune
+	15, // 10: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
+	16, // 11: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
+	17, // 12: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
+	18, // 13: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
+	14, // 14: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
+	19, // 15: turbulence.raft.v1.CreateFaultGroup.group:type_name -> turbulence.v1.FaultGroup
+	20, // 16: turbulence.raft.v1.Prune.ended_fault_age:type_name -> google.protobuf.Duration
+	20, // 17: turbulence.raft.v1.Prune.departed_agent_age:type_name -> google.protobuf.Duration
+	15, // 18: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
+	16, // 19: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
+	21, // 20: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
+	22, // 21: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
+	12, // 22: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
+	13, // 23: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
+	23, // 24: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
+	19, // 25: turbulence.raft.v1.SnapshotRecord.fault_group:type_name -> turbulence.v1.FaultGroup
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_raft_v1_raft_proto_init() }
@@ -1127,8 +1234,9 @@ func file_turbulence_raft_v1_raft_proto_init() {
 		(*LogEntry_RecordAudit)(nil),
 		(*LogEntry_CreateFaultGroup)(nil),
 		(*LogEntry_RevertFaultGroup)(nil),
+		(*LogEntry_Prune)(nil),
 	}
-	file_turbulence_raft_v1_raft_proto_msgTypes[10].OneofWrappers = []any{
+	file_turbulence_raft_v1_raft_proto_msgTypes[11].OneofWrappers = []any{
 		(*SnapshotRecord_Agent)(nil),
 		(*SnapshotRecord_Fault)(nil),
 		(*SnapshotRecord_Halt)(nil),
@@ -1144,7 +1252,7 @@ func file_turbulence_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_raft_v1_raft_proto_rawDesc), len(file_turbulence_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
