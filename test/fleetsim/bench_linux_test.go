@@ -104,7 +104,7 @@ func BenchmarkFleet(b *testing.B) {
 		if err != nil || n < 1 || n > fleetsim.MaxAgents {
 			b.Fatalf("FLEETSIM_AGENTS: %q is not a fleet size from 1 to %d", s, fleetsim.MaxAgents)
 		}
-		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("nodes=%d/agents=%d", benchNodes(b), n), func(b *testing.B) {
 			for b.Loop() {
 				benchFleet(b, bin, n)
 			}
@@ -124,7 +124,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 
 	t0 := time.Now()
 	f, err := fleetsim.Start(ctx, fleetsim.Config{
-		Controllers: []string{ctrl.addr}, CA: ctrl.ca, CAFile: ctrl.admin.CA, N: n,
+		Controllers: ctrl.addrs, CA: ctrl.ca, CAFile: ctrl.admin.CA, N: n,
 		Logger: errorLogger(b),
 	})
 	if err != nil {
@@ -239,6 +239,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	b.ReportMetric(float64(f.Reconnects()), "reconnects")
 	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
 	b.ReportMetric(float64(n), "agents")
+	b.ReportMetric(float64(len(ctrl.cmds)), "nodes")
 }
 
 // endedOtherwise counts the faults of ids whose agent reports them ended
@@ -369,26 +370,42 @@ func waitNoActiveFault(ctx context.Context, b *testing.B, c turbulencev1.Control
 	}
 }
 
-// controllerProcess is turbulence-controller --dev running as a child.
+// controllerProcess is the controller cluster under test: one
+// turbulence-controller --dev, or (FLEETSIM_NODES=3) three real
+// controller processes that bootstrap a cluster with certificates from
+// a CA of the bench's own. Figures of "the controller" are its leader's.
 type controllerProcess struct {
-	cmd   *exec.Cmd
+	cmds   []*exec.Cmd
+	addrs  []string
+	leader int
+	// addr is the leader's gRPC address: the admin dials it directly.
 	addr  string
 	ca    *tlsutil.CA
 	admin tlsutil.Files
 }
 
-func startControllerProcess(b *testing.B, bin string) *controllerProcess {
+// benchNodes is the cluster size of FLEETSIM_NODES: 1 (the default) or 3.
+func benchNodes(b *testing.B) int {
+	switch v := os.Getenv("FLEETSIM_NODES"); v {
+	case "", "1":
+		return 1
+	case "3":
+		return 3
+	default:
+		b.Fatalf("FLEETSIM_NODES: %q is not 1 or 3", v)
+		return 0
+	}
+}
+
+// startCmd starts one controller process logging to dir/name.log and
+// stops it (SIGTERM, then SIGKILL after 30 s) at the end of the bench.
+func startCmd(b *testing.B, bin, dir, name string, args ...string) *exec.Cmd {
 	b.Helper()
-	dir := b.TempDir()
-	addr, raft := controllertest.FreeAddr(b), controllertest.FreeAddr(b)
-	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The group caps let one call choose the whole fleet, up to the
-	// hard bound of limits.MaxGroupAgents.
-	cmd := exec.Command(bin, "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
-		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents))
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -413,12 +430,26 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 		_ = logf.Close()
 		if b.Failed() {
 			if out, err := os.ReadFile(logf.Name()); err == nil {
-				b.Logf("controller log (tail):\n%s", tail(out, 4000))
+				b.Logf("%s log (tail):\n%s", name, tail(out, 4000))
 			}
 		}
 	})
+	return cmd
+}
+
+func startControllerProcess(b *testing.B, bin string) *controllerProcess {
+	b.Helper()
+	if n := benchNodes(b); n > 1 {
+		return startCluster(b, bin, n)
+	}
+	dir := b.TempDir()
+	addr, raft := controllertest.FreeAddr(b), controllertest.FreeAddr(b)
+	// The group caps let one call choose the whole fleet, up to the
+	// hard bound of limits.MaxGroupAgents.
+	cmd := startCmd(b, bin, dir, "controller", "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
+		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents))
 	tlsDir := filepath.Join(dir, "tls")
-	p := &controllerProcess{cmd: cmd, addr: addr, admin: tlsutil.Files{
+	p := &controllerProcess{cmds: []*exec.Cmd{cmd}, addrs: []string{addr}, addr: addr, admin: tlsutil.Files{
 		CA: filepath.Join(tlsDir, tlsutil.CACertFile), Cert: filepath.Join(tlsDir, "admin.crt"), Key: filepath.Join(tlsDir, "admin.key"),
 	}}
 	// EnsureDevPKI writes each key before its certificate, the admin's last.
@@ -426,6 +457,7 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 		_, err := os.Stat(p.admin.Cert)
 		return err == nil
 	})
+	var err error
 	if p.ca, err = tlsutil.LoadCADir(tlsDir); err != nil {
 		b.Fatal(err)
 	}
@@ -437,6 +469,85 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 		return err == nil
 	})
 	return p
+}
+
+// startCluster starts n controller processes on loopback that bootstrap
+// one cluster (--bootstrap-expect with every --peer), each with its own
+// certificate, and waits for a leader.
+func startCluster(b *testing.B, bin string, n int) *controllerProcess {
+	b.Helper()
+	dir := b.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	ca, err := tlsutil.CreateCADir(tlsDir, "fleetsim bench CA", 365*24*time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	caPath := filepath.Join(tlsDir, tlsutil.CACertFile)
+	p := &controllerProcess{ca: ca}
+	if p.admin, err = ca.IssueFiles(tlsDir, "admin", caPath, tlsutil.Leaf{Identity: tlsutil.Identity{Role: tlsutil.RoleAdmin, Name: "bench-admin"}, Validity: 30 * 24 * time.Hour}); err != nil {
+		b.Fatal(err)
+	}
+	var peers []string
+	raftAddrs := make([]string, n)
+	for i := range n {
+		p.addrs = append(p.addrs, controllertest.FreeAddr(b))
+		raftAddrs[i] = controllertest.FreeAddr(b)
+		peers = append(peers, fmt.Sprintf("c%d=%s/%s", i+1, raftAddrs[i], p.addrs[i]))
+	}
+	for i := range n {
+		id := fmt.Sprintf("c%d", i+1)
+		files, err := ca.IssueFiles(tlsDir, "controller-"+id, caPath, tlsutil.Leaf{
+			Identity: tlsutil.Identity{Role: tlsutil.RoleController, Name: id},
+			DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: 30 * 24 * time.Hour,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.cmds = append(p.cmds, startCmd(b, bin, dir, id, "--node-id", id, "--data-dir", filepath.Join(dir, id),
+			"--grpc-addr", p.addrs[i], "--raft-addr", raftAddrs[i], "--ca", files.CA, "--cert", files.Cert, "--key", files.Key,
+			"--bootstrap-expect", strconv.Itoa(n), "--peer", strings.Join(peers, ","),
+			"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)))
+	}
+	controllertest.WaitFor(b, 60*time.Second, "a leader among the controllers", func() bool {
+		for i, addr := range p.addrs {
+			p.addr = addr
+			admin := p.client(b, p.admin, "")
+			ctx, cancel := context.WithTimeout(b.Context(), time.Second)
+			_, err := admin.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
+			cancel()
+			if err == nil && p.isLeader(b, i) {
+				p.leader = i
+				return true
+			}
+		}
+		return false
+	})
+	return p
+}
+
+// isLeader asks node i whether it leads.
+func (p *controllerProcess) isLeader(b *testing.B, i int) bool {
+	tc, err := tlsutil.ClientConfig(p.admin, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn, err := grpc.NewClient(p.addrs[i], grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ctx, cancel := context.WithTimeout(b.Context(), time.Second)
+	defer cancel()
+	resp, err := turbulencev1.NewClusterServiceClient(conn).ListServers(ctx, &turbulencev1.ListServersRequest{})
+	if err != nil {
+		return false
+	}
+	for _, s := range resp.GetServers() {
+		if s.GetLeader() {
+			return s.GetId() == resp.GetAnsweredBy()
+		}
+	}
+	return false
 }
 
 // client is a ControlService client with files, dialling from source
@@ -474,8 +585,9 @@ func (s procSample) cpuPercent(prev procSample) float64 {
 	return float64(s.ticks-prev.ticks) / 100 / s.at.Sub(prev.at).Seconds() * 100
 }
 
+// sample reads the leader's process.
 func (p *controllerProcess) sample(b *testing.B) procSample {
-	return readProc(b, strconv.Itoa(p.cmd.Process.Pid))
+	return readProc(b, strconv.Itoa(p.cmds[p.leader].Process.Pid))
 }
 
 func selfSample(b *testing.B) procSample { return readProc(b, "self") }
