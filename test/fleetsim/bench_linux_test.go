@@ -442,6 +442,12 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 	if n := benchNodes(b); n > 1 {
 		return startCluster(b, bin, n)
 	}
+	return startDevController(b, bin)
+}
+
+// startDevController starts one turbulence-controller --dev.
+func startDevController(b *testing.B, bin string) *controllerProcess {
+	b.Helper()
 	dir := b.TempDir()
 	addr, raft := controllertest.FreeAddr(b), controllertest.FreeAddr(b)
 	// The group caps let one call choose the whole fleet, up to the
