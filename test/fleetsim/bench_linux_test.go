@@ -146,6 +146,10 @@ func benchFleet(b *testing.B, bin string, n int) {
 	b.ReportMetric(float64(simAttached.ticks-simBase.ticks)/100, "attach-sim-cpu-s")
 
 	// Idle: the fleet attached, nothing but heartbeats and lease renewals.
+	// The figures are the leader's: it may have changed during the attach.
+	if len(ctrl.cmds) > 1 {
+		ctrl.findLeader(b)
+	}
 	measureFor(settle)
 	before, simBefore := ctrl.sample(b), selfSample(b)
 	measureFor(idleWindow)
@@ -240,6 +244,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
 	b.ReportMetric(float64(n), "agents")
 	b.ReportMetric(float64(len(ctrl.cmds)), "nodes")
+	b.ReportMetric(float64(ctrl.leaderChanges), "leader-changes")
 }
 
 // endedOtherwise counts the faults of ids whose agent reports them ended
@@ -379,7 +384,11 @@ type controllerProcess struct {
 	addrs  []string
 	leader int
 	// addr is the leader's gRPC address: the admin dials it directly.
-	addr  string
+	addr string
+	// found and leaderChanges: whether findLeader found one yet, and
+	// how often it found another than the last.
+	found         bool
+	leaderChanges int
 	ca    *tlsutil.CA
 	admin tlsutil.Files
 }
@@ -399,8 +408,19 @@ func benchNodes(b *testing.B) int {
 
 // startCmd starts one controller process logging to dir/name.log and
 // stops it (SIGTERM, then SIGKILL after 30 s) at the end of the bench.
+//
+// FLEETSIM_LOGS, when set, is a directory where the logs are kept after
+// the bench (named after the benchmark and the process), for a run that
+// went wrong at scale.
 func startCmd(b *testing.B, bin, dir, name string, args ...string) *exec.Cmd {
 	b.Helper()
+	if keep := os.Getenv("FLEETSIM_LOGS"); keep != "" {
+		dir = keep
+		name = strings.NewReplacer("/", "_", "=", "-").Replace(b.Name()) + "-" + name
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
 	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		b.Fatal(err)
@@ -514,21 +534,29 @@ func startCluster(b *testing.B, bin string, n int) *controllerProcess {
 			"--bootstrap-expect", strconv.Itoa(n), "--peer", strings.Join(peers, ","),
 			"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)))
 	}
+	p.findLeader(b)
+	return p
+}
+
+// findLeader waits for a node that says it leads and makes it the one
+// the admin dials and the figures are read from. It counts a leader
+// other than the last one found as a leader change.
+func (p *controllerProcess) findLeader(b *testing.B) {
+	b.Helper()
+	last := p.leader
 	controllertest.WaitFor(b, 60*time.Second, "a leader among the controllers", func() bool {
-		for i, addr := range p.addrs {
-			p.addr = addr
-			admin := p.client(b, p.admin, "")
-			ctx, cancel := context.WithTimeout(b.Context(), time.Second)
-			_, err := admin.GetHaltStatus(ctx, &turbulencev1.GetHaltStatusRequest{})
-			cancel()
-			if err == nil && p.isLeader(b, i) {
-				p.leader = i
+		for i := range p.addrs {
+			if p.isLeader(b, i) {
+				p.leader, p.addr = i, p.addrs[i]
 				return true
 			}
 		}
 		return false
 	})
-	return p
+	if p.found && p.leader != last {
+		p.leaderChanges++
+	}
+	p.found = true
 }
 
 // isLeader asks node i whether it leads.
