@@ -389,8 +389,8 @@ type controllerProcess struct {
 	// how often it found another than the last.
 	found         bool
 	leaderChanges int
-	ca    *tlsutil.CA
-	admin tlsutil.Files
+	ca            *tlsutil.CA
+	admin         tlsutil.Files
 }
 
 // benchNodes is the cluster size of FLEETSIM_NODES: 1 (the default) or 3.
