@@ -393,6 +393,22 @@ type controllerProcess struct {
 	admin         tlsutil.Files
 }
 
+// benchElectionTimeout is FLEETSIM_RAFT_ELECTION_TIMEOUT, the cluster's
+// --raft-election-timeout: "" keeps the controller's default (500ms).
+// On a machine loaded far beyond its two cores, a leader busy attaching
+// thousands of agents misses its raft heartbeats for longer than that,
+// and the cluster changes leaders over and over (docs/benchmarks.md).
+func benchElectionTimeout(b *testing.B) []string {
+	v := os.Getenv("FLEETSIM_RAFT_ELECTION_TIMEOUT")
+	if v == "" {
+		return nil
+	}
+	if _, err := time.ParseDuration(v); err != nil {
+		b.Fatalf("FLEETSIM_RAFT_ELECTION_TIMEOUT: %v", err)
+	}
+	return []string{"--raft-election-timeout", v}
+}
+
 // benchNodes is the cluster size of FLEETSIM_NODES: 1 (the default) or 3.
 func benchNodes(b *testing.B) int {
 	switch v := os.Getenv("FLEETSIM_NODES"); v {
@@ -529,10 +545,11 @@ func startCluster(b *testing.B, bin string, n int) *controllerProcess {
 		if err != nil {
 			b.Fatal(err)
 		}
-		p.cmds = append(p.cmds, startCmd(b, bin, dir, id, "--node-id", id, "--data-dir", filepath.Join(dir, id),
+		args := []string{"--node-id", id, "--data-dir", filepath.Join(dir, id),
 			"--grpc-addr", p.addrs[i], "--raft-addr", raftAddrs[i], "--ca", files.CA, "--cert", files.Cert, "--key", files.Key,
 			"--bootstrap-expect", strconv.Itoa(n), "--peer", strings.Join(peers, ","),
-			"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)))
+			"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)}
+		p.cmds = append(p.cmds, startCmd(b, bin, dir, id, append(args, benchElectionTimeout(b)...)...))
 	}
 	p.findLeader(b)
 	return p
