@@ -389,8 +389,10 @@ type controllerProcess struct {
 	// how often it found another than the last.
 	found         bool
 	leaderChanges int
-	ca            *tlsutil.CA
-	admin         tlsutil.Files
+	// clusters are ClusterService clients of each node (isLeader).
+	clusters []turbulencev1.ClusterServiceClient
+	ca       *tlsutil.CA
+	admin    tlsutil.Files
 }
 
 // benchElectionTimeout is FLEETSIM_RAFT_ELECTION_TIMEOUT, the cluster's
@@ -561,7 +563,7 @@ func startCluster(b *testing.B, bin string, n int) *controllerProcess {
 func (p *controllerProcess) findLeader(b *testing.B) {
 	b.Helper()
 	last := p.leader
-	controllertest.WaitFor(b, 60*time.Second, "a leader among the controllers", func() bool {
+	controllertest.WaitFor(b, 2*time.Minute, "a leader among the controllers", func() bool {
 		for i := range p.addrs {
 			if p.isLeader(b, i) {
 				p.leader, p.addr = i, p.addrs[i]
@@ -576,20 +578,28 @@ func (p *controllerProcess) findLeader(b *testing.B) {
 	p.found = true
 }
 
-// isLeader asks node i whether it leads.
+// isLeader asks node i whether it leads. A loaded leader may take
+// seconds to finish a TLS handshake, so the question has 10 s; the
+// connection is kept for the next one.
 func (p *controllerProcess) isLeader(b *testing.B, i int) bool {
-	tc, err := tlsutil.ClientConfig(p.admin, "")
-	if err != nil {
-		b.Fatal(err)
+	if p.clusters == nil {
+		p.clusters = make([]turbulencev1.ClusterServiceClient, len(p.addrs))
 	}
-	conn, err := grpc.NewClient(p.addrs[i], grpc.WithTransportCredentials(credentials.NewTLS(tc)))
-	if err != nil {
-		b.Fatal(err)
+	if p.clusters[i] == nil {
+		tc, err := tlsutil.ClientConfig(p.admin, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := grpc.NewClient(p.addrs[i], grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = conn.Close() })
+		p.clusters[i] = turbulencev1.NewClusterServiceClient(conn)
 	}
-	defer func() { _ = conn.Close() }()
-	ctx, cancel := context.WithTimeout(b.Context(), time.Second)
+	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Second)
 	defer cancel()
-	resp, err := turbulencev1.NewClusterServiceClient(conn).ListServers(ctx, &turbulencev1.ListServersRequest{})
+	resp, err := p.clusters[i].ListServers(ctx, &turbulencev1.ListServersRequest{})
 	if err != nil {
 		return false
 	}
