@@ -10,7 +10,7 @@ import (
 // Plot geometry, in SVG user units.
 const (
 	plotW, plotH                       = 640.0, 360.0
-	marginL, marginR, marginT, marginB = 70.0, 20.0, 40.0, 50.0
+	marginL, marginR, marginT, marginB = 70.0, 45.0, 40.0, 50.0
 )
 
 // Plot draws one figure of a family against its x as an SVG line chart:
@@ -73,7 +73,7 @@ func Plot(f Family, unit string, target *Target) []byte {
 	fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", (marginL+plotW-marginR)/2, plotH-10, html.EscapeString(xlabel))
 	if target != nil {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="6 4"/>`+"\n", marginL, fy(target.Max), plotW-marginR, fy(target.Max))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#c00" text-anchor="end">target at %s: %s</text>`+"\n", plotW-marginR, fy(target.Max)-5, num(target.X), html.EscapeString(target.TargetText()))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#c00">target at %s: %s</text>`+"\n", marginL+6, fy(target.Max)-5, num(target.X), html.EscapeString(target.TargetText()))
 	}
 	// The medians, joined; the p99 whiskers; the labels.
 	var pts []string

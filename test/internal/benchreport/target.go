@@ -12,6 +12,9 @@ type Target struct {
 	X      float64
 	Unit   string
 	Max    float64 // the figure's median must be at most this
+	// Shown is the unit as written after a number ("ms", "KB per
+	// agent"); empty: the unit's last word.
+	Shown string
 	// Measured and Found are filled by Evaluate.
 	Measured float64
 	Found    bool
@@ -37,14 +40,21 @@ func Evaluate(r Report, targets []Target) []Target {
 }
 
 // TargetText is the bound as written in the table.
-func (t Target) TargetText() string { return "≤ " + num(t.Max) + " " + unitName(t.Unit) }
+func (t Target) TargetText() string { return "≤ " + num(t.Max) + " " + t.shown() }
+
+func (t Target) shown() string {
+	if t.Shown != "" {
+		return t.Shown
+	}
+	return unitName(t.Unit)
+}
 
 // MeasuredText is the measured median, or that there was none.
 func (t Target) MeasuredText() string {
 	if !t.Found {
 		return "not measured"
 	}
-	return num(t.Measured) + " " + unitName(t.Unit)
+	return num(t.Measured) + " " + t.shown()
 }
 
 // Verdict says whether the target is met and, if not, by how much it is
@@ -58,7 +68,7 @@ func (t Target) Verdict() string {
 	case t.Max == 0:
 		return fmt.Sprintf("missed by %s", num(t.Measured))
 	default:
-		return fmt.Sprintf("missed by %s %s (%.1f× the target)", num(t.Measured-t.Max), unitName(t.Unit), t.Measured/t.Max)
+		return fmt.Sprintf("missed by %s %s (%.1f× the target)", num(t.Measured-t.Max), t.shown(), t.Measured/t.Max)
 	}
 }
 
