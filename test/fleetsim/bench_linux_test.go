@@ -118,7 +118,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	defer cancel()
 	// The machine is shared: its load when the run starts says how far
 	// the figures are from an idle machine's.
-	b.ReportMetric(loadAverage(b), "loadavg-1m")
+	report(b, loadAverage(b), "loadavg-1m")
 	ctrl := startControllerProcess(b, bin)
 	base, simBase := ctrl.sample(b), selfSample(b)
 
@@ -137,13 +137,13 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if err := f.WaitAttached(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(f.Started().Sub(t0).Seconds(), "mint-s")
+	report(b, f.Started().Sub(t0).Seconds(), "mint-s")
 	attached, simAttached := ctrl.sample(b), selfSample(b)
 	reportPercentiles(b, "attach", f.AttachTimes(f.Started()), true)
 	// Where the attach's CPU went: the controller's and the simulator's
 	// own (minting included), in CPU seconds, on a machine of two cores.
-	b.ReportMetric(float64(attached.ticks-base.ticks)/100, "attach-ctrl-cpu-s")
-	b.ReportMetric(float64(simAttached.ticks-simBase.ticks)/100, "attach-sim-cpu-s")
+	report(b, float64(attached.ticks-base.ticks)/100, "attach-ctrl-cpu-s")
+	report(b, float64(simAttached.ticks-simBase.ticks)/100, "attach-sim-cpu-s")
 
 	// Idle: the fleet attached, nothing but heartbeats and lease renewals.
 	// The figures are the leader's: it may have changed during the attach.
@@ -154,10 +154,10 @@ func benchFleet(b *testing.B, bin string, n int) {
 	before, simBefore := ctrl.sample(b), selfSample(b)
 	measureFor(idleWindow)
 	after, simAfter := ctrl.sample(b), selfSample(b)
-	b.ReportMetric(after.cpuPercent(before), "ctrl-idle-cpu-%")
-	b.ReportMetric(simAfter.cpuPercent(simBefore), "sim-idle-cpu-%")
-	b.ReportMetric(float64(after.rssKB)/1024, "ctrl-rss-MB")
-	b.ReportMetric(float64(after.rssKB-base.rssKB)/float64(n), "ctrl-rss-KB-per-agent")
+	report(b, after.cpuPercent(before), "ctrl-idle-cpu-%")
+	report(b, simAfter.cpuPercent(simBefore), "sim-idle-cpu-%")
+	report(b, float64(after.rssKB)/1024, "ctrl-rss-MB")
+	report(b, float64(after.rssKB-base.rssKB)/float64(n), "ctrl-rss-KB-per-agent")
 	// Also as a line, which survives a failure later in the run.
 	at := stats.Millis(f.AttachTimes(f.Started()))
 	b.Logf("%d agents: all attached in %.0f ms (p50 %.0f); idle controller %.1f %% of a core, RSS %d MB; load %.1f",
@@ -192,7 +192,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if len(ids) < want {
 		b.Logf("group chose %d agents (%d eligible) of %d", len(ids), group.GetEligible(), want)
 	}
-	b.ReportMetric(float64(want-len(ids)), "group-not-chosen")
+	report(b, float64(want-len(ids)), "group-not-chosen")
 	if err := f.WaitApplied(ctx, ids...); err != nil {
 		b.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(called.Milliseconds()), "group-call-ms")
+	report(b, float64(called.Milliseconds()), "group-call-ms")
 	reportPercentiles(b, "group-apply", reach.Durations(), true)
 
 	start = time.Now()
@@ -214,9 +214,9 @@ func benchFleet(b *testing.B, bin string, n int) {
 		b.Fatal(err)
 	}
 	reportPercentiles(b, "halt-reach", reach.Durations(), true)
-	b.ReportMetric(float64(endedOtherwise(f, ids, "halt")), "group-not-ended-by-halt")
+	report(b, float64(endedOtherwise(f, ids, "halt")), "group-not-ended-by-halt")
 	recorded := waitNoActiveFault(ctx, b, admin)
-	b.ReportMetric(float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
+	report(b, float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
 	if _, err := admin.Resume(ctx, &turbulencev1.ResumeRequest{RequestId: fmt.Sprintf("bench-resume-%d", start.UnixNano())}); err != nil {
 		b.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	})
 	applyFrom := ctrl.sample(b)
 	ids, starts := applyEach(ctx, b, ctrl, sample)
-	b.ReportMetric(ctrl.sample(b).cpuPercent(applyFrom), "apply-ctrl-cpu-%")
+	report(b, ctrl.sample(b).cpuPercent(applyFrom), "apply-ctrl-cpu-%")
 	if err := f.WaitApplied(ctx, ids...); err != nil {
 		b.Fatal(err)
 	}
@@ -240,11 +240,19 @@ func benchFleet(b *testing.B, bin string, n int) {
 	}
 	reportPercentiles(b, "apply", apply, false)
 
-	b.ReportMetric(float64(f.Reconnects()), "reconnects")
-	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
-	b.ReportMetric(float64(n), "agents")
-	b.ReportMetric(float64(len(ctrl.cmds)), "nodes")
-	b.ReportMetric(float64(ctrl.leaderChanges), "leader-changes")
+	report(b, float64(f.Reconnects()), "reconnects")
+	report(b, float64(f.LeaseExpiries()), "lease-expiries")
+	report(b, float64(n), "agents")
+	report(b, float64(len(ctrl.cmds)), "nodes")
+	report(b, float64(ctrl.leaderChanges), "leader-changes")
+}
+
+// report reports a figure, and logs it too: a run that fails later (at
+// scale, on a loaded machine) prints no result line, but its log keeps
+// the figures measured until then.
+func report(b *testing.B, v float64, unit string) {
+	b.ReportMetric(v, unit)
+	b.Logf("%s %.4g", unit, v)
 }
 
 // endedOtherwise counts the faults of ids whose agent reports them ended
@@ -275,10 +283,10 @@ func measureFor(d time.Duration) {
 
 func reportPercentiles(b *testing.B, name string, ds []time.Duration, withMax bool) {
 	ms := stats.Millis(ds)
-	b.ReportMetric(stats.Median(ms), name+"-p50-ms")
-	b.ReportMetric(stats.Percentile(ms, 99), name+"-p99-ms")
+	report(b, stats.Median(ms), name+"-p50-ms")
+	report(b, stats.Percentile(ms, 99), name+"-p99-ms")
 	if withMax {
-		b.ReportMetric(stats.Percentile(ms, 100), name+"-max-ms")
+		report(b, stats.Percentile(ms, 100), name+"-max-ms")
 	}
 }
 
