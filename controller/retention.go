@@ -132,7 +132,16 @@ func (c *Controller) pruneOnce(ctx context.Context, r Retention, leaderSince, no
 	if !ok {
 		return errors.New("prune entry answered with " + fmt.Sprintf("%T", resp))
 	}
-	c.hub.Forget(p.DepartedAgentIDs)
+	// The hub forgets only the agents the state removed: one kept for a
+	// live fault keeps its last reports (the measured effect that an
+	// UNCONFIRMED fault shows).
+	var gone []string
+	for _, id := range p.DepartedAgentIDs {
+		if _, ok := c.state.Agent(id); !ok {
+			gone = append(gone, id)
+		}
+	}
+	c.hub.Forget(gone)
 	c.logger.Info("retention pruned the state", "removed", res.String())
 	return nil
 }
