@@ -95,7 +95,9 @@ chaos: ## a long seeded chaos campaign on Turbulence itself (root; CHAOS_DURATIO
 # make bench: every benchmark, then build/bench/results.md, results.json
 # and SVG plots (test/benchreport; docs/benchmarks.md). The fleet runs on
 # three controller processes at BENCH_AGENTS agents; the fleet step alone
-# takes 3 to 15 minutes on the shared 2-core machine (docs/benchmarks.md).
+# takes 3 to 15 minutes, make bench as a whole about 20 to 30 (summed from
+# its parts), on the shared
+# 2-core machine (docs/benchmarks.md).
 # The 3-node fleet runs with a 5 s raft election timeout: at the default
 # 500 ms a loaded machine makes the cluster change leaders over and over
 # while 10,000 agents attach (docs/benchmarks.md). A benchmark that fails
