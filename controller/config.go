@@ -97,6 +97,9 @@ type Config struct {
 	// Prometheus metrics (RegisterMetrics); "" serves none. New and Run
 	// do not listen on it: the main does, before New (controller/metrics.go).
 	MetricsAddr string
+	// Retention bounds the history the replicated state keeps (ended
+	// faults and groups, departed agents); zero fields take the defaults.
+	Retention Retention
 }
 
 // DefaultConfig returns a complete configuration for a single local node.
@@ -150,6 +153,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("host metrics window: %v is not in [0, %v] (%d samples at the %v heartbeat interval; 0 means the default, %v)",
 			w, limits.MaxMetricSamples*i, limits.MaxMetricSamples, i, hostseries.DefaultWindow))
 	}
+	errs = append(errs, c.Retention.validate()...)
 	if err := c.RaftGuard.Limits.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("raft port: %w", err))
 	}
@@ -237,5 +241,6 @@ func (c Config) withDefaults() Config {
 		c.HoldTimeout = forward.DefaultHoldTimeout
 	}
 	c.GRPCGuard = c.GRPCGuard.withDefaults()
+	c.Retention = c.Retention.withDefaults()
 	return c
 }

@@ -497,6 +497,8 @@ func (c *Controller) startLeaderLoop(ctx context.Context) *leaderLoop {
 	// first applies the failover rule to what an earlier term left
 	// running (controller/experiment/runner).
 	wg.Go(func() { _ = c.runner.Run(ctx) })
+	// Retention is proposed by the leader alone (retention.go).
+	wg.Go(func() { c.pruneLoop(ctx) })
 	go func() {
 		defer close(l.done)
 		wg.Wait()

@@ -296,3 +296,46 @@ func (h *Hub) sendRevertAs(s *session, kind commandKind, faultID, reason string)
 func (h *Hub) leaseRenewal() *turbulencev1.ControllerMessage {
 	return &turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Lease{Lease: &turbulencev1.LeaseRenewal{LeaseTtl: durationpb.New(h.cfg.LeaseTTL)}}}
 }
+
+// Departed returns those of ids (registered agents) that this node has
+// not heard from for longer than age: no open session, and nothing heard
+// since the later of its last message and this leadership's start
+// (leaderSince). A new leader thus waits a whole age before it calls any
+// agent departed, as it does for leases. The state decides the rest
+// (state.ApplyPrune): an agent that registered again or holds a live
+// fault is kept. Their soft state is dropped here too, so that the hub
+// forgets them with the state.
+func (h *Hub) Departed(ids []string, leaderSince, now time.Time, age time.Duration) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, id := range ids {
+		if _, open := h.sessions[id]; open {
+			continue
+		}
+		since := leaderSince
+		if a, ok := h.agents[id]; ok {
+			for _, t := range []time.Time{a.LastSeen, a.disconnectedAt} {
+				if t.After(since) {
+					since = t
+				}
+			}
+		}
+		if now.Sub(since) > age {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Forget drops the soft state of agents that the state no longer holds
+// and that have no session now.
+func (h *Hub) Forget(ids []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		if _, open := h.sessions[id]; !open {
+			delete(h.agents, id)
+		}
+	}
+}

@@ -65,6 +65,21 @@ func New(st *state.State, logger *slog.Logger) *FSM {
 		reflect.TypeFor[*raftv1.LogEntry_UpdateExperiment](): func(m state.Meta, e *raftv1.LogEntry) (any, error) {
 			return st.ApplyUpdateExperiment(m, e.GetUpdateExperiment())
 		},
+		reflect.TypeFor[*raftv1.LogEntry_Prune](): func(m state.Meta, e *raftv1.LogEntry) (any, error) {
+			p := e.GetPrune()
+			res, err := st.ApplyPrune(m, state.Prune{
+				Retention: state.Retention{
+					EndedFaultAge:    p.GetEndedFaultAge().AsDuration(),
+					MaxEndedFaults:   int(p.GetMaxEndedFaults()),
+					DepartedAgentAge: p.GetDepartedAgentAge().AsDuration(),
+				},
+				DepartedAgentIDs: p.GetDepartedAgentIds(),
+			})
+			if err != nil {
+				return nil, err
+			}
+			return res, nil
+		},
 		// RecordAudit has no effect of its own: the audit record that
 		// Apply appends for every audited entry is the whole point.
 		reflect.TypeFor[*raftv1.LogEntry_RecordAudit](): func(state.Meta, *raftv1.LogEntry) (any, error) {
@@ -92,7 +107,7 @@ func DecodeEntry(data []byte) (*raftv1.LogEntry, error) {
 
 // Apply applies one committed entry. The response is the resulting
 // message (*turbulencev1.Fault, *turbulencev1.Agent,
-// *turbulencev1.HaltStatus, *turbulencev1.FaultGroup, *turbulencev1.Experiment, *turbulencev1.AuditEntry for RecordAudit) or
+// *turbulencev1.HaltStatus, *turbulencev1.FaultGroup, *turbulencev1.Experiment, state.PruneResult, *turbulencev1.AuditEntry for RecordAudit) or
 // an error for a rejected command. An entry that carries an Audit gets
 // its audit record whether the command was applied or rejected.
 func (f *FSM) Apply(l *raft.Log) any {

@@ -26,6 +26,7 @@ func (s *State) ApplyRegisterAgent(m Meta, a *turbulencev1.Agent) (*turbulencev1
 	rec.Connected = false
 	rec.LastSeen = nil
 	rec.LocallyHalted = false
+	rec.LastRegisteredAt = timestamppb.New(m.Time)
 	msg := "registered"
 	if prev, ok := s.d.agents[a.GetId()]; ok {
 		rec.RegisteredAt = prev.GetRegisteredAt()

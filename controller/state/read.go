@@ -122,3 +122,29 @@ func (s *State) AppliedResult(requestID string) (resultID string, ok bool) {
 	resultID, ok = s.d.applied[requestID]
 	return resultID, ok
 }
+
+// AgentIDs returns the IDs of every registered agent, sorted.
+func (s *State) AgentIDs() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.d.agentIDs)
+}
+
+// Counts is the number of records of each kind the state holds: what
+// retention bounds.
+type Counts struct {
+	Agents, Faults, EndedFaults, Groups int
+}
+
+// Count returns the state's record counts.
+func (s *State) Count() Counts {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := Counts{Agents: len(s.d.agents), Faults: len(s.d.faults), Groups: len(s.d.groups)}
+	for _, f := range s.d.faults {
+		if Ended(f.GetState()) {
+			c.EndedFaults++
+		}
+	}
+	return c
+}

@@ -104,7 +104,7 @@ func BenchmarkFleet(b *testing.B) {
 		if err != nil || n < 1 || n > fleetsim.MaxAgents {
 			b.Fatalf("FLEETSIM_AGENTS: %q is not a fleet size from 1 to %d", s, fleetsim.MaxAgents)
 		}
-		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("nodes=%d/agents=%d", benchNodes(b), n), func(b *testing.B) {
 			for b.Loop() {
 				benchFleet(b, bin, n)
 			}
@@ -118,13 +118,13 @@ func benchFleet(b *testing.B, bin string, n int) {
 	defer cancel()
 	// The machine is shared: its load when the run starts says how far
 	// the figures are from an idle machine's.
-	b.ReportMetric(loadAverage(b), "loadavg-1m")
+	report(b, loadAverage(b), "loadavg-1m")
 	ctrl := startControllerProcess(b, bin)
 	base, simBase := ctrl.sample(b), selfSample(b)
 
 	t0 := time.Now()
 	f, err := fleetsim.Start(ctx, fleetsim.Config{
-		Controllers: []string{ctrl.addr}, CA: ctrl.ca, CAFile: ctrl.admin.CA, N: n,
+		Controllers: ctrl.addrs, CA: ctrl.ca, CAFile: ctrl.admin.CA, N: n,
 		Logger: errorLogger(b),
 	})
 	if err != nil {
@@ -137,23 +137,27 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if err := f.WaitAttached(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(f.Started().Sub(t0).Seconds(), "mint-s")
+	report(b, f.Started().Sub(t0).Seconds(), "mint-s")
 	attached, simAttached := ctrl.sample(b), selfSample(b)
 	reportPercentiles(b, "attach", f.AttachTimes(f.Started()), true)
 	// Where the attach's CPU went: the controller's and the simulator's
 	// own (minting included), in CPU seconds, on a machine of two cores.
-	b.ReportMetric(float64(attached.ticks-base.ticks)/100, "attach-ctrl-cpu-s")
-	b.ReportMetric(float64(simAttached.ticks-simBase.ticks)/100, "attach-sim-cpu-s")
+	report(b, float64(attached.ticks-base.ticks)/100, "attach-ctrl-cpu-s")
+	report(b, float64(simAttached.ticks-simBase.ticks)/100, "attach-sim-cpu-s")
 
 	// Idle: the fleet attached, nothing but heartbeats and lease renewals.
+	// The figures are the leader's: it may have changed during the attach.
+	if len(ctrl.cmds) > 1 {
+		ctrl.findLeader(b)
+	}
 	measureFor(settle)
 	before, simBefore := ctrl.sample(b), selfSample(b)
 	measureFor(idleWindow)
 	after, simAfter := ctrl.sample(b), selfSample(b)
-	b.ReportMetric(after.cpuPercent(before), "ctrl-idle-cpu-%")
-	b.ReportMetric(simAfter.cpuPercent(simBefore), "sim-idle-cpu-%")
-	b.ReportMetric(float64(after.rssKB)/1024, "ctrl-rss-MB")
-	b.ReportMetric(float64(after.rssKB-base.rssKB)/float64(n), "ctrl-rss-KB-per-agent")
+	report(b, after.cpuPercent(before), "ctrl-idle-cpu-%")
+	report(b, simAfter.cpuPercent(simBefore), "sim-idle-cpu-%")
+	report(b, float64(after.rssKB)/1024, "ctrl-rss-MB")
+	report(b, float64(after.rssKB-base.rssKB)/float64(n), "ctrl-rss-KB-per-agent")
 	// Also as a line, which survives a failure later in the run.
 	at := stats.Millis(f.AttachTimes(f.Started()))
 	b.Logf("%d agents: all attached in %.0f ms (p50 %.0f); idle controller %.1f %% of a core, RSS %d MB; load %.1f",
@@ -188,7 +192,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if len(ids) < want {
 		b.Logf("group chose %d agents (%d eligible) of %d", len(ids), group.GetEligible(), want)
 	}
-	b.ReportMetric(float64(want-len(ids)), "group-not-chosen")
+	report(b, float64(want-len(ids)), "group-not-chosen")
 	if err := f.WaitApplied(ctx, ids...); err != nil {
 		b.Fatal(err)
 	}
@@ -196,7 +200,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(called.Milliseconds()), "group-call-ms")
+	report(b, float64(called.Milliseconds()), "group-call-ms")
 	reportPercentiles(b, "group-apply", reach.Durations(), true)
 
 	start = time.Now()
@@ -210,9 +214,9 @@ func benchFleet(b *testing.B, bin string, n int) {
 		b.Fatal(err)
 	}
 	reportPercentiles(b, "halt-reach", reach.Durations(), true)
-	b.ReportMetric(float64(endedOtherwise(f, ids, "halt")), "group-not-ended-by-halt")
+	report(b, float64(endedOtherwise(f, ids, "halt")), "group-not-ended-by-halt")
 	recorded := waitNoActiveFault(ctx, b, admin)
-	b.ReportMetric(float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
+	report(b, float64(recorded.Sub(start).Milliseconds()), "halt-recorded-ms")
 	if _, err := admin.Resume(ctx, &turbulencev1.ResumeRequest{RequestId: fmt.Sprintf("bench-resume-%d", start.UnixNano())}); err != nil {
 		b.Fatal(err)
 	}
@@ -225,7 +229,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	})
 	applyFrom := ctrl.sample(b)
 	ids, starts := applyEach(ctx, b, ctrl, sample)
-	b.ReportMetric(ctrl.sample(b).cpuPercent(applyFrom), "apply-ctrl-cpu-%")
+	report(b, ctrl.sample(b).cpuPercent(applyFrom), "apply-ctrl-cpu-%")
 	if err := f.WaitApplied(ctx, ids...); err != nil {
 		b.Fatal(err)
 	}
@@ -236,9 +240,19 @@ func benchFleet(b *testing.B, bin string, n int) {
 	}
 	reportPercentiles(b, "apply", apply, false)
 
-	b.ReportMetric(float64(f.Reconnects()), "reconnects")
-	b.ReportMetric(float64(f.LeaseExpiries()), "lease-expiries")
-	b.ReportMetric(float64(n), "agents")
+	report(b, float64(f.Reconnects()), "reconnects")
+	report(b, float64(f.LeaseExpiries()), "lease-expiries")
+	report(b, float64(n), "agents")
+	report(b, float64(len(ctrl.cmds)), "nodes")
+	report(b, float64(ctrl.leaderChanges), "leader-changes")
+}
+
+// report reports a figure, and logs it too: a run that fails later (at
+// scale, on a loaded machine) prints no result line, but its log keeps
+// the figures measured until then.
+func report(b *testing.B, v float64, unit string) {
+	b.ReportMetric(v, unit)
+	b.Logf("%s %.4g", unit, v)
 }
 
 // endedOtherwise counts the faults of ids whose agent reports them ended
@@ -269,10 +283,10 @@ func measureFor(d time.Duration) {
 
 func reportPercentiles(b *testing.B, name string, ds []time.Duration, withMax bool) {
 	ms := stats.Millis(ds)
-	b.ReportMetric(stats.Median(ms), name+"-p50-ms")
-	b.ReportMetric(stats.Percentile(ms, 99), name+"-p99-ms")
+	report(b, stats.Median(ms), name+"-p50-ms")
+	report(b, stats.Percentile(ms, 99), name+"-p99-ms")
 	if withMax {
-		b.ReportMetric(stats.Percentile(ms, 100), name+"-max-ms")
+		report(b, stats.Percentile(ms, 100), name+"-max-ms")
 	}
 }
 
@@ -369,26 +383,75 @@ func waitNoActiveFault(ctx context.Context, b *testing.B, c turbulencev1.Control
 	}
 }
 
-// controllerProcess is turbulence-controller --dev running as a child.
+// controllerProcess is the controller cluster under test: one
+// turbulence-controller --dev, or (FLEETSIM_NODES=3) three real
+// controller processes that bootstrap a cluster with certificates from
+// a CA of the bench's own. Figures of "the controller" are its leader's.
 type controllerProcess struct {
-	cmd   *exec.Cmd
-	addr  string
-	ca    *tlsutil.CA
-	admin tlsutil.Files
+	cmds   []*exec.Cmd
+	addrs  []string
+	leader int
+	// addr is the leader's gRPC address: the admin dials it directly.
+	addr string
+	// found and leaderChanges: whether findLeader found one yet, and
+	// how often it found another than the last.
+	found         bool
+	leaderChanges int
+	// clusters are ClusterService clients of each node (isLeader).
+	clusters []turbulencev1.ClusterServiceClient
+	ca       *tlsutil.CA
+	admin    tlsutil.Files
 }
 
-func startControllerProcess(b *testing.B, bin string) *controllerProcess {
+// benchElectionTimeout is FLEETSIM_RAFT_ELECTION_TIMEOUT, the cluster's
+// --raft-election-timeout: "" keeps the controller's default (500ms).
+// On a machine loaded far beyond its two cores, a leader busy attaching
+// thousands of agents misses its raft heartbeats for longer than that,
+// and the cluster changes leaders over and over (docs/benchmarks.md).
+func benchElectionTimeout(b *testing.B) []string {
+	v := os.Getenv("FLEETSIM_RAFT_ELECTION_TIMEOUT")
+	if v == "" {
+		return nil
+	}
+	if _, err := time.ParseDuration(v); err != nil {
+		b.Fatalf("FLEETSIM_RAFT_ELECTION_TIMEOUT: %v", err)
+	}
+	return []string{"--raft-election-timeout", v}
+}
+
+// benchNodes is the cluster size of FLEETSIM_NODES: 1 (the default) or 3.
+func benchNodes(b *testing.B) int {
+	switch v := os.Getenv("FLEETSIM_NODES"); v {
+	case "", "1":
+		return 1
+	case "3":
+		return 3
+	default:
+		b.Fatalf("FLEETSIM_NODES: %q is not 1 or 3", v)
+		return 0
+	}
+}
+
+// startCmd starts one controller process logging to dir/name.log and
+// stops it (SIGTERM, then SIGKILL after 30 s) at the end of the bench.
+//
+// FLEETSIM_LOGS, when set, is a directory where the logs are kept after
+// the bench (named after the benchmark and the process), for a run that
+// went wrong at scale.
+func startCmd(b *testing.B, bin, dir, name string, args ...string) *exec.Cmd {
 	b.Helper()
-	dir := b.TempDir()
-	addr, raft := controllertest.FreeAddr(b), controllertest.FreeAddr(b)
-	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	if keep := os.Getenv("FLEETSIM_LOGS"); keep != "" {
+		dir = keep
+		name = strings.NewReplacer("/", "_", "=", "-").Replace(b.Name()) + "-" + name
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The group caps let one call choose the whole fleet, up to the
-	// hard bound of limits.MaxGroupAgents.
-	cmd := exec.Command(bin, "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
-		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents))
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -413,12 +476,32 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 		_ = logf.Close()
 		if b.Failed() {
 			if out, err := os.ReadFile(logf.Name()); err == nil {
-				b.Logf("controller log (tail):\n%s", tail(out, 4000))
+				b.Logf("%s log (tail):\n%s", name, tail(out, 4000))
 			}
 		}
 	})
+	return cmd
+}
+
+func startControllerProcess(b *testing.B, bin string) *controllerProcess {
+	b.Helper()
+	if n := benchNodes(b); n > 1 {
+		return startCluster(b, bin, n)
+	}
+	return startDevController(b, bin)
+}
+
+// startDevController starts one turbulence-controller --dev.
+func startDevController(b *testing.B, bin string) *controllerProcess {
+	b.Helper()
+	dir := b.TempDir()
+	addr, raft := controllertest.FreeAddr(b), controllertest.FreeAddr(b)
+	// The group caps let one call choose the whole fleet, up to the
+	// hard bound of limits.MaxGroupAgents.
+	cmd := startCmd(b, bin, dir, "controller", "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
+		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents))
 	tlsDir := filepath.Join(dir, "tls")
-	p := &controllerProcess{cmd: cmd, addr: addr, admin: tlsutil.Files{
+	p := &controllerProcess{cmds: []*exec.Cmd{cmd}, addrs: []string{addr}, addr: addr, admin: tlsutil.Files{
 		CA: filepath.Join(tlsDir, tlsutil.CACertFile), Cert: filepath.Join(tlsDir, "admin.crt"), Key: filepath.Join(tlsDir, "admin.key"),
 	}}
 	// EnsureDevPKI writes each key before its certificate, the admin's last.
@@ -426,6 +509,7 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 		_, err := os.Stat(p.admin.Cert)
 		return err == nil
 	})
+	var err error
 	if p.ca, err = tlsutil.LoadCADir(tlsDir); err != nil {
 		b.Fatal(err)
 	}
@@ -437,6 +521,102 @@ func startControllerProcess(b *testing.B, bin string) *controllerProcess {
 		return err == nil
 	})
 	return p
+}
+
+// startCluster starts n controller processes on loopback that bootstrap
+// one cluster (--bootstrap-expect with every --peer), each with its own
+// certificate, and waits for a leader.
+func startCluster(b *testing.B, bin string, n int) *controllerProcess {
+	b.Helper()
+	dir := b.TempDir()
+	tlsDir := filepath.Join(dir, "tls")
+	ca, err := tlsutil.CreateCADir(tlsDir, "fleetsim bench CA", 365*24*time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	caPath := filepath.Join(tlsDir, tlsutil.CACertFile)
+	p := &controllerProcess{ca: ca}
+	if p.admin, err = ca.IssueFiles(tlsDir, "admin", caPath, tlsutil.Leaf{Identity: tlsutil.Identity{Role: tlsutil.RoleAdmin, Name: "bench-admin"}, Validity: 30 * 24 * time.Hour}); err != nil {
+		b.Fatal(err)
+	}
+	var peers []string
+	raftAddrs := make([]string, n)
+	for i := range n {
+		p.addrs = append(p.addrs, controllertest.FreeAddr(b))
+		raftAddrs[i] = controllertest.FreeAddr(b)
+		peers = append(peers, fmt.Sprintf("c%d=%s/%s", i+1, raftAddrs[i], p.addrs[i]))
+	}
+	for i := range n {
+		id := fmt.Sprintf("c%d", i+1)
+		files, err := ca.IssueFiles(tlsDir, "controller-"+id, caPath, tlsutil.Leaf{
+			Identity: tlsutil.Identity{Role: tlsutil.RoleController, Name: id},
+			DNSNames: []string{"localhost"}, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Validity: 30 * 24 * time.Hour,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		args := []string{"--node-id", id, "--data-dir", filepath.Join(dir, id),
+			"--grpc-addr", p.addrs[i], "--raft-addr", raftAddrs[i], "--ca", files.CA, "--cert", files.Cert, "--key", files.Key,
+			"--bootstrap-expect", strconv.Itoa(n), "--peer", strings.Join(peers, ","),
+			"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)}
+		p.cmds = append(p.cmds, startCmd(b, bin, dir, id, append(args, benchElectionTimeout(b)...)...))
+	}
+	p.findLeader(b)
+	return p
+}
+
+// findLeader waits for a node that says it leads and makes it the one
+// the admin dials and the figures are read from. It counts a leader
+// other than the last one found as a leader change.
+func (p *controllerProcess) findLeader(b *testing.B) {
+	b.Helper()
+	last := p.leader
+	controllertest.WaitFor(b, 2*time.Minute, "a leader among the controllers", func() bool {
+		for i := range p.addrs {
+			if p.isLeader(b, i) {
+				p.leader, p.addr = i, p.addrs[i]
+				return true
+			}
+		}
+		return false
+	})
+	if p.found && p.leader != last {
+		p.leaderChanges++
+	}
+	p.found = true
+}
+
+// isLeader asks node i whether it leads. A loaded leader may take
+// seconds to finish a TLS handshake, so the question has 10 s; the
+// connection is kept for the next one.
+func (p *controllerProcess) isLeader(b *testing.B, i int) bool {
+	if p.clusters == nil {
+		p.clusters = make([]turbulencev1.ClusterServiceClient, len(p.addrs))
+	}
+	if p.clusters[i] == nil {
+		tc, err := tlsutil.ClientConfig(p.admin, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn, err := grpc.NewClient(p.addrs[i], grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = conn.Close() })
+		p.clusters[i] = turbulencev1.NewClusterServiceClient(conn)
+	}
+	ctx, cancel := context.WithTimeout(b.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := p.clusters[i].ListServers(ctx, &turbulencev1.ListServersRequest{})
+	if err != nil {
+		return false
+	}
+	for _, s := range resp.GetServers() {
+		if s.GetLeader() {
+			return s.GetId() == resp.GetAnsweredBy()
+		}
+	}
+	return false
 }
 
 // client is a ControlService client with files, dialling from source
@@ -474,8 +654,9 @@ func (s procSample) cpuPercent(prev procSample) float64 {
 	return float64(s.ticks-prev.ticks) / 100 / s.at.Sub(prev.at).Seconds() * 100
 }
 
+// sample reads the leader's process.
 func (p *controllerProcess) sample(b *testing.B) procSample {
-	return readProc(b, strconv.Itoa(p.cmd.Process.Pid))
+	return readProc(b, strconv.Itoa(p.cmds[p.leader].Process.Pid))
 }
 
 func selfSample(b *testing.B) procSample { return readProc(b, "self") }

@@ -191,6 +191,10 @@ func parseFlagsDev(args []string, stderr io.Writer) (cfg controller.Config, dev 
 	fs.DurationVar(&cfg.HoldTimeout, "hold-timeout", forward.DefaultHoldTimeout, "how long a write waits for a leader during an election before it is refused")
 	fs.DurationVar(&cfg.RaftElectionTimeout, "raft-election-timeout", raftnode.DefaultElectionTimeout,
 		fmt.Sprintf("how long a follower hears nothing from the leader before it stands for election (%s to %s)", raftnode.MinElectionTimeout, raftnode.MaxElectionTimeout))
+	fs.DurationVar(&cfg.Retention.EndedFaultAge, "retain-ended-faults", controller.DefaultEndedFaultAge, "remove an ended fault (and a fault group whose faults are all gone) this long after it ended")
+	fs.IntVar(&cfg.Retention.MaxEndedFaults, "max-ended-faults", controller.DefaultMaxEndedFaults, "keep at most this many ended faults, removing the oldest ends first")
+	fs.DurationVar(&cfg.Retention.DepartedAgentAge, "retain-departed-agents", controller.DefaultDepartedAgentAge, "remove an agent not heard from for this long that holds no live fault (it registers again when it comes back)")
+	fs.DurationVar(&cfg.Retention.Interval, "prune-interval", controller.DefaultPruneInterval, "how often the leader removes what the retention flags no longer keep")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off)")
 	fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {

@@ -128,6 +128,12 @@ func TestParseFlags_UsageErrors(t *testing.T) {
 		{"group agents above the bound", []string{"--bootstrap-expect", "1", "--max-group-agents", "6000"}, "max group agents: 6000 is not in [0, 5000]"},
 		{"host metrics window above the bound", []string{"--bootstrap-expect", "1", "--host-metrics-window", "2h"}, "host metrics window: 2h0m0s is not in [0, 1h0m0s] (3600 samples at the 1s heartbeat interval"},
 		{"negative host metrics window", []string{"--bootstrap-expect", "1", "--host-metrics-window", "-1s"}, "host metrics window: -1s is not in"},
+		{"ended faults kept too briefly", []string{"--bootstrap-expect", "1", "--retain-ended-faults", "10s"}, "retain-ended-faults: 10s is not in [1m0s, 8784h0m0s]"},
+		{"ended faults kept too long", []string{"--bootstrap-expect", "1", "--retain-ended-faults", "9000h"}, "retain-ended-faults: 9000h0m0s is not in [1m0s, 8784h0m0s]"},
+		{"negative ended fault count", []string{"--bootstrap-expect", "1", "--max-ended-faults", "-1"}, "max-ended-faults: -1 is not in [1, 10000000]"},
+		{"ended fault count above the bound", []string{"--bootstrap-expect", "1", "--max-ended-faults", "20000000"}, "max-ended-faults: 20000000 is not in [1, 10000000]"},
+		{"departed agents kept too briefly", []string{"--bootstrap-expect", "1", "--retain-departed-agents", "20m"}, "retain-departed-agents: 20m0s is not in [1h0m0s, 8784h0m0s]"},
+		{"prune interval too short", []string{"--bootstrap-expect", "1", "--prune-interval", "10ms"}, "prune-interval: 10ms is not in [1s, 1h0m0s]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,8 +38,12 @@ type Agent struct {
 	Connected     bool                   `protobuf:"varint,6,opt,name=connected,proto3" json:"connected,omitempty"`
 	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	LocallyHalted bool                   `protobuf:"varint,8,opt,name=locally_halted,json=locallyHalted,proto3" json:"locally_halted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// When the agent last registered (each session's Hello): how long ago
+	// the cluster last saw it arrive. Retention removes an agent gone for
+	// long only if this is older than the retention age.
+	LastRegisteredAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_registered_at,json=lastRegisteredAt,proto3" json:"last_registered_at,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Agent) Reset() {
@@ -126,6 +130,13 @@ func (x *Agent) GetLocallyHalted() bool {
 		return x.LocallyHalted
 	}
 	return false
+}
+
+func (x *Agent) GetLastRegisteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRegisteredAt
+	}
+	return nil
 }
 
 // Every List call is paged (docs/limits.md): page_size 0 means the
@@ -2428,7 +2439,7 @@ var File_turbulence_v1_control_proto protoreflect.FileDescriptor
 
 const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x1bturbulence/v1/control.proto\x12\rturbulence.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/agent.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\xbc\x03\n" +
+	"\x1bturbulence/v1/control.proto\x12\rturbulence.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19turbulence/v1/agent.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\x86\x04\n" +
 	"\x05Agent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x128\n" +
 	"\x06labels\x18\x02 \x03(\v2 .turbulence.v1.Agent.LabelsEntryR\x06labels\x12.\n" +
@@ -2437,7 +2448,8 @@ const file_turbulence_v1_control_proto_rawDesc = "" +
 	"\rregistered_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12\x1c\n" +
 	"\tconnected\x18\x06 \x01(\bR\tconnected\x127\n" +
 	"\tlast_seen\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12%\n" +
-	"\x0elocally_halted\x18\b \x01(\bR\rlocallyHalted\x1a9\n" +
+	"\x0elocally_halted\x18\b \x01(\bR\rlocallyHalted\x12H\n" +
+	"\x12last_registered_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x10lastRegisteredAt\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"}\n" +
@@ -2741,81 +2753,82 @@ var file_turbulence_v1_control_proto_depIdxs = []int32{
 	34, // 2: turbulence.v1.Agent.capabilities:type_name -> turbulence.v1.Capabilities
 	35, // 3: turbulence.v1.Agent.registered_at:type_name -> google.protobuf.Timestamp
 	35, // 4: turbulence.v1.Agent.last_seen:type_name -> google.protobuf.Timestamp
-	0,  // 5: turbulence.v1.ListAgentsResponse.agents:type_name -> turbulence.v1.Agent
-	36, // 6: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
-	37, // 7: turbulence.v1.ListFaultsRequest.state:type_name -> turbulence.v1.FaultState
-	35, // 8: turbulence.v1.ListFaultsRequest.since:type_name -> google.protobuf.Timestamp
-	35, // 9: turbulence.v1.ListFaultsRequest.until:type_name -> google.protobuf.Timestamp
-	38, // 10: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
-	35, // 11: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
-	35, // 12: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
-	35, // 13: turbulence.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
-	35, // 14: turbulence.v1.ListEventsRequest.until:type_name -> google.protobuf.Timestamp
-	13, // 15: turbulence.v1.ListEventsResponse.events:type_name -> turbulence.v1.Event
-	35, // 16: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	35, // 17: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
-	35, // 18: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
-	17, // 19: turbulence.v1.ListAuditResponse.entries:type_name -> turbulence.v1.AuditEntry
-	36, // 20: turbulence.v1.ApplyFaultGroupRequest.spec:type_name -> turbulence.v1.FaultSpec
-	37, // 21: turbulence.v1.GroupMember.state:type_name -> turbulence.v1.FaultState
-	36, // 22: turbulence.v1.FaultGroup.spec:type_name -> turbulence.v1.FaultSpec
-	35, // 23: turbulence.v1.FaultGroup.created_at:type_name -> google.protobuf.Timestamp
-	21, // 24: turbulence.v1.FaultGroup.members:type_name -> turbulence.v1.GroupMember
-	22, // 25: turbulence.v1.FaultGroup.refusals:type_name -> turbulence.v1.RefusalCount
-	36, // 26: turbulence.v1.FaultGroupSummary.spec:type_name -> turbulence.v1.FaultSpec
-	35, // 27: turbulence.v1.FaultGroupSummary.created_at:type_name -> google.protobuf.Timestamp
-	24, // 28: turbulence.v1.ListFaultGroupsResponse.groups:type_name -> turbulence.v1.FaultGroupSummary
-	35, // 29: turbulence.v1.GetAgentMetricsRequest.since:type_name -> google.protobuf.Timestamp
-	31, // 30: turbulence.v1.GetAgentMetricsResponse.samples:type_name -> turbulence.v1.HostMetricsSample
-	39, // 31: turbulence.v1.GetAgentMetricsResponse.window:type_name -> google.protobuf.Duration
-	35, // 32: turbulence.v1.HostMetricsSample.sampled_at:type_name -> google.protobuf.Timestamp
-	1,  // 33: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
-	3,  // 34: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
-	4,  // 35: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
-	5,  // 36: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
-	7,  // 37: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
-	8,  // 38: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
-	9,  // 39: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
-	10, // 40: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
-	11, // 41: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
-	14, // 42: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
-	15, // 43: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
-	18, // 44: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
-	20, // 45: turbulence.v1.ControlService.ApplyFaultGroup:input_type -> turbulence.v1.ApplyFaultGroupRequest
-	25, // 46: turbulence.v1.ControlService.ListFaultGroups:input_type -> turbulence.v1.ListFaultGroupsRequest
-	27, // 47: turbulence.v1.ControlService.GetFaultGroup:input_type -> turbulence.v1.GetFaultGroupRequest
-	28, // 48: turbulence.v1.ControlService.RevertFaultGroup:input_type -> turbulence.v1.RevertFaultGroupRequest
-	40, // 49: turbulence.v1.ControlService.StartExperiment:input_type -> turbulence.v1.StartExperimentRequest
-	41, // 50: turbulence.v1.ControlService.ListExperiments:input_type -> turbulence.v1.ListExperimentsRequest
-	42, // 51: turbulence.v1.ControlService.GetExperiment:input_type -> turbulence.v1.GetExperimentRequest
-	43, // 52: turbulence.v1.ControlService.AbortExperiment:input_type -> turbulence.v1.AbortExperimentRequest
-	29, // 53: turbulence.v1.ControlService.GetAgentMetrics:input_type -> turbulence.v1.GetAgentMetricsRequest
-	2,  // 54: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
-	0,  // 55: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
-	38, // 56: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
-	6,  // 57: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
-	38, // 58: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
-	38, // 59: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
-	12, // 60: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
-	12, // 61: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
-	12, // 62: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
-	13, // 63: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
-	16, // 64: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
-	19, // 65: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
-	23, // 66: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
-	26, // 67: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
-	23, // 68: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
-	23, // 69: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
-	44, // 70: turbulence.v1.ControlService.StartExperiment:output_type -> turbulence.v1.Experiment
-	45, // 71: turbulence.v1.ControlService.ListExperiments:output_type -> turbulence.v1.ListExperimentsResponse
-	44, // 72: turbulence.v1.ControlService.GetExperiment:output_type -> turbulence.v1.Experiment
-	44, // 73: turbulence.v1.ControlService.AbortExperiment:output_type -> turbulence.v1.Experiment
-	30, // 74: turbulence.v1.ControlService.GetAgentMetrics:output_type -> turbulence.v1.GetAgentMetricsResponse
-	54, // [54:75] is the sub-list for method output_type
-	33, // [33:54] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	35, // 5: turbulence.v1.Agent.last_registered_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: turbulence.v1.ListAgentsResponse.agents:type_name -> turbulence.v1.Agent
+	36, // 7: turbulence.v1.ApplyFaultRequest.spec:type_name -> turbulence.v1.FaultSpec
+	37, // 8: turbulence.v1.ListFaultsRequest.state:type_name -> turbulence.v1.FaultState
+	35, // 9: turbulence.v1.ListFaultsRequest.since:type_name -> google.protobuf.Timestamp
+	35, // 10: turbulence.v1.ListFaultsRequest.until:type_name -> google.protobuf.Timestamp
+	38, // 11: turbulence.v1.ListFaultsResponse.faults:type_name -> turbulence.v1.Fault
+	35, // 12: turbulence.v1.HaltStatus.since:type_name -> google.protobuf.Timestamp
+	35, // 13: turbulence.v1.Event.time:type_name -> google.protobuf.Timestamp
+	35, // 14: turbulence.v1.ListEventsRequest.since:type_name -> google.protobuf.Timestamp
+	35, // 15: turbulence.v1.ListEventsRequest.until:type_name -> google.protobuf.Timestamp
+	13, // 16: turbulence.v1.ListEventsResponse.events:type_name -> turbulence.v1.Event
+	35, // 17: turbulence.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	35, // 18: turbulence.v1.ListAuditRequest.since:type_name -> google.protobuf.Timestamp
+	35, // 19: turbulence.v1.ListAuditRequest.until:type_name -> google.protobuf.Timestamp
+	17, // 20: turbulence.v1.ListAuditResponse.entries:type_name -> turbulence.v1.AuditEntry
+	36, // 21: turbulence.v1.ApplyFaultGroupRequest.spec:type_name -> turbulence.v1.FaultSpec
+	37, // 22: turbulence.v1.GroupMember.state:type_name -> turbulence.v1.FaultState
+	36, // 23: turbulence.v1.FaultGroup.spec:type_name -> turbulence.v1.FaultSpec
+	35, // 24: turbulence.v1.FaultGroup.created_at:type_name -> google.protobuf.Timestamp
+	21, // 25: turbulence.v1.FaultGroup.members:type_name -> turbulence.v1.GroupMember
+	22, // 26: turbulence.v1.FaultGroup.refusals:type_name -> turbulence.v1.RefusalCount
+	36, // 27: turbulence.v1.FaultGroupSummary.spec:type_name -> turbulence.v1.FaultSpec
+	35, // 28: turbulence.v1.FaultGroupSummary.created_at:type_name -> google.protobuf.Timestamp
+	24, // 29: turbulence.v1.ListFaultGroupsResponse.groups:type_name -> turbulence.v1.FaultGroupSummary
+	35, // 30: turbulence.v1.GetAgentMetricsRequest.since:type_name -> google.protobuf.Timestamp
+	31, // 31: turbulence.v1.GetAgentMetricsResponse.samples:type_name -> turbulence.v1.HostMetricsSample
+	39, // 32: turbulence.v1.GetAgentMetricsResponse.window:type_name -> google.protobuf.Duration
+	35, // 33: turbulence.v1.HostMetricsSample.sampled_at:type_name -> google.protobuf.Timestamp
+	1,  // 34: turbulence.v1.ControlService.ListAgents:input_type -> turbulence.v1.ListAgentsRequest
+	3,  // 35: turbulence.v1.ControlService.GetAgent:input_type -> turbulence.v1.GetAgentRequest
+	4,  // 36: turbulence.v1.ControlService.ApplyFault:input_type -> turbulence.v1.ApplyFaultRequest
+	5,  // 37: turbulence.v1.ControlService.ListFaults:input_type -> turbulence.v1.ListFaultsRequest
+	7,  // 38: turbulence.v1.ControlService.GetFault:input_type -> turbulence.v1.GetFaultRequest
+	8,  // 39: turbulence.v1.ControlService.RevertFault:input_type -> turbulence.v1.RevertFaultRequest
+	9,  // 40: turbulence.v1.ControlService.Halt:input_type -> turbulence.v1.HaltRequest
+	10, // 41: turbulence.v1.ControlService.Resume:input_type -> turbulence.v1.ResumeRequest
+	11, // 42: turbulence.v1.ControlService.GetHaltStatus:input_type -> turbulence.v1.GetHaltStatusRequest
+	14, // 43: turbulence.v1.ControlService.WatchEvents:input_type -> turbulence.v1.WatchEventsRequest
+	15, // 44: turbulence.v1.ControlService.ListEvents:input_type -> turbulence.v1.ListEventsRequest
+	18, // 45: turbulence.v1.ControlService.ListAudit:input_type -> turbulence.v1.ListAuditRequest
+	20, // 46: turbulence.v1.ControlService.ApplyFaultGroup:input_type -> turbulence.v1.ApplyFaultGroupRequest
+	25, // 47: turbulence.v1.ControlService.ListFaultGroups:input_type -> turbulence.v1.ListFaultGroupsRequest
+	27, // 48: turbulence.v1.ControlService.GetFaultGroup:input_type -> turbulence.v1.GetFaultGroupRequest
+	28, // 49: turbulence.v1.ControlService.RevertFaultGroup:input_type -> turbulence.v1.RevertFaultGroupRequest
+	40, // 50: turbulence.v1.ControlService.StartExperiment:input_type -> turbulence.v1.StartExperimentRequest
+	41, // 51: turbulence.v1.ControlService.ListExperiments:input_type -> turbulence.v1.ListExperimentsRequest
+	42, // 52: turbulence.v1.ControlService.GetExperiment:input_type -> turbulence.v1.GetExperimentRequest
+	43, // 53: turbulence.v1.ControlService.AbortExperiment:input_type -> turbulence.v1.AbortExperimentRequest
+	29, // 54: turbulence.v1.ControlService.GetAgentMetrics:input_type -> turbulence.v1.GetAgentMetricsRequest
+	2,  // 55: turbulence.v1.ControlService.ListAgents:output_type -> turbulence.v1.ListAgentsResponse
+	0,  // 56: turbulence.v1.ControlService.GetAgent:output_type -> turbulence.v1.Agent
+	38, // 57: turbulence.v1.ControlService.ApplyFault:output_type -> turbulence.v1.Fault
+	6,  // 58: turbulence.v1.ControlService.ListFaults:output_type -> turbulence.v1.ListFaultsResponse
+	38, // 59: turbulence.v1.ControlService.GetFault:output_type -> turbulence.v1.Fault
+	38, // 60: turbulence.v1.ControlService.RevertFault:output_type -> turbulence.v1.Fault
+	12, // 61: turbulence.v1.ControlService.Halt:output_type -> turbulence.v1.HaltStatus
+	12, // 62: turbulence.v1.ControlService.Resume:output_type -> turbulence.v1.HaltStatus
+	12, // 63: turbulence.v1.ControlService.GetHaltStatus:output_type -> turbulence.v1.HaltStatus
+	13, // 64: turbulence.v1.ControlService.WatchEvents:output_type -> turbulence.v1.Event
+	16, // 65: turbulence.v1.ControlService.ListEvents:output_type -> turbulence.v1.ListEventsResponse
+	19, // 66: turbulence.v1.ControlService.ListAudit:output_type -> turbulence.v1.ListAuditResponse
+	23, // 67: turbulence.v1.ControlService.ApplyFaultGroup:output_type -> turbulence.v1.FaultGroup
+	26, // 68: turbulence.v1.ControlService.ListFaultGroups:output_type -> turbulence.v1.ListFaultGroupsResponse
+	23, // 69: turbulence.v1.ControlService.GetFaultGroup:output_type -> turbulence.v1.FaultGroup
+	23, // 70: turbulence.v1.ControlService.RevertFaultGroup:output_type -> turbulence.v1.FaultGroup
+	44, // 71: turbulence.v1.ControlService.StartExperiment:output_type -> turbulence.v1.Experiment
+	45, // 72: turbulence.v1.ControlService.ListExperiments:output_type -> turbulence.v1.ListExperimentsResponse
+	44, // 73: turbulence.v1.ControlService.GetExperiment:output_type -> turbulence.v1.Experiment
+	44, // 74: turbulence.v1.ControlService.AbortExperiment:output_type -> turbulence.v1.Experiment
+	30, // 75: turbulence.v1.ControlService.GetAgentMetrics:output_type -> turbulence.v1.GetAgentMetricsResponse
+	55, // [55:76] is the sub-list for method output_type
+	34, // [34:55] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_control_proto_init() }

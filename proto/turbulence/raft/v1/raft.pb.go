@@ -13,6 +13,7 @@ import (
 	v1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -53,6 +54,7 @@ type LogEntry struct {
 	//	*LogEntry_RevertFaultGroup
 	//	*LogEntry_CreateExperiment
 	//	*LogEntry_UpdateExperiment
+	//	*LogEntry_Prune
 	Cmd           isLogEntry_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -204,6 +206,15 @@ func (x *LogEntry) GetUpdateExperiment() *UpdateExperiment {
 	return nil
 }
 
+func (x *LogEntry) GetPrune() *Prune {
+	if x != nil {
+		if x, ok := x.Cmd.(*LogEntry_Prune); ok {
+			return x.Prune
+		}
+	}
+	return nil
+}
+
 type isLogEntry_Cmd interface {
 	isLogEntry_Cmd()
 }
@@ -244,6 +255,10 @@ type LogEntry_UpdateExperiment struct {
 	UpdateExperiment *UpdateExperiment `protobuf:"bytes,18,opt,name=update_experiment,json=updateExperiment,proto3,oneof"`
 }
 
+type LogEntry_Prune struct {
+	Prune *Prune `protobuf:"bytes,19,opt,name=prune,proto3,oneof"`
+}
+
 func (*LogEntry_RegisterAgent) isLogEntry_Cmd() {}
 
 func (*LogEntry_CreateFault) isLogEntry_Cmd() {}
@@ -261,6 +276,8 @@ func (*LogEntry_RevertFaultGroup) isLogEntry_Cmd() {}
 func (*LogEntry_CreateExperiment) isLogEntry_Cmd() {}
 
 func (*LogEntry_UpdateExperiment) isLogEntry_Cmd() {}
+
+func (*LogEntry_Prune) isLogEntry_Cmd() {}
 
 // Audit is what the proposer says about a mutating call. Who and when come
 // from the entry (actor, proposed_at, request_id).
@@ -795,6 +812,85 @@ func (x *UpdateExperiment) GetSeries() []*v1.ProbeSeries {
 	return nil
 }
 
+// Prune removes what the retention policy no longer keeps (docs/operations.md,
+// Retention). The leader proposes it; every replica computes the same
+// cut-offs from the entry's proposed_at minus the ages given here, never
+// from its own clock. Faults that are not ended are never removed.
+type Prune struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ended faults (REVERTED or FAILED) that ended before proposed_at minus
+	// this age are removed; zero removes none by age.
+	EndedFaultAge *durationpb.Duration `protobuf:"bytes,1,opt,name=ended_fault_age,json=endedFaultAge,proto3" json:"ended_fault_age,omitempty"`
+	// At most this many ended faults are kept: the ones that ended first go
+	// first (ties by fault ID). Zero keeps any number.
+	MaxEndedFaults uint32 `protobuf:"varint,2,opt,name=max_ended_faults,json=maxEndedFaults,proto3" json:"max_ended_faults,omitempty"`
+	// The agents the leader has not heard from for departed_agent_age. Each
+	// is removed only if it last registered before proposed_at minus that
+	// age and holds no fault that is not ended.
+	DepartedAgentIds []string             `protobuf:"bytes,3,rep,name=departed_agent_ids,json=departedAgentIds,proto3" json:"departed_agent_ids,omitempty"`
+	DepartedAgentAge *durationpb.Duration `protobuf:"bytes,4,opt,name=departed_agent_age,json=departedAgentAge,proto3" json:"departed_agent_age,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Prune) Reset() {
+	*x = Prune{}
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Prune) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Prune) ProtoMessage() {}
+
+func (x *Prune) ProtoReflect() protoreflect.Message {
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Prune.ProtoReflect.Descriptor instead.
+func (*Prune) Descriptor() ([]byte, []int) {
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Prune) GetEndedFaultAge() *durationpb.Duration {
+	if x != nil {
+		return x.EndedFaultAge
+	}
+	return nil
+}
+
+func (x *Prune) GetMaxEndedFaults() uint32 {
+	if x != nil {
+		return x.MaxEndedFaults
+	}
+	return 0
+}
+
+func (x *Prune) GetDepartedAgentIds() []string {
+	if x != nil {
+		return x.DepartedAgentIds
+	}
+	return nil
+}
+
+func (x *Prune) GetDepartedAgentAge() *durationpb.Duration {
+	if x != nil {
+		return x.DepartedAgentAge
+	}
+	return nil
+}
+
 // SetHalt raises or lowers the fleet halt flag. Raising it also moves every
 // pending or active fault to REVERTING.
 type SetHalt struct {
@@ -807,7 +903,7 @@ type SetHalt struct {
 
 func (x *SetHalt) Reset() {
 	*x = SetHalt{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +915,7 @@ func (x *SetHalt) String() string {
 func (*SetHalt) ProtoMessage() {}
 
 func (x *SetHalt) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[10]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +928,7 @@ func (x *SetHalt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetHalt.ProtoReflect.Descriptor instead.
 func (*SetHalt) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{10}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetHalt) GetHalted() bool {
@@ -859,7 +955,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +967,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[11]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +980,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{11}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotHeader) GetFormatVersion() uint32 {
@@ -916,7 +1012,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +1024,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[12]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1037,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{12}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1101,7 +1197,7 @@ type AppliedRequest struct {
 
 func (x *AppliedRequest) Reset() {
 	*x = AppliedRequest{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1209,7 @@ func (x *AppliedRequest) String() string {
 func (*AppliedRequest) ProtoMessage() {}
 
 func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[13]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1222,7 @@ func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedRequest.ProtoReflect.Descriptor instead.
 func (*AppliedRequest) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{13}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AppliedRequest) GetRequestId() string {
@@ -1154,7 +1250,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1262,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[14]
+	mi := &file_turbulence_raft_v1_raft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1275,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{14}
+	return file_turbulence_raft_v1_raft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Counters) GetNextEventSequence() uint64 {
@@ -1200,7 +1296,7 @@ var File_turbulence_raft_v1_raft_proto protoreflect.FileDescriptor
 
 const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\n" +
-	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\xe2\x06\n" +
+	"\x1dturbulence/raft/v1/raft.proto\x12\x12turbulence.raft.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bturbulence/v1/control.proto\x1a\x1eturbulence/v1/experiment.proto\x1a\x19turbulence/v1/fault.proto\"\x95\a\n" +
 	"\bLogEntry\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12;\n" +
@@ -1217,7 +1313,8 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\x12create_fault_group\x18\x0f \x01(\v2$.turbulence.raft.v1.CreateFaultGroupH\x00R\x10createFaultGroup\x12T\n" +
 	"\x12revert_fault_group\x18\x10 \x01(\v2$.turbulence.raft.v1.RevertFaultGroupH\x00R\x10revertFaultGroup\x12S\n" +
 	"\x11create_experiment\x18\x11 \x01(\v2$.turbulence.raft.v1.CreateExperimentH\x00R\x10createExperiment\x12S\n" +
-	"\x11update_experiment\x18\x12 \x01(\v2$.turbulence.raft.v1.UpdateExperimentH\x00R\x10updateExperimentB\x05\n" +
+	"\x11update_experiment\x18\x12 \x01(\v2$.turbulence.raft.v1.UpdateExperimentH\x00R\x10updateExperiment\x121\n" +
+	"\x05prune\x18\x13 \x01(\v2\x19.turbulence.raft.v1.PruneH\x00R\x05pruneB\x05\n" +
 	"\x03cmd\"9\n" +
 	"\x05Audit\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x18\n" +
@@ -1253,7 +1350,12 @@ const file_turbulence_raft_v1_raft_proto_rawDesc = "" +
 	"\x05steps\x18\b \x03(\v2\x1d.turbulence.v1.ExperimentStepR\x05steps\x126\n" +
 	"\x06events\x18\t \x03(\v2\x1e.turbulence.v1.ExperimentEventR\x06events\x122\n" +
 	"\x06series\x18\n" +
-	" \x03(\v2\x1a.turbulence.v1.ProbeSeriesR\x06series\"9\n" +
+	" \x03(\v2\x1a.turbulence.v1.ProbeSeriesR\x06series\"\xeb\x01\n" +
+	"\x05Prune\x12A\n" +
+	"\x0fended_fault_age\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\rendedFaultAge\x12(\n" +
+	"\x10max_ended_faults\x18\x02 \x01(\rR\x0emaxEndedFaults\x12,\n" +
+	"\x12departed_agent_ids\x18\x03 \x03(\tR\x10departedAgentIds\x12G\n" +
+	"\x12departed_agent_age\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10departedAgentAge\"9\n" +
 	"\aSetHalt\x12\x16\n" +
 	"\x06halted\x18\x01 \x01(\bR\x06halted\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"7\n" +
@@ -1293,7 +1395,7 @@ func file_turbulence_raft_v1_raft_proto_rawDescGZIP() []byte {
 	return file_turbulence_raft_v1_raft_proto_rawDescData
 }
 
-var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_turbulence_raft_v1_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*LogEntry)(nil),              // 0: turbulence.raft.v1.LogEntry
 	(*Audit)(nil),                 // 1: turbulence.raft.v1.Audit
@@ -1305,67 +1407,72 @@ var file_turbulence_raft_v1_raft_proto_goTypes = []any{
 	(*RevertFaultGroup)(nil),      // 7: turbulence.raft.v1.RevertFaultGroup
 	(*CreateExperiment)(nil),      // 8: turbulence.raft.v1.CreateExperiment
 	(*UpdateExperiment)(nil),      // 9: turbulence.raft.v1.UpdateExperiment
-	(*SetHalt)(nil),               // 10: turbulence.raft.v1.SetHalt
-	(*SnapshotHeader)(nil),        // 11: turbulence.raft.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),        // 12: turbulence.raft.v1.SnapshotRecord
-	(*AppliedRequest)(nil),        // 13: turbulence.raft.v1.AppliedRequest
-	(*Counters)(nil),              // 14: turbulence.raft.v1.Counters
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*v1.Agent)(nil),              // 16: turbulence.v1.Agent
-	(*v1.Fault)(nil),              // 17: turbulence.v1.Fault
-	(v1.FaultState)(0),            // 18: turbulence.v1.FaultState
-	(*v1.FaultStatus)(nil),        // 19: turbulence.v1.FaultStatus
-	(*v1.FaultGroup)(nil),         // 20: turbulence.v1.FaultGroup
-	(*v1.Experiment)(nil),         // 21: turbulence.v1.Experiment
-	(v1.ExperimentState)(0),       // 22: turbulence.v1.ExperimentState
-	(v1.Verdict)(0),               // 23: turbulence.v1.Verdict
-	(*v1.ExperimentTarget)(nil),   // 24: turbulence.v1.ExperimentTarget
-	(*v1.ExperimentStep)(nil),     // 25: turbulence.v1.ExperimentStep
-	(*v1.ExperimentEvent)(nil),    // 26: turbulence.v1.ExperimentEvent
-	(*v1.ProbeSeries)(nil),        // 27: turbulence.v1.ProbeSeries
-	(*v1.HaltStatus)(nil),         // 28: turbulence.v1.HaltStatus
-	(*v1.Event)(nil),              // 29: turbulence.v1.Event
-	(*v1.AuditEntry)(nil),         // 30: turbulence.v1.AuditEntry
+	(*Prune)(nil),                 // 10: turbulence.raft.v1.Prune
+	(*SetHalt)(nil),               // 11: turbulence.raft.v1.SetHalt
+	(*SnapshotHeader)(nil),        // 12: turbulence.raft.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),        // 13: turbulence.raft.v1.SnapshotRecord
+	(*AppliedRequest)(nil),        // 14: turbulence.raft.v1.AppliedRequest
+	(*Counters)(nil),              // 15: turbulence.raft.v1.Counters
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*v1.Agent)(nil),              // 17: turbulence.v1.Agent
+	(*v1.Fault)(nil),              // 18: turbulence.v1.Fault
+	(v1.FaultState)(0),            // 19: turbulence.v1.FaultState
+	(*v1.FaultStatus)(nil),        // 20: turbulence.v1.FaultStatus
+	(*v1.FaultGroup)(nil),         // 21: turbulence.v1.FaultGroup
+	(*v1.Experiment)(nil),         // 22: turbulence.v1.Experiment
+	(v1.ExperimentState)(0),       // 23: turbulence.v1.ExperimentState
+	(v1.Verdict)(0),               // 24: turbulence.v1.Verdict
+	(*v1.ExperimentTarget)(nil),   // 25: turbulence.v1.ExperimentTarget
+	(*v1.ExperimentStep)(nil),     // 26: turbulence.v1.ExperimentStep
+	(*v1.ExperimentEvent)(nil),    // 27: turbulence.v1.ExperimentEvent
+	(*v1.ProbeSeries)(nil),        // 28: turbulence.v1.ProbeSeries
+	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*v1.HaltStatus)(nil),         // 30: turbulence.v1.HaltStatus
+	(*v1.Event)(nil),              // 31: turbulence.v1.Event
+	(*v1.AuditEntry)(nil),         // 32: turbulence.v1.AuditEntry
 }
 var file_turbulence_raft_v1_raft_proto_depIdxs = []int32{
-	15, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
+	16, // 0: turbulence.raft.v1.LogEntry.proposed_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: turbulence.raft.v1.LogEntry.audit:type_name -> turbulence.raft.v1.Audit
 	3,  // 2: turbulence.raft.v1.LogEntry.register_agent:type_name -> turbulence.raft.v1.RegisterAgent
 	4,  // 3: turbulence.raft.v1.LogEntry.create_fault:type_name -> turbulence.raft.v1.CreateFault
 	5,  // 4: turbulence.raft.v1.LogEntry.update_fault:type_name -> turbulence.raft.v1.UpdateFault
-	10, // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
+	11, // 5: turbulence.raft.v1.LogEntry.set_halt:type_name -> turbulence.raft.v1.SetHalt
 	2,  // 6: turbulence.raft.v1.LogEntry.record_audit:type_name -> turbulence.raft.v1.RecordAudit
 	6,  // 7: turbulence.raft.v1.LogEntry.create_fault_group:type_name -> turbulence.raft.v1.CreateFaultGroup
 	7,  // 8: turbulence.raft.v1.LogEntry.revert_fault_group:type_name -> turbulence.raft.v1.RevertFaultGroup
 	8,  // 9: turbulence.raft.v1.LogEntry.create_experiment:type_name -> turbulence.raft.v1.CreateExperiment
 	9,  // 10: turbulence.raft.v1.LogEntry.update_experiment:type_name -> turbulence.raft.v1.UpdateExperiment
-	16, // 11: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
-	17, // 12: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
-	18, // 13: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
-	19, // 14: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
-	15, // 15: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
-	20, // 16: turbulence.raft.v1.CreateFaultGroup.group:type_name -> turbulence.v1.FaultGroup
-	21, // 17: turbulence.raft.v1.CreateExperiment.experiment:type_name -> turbulence.v1.Experiment
-	22, // 18: turbulence.raft.v1.UpdateExperiment.state:type_name -> turbulence.v1.ExperimentState
-	23, // 19: turbulence.raft.v1.UpdateExperiment.verdict:type_name -> turbulence.v1.Verdict
-	24, // 20: turbulence.raft.v1.UpdateExperiment.targets:type_name -> turbulence.v1.ExperimentTarget
-	25, // 21: turbulence.raft.v1.UpdateExperiment.steps:type_name -> turbulence.v1.ExperimentStep
-	26, // 22: turbulence.raft.v1.UpdateExperiment.events:type_name -> turbulence.v1.ExperimentEvent
-	27, // 23: turbulence.raft.v1.UpdateExperiment.series:type_name -> turbulence.v1.ProbeSeries
-	16, // 24: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
-	17, // 25: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
-	28, // 26: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
-	29, // 27: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
-	13, // 28: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
-	14, // 29: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
-	30, // 30: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
-	20, // 31: turbulence.raft.v1.SnapshotRecord.fault_group:type_name -> turbulence.v1.FaultGroup
-	21, // 32: turbulence.raft.v1.SnapshotRecord.experiment:type_name -> turbulence.v1.Experiment
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	10, // 11: turbulence.raft.v1.LogEntry.prune:type_name -> turbulence.raft.v1.Prune
+	17, // 12: turbulence.raft.v1.RegisterAgent.agent:type_name -> turbulence.v1.Agent
+	18, // 13: turbulence.raft.v1.CreateFault.fault:type_name -> turbulence.v1.Fault
+	19, // 14: turbulence.raft.v1.UpdateFault.state:type_name -> turbulence.v1.FaultState
+	20, // 15: turbulence.raft.v1.UpdateFault.status:type_name -> turbulence.v1.FaultStatus
+	16, // 16: turbulence.raft.v1.UpdateFault.unconfirmed_since:type_name -> google.protobuf.Timestamp
+	21, // 17: turbulence.raft.v1.CreateFaultGroup.group:type_name -> turbulence.v1.FaultGroup
+	22, // 18: turbulence.raft.v1.CreateExperiment.experiment:type_name -> turbulence.v1.Experiment
+	23, // 19: turbulence.raft.v1.UpdateExperiment.state:type_name -> turbulence.v1.ExperimentState
+	24, // 20: turbulence.raft.v1.UpdateExperiment.verdict:type_name -> turbulence.v1.Verdict
+	25, // 21: turbulence.raft.v1.UpdateExperiment.targets:type_name -> turbulence.v1.ExperimentTarget
+	26, // 22: turbulence.raft.v1.UpdateExperiment.steps:type_name -> turbulence.v1.ExperimentStep
+	27, // 23: turbulence.raft.v1.UpdateExperiment.events:type_name -> turbulence.v1.ExperimentEvent
+	28, // 24: turbulence.raft.v1.UpdateExperiment.series:type_name -> turbulence.v1.ProbeSeries
+	29, // 25: turbulence.raft.v1.Prune.ended_fault_age:type_name -> google.protobuf.Duration
+	29, // 26: turbulence.raft.v1.Prune.departed_agent_age:type_name -> google.protobuf.Duration
+	17, // 27: turbulence.raft.v1.SnapshotRecord.agent:type_name -> turbulence.v1.Agent
+	18, // 28: turbulence.raft.v1.SnapshotRecord.fault:type_name -> turbulence.v1.Fault
+	30, // 29: turbulence.raft.v1.SnapshotRecord.halt:type_name -> turbulence.v1.HaltStatus
+	31, // 30: turbulence.raft.v1.SnapshotRecord.event:type_name -> turbulence.v1.Event
+	14, // 31: turbulence.raft.v1.SnapshotRecord.applied_request:type_name -> turbulence.raft.v1.AppliedRequest
+	15, // 32: turbulence.raft.v1.SnapshotRecord.counters:type_name -> turbulence.raft.v1.Counters
+	32, // 33: turbulence.raft.v1.SnapshotRecord.audit:type_name -> turbulence.v1.AuditEntry
+	21, // 34: turbulence.raft.v1.SnapshotRecord.fault_group:type_name -> turbulence.v1.FaultGroup
+	22, // 35: turbulence.raft.v1.SnapshotRecord.experiment:type_name -> turbulence.v1.Experiment
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_raft_v1_raft_proto_init() }
@@ -1383,8 +1490,9 @@ func file_turbulence_raft_v1_raft_proto_init() {
 		(*LogEntry_RevertFaultGroup)(nil),
 		(*LogEntry_CreateExperiment)(nil),
 		(*LogEntry_UpdateExperiment)(nil),
+		(*LogEntry_Prune)(nil),
 	}
-	file_turbulence_raft_v1_raft_proto_msgTypes[12].OneofWrappers = []any{
+	file_turbulence_raft_v1_raft_proto_msgTypes[13].OneofWrappers = []any{
 		(*SnapshotRecord_Agent)(nil),
 		(*SnapshotRecord_Fault)(nil),
 		(*SnapshotRecord_Halt)(nil),
@@ -1401,7 +1509,7 @@ func file_turbulence_raft_v1_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_turbulence_raft_v1_raft_proto_rawDesc), len(file_turbulence_raft_v1_raft_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
