@@ -285,7 +285,7 @@ func (s *Server) choose(g *turbulencev1.FaultGroup, sel selector.Selector) error
 // naming the request field that asked for it. The caps come from the
 // controller's configuration; no request can raise them.
 func (s *Server) checkCap(g *turbulencev1.FaultGroup, n, registered int) error {
-	capN := min(s.cfg.MaxGroupAgents, int(math.Floor(s.cfg.MaxGroupPercent/100*float64(registered))))
+	capN := min(s.cfg.MaxGroupAgents, groupPercentCap(s.cfg.MaxGroupPercent, registered))
 	if n <= capN {
 		return nil
 	}
@@ -300,6 +300,15 @@ func (s *Server) checkCap(g *turbulencev1.FaultGroup, n, registered int) error {
 	}
 	return invalidField(field, fmt.Sprintf("the call would choose %d agents, above the controller's cap of %d (%g %% of %d registered agents, at most %d: --max-group-percent, --max-group-agents); nothing was applied",
 		n, capN, s.cfg.MaxGroupPercent, registered, s.cfg.MaxGroupAgents))
+}
+
+// groupPercentCap is the most agents percent of a registered fleet allows
+// one group call. It is never below one agent: a single apply may always
+// hurt one agent, and a group of one is no wider than that — without this
+// floor a fleet of one (a dev controller and its agent) or of a few could
+// run no group and no experiment at all.
+func groupPercentCap(percent float64, registered int) int {
+	return max(1, int(math.Floor(percent/100*float64(registered))))
 }
 
 // refusalCounts orders counts by frequency, then reason, keeping at most
