@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -272,7 +273,7 @@ func (ru *run) choose(ctx context.Context) ([]*turbulencev1.ExperimentTarget, er
 			Seed: &seed, Min: t.Min, DryRun: true,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("targets.%s: %w", name, err)
+			return nil, fmt.Errorf("targets.%s: %w", name, plainErr{err})
 		}
 		var ids []string
 		for _, m := range g.GetMembers() {
@@ -415,7 +416,7 @@ func (ru *run) timeline(ctx context.Context, samplers *sync.WaitGroup) (outcome,
 					ph = phaseDuring
 				}
 				if err := ru.startStep(ctx, m.step); err != nil {
-					return aborted(fmt.Sprintf("step %s could not be applied: %v", ru.steps[m.step].GetName(), err), "", 0), nil
+					return aborted(fmt.Sprintf("step %s could not be applied: %v", ru.steps[m.step].GetName(), plainErr{err}), "", 0), nil
 				}
 			} else {
 				ru.endStep(m.step)
@@ -658,3 +659,17 @@ func finite(v float64) float64 {
 }
 
 func fmtValue(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+
+// plainErr words an error of the group API for the experiment's record
+// and the people who read it: a gRPC status's message alone, without the
+// "rpc error: code = … desc =" its Error adds. It unwraps to the error.
+type plainErr struct{ err error }
+
+func (e plainErr) Error() string {
+	if st, ok := status.FromError(e.err); ok {
+		return st.Message()
+	}
+	return e.err.Error()
+}
+
+func (e plainErr) Unwrap() error { return e.err }
