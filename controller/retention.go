@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/controller/state"
+	"github.com/turbulence-sre/turbulence/internal/limits"
 	raftv1 "github.com/turbulence-sre/turbulence/proto/turbulence/raft/v1"
 )
 
@@ -108,6 +109,11 @@ func (c *Controller) pruneOnce(ctx context.Context, r Retention, leaderSince, no
 		Retention: state.Retention{EndedFaultAge: r.EndedFaultAge, MaxEndedFaults: r.MaxEndedFaults, DepartedAgentAge: r.DepartedAgentAge},
 	}
 	p.DepartedAgentIDs = c.hub.Departed(c.state.AgentIDs(), leaderSince, now, r.DepartedAgentAge)
+	if len(p.DepartedAgentIDs) > limits.MaxPruneAgents {
+		// One entry stays within its bound; the rest go at the next
+		// interval.
+		p.DepartedAgentIDs = p.DepartedAgentIDs[:limits.MaxPruneAgents]
+	}
 	plan := c.state.PlanPrune(now, p)
 	if plan.Zero() {
 		return nil

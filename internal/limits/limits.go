@@ -55,6 +55,9 @@ const (
 	MaxSelector = 2048
 	// MaxSelectIDs bounds an explicit list of agent IDs in one request.
 	MaxSelectIDs = 1000
+	// MaxPruneAgents bounds the departed agents one retention entry
+	// removes; the leader proposes more at its next interval.
+	MaxPruneAgents = 1000
 )
 
 // Bounds of what an agent reports.

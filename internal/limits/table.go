@@ -190,6 +190,7 @@ var table = map[protoreflect.FullName]Bound{
 	"turbulence.raft.v1.SetHalt.reason":                text(MaxReason),
 	"turbulence.raft.v1.RevertFaultGroup.group_id":     text(MaxID),
 	"turbulence.raft.v1.RevertFaultGroup.reason":       text(MaxReason),
+	"turbulence.raft.v1.Prune.departed_agent_ids":      texts(MaxPruneAgents, MaxID),
 	"turbulence.raft.v1.UpdateExperiment.id":           text(MaxID),
 	"turbulence.raft.v1.UpdateExperiment.reason":       text(MaxReason),
 	"turbulence.raft.v1.UpdateExperiment.failed_probe": text(MaxName),
