@@ -98,7 +98,7 @@ func (g *watch) run(stdin io.Reader) {
 		_, _ = io.Copy(io.Discard, stdin)
 		close(agentGone)
 	}()
-	gone := false
+	gone, announced := false, false
 	for {
 		open, err := g.refresh()
 		switch {
@@ -110,6 +110,12 @@ func (g *watch) run(stdin io.Reader) {
 		}
 		if g.hasOutcome() {
 			return
+		}
+		if gone && !announced {
+			// Said only now: an agent that closed the fault closes the
+			// pipe too, and that is no news.
+			g.log.Info("agent gone; guarding its fault")
+			announced = true
 		}
 		due, reason := g.due()
 		if !gone {
@@ -125,7 +131,6 @@ func (g *watch) run(stdin io.Reader) {
 		case <-timer.C:
 		case <-agentGone:
 			gone, agentGone = true, nil
-			g.log.Info("agent gone; guarding its fault")
 		}
 		timer.Stop()
 	}
