@@ -171,7 +171,7 @@ func New(cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("open raft log store: %w", err)
 	}
 	closers = append(closers, bolt.Close)
-	logs, err := raft.NewLogCache(logCacheSize, bolt)
+	logs, err := raft.NewLogCache(logCacheSize, newTruncationGuard(bolt))
 	if err != nil {
 		return nil, fmt.Errorf("raft log cache: %w", err)
 	}
