@@ -44,11 +44,11 @@ func newTruncationGuard(s raft.LogStore) *truncationGuard { return &truncationGu
 func (g *truncationGuard) DeleteRange(min, max uint64) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	first, err := g.LogStore.FirstIndex()
+	first, err := g.FirstIndex()
 	if err != nil {
 		return err
 	}
-	last, err := g.LogStore.LastIndex()
+	last, err := g.LastIndex()
 	if err != nil {
 		return err
 	}
