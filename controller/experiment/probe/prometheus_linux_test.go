@@ -159,7 +159,7 @@ func TestPrometheus_RealServer(t *testing.T) {
 	})
 
 	t.Run("server down", func(t *testing.T) {
-		prom.stop(t)
+		prom.Stop(t)
 		s := healthy.Sample(t.Context())
 		if s.Pass || s.Detail != FailError || !strings.Contains(s.Err, "connection refused") || !math.IsNaN(s.Value) {
 			t.Errorf("Sample() with Prometheus down = %+v, want an error failure saying connection refused, value NaN", s)
