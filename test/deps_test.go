@@ -225,9 +225,9 @@ var rules = []rule{
 		},
 	},
 	{
-		name: "os/exec only in agent/worker and agent/guardian, which re-execute the agent (tests and test/ may use it)",
+		name: "os/exec only in agent/worker and agent/guardian, which re-execute the agent (tests, test/ and internal/testutil, which serves tests only, may use it)",
 		applies: func(p pkg) bool {
-			return nonTest(p) && p.rel != "agent/worker" && p.rel != "agent/guardian" && !under(p.rel, "test")
+			return nonTest(p) && p.rel != "agent/worker" && p.rel != "agent/guardian" && !under(p.rel, "test", "internal/testutil")
 		},
 		forbidden: func(_ pkg, i imp) bool { return !i.ours && i.path == "os/exec" },
 	},
