@@ -86,22 +86,11 @@ func (s *Server) startExperiment(ctx context.Context, caller tlsutil.Identity, r
 		return s.cfg.Experiments.Plan(ctx, x)
 	}
 	x.Id = newID("x-")
-	requestID := req.GetRequestId()
-	if requestID == "" {
-		requestID = newID("r-")
-	}
-	resp, err := s.propose(ctx, &raftv1.LogEntry{
-		RequestId:  requestID,
-		ProposedAt: timestamppb.New(now),
-		Actor:      caller.String(),
-		Cmd:        &raftv1.LogEntry_CreateExperiment{CreateExperiment: &raftv1.CreateExperiment{Experiment: x}},
+	created, err := proposeCreate[*turbulencev1.Experiment](ctx, s, req.GetRequestId(), caller.String(), now, &raftv1.LogEntry{
+		Cmd: &raftv1.LogEntry_CreateExperiment{CreateExperiment: &raftv1.CreateExperiment{Experiment: x}},
 	})
 	if err != nil {
 		return nil, err
-	}
-	created, ok := resp.(*turbulencev1.Experiment)
-	if !ok {
-		return nil, fmt.Errorf("create experiment: unexpected raft response %T", resp)
 	}
 	if created.GetId() == x.GetId() {
 		if err := s.cfg.Experiments.Launch(created.GetId()); err != nil {

@@ -58,10 +58,6 @@ func (s *Server) applyFault(ctx context.Context, caller tlsutil.Identity, req *t
 	}
 
 	now := time.Now()
-	requestID := req.GetRequestId()
-	if requestID == "" {
-		requestID = newID("r-")
-	}
 	fault := &turbulencev1.Fault{
 		Id:        newID("f-"),
 		AgentId:   agent.GetId(),
@@ -72,18 +68,11 @@ func (s *Server) applyFault(ctx context.Context, caller tlsutil.Identity, req *t
 		Deadline:  timestamppb.New(now.Add(spec.GetDuration().AsDuration())),
 		CreatedBy: caller.String(),
 	}
-	resp, err := s.propose(ctx, &raftv1.LogEntry{
-		RequestId:  requestID,
-		ProposedAt: timestamppb.New(now),
-		Actor:      caller.String(),
-		Cmd:        &raftv1.LogEntry_CreateFault{CreateFault: &raftv1.CreateFault{Fault: fault}},
+	created, err := proposeCreate[*turbulencev1.Fault](ctx, s, req.GetRequestId(), caller.String(), now, &raftv1.LogEntry{
+		Cmd: &raftv1.LogEntry_CreateFault{CreateFault: &raftv1.CreateFault{Fault: fault}},
 	})
 	if err != nil {
 		return nil, err
-	}
-	created, ok := resp.(*turbulencev1.Fault)
-	if !ok {
-		return nil, fmt.Errorf("create fault: unexpected raft response %T", resp)
 	}
 	// Only a fault made by this call is dispatched; a request ID retried
 	// concurrently returns the first one, which was dispatched already.

@@ -94,22 +94,11 @@ func (s *Server) applyFaultGroup(ctx context.Context, caller tlsutil.Identity, r
 			m.FaultId = newID("f-")
 		}
 	}
-	requestID := req.GetRequestId()
-	if requestID == "" {
-		requestID = newID("r-")
-	}
-	resp, err := s.propose(ctx, &raftv1.LogEntry{
-		RequestId:  requestID,
-		ProposedAt: timestamppb.New(now),
-		Actor:      caller.String(),
-		Cmd:        &raftv1.LogEntry_CreateFaultGroup{CreateFaultGroup: &raftv1.CreateFaultGroup{Group: g}},
+	created, err := proposeCreate[*turbulencev1.FaultGroup](ctx, s, req.GetRequestId(), caller.String(), now, &raftv1.LogEntry{
+		Cmd: &raftv1.LogEntry_CreateFaultGroup{CreateFaultGroup: &raftv1.CreateFaultGroup{Group: g}},
 	})
 	if err != nil {
 		return nil, err
-	}
-	created, ok := resp.(*turbulencev1.FaultGroup)
-	if !ok {
-		return nil, fmt.Errorf("create fault group: unexpected raft response %T", resp)
 	}
 	// Members are dispatched only now that the one entry is committed, and
 	// only by the call that made the group: a concurrent retry of the same

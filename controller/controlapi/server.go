@@ -2,8 +2,11 @@ package controlapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/hostseries"
@@ -95,6 +98,27 @@ func (s *Server) Stop() { close(s.stopping) }
 // writeTimeout bounds a raft write made for one API call when the caller
 // gave no deadline.
 const writeTimeout = 10 * time.Second
+
+// proposeCreate proposes e, an entry that creates one record, under the
+// caller's request ID (a new one when the caller sent none), stamped with
+// now and actor, and returns the record the state answered with: the new
+// one, or the first one made with that request ID when this is a retry.
+func proposeCreate[T any](ctx context.Context, s *Server, requestID, actor string, now time.Time, e *raftv1.LogEntry) (T, error) {
+	var zero T
+	if requestID == "" {
+		requestID = newID("r-")
+	}
+	e.RequestId, e.ProposedAt, e.Actor = requestID, timestamppb.New(now), actor
+	resp, err := s.propose(ctx, e)
+	if err != nil {
+		return zero, err
+	}
+	created, ok := resp.(T)
+	if !ok {
+		return zero, fmt.Errorf("%T: unexpected raft response %T", e.GetCmd(), resp)
+	}
+	return created, nil
+}
 
 func (s *Server) propose(ctx context.Context, e *raftv1.LogEntry) (any, error) {
 	if _, ok := ctx.Deadline(); !ok {
