@@ -122,3 +122,23 @@ func KillOrphans(procRoot, binary, stateDir string) ([]sweep.Process, error) {
 	}
 	return sweep.Kill(procRoot, mine)
 }
+
+// Overtaken handles an apply that finished after the guardian had already
+// recorded the fault's end: the agent was frozen in the middle of its
+// apply past the fault's deadline or lease, the guardian took back what
+// was on the host then, and the apply went on when the agent woke. Under
+// the fault's lock, when an outcome is there, revert takes back what the
+// apply left, and the guardian's outcome is returned with found true;
+// with no outcome nothing is done.
+func (g *Guardian) Overtaken(revert func() error) (o Outcome, found bool, err error) {
+	l, err := LockFault(g.stateDir, g.faultID)
+	if err != nil {
+		return Outcome{}, false, err
+	}
+	defer func() { _ = l.Unlock() }()
+	o, found, err = l.Outcome()
+	if err != nil || !found {
+		return o, false, err
+	}
+	return o, true, revert()
+}

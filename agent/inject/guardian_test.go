@@ -9,6 +9,7 @@ import (
 
 	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/journal"
+	"github.com/turbulence-sre/turbulence/internal/testutil"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -81,6 +82,45 @@ func TestManager_GuardianFirstLeavesTheHostAlone(t *testing.T) {
 	h.mu.Unlock()
 	if released != 1 {
 		t.Errorf("releases = %d, want 1", released)
+	}
+}
+
+// TestManager_ApplyOvertakenByTheGuardian: the agent froze in the middle
+// of an apply past the fault's end; its guardian took back what was on the
+// host then and wrote its outcome; the apply went on when the agent woke.
+// The agent takes back what its apply left, at once, and reports the
+// guardian's reason: nothing stays on the host.
+func TestManager_ApplyOvertakenByTheGuardian(t *testing.T) {
+	t.Parallel()
+	m, inj, dir := guardedManager(t)
+	inj.block = make(chan struct{})
+	type result struct {
+		st  *turbulencev1.FaultStatus
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := m.Apply(t.Context(), cpuFault("f1", time.Hour))
+		done <- result{st, err}
+	}()
+	// The guardian exists (its lock file too) before the kind's Apply runs.
+	testutil.WaitFor(t, 30*time.Second, func() (bool, string) {
+		_, err := os.Stat(guardian.LockPath(dir, "f1"))
+		return err == nil, "the guardian's lock file"
+	})
+	if _, taken, err := guardian.Revert(dir, "f1", guardian.ReasonLease, func() error { return nil }); err != nil || !taken {
+		t.Fatalf("guardian's revert = %v, %v", taken, err)
+	}
+	close(inj.block) // the agent wakes; its apply goes on
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if n := inj.handle("f1").revertCount(); n != 1 {
+		t.Errorf("host reverts of what the late apply left = %d, want 1", n)
+	}
+	if r.st.GetState() != turbulencev1.FaultState_FAULT_STATE_REVERTED || r.st.GetReason() != guardian.ReasonLease {
+		t.Errorf("status = %v %q, want REVERTED with the guardian's reason %q", r.st.GetState(), r.st.GetReason(), guardian.ReasonLease)
 	}
 }
 

@@ -222,6 +222,10 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 		}
 	}
 
+	if err == nil && e.guardian != nil {
+		m.takeBackIfOvertaken(e, h)
+	}
+
 	m.mu.Lock()
 	if err != nil {
 		// The injector left nothing behind (its contract); forget the fault
@@ -250,6 +254,34 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 		return m.statusOf(e), nil
 	}
 	return m.observe(e), nil
+}
+
+// takeBackIfOvertaken: a guardian that ended e while its apply ran (the
+// agent frozen mid-apply past the fault's end) left what the apply did
+// after that on the host, and the agent's revert would find the
+// guardian's outcome and leave the host alone. So the agent takes its
+// apply back here, under the fault's lock, and the fault ends at once
+// with the guardian's reason.
+func (m *Manager) takeBackIfOvertaken(e *entry, h Handle) {
+	o, found, err := e.guardian.Overtaken(func() error {
+		rctx, cancel := context.WithTimeout(context.Background(), revertTimeout)
+		defer cancel()
+		return h.Revert(rctx)
+	})
+	if !found {
+		if err != nil {
+			m.log.Error("guardian: cannot read the fault's outcome after its apply", "fault_id", e.id, "err", err)
+		}
+		return
+	}
+	if err != nil {
+		m.log.Error("the guardian ended this fault during its apply, and taking back what the apply left failed", "fault_id", e.id, "err", err)
+	} else {
+		m.log.Warn("the guardian ended this fault during its apply; took back what the apply left", "fault_id", e.id, "guardian_reason", o.Reason)
+	}
+	m.mu.Lock()
+	e.ending, e.reason = true, o.Reason
+	m.mu.Unlock()
 }
 
 // watch ends the fault when its worker exits by itself.
