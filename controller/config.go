@@ -97,6 +97,9 @@ type Config struct {
 	// Prometheus metrics (RegisterMetrics); "" serves none. New and Run
 	// do not listen on it: the main does, before New (controller/metrics.go).
 	MetricsAddr string
+	// Pprof also serves Go's runtime profiles on MetricsAddr
+	// (turbulence-controller --pprof; docs/metrics.md).
+	Pprof bool
 	// Retention bounds the history the replicated state keeps (ended
 	// faults and groups, departed agents); zero fields take the defaults.
 	Retention Retention

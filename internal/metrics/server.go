@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,7 +58,15 @@ func CheckAddr(addr string) error {
 // lets a scrape in flight finish (for up to 5s), closes every connection
 // and then Wait returns. A collector's failure at scrape time is logged to
 // logger (nil discards).
-func Serve(ctx context.Context, addr string, g prometheus.Gatherer, logger *slog.Logger) (*Server, error) {
+//
+// With Profiling among opts the same listener also serves Go's runtime
+// profiles under /debug/pprof/ (docs/metrics.md): off by default, since a
+// profile shows the daemon's internals to whoever can reach the port.
+func Serve(ctx context.Context, addr string, g prometheus.Gatherer, logger *slog.Logger, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := CheckAddr(addr); err != nil {
 		return nil, err
 	}
@@ -67,6 +76,9 @@ func Serve(ctx context.Context, addr string, g prometheus.Gatherer, logger *slog
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", Handler(g, logger))
+	if o.profiling {
+		mountProfiles(mux)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -96,6 +108,25 @@ func Serve(ctx context.Context, addr string, g prometheus.Gatherer, logger *slog
 		}
 	}()
 	return s, nil
+}
+
+// Option changes what Serve serves.
+type Option func(*options)
+
+type options struct{ profiling bool }
+
+// Profiling serves Go's runtime profiles (net/http/pprof) under
+// /debug/pprof/ beside /metrics: how the scale figures of
+// docs/benchmarks.md are explained (where the CPU and the memory go).
+func Profiling() Option { return func(o *options) { o.profiling = true } }
+
+// mountProfiles adds the pprof handlers to mux, GET only like /metrics.
+func mountProfiles(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // Addr is the address the server is bound to.

@@ -76,6 +76,36 @@ func TestServe_ServesOnlyGETMetrics(t *testing.T) {
 	}
 }
 
+// With Profiling the same listener serves the runtime profiles, GET
+// only; without it /debug/pprof/ is 404 (TestServe_ServesOnlyGETMetrics).
+func TestServe_ProfilingServesPprof(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	s, err := Serve(ctx, "127.0.0.1:0", NewRegistry(), nil, Profiling())
+	if err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	defer func() {
+		cancel()
+		if err := s.Wait(); err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+	}()
+	base := "http://" + s.Addr()
+	if code, body, _ := get(t, http.MethodGet, base+"/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("GET /debug/pprof/ = %d, want 200 listing the profiles", code)
+	}
+	if code, body, _ := get(t, http.MethodGet, base+"/debug/pprof/heap?debug=1"); code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Errorf("GET /debug/pprof/heap = %d, want 200 with a heap profile", code)
+	}
+	if code, _, _ := get(t, http.MethodPost, base+"/debug/pprof/symbol"); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /debug/pprof/symbol = %d, want 405", code)
+	}
+	if code, _, _ := get(t, http.MethodGet, base+"/metrics"); code != http.StatusOK {
+		t.Errorf("GET /metrics = %d beside the profiles, want 200", code)
+	}
+}
+
 // TestServe_StopsWithContext shows that cancelling ctx closes the port:
 // Wait returns and a new connection is refused.
 func TestServe_StopsWithContext(t *testing.T) {

@@ -108,7 +108,11 @@ func run(args []string, stderr io.Writer) int {
 	reg := metrics.NewRegistry()
 	if cfg.MetricsAddr != "" { // bound before New: a busy port fails before raft starts
 		metrics.RegisterCertExpiry(reg)
-		ms, err := metrics.Serve(ctx, cfg.MetricsAddr, reg, logger)
+		var opts []metrics.Option
+		if cfg.Pprof {
+			opts = append(opts, metrics.Profiling())
+		}
+		ms, err := metrics.Serve(ctx, cfg.MetricsAddr, reg, logger, opts...)
 		if err != nil {
 			logger.Error("cannot serve metrics", "error", err)
 			return exitFailure
@@ -196,6 +200,7 @@ func parseFlagsDev(args []string, stderr io.Writer) (cfg controller.Config, dev 
 	fs.DurationVar(&cfg.Retention.DepartedAgentAge, "retain-departed-agents", controller.DefaultDepartedAgentAge, "remove an agent not heard from for this long that holds no live fault (it registers again when it comes back)")
 	fs.DurationVar(&cfg.Retention.Interval, "prune-interval", controller.DefaultPruneInterval, "how often the leader removes what the retention flags no longer keep")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics on http://host:port/metrics (default: off)")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "also serve Go's runtime profiles on --metrics-addr under /debug/pprof/ (default: off; anyone who reaches the port can read them)")
 	fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -226,6 +231,10 @@ func parseFlagsDev(args []string, stderr io.Writer) (cfg controller.Config, dev 
 	}
 	if err := metrics.CheckAddr(cfg.MetricsAddr); cfg.MetricsAddr != "" && err != nil {
 		fmt.Fprintf(stderr, "turbulence-controller: %v\n", err)
+		return cfg, false, nil, exitUsage, false
+	}
+	if cfg.Pprof && cfg.MetricsAddr == "" {
+		fmt.Fprintln(stderr, "turbulence-controller: --pprof serves on the metrics listener; it needs --metrics-addr")
 		return cfg, false, nil, exitUsage, false
 	}
 	if len(devSANs) > 0 && !*devFlag {
