@@ -35,8 +35,13 @@ type Config struct {
 	// LeaseTTL is how long an agent keeps its faults without hearing from
 	// the controller (invariant 2).
 	LeaseTTL time.Duration
-	// HeartbeatInterval is how often agents report.
+	// HeartbeatInterval is how often agents report while the fleet is
+	// small enough for MaxHeartbeatRate.
 	HeartbeatInterval time.Duration
+	// MaxHeartbeatRate is how many heartbeats a second the leader plans
+	// for across the fleet; a larger fleet is told to beat slower
+	// (docs/design.md, "Heartbeat pacing"). Zero means the default.
+	MaxHeartbeatRate int
 	// HostMetricsWindow is how far back the leader keeps each agent's
 	// host metrics (controller/hostseries): one sample per heartbeat, at
 	// most limits.MaxMetricSamples of them.
@@ -152,6 +157,9 @@ func (c Config) validate() error {
 	if c.LeaseTTL > 0 && c.HeartbeatInterval > 0 && c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, errors.New("heartbeat interval must be shorter than the lease TTL"))
 	}
+	if r := c.MaxHeartbeatRate; r < 0 || r > MaxHeartbeatRate {
+		errs = append(errs, fmt.Errorf("max heartbeat rate: %d is not in [0, %d] heartbeats a second (0 means the default, %d)", r, MaxHeartbeatRate, agentapi.DefaultMaxHeartbeatRate))
+	}
 	if w, i := c.HostMetricsWindow, c.HeartbeatInterval; w < 0 || i > 0 && w/i > limits.MaxMetricSamples {
 		errs = append(errs, fmt.Errorf("host metrics window: %v is not in [0, %v] (%d samples at the %v heartbeat interval; 0 means the default, %v)",
 			w, limits.MaxMetricSamples*i, limits.MaxMetricSamples, i, hostseries.DefaultWindow))
@@ -197,6 +205,11 @@ func (c Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MaxHeartbeatRate is the largest MaxHeartbeatRate accepted: far above
+// what one leader carries (docs/benchmarks.md), so that a value above it
+// is a typo, not a plan.
+const MaxHeartbeatRate = 1_000_000
 
 // MaxBootstrapExpect is the largest BootstrapExpect accepted. docs/design.md
 // runs 3 or 5 voters; past 7 every write waits on more acknowledgements

@@ -197,6 +197,7 @@ func New(cfg Config) (*Controller, error) {
 		State:             c.state,
 		LeaseTTL:          cfg.LeaseTTL,
 		HeartbeatInterval: cfg.HeartbeatInterval,
+		MaxHeartbeatRate:  cfg.MaxHeartbeatRate,
 		HostSeries:        hostseries.New(cfg.HostMetricsWindow, cfg.HeartbeatInterval),
 		// A follower answers an agent's Hello with a Redirect to the
 		// leader's gRPC address, which raft carries (raftnode.Address),

@@ -24,6 +24,14 @@ import (
 // page is sized to fit in it (docs/limits.md).
 const maxMessageSize = limits.MaxMessageBytes
 
+// flowWindow is the fixed HTTP/2 flow-control window of each stream and
+// connection (newGRPCServer): what one peer may send before the
+// controller has read it. Above gRPC's 64 KiB default so that a listing
+// of thousands of faults is not paced by window updates; a fixed value
+// also bounds what a peer that stops reading can park in memory, which
+// the estimator lets grow to 16 MiB.
+const flowWindow = 1 << 20
+
 // Guards of the gRPC port (docs/security.md, "Guarded listeners").
 const (
 	// DefaultGRPCMaxConnsPerSource is the most gRPC connections held from
@@ -51,6 +59,15 @@ const (
 	// connection; past the cap they wait on the client side, which is
 	// the back-pressure wanted.
 	DefaultGRPCMaxStreams = 256
+	// DefaultGRPCMaxHandshakes is how many TLS handshakes the gRPC port
+	// runs at once. A handshake is about a millisecond of CPU and a few
+	// round trips, so a few dozen keep two cores busy; more only share
+	// them thinner when a fleet reconnects at once (connlimit.Handshakes).
+	DefaultGRPCMaxHandshakes = 32
+	// handshakeHold is the longest one handshake keeps its turn: a
+	// healthy one takes milliseconds; one that stalls longer lets the
+	// next start (connlimit.Handshakes).
+	handshakeHold = 500 * time.Millisecond
 )
 
 // GRPCGuard bounds the gRPC port. Zero fields take the defaults above.
@@ -59,6 +76,9 @@ type GRPCGuard struct {
 	HandshakeTimeout time.Duration
 	IdleTimeout      time.Duration
 	MaxStreams       uint32
+	// MaxHandshakes is how many TLS handshakes run at once; the others
+	// wait for a turn within HandshakeTimeout (connlimit.Handshakes).
+	MaxHandshakes int
 }
 
 func (g GRPCGuard) withDefaults() GRPCGuard {
@@ -76,6 +96,9 @@ func (g GRPCGuard) withDefaults() GRPCGuard {
 	}
 	if g.MaxStreams == 0 {
 		g.MaxStreams = DefaultGRPCMaxStreams
+	}
+	if g.MaxHandshakes <= 0 {
+		g.MaxHandshakes = DefaultGRPCMaxHandshakes
 	}
 	return g
 }
@@ -97,7 +120,7 @@ func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, re
 		return nil, err
 	}
 	return grpc.NewServer(
-		grpc.Creds(refusals.Credentials(credentials.NewTLS(tlsCfg))),
+		grpc.Creds(refusals.Credentials(connlimit.Handshakes(credentials.NewTLS(tlsCfg), guard.MaxHandshakes, handshakeHold, guard.HandshakeTimeout))),
 		grpc.MaxRecvMsgSize(maxMessageSize),
 		grpc.MaxSendMsgSize(maxMessageSize),
 		grpc.ConnectionTimeout(guard.HandshakeTimeout),
@@ -107,6 +130,19 @@ func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, re
 		// A client that pings faster is sent away (GOAWAY).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: guard.IdleTimeout}),
+		// Per-connection cost, which 10,000 agent sessions multiply
+		// (docs/benchmarks.md, "Where the leader's time and memory go"):
+		// no read buffer of gRPC's own (the TLS connection below buffers
+		// whole records already), a write buffer borrowed only while a
+		// flush runs, and fixed flow-control windows, which turn off
+		// gRPC's bandwidth estimator: it sends a ping on the first data
+		// after each ack, i.e. one ping and one ack per agent heartbeat,
+		// doubling the leader's writes for nothing a heartbeat-sized
+		// stream needs.
+		grpc.ReadBufferSize(0),
+		grpc.SharedWriteBuffer(true),
+		grpc.InitialWindowSize(flowWindow),
+		grpc.InitialConnWindowSize(flowWindow),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recoverUnary(logger), refusals.UnaryInterceptor()}, unary...)...),
 		grpc.ChainStreamInterceptor(recoverStream(logger), refusals.StreamInterceptor()),
 	), nil

@@ -13,7 +13,10 @@ import (
 )
 
 // receive reads controller messages until the stream ends.
-func (s *Session) receive(ctx context.Context, st stream, cmds chan<- *turbulencev1.ControllerMessage) error {
+//
+// A LeaseRenewal that sets heartbeat_interval re-paces the heartbeats:
+// the new interval goes to the sender on pace (latest wins).
+func (s *Session) receive(ctx context.Context, st stream, cmds chan<- *turbulencev1.ControllerMessage, pace chan time.Duration) error {
 	for {
 		msg, err := st.Recv()
 		if err != nil {
@@ -28,6 +31,9 @@ func (s *Session) receive(ctx context.Context, st stream, cmds chan<- *turbulenc
 		case *turbulencev1.ControllerMessage_Lease:
 			if d := m.Lease.GetLeaseTtl(); d.IsValid() && d.AsDuration() > 0 {
 				s.cfg.Lease.Renew(d.AsDuration())
+			}
+			if d := m.Lease.GetHeartbeatInterval(); d.IsValid() && d.AsDuration() > 0 {
+				repace(pace, d.AsDuration())
 			}
 		case *turbulencev1.ControllerMessage_Welcome:
 			s.welcome(m.Welcome) // not expected mid-session; honour it anyway
@@ -104,9 +110,41 @@ func (s *Session) revert(ctx context.Context, r *turbulencev1.RevertFault) *turb
 	return res
 }
 
+// repace hands the sender a new heartbeat interval, replacing one it has
+// not taken yet.
+func repace(pace chan time.Duration, d time.Duration) {
+	for {
+		select {
+		case pace <- d:
+			return
+		default:
+		}
+		select {
+		case <-pace:
+		default:
+		}
+	}
+}
+
+// heartbeatInterval is the interval the agent uses when the controller
+// asks for d: at least minHeartbeatInterval (a controller must not make
+// it flood), and at most a third of the lease TTL, so that a lease is
+// renewed by at least three heartbeats' answers whatever a controller
+// says (invariant 2: a pacing mistake must cost heartbeats, never a
+// lease).
+func (s *Session) heartbeatInterval(d time.Duration) time.Duration {
+	d = max(d, minHeartbeatInterval)
+	if ceiling := s.cfg.Lease.TTL() / 3; ceiling >= minHeartbeatInterval && d > ceiling {
+		d = ceiling
+	}
+	return d
+}
+
 // send is the only goroutine that writes to the stream. It returns the
 // final flush request, if that is what ended it; the caller answers it.
-func (s *Session) send(ctx context.Context, st stream, out <-chan *turbulencev1.AgentMessage, interval time.Duration) (*flushReq, error) {
+//
+// Heartbeats go out every interval, re-paced by what arrives on pace.
+func (s *Session) send(ctx context.Context, st stream, out <-chan *turbulencev1.AgentMessage, interval time.Duration, pace <-chan time.Duration) (*flushReq, error) {
 	// A first heartbeat at once reports faults that ended while we were
 	// disconnected.
 	if err := s.heartbeat(st); err != nil {
@@ -126,6 +164,15 @@ func (s *Session) send(ctx context.Context, st stream, out <-chan *turbulencev1.
 		case <-tick.C:
 			if err := s.heartbeat(st); err != nil {
 				return nil, err
+			}
+		case d := <-pace:
+			if d = s.heartbeatInterval(d); d != interval {
+				s.log.Info("heartbeat interval changed by the controller", "from", interval, "to", d)
+				interval = d
+				tick.Reset(d)
+				if s.cfg.HostMetrics != nil {
+					s.cfg.HostMetrics.SetInterval(d)
+				}
 			}
 		case <-s.cfg.Manager.Ended():
 			// A fault ended: the fleet view learns it now, not a beat

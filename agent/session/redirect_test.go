@@ -61,7 +61,7 @@ func TestReceive_MidSessionRedirectRenewsNoLease(t *testing.T) {
 		s := &Session{cfg: Config{Lease: lease}, log: slog.New(slog.DiscardHandler)}
 
 		time.Sleep(900 * time.Millisecond)
-		err := s.receive(t.Context(), &redirectStream{}, make(chan *turbulencev1.ControllerMessage, 1))
+		err := s.receive(t.Context(), &redirectStream{}, make(chan *turbulencev1.ControllerMessage, 1), make(chan time.Duration, 1))
 		if re, ok := errors.AsType[*redirectError](err); !ok || re.leader != "198.18.0.9:7443" {
 			t.Fatalf("receive = %v, want the redirect to 198.18.0.9:7443", err)
 		}

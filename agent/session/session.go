@@ -287,6 +287,11 @@ type redirectError struct{ leader string }
 
 func (e *redirectError) Error() string { return "redirected to " + e.leader }
 
+// sessionWindow is the session's fixed HTTP/2 flow-control window: room
+// for a burst of commands (an ApplyFault carries a whole fault) without
+// a window update each.
+const sessionWindow = 256 << 10
+
 // stream is the client side of Connect.
 type stream = grpc.BidiStreamingClient[turbulencev1.AgentMessage, turbulencev1.ControllerMessage]
 
@@ -295,6 +300,15 @@ func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redi
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(s.creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveInterval, Timeout: KeepaliveInterval, PermitWithoutStream: true}),
+		// The session is a trickle of small messages: no read buffer of
+		// gRPC's own (TLS buffers records), a write buffer borrowed only
+		// while flushing, and fixed windows, which turn off gRPC's
+		// bandwidth estimator and the ping and ack it would add to every
+		// heartbeat (docs/benchmarks.md).
+		grpc.WithReadBufferSize(0),
+		grpc.WithSharedWriteBuffer(true),
+		grpc.WithInitialWindowSize(sessionWindow),
+		grpc.WithInitialConnWindowSize(sessionWindow),
 	}
 	if s.cfg.Dialer != nil {
 		opts = append(opts, grpc.WithContextDialer(s.cfg.Dialer))
@@ -348,6 +362,7 @@ func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redi
 
 	out := make(chan *turbulencev1.AgentMessage, 64)
 	cmds := make(chan *turbulencev1.ControllerMessage, 64)
+	pace := make(chan time.Duration, 1)
 	var (
 		wg       sync.WaitGroup
 		recvErr  error
@@ -355,13 +370,13 @@ func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redi
 	)
 	wg.Go(func() {
 		defer close(recvDone)
-		recvErr = s.receive(sctx, st, cmds)
+		recvErr = s.receive(sctx, st, cmds, pace)
 		cancel()
 	})
 	wg.Go(func() { s.handle(sctx, cmds, out) })
 	s.controller.Store(&addr)
 	s.open.Store(true)
-	final, sendErr := s.send(sctx, st, out, interval)
+	final, sendErr := s.send(sctx, st, out, interval, pace)
 	s.open.Store(false)
 	s.controller.Store(nil)
 	if final != nil {
@@ -391,7 +406,7 @@ func (s *Session) welcome(w *turbulencev1.Welcome) time.Duration {
 	}
 	interval := DefaultHeartbeatInterval
 	if d := w.GetHeartbeatInterval(); d.IsValid() && d.AsDuration() > 0 {
-		interval = max(d.AsDuration(), minHeartbeatInterval)
+		interval = s.heartbeatInterval(d.AsDuration())
 	}
 	if s.cfg.HostMetrics != nil {
 		s.cfg.HostMetrics.SetInterval(interval)

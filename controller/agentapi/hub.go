@@ -4,11 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/turbulence-sre/turbulence/controller/hostseries"
 	"github.com/turbulence-sre/turbulence/controller/state"
@@ -28,8 +28,13 @@ type Config struct {
 	State *state.State
 	// LeaseTTL is sent to agents in Welcome and LeaseRenewal (invariant 2).
 	LeaseTTL time.Duration
-	// HeartbeatInterval is sent to agents in Welcome.
+	// HeartbeatInterval is sent to agents in Welcome: how often each
+	// agent beats while the fleet is small enough (MaxHeartbeatRate).
 	HeartbeatInterval time.Duration
+	// MaxHeartbeatRate is how many heartbeats a second the leader plans
+	// for across the fleet: a larger fleet is told to beat slower
+	// (pace.go). Zero means DefaultMaxHeartbeatRate.
+	MaxHeartbeatRate int
 	// LeaderGRPCAddr returns the gRPC address of the leader when this
 	// node is not it, or "" when it is not known — or not heard from
 	// recently: a follower must not send agents to a leader that may be
@@ -81,6 +86,7 @@ type Hub struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session   // by agent ID; at most one per agent
+	open     atomic.Int64          // len(sessions), read without mu (pace)
 	agents   map[string]*agentSoft // by agent ID
 	closed   bool                  // set by Close; no new sessions
 
@@ -95,6 +101,9 @@ func New(cfg Config) *Hub {
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.MaxHeartbeatRate <= 0 {
+		cfg.MaxHeartbeatRate = DefaultMaxHeartbeatRate
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -151,7 +160,11 @@ func (h *Hub) Liveness(agentID string) (Liveness, bool) {
 // under load) must not take the agent for gone.
 // Caller holds h.mu; s is the agent's open session, or nil.
 func (h *Hub) silent(a *agentSoft, s *session, now time.Time) bool {
-	return now.Sub(h.lastSeen(a, s, now)) > 2*h.cfg.HeartbeatInterval
+	after := 2 * h.cfg.HeartbeatInterval
+	if s != nil {
+		after = s.silentAfter(now)
+	}
+	return now.Sub(h.lastSeen(a, s, now)) > after
 }
 
 // lastSeen is when the agent was last heard: by its session's stream,
@@ -291,10 +304,6 @@ func (h *Hub) sendRevertAs(s *session, kind commandKind, faultID, reason string)
 	s.commands[id] = command{kind: kind, faultID: faultID}
 	h.mu.Unlock()
 	s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Revert{Revert: &turbulencev1.RevertFault{CommandId: id, FaultId: faultID, Reason: reason}}})
-}
-
-func (h *Hub) leaseRenewal() *turbulencev1.ControllerMessage {
-	return &turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Lease{Lease: &turbulencev1.LeaseRenewal{LeaseTtl: durationpb.New(h.cfg.LeaseTTL)}}}
 }
 
 // Departed returns those of ids (registered agents) that this node has

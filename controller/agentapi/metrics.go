@@ -20,6 +20,7 @@ const (
 	MetricApplyDuration     = "turbulence_controller_fault_apply_duration_seconds"
 	MetricLeaseExpiries     = "turbulence_controller_lease_expiries_total"
 	MetricSessionsEnded     = "turbulence_controller_agent_sessions_ended_total"
+	MetricHeartbeatInterval = "turbulence_controller_heartbeat_interval_seconds"
 )
 
 // Causes of a session's end, the cause label of MetricSessionsEnded.
@@ -131,7 +132,11 @@ func newHubMetrics() *hubMetrics {
 // (controller/metrics.go).
 func (h *Hub) Collectors() []prometheus.Collector {
 	m := h.metrics
-	return []prometheus.Collector{m.faultsEnded, m.faultsUnconfirmed, m.applyDuration, m.leaseExpiries, m.sessionsEnded}
+	interval := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: MetricHeartbeatInterval,
+		Help: "The heartbeat interval this node tells its agents now: the configured one, slower when the fleet would send more than --max-heartbeat-rate heartbeats a second (heartbeat pacing).",
+	}, func() float64 { return h.HeartbeatInterval().Seconds() })
+	return []prometheus.Collector{m.faultsEnded, m.faultsUnconfirmed, m.applyDuration, m.leaseExpiries, m.sessionsEnded, interval}
 }
 
 // transition counts a fault's move from prev to now, as the raft entry

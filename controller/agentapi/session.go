@@ -72,6 +72,12 @@ type session struct {
 	// work (see lastHeard).
 	heard   atomic.Int64
 	waiting atomic.Bool
+	// interval is the heartbeat interval the agent was last told
+	// (nanoseconds); slow and slowUntil, the longer one it was told
+	// before and until when it still counts (pace.go).
+	interval  atomic.Int64
+	slow      atomic.Int64
+	slowUntil atomic.Int64
 }
 
 // lastHeard is when the agent was last known to be speaking on this
@@ -314,7 +320,7 @@ func (h *Hub) handOver(s *session, msgs chan<- *turbulencev1.AgentMessage, m *tu
 		s.heard.Store(time.Now().UnixNano())
 		s.waiting.Store(false)
 	}()
-	tick := time.NewTicker(h.cfg.HeartbeatInterval)
+	tick := time.NewTicker(time.Duration(s.interval.Load()))
 	defer tick.Stop()
 	for {
 		select {
@@ -345,7 +351,7 @@ func (h *Hub) sendLoop(s *session, stream agentStream) {
 	for {
 		select {
 		case <-s.renew:
-			if !h.send(s, stream, h.leaseRenewal()) {
+			if !h.send(s, stream, h.leaseRenewal(s)) {
 				return
 			}
 			continue
@@ -355,7 +361,7 @@ func (h *Hub) sendLoop(s *session, stream agentStream) {
 		case <-s.ctx.Done():
 			return
 		case <-s.renew:
-			if !h.send(s, stream, h.leaseRenewal()) {
+			if !h.send(s, stream, h.leaseRenewal(s)) {
 				return
 			}
 		case m := <-s.out:
@@ -397,6 +403,10 @@ func (h *Hub) register(s *session, locallyHalted bool) error {
 		old.endAs(CauseSuperseded, errReplaced)
 	}
 	h.sessions[s.agentID] = s
+	h.open.Store(int64(len(h.sessions)))
+	interval := h.pace(len(h.sessions))
+	h.cfg.HostSeries.SetReportInterval(interval)
+	s.interval.Store(int64(interval))
 	a := h.soft(s.agentID)
 	a.Connected = true
 	a.LastSeen = time.Now()
@@ -404,7 +414,7 @@ func (h *Hub) register(s *session, locallyHalted bool) error {
 	a.held = make(map[string]*turbulencev1.FaultStatus)
 	s.out <- &turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Welcome{Welcome: &turbulencev1.Welcome{
 		LeaseTtl:          durationpb.New(h.cfg.LeaseTTL),
-		HeartbeatInterval: durationpb.New(h.cfg.HeartbeatInterval),
+		HeartbeatInterval: durationpb.New(interval),
 		Halted:            h.cfg.State.Halt().GetHalted(),
 	}}}
 	return nil
@@ -418,6 +428,8 @@ func (h *Hub) unregister(s *session) {
 		return
 	}
 	delete(h.sessions, s.agentID)
+	h.open.Store(int64(len(h.sessions)))
+	h.cfg.HostSeries.SetReportInterval(h.pace(len(h.sessions)))
 	a := h.soft(s.agentID)
 	now := time.Now()
 	// Heard (and renewed, handOver) until now perhaps, even if the

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/turbulence-sre/turbulence/internal/limits"
@@ -133,7 +134,20 @@ type Store struct {
 	agents map[string]*ring
 	// pruned is when the last sweep ran (Record's received clock).
 	pruned time.Time
+	// reportInterval is how often agents report now (nanoseconds), as
+	// the leader paces them (SetReportInterval).
+	reportInterval atomic.Int64
 }
+
+// SetReportInterval says how often agents report now: the heartbeat
+// interval the leader tells them, which it slows as the fleet grows
+// (docs/design.md, "Heartbeat pacing"). Readers judge a value's age by
+// it (ReportInterval).
+func (s *Store) SetReportInterval(d time.Duration) { s.reportInterval.Store(int64(d)) }
+
+// ReportInterval is how often agents report now (SetReportInterval);
+// zero if never said.
+func (s *Store) ReportInterval() time.Duration { return time.Duration(s.reportInterval.Load()) }
 
 // New returns a Store that keeps window's worth of samples taken every
 // interval: window/interval samples per agent, between 2 and

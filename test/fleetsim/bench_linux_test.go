@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,9 +126,10 @@ func benchFleet(b *testing.B, bin string, n int) {
 	base, simBase := ctrl.sample(b), selfSample(b)
 
 	t0 := time.Now()
+	attachProfile := ctrl.profile(b, "profile", "attach-cpu", 30*time.Second)
 	f, err := fleetsim.Start(ctx, fleetsim.Config{
 		Controllers: ctrl.addrs, CA: ctrl.ca, CAFile: ctrl.admin.CA, N: n,
-		Logger: errorLogger(b),
+		Logger: fleetLogger(b),
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -150,10 +154,16 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if len(ctrl.cmds) > 1 {
 		ctrl.findLeader(b)
 	}
+	attachProfile()
 	measureFor(settle)
+	idleProfile := ctrl.profile(b, "profile", "idle-cpu", idleWindow)
 	before, simBefore := ctrl.sample(b), selfSample(b)
 	measureFor(idleWindow)
 	after, simAfter := ctrl.sample(b), selfSample(b)
+	idleProfile()
+	ctrl.profile(b, "heap", "idle-heap", 0)()
+	ctrl.profile(b, "goroutine", "idle-goroutine", 0)()
+	ctrl.profile(b, "metrics", "idle-metrics", 0)()
 	report(b, after.cpuPercent(before), "ctrl-idle-cpu-%")
 	report(b, simAfter.cpuPercent(simBefore), "sim-idle-cpu-%")
 	report(b, float64(after.rssKB)/1024, "ctrl-rss-MB")
@@ -203,6 +213,8 @@ func benchFleet(b *testing.B, bin string, n int) {
 	report(b, float64(called.Milliseconds()), "group-call-ms")
 	reportPercentiles(b, "group-apply", reach.Durations(), true)
 
+	haltProfile := ctrl.profile(b, "profile", "halt-cpu", 20*time.Second)
+	defer haltProfile()
 	start = time.Now()
 	if _, err := admin.Halt(ctx, &turbulencev1.HaltRequest{RequestId: fmt.Sprintf("bench-halt-%d", start.UnixNano()), Reason: "fleetsim bench"}); err != nil {
 		b.Fatal(err)
@@ -245,6 +257,25 @@ func benchFleet(b *testing.B, bin string, n int) {
 	report(b, float64(n), "agents")
 	report(b, float64(len(ctrl.cmds)), "nodes")
 	report(b, float64(ctrl.leaderChanges), "leader-changes")
+}
+
+// fleetLogger logs the simulated agents' errors to the bench's output,
+// and with FLEETSIM_LOGS their warnings too (failed sessions: why an
+// attach took long) to <bench>-agents.log there.
+func fleetLogger(b *testing.B) *slog.Logger {
+	dir := os.Getenv("FLEETSIM_LOGS")
+	if dir == "" {
+		return errorLogger(b)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, strings.NewReplacer("/", "_", "=", "-").Replace(b.Name())+"-agents.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // report reports a figure, and logs it too: a run that fails later (at
@@ -401,6 +432,80 @@ type controllerProcess struct {
 	clusters []turbulencev1.ClusterServiceClient
 	ca       *tlsutil.CA
 	admin    tlsutil.Files
+	// metrics are each node's --metrics-addr, set with FLEETSIM_PROFILES
+	// (profilingArgs).
+	metrics []string
+}
+
+// profilingArgs are the flags that serve a node's runtime profiles when
+// FLEETSIM_PROFILES names a directory to keep them in, and records the
+// metrics address in p; none otherwise.
+func (p *controllerProcess) profilingArgs(b *testing.B) []string {
+	if os.Getenv("FLEETSIM_PROFILES") == "" {
+		return nil
+	}
+	addr := controllertest.FreeAddr(b)
+	p.metrics = append(p.metrics, addr)
+	return []string{"--metrics-addr", addr, "--pprof"}
+}
+
+// profile fetches the leader's CPU profile over the next d (kind
+// "profile") or its heap profile now (kind "heap") into
+// FLEETSIM_PROFILES/<bench>-<name>.pprof (kind "goroutine": the
+// goroutines now; kind "metrics": its /metrics page, with the runtime's
+// stack and heap figures), in the background: the
+// returned function waits for it. Nothing happens without
+// FLEETSIM_PROFILES. A failed fetch is logged; the figures do not
+// depend on it.
+func (p *controllerProcess) profile(b *testing.B, kind, name string, d time.Duration) (wait func()) {
+	dir := os.Getenv("FLEETSIM_PROFILES")
+	if dir == "" || len(p.metrics) <= p.leader {
+		return func() {}
+	}
+	url := fmt.Sprintf("http://%s/debug/pprof/%s", p.metrics[p.leader], kind)
+	if kind == "metrics" {
+		url = fmt.Sprintf("http://%s/metrics", p.metrics[p.leader])
+	}
+	if kind == "profile" {
+		url += fmt.Sprintf("?seconds=%d", int(d.Seconds()))
+	}
+	file := filepath.Join(dir, strings.NewReplacer("/", "_", "=", "-").Replace(b.Name())+"-"+name+".pprof")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fetchTo(b.Context(), url, file); err != nil {
+			b.Logf("profile %s: %v", name, err)
+		}
+	}()
+	return func() { <-done }
+}
+
+// fetchTo writes the body of GET url to file.
+func fetchTo(ctx context.Context, url, file string) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // benchElectionTimeout is FLEETSIM_RAFT_ELECTION_TIMEOUT, the cluster's
@@ -498,12 +603,15 @@ func startDevController(b *testing.B, bin string) *controllerProcess {
 	addr, raft := controllertest.FreeAddr(b), controllertest.FreeAddr(b)
 	// The group caps let one call choose the whole fleet, up to the
 	// hard bound of limits.MaxGroupAgents.
-	cmd := startCmd(b, bin, dir, "controller", "--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
-		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents))
+	p := &controllerProcess{}
+	args := []string{"--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
+		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)}
+	cmd := startCmd(b, bin, dir, "controller", append(args, p.profilingArgs(b)...)...)
 	tlsDir := filepath.Join(dir, "tls")
-	p := &controllerProcess{cmds: []*exec.Cmd{cmd}, addrs: []string{addr}, addr: addr, admin: tlsutil.Files{
+	p.cmds, p.addrs, p.addr = []*exec.Cmd{cmd}, []string{addr}, addr
+	p.admin = tlsutil.Files{
 		CA: filepath.Join(tlsDir, tlsutil.CACertFile), Cert: filepath.Join(tlsDir, "admin.crt"), Key: filepath.Join(tlsDir, "admin.key"),
-	}}
+	}
 	// EnsureDevPKI writes each key before its certificate, the admin's last.
 	controllertest.WaitFor(b, 60*time.Second, "the dev PKI", func() bool {
 		_, err := os.Stat(p.admin.Cert)
@@ -559,6 +667,7 @@ func startCluster(b *testing.B, bin string, n int) *controllerProcess {
 			"--grpc-addr", p.addrs[i], "--raft-addr", raftAddrs[i], "--ca", files.CA, "--cert", files.Cert, "--key", files.Key,
 			"--bootstrap-expect", strconv.Itoa(n), "--peer", strings.Join(peers, ","),
 			"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)}
+		args = append(args, p.profilingArgs(b)...)
 		p.cmds = append(p.cmds, startCmd(b, bin, dir, id, append(args, benchElectionTimeout(b)...)...))
 	}
 	p.findLeader(b)

@@ -55,6 +55,7 @@ import (
 	"time"
 
 	"github.com/turbulence-sre/turbulence/controller"
+	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	"github.com/turbulence-sre/turbulence/controller/forward"
 	"github.com/turbulence-sre/turbulence/controller/raftnode"
 	"github.com/turbulence-sre/turbulence/internal/metrics"
@@ -171,7 +172,8 @@ func parseFlagsDev(args []string, stderr io.Writer) (cfg controller.Config, dev 
 		return err
 	})
 	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", cfg.LeaseTTL, "agents revert every fault after hearing nothing for this long")
-	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often agents report")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often agents report while the fleet is small enough for --max-heartbeat-rate")
+	fs.IntVar(&cfg.MaxHeartbeatRate, "max-heartbeat-rate", agentapi.DefaultMaxHeartbeatRate, fmt.Sprintf("heartbeats a second the leader plans for across the fleet: a larger fleet is told to beat slower, never slower than a third of --lease-ttl (at most %d)", controller.MaxHeartbeatRate))
 	fs.DurationVar(&cfg.HostMetricsWindow, "host-metrics-window", cfg.HostMetricsWindow, "how far back the leader keeps each agent's host metrics (one sample per heartbeat, at most 3600)")
 	fs.DurationVar(&cfg.DefaultFaultDuration, "default-duration", cfg.DefaultFaultDuration, "duration of a fault whose spec has none")
 	fs.Float64Var(&cfg.MaxGroupPercent, "max-group-percent", cfg.MaxGroupPercent, "a fault group call may choose at most this percentage of the registered fleet")

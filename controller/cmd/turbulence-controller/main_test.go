@@ -133,6 +133,8 @@ func TestParseFlags_UsageErrors(t *testing.T) {
 		{"negative ended fault count", []string{"--bootstrap-expect", "1", "--max-ended-faults", "-1"}, "max-ended-faults: -1 is not in [1, 10000000]"},
 		{"ended fault count above the bound", []string{"--bootstrap-expect", "1", "--max-ended-faults", "20000000"}, "max-ended-faults: 20000000 is not in [1, 10000000]"},
 		{"departed agents kept too briefly", []string{"--bootstrap-expect", "1", "--retain-departed-agents", "20m"}, "retain-departed-agents: 20m0s is not in [1h0m0s, 8784h0m0s]"},
+		{"negative heartbeat rate", []string{"--bootstrap-expect", "1", "--max-heartbeat-rate", "-5"}, "max heartbeat rate: -5 is not in [0, 1000000] heartbeats a second (0 means the default, 2000)"},
+		{"heartbeat rate above the bound", []string{"--bootstrap-expect", "1", "--max-heartbeat-rate", "2000000"}, "max heartbeat rate: 2000000 is not in [0, 1000000]"},
 		{"pprof without a metrics listener", []string{"--bootstrap-expect", "1", "--pprof"}, "--pprof serves on the metrics listener; it needs --metrics-addr"},
 		{"prune interval too short", []string{"--bootstrap-expect", "1", "--prune-interval", "10ms"}, "prune-interval: 10ms is not in [1s, 1h0m0s]"},
 	}

@@ -20,9 +20,17 @@ type HostSource interface {
 	Latest(agentID, metric string) (value float64, at time.Time, ok bool)
 }
 
-// StaleIntervals is how many of its intervals old an agent's latest value
-// may be before a host probe calls it stale and fails: an agent that
-// stopped reporting is not in a steady state anyone can see.
+// ReportPacer is a HostSource that knows how often agents report now:
+// the leader slows a large fleet's heartbeats (docs/design.md, "Heartbeat
+// pacing"), and a value is only as fresh as the last report.
+type ReportPacer interface {
+	ReportInterval() time.Duration
+}
+
+// StaleIntervals is how many intervals old an agent's latest value may
+// be before a host probe calls it stale and fails: an agent that stopped
+// reporting is not in a steady state anyone can see. The interval is the
+// probe's, or the agents' report interval when that is longer.
 const StaleIntervals = 3
 
 // maxProblems caps how many agents a failing host sample names.
@@ -95,7 +103,11 @@ func (h *hostProber) Interval() time.Duration { return h.interval }
 // agent.
 func (h *hostProber) Sample(_ context.Context) Sample {
 	now := h.now()
-	stale := StaleIntervals * h.interval
+	every := h.interval
+	if p, ok := h.src.(ReportPacer); ok {
+		every = max(every, p.ReportInterval())
+	}
+	stale := StaleIntervals * every
 	var problems []string
 	kind := ""
 	worst, worstAgent := math.NaN(), ""
@@ -112,7 +124,7 @@ func (h *hostProber) Sample(_ context.Context) Sample {
 			note(FailNoData, fmt.Sprintf("agent %s: no %s reported", id, h.metric))
 			continue
 		case age > stale:
-			note(FailStale, fmt.Sprintf("agent %s: latest %s is %v old, over %d intervals (%v): stale", id, h.metric, age.Round(time.Millisecond), StaleIntervals, stale))
+			note(FailStale, fmt.Sprintf("agent %s: latest %s is %v old, over %d intervals of %v: stale", id, h.metric, age.Round(time.Millisecond), StaleIntervals, every))
 			continue
 		}
 		if why := h.bounds.judge(v); why != "" {

@@ -87,9 +87,43 @@ func TestHost_Sample(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 		s = p.Sample(t.Context())
-		want := "agent a2: latest cpu_percent is 3.001s old, over 3 intervals (3s): stale"
+		want := "agent a2: latest cpu_percent is 3.001s old, over 3 intervals of 1s: stale"
 		if s.Pass || s.Detail != FailStale || s.Err != want {
 			t.Errorf("Sample() with a2 silent = %+v, want a stale failure %q", s, want)
+		}
+	})
+}
+
+// pacedSeries is a series whose agents report every `every`, as a
+// leader that slowed a large fleet's heartbeats says (ReportPacer).
+type pacedSeries struct {
+	*series
+	every time.Duration
+}
+
+func (p pacedSeries) ReportInterval() time.Duration { return p.every }
+
+// An agent that reports every 5 s (heartbeat pacing) is not stale to a
+// probe sampling every second until three of its own intervals passed:
+// a large fleet must not abort every experiment for being large.
+func TestHost_StaleByTheSlowerOfProbeAndReports(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		src := pacedSeries{newSeries(), 5 * time.Second}
+		p, err := NewHost(cpuProbe(nil, ptr(90)), []string{"a1"}, src)
+		if err != nil {
+			t.Fatalf("NewHost() = %v", err)
+		}
+		src.report("a1", "cpu_percent", 10)
+		time.Sleep(4 * time.Second)
+		if s := p.Sample(t.Context()); !s.Pass {
+			t.Errorf("Sample() 4s after a report every 5s = %+v, want a pass", s)
+		}
+		time.Sleep(11*time.Second + time.Millisecond)
+		s := p.Sample(t.Context())
+		want := "agent a1: latest cpu_percent is 15.001s old, over 3 intervals of 5s: stale"
+		if s.Pass || s.Err != want {
+			t.Errorf("Sample() 15.001s after the report = %+v, want %q", s, want)
 		}
 	})
 }

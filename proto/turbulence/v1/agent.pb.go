@@ -985,10 +985,16 @@ func (x *RevertFault) GetReason() string {
 
 // LeaseRenewal extends every lease the agent holds.
 type LeaseRenewal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseTtl      *durationpb.Duration   `protobuf:"bytes,1,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	LeaseTtl *durationpb.Duration   `protobuf:"bytes,1,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
+	// When set, the agent sends its heartbeats this often from now on. The
+	// leader paces the fleet's heartbeats to a rate it can carry, so a
+	// growing fleet makes each agent's heartbeats slower rather than the
+	// leader late (docs/design.md, "Heartbeat pacing"). The agent keeps
+	// at least three heartbeats within a lease TTL whatever it is told.
+	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,2,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *LeaseRenewal) Reset() {
@@ -1024,6 +1030,13 @@ func (*LeaseRenewal) Descriptor() ([]byte, []int) {
 func (x *LeaseRenewal) GetLeaseTtl() *durationpb.Duration {
 	if x != nil {
 		return x.LeaseTtl
+	}
+	return nil
+}
+
+func (x *LeaseRenewal) GetHeartbeatInterval() *durationpb.Duration {
+	if x != nil {
+		return x.HeartbeatInterval
 	}
 	return nil
 }
@@ -1373,9 +1386,10 @@ const file_turbulence_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x19\n" +
 	"\bfault_id\x18\x02 \x01(\tR\afaultId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"F\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x90\x01\n" +
 	"\fLeaseRenewal\x126\n" +
-	"\tlease_ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"#\n" +
+	"\tlease_ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12H\n" +
+	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"#\n" +
 	"\tHaltAgent\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\r\n" +
 	"\vResumeAgent\"\x89\x03\n" +
@@ -1447,20 +1461,21 @@ var file_turbulence_v1_agent_proto_depIdxs = []int32{
 	19, // 16: turbulence.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
 	20, // 17: turbulence.v1.ApplyFault.fault:type_name -> turbulence.v1.Fault
 	19, // 18: turbulence.v1.LeaseRenewal.lease_ttl:type_name -> google.protobuf.Duration
-	8,  // 19: turbulence.v1.ControllerMessage.welcome:type_name -> turbulence.v1.Welcome
-	9,  // 20: turbulence.v1.ControllerMessage.redirect:type_name -> turbulence.v1.Redirect
-	10, // 21: turbulence.v1.ControllerMessage.apply:type_name -> turbulence.v1.ApplyFault
-	11, // 22: turbulence.v1.ControllerMessage.revert:type_name -> turbulence.v1.RevertFault
-	12, // 23: turbulence.v1.ControllerMessage.lease:type_name -> turbulence.v1.LeaseRenewal
-	13, // 24: turbulence.v1.ControllerMessage.halt:type_name -> turbulence.v1.HaltAgent
-	14, // 25: turbulence.v1.ControllerMessage.resume:type_name -> turbulence.v1.ResumeAgent
-	7,  // 26: turbulence.v1.AgentService.Connect:input_type -> turbulence.v1.AgentMessage
-	15, // 27: turbulence.v1.AgentService.Connect:output_type -> turbulence.v1.ControllerMessage
-	27, // [27:28] is the sub-list for method output_type
-	26, // [26:27] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	19, // 19: turbulence.v1.LeaseRenewal.heartbeat_interval:type_name -> google.protobuf.Duration
+	8,  // 20: turbulence.v1.ControllerMessage.welcome:type_name -> turbulence.v1.Welcome
+	9,  // 21: turbulence.v1.ControllerMessage.redirect:type_name -> turbulence.v1.Redirect
+	10, // 22: turbulence.v1.ControllerMessage.apply:type_name -> turbulence.v1.ApplyFault
+	11, // 23: turbulence.v1.ControllerMessage.revert:type_name -> turbulence.v1.RevertFault
+	12, // 24: turbulence.v1.ControllerMessage.lease:type_name -> turbulence.v1.LeaseRenewal
+	13, // 25: turbulence.v1.ControllerMessage.halt:type_name -> turbulence.v1.HaltAgent
+	14, // 26: turbulence.v1.ControllerMessage.resume:type_name -> turbulence.v1.ResumeAgent
+	7,  // 27: turbulence.v1.AgentService.Connect:input_type -> turbulence.v1.AgentMessage
+	15, // 28: turbulence.v1.AgentService.Connect:output_type -> turbulence.v1.ControllerMessage
+	28, // [28:29] is the sub-list for method output_type
+	27, // [27:28] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_turbulence_v1_agent_proto_init() }
