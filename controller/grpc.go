@@ -32,6 +32,12 @@ const maxMessageSize = limits.MaxMessageBytes
 // the estimator lets grow to 16 MiB.
 const flowWindow = 1 << 20
 
+// writeBuffer is the size of the buffer a connection borrows while it
+// writes: one TLS record. gRPC's 32 KiB default, times the connections
+// writing at a moment and what the pool keeps between, was the leader's
+// largest heap item at 10,000 agents (docs/benchmarks.md).
+const writeBuffer = 16 << 10
+
 // Guards of the gRPC port (docs/security.md, "Guarded listeners").
 const (
 	// DefaultGRPCMaxConnsPerSource is the most gRPC connections held from
@@ -141,6 +147,7 @@ func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, re
 		// stream needs.
 		grpc.ReadBufferSize(0),
 		grpc.SharedWriteBuffer(true),
+		grpc.WriteBufferSize(writeBuffer),
 		grpc.InitialWindowSize(flowWindow),
 		grpc.InitialConnWindowSize(flowWindow),
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{recoverUnary(logger), refusals.UnaryInterceptor()}, unary...)...),

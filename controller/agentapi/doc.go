@@ -10,8 +10,9 @@
 // soft state is lost on a leader change and rebuilt from the next
 // heartbeats.
 //
-// Concurrency: each session has exactly one goroutine calling Send (a
-// gRPC stream is not safe for concurrent Send) fed by a bounded queue, one
+// Concurrency: each session has at most one goroutine calling Send (a
+// gRPC stream is not safe for concurrent Send), which drains a bounded
+// queue and runs only while there is something to send (outbox.go), one
 // goroutine calling Recv, and the handler goroutine that processes what
 // was received in order. Commands from the ControlService (Dispatch*,
 // Broadcast*) only enqueue. An agent that stops reading and lets its
@@ -33,7 +34,7 @@
 // receiving goroutine stamps when the agent was last heard, and while it
 // waits for a handler busy with raft writes it renews the lease every
 // heartbeat interval (handOver). Renewals go out ahead of queued commands
-// (sendLoop). Overload thus slows reports and commands down and never
+// (outbox.go). Overload thus slows reports and commands down and never
 // lets a live agent's lease run out (docs/design.md).
 //
 // Sessions and lease renewals are leader-only work: a node that stops

@@ -18,12 +18,12 @@ func registered(tb testing.TB, h *Hub, id string) *session {
 	tb.Helper()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	tb.Cleanup(func() { cancel(nil) })
-	s := &session{agentID: id, actor: "agent/" + id, out: make(chan *turbulencev1.ControllerMessage, sendQueueSize),
+	s := &session{agentID: id, actor: "agent/" + id,
 		ctx: ctx, cancel: cancel, commands: make(map[string]command)}
 	if err := h.register(s, false); err != nil {
 		tb.Fatal(err)
 	}
-	<-s.out // the Welcome
+	s.box.take() // the Welcome
 	return s
 }
 

@@ -25,7 +25,7 @@ func openSession(t *testing.T, h *Hub, id string) *session {
 	t.Helper()
 	ctx, cancel := context.WithCancelCause(t.Context())
 	t.Cleanup(func() { cancel(nil) })
-	s := &session{agentID: id, actor: "agent/" + id, out: make(chan *turbulencev1.ControllerMessage, sendQueueSize),
+	s := &session{agentID: id, actor: "agent/" + id,
 		ctx: ctx, cancel: cancel, commands: make(map[string]command)}
 	if err := h.register(s, false); err != nil {
 		t.Fatal(err)

@@ -133,11 +133,11 @@ func TestOverload_SlowRaftRevertsNothing(t *testing.T) {
 	})
 }
 
-// TestSendLoop_RenewalOvertakesQueuedCommands: a lease renewal asked for
+// TestOutbox_RenewalOvertakesQueuedCommands: a lease renewal asked for
 // while a burst of commands is queued (a group apply, a halt's reverts)
 // is the next message sent, not the burst's last; but never before the
 // Welcome, which must be the session's first message.
-func TestSendLoop_RenewalOvertakesQueuedCommands(t *testing.T) {
+func TestOutbox_RenewalOvertakesQueuedCommands(t *testing.T) {
 	// Repeated: without the priority, select picks the renewal first half
 	// the time, so twenty runs would let that slip by once in a million.
 	for range 20 {
@@ -148,19 +148,18 @@ func TestSendLoop_RenewalOvertakesQueuedCommands(t *testing.T) {
 func renewalOvertakes(t *testing.T) {
 	h := New(Config{Raft: leaderOnly{}, State: state.New()})
 	ctx, cancel := context.WithCancelCause(t.Context())
-	s := &session{agentID: "a1", out: make(chan *turbulencev1.ControllerMessage, sendQueueSize),
-		ctx: ctx, cancel: cancel, commands: make(map[string]command), renew: make(chan struct{}, 1)}
+	s := &session{agentID: "a1", ctx: ctx, cancel: cancel, commands: make(map[string]command)}
 	s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Welcome{Welcome: &turbulencev1.Welcome{}}})
 	for range sendQueueSize - 1 {
 		s.enqueue(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Apply{Apply: &turbulencev1.ApplyFault{CommandId: "c"}}})
 	}
 	h.renewLease(s)
 	stream := &pipeStream{ctx: ctx, in: make(chan *turbulencev1.AgentMessage)}
-	done := make(chan struct{})
-	go func() { defer close(done); h.sendLoop(s, stream) }()
-	synctest.Wait() // every queued message is sent, the loop idles
+	s.box.attach(func(m *turbulencev1.ControllerMessage) bool { return h.send(s, stream, m) },
+		func() *turbulencev1.ControllerMessage { return h.leaseRenewal(s) })
+	synctest.Wait() // every queued message is sent, the sender ends
 	cancel(nil)
-	<-done
+	s.box.stop()
 	stream.mu.Lock()
 	defer stream.mu.Unlock()
 	if len(stream.kind) != sendQueueSize+1 {

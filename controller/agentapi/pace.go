@@ -70,7 +70,7 @@ func (s *session) silentAfter(now time.Time) time.Duration {
 
 // leaseRenewal is the renewal for s; it carries the heartbeat interval
 // when the fleet's pace changed since s was last told. Called by s's
-// send goroutine only.
+// outbox only, one at a time.
 func (h *Hub) leaseRenewal(s *session) *turbulencev1.ControllerMessage {
 	r := &turbulencev1.LeaseRenewal{LeaseTtl: durationpb.New(h.cfg.LeaseTTL)}
 	if d := h.HeartbeatInterval(); d != time.Duration(s.interval.Load()) {

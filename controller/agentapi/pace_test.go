@@ -41,7 +41,11 @@ func TestPace(t *testing.T) {
 // queued for s.
 func welcomeInterval(t *testing.T, s *session) time.Duration {
 	t.Helper()
-	m := <-s.out
+	q := s.box.take()
+	if len(q) == 0 {
+		t.Fatal("nothing queued, want a Welcome")
+	}
+	m := q[0]
 	w := m.GetWelcome()
 	if w == nil {
 		t.Fatalf("first message %v, want a Welcome", m)

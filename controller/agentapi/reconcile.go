@@ -132,7 +132,7 @@ func (h *Hub) onHeartbeat(ctx context.Context, s *session, hb *turbulencev1.Hear
 	}
 	// Renew first: the lease is the safety mechanism (invariant 2) and
 	// must not wait behind the raft writes below, nor behind commands
-	// queued for the agent (sendLoop).
+	// queued for the agent (outbox.go).
 	h.renewLease(s)
 	now := time.Now()
 	if m := hb.GetHostMetrics(); m != nil {

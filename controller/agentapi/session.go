@@ -56,14 +56,12 @@ type command struct {
 type session struct {
 	agentID string
 	actor   string // "agent/<id>", recorded on the raft writes it causes
-	out     chan *turbulencev1.ControllerMessage
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
+	// box queues what is sent to the agent, and sends it (outbox.go).
+	box    outbox
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 	// commands is guarded by Hub.mu.
 	commands map[string]command
-	// renew asks the send goroutine for a lease renewal ahead of anything
-	// queued on out; one pending request stands for any number.
-	renew chan struct{}
 	// heard is when a message of the agent's was last read off the
 	// stream (Unix nanoseconds), stamped by the receiving goroutine
 	// before the handler sees it; waiting is set while that goroutine
@@ -92,7 +90,7 @@ func (s *session) lastHeard(now time.Time) time.Time {
 	return time.Unix(0, s.heard.Load())
 }
 
-// renewLease has the send goroutine renew the agent's lease next,
+// renewLease has the session's sender renew the agent's lease next,
 // without blocking and ahead of queued commands. Only the leader renews
 // (invariant 2); a heartbeat that reaches a deposed leader ends the
 // session instead (onHeartbeat).
@@ -100,18 +98,16 @@ func (h *Hub) renewLease(s *session) {
 	if !h.cfg.Raft.IsLeader() {
 		return
 	}
-	select {
-	case s.renew <- struct{}{}:
-	default:
-	}
+	s.box.wantRenewal()
 }
 
-// enqueue queues a message for the send goroutine without blocking.
+// enqueue queues a message for the agent without blocking; a full queue
+// ends the session.
 func (s *session) enqueue(m *turbulencev1.ControllerMessage) {
-	select {
-	case <-s.ctx.Done():
-	case s.out <- m:
-	default:
+	if s.ctx.Err() != nil {
+		return
+	}
+	if !s.box.push(m) {
 		s.endAs(CauseSendQueueFull, status.Error(codes.ResourceExhausted, "agent is not reading its session; closing it"))
 	}
 }
@@ -218,22 +214,17 @@ func (h *Hub) serve(ctx context.Context, agentID, actor string, hello *turbulenc
 	s := &session{
 		agentID:  agentID,
 		actor:    actor,
-		out:      make(chan *turbulencev1.ControllerMessage, sendQueueSize),
 		ctx:      sctx,
 		cancel:   cancel,
 		commands: make(map[string]command),
-		renew:    make(chan struct{}, 1),
 	}
 	s.heard.Store(time.Now().UnixNano())
-	sendDone := make(chan struct{})
-	go func() {
-		defer close(sendDone)
-		h.sendLoop(s, stream)
-	}()
-	// Deferred in reverse: end the session, wait for the send goroutine
+	s.box.attach(func(m *turbulencev1.ControllerMessage) bool { return h.send(s, stream, m) },
+		func() *turbulencev1.ControllerMessage { return h.leaseRenewal(s) })
+	// Deferred in reverse: end the session, wait for a send in flight
 	// (no Send after the handler returns), then forget the session.
 	defer h.unregister(s)
-	defer func() { <-sendDone }()
+	defer s.box.stop()
 	defer cancel(nil)
 
 	if err := h.register(s, hello.GetLocallyHalted()); err != nil {
@@ -334,44 +325,6 @@ func (h *Hub) handOver(s *session, msgs chan<- *turbulencev1.AgentMessage, m *tu
 	}
 }
 
-// sendLoop is the session's only sender. A lease renewal goes out before
-// any command still queued: a burst of applies or reverts must not hold
-// back the message that keeps the agent's faults alive. The Welcome that
-// register queues goes first of all: the agent takes nothing else as the
-// answer to its Hello.
-func (h *Hub) sendLoop(s *session, stream agentStream) {
-	select {
-	case <-s.ctx.Done():
-		return
-	case m := <-s.out:
-		if !h.send(s, stream, m) {
-			return
-		}
-	}
-	for {
-		select {
-		case <-s.renew:
-			if !h.send(s, stream, h.leaseRenewal(s)) {
-				return
-			}
-			continue
-		default:
-		}
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.renew:
-			if !h.send(s, stream, h.leaseRenewal(s)) {
-				return
-			}
-		case m := <-s.out:
-			if !h.send(s, stream, m) {
-				return
-			}
-		}
-	}
-}
-
 // send sends m, ending the session if the stream fails.
 func (h *Hub) send(s *session, stream agentStream, m *turbulencev1.ControllerMessage) bool {
 	if err := stream.Send(m); err != nil {
@@ -412,11 +365,12 @@ func (h *Hub) register(s *session, locallyHalted bool) error {
 	a.LastSeen = time.Now()
 	a.LocallyHalted = locallyHalted
 	a.held = make(map[string]*turbulencev1.FaultStatus)
-	s.out <- &turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Welcome{Welcome: &turbulencev1.Welcome{
+	// The queue is empty: the Welcome is the session's first message.
+	s.box.push(&turbulencev1.ControllerMessage{Msg: &turbulencev1.ControllerMessage_Welcome{Welcome: &turbulencev1.Welcome{
 		LeaseTtl:          durationpb.New(h.cfg.LeaseTTL),
 		HeartbeatInterval: durationpb.New(interval),
 		Halted:            h.cfg.State.Halt().GetHalted(),
-	}}}
+	}}})
 	return nil
 }
 
