@@ -81,6 +81,8 @@ const (
 //     limits.MaxGroupAgents), from the call until its answer;
 //     group-apply-p50/p99/max-ms: from the call's start until each
 //     member's agent's injector had it (max: every chosen agent);
+//   - halt-call-ms: the Halt call, until its answer (the halt is in raft
+//     and queued for every agent);
 //   - halt-reach-p50/p99/max-ms: from the Halt call until each agent's
 //     injector reverted its fault (max: every agent reached);
 //   - group-not-ended-by-halt: the group's faults whose agents report
@@ -219,6 +221,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if _, err := admin.Halt(ctx, &turbulencev1.HaltRequest{RequestId: fmt.Sprintf("bench-halt-%d", start.UnixNano()), Reason: "fleetsim bench"}); err != nil {
 		b.Fatal(err)
 	}
+	report(b, float64(time.Since(start).Milliseconds()), "halt-call-ms")
 	if err := f.WaitReverted(ctx, ids...); err != nil {
 		b.Fatal(err)
 	}
