@@ -58,8 +58,10 @@ type Agent struct {
 	// attachedAt is when a leader first welcomed the agent, nil until
 	// then; sessions counts the welcomed sessions (reconnects + 1).
 	attachedAt atomic.Pointer[time.Time]
-	sessions   atomic.Int64
-	renewals   atomic.Int64
+	// openedAt is when a leader welcomed its latest session.
+	openedAt atomic.Pointer[time.Time]
+	sessions atomic.Int64
+	renewals atomic.Int64
 
 	// gapMu guards the lease-gap measurement: lastRenew is the latest
 	// renewal (zero before the first Welcome), maxGap the longest time
@@ -151,6 +153,7 @@ func checkKinds(kinds []string) error {
 func (a *Agent) opened() {
 	now := time.Now()
 	a.attachedAt.CompareAndSwap(nil, &now)
+	a.openedAt.Store(&now)
 	a.sessions.Add(1)
 }
 
@@ -201,6 +204,15 @@ func (a *Agent) Attached() string { return a.sess.Controller() }
 // AttachedAt is when a leader first welcomed the agent, zero until then.
 func (a *Agent) AttachedAt() time.Time {
 	if p := a.attachedAt.Load(); p != nil {
+		return *p
+	}
+	return time.Time{}
+}
+
+// OpenedAt is when a leader welcomed the agent's latest session, zero
+// until the first.
+func (a *Agent) OpenedAt() time.Time {
+	if p := a.openedAt.Load(); p != nil {
 		return *p
 	}
 	return time.Time{}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,7 +94,12 @@ const (
 //     calls at a time over several operator identities), each from its
 //     call's start until its agent's injector had it; apply-ctrl-cpu-%
 //     the controller's CPU meanwhile;
-//   - reconnects: sessions welcomed after an agent's first (lost ones);
+//   - failover-reattach-p50/p99/max-ms (3 nodes): the leader killed with
+//     SIGKILL, from the kill until each agent had a session welcomed by
+//     the new leader; failover-lease-expiries: lease expiries meanwhile
+//     (each a fault reverted by the failover: must be 0);
+//   - reconnects: sessions welcomed after an agent's first (lost ones,
+//     the failover's included);
 //   - lease-expiries: lease expiries in the fleet, each a false revert;
 //   - loadavg-1m: the machine's load when the run started (it is shared).
 //
@@ -129,6 +135,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 
 	t0 := time.Now()
 	attachProfile := ctrl.profile(b, "profile", "attach-cpu", 30*time.Second)
+	stopSimProfile := selfProfile(b, "sim-attach-cpu")
 	f, err := fleetsim.Start(ctx, fleetsim.Config{
 		Controllers: ctrl.addrs, CA: ctrl.ca, CAFile: ctrl.admin.CA, N: n,
 		Logger: fleetLogger(b),
@@ -156,6 +163,7 @@ func benchFleet(b *testing.B, bin string, n int) {
 	if len(ctrl.cmds) > 1 {
 		ctrl.findLeader(b)
 	}
+	stopSimProfile()
 	attachProfile()
 	measureFor(settle)
 	idleProfile := ctrl.profile(b, "profile", "idle-cpu", idleWindow)
@@ -255,6 +263,10 @@ func benchFleet(b *testing.B, bin string, n int) {
 	}
 	reportPercentiles(b, "apply", apply, false)
 
+	if len(ctrl.cmds) > 1 {
+		failover(ctx, b, ctrl, f)
+	}
+
 	report(b, float64(f.Reconnects()), "reconnects")
 	report(b, float64(f.LeaseExpiries()), "lease-expiries")
 	report(b, float64(n), "agents")
@@ -279,6 +291,25 @@ func fleetLogger(b *testing.B) *slog.Logger {
 	}
 	b.Cleanup(func() { _ = f.Close() })
 	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// failover kills the leader with SIGKILL while the whole fleet is
+// attached and the sample's faults are live, and measures from the kill
+// until each agent had a session welcomed by the new leader. Every lease
+// expiry in that time is a fault reverted by a failover, which must not
+// happen (invariant 2: a failover shorter than the lease reverts
+// nothing).
+func failover(ctx context.Context, b *testing.B, ctrl *controllerProcess, f *fleetsim.Fleet) {
+	expired := f.LeaseExpiries()
+	killed := time.Now()
+	if err := ctrl.cmds[ctrl.leader].Process.Kill(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.WaitReattached(ctx, killed); err != nil {
+		b.Fatal(err)
+	}
+	reportPercentiles(b, "failover-reattach", f.ReattachTimes(killed), true)
+	report(b, float64(f.LeaseExpiries()-expired), "failover-lease-expiries")
 }
 
 // report reports a figure, and logs it too: a run that fails later (at
@@ -481,6 +512,32 @@ func (p *controllerProcess) profile(b *testing.B, kind, name string, d time.Dura
 		}
 	}()
 	return func() { <-done }
+}
+
+// selfProfile profiles the simulator's own CPU into
+// FLEETSIM_PROFILES/<bench>-<name>.pprof until the returned function is
+// called; nothing happens without FLEETSIM_PROFILES.
+func selfProfile(b *testing.B, name string) (stop func()) {
+	dir := os.Getenv("FLEETSIM_PROFILES")
+	if dir == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	out, err := os.Create(filepath.Join(dir, strings.NewReplacer("/", "_", "=", "-").Replace(b.Name())+"-"+name+".pprof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		_ = out.Close()
+		b.Logf("profile %s: %v", name, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = out.Close()
+	}
 }
 
 // fetchTo writes the body of GET url to file.

@@ -250,6 +250,42 @@ func (f *Fleet) WaitAttached(ctx context.Context) error {
 	}
 }
 
+// WaitReattached returns once every agent has an open session that a
+// leader welcomed after since (a failover at since), or an error saying
+// how many have none when ctx ends.
+func (f *Fleet) WaitReattached(ctx context.Context, since time.Time) error {
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+	for {
+		n := 0
+		for _, a := range f.agents {
+			if a.Attached() != "" && a.OpenedAt().After(since) {
+				n++
+			}
+		}
+		if n == len(f.agents) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fleetsim: %d of %d agents attached again since %s: %w", n, len(f.agents), since.Format(time.TimeOnly), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// ReattachTimes returns, for each agent whose latest session was
+// welcomed after since, how long after since that was.
+func (f *Fleet) ReattachTimes(since time.Time) []time.Duration {
+	out := make([]time.Duration, 0, len(f.agents))
+	for _, a := range f.agents {
+		if at := a.OpenedAt(); at.After(since) {
+			out = append(out, at.Sub(since))
+		}
+	}
+	return out
+}
+
 // AttachTimes returns, for each agent that attached, how long after start
 // a leader first spoke to it (its Welcome), by the simulator's clock.
 func (f *Fleet) AttachTimes(start time.Time) []time.Duration {
