@@ -66,10 +66,14 @@ const (
 	// the back-pressure wanted.
 	DefaultGRPCMaxStreams = 256
 	// DefaultGRPCMaxHandshakes is how many TLS handshakes the gRPC port
-	// runs at once. A handshake is about a millisecond of CPU and a few
-	// round trips, so a few dozen keep two cores busy; more only share
-	// them thinner when a fleet reconnects at once (connlimit.Handshakes).
-	DefaultGRPCMaxHandshakes = 32
+	// runs at once. A handshake is about a millisecond of the server's
+	// CPU and two round trips of waiting: 256 at once is a quarter of a
+	// second of work queued on two cores, far inside any deadline, and
+	// still 2,500 handshakes a second across a 100 ms round trip. The
+	// bound is for a whole fleet dialling at once, which without it
+	// shares the cores so thin that every handshake misses its
+	// deadline (connlimit.Handshakes).
+	DefaultGRPCMaxHandshakes = 256
 	// handshakeHold is the longest one handshake keeps its turn: a
 	// healthy one takes milliseconds; one that stalls longer lets the
 	// next start (connlimit.Handshakes).
