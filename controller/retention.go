@@ -109,6 +109,7 @@ func (c *Controller) pruneOnce(ctx context.Context, r Retention, leaderSince, no
 		Retention: state.Retention{EndedFaultAge: r.EndedFaultAge, MaxEndedFaults: r.MaxEndedFaults, DepartedAgentAge: r.DepartedAgentAge},
 	}
 	p.DepartedAgentIDs = c.hub.Departed(c.state.AgentIDs(), leaderSince, now, r.DepartedAgentAge)
+	defer c.hub.DepartedDone()
 	if len(p.DepartedAgentIDs) > limits.MaxPruneAgents {
 		// One entry stays within its bound; the rest go at the next
 		// interval.

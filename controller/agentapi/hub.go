@@ -89,6 +89,12 @@ type Hub struct {
 	open     atomic.Int64          // len(sessions), read without mu (pace)
 	agents   map[string]*agentSoft // by agent ID
 	closed   bool                  // set by Close; no new sessions
+	// departing are the agents the last Departed call named, until the
+	// prune entry that removes them is decided (DepartedDone): one of
+	// them that comes back meanwhile is registered through raft even if
+	// nothing changed (registeredAs), so that the entry cannot remove
+	// an agent whose session is open.
+	departing map[string]bool
 
 	metrics *hubMetrics
 	ends    endLog // rate limit of the session-end log lines
@@ -334,7 +340,27 @@ func (h *Hub) Departed(ids []string, leaderSince, now time.Time, age time.Durati
 			out = append(out, id)
 		}
 	}
+	h.departing = make(map[string]bool, len(out))
+	for _, id := range out {
+		h.departing[id] = true
+	}
 	return out
+}
+
+// DepartedDone says the prune entry for the last Departed call has been
+// decided (applied or failed): the agents it named are ordinary again.
+func (h *Hub) DepartedDone() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.departing = nil
+}
+
+// isDeparting reports whether the last Departed call named the agent
+// and its prune entry is not decided yet.
+func (h *Hub) isDeparting(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.departing[id]
 }
 
 // Forget drops the soft state of agents that the state no longer holds

@@ -116,3 +116,29 @@ func TestPace_FleetIsToldItsInterval(t *testing.T) {
 		}
 	})
 }
+
+// An agent that retention has just named departed is registered through
+// raft when it comes back, even unchanged, until the prune entry is
+// decided: its registration then keeps it in the state (or brings it
+// back), whichever side of the entry it lands.
+func TestRegisteredAs_DepartingAgentIsWritten(t *testing.T) {
+	st := state.New()
+	a := &turbulencev1.Agent{Id: "a1", Labels: map[string]string{"rack": "r1"}}
+	if _, err := st.ApplyRegisterAgent(state.Meta{Time: time.Now().Add(-30 * 24 * time.Hour)}, a); err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{Raft: leaderOnly{}, State: st})
+	if !h.registeredAs(a) {
+		t.Fatal("agent registered exactly so: registeredAs = false, want true (no write)")
+	}
+	if got := h.Departed([]string{"a1"}, time.Now().Add(-10*24*time.Hour), time.Now(), 7*24*time.Hour); len(got) != 1 {
+		t.Fatalf("Departed = %v, want a1", got)
+	}
+	if h.registeredAs(a) {
+		t.Error("agent named departed: registeredAs = true, want false (write it)")
+	}
+	h.DepartedDone()
+	if !h.registeredAs(a) {
+		t.Error("after the prune entry was decided: registeredAs = false, want true")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"sync/atomic"
 	"time"
 
@@ -183,23 +184,45 @@ func (h *Hub) Connect(stream grpc.BidiStreamingServer[turbulencev1.AgentMessage,
 	}
 	logger := h.logger.With("agent_id", id.Name)
 
-	regCtx, cancelReg := context.WithTimeout(ctx, raftWriteTimeout)
-	_, err = h.cfg.Raft.Apply(regCtx, &raftv1.LogEntry{
-		Actor: id.String(),
-		Cmd: &raftv1.LogEntry_RegisterAgent{RegisterAgent: &raftv1.RegisterAgent{Agent: &turbulencev1.Agent{
-			Id:           id.Name,
-			Labels:       hello.GetLabels(),
-			Facts:        verifiedFacts(ctx, hello.GetFacts()),
-			Capabilities: hello.GetCapabilities(),
-		}}},
-	})
-	cancelReg()
-	if err != nil {
-		logger.Warn("cannot register agent", "error", err)
-		return status.Errorf(codes.Unavailable, "register agent %q: %v", id.Name, err)
+	agent := &turbulencev1.Agent{
+		Id:           id.Name,
+		Labels:       hello.GetLabels(),
+		Facts:        verifiedFacts(ctx, hello.GetFacts()),
+		Capabilities: hello.GetCapabilities(),
+	}
+	if !h.registeredAs(agent) {
+		regCtx, cancelReg := context.WithTimeout(ctx, raftWriteTimeout)
+		_, err = h.cfg.Raft.Apply(regCtx, &raftv1.LogEntry{
+			Actor: id.String(),
+			Cmd:   &raftv1.LogEntry_RegisterAgent{RegisterAgent: &raftv1.RegisterAgent{Agent: agent}},
+		})
+		cancelReg()
+		if err != nil {
+			logger.Warn("cannot register agent", "error", err)
+			return status.Errorf(codes.Unavailable, "register agent %q: %v", id.Name, err)
+		}
 	}
 
 	return h.serve(ctx, id.Name, id.String(), hello, stream, logger)
+}
+
+// registeredAs reports whether the state holds the agent exactly as its
+// Hello describes it: then its registration would change nothing, and
+// is not written. A fleet re-attaching to a new leader (every agent at
+// once) thus costs no raft write and leaves the event log to the events
+// that matter; an agent whose labels, facts (its certificate renewed)
+// or capabilities changed is registered again.
+//
+// An agent that retention is about to remove (isDeparting) is always
+// written: its registration, ordered before or after the prune entry,
+// keeps it or brings it back.
+func (h *Hub) registeredAs(a *turbulencev1.Agent) bool {
+	if h.isDeparting(a.GetId()) {
+		return false
+	}
+	cur, ok := h.cfg.State.Agent(a.GetId())
+	return ok && maps.Equal(cur.GetLabels(), a.GetLabels()) &&
+		proto.Equal(cur.GetFacts(), a.GetFacts()) && proto.Equal(cur.GetCapabilities(), a.GetCapabilities())
 }
 
 // agentStream is the part of the Connect stream a session uses.

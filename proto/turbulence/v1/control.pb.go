@@ -38,9 +38,11 @@ type Agent struct {
 	Connected     bool                   `protobuf:"varint,6,opt,name=connected,proto3" json:"connected,omitempty"`
 	LastSeen      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
 	LocallyHalted bool                   `protobuf:"varint,8,opt,name=locally_halted,json=locallyHalted,proto3" json:"locally_halted,omitempty"`
-	// When the agent last registered (each session's Hello): how long ago
-	// the cluster last saw it arrive. Retention removes an agent gone for
-	// long only if this is older than the retention age.
+	// When the agent last registered: a Hello that changed its labels,
+	// facts or capabilities, or that came back while retention was
+	// removing it (a Hello that changes nothing is not written). Retention
+	// removes an agent gone for long only if this is older than the
+	// retention age.
 	LastRegisteredAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_registered_at,json=lastRegisteredAt,proto3" json:"last_registered_at,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
