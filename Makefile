@@ -78,8 +78,11 @@ demo: build ## one-node controller + local agent in a temp dir: apply, measure a
 	$(GO) run ./test/demo -bin $(BIN)
 
 .PHONY: test
-test: packaging-tools prometheus ## go test -race ./... (privileged tests too when root), then a short run of every fuzz target
+test: packaging-tools prometheus ## go test -race ./... (privileged tests too when root), the 1,000-agent scale test, then a short run of every fuzz target
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
+	@# A thousand simulated agents hold more goroutines than the race
+	@# detector allows (8,128): the scale test runs in a plain build.
+	$(TEST_ENV) $(GO) test -count=1 -timeout 10m -run '^TestScale' ./test/fleetsim/
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
 
 # The chaos campaign on Turbulence itself (test/chaos, docs/reliability.md):

@@ -304,6 +304,10 @@ func (c *Controller) HostMetrics() *hostseries.Store { return c.hub.HostMetrics(
 // the leader keeps sessions).
 func (c *Controller) ConnectedAgents() int { return c.hub.ConnectedAgents() }
 
+// HeartbeatInterval is the heartbeat interval this node tells its agents
+// now, paced to the fleet's size (docs/design.md, "Heartbeat pacing").
+func (c *Controller) HeartbeatInterval() time.Duration { return c.hub.HeartbeatInterval() }
+
 // LastRaftIndex is the index of the last entry in this node's raft log.
 // Tests use it to prove that a refused request proposed nothing.
 func (c *Controller) LastRaftIndex() uint64 { return c.node.LastIndex() }

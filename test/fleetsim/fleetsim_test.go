@@ -48,6 +48,13 @@ func errorLogger(t testing.TB) *slog.Logger {
 func startServerFleet(t *testing.T, n int, configure func(*fleetsim.Config)) (*controllertest.Server, *fleetsim.Fleet) {
 	t.Helper()
 	srv := controllertest.NewServer(t, func(c *controller.Config) { c.Logger = warnLogger(t) })
+	return srv, startFleet(t, srv, n, waitLimit, configure)
+}
+
+// startFleet starts n simulated agents against srv and waits up to limit
+// for every one to attach.
+func startFleet(t *testing.T, srv *controllertest.Server, n int, limit time.Duration, configure ...func(*fleetsim.Config)) *fleetsim.Fleet {
+	t.Helper()
 	ca, err := tlsutil.LoadCA(srv.PKI.Controller.CA, filepath.Join(srv.PKI.Dir, tlsutil.CAKeyFile))
 	if err != nil {
 		t.Fatal(err)
@@ -59,20 +66,22 @@ func startServerFleet(t *testing.T, n int, configure func(*fleetsim.Config)) (*c
 		N:           n,
 		Logger:      errorLogger(t),
 	}
-	if configure != nil {
-		configure(&cfg)
+	for _, c := range configure {
+		if c != nil {
+			c(&cfg)
+		}
 	}
 	f, err := fleetsim.Start(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(f.Close)
-	ctx, cancel := context.WithTimeout(t.Context(), waitLimit)
+	ctx, cancel := context.WithTimeout(t.Context(), limit)
 	defer cancel()
 	if err := f.WaitAttached(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return srv, f
+	return f
 }
 
 func cpuSpec(d time.Duration) *turbulencev1.FaultSpec {
