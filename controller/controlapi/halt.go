@@ -22,16 +22,26 @@ func (s *Server) Halt(ctx context.Context, req *turbulencev1.HaltRequest) (*turb
 	// the same; that costs no raft write and mends an agent that missed
 	// the first broadcast. Writes run on the leader (controller/forward),
 	// whose state holds every applied entry.
-	var h *turbulencev1.HaltStatus
-	if cur := s.cfg.State.Halt(); cur.GetHalted() {
-		h = cur
-	} else if h, err = s.setHalt(ctx, req.GetRequestId(), caller.String(), true, req.GetReason()); err != nil {
-		return nil, toStatus(err)
-	}
 	reason := req.GetReason()
 	if reason == "" {
 		reason = "fleet halted by " + caller.String()
 	}
+	var h *turbulencev1.HaltStatus
+	if cur := s.cfg.State.Halt(); cur.GetHalted() {
+		h = cur
+	} else {
+		// The brake first, the record second: the agents connected
+		// here stop their faults while the flag is still on its way
+		// through raft, whose commit a loaded cluster may take a second
+		// over (docs/benchmarks.md). Halting early is always safe; if
+		// the write then fails the caller is told and may call again.
+		s.cfg.Hub.BroadcastHalt(reason)
+		if h, err = s.setHalt(ctx, req.GetRequestId(), caller.String(), true, req.GetReason()); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	// Again once the flag is recorded: an agent that registered in
+	// between was welcomed without it.
 	s.cfg.Hub.BroadcastHalt(reason)
 	s.logger.Warn("fleet halted", "by", caller.String(), "reason", req.GetReason())
 	return h, nil
