@@ -199,6 +199,12 @@ func New(cfg Config) (*Controller, error) {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxHeartbeatRate:  cfg.MaxHeartbeatRate,
 		HostSeries:        hostseries.New(cfg.HostMetricsWindow, cfg.HeartbeatInterval),
+		// A held Hello should outlast an election (the heartbeat timeout,
+		// a pre-vote that may fail once, the vote): two election
+		// timeouts, at least the default hold and at most what the agent
+		// waits for its Welcome. Refused sooner, a fleet waits out its
+		// backoff after the new leader is ready.
+		ElectionHold: max(2*electionTimeout(cfg), agentapi.DefaultElectionHold),
 		// A follower answers an agent's Hello with a Redirect to the
 		// leader's gRPC address, which raft carries (raftnode.Address),
 		// but only to a leader it heard from recently: raft keeps naming
@@ -445,6 +451,14 @@ func (c *Controller) gracefulStop() {
 		c.server.Stop()
 		<-done
 	}
+}
+
+// electionTimeout is the raft election timeout this node runs with.
+func electionTimeout(cfg Config) time.Duration {
+	if cfg.RaftElectionTimeout > 0 {
+		return cfg.RaftElectionTimeout
+	}
+	return raftnode.DefaultElectionTimeout
 }
 
 // leaderGate is the raft node as the agent hub sees it: a leader only

@@ -6,19 +6,22 @@ import (
 )
 
 const (
-	// electionHold bounds how long a node that is not the leader holds an
-	// agent's Hello while no leader is known, before it answers
-	// Unavailable. It is shorter than the agent's Welcome timeout (10 s)
-	// and covers an election with raft's default timings (1–3 s).
-	electionHold = 3 * time.Second
+	// DefaultElectionHold bounds how long a node that is not the leader
+	// holds an agent's Hello while no leader is known, before it answers
+	// Unavailable (Config.ElectionHold). It covers an election with
+	// raft's default timings (1–3 s).
+	DefaultElectionHold = 3 * time.Second
+	// MaxElectionHold stays under the agent's Welcome timeout (10 s): a
+	// Hello held longer would be given up by the agent first.
+	MaxElectionHold = 9 * time.Second
 	// electionPoll is how often a held Hello looks for a leader.
 	electionPoll = 20 * time.Millisecond
 )
 
 // awaitLeader decides what to do with a Hello on this node: true when
 // this node leads (it serves the session), false when another leader is
-// known or none appeared within electionHold (the caller redirects or
-// refuses).
+// known or none appeared within Config.ElectionHold (the caller
+// redirects or refuses).
 //
 // Why hold at all: a Hello that reaches a follower during an election
 // used to be refused at once, and the agent then waited its exponential
@@ -41,7 +44,7 @@ func (h *Hub) awaitLeader(ctx context.Context) bool {
 	if h.cfg.LeaderGRPCAddr == nil {
 		return false
 	}
-	hold := time.NewTimer(electionHold)
+	hold := time.NewTimer(h.cfg.ElectionHold)
 	defer hold.Stop()
 	tick := time.NewTicker(electionPoll)
 	defer tick.Stop()

@@ -25,7 +25,8 @@
 // within raft's leader lease (a follower keeps naming a dead leader for a
 // heartbeat timeout or two). While no live leader is known — during an
 // election, or while the named leader is silent — the Hello is held for
-// up to a few seconds and answered as soon as one is (await.go), so the
+// up to two election timeouts (at least 3 s, at most 9 s) and answered
+// as soon as one is (await.go), so the
 // fleet re-attaches when the election ends rather than when each agent's
 // backoff next fires; a Redirect renews no lease, so holding never keeps
 // a fault alive without a leader (invariant 2).

@@ -45,6 +45,10 @@ type Config struct {
 	// hostseries.DefaultWindow at HeartbeatInterval.
 	HostSeries *hostseries.Store
 	Logger     *slog.Logger
+	// ElectionHold is how long a node that is not the leader holds a
+	// Hello while no leader is known (await.go): long enough to cover an
+	// election, at most MaxElectionHold. Zero means DefaultElectionHold.
+	ElectionHold time.Duration
 }
 
 // Defaults from docs/protocol.md.
@@ -108,6 +112,10 @@ func New(cfg Config) *Hub {
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	if cfg.ElectionHold <= 0 {
+		cfg.ElectionHold = DefaultElectionHold
+	}
+	cfg.ElectionHold = min(cfg.ElectionHold, MaxElectionHold)
 	if cfg.MaxHeartbeatRate <= 0 {
 		cfg.MaxHeartbeatRate = DefaultMaxHeartbeatRate
 	}
