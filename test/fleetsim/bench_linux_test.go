@@ -584,6 +584,22 @@ func benchElectionTimeout(b *testing.B) []string {
 	return []string{"--raft-election-timeout", v}
 }
 
+// benchLeaseTTL is FLEETSIM_LEASE_TTL, the cluster's --lease-ttl: ""
+// keeps the controller's default (15s). A fleet that takes longer than
+// its lease to re-attach after a leader is killed loses every fault
+// (failover-lease-expiries); docs/benchmarks.md says what a fleet of a
+// given size needs here.
+func benchLeaseTTL(b *testing.B) []string {
+	v := os.Getenv("FLEETSIM_LEASE_TTL")
+	if v == "" {
+		return nil
+	}
+	if _, err := time.ParseDuration(v); err != nil {
+		b.Fatalf("FLEETSIM_LEASE_TTL: %v", err)
+	}
+	return []string{"--lease-ttl", v}
+}
+
 // benchNodes is the cluster size of FLEETSIM_NODES: 1 (the default) or 3.
 func benchNodes(b *testing.B) int {
 	switch v := os.Getenv("FLEETSIM_NODES"); v {
@@ -666,6 +682,7 @@ func startDevController(b *testing.B, bin string) *controllerProcess {
 	p := &controllerProcess{}
 	args := []string{"--dev", "--data-dir", dir, "--node-id", "bench", "--grpc-addr", addr, "--raft-addr", raft,
 		"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)}
+	args = append(args, benchLeaseTTL(b)...)
 	cmd := startCmd(b, bin, dir, "controller", append(args, p.profilingArgs(b)...)...)
 	tlsDir := filepath.Join(dir, "tls")
 	p.cmds, p.addrs, p.addr = []*exec.Cmd{cmd}, []string{addr}, addr
@@ -728,6 +745,7 @@ func startCluster(b *testing.B, bin string, n int) *controllerProcess {
 			"--bootstrap-expect", strconv.Itoa(n), "--peer", strings.Join(peers, ","),
 			"--max-group-percent", "100", "--max-group-agents", strconv.Itoa(limits.MaxGroupAgents)}
 		args = append(args, p.profilingArgs(b)...)
+		args = append(args, benchLeaseTTL(b)...)
 		p.cmds = append(p.cmds, startCmd(b, bin, dir, id, append(args, benchElectionTimeout(b)...)...))
 	}
 	p.findLeader(b)
