@@ -141,16 +141,15 @@ func newGRPCServer(files tlsutil.Files, logger *slog.Logger, guard GRPCGuard, re
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, MaxConnectionIdle: guard.IdleTimeout}),
 		// Per-connection cost, which 10,000 agent sessions multiply
-		// (docs/benchmarks.md, "Where the leader's time and memory go"):
-		// no read buffer of gRPC's own (the TLS connection below buffers
-		// whole records already), a write buffer borrowed only while a
-		// flush runs, and fixed flow-control windows, which turn off
+		// (docs/benchmarks.md): no read buffer of gRPC's own (the TLS
+		// connection below buffers whole records already), a smaller
+		// write buffer (gRPC borrows it from a pool only while a flush
+		// runs), and fixed flow-control windows, which turn off
 		// gRPC's bandwidth estimator: it sends a ping on the first data
 		// after each ack, i.e. one ping and one ack per agent heartbeat,
 		// doubling the leader's writes for nothing a heartbeat-sized
 		// stream needs.
 		grpc.ReadBufferSize(0),
-		grpc.SharedWriteBuffer(true),
 		grpc.WriteBufferSize(writeBuffer),
 		grpc.InitialWindowSize(flowWindow),
 		grpc.InitialConnWindowSize(flowWindow),

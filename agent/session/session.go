@@ -301,12 +301,10 @@ func (s *Session) connect(ctx context.Context, addr string) (welcomed bool, redi
 		grpc.WithTransportCredentials(s.creds),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveInterval, Timeout: KeepaliveInterval, PermitWithoutStream: true}),
 		// The session is a trickle of small messages: no read buffer of
-		// gRPC's own (TLS buffers records), a write buffer borrowed only
-		// while flushing, and fixed windows, which turn off gRPC's
+		// gRPC's own (TLS buffers records), and fixed windows, which turn off gRPC's
 		// bandwidth estimator and the ping and ack it would add to every
 		// heartbeat (docs/benchmarks.md).
 		grpc.WithReadBufferSize(0),
-		grpc.WithSharedWriteBuffer(true),
 		grpc.WithInitialWindowSize(sessionWindow),
 		grpc.WithInitialConnWindowSize(sessionWindow),
 	}

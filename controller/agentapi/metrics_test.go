@@ -23,22 +23,6 @@ func counter(t *testing.T, reg prometheus.Gatherer, name string, labels map[stri
 	return v
 }
 
-// leaseRenewals waits for n lease renewals on agent's session: the hub
-// renews first thing for each heartbeat, so the renewal of a heartbeat
-// shows that every heartbeat before it was handled.
-func leaseRenewals(t *testing.T, agent *controllertest.FakeAgent, n int) {
-	t.Helper()
-	for n > 0 {
-		m, err := agent.Recv(wait)
-		if err != nil {
-			t.Fatalf("waiting for %d more lease renewals: %v", n, err)
-		}
-		if m.GetLease() != nil {
-			n--
-		}
-	}
-}
-
 // handled returns once the controller has handled every message the
 // agent sent before: it sends a heartbeat holding a fault the
 // controller never made and waits for the RevertFault that answers it
