@@ -38,6 +38,8 @@ var plotted = []struct {
 	{"halt-reach-p99-ms", "halt reaches every agent, p99", 1000, "ms"},
 	{"halt-recorded-ms", "halt recorded reverted", 2000, "ms"},
 	{"lease-expiries", "false lease expiries", 0, "expiries"},
+	{"failover-reattach-p99-ms", "leader killed: every agent attached again, p99", 5000, "ms"},
+	{"failover-lease-expiries", "leader killed: lease expiries", 0, "expiries"},
 }
 
 func main() {
