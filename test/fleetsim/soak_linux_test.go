@@ -34,7 +34,8 @@ import (
 //     each a false revert (the target is 0);
 //   - soak-reconnects: sessions the fleet had to open again;
 //   - soak-ctrl-cpu-% and soak-loadavg-1m: the leader's CPU and the
-//     machine's load over the soak, to show it was saturated.
+//     machine's load over the soak, and soak-fault-cpu-% the load the
+//     CPU fault's worker measured, to show the machine was saturated.
 //
 // Without FLEETSIM_SOAK it is skipped: it is not part of make bench's
 // default run (ten minutes at the least).
@@ -83,8 +84,13 @@ func soakFleet(b *testing.B, ctrlBin, agentBin string, n int, d time.Duration) {
 	}
 	admin := ctrl.client(b, ctrl.admin, "")
 
-	burner := startRealAgent(b, ctrl, agentBin, "soak-burner")
+	burner, exited := startRealAgent(b, ctrl, agentBin, "soak-burner")
 	controllertest.WaitFor(b, 2*time.Minute, "the real agent to attach", func() bool {
+		select {
+		case <-exited:
+			b.Fatal("the real agent exited before it attached")
+		default:
+		}
 		a, err := admin.GetAgent(ctx, &turbulencev1.GetAgentRequest{Id: burner})
 		return err == nil && a.GetConnected()
 	})
@@ -111,6 +117,11 @@ func soakFleet(b *testing.B, ctrlBin, agentBin string, n int, d time.Duration) {
 	report(b, float64(f.Reconnects()-reconnects), "soak-reconnects")
 	report(b, after.cpuPercent(before), "soak-ctrl-cpu-%")
 	report(b, loadAverage(b), "soak-loadavg-1m")
+	if got, err := admin.GetFault(ctx, &turbulencev1.GetFaultRequest{Id: fault.GetId()}); err == nil {
+		// The load the fault's worker measured on the host (all cores,
+		// in % of one): what the fleet was starved by.
+		report(b, got.GetStatus().GetMeasuredCpuPercent(), "soak-fault-cpu-%")
+	}
 	report(b, float64(n), "agents")
 
 	if _, err := admin.RevertFault(ctx, &turbulencev1.RevertFaultRequest{Id: fault.GetId()}); err != nil {
@@ -123,7 +134,7 @@ func soakFleet(b *testing.B, ctrlBin, agentBin string, n int, d time.Duration) {
 // every controller address, under the packaged policy (which allows a
 // CPU fault on every core). It is stopped with SIGTERM, which reverts
 // what it holds, at the end of the bench.
-func startRealAgent(b *testing.B, ctrl *controllerProcess, bin, name string) string {
+func startRealAgent(b *testing.B, ctrl *controllerProcess, bin, name string) (string, <-chan struct{}) {
 	b.Helper()
 	dir := b.TempDir()
 	files, err := ctrl.ca.IssueFiles(dir, name, ctrl.admin.CA, tlsutil.Leaf{
@@ -132,9 +143,12 @@ func startRealAgent(b *testing.B, ctrl *controllerProcess, bin, name string) str
 	if err != nil {
 		b.Fatal(err)
 	}
-	state := filepath.Join(dir, "state")
-	if err := os.Mkdir(state, 0o700); err != nil {
-		b.Fatal(err)
+	state, run := filepath.Join(dir, "state"), filepath.Join(dir, "run")
+	for _, d := range []string{state, run} {
+		// The agent refuses a state or socket directory others may enter.
+		if err := os.Mkdir(d, 0o700); err != nil {
+			b.Fatal(err)
+		}
 	}
 	logf, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
@@ -142,7 +156,7 @@ func startRealAgent(b *testing.B, ctrl *controllerProcess, bin, name string) str
 	}
 	cmd := exec.Command(bin, "run", "--controller", strings.Join(ctrl.addrs, ","),
 		"--ca", files.CA, "--cert", files.Cert, "--key", files.Key,
-		"--state-dir", state, "--socket", filepath.Join(dir, "agent.sock"),
+		"--state-dir", state, "--socket", filepath.Join(run, "agent.sock"),
 		"--policy", filepath.Join("..", "..", "packaging", "agent.yaml"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -168,5 +182,5 @@ func startRealAgent(b *testing.B, ctrl *controllerProcess, bin, name string) str
 			}
 		}
 	})
-	return name
+	return name, exited
 }
