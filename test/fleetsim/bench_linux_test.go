@@ -615,13 +615,22 @@ func benchNodes(b *testing.B) int {
 	}
 }
 
-// startCmd starts one controller process logging to dir/name.log and
+// startCmd starts one process (a controller, the soak's real agent)
+// logging to dir/name.log and
 // stops it (SIGTERM, then SIGKILL after 30 s) at the end of the bench.
 //
 // FLEETSIM_LOGS, when set, is a directory where the logs are kept after
 // the bench (named after the benchmark and the process), for a run that
 // went wrong at scale.
 func startCmd(b *testing.B, bin, dir, name string, args ...string) *exec.Cmd {
+	b.Helper()
+	cmd, _ := startProc(b, bin, dir, name, args...)
+	return cmd
+}
+
+// startProc is startCmd, and also returns a channel closed when the
+// process has exited.
+func startProc(b *testing.B, bin, dir, name string, args ...string) (*exec.Cmd, <-chan struct{}) {
 	b.Helper()
 	if keep := os.Getenv("FLEETSIM_LOGS"); keep != "" {
 		dir = keep
@@ -663,7 +672,7 @@ func startCmd(b *testing.B, bin, dir, name string, args ...string) *exec.Cmd {
 			}
 		}
 	})
-	return cmd
+	return cmd, exited
 }
 
 func startControllerProcess(b *testing.B, bin string) *controllerProcess {

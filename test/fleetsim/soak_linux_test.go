@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,7 +131,7 @@ func soakFleet(b *testing.B, ctrlBin, agentBin string, n int, d time.Duration) {
 // certificate from the bench's CA and a state directory of its own, on
 // every controller address, under the packaged policy (which allows a
 // CPU fault on every core). It is stopped with SIGTERM, which reverts
-// what it holds, at the end of the bench.
+// what it holds, at the end of the bench (startProc).
 func startRealAgent(b *testing.B, ctrl *controllerProcess, bin, name string) (string, <-chan struct{}) {
 	b.Helper()
 	dir := b.TempDir()
@@ -150,37 +148,9 @@ func startRealAgent(b *testing.B, ctrl *controllerProcess, bin, name string) (st
 			b.Fatal(err)
 		}
 	}
-	logf, err := os.Create(filepath.Join(dir, "agent.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "--controller", strings.Join(ctrl.addrs, ","),
+	_, exited := startProc(b, bin, dir, name, "run", "--controller", strings.Join(ctrl.addrs, ","),
 		"--ca", files.CA, "--cert", files.Cert, "--key", files.Key,
 		"--state-dir", state, "--socket", filepath.Join(run, "agent.sock"),
 		"--policy", filepath.Join("..", "..", "packaging", "agent.yaml"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		_ = cmd.Wait()
-	}()
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		_ = logf.Close()
-		if b.Failed() {
-			if out, err := os.ReadFile(logf.Name()); err == nil {
-				b.Logf("real agent's log (tail):\n%s", tail(out, 4000))
-			}
-		}
-	})
 	return name, exited
 }
