@@ -1,12 +1,18 @@
 package vmlab_test
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/turbulence-sre/turbulence/agent/inject/partition"
@@ -47,13 +53,18 @@ type skewCase struct {
 	// step, so that only its backstops — workers and guardians — can end
 	// the faults, at the lease.
 	frozen bool
+	// cut: the agent is cut off from the controller (an nftables table
+	// in the lab's namespace) before the step; its own lease timer ends
+	// the faults, its backstops half a second later.
+	cut bool
 }
 
 var skewCases = []skewCase{
-	{"healthy agent, clock forward", skewStep, false},
-	{"healthy agent, clock back", -skewStep, false},
-	{"frozen agent, clock back", -skewStep, true},
-	{"frozen agent, clock forward", skewStep, true},
+	{name: "healthy agent, clock forward", step: skewStep},
+	{name: "healthy agent, clock back", step: -skewStep},
+	{name: "frozen agent, clock back", step: -skewStep, frozen: true},
+	{name: "frozen agent, clock forward", step: skewStep, frozen: true},
+	{name: "cut-off agent, clock back", step: -skewStep, cut: true},
 }
 
 // skewLook is one look at the guest: what of the case's faults it saw,
@@ -139,7 +150,7 @@ type skewResult struct {
 	// it in effect).
 	earliest, latest time.Time
 	// stepped and frozen are when the step was made and the agent was
-	// stopped (zero when it was not).
+	// stopped or cut off (zero when it was not).
 	stepped, frozen time.Time
 	// gone: the end of the first look that saw each fault gone (zero:
 	// never seen gone).
@@ -187,8 +198,13 @@ func runSkewCase(t *testing.T, vm *sysVM, fleet *sysFleet, sc skewCase) skewResu
 		vm.fatalf("%s: the faults took until %.1f s before their deadline to show in the guest; the case needs 5 s", sc.name, time.Until(r.earliest).Seconds())
 	}
 
-	if sc.frozen {
+	var heal func()
+	switch {
+	case sc.frozen:
 		vm.must("systemctl", "kill", "--kill-whom=main", "--signal=SIGSTOP", agentUnit)
+		r.frozen = time.Now()
+	case sc.cut:
+		heal = cutGuestAgent(t, fleet)
 		r.frozen = time.Now()
 	}
 	after := vm.stepClock(sc.step)
@@ -200,7 +216,7 @@ func runSkewCase(t *testing.T, vm *sysVM, fleet *sysFleet, sc skewCase) skewResu
 	// healthy agent), the lease after the freeze (a frozen one), before
 	// systemd's watchdog (WatchdogSec=30s) would kill the frozen agent.
 	until := r.latest.Add(5 * time.Second)
-	if sc.frozen {
+	if sc.frozen || sc.cut {
 		until = r.frozen.Add(skewLease + 8*time.Second)
 	}
 	for {
@@ -223,6 +239,9 @@ func runSkewCase(t *testing.T, vm *sysVM, fleet *sysFleet, sc skewCase) skewResu
 	}
 	if sc.frozen {
 		vm.must("systemctl", "kill", "--kill-whom=main", "--signal=SIGCONT", agentUnit)
+	}
+	if heal != nil {
+		heal()
 	}
 	// Put the clock back; with nothing held, the step is only a step.
 	fleet.waitForVM(vm, time.Minute, "the case's faults gone in the guest", func() (bool, string) {
@@ -250,10 +269,11 @@ func runSkewCase(t *testing.T, vm *sysVM, fleet *sysFleet, sc skewCase) skewResu
 func judgeSkewCase(t *testing.T, sc skewCase, r skewResult) {
 	t.Helper()
 	limit, why := r.latest.Add(time.Second), "deadline + 1 s"
-	if sc.frozen {
-		// The agent renewed its lease at the latest when it was stopped.
+	if sc.frozen || sc.cut {
+		// The agent's lease was renewed at the latest when it was stopped
+		// or cut off.
 		if l := r.frozen.Add(skewLease + time.Second); l.Before(limit) {
-			limit, why = l, "lease + 1 s after the freeze"
+			limit, why = l, "lease + 1 s after the freeze or cut"
 		}
 	}
 	for _, k := range []struct {
@@ -273,7 +293,7 @@ func judgeSkewCase(t *testing.T, sc skewCase, r skewResult) {
 			t.Errorf("clock skew, %s: the %s was seen in effect in a look that began %.2f s after its end (limit: %s)",
 				sc.name, k.what, k.last.Sub(limit.Add(-time.Second)).Seconds(), why)
 		}
-		if !sc.frozen && k.gone.Before(r.earliest.Add(-skewSlack)) {
+		if !sc.frozen && !sc.cut && k.gone.Before(r.earliest.Add(-skewSlack)) {
 			t.Errorf("clock skew, %s: the %s of a healthy agent was gone %.2f s before its deadline (seen gone %.2f s after the step of %s)",
 				sc.name, k.what, r.earliest.Sub(k.gone).Seconds(), k.gone.Sub(r.stepped).Seconds(), sc.step)
 		}
@@ -292,5 +312,67 @@ func frozenNote(r skewResult, gone time.Time) string {
 	if r.frozen.IsZero() {
 		return ""
 	}
-	return fmt.Sprintf(", %.2f s after the freeze", gone.Sub(r.frozen).Seconds())
+	return fmt.Sprintf(", %.2f s after the freeze or cut", gone.Sub(r.frozen).Seconds())
+}
+
+// cutTable is the nftables table the test installs in the lab's namespace
+// to cut the guest agent off from the controller: not an agent's
+// (partition.TablePrefix is not a prefix of it).
+const cutTable = "vmlab-cut"
+
+// cutGuestAgent drops, in the lab's namespace, the guest's TCP traffic to
+// and from the controller's gRPC port (the driver's connection, on
+// another port, stays), and returns what heals it.
+func cutGuestAgent(t *testing.T, fleet *sysFleet) (heal func()) {
+	t.Helper()
+	conn, err := nftables.New(nftables.WithNetNSFd(int(fleet.ns)))
+	if err != nil {
+		t.Fatalf("nftables in the lab's namespace: %v", err)
+	}
+	ip, _, err := net.ParseCIDR(guestCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest := ip.To4()
+	_, p, err := net.SplitHostPort(sysControllerGRPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := binary.BigEndian.AppendUint16(nil, uint16(n))
+	table := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: cutTable})
+	accept := nftables.ChainPolicyAccept
+	for _, h := range []struct {
+		name           string
+		hook           *nftables.ChainHook
+		addrAt, portAt uint32 // the guest's address; the controller's port
+	}{
+		{"input", nftables.ChainHookInput, 12, 2},   // from the guest, to the port
+		{"output", nftables.ChainHookOutput, 16, 0}, // to the guest, from the port
+	} {
+		chain := conn.AddChain(&nftables.Chain{Name: h.name, Table: table, Type: nftables.ChainTypeFilter,
+			Hooknum: h.hook, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+		conn.AddRule(&nftables.Rule{Table: table, Chain: chain, Exprs: []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: h.addrAt, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: guest},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: h.portAt, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: port},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}})
+	}
+	if err := conn.Flush(); err != nil {
+		t.Fatalf("cut the guest agent off: %v", err)
+	}
+	return func() {
+		t.Helper()
+		conn.DelTable(table)
+		if err := conn.Flush(); err != nil {
+			t.Fatalf("heal the guest agent's cut: %v", err)
+		}
+	}
 }
