@@ -175,9 +175,10 @@ func (g *watch) hasOutcome() bool {
 // judged on the boot clock (agent/bootclock), so that a step of the wall
 // clock neither makes the guardian end a healthy fault early (forward)
 // nor keeps a dead or frozen agent's fault past its end (back). A record
-// of an agent before the boot clock, with no boot deadline, is judged on
-// the wall clock; one of an earlier boot cannot be open here, since the
-// agent's start-up recovery closes it before it starts guardians.
+// with no boot deadline of this boot is judged on the wall clock: an
+// older agent's has none, and one of an earlier boot is never open here,
+// since the agent's start-up recovery closes it before it starts any
+// guardian.
 func (g *watch) due() (time.Duration, string) {
 	left, known := g.last.Intent.BootDeadline.Until()
 	if !known && !g.last.Intent.Deadline.IsZero() {
