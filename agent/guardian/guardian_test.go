@@ -14,11 +14,18 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/turbulence-sre/turbulence/agent/bootclock"
 	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/leasefile"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain makes the boot clock follow time.Now: the tests run in
+// synctest bubbles, whose fake time the kernel's boot clock does not
+// follow.
+func TestMain(m *testing.M) {
+	bootclock.WallForTests()
+	goleak.VerifyTestMain(m)
+}
 
 // TestRevert_SecondRevertFindsTheOutcome: whoever takes a fault's lock
 // second finds the first one's outcome and does not touch the host.
@@ -118,6 +125,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, deadline time.Time) *fixture {
 	t.Helper()
+	return newFixtureBoot(t, deadline, bootclock.Instant{})
+}
+
+// newFixtureBoot is newFixture with the intent's deadline on the boot
+// clock too; zero leaves it out, as an older agent's record does.
+func newFixtureBoot(t *testing.T, deadline time.Time, boot bootclock.Instant) *fixture {
+	t.Helper()
 	fx := &fixture{dir: t.TempDir()}
 	j, _, err := journal.OpenFile(filepath.Join(fx.dir, "journal"))
 	if err != nil {
@@ -126,7 +140,7 @@ func newFixture(t *testing.T, deadline time.Time) *fixture {
 	t.Cleanup(func() { _ = j.Close() })
 	fx.j = j
 	for _, r := range []journal.Record{
-		{Op: journal.OpIntent, FaultID: "f1", Kind: "network", At: time.Now(), Deadline: deadline},
+		{Op: journal.OpIntent, FaultID: "f1", Kind: "network", At: time.Now(), Deadline: deadline, BootDeadline: boot},
 		{Op: journal.OpApplied, FaultID: "f1", Kind: "network", At: time.Now(), Undo: []byte(`{"net_interface":"eth0"}`)},
 	} {
 		if err := j.Append(r); err != nil {
@@ -309,6 +323,49 @@ func TestGuardian_RenewedLeasePostpones(t *testing.T) {
 		}
 		if ended := <-done; !ended.Equal(deadline.Add(Grace)) {
 			t.Errorf("reverted at %v, want deadline + Grace %v", ended, deadline.Add(Grace))
+		}
+	})
+}
+
+// bootIn returns the boot clock's instant d from now.
+func bootIn(t *testing.T, d time.Duration) bootclock.Instant {
+	t.Helper()
+	now, err := bootclock.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now.Add(d)
+}
+
+// TestGuardian_WallClockStepForwardEndsNothingEarly: the wall clock
+// stepped forward an hour after the fault arrived, so its wall-clock
+// deadline reads an hour ago; on the boot clock, which no step moves, it
+// is 10 s away. The guardian of a live agent must leave the fault alone
+// until then (plus Grace), not take it back at once.
+func TestGuardian_WallClockStepForwardEndsNothingEarly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		due := time.Now().Add(10 * time.Second)
+		fx := newFixtureBoot(t, time.Now().Add(-time.Hour), bootIn(t, 10*time.Second))
+		r, w := io.Pipe()
+		defer func() { _ = w.Close() }()
+		if ended := fx.run(r); !ended.Equal(due.Add(Grace)) {
+			t.Errorf("guardian took the fault back at %v, want its deadline on the boot clock + Grace, %v", ended, due.Add(Grace))
+		}
+	})
+}
+
+// TestGuardian_WallClockStepBackKeepsNothingLate: the wall clock stepped
+// back an hour, so the fault's wall-clock deadline reads an hour away; on
+// the boot clock it is 10 s away. With the agent gone, the guardian must
+// take the fault back in 10 s, not in an hour.
+func TestGuardian_WallClockStepBackKeepsNothingLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		due := time.Now().Add(10 * time.Second)
+		fx := newFixtureBoot(t, time.Now().Add(time.Hour), bootIn(t, 10*time.Second))
+		r, w := io.Pipe()
+		_ = w.Close() // the agent is gone
+		if ended := fx.run(r); !ended.Equal(due) {
+			t.Errorf("guardian took the fault back at %v, want its deadline on the boot clock, %v", ended, due)
 		}
 	})
 }

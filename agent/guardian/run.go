@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -117,11 +118,10 @@ func (g *watch) run(stdin io.Reader) {
 			g.log.Info("agent gone; guarding its fault")
 			announced = true
 		}
-		due, reason := g.due()
+		wait, reason := g.due()
 		if !gone {
-			due = due.Add(Grace)
+			wait += Grace
 		}
-		wait := time.Until(due)
 		if wait <= 0 {
 			g.takeBack(reason)
 			return
@@ -170,14 +170,30 @@ func (g *watch) hasOutcome() bool {
 	return ok
 }
 
-// due returns when the fault must be gone: its deadline, or the end of the
-// agent's lease if that comes first.
-func (g *watch) due() (time.Time, string) {
-	due, reason := g.last.Intent.Deadline, ReasonDeadline
-	if lease, ok, err := leasefile.Read(g.stateDir); err == nil && ok && (due.IsZero() || lease.Before(due)) {
-		due, reason = lease, ReasonLease
+// due returns how long until the fault must be gone — its deadline, or
+// the end of the agent's lease if that comes first — and why. Both are
+// judged on the boot clock (agent/bootclock), so that a step of the wall
+// clock neither makes the guardian end a healthy fault early (forward)
+// nor keeps a dead or frozen agent's fault past its end (back). A record
+// with no boot deadline of this boot is judged on the wall clock: an
+// older agent's has none, and one of an earlier boot is never open here,
+// since the agent's start-up recovery closes it before it starts any
+// guardian.
+func (g *watch) due() (time.Duration, string) {
+	left, known := g.last.Intent.BootDeadline.Until()
+	if !known && !g.last.Intent.Deadline.IsZero() {
+		left, known = time.Until(g.last.Intent.Deadline), true
 	}
-	return due, reason
+	reason := ReasonDeadline
+	if lease, _, ok, err := leasefile.Until(g.stateDir); err == nil && ok && (!known || lease < left) {
+		left, known, reason = lease, true, ReasonLease
+	}
+	if !known {
+		// Neither a deadline nor a lease: a fault with no known end is
+		// past it.
+		return time.Duration(math.MinInt64) / 2, ReasonDeadline
+	}
+	return left, reason
 }
 
 // takeBack reverts the fault under its lock, retrying until it succeeds or

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/turbulence-sre/turbulence/agent/bootclock"
 	"github.com/turbulence-sre/turbulence/agent/guardian"
 	"github.com/turbulence-sre/turbulence/agent/journal"
 	"github.com/turbulence-sre/turbulence/agent/policy"
@@ -100,7 +101,14 @@ func (m *Manager) journalIntent(f *turbulencev1.Fault, e *entry) error {
 	if err != nil {
 		return err
 	}
-	err = j.Append(journal.Record{Op: journal.OpIntent, FaultID: e.id, Kind: e.kind, At: time.Now(), Deadline: e.deadline, Fault: raw})
+	rec := journal.Record{Op: journal.OpIntent, FaultID: e.id, Kind: e.kind, At: time.Now(), Deadline: e.deadline, Fault: raw}
+	// The guardian judges the deadline on the boot clock: e.deadline
+	// carries the monotonic reading it was given on arrival, so this is
+	// right even if the wall clock stepped since (docs/design.md, "Clocks").
+	if at, err := bootclock.At(e.deadline); err == nil {
+		rec.BootDeadline = at
+	}
+	err = j.Append(rec)
 	if err != nil {
 		return fmt.Errorf("record the fault in the journal before applying it: %w", err)
 	}

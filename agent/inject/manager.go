@@ -147,7 +147,12 @@ func (m *Manager) Apply(ctx context.Context, f *turbulencev1.Fault) (*turbulence
 	now := time.Now()
 	deadline := now.Add(f.GetSpec().GetDuration().AsDuration())
 	if d := f.GetDeadline(); d != nil && d.AsTime().Before(deadline) {
-		deadline = d.AsTime()
+		// The controller's deadline is a wall-clock time. It becomes a
+		// time on this process's monotonic clock here, on arrival, so
+		// that a step of the wall clock later moves no deadline: not the
+		// timer's, not the enforcement loop's, not the guardian's or the
+		// worker's (docs/design.md, "Clocks").
+		deadline = now.Add(d.AsTime().Sub(now))
 	}
 	if !deadline.After(now) {
 		return nil, fmt.Errorf("%w: deadline %s is %s ago", ErrDeadlinePassed, deadline.UTC().Format(time.RFC3339Nano), now.Sub(deadline).Round(time.Millisecond))

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/turbulence-sre/turbulence/agent/bootclock"
 )
 
 // Op is what a record says happened.
@@ -38,6 +40,10 @@ type Record struct {
 	At      time.Time `json:"at"`
 	// Deadline is when the fault must be gone (intent records).
 	Deadline time.Time `json:"deadline,omitzero"`
+	// BootDeadline is Deadline on the boot clock (intent records), which
+	// guardians judge it on, so that a step of the wall clock moves no
+	// deadline (agent/bootclock). Zero in records of older agents.
+	BootDeadline bootclock.Instant `json:"boot_deadline,omitzero"`
 	// Fault is the fault as received, protobuf-encoded (intent records).
 	Fault []byte `json:"fault,omitempty"`
 	// Undo is what the fault's kind needs to take it back with no other

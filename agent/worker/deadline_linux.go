@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/turbulence-sre/turbulence/agent/bootclock"
 )
 
 // exitAtDeadline ends the worker process with code at deadline, from a
@@ -20,8 +22,12 @@ import (
 // memory, open scratch files, which the agent deletes) needs more than the
 // kernel's own teardown.
 //
-// CLOCK_REALTIME matches the deadline's meaning: the agent sends it as
-// wall-clock nanoseconds.
+// The deadline comes as wall-clock nanoseconds (the agent's argv), and is
+// turned into a point on CLOCK_BOOTTIME here, on arrival, and slept to on
+// that clock: a step of the wall clock afterwards neither ends the worker
+// early (forward) nor keeps it past its deadline (back). See
+// agent/bootclock and docs/design.md, "Clocks". Where the boot clock
+// cannot be read, the worker sleeps on CLOCK_REALTIME, as it did before.
 //
 // When lapsed is not nil the same thread also wakes every leaseCheckEvery
 // and asks it whether the owning agent's lease has run out; if so the
@@ -31,7 +37,11 @@ import (
 // heaviest load. A check is a stat and a read of a few bytes that the
 // agent has just written, so from the page cache: it cannot hold the
 // deadline up by more than a system call.
-func exitAtDeadline(deadline time.Time, code int, lapsed func(now time.Time) bool) {
+func exitAtDeadline(deadline time.Time, code int, lapsed func() bool) {
+	clock, end := int32(unix.CLOCK_REALTIME), deadline.UnixNano()
+	if at, err := bootclock.At(deadline); err == nil {
+		clock, end = unix.CLOCK_BOOTTIME, at.Nanos
+	}
 	go func() {
 		// The thread sleeps in the kernel; locking keeps the runtime from
 		// having to hand it a goroutine it cannot run for the whole fault.
@@ -42,24 +52,29 @@ func exitAtDeadline(deadline time.Time, code int, lapsed func(now time.Time) boo
 		// load — this worker's or anything else saturating the host.
 		// Without the privilege it stays at the worker's nice level.
 		_ = unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_FIFO, Priority: 1}, 0)
+		checkLease := false
 		for {
-			wake := deadline
-			if next := time.Now().Add(leaseCheckEvery); lapsed != nil && next.Before(wake) {
+			var now unix.Timespec
+			if err := unix.ClockGettime(clock, &now); err != nil {
+				return // the context's own deadline still ends the work
+			}
+			if now.Nano() >= end {
+				os.Exit(code)
+			}
+			if checkLease && lapsed() {
+				os.Exit(ExitLeaseExpired)
+			}
+			wake := end
+			if next := now.Nano() + int64(leaseCheckEvery); lapsed != nil && next < wake {
 				wake = next
 			}
-			ts := unix.NsecToTimespec(wake.UnixNano())
-			err := unix.ClockNanosleep(unix.CLOCK_REALTIME, unix.TIMER_ABSTIME, &ts, nil)
+			ts := unix.NsecToTimespec(wake)
+			err := unix.ClockNanosleep(clock, unix.TIMER_ABSTIME, &ts, nil)
 			if err != nil && err != unix.EINTR {
 				// The context's own deadline still ends the work.
 				return
 			}
-			now := time.Now()
-			if !now.Before(deadline) {
-				os.Exit(code)
-			}
-			if err == nil && lapsed != nil && lapsed(now) {
-				os.Exit(ExitLeaseExpired)
-			}
+			checkLease = err == nil && lapsed != nil
 		}
 	}()
 }

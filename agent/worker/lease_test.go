@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/agent/bootclock"
 	"github.com/turbulence-sre/turbulence/agent/leasefile"
 	"github.com/turbulence-sre/turbulence/internal/stats"
 )
@@ -122,10 +124,13 @@ func TestProcess_ErrSaysTheLeaseExpired(t *testing.T) {
 // whose owner's lease file is missing or unreadable (the guardians' rule:
 // that is not a lapsed lease), keeps running well past the end of any one
 // lease; once the renewals stop it ends, which shows it was checking all
-// along.
+// along. "renewed, wall clock an hour ahead" is a lease renewed on the
+// boot clock while the wall clock reads it an hour past, as after a step
+// of the wall clock: judged on the boot clock, it keeps the worker
+// running (docs/design.md, "Clocks").
 func TestWorker_LeaseKeepsItRunning(t *testing.T) {
 	const ttl = time.Second // well above the test's renewal period, for a loaded host
-	for _, start := range []string{"renewed", "missing", "unreadable"} {
+	for _, start := range []string{"renewed", "missing", "unreadable", "renewed, wall clock an hour ahead"} {
 		t.Run(start, func(t *testing.T) {
 			owner := t.TempDir()
 			renew := func() {
@@ -139,10 +144,19 @@ func TestWorker_LeaseKeepsItRunning(t *testing.T) {
 					if err := os.WriteFile(filepath.Join(owner, "lease"), []byte("not a time\n"), 0o600); err != nil {
 						t.Fatal(err)
 					}
+				case "renewed, wall clock an hour ahead":
+					now, err := bootclock.Now()
+					if err != nil {
+						t.Fatal(err)
+					}
+					text := fmt.Sprintf("%d\nboottime %s %d\n", time.Now().Add(ttl-time.Hour).UnixNano(), now.Boot, now.Add(ttl).Nanos)
+					if err := os.WriteFile(filepath.Join(owner, "lease"), []byte(text), 0o600); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			renew()
-			_, done, stderr := startCapturing(t, Spec{FaultID: "f-lease-" + start, Owner: owner, Cores: 1, LoadPercent: 5, Deadline: time.Now().Add(time.Minute)})
+			_, done, stderr := startCapturing(t, Spec{FaultID: "f-lease-" + strings.NewReplacer(", ", "-", " ", "-").Replace(start), Owner: owner, Cores: 1, LoadPercent: 5, Deadline: time.Now().Add(time.Minute)})
 			// Long enough for three whole leases and their grace to run
 			// out, had they not been renewed, and for many checks.
 			until := time.Now().Add(3 * (ttl + leasefile.Grace))

@@ -117,12 +117,12 @@ func run(args []string, stderr io.Writer) int {
 // leaseLapsed returns the lease check of a worker of owner, nil when the
 // worker has no owner (and so no lease file): it reports, once, on stderr
 // why the worker is about to end.
-func leaseLapsed(owner, kind, faultID string, stderr io.Writer) func(now time.Time) bool {
+func leaseLapsed(owner, kind, faultID string, stderr io.Writer) func() bool {
 	if owner == "" {
 		return nil
 	}
-	return func(now time.Time) bool {
-		expiry, lapsed := leasefile.Lapsed(owner, now)
+	return func() bool {
+		expiry, lapsed := leasefile.Lapsed(owner)
 		if lapsed {
 			fmt.Fprintf(stderr, "turbulence worker %s %s: %s: the lease of its agent (%s) ran out at %s and the agent did not end this worker; exiting with status %d\n",
 				kind, faultID, ErrLeaseExpired, owner, expiry.UTC().Format(time.RFC3339Nano), ExitLeaseExpired)

@@ -62,6 +62,18 @@ type Client struct {
 	// outcome open (Retryable) before the operation is tried again: a
 	// test counts, say, the writes a full disk refused.
 	Retried func(node string, err error)
+	// Hidden, when set, names the faults the model cannot know, which
+	// lists leave out: faults the controller makes by itself, not on a
+	// call of the history, such as the members of an experiment's steps
+	// (see ExperimentFault).
+	Hidden func(*turbulencev1.Fault) bool
+}
+
+// ExperimentFault reports whether f was made by an experiment's runner
+// (its creator is the experiment's identity, role "experiment"), not by
+// a call of a client.
+func ExperimentFault(f *turbulencev1.Fault) bool {
+	return strings.HasPrefix(f.GetCreatedBy(), "experiment/")
 }
 
 // Do runs one logical operation to a definite answer, retrying at random
@@ -171,7 +183,7 @@ func (c *Client) attempt(ctx context.Context, api turbulencev1.ControlServiceCli
 		h, err = api.GetHaltStatus(consistent(actx), &turbulencev1.GetHaltStatusRequest{})
 		out.Halted = h.GetHalted()
 	case OpList:
-		out.IDs, out.Pages, err = traverse(actx, api, consistent)
+		out.IDs, out.Pages, err = traverse(actx, api, consistent, c.Hidden)
 	case OpGet:
 		var f *turbulencev1.Fault
 		f, err = api.GetFault(consistent(actx), &turbulencev1.GetFaultRequest{Id: in.FaultID})
@@ -213,7 +225,7 @@ func describeInput(in Input) string {
 // returns the IDs, sorted, and how many pages it read. Each page is a
 // consistent read; see OpListComplete for what a traversal of several
 // pages proves.
-func traverse(ctx context.Context, api turbulencev1.ControlServiceClient, consistent func(context.Context) context.Context) ([]string, int, error) {
+func traverse(ctx context.Context, api turbulencev1.ControlServiceClient, consistent func(context.Context) context.Context, hidden func(*turbulencev1.Fault) bool) ([]string, int, error) {
 	var ids []string
 	for pages, token := 1, ""; ; pages++ {
 		l, err := api.ListFaults(consistent(ctx), &turbulencev1.ListFaultsRequest{PageToken: token, PageSize: limits.MaxPageFaults})
@@ -221,7 +233,9 @@ func traverse(ctx context.Context, api turbulencev1.ControlServiceClient, consis
 			return nil, pages, err
 		}
 		for _, f := range l.GetFaults() {
-			ids = append(ids, f.GetId())
+			if hidden == nil || !hidden(f) {
+				ids = append(ids, f.GetId())
+			}
 		}
 		if token = l.GetNextPageToken(); token == "" {
 			slices.Sort(ids)

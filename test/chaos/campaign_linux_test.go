@@ -91,6 +91,9 @@ func TestPrivilegedChaosCampaign(t *testing.T) {
 	// A client stopped between its halt and its resume leaves the fleet
 	// halted: the test resumes it, as client 0 of the history.
 	resumeFleet(t, l, history, w)
+	// Every experiment ends, and its steps' member faults join the
+	// faults the checks cover.
+	settleExperiments(t, l, w)
 
 	// Quiet: every fault's deadline, and every lease of an agent hurt
 	// last, has passed by a second; the hosts are still sampled.

@@ -184,7 +184,7 @@ func (r *run) check() {
 	r.t.Helper()
 	r.fig = figures{worst: map[string]time.Duration{}, n: map[string]int{}, violations: map[string]int{}}
 	r.build()
-	for _, check := range []string{"1", "2", "4", "5", "6", "7"} {
+	for _, check := range []string{"1", "2", "4", "5", "6", "7", "8", "9"} {
 		r.fig.violations[check] += 0
 	}
 	r.checkDeadlines()
@@ -193,6 +193,7 @@ func (r *run) check() {
 	r.checkRevertedRecords()
 	r.checkFalseReverts()
 	r.checkLeaseEnds()
+	r.checkExperiments()
 }
 
 // checkDeadlines: check 1, no fault seen in effect more than a second past
@@ -283,7 +284,7 @@ func (r *run) checkLeases() {
 
 // auditActions are the audit actions of the workload's writes.
 var auditActions = map[string]string{"apply": "fault.apply", "revert": "fault.revert", "halt": "fleet.halt", "resume": "fleet.resume",
-	"group-apply": "fault.group.apply", "group-revert": "fault.group.revert"}
+	"group-apply": "fault.group.apply", "group-revert": "fault.group.revert", "experiment": "experiment.start"}
 
 // checkAudit: check 4, every acknowledged write has its audit entry: its
 // request ID, its action, no error.
@@ -395,6 +396,13 @@ func (r *run) asked() (reverted map[string]time.Time, halted []span) {
 	}
 	for _, from := range open {
 		halted = append(halted, span{from, time.Now()})
+	}
+	// An experiment's abort reverts every member fault of its steps.
+	_, of := r.experimentRuns()
+	for id, run := range of {
+		if at, ok := run.abortedAt(); ok {
+			ask(id, at)
+		}
 	}
 	return reverted, halted
 }
@@ -622,5 +630,12 @@ func (r *run) report() {
 		t.Logf("REPORT the controllers' event log dropped its %d oldest events (its cap): check 5 saw the reverted records of the rest only", r.events[0].GetSequence()-1)
 	}
 	t.Logf("REPORT faults of agents cut off past the lease, ended by the lease as recorded: %d (and %d whose end was never reported)", r.fig.n["lease ends"], r.fig.n["lease ends not reported"])
-	t.Logf("REPORT violations by check (1 deadline/lease, 2 leftovers, 4 audit, 5 false REVERTED records, 6 false reverts, 7 lease ends): %v", r.fig.violations)
+	var xs []string
+	for _, k := range slices.Sorted(maps.Keys(r.fig.n)) {
+		if strings.HasPrefix(k, "experiment") || strings.HasPrefix(k, "aborted members") {
+			xs = append(xs, fmt.Sprintf("%s: %d", k, r.fig.n[k]))
+		}
+	}
+	t.Logf("REPORT experiments: %s", strings.Join(xs, ", "))
+	t.Logf("REPORT violations by check (1 deadline/lease, 2 leftovers, 4 audit, 5 false REVERTED records, 6 false reverts, 7 lease ends, 8 experiments end, 9 aborted experiments' faults): %v", r.fig.violations)
 }

@@ -69,7 +69,10 @@
 // kind this kernel takes without the VM lab (cpu, memory, disk_fill,
 // disk_io, partition), alone and as fault groups (a selector, a count or
 // a percentage, a seed), revert them, halt and resume the fleet, list and
-// read, recording every call; a nemesis (nemesis_linux_test.go) drawn
+// read, and run short experiments (experiments_linux_test.go: a step or
+// two on a selector, an HTTP probe of a service the test serves in the
+// hub, some aborted by hand or by a probe made to fail), recording every
+// call; a nemesis (nemesis_linux_test.go) drawn
 // from the seed with math/rand/v2's PCG kills, partitions and freezes
 // controllers, fills a controller's data disk, cuts agents off (aimed at
 // agents holding faults only their lease can end), kills them (restarted
@@ -93,8 +96,9 @@
 //
 // The tests are privileged (TestPrivileged…, internal/testutil.
 // RequirePrivileged: skipped without root, failed instead under
-// TURBULENCE_REQUIRE_PRIVILEGED=1) and Linux-only; the package has nothing
-// else. The binaries are built once per run from this checkout. On a
+// TURBULENCE_REQUIRE_PRIVILEGED=1) and Linux-only; the package has
+// nothing else but TestExperimentSpec_Valid, which checks the files the
+// workload draws against the controller's own parser. The binaries are built once per run from this checkout. On a
 // failure, every daemon's log is kept in a turbulence-chaos-logs-*
 // directory under the system's temporary directory, and a controller that
 // ignores SIGTERM is sent SIGQUIT first, so that its log holds its

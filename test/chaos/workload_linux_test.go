@@ -75,6 +75,7 @@ var workloadOps = []opKind{
 	{"halt", 1, (*wclient).haltResume},
 	{"list", 14, (*wclient).list},
 	{"get", 24, (*wclient).get},
+	{"experiment", 1, (*wclient).experiment},
 }
 
 // opRecord is one operation as its client saw it: invoked at call, with
@@ -89,10 +90,13 @@ type opRecord struct {
 	kind    string
 	// group is, for group-apply and group-revert, the group's ID and its
 	// member faults.
-	group     string
-	members   []string
-	call, ret time.Time
-	acked     bool
+	group   string
+	members []string
+	// experiment is, for experiment, experiment-abort and probe-fail,
+	// the experiment's ID.
+	experiment string
+	call, ret  time.Time
+	acked      bool
 	// noop: the answer says nothing was written (a revert of a fault
 	// that had already ended answers the fault as it is, and appends
 	// nothing to the log or the audit, by design).
@@ -105,7 +109,10 @@ type opRecord struct {
 type appliedFault struct {
 	id, agent, kind, req string
 	group                string
-	call, ack            time.Time
+	// experiment: a member of a step of this experiment (made by its
+	// runner; experiments_linux_test.go).
+	experiment string
+	call, ack  time.Time
 	// ends is about when its deadline comes (the answer's time plus its
 	// duration; the controller's deadline is a little earlier), for the
 	// nemesis to find agents that hold a long fault.
@@ -136,6 +143,10 @@ type workload struct {
 	retried map[string]int
 	// revertAsked: faults a client asked to revert (alone or by group).
 	revertAsked map[string]bool
+	// probe is the service the experiments probe; experiments are those
+	// the clients started and were told were recorded.
+	probe       *probeService
+	experiments []*expRun
 }
 
 // wclient is one client of the workload; used by one goroutine.
@@ -155,12 +166,14 @@ type wclient struct {
 // the campaign's seed and i.
 func startWorkload(l *lab, seed uint64, history *linearize.History) *workload {
 	w := &workload{lab: l, history: history, stopc: make(chan struct{}), retried: map[string]int{}, revertAsked: map[string]bool{}}
+	w.probe = startProbeService(l.c.t, l.c)
 	for id := 1; id <= workloadClients; id++ {
 		cl := &wclient{w: w, id: id, rnd: rand.New(rand.NewPCG(seed, uint64(id))),
 			reqs: map[string]*turbulencev1.ApplyFaultRequest{}, greqs: map[string]*turbulencev1.ApplyFaultGroupRequest{}}
 		lin, conns := l.c.linClient(id, cl.rnd, func(req string) *turbulencev1.ApplyFaultRequest { return cl.reqs[req] }, history)
 		lin.ApplyGroupRequest = func(req string) *turbulencev1.ApplyFaultGroupRequest { return cl.greqs[req] }
 		lin.Retried = func(_ string, err error) { w.noteRetry(err) }
+		lin.Hidden = linearize.ExperimentFault
 		cl.lin = lin
 		w.conns = append(w.conns, conns...)
 		w.wg.Go(cl.loop)
@@ -177,6 +190,7 @@ func (w *workload) stop() {
 		close(w.stopc)
 	}
 	w.wg.Wait()
+	w.probe.stopOnce()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, conn := range w.conns {

@@ -55,7 +55,9 @@
 // TestVMLab_Systemd boots a Debian 12 root filesystem with systemd as
 // init (built once with mmdebstrap from the machine's own apt sources,
 // cached under build/vmlab), installs the agent's .deb with dpkg and proves
-// its unit against a controller outside the VM: docs/vmlab.md.
+// its unit against a controller outside the VM, then steps the guest's
+// wall clock forward and back past the lease while the agent holds faults
+// (clockskew_linux_test.go): docs/vmlab.md.
 //
 // Without root the test skips, without its prerequisites (qemu, apt with a
 // network) it skips too — unless TURBULENCE_REQUIRE_PRIVILEGED=1, where

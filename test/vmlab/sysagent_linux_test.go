@@ -228,6 +228,7 @@ func runAgentScenario(t *testing.T, root string, vm *sysVM, fleet *sysFleet) {
 	checkFaultAndStop(t, vm, fleet)
 	checkKillRestart(t, vm, fleet)
 	checkWatchdog(t, vm, fleet, c, watchdog)
+	checkClockSkew(t, vm, fleet)
 	checkVerify(t, vm, pkgs)
 }
 

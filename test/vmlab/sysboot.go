@@ -42,8 +42,12 @@ type Request struct {
 	// Path with Mode, parents made) or "monotonic" (the guest's
 	// CLOCK_MONOTONIC, which journald and systemd stamp with), "lock"
 	// (hold an exclusive flock on Path, created if missing, until
-	// "unlock" of the same Path).
+	// "unlock" of the same Path), "clock" (step the guest's
+	// CLOCK_REALTIME by StepMS, forward or back: the guest's kernel clock
+	// is its own, so this skews nothing outside the VM) or "tables" (the
+	// names of the guest's nftables tables of family inet).
 	Op        string   `json:"op"`
+	StepMS    int64    `json:"step_ms,omitempty"`
 	Argv      []string `json:"argv,omitempty"`
 	TimeoutMS int      `json:"timeout_ms,omitempty"`
 	Path      string   `json:"path,omitempty"`
@@ -63,6 +67,11 @@ type Response struct {
 	Procs  []Proc `json:"procs,omitempty"`
 	// MonotonicUS is CLOCK_MONOTONIC in microseconds ("monotonic").
 	MonotonicUS uint64 `json:"monotonic_us,omitempty"`
+	// RealtimeNS is the guest's CLOCK_REALTIME after a "clock" step, in
+	// nanoseconds since the epoch.
+	RealtimeNS int64 `json:"realtime_ns,omitempty"`
+	// Tables are the nftables tables of family inet ("tables").
+	Tables []string `json:"tables,omitempty"`
 }
 
 // Proc is one process of the guest, from /proc.

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 
 	"github.com/turbulence-sre/turbulence/test/vmlab"
@@ -132,6 +133,32 @@ func handle(req vmlab.Request, data []byte) vmlab.Response {
 			return vmlab.Response{Error: err.Error()}
 		}
 		return vmlab.Response{}
+	case "clock":
+		// clock_settime, as date(1) or an NTP step does: only the wall
+		// clock moves; CLOCK_MONOTONIC and CLOCK_BOOTTIME do not.
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &ts); err != nil {
+			return vmlab.Response{Error: err.Error()}
+		}
+		ts = unix.NsecToTimespec(ts.Nano() + req.StepMS*int64(time.Millisecond))
+		if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
+			return vmlab.Response{Error: fmt.Sprintf("clock_settime: %v", err)}
+		}
+		return vmlab.Response{RealtimeNS: ts.Nano()}
+	case "tables":
+		c, err := nftables.New()
+		if err != nil {
+			return vmlab.Response{Error: err.Error()}
+		}
+		ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return vmlab.Response{Error: fmt.Sprintf("list nftables tables: %v", err)}
+		}
+		var names []string
+		for _, t := range ts {
+			names = append(names, t.Name)
+		}
+		return vmlab.Response{Tables: names}
 	case "monotonic":
 		var ts unix.Timespec
 		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
