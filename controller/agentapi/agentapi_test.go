@@ -434,15 +434,49 @@ func TestReconnect_NoRecordStaysUnconfirmed(t *testing.T) {
 	}
 
 	// The operator, having checked the host, closes it with a revert,
-	// which the connected agent confirms by holding nothing.
+	// which the connected agent confirms by holding nothing. The reason
+	// says who closed it, and that the revert is not what ended it.
 	if _, err := admin.RevertFault(t.Context(), &turbulencev1.RevertFaultRequest{Id: f.GetId()}); err != nil {
 		t.Fatal(err)
 	}
 	answerRevert(t, again, f.GetId(), &turbulencev1.CommandResult{Ok: true,
 		Status: &turbulencev1.FaultStatus{FaultId: f.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "not held by this agent"}})
 	closed := waitFault(t, admin, f.GetId(), "fault closed by the operator", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
-	if !strings.HasPrefix(closed.GetReason(), "revert requested by ") {
-		t.Errorf("reason = %q, want the operator's revert", closed.GetReason())
+	if !strings.HasPrefix(closed.GetReason(), "revert requested by ") || !strings.HasSuffix(closed.GetReason(), "; "+agentapi.ReasonGoneWithoutRecord) {
+		t.Errorf("reason = %q, want the operator's revert, then %q", closed.GetReason(), agentapi.ReasonGoneWithoutRecord)
+	}
+}
+
+// A fault whose agent's lease ended it, and whose agent then lost the
+// record (killed before it reported), is asked to be reverted while
+// the agent is connected: the agent holds nothing and knows nothing, and
+// the controller must not record that the revert ended it. A fault the
+// agent does end on the revert keeps the revert's reason.
+func TestSession_RevertOfAFaultTheAgentLostIsNotClaimed(t *testing.T) {
+	srv := controllertest.NewServer(t, nil)
+	admin := srv.AdminClient(t)
+	agent := srv.ConnectAgent(t, nil)
+	lost := activeFault(t, admin, agent, 30)
+	kept := activeFault(t, admin, agent, 30)
+
+	if _, err := admin.RevertFault(t.Context(), &turbulencev1.RevertFaultRequest{Id: lost.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	answerRevert(t, agent, lost.GetId(), &turbulencev1.CommandResult{Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: lost.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "not held by this agent"}})
+	got := waitFault(t, admin, lost.GetId(), "fault closed", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+	if !strings.HasSuffix(got.GetReason(), agentapi.ReasonGoneWithoutRecord) {
+		t.Errorf("reason = %q, want it to end with %q", got.GetReason(), agentapi.ReasonGoneWithoutRecord)
+	}
+
+	if _, err := admin.RevertFault(t.Context(), &turbulencev1.RevertFaultRequest{Id: kept.GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	answerRevert(t, agent, kept.GetId(), &turbulencev1.CommandResult{Ok: true,
+		Status: &turbulencev1.FaultStatus{FaultId: kept.GetId(), State: turbulencev1.FaultState_FAULT_STATE_REVERTED, Reason: "revert requested", EndedAt: timestamppb.Now()}})
+	got = waitFault(t, admin, kept.GetId(), "fault reverted", inState(turbulencev1.FaultState_FAULT_STATE_REVERTED))
+	if !strings.HasPrefix(got.GetReason(), "revert requested by ") || strings.Contains(got.GetReason(), agentapi.ReasonGoneWithoutRecord) {
+		t.Errorf("reason = %q, want the revert's own", got.GetReason())
 	}
 }
 

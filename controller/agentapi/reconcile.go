@@ -34,6 +34,13 @@ const (
 	// ReasonHeldWhileUnconfirmed: an agent still holds a fault the
 	// controller had lost track of; it is taken back.
 	ReasonHeldWhileUnconfirmed = "agent still held it after the controller lost track of it"
+	// ReasonGoneWithoutRecord follows the revert's reason when, asked to
+	// revert a fault it had reported on, the agent answered that it holds
+	// it no more and keeps no record of how it ended (a restart lost the
+	// record). The fault is closed, since nothing of it is left on the
+	// agent, but the reason must not say the revert ended it: nobody
+	// knows what did (invariant 8).
+	ReasonGoneWithoutRecord = "the agent no longer held it and has no record of how it ended"
 	reasonRevertedAgent        = "reverted by agent"
 	reasonUnknownOnCtrl        = "the controller does not hold this fault as live"
 )
@@ -272,6 +279,19 @@ func (h *Hub) onResult(ctx context.Context, s *session, r *turbulencev1.CommandR
 		h.update(ctx, s.actor, faultID, stReverted, "not applied: "+r.GetError(), r.GetStatus())
 	case kind == commandApply:
 		h.update(ctx, s.actor, faultID, stFailed, r.GetError(), r.GetStatus())
+	case r.GetOk() && notHeld(r.GetStatus()) && h.lastStatus(f) != nil:
+		// It reported on the fault once, and now neither holds it nor
+		// knows how it ended: the revert did not end it, and the
+		// reason must not say it did.
+		reason := ReasonGoneWithoutRecord
+		if f.GetReason() != "" {
+			reason = f.GetReason() + "; " + reason
+		}
+		h.update(ctx, s.actor, faultID, stReverted, reason, withLastEffect(r.GetStatus(), h.lastStatus(f)))
+		h.mu.Lock()
+		delete(h.soft(s.agentID).held, faultID)
+		h.mu.Unlock()
+		h.forgetLast(s.agentID, faultID)
 	case r.GetOk():
 		// Keep the reason recorded when the revert was asked for.
 		h.update(ctx, s.actor, faultID, stReverted, "", withLastEffect(r.GetStatus(), h.lastStatus(f)))
@@ -284,6 +304,13 @@ func (h *Hub) onResult(ctx context.Context, s *session, r *turbulencev1.CommandR
 		// agent (invariant 1).
 		h.logger.Error("agent could not revert a fault", "agent_id", s.agentID, "fault_id", faultID, "error", r.GetError())
 	}
+}
+
+// notHeld reports whether an agent's answer to a revert says it does not
+// hold the fault and has no record of its end: an ended state without
+// ended_at (an end the agent saw always carries when it was).
+func notHeld(st *turbulencev1.FaultStatus) bool {
+	return state.Ended(st.GetState()) && st.GetEndedAt() == nil
 }
 
 // updateUnconfirmed records a fault as UNCONFIRMED since the given time

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/turbulence-sre/turbulence/controller/agentapi"
 	turbulencev1 "github.com/turbulence-sre/turbulence/proto/turbulence/v1"
 )
 
@@ -463,7 +464,9 @@ func (r *run) checkFalseReverts() {
 // then raced it, which they are meant never to do.) Faults a client
 // asked to revert, or a halt may have touched, before the cut are left
 // out, and so are faults whose end the controller never heard
-// (UNCONFIRMED: say, the agent was killed before it reported).
+// (UNCONFIRMED: say, the agent was killed before it reported; or closed
+// by a later revert with the reason that the agent had no record,
+// agentapi.ReasonGoneWithoutRecord).
 func (r *run) checkLeaseEnds() {
 	r.t.Helper()
 	reverted, halted := r.asked()
@@ -488,7 +491,10 @@ func (r *run) checkLeaseEnds() {
 			if slices.ContainsFunc(halted, func(h span) bool { return h.overlaps(e.start.Add(-time.Second), e.start) }) {
 				continue
 			}
-			if f.GetState() == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED {
+			// The controller says it does not know: the agent was killed
+			// before it reported, and a revert later closed the fault
+			// with the agent holding nothing and knowing nothing of it.
+			if f.GetState() == turbulencev1.FaultState_FAULT_STATE_UNCONFIRMED || strings.HasSuffix(f.GetReason(), agentapi.ReasonGoneWithoutRecord) {
 				r.fig.n["lease ends not reported"]++
 				continue
 			}
