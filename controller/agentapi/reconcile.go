@@ -41,8 +41,8 @@ const (
 	// agent, but the reason must not say the revert ended it: nobody
 	// knows what did (invariant 8).
 	ReasonGoneWithoutRecord = "the agent no longer held it and has no record of how it ended"
-	reasonRevertedAgent        = "reverted by agent"
-	reasonUnknownOnCtrl        = "the controller does not hold this fault as live"
+	reasonRevertedAgent     = "reverted by agent"
+	reasonUnknownOnCtrl     = "the controller does not hold this fault as live"
 )
 
 const (
