@@ -70,6 +70,10 @@ func goldenExperiment() *turbulencev1.Experiment {
 func TestGoldenExperiments(t *testing.T) {
 	t.Parallel()
 	x := goldenExperiment()
+	// The show case prints the experiment without its series; made once
+	// here, since the cases' subtests run in parallel.
+	aborted := goldenExperiment()
+	aborted.Series = nil
 	checkGoldens(t, []string{"table", "json"}, []goldenCase{
 		{"experiment_ls", func(a *app) error {
 			return a.printExperiments(&turbulencev1.ListExperimentsResponse{Experiments: []*turbulencev1.ExperimentSummary{
@@ -77,7 +81,7 @@ func TestGoldenExperiments(t *testing.T) {
 				{Id: "x-0002", Name: "db-memory", State: turbulencev1.ExperimentState_EXPERIMENT_STATE_RUNNING, CreatedBy: "operator/otto", CreatedAt: ts(-time.Minute), Steps: 2, StepsStarted: 1},
 			}})
 		}},
-		{"experiment_show_aborted", func(a *app) error { x.Series = nil; return a.printExperiment(x) }},
+		{"experiment_show_aborted", func(a *app) error { return a.printExperiment(aborted) }},
 	})
 }
 
