@@ -13,8 +13,8 @@ import (
 // agents, each beats at the configured interval (1 s by default); a
 // larger fleet beats slower, so that the leader's work stays about the
 // same whatever its size. Measured on two shared cores, one heartbeat
-// costs the leader some 50 µs (docs/benchmarks.md): 2,000 a second is
-// about a tenth of a core.
+// costs the leader some 75 to 85 µs (docs/benchmarks.md): 2,000 a second
+// is about a sixth of a core.
 const DefaultMaxHeartbeatRate = 2000
 
 // paceStep rounds a paced interval up, so that a fleet growing one agent
@@ -30,12 +30,9 @@ const paceStep = 250 * time.Millisecond
 // heartbeat, so three heartbeats a lease keep a healthy agent at least
 // two thirds of its lease ahead, however large the fleet.
 func (h *Hub) pace(n int) time.Duration {
-	d := h.cfg.HeartbeatInterval
-	if rate := h.cfg.MaxHeartbeatRate; rate > 0 {
-		paced := time.Duration(n) * time.Second / time.Duration(rate)
-		paced = (paced + paceStep - 1) / paceStep * paceStep
-		d = max(d, paced)
-	}
+	paced := time.Duration(n) * time.Second / time.Duration(h.cfg.MaxHeartbeatRate) // New makes the rate > 0
+	paced = (paced + paceStep - 1) / paceStep * paceStep
+	d := max(h.cfg.HeartbeatInterval, paced)
 	if ceiling := h.cfg.LeaseTTL / 3; d > ceiling {
 		d = max(h.cfg.HeartbeatInterval, ceiling)
 	}
